@@ -1,0 +1,1 @@
+"""Typed views of this operator's custom resources: parse, validate, and the status record."""

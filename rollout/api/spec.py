@@ -1,0 +1,280 @@
+"""Typed, frozen views of the spec of every kind this operator serves.
+
+Parsing (`rollout.api.parse`) turns a custom resource dict into these; everything downstream —
+the planner, the engine, the CLI — works on these types, never on raw dicts. Defaults are
+Flagger's where Flagger has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Provider(StrEnum):
+    GATEWAYAPI = "gatewayapi"
+    ISTIO = "istio"
+    NGINX = "nginx"
+    SMI = "smi"
+    LINKERD = "linkerd"
+    KUBERNETES = "kubernetes"
+
+
+# Flagger spells some providers with an API version; they mean the same router here.
+PROVIDER_ALIASES: dict[str, Provider] = {
+    "gatewayapi:v1": Provider.GATEWAYAPI,
+    "gatewayapi:v1beta1": Provider.GATEWAYAPI,
+    "smi:v1alpha1": Provider.SMI,
+    "smi:v1alpha2": Provider.SMI,
+    "smi:v1alpha3": Provider.SMI,
+}
+
+# Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
+HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
+
+
+class Judge(StrEnum):
+    THRESHOLD = "threshold"
+    COMPARE = "compare"
+    SEQUENTIAL = "sequential"
+
+
+class Direction(StrEnum):
+    """Which way of the canary differing from the primary counts as bad."""
+
+    INCREASE = "increase"
+    DECREASE = "decrease"
+    EITHER = "either"
+
+
+class WebhookType(StrEnum):
+    CONFIRM_ROLLOUT = "confirm-rollout"
+    PRE_ROLLOUT = "pre-rollout"
+    ROLLOUT = "rollout"
+    CONFIRM_TRAFFIC_INCREASE = "confirm-traffic-increase"
+    CONFIRM_PROMOTION = "confirm-promotion"
+    POST_ROLLOUT = "post-rollout"
+    ROLLBACK = "rollback"
+    EVENT = "event"
+
+
+class RevertMode(StrEnum):
+    AUTO = "auto"
+    COMMIT = "commit"
+    FILES = "files"
+    OFF = "off"
+
+
+class PushMode(StrEnum):
+    DIRECT = "direct"
+    BRANCH = "branch"
+
+
+BUILTIN_METRICS = frozenset({"request-success-rate", "request-duration"})
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    port: int
+    name: str | None = None
+    target_port: int | str | None = None
+    port_name: str = "http"
+    hosts: tuple[str, ...] = ()
+    gateways: tuple[str, ...] = ()
+    gateway_refs: tuple[dict[str, Any], ...] = ()
+    # Everything else Flagger accepts (retries, headers, trafficPolicy, ...) is kept verbatim for routers.
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class ThresholdRange:
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Compare:
+    direction: Direction = Direction.INCREASE
+    tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    interval: float = 60.0
+    threshold_range: ThresholdRange | None = None
+    query: str | None = None
+    template_ref: ObjectRef | None = None
+    template_variables: tuple[tuple[str, str], ...] = ()
+    compare: Compare | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.query is None and self.template_ref is None and self.name in BUILTIN_METRICS
+
+
+@dataclass(frozen=True)
+class Webhook:
+    name: str
+    url: str
+    type: WebhookType = WebhookType.ROLLOUT
+    timeout: float = 60.0
+    mute_alert: bool = False
+    metadata: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Analysis:
+    interval: float = 60.0
+    threshold: int = 1
+    max_weight: int = 100
+    step_weight: int | None = None
+    step_weights: tuple[int, ...] = ()
+    step_weight_promotion: int | None = None
+    iterations: int | None = None
+    match: tuple[dict[str, Any], ...] = ()
+    metrics: tuple[Metric, ...] = ()
+    webhooks: tuple[Webhook, ...] = ()
+    judge: Judge = Judge.THRESHOLD
+    alpha: float = 0.05
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Canary weights to go through, in order; empty for iteration-based runs (A/B, blue/green)."""
+        if self.step_weights:
+            return self.step_weights
+        if self.iterations is not None or not self.step_weight:
+            return ()
+        weights = list(range(self.step_weight, self.max_weight, self.step_weight))
+        return (*weights, self.max_weight)
+
+    def hooks(self, kind: WebhookType) -> tuple[Webhook, ...]:
+        return tuple(w for w in self.webhooks if w.type == kind)
+
+
+@dataclass(frozen=True)
+class GitAuthor:
+    name: str = "rollout"
+    email: str = "rollout@localhost"
+
+
+@dataclass(frozen=True)
+class GitSpec:
+    source: str | None = None
+    url: str | None = None
+    branch: str = "main"
+    path: str = "./"
+    secret_ref: str | None = None
+    revert: RevertMode = RevertMode.AUTO
+    push: PushMode = PushMode.DIRECT
+    author: GitAuthor = GitAuthor()
+
+
+@dataclass(frozen=True)
+class CanarySpec:
+    target_ref: ObjectRef
+    service: ServiceSpec
+    analysis: Analysis
+    provider: Provider = Provider.KUBERNETES
+    ingress_ref: ObjectRef | None = None
+    progress_deadline_seconds: int = 600
+    skip_analysis: bool = False
+    suspend: bool = False
+    git: GitSpec | None = None
+
+
+@dataclass(frozen=True)
+class PreviewService:
+    name: str
+    port: int | None = None
+
+
+@dataclass(frozen=True)
+class BlueGreenSpec:
+    target_ref: ObjectRef
+    service: ServiceSpec
+    analysis: Analysis
+    provider: Provider = Provider.KUBERNETES
+    progress_deadline_seconds: int = 600
+    skip_analysis: bool = False
+    suspend: bool = False
+    auto_promotion: bool = True
+    scale_down_delay_seconds: int = 30
+    preview_service: PreviewService | None = None
+    git: GitSpec | None = None
+
+
+@dataclass(frozen=True)
+class Metadata:
+    name: str
+    namespace: str = "default"
+    generation: int = 0
+    uid: str = ""
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Canary:
+    metadata: Metadata
+    spec: CanarySpec
+    kind: str = "Canary"
+
+
+@dataclass(frozen=True)
+class BlueGreen:
+    metadata: Metadata
+    spec: BlueGreenSpec
+    kind: str = "BlueGreen"
+
+
+@dataclass(frozen=True)
+class ProviderRef:
+    type: str = "prometheus"
+    address: str = "http://prometheus.monitoring:9090"
+    secret_ref: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
+class MetricTemplateSpec:
+    query: str
+    provider: ProviderRef = ProviderRef()
+
+
+@dataclass(frozen=True)
+class MetricTemplate:
+    metadata: Metadata
+    spec: MetricTemplateSpec
+    kind: str = "MetricTemplate"
+
+
+@dataclass(frozen=True)
+class GitSourceSpec:
+    url: str
+    branch: str = "main"
+    path: str = "./"
+    interval: float = 60.0
+    secret_ref: str | None = None
+    prune: bool = True
+    self_heal: bool = True
+    suspend: bool = False
+
+
+@dataclass(frozen=True)
+class GitSource:
+    metadata: Metadata
+    spec: GitSourceSpec
+    kind: str = "GitSource"
+
+
+Release = Canary | BlueGreen
+Resource = Canary | BlueGreen | MetricTemplate | GitSource

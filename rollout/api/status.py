@@ -1,0 +1,265 @@
+"""The status of a Canary or BlueGreen: the only memory a release has.
+
+A controller restarted at any instant rebuilds everything from this record, so it round-trips
+through the JSON the API server stores (`to_dict` / `from_dict`) without loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Phase(StrEnum):
+    INITIALIZING = "Initializing"
+    INITIALIZED = "Initialized"
+    WAITING = "Waiting"
+    PROGRESSING = "Progressing"
+    WAITING_PROMOTION = "WaitingPromotion"
+    PROMOTING = "Promoting"
+    FINALISING = "Finalising"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    TERMINATING = "Terminating"
+    TERMINATED = "Terminated"
+    REVERTING = "Reverting"
+    REVERTED = "Reverted"
+
+
+# Phases in which a release is under way: traffic may be on the canary.
+RUNNING_PHASES = frozenset(
+    {Phase.WAITING, Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING}
+)
+
+
+class RevertState(StrEnum):
+    PENDING = "Pending"
+    COMMITTED = "Committed"
+    PUSHED = "Pushed"
+    APPLIED = "Applied"
+    SKIPPED = "Skipped"
+    FAILED = "Failed"
+
+
+def format_time(t: datetime) -> str:
+    """RFC 3339 in UTC; sub-second digits only when present, so a round trip loses nothing."""
+    t = t.astimezone(UTC)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if t.microsecond else "%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The target spec under release: its pod-template hash and the Git revision that produced it."""
+
+    spec: str
+    revision: str | None = None
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RevertStatus:
+    state: RevertState = RevertState.PENDING
+    commit: str | None = None
+    reverts: tuple[str, ...] = ()
+    message: str = ""
+    branch: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricStatus:
+    name: str
+    verdict: str
+    value: float | None = None
+    primary: float | None = None
+    limit: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisStatus:
+    verdict: str = ""
+    checked_at: datetime | None = None
+    metrics: tuple[MetricStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseStatus:
+    phase: Phase | None = None
+    canary_weight: int = 0
+    failed_checks: int = 0
+    iterations: int = 0
+    last_applied_spec: str | None = None
+    last_promoted_spec: str | None = None
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+    candidate: Candidate | None = None
+    revert: RevertStatus | None = None
+    analysis: AnalysisStatus | None = None
+    conditions: tuple[Condition, ...] = ()
+    # Blue/green: when traffic was switched, so the old version can be scaled down after the delay.
+    switched_at: datetime | None = None
+    # A manual command (promote | abort | retry) not yet acted on, with when it was given.
+    command: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def condition(self, kind: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+    def with_condition(self, new: Condition) -> ReleaseStatus:
+        """Set a condition; its transition time only moves when its status changes."""
+        old = self.condition(new.type)
+        if old is not None and old.status == new.status:
+            new = replace(new, last_transition_time=old.last_transition_time)
+        others = tuple(c for c in self.conditions if c.type != new.type)
+        return replace(self, conditions=(*others, new))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            {
+                "phase": self.phase.value if self.phase else None,
+                "canaryWeight": self.canary_weight,
+                "failedChecks": self.failed_checks,
+                "iterations": self.iterations,
+                "lastAppliedSpec": self.last_applied_spec,
+                "lastPromotedSpec": self.last_promoted_spec,
+                "lastTransitionTime": _t(self.last_transition_time),
+                "observedGeneration": self.observed_generation,
+                "switchedAt": _t(self.switched_at),
+                "command": self.command,
+            }
+        )
+        if self.candidate:
+            c = self.candidate
+            out["candidate"] = {"spec": c.spec, "revision": c.revision, "startedAt": _t(c.started_at)}
+        else:
+            out["candidate"] = None
+        if self.revert:
+            r = self.revert
+            out["revert"] = {
+                "state": r.state.value,
+                "commit": r.commit,
+                "reverts": list(r.reverts),
+                "message": r.message,
+                "branch": r.branch,
+            }
+        else:
+            out["revert"] = None
+        if self.analysis:
+            a = self.analysis
+            out["analysis"] = {
+                "verdict": a.verdict,
+                "checkedAt": _t(a.checked_at),
+                "metrics": [
+                    {
+                        "name": m.name,
+                        "verdict": m.verdict,
+                        "value": m.value,
+                        "primary": m.primary,
+                        "limit": m.limit,
+                        "reason": m.reason,
+                    }
+                    for m in a.metrics
+                ],
+            }
+        else:
+            out["analysis"] = None
+        out["conditions"] = [
+            {
+                "type": c.type,
+                "status": c.status,
+                "reason": c.reason,
+                "message": c.message,
+                "lastTransitionTime": _t(c.last_transition_time),
+            }
+            for c in self.conditions
+        ]
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any] | None) -> ReleaseStatus:
+        raw = dict(raw or {})
+        known = {
+            "phase", "canaryWeight", "failedChecks", "iterations", "lastAppliedSpec", "lastPromotedSpec",
+            "lastTransitionTime", "observedGeneration", "candidate", "revert", "analysis", "conditions",
+            "switchedAt", "command",
+        }  # fmt: skip
+        cand = raw.get("candidate")
+        rev = raw.get("revert")
+        ana = raw.get("analysis")
+        phase = raw.get("phase")
+        return cls(
+            phase=Phase(phase) if phase else None,
+            canary_weight=int(raw.get("canaryWeight") or 0),
+            failed_checks=int(raw.get("failedChecks") or 0),
+            iterations=int(raw.get("iterations") or 0),
+            last_applied_spec=raw.get("lastAppliedSpec"),
+            last_promoted_spec=raw.get("lastPromotedSpec"),
+            last_transition_time=parse_time(raw.get("lastTransitionTime")),
+            observed_generation=raw.get("observedGeneration"),
+            candidate=Candidate(
+                spec=cand["spec"], revision=cand.get("revision"), started_at=parse_time(cand.get("startedAt"))
+            )
+            if cand
+            else None,
+            revert=RevertStatus(
+                state=RevertState(rev.get("state") or RevertState.PENDING.value),
+                commit=rev.get("commit"),
+                reverts=tuple(rev.get("reverts") or ()),
+                message=rev.get("message") or "",
+                branch=rev.get("branch"),
+            )
+            if rev
+            else None,
+            analysis=AnalysisStatus(
+                verdict=ana.get("verdict") or "",
+                checked_at=parse_time(ana.get("checkedAt")),
+                metrics=tuple(
+                    MetricStatus(
+                        name=m["name"],
+                        verdict=m.get("verdict", ""),
+                        value=m.get("value"),
+                        primary=m.get("primary"),
+                        limit=m.get("limit") or "",
+                        reason=m.get("reason") or "",
+                    )
+                    for m in ana.get("metrics") or ()
+                ),
+            )
+            if ana
+            else None,
+            conditions=tuple(
+                Condition(
+                    type=c["type"],
+                    status=c["status"],
+                    reason=c.get("reason") or "",
+                    message=c.get("message") or "",
+                    last_transition_time=parse_time(c.get("lastTransitionTime")),
+                )
+                for c in raw.get("conditions") or ()
+            ),
+            switched_at=parse_time(raw.get("switchedAt")),
+            command=raw.get("command"),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+
+
+def _t(t: datetime | None) -> str | None:
+    return format_time(t) if t else None
