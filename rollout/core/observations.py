@@ -1,0 +1,67 @@
+"""What the engine saw this tick, as plain values the planner can decide on.
+
+Some observations are expensive or have effects of their own (metric queries, webhooks, the Git
+revert); they are `None` until gathered. When the planner needs one it asks for it with an action
+(`RunChecks`, `CallWebhooks`, `RevertInGit`), the engine gathers it and plans again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from rollout.api.spec import WebhookType
+from rollout.api.status import RevertState
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A Deployment as seen now: `spec_hash` is its pod-template hash, `revision` its Git revision."""
+
+    exists: bool = True
+    spec_hash: str | None = None
+    ready: bool = True
+    revision: str | None = None
+
+
+class CheckVerdict(StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no-data"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One metric check (or `rollout` webhook) for this tick."""
+
+    name: str
+    verdict: CheckVerdict
+    value: float | None = None
+    primary: float | None = None
+    limit: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RevertOutcome:
+    """What the revert writer reports: the commit it wrote or found, or why it could not."""
+
+    state: RevertState
+    commit: str | None = None
+    reverts: tuple[str, ...] = ()
+    message: str = ""
+    branch: str | None = None
+
+
+@dataclass(frozen=True)
+class Observations:
+    target: Workload
+    primary: Workload = Workload(exists=False)
+    # (primary, canary) weights as the router reports them; None when it cannot tell.
+    weights: tuple[int, int] | None = None
+    generation: int | None = None
+    checks: tuple[CheckResult, ...] | None = None
+    # Per webhook type: True when every hook of that type answered 2xx.
+    hooks: Mapping[WebhookType, bool] = field(default_factory=dict)
+    revert: RevertOutcome | None = None

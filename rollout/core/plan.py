@@ -1,0 +1,544 @@
+"""The release state machine, as one pure function.
+
+`plan(spec, status, observations, now)` reads the spec, the status (the release's only memory)
+and what the engine observed, and returns what to do and the status to write. It follows
+Flagger's phases (Initializing -> Initialized -> Progressing -> Promoting -> Finalising ->
+Succeeded, or -> Failed) and adds Reverting -> Reverted, where the failed change is undone in
+Git. It never reads the clock, sleeps or performs I/O, so a restarted controller that feeds it
+the same status and observations gets the same answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from rollout.api.spec import BlueGreenSpec, CanarySpec, RevertMode, WebhookType
+from rollout.api.status import (
+    RUNNING_PHASES,
+    AnalysisStatus,
+    Candidate,
+    Condition,
+    MetricStatus,
+    Phase,
+    ReleaseStatus,
+    RevertState,
+    RevertStatus,
+)
+from rollout.core.actions import (
+    Action,
+    CallWebhooks,
+    Decision,
+    Emit,
+    InitializePrimary,
+    PromotePrimary,
+    RevertInGit,
+    RunChecks,
+    ScaleTarget,
+    SetWeight,
+)
+from rollout.core.observations import CheckResult, CheckVerdict, Observations
+
+Spec = CanarySpec | BlueGreenSpec
+
+# A tick that arrives this fraction of an interval early still counts as due (timer jitter).
+_DUE_SLACK = 0.02
+# How soon to look again while waiting on something that is not the analysis clock.
+_QUICK = timedelta(seconds=5)
+
+COMMANDS = ("promote", "abort", "retry")
+
+
+class _Need(Exception):
+    """The decision needs observations that have not been gathered yet."""
+
+    def __init__(self, request: RunChecks | CallWebhooks) -> None:
+        self.request = request
+
+
+def plan(spec: Spec, status: ReleaseStatus, obs: Observations, now: datetime) -> Decision:
+    """Decide what to do next for one Canary or BlueGreen."""
+    planner = _Planner(spec, status, obs, now)
+    try:
+        planner.decide()
+    except _Need as need:
+        return Decision(actions=(), status=status, requeue_after=timedelta(0), gather=(need.request,))
+    return planner.decision()
+
+
+@dataclass
+class _Planner:
+    spec: Spec
+    old: ReleaseStatus
+    obs: Observations
+    now: datetime
+
+    def __post_init__(self) -> None:
+        generation = self.obs.generation if self.obs.generation is not None else self.old.observed_generation
+        self.st = replace(self.old, observed_generation=generation)
+        self.actions: list[Action] = []
+        self.requeue = self.interval
+        self.message = ""
+        self.reason: str | None = None
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    @property
+    def interval(self) -> timedelta:
+        return timedelta(seconds=self.spec.analysis.interval)
+
+    @property
+    def quick(self) -> timedelta:
+        return min(self.interval, _QUICK)
+
+    @property
+    def is_bluegreen(self) -> bool:
+        return isinstance(self.spec, BlueGreenSpec)
+
+    @property
+    def target_name(self) -> str:
+        return self.spec.target_ref.name
+
+    def act(self, *actions: Action) -> None:
+        self.actions.extend(actions)
+
+    def emit(self, reason: str, message: str, warning: bool = False) -> None:
+        self.message = message
+        self.act(Emit(reason, message, warning))
+
+    def set_phase(self, phase: Phase) -> None:
+        self.st = replace(self.st, phase=phase)
+
+    def set_weight(self, canary: int, match: bool = False) -> None:
+        self.st = replace(self.st, canary_weight=canary)
+        self.act(SetWeight(primary=100 - canary, canary=canary, match=match))
+
+    def has_hooks(self, kind: WebhookType) -> bool:
+        return bool(self.spec.analysis.hooks(kind))
+
+    def gate(self, kind: WebhookType) -> bool:
+        """Whether every webhook of this type said yes; asks the engine to call them if unknown."""
+        if kind not in self.obs.hooks:
+            raise _Need(CallWebhooks(kind))
+        return self.obs.hooks[kind]
+
+    def checks(self) -> tuple[CheckResult, ...]:
+        if self.obs.checks is None:
+            raise _Need(RunChecks())
+        return self.obs.checks
+
+    def since_progress(self) -> timedelta:
+        start = self.st.last_transition_time or (self.st.candidate.started_at if self.st.candidate else None)
+        return self.now - start if start else timedelta(0)
+
+    def deadline_exceeded(self) -> bool:
+        return self.since_progress() > timedelta(seconds=self.spec.progress_deadline_seconds)
+
+    def due(self) -> bool:
+        """Whether a full analysis interval has passed since the last check (or the last step)."""
+        last = self.st.analysis.checked_at if self.st.analysis else None
+        last = last or self.st.last_transition_time
+        if last is None:
+            return True
+        elapsed = self.now - last
+        if elapsed >= self.interval * (1 - _DUE_SLACK):
+            return True
+        self.requeue = self.interval - elapsed
+        return False
+
+    def take_command(self) -> str | None:
+        cmd = self.st.command
+        if cmd is not None:
+            self.st = replace(self.st, command=None)
+        return cmd
+
+    # -- the state machine -----------------------------------------------------------------------
+
+    def decide(self) -> None:
+        if self.spec.suspend:
+            return
+        phase = self.st.phase
+        if phase is None or phase == Phase.INITIALIZING:
+            self.initialize()
+            return
+        if phase in (Phase.TERMINATING, Phase.TERMINATED):
+            return
+        if not self.obs.target.exists:
+            self.emit("TargetMissing", f"target Deployment {self.target_name} not found", warning=True)
+            self.requeue = self.quick
+            return
+        target = self.obs.target.spec_hash
+        if target == self.st.last_promoted_spec:
+            self.at_promoted_spec()
+        elif target != self.st.last_applied_spec:
+            self.start_run(restart=phase in RUNNING_PHASES)
+        elif self.st.command == "retry" and phase in (Phase.FAILED, Phase.REVERTED):
+            self.take_command()
+            self.emit("Retry", f"retrying the release of {self.target_name} on request")
+            self.start_run(restart=False)
+        else:
+            self.continue_run(phase)
+
+    def initialize(self) -> None:
+        self.set_phase(Phase.INITIALIZING)
+        self.requeue = self.quick
+        if not self.obs.target.exists:
+            self.emit("TargetMissing", f"target Deployment {self.target_name} not found", warning=True)
+            return
+        if not (self.obs.primary.exists and self.obs.primary.ready):
+            self.act(InitializePrimary())
+            return
+        target = self.obs.target.spec_hash
+        self.st = replace(
+            self.st,
+            phase=Phase.INITIALIZED,
+            last_applied_spec=target,
+            last_promoted_spec=target,
+            candidate=None,
+            failed_checks=0,
+            iterations=0,
+        )
+        self.set_weight(0)
+        self.act(ScaleTarget(up=False))
+        self.emit("Initialized", f"Initialization done! {self.target_name}-primary serves all traffic")
+        self.requeue = self.interval
+
+    def at_promoted_spec(self) -> None:
+        """The target equals what the primary serves: nothing to release."""
+        phase = self.st.phase
+        self.take_command()
+        if phase == Phase.REVERTING:
+            revert = self.st.revert or RevertStatus()
+            self.st = replace(self.st, phase=Phase.REVERTED, revert=replace(revert, state=RevertState.APPLIED))
+            self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec")
+        elif phase in RUNNING_PHASES:
+            self.set_weight(0)
+            self.act(ScaleTarget(up=False))
+            self.st = replace(self.st, phase=Phase.INITIALIZED, candidate=None, last_applied_spec=None)
+            self.emit("Cancelled", f"{self.target_name} returned to the promoted spec; release cancelled")
+
+    def start_run(self, restart: bool) -> None:
+        target = self.obs.target
+        assert target.spec_hash is not None
+        if restart:
+            self.emit("Restart", f"New revision detected! Restarting analysis for {self.target_name}")
+        self.st = replace(
+            self.st,
+            candidate=Candidate(spec=target.spec_hash, revision=target.revision, started_at=self.now),
+            last_applied_spec=target.spec_hash,
+            failed_checks=0,
+            iterations=0,
+            analysis=None,
+            revert=None,
+            switched_at=None,
+            command=None if self.st.command == "retry" else self.st.command,
+        )
+        if restart or self.st.canary_weight:
+            self.set_weight(0)
+        if self.has_hooks(WebhookType.CONFIRM_ROLLOUT) and not self.gate(WebhookType.CONFIRM_ROLLOUT):
+            self.set_phase(Phase.WAITING)
+            self.emit("Waiting", f"Halt {self.target_name} advancement: waiting for rollout approval")
+            return
+        self.begin()
+
+    def begin(self) -> None:
+        self.set_phase(Phase.PROGRESSING)
+        self.act(ScaleTarget(up=True))
+        self.emit("Progressing", f"New revision detected! Scaling up {self.target_name}")
+        self.requeue = self.interval
+
+    def continue_run(self, phase: Phase) -> None:
+        if phase == Phase.WAITING:
+            if self.take_command() == "abort":
+                self.rollback("aborted on request")
+            elif self.gate(WebhookType.CONFIRM_ROLLOUT):
+                self.begin()
+        elif phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION):
+            self.analyse()
+        elif phase == Phase.PROMOTING:
+            self.promoting()
+        elif phase == Phase.FINALISING:
+            self.finalising()
+        elif phase == Phase.FAILED:
+            self.failed()
+        elif phase == Phase.REVERTING:
+            self.reverting()
+        else:
+            self.take_command()
+
+    # -- analysis --------------------------------------------------------------------------------
+
+    def analyse(self) -> None:
+        analysis = self.spec.analysis
+        command = self.take_command()
+        if command == "abort":
+            self.rollback("aborted on request")
+            return
+        if self.has_hooks(WebhookType.ROLLBACK) and self.gate(WebhookType.ROLLBACK):
+            self.rollback("rollback webhook asked for a rollback")
+            return
+        if not (self.obs.target.ready and self.obs.primary.ready):
+            if self.deadline_exceeded():
+                which = self.target_name if not self.obs.target.ready else f"{self.target_name}-primary"
+                self.rollback(
+                    f"{which} not ready within progressDeadlineSeconds ({self.spec.progress_deadline_seconds}s)"
+                )
+            else:
+                self.requeue = self.quick
+            return
+        if self.st.failed_checks >= analysis.threshold:
+            self.rollback(f"failed checks threshold reached ({self.st.failed_checks})")
+            return
+        if command == "promote":
+            self.emit("Promote", f"promotion of {self.target_name} requested: analysis skipped")
+            self.promote()
+            return
+        if self.spec.skip_analysis:
+            self.promote()
+            return
+        expected = self.expected_weights()
+        if self.obs.weights is not None and self.obs.weights != expected:
+            # The route drifted (or a write was lost): put it back before judging anything on it.
+            self.act(SetWeight(primary=expected[0], canary=expected[1], match=self.ab_testing))
+            self.requeue = self.quick
+            return
+        if not self.due():
+            return
+        if self.st.analysis is None and self.st.canary_weight == 0 and self.st.iterations == 0:
+            self.start_traffic()
+            return
+        results = self.checks()
+        self.record(results)
+        failed = [r for r in results if r.verdict == CheckVerdict.FAIL]
+        missing = [r for r in results if r.verdict == CheckVerdict.NO_DATA]
+        if failed:
+            self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
+            reasons = "; ".join(f"{r.name}: {r.reason or 'failed'}" for r in failed)
+            if self.st.failed_checks >= analysis.threshold:
+                self.rollback(f"{reasons} (failed checks {self.st.failed_checks}/{analysis.threshold})")
+            else:
+                self.emit("Halted", f"Halt advancement: {reasons}", warning=True)
+            return
+        if missing:
+            names = ", ".join(r.name for r in missing)
+            if self.deadline_exceeded():
+                self.rollback(f"no data for {names} within progressDeadlineSeconds")
+            else:
+                self.emit("NoData", f"Halt advancement: no data for {names}", warning=True)
+            return
+        if analysis.steps:
+            if self.st.canary_weight < analysis.steps[-1]:
+                self.advance_weight()
+            else:
+                self.promotion_gate()
+            return
+        self.st = replace(self.st, iterations=self.st.iterations + 1)
+        if self.st.iterations >= (analysis.iterations or 1):
+            self.promotion_gate()
+
+    @property
+    def ab_testing(self) -> bool:
+        return bool(self.spec.analysis.match) and (self.st.analysis is not None or self.st.iterations > 0)
+
+    def expected_weights(self) -> tuple[int, int]:
+        return (100 - self.st.canary_weight, self.st.canary_weight)
+
+    def start_traffic(self) -> None:
+        """The first look of a run: pre-rollout hooks, then the first step or the A/B route."""
+        if self.has_hooks(WebhookType.PRE_ROLLOUT) and not self.gate(WebhookType.PRE_ROLLOUT):
+            self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
+            threshold = self.spec.analysis.threshold
+            if self.st.failed_checks >= threshold:
+                self.rollback(f"pre-rollout webhook failed (failed checks {self.st.failed_checks}/{threshold})")
+            else:
+                self.emit("Halted", "Halt advancement: pre-rollout webhook failed", warning=True)
+            return
+        self.st = replace(self.st, analysis=AnalysisStatus(checked_at=self.now))
+        if self.spec.analysis.steps:
+            self.advance_weight()
+        elif self.spec.analysis.match:
+            self.set_weight(0, match=True)
+            self.emit("Progressing", f"Routing matched requests to {self.target_name} (A/B testing)")
+
+    def record(self, results: tuple[CheckResult, ...]) -> None:
+        verdicts = {r.verdict for r in results}
+        verdict = next(
+            (v for v in (CheckVerdict.FAIL, CheckVerdict.NO_DATA) if v in verdicts), CheckVerdict.PASS
+        )
+        metrics = tuple(
+            MetricStatus(r.name, r.verdict.value, r.value, r.primary, r.limit, r.reason) for r in results
+        )
+        self.st = replace(self.st, analysis=AnalysisStatus(verdict.value, self.now, metrics))
+
+    def advance_weight(self) -> None:
+        if self.has_hooks(WebhookType.CONFIRM_TRAFFIC_INCREASE) and not self.gate(
+            WebhookType.CONFIRM_TRAFFIC_INCREASE
+        ):
+            self.emit("Waiting", f"Halt {self.target_name} advancement: waiting for traffic increase approval")
+            return
+        step = next(w for w in self.spec.analysis.steps if w > self.st.canary_weight)
+        self.set_weight(step)
+        if self.st.analysis is not None:
+            self.st = replace(self.st, analysis=replace(self.st.analysis, checked_at=self.now))
+        self.emit("Progressing", f"Advance {self.target_name} canary weight {step}")
+
+    def promotion_gate(self) -> None:
+        held = isinstance(self.spec, BlueGreenSpec) and not self.spec.auto_promotion
+        if not held and self.has_hooks(WebhookType.CONFIRM_PROMOTION):
+            held = not self.gate(WebhookType.CONFIRM_PROMOTION)
+        if held:
+            if self.st.phase != Phase.WAITING_PROMOTION:
+                self.set_phase(Phase.WAITING_PROMOTION)
+                self.emit("WaitingPromotion", f"Halt {self.target_name} advancement: waiting for promotion")
+            return
+        self.promote()
+
+    def promote(self) -> None:
+        self.set_phase(Phase.PROMOTING)
+        if self.is_bluegreen:
+            # Switch all live traffic to the tested version at once, then update the primary behind it.
+            self.set_weight(100)
+            self.emit("Promoting", f"Switching traffic to {self.target_name}; copying its spec to the primary")
+        else:
+            self.emit("Promoting", f"Copying {self.target_name} template spec to {self.target_name}-primary")
+        self.act(PromotePrimary())
+        self.requeue = self.quick
+
+    def promoting(self) -> None:
+        self.take_command()
+        self.requeue = self.quick
+        candidate = self.st.candidate.spec if self.st.candidate else None
+        if not (self.obs.primary.ready and self.obs.primary.spec_hash == candidate):
+            self.act(PromotePrimary())
+            return
+        step = getattr(self.spec.analysis, "step_weight_promotion", None)
+        if not self.is_bluegreen and step and self.st.canary_weight > 0:
+            weight = max(0, self.st.canary_weight - step)
+            self.set_weight(weight)
+            if weight > 0:
+                return
+        elif self.st.canary_weight or self.is_bluegreen:
+            self.set_weight(0)
+        if self.is_bluegreen:
+            self.st = replace(self.st, switched_at=self.now)
+        self.set_phase(Phase.FINALISING)
+        self.emit("Finalising", f"Routing all traffic to {self.target_name}-primary")
+
+    def finalising(self) -> None:
+        self.take_command()
+        if isinstance(self.spec, BlueGreenSpec) and self.st.switched_at is not None:
+            delay = timedelta(seconds=self.spec.scale_down_delay_seconds)
+            if self.now - self.st.switched_at < delay:
+                self.requeue = delay - (self.now - self.st.switched_at)
+                return
+        candidate = self.st.candidate.spec if self.st.candidate else self.st.last_applied_spec
+        self.st = replace(self.st, phase=Phase.SUCCEEDED, last_promoted_spec=candidate, canary_weight=0)
+        self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
+        self.emit("Succeeded", f"Promotion completed! {self.target_name} is promoted")
+
+    # -- failure and revert ----------------------------------------------------------------------
+
+    def rollback(self, reason: str) -> None:
+        self.reason = reason
+        self.set_weight(0)
+        self.st = replace(self.st, phase=Phase.FAILED)
+        self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
+        self.emit("Failed", f"Canary failed! Rolling back {self.target_name}: {reason}", warning=True)
+        self.requeue = self.quick
+
+    @property
+    def reverts_in_git(self) -> bool:
+        git = self.spec.git
+        return git is not None and git.revert != RevertMode.OFF
+
+    def failed(self) -> None:
+        self.take_command()
+        already = self.st.revert is not None and self.st.revert.state == RevertState.SKIPPED
+        if not self.reverts_in_git or already or self.st.candidate is None:
+            return
+        if self.obs.weights not in (None, (100, 0)):
+            # Git is only touched once traffic is verifiably back on the primary.
+            self.set_weight(0)
+            self.requeue = self.quick
+            return
+        reason = self.failure_reason()
+        revision = self.st.candidate.revision or self.target_name
+        self.st = replace(self.st, phase=Phase.REVERTING, revert=RevertStatus(state=RevertState.PENDING))
+        self.act(self.revert_action(reason))
+        self.emit("Reverting", f"Reverting {revision} in Git: {reason}")
+        self.requeue = self.quick
+
+    def failure_reason(self) -> str:
+        promoted = self.st.condition("Promoted")
+        return promoted.message if promoted and promoted.status == "False" else "canary analysis failed"
+
+    def revert_action(self, reason: str) -> RevertInGit:
+        candidate = self.st.candidate
+        return RevertInGit(
+            candidate_revision=candidate.revision if candidate else None,
+            promoted_revision=self.obs.primary.revision,
+            reason=reason,
+        )
+
+    def reverting(self) -> None:
+        self.take_command()
+        self.requeue = self.quick
+        outcome = self.obs.revert
+        revert = self.st.revert or RevertStatus()
+        if outcome is not None:
+            revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
+            self.st = replace(self.st, revert=revert)
+            if outcome.state == RevertState.FAILED:
+                self.emit("GitRevertFailed", f"revert not written yet: {outcome.message}", warning=True)
+                self.requeue = self.interval
+            elif outcome.state == RevertState.SKIPPED:
+                self.set_phase(Phase.FAILED)
+                self.emit("GitRevertSkipped", outcome.message, warning=True)
+            elif outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
+                self.emit("GitReverted", f"revert commit {outcome.commit} {outcome.state.value.lower()}")
+            return
+        if revert.state in (RevertState.PENDING, RevertState.FAILED):
+            self.act(self.revert_action(self.failure_reason()))
+
+    # -- result ----------------------------------------------------------------------------------
+
+    def decision(self) -> Decision:
+        st = self.st
+        old = self.old
+        if (st.phase, st.canary_weight, st.iterations) != (old.phase, old.canary_weight, old.iterations):
+            st = replace(st, last_transition_time=self.now)
+        st = self.conditions(st)
+        return Decision(actions=tuple(self.actions), status=st, requeue_after=max(self.requeue, timedelta(0)))
+
+    def conditions(self, st: ReleaseStatus) -> ReleaseStatus:
+        phase = st.phase
+        if phase is None:
+            return st
+        if phase in (Phase.INITIALIZED, Phase.SUCCEEDED):
+            status = "True"
+        elif phase in (Phase.FAILED, Phase.REVERTING, Phase.REVERTED):
+            status = "False"
+        else:
+            status = "Unknown"
+        old = st.condition("Promoted")
+        if self.reason:
+            message = self.reason
+        elif old is not None and (old.status == status or phase == self.old.phase):
+            # Failed -> Reverting -> Reverted keeps the reason the release failed.
+            message = old.message
+        else:
+            message = self.message or phase.value
+        cond = Condition("Promoted", status, phase.value, message, self.now)
+        st = st.with_condition(cond)
+        if phase == Phase.REVERTING and st.revert is not None:
+            failed = st.revert.state == RevertState.FAILED
+            st = st.with_condition(
+                Condition(
+                    "GitRevertFailed",
+                    "True" if failed else "False",
+                    "PushFailed" if failed else "Ok",
+                    st.revert.message if failed else "",
+                    self.now,
+                )
+            )
+        return st
