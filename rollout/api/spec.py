@@ -127,7 +127,7 @@ class Webhook:
     name: str
     url: str
     type: WebhookType = WebhookType.ROLLOUT
-    timeout: float = 60.0
+    timeout: float = 10.0
     mute_alert: bool = False
     metadata: tuple[tuple[str, str], ...] = ()
 

@@ -1,0 +1,222 @@
+"""`rollout validate`: check manifests offline, before they reach a cluster or a Git branch.
+
+Each Canary, BlueGreen, MetricTemplate and GitSource is checked twice: against the CRD schema (what
+the API server would refuse) and against the semantic rules of `rollout.api.parse` (what the
+operator would refuse). Other kinds pass through with a note, so a whole kustomize folder can be
+checked at once. Decisions live in `check_object` and `validate_text`, which read no files; only
+`validate_paths` touches the file system.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode
+
+from rollout.api.errors import FieldError, ValidationError
+from rollout.api.parse import API_VERSION, FLAGGER_API_VERSION, PARSERS, flagger_hint
+from rollout.api.schema import schema_errors
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+_GROUP = API_VERSION.split("/")[0]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error, located: file, 1-based document index, resource and field."""
+
+    file: str
+    document: int | None
+    kind: str | None
+    name: str | None
+    path: str
+    message: str
+
+    def line(self) -> str:
+        where = self.file if self.document is None else f"{self.file}:{self.document}"
+        parts = [where]
+        if self.kind:
+            parts.append(f"{self.kind}/{self.name or '?'}")
+        parts.append(f"{self.path}: {self.message}" if self.path else self.message)
+        return ": ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Report:
+    """What a validation run found: errors, notes for stderr, and how many resources were checked."""
+
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    resources: int = 0
+    invalid: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def extend(self, other: Report) -> None:
+        self.problems.extend(other.problems)
+        self.notes.extend(other.notes)
+        self.resources += other.resources
+        self.invalid += other.invalid
+
+    def summary(self) -> str:
+        noun = "resource" if self.resources == 1 else "resources"
+        if self.ok:
+            return f"{self.resources} {noun} valid"
+        errors = "error" if len(self.problems) == 1 else "errors"
+        return f"{len(self.problems)} {errors}; {self.resources - self.invalid} of {self.resources} {noun} valid"
+
+
+def is_rollout_kind(obj: Mapping[str, Any]) -> bool:
+    """Ours (any version of our group), or one of our kinds still carrying Flagger's apiVersion."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not isinstance(api_version, str):
+        return False
+    if api_version == FLAGGER_API_VERSION:
+        return kind in PARSERS
+    return api_version.split("/")[0] == _GROUP
+
+
+def check_object(obj: Mapping[str, Any]) -> list[FieldError] | None:
+    """Every problem with one object, schema first; None when it is not a rollout kind.
+
+    A Flagger kind is checked as if its apiVersion were already ours, plus one error saying to
+    change it, so the user sees everything that stands between the manifest and a valid one.
+    """
+    if not is_rollout_kind(obj):
+        return None
+    found: list[FieldError] = []
+    kind = obj.get("kind")
+    if obj.get("apiVersion") == FLAGGER_API_VERSION:
+        found.append(FieldError("apiVersion", flagger_hint(str(kind))))
+        obj = {**obj, "apiVersion": API_VERSION}
+    schema = schema_errors(obj)
+    if schema is None:
+        known = ", ".join(sorted(PARSERS))
+        return [*found, FieldError("kind", f"unknown kind {kind!r} in {_GROUP}; known: {known}")]
+    found.extend(schema)
+    parser = PARSERS.get(str(kind))
+    if parser is not None and not any(e.path == "apiVersion" for e in schema):
+        try:
+            parser(obj)
+        except ValidationError as e:
+            # Where the schema already spoke about a field, its message is the one kept.
+            taken = {s.path for s in schema}
+            found.extend(s for s in e.errors if s.path not in taken)
+    return sorted(set(found), key=lambda e: (e.path, e.message))
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses duplicate keys, as `kubectl apply` does, instead of keeping the last one silently."""
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue
+            if key in seen:
+                raise ConstructorError(
+                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _documents(text: str) -> Iterator[Any]:
+    yield from yaml.load_all(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error)
+    if mark is None:
+        return f"invalid YAML: {problem}"
+    return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def _name_of(obj: Mapping[str, Any]) -> str | None:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return name if isinstance(name, str) and name else None
+
+
+def validate_text(text: str, file: str) -> Report:
+    """Validate every document of one multi-document YAML text; `file` only labels the output."""
+    report = Report()
+    index = 0
+    try:
+        for index, doc in enumerate(_documents(text), start=1):
+            if doc is None:
+                continue
+            if not isinstance(doc, Mapping):
+                report.problems.append(
+                    Problem(file, index, None, None, "", "not a Kubernetes object (a mapping with apiVersion and kind)")
+                )
+                continue
+            kind = doc.get("kind") if isinstance(doc.get("kind"), str) else None
+            errors = check_object(doc)
+            if errors is None:
+                label = f"{kind or '?'}/{_name_of(doc) or '?'}"
+                report.notes.append(f"{file}:{index}: ignored {label} (not a rollout kind)")
+                continue
+            report.resources += 1
+            if errors:
+                report.invalid += 1
+            name = _name_of(doc)
+            report.problems.extend(Problem(file, index, kind, name, e.path, e.message) for e in errors)
+    except yaml.YAMLError as error:
+        report.problems.append(Problem(file, index + 1, None, None, "", _yaml_problem(error)))
+    return report
+
+
+def collect_files(path: Path) -> list[Path]:
+    """A file as given; a directory as every *.yaml and *.yml under it, recursively, sorted."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    return [path]
+
+
+def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None) -> Report:
+    """Validate files, directories and `-` (stdin); unreadable inputs become problems, never exceptions."""
+    report = Report()
+    for arg in paths:
+        if arg == STDIN:
+            report.extend(validate_text((stdin or sys.stdin).read(), STDIN_NAME))
+            continue
+        root = Path(arg)
+        if not root.exists():
+            report.problems.append(Problem(arg, None, None, None, "", "no such file or directory"))
+            continue
+        files = collect_files(root)
+        if root.is_dir() and not files:
+            report.problems.append(Problem(arg, None, None, None, "", "no *.yaml or *.yml files in this directory"))
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+                report.problems.append(Problem(str(file), None, None, None, "", f"cannot read: {reason}"))
+                continue
+            report.extend(validate_text(text, str(file)))
+    return report
+
+
+def format_text(problems: Iterable[Problem]) -> str:
+    return "".join(p.line() + "\n" for p in problems)
+
+
+def format_json(problems: Iterable[Problem]) -> str:
+    return json.dumps([p.to_dict() for p in problems], indent=2) + "\n"

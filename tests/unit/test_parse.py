@@ -1,0 +1,518 @@
+"""Parsing of our custom resources: Flagger's defaults and meaning, steps, and every refusal.
+
+Each invalid spec in the tables names the exact field path and message a user will read, so a
+change of wording is a deliberate change of the user interface.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rollout.api.errors import FieldError, ValidationError
+from rollout.api.parse import (
+    API_VERSION,
+    FLAGGER_API_VERSION,
+    parse_bluegreen,
+    parse_canary,
+    parse_gitsource,
+    parse_metric_template,
+    parse_resource,
+)
+from rollout.api.spec import (
+    BlueGreen,
+    Canary,
+    Direction,
+    GitSource,
+    Judge,
+    MetricTemplate,
+    ObjectRef,
+    Provider,
+    PushMode,
+    RevertMode,
+    ThresholdRange,
+    WebhookType,
+)
+from rollout.validate import check_object
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DELETE = object()
+
+
+def canary(**analysis: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {
+            "provider": "istio",
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {
+                "interval": "1m",
+                "threshold": 5,
+                "maxWeight": 50,
+                "stepWeight": 10,
+                "metrics": [
+                    {"name": "request-success-rate", "thresholdRange": {"min": 99}},
+                    {"name": "request-duration", "thresholdRange": {"max": 500}},
+                ],
+                "webhooks": [{"name": "load-test", "url": "http://loadtester.test/"}],
+                **analysis,
+            },
+        },
+    }
+
+
+def bluegreen() -> dict[str, Any]:
+    obj = canary()
+    obj["kind"] = "BlueGreen"
+    analysis = obj["spec"]["analysis"]
+    for key in ("maxWeight", "stepWeight"):
+        del analysis[key]
+    analysis["iterations"] = 5
+    return obj
+
+
+def metric_template() -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "MetricTemplate",
+        "metadata": {"name": "error-rate"},
+        "spec": {"provider": {"type": "prometheus", "address": "http://prometheus:9090"}, "query": "sum(up)"},
+    }
+
+
+def git_source() -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "GitSource",
+        "metadata": {"name": "config"},
+        "spec": {"url": "https://git.example.com/org/config.git", "interval": "1m"},
+    }
+
+
+BASES = {"Canary": canary, "BlueGreen": bluegreen, "MetricTemplate": metric_template, "GitSource": git_source}
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def mutate(obj: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of `obj` with the field at `path` (dotted, `[i]` for list items) set, or removed with DELETE."""
+    out = copy.deepcopy(obj)
+    keys: list[str | int] = [k if k else int(i) for k, i in _STEP.findall(path)]
+    node: Any = out
+    for key in keys[:-1]:
+        node = node[key]
+    if value is DELETE:
+        del node[keys[-1]]
+    else:
+        node[keys[-1]] = value
+    return out
+
+
+def errors_of(obj: dict[str, Any]) -> list[FieldError]:
+    with pytest.raises(ValidationError) as caught:
+        parse_resource(obj)
+    return caught.value.errors
+
+
+# --- defaults and meaning ------------------------------------------------------------------------------
+
+
+def test_flagger_defaults_apply_to_a_minimal_canary() -> None:
+    obj = {
+        "apiVersion": API_VERSION,
+        "kind": "Canary",
+        "metadata": {"name": "podinfo"},
+        "spec": {
+            "targetRef": {"name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {
+                "stepWeight": 20,
+                "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
+                "webhooks": [{"name": "load", "url": "http://loadtester/"}],
+            },
+        },
+    }
+    c = parse_canary(obj)
+    a = c.spec.analysis
+    assert (a.interval, a.threshold, a.max_weight, a.judge, a.alpha) == (60.0, 1, 100, Judge.THRESHOLD, 0.05)
+    assert a.metrics[0].interval == 60.0
+    assert (a.webhooks[0].type, a.webhooks[0].timeout) == (WebhookType.ROLLOUT, 10.0)
+    assert c.spec.progress_deadline_seconds == 600
+    assert c.spec.provider == Provider.KUBERNETES
+    assert c.spec.service.port_name == "http"
+    assert c.spec.target_ref == ObjectRef(api_version="apps/v1", kind="Deployment", name="podinfo")
+    assert c.metadata.namespace == "default"
+    assert a.steps == (20, 40, 60, 80, 100)
+
+
+@pytest.mark.parametrize(
+    ("written", "provider"),
+    [
+        ("gatewayapi:v1", Provider.GATEWAYAPI),
+        ("gatewayapi:v1beta1", Provider.GATEWAYAPI),
+        ("smi:v1alpha3", Provider.SMI),
+        ("linkerd", Provider.LINKERD),
+        ("nginx", Provider.NGINX),
+    ],
+)
+def test_provider_spellings_map_to_one_router(written: str, provider: Provider) -> None:
+    obj = mutate(canary(), "spec.provider", written)
+    if provider == Provider.NGINX:
+        obj = mutate(obj, "spec.ingressRef", {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"})
+    assert parse_canary(obj).spec.provider == provider
+
+
+@pytest.mark.parametrize(
+    ("metric", "expected"),
+    [
+        # Flagger's deprecated `threshold`: a floor for the success rate ...
+        ({"name": "request-success-rate", "threshold": 99}, ThresholdRange(min=99.0)),
+        # ... a ceiling (milliseconds) for the duration ...
+        ({"name": "request-duration", "threshold": 500}, ThresholdRange(max=500.0)),
+        # ... and a ceiling for any custom query, even one named like a built-in.
+        ({"name": "errors", "query": "sum(rate(e[1m]))", "threshold": 2.5}, ThresholdRange(max=2.5)),
+        ({"name": "request-success-rate", "query": "sum(up)", "threshold": 1}, ThresholdRange(max=1.0)),
+        # thresholdRange wins over the deprecated form, as in Flagger.
+        ({"name": "request-duration", "threshold": 1, "thresholdRange": {"min": 5, "max": 9}}, ThresholdRange(5, 9)),
+    ],
+)
+def test_deprecated_threshold_keeps_flaggers_meaning(metric: dict[str, Any], expected: ThresholdRange) -> None:
+    c = parse_canary(canary(metrics=[metric]))
+    assert c.spec.analysis.metrics[0].threshold_range == expected
+
+
+def test_a_flagger_canary_means_the_same_once_its_api_version_changes() -> None:
+    docs = list(yaml.safe_load_all((EXAMPLES / "flagger-podinfo.yaml").read_text()))
+    ours = next(d for d in docs if d["kind"] == "Canary")
+    flagger = {**ours, "apiVersion": FLAGGER_API_VERSION}
+    assert parse_canary(flagger) == parse_canary(ours)
+    errors = errors_of(flagger)
+    assert errors == [
+        FieldError(
+            "apiVersion",
+            "this is a Flagger Canary: change apiVersion from flagger.app/v1beta1 to rollout.gitops.dev/v1alpha1 "
+            "(the spec keeps its meaning)",
+        )
+    ]
+    c = parse_resource(ours)
+    assert isinstance(c, Canary)
+    a = c.spec.analysis
+    assert a.steps == (10, 20, 30, 40, 50)
+    assert [(m.name, m.interval, m.threshold_range) for m in a.metrics] == [
+        ("error-rate", 60.0, ThresholdRange(max=1.0)),
+        ("latency", 30.0, ThresholdRange(max=0.5)),
+    ]
+    assert a.metrics[0].template_ref == ObjectRef("", "MetricTemplate", "error-rate", "flagger-system")
+    assert [(w.name, w.type, w.timeout) for w in a.webhooks] == [
+        ("smoke-test", WebhookType.PRE_ROLLOUT, 15.0),
+        ("load-test", WebhookType.ROLLOUT, 5.0),
+    ]
+    assert c.spec.progress_deadline_seconds == 60
+
+
+def test_deprecated_canary_analysis_is_read_when_analysis_is_absent() -> None:
+    obj = canary()
+    obj["spec"]["canaryAnalysis"] = obj["spec"].pop("analysis")
+    assert parse_canary(obj).spec.analysis.steps == (10, 20, 30, 40, 50)
+
+
+def test_service_fields_without_a_dataclass_field_are_kept_for_routers() -> None:
+    service = {
+        "port": 80,
+        "targetPort": "http",
+        "hosts": ["app.example.com"],
+        "gatewayRefs": [{"name": "public", "namespace": "gw"}],
+        "retries": {"attempts": 3, "perTryTimeout": "2s"},
+        "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+    }
+    s = parse_canary(mutate(canary(), "spec.service", service)).spec.service
+    assert (s.port, s.target_port, s.hosts) == (80, "http", ("app.example.com",))
+    assert s.gateway_refs == ({"name": "public", "namespace": "gw"},)
+    assert s.extra == {
+        "retries": {"attempts": 3, "perTryTimeout": "2s"},
+        "trafficPolicy": {"tls": {"mode": "ISTIO_MUTUAL"}},
+    }
+
+
+def test_template_variables_and_webhook_metadata_become_sorted_pairs() -> None:
+    metric = {
+        "name": "latency",
+        "templateRef": {"name": "latency"},
+        "templateVariables": {"route": "/api", "method": "GET", "code": 200},
+        "thresholdRange": {"max": 1},
+    }
+    hook = {"name": "gate", "type": "confirm-promotion", "url": "https://gate/", "metadata": {"z": "1", "a": "2"}}
+    a = parse_canary(canary(metrics=[metric], webhooks=[hook])).spec.analysis
+    assert a.metrics[0].template_variables == (("code", "200"), ("method", "GET"), ("route", "/api"))
+    assert a.webhooks[0].metadata == (("a", "2"), ("z", "1"))
+    assert a.hooks(WebhookType.CONFIRM_PROMOTION) == a.webhooks
+
+
+@pytest.mark.parametrize(
+    ("analysis", "steps"),
+    [
+        ({"stepWeight": 10, "maxWeight": 50}, (10, 20, 30, 40, 50)),
+        ({"stepWeight": 30, "maxWeight": 100}, (30, 60, 90, 100)),
+        ({"stepWeight": 50, "maxWeight": 50}, (50,)),
+        ({"stepWeights": [1, 5, 25, 80], "maxWeight": DELETE, "stepWeight": DELETE}, (1, 5, 25, 80)),
+        ({"iterations": 10, "maxWeight": DELETE, "stepWeight": DELETE}, ()),
+    ],
+)
+def test_steps(analysis: dict[str, Any], steps: tuple[int, ...]) -> None:
+    obj = canary()
+    for key, value in analysis.items():
+        obj = mutate(obj, f"spec.analysis.{key}", value)
+    assert parse_canary(obj).spec.analysis.steps == steps
+
+
+def test_compare_judge_needs_no_threshold() -> None:
+    metrics = [{"name": "request-duration", "compare": {"direction": "either", "tolerance": 20}}]
+    a = parse_canary(canary(metrics=metrics)).spec.analysis
+    assert a.metrics[0].compare is not None
+    assert (a.metrics[0].compare.direction, a.metrics[0].compare.tolerance) == (Direction.EITHER, 20.0)
+    a = parse_canary(canary(judge="sequential", alpha=0.01, metrics=[{"name": "request-duration"}])).spec.analysis
+    assert (a.judge, a.alpha, a.metrics[0].threshold_range) == (Judge.SEQUENTIAL, 0.01, None)
+
+
+def test_other_kinds_parse_with_defaults() -> None:
+    bg = parse_resource(bluegreen())
+    assert isinstance(bg, BlueGreen)
+    assert (bg.spec.analysis.iterations, bg.spec.auto_promotion, bg.spec.scale_down_delay_seconds) == (5, True, 30)
+    mt = parse_resource(metric_template())
+    assert isinstance(mt, MetricTemplate)
+    assert (mt.spec.query, mt.spec.provider.address) == ("sum(up)", "http://prometheus:9090")
+    gs = parse_resource(mutate(git_source(), "spec.secretRef", {"name": "creds"}))
+    assert isinstance(gs, GitSource)
+    assert (gs.spec.branch, gs.spec.path, gs.spec.interval, gs.spec.secret_ref) == ("main", "./", 60.0, "creds")
+    for url in ("ssh://git@host/org/repo.git", "git@github.com:org/repo.git", "file:///srv/git/repo.git"):
+        assert parse_gitsource(mutate(git_source(), "spec.url", url)).spec.url == url
+    assert parse_bluegreen(bluegreen()) == bg
+    assert parse_metric_template(metric_template()) == mt
+
+
+def test_git_spec_in_both_modes() -> None:
+    g = parse_canary(mutate(canary(), "spec.git", {"source": "config", "revert": "files"})).spec.git
+    assert g is not None and (g.source, g.url, g.revert, g.push) == ("config", None, RevertMode.FILES, PushMode.DIRECT)
+    git = {"url": "https://github.com/o/r.git", "branch": "prod", "path": "./apps", "secretRef": {"name": "tok"},
+           "push": "branch", "author": {"name": "bot", "email": "bot@example.com"}}  # fmt: skip
+    g = parse_canary(mutate(canary(), "spec.git", git)).spec.git
+    assert g is not None
+    assert (g.url, g.branch, g.path, g.secret_ref, g.push) == ("https://github.com/o/r.git", "prod", "./apps", "tok",
+                                                               PushMode.BRANCH)  # fmt: skip
+    assert (g.author.name, g.author.email) == ("bot", "bot@example.com")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    obj = canary(interval="5 minutes", stepWeight=60, metrics=[{"name": "error-rate"}])
+    paths = {e.path for e in errors_of(obj)}
+    assert paths == {"spec.analysis.interval", "spec.analysis.stepWeight", "spec.analysis.metrics[0]"}
+
+
+# --- semantic refusals (parse) -------------------------------------------------------------------------
+
+HEADER_PROVIDERS = "gatewayapi, istio, linkerd, nginx"
+NOT_BUILTIN = "is not a built-in metric (request-success-rate, request-duration); add a query or a templateRef"
+NO_STEPS = (
+    "set stepWeight (with maxWeight) or stepWeights to shift traffic progressively, or iterations for A/B testing "
+    "and blue/green"
+)
+NO_THRESHOLD = (
+    "add a thresholdRange (min and/or max), or a compare block to judge the canary against the primary "
+    "(or set analysis.judge to compare or sequential)"
+)
+BG_SWITCH = "blue/green switches all traffic at once after the iterations pass; remove "
+WEBHOOK_TYPES = (
+    "confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, confirm-promotion, post-rollout, rollback, event"
+)
+GIT_URL = "must be an https://, ssh:// or file:// URL, or scp-like user@host:path, got "
+DURATION = "must be a duration like 30s, 1m30s or 2h, got "
+
+SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
+    # (id, kind, [(path, value)...], expected path, expected message)
+    ("step-over-max", "Canary", [("spec.analysis.stepWeight", 60)],
+     "spec.analysis.stepWeight", "must not exceed maxWeight (50), got 60"),
+    ("steps-not-increasing", "Canary",
+     [("spec.analysis.stepWeight", DELETE), ("spec.analysis.stepWeights", [10, 30, 20])],
+     "spec.analysis.stepWeights[2]", "must be greater than the previous step (30), got 20"),
+    ("steps-repeat", "Canary", [("spec.analysis.stepWeight", DELETE), ("spec.analysis.stepWeights", [10, 10])],
+     "spec.analysis.stepWeights[1]", "must be greater than the previous step (10), got 10"),
+    ("step-out-of-range", "Canary", [("spec.analysis.stepWeight", DELETE), ("spec.analysis.stepWeights", [5, 101])],
+     "spec.analysis.stepWeights[1]", "must be between 1 and 100, got 101"),
+    ("no-steps", "Canary", [("spec.analysis.stepWeight", DELETE)], "spec.analysis", NO_STEPS),
+    ("steps-and-iterations", "Canary", [("spec.analysis.iterations", 10)], "spec.analysis.iterations",
+     "iterations cannot be combined with stepWeight or stepWeights: use step weights to shift traffic "
+     "progressively, or iterations for A/B testing and blue/green"),
+    ("step-and-steps", "Canary", [("spec.analysis.stepWeights", [10, 20])],
+     "spec.analysis.stepWeights", "use either stepWeight (with maxWeight) or stepWeights, not both"),
+    ("min-over-max", "Canary", [("spec.analysis.metrics[0].thresholdRange", {"min": 99, "max": 50})],
+     "spec.analysis.metrics[0].thresholdRange", "min (99) must not exceed max (50)"),
+    ("empty-range", "Canary", [("spec.analysis.metrics[0].thresholdRange", {})],
+     "spec.analysis.metrics[0].thresholdRange", "set min, max or both"),
+    ("not-builtin", "Canary", [("spec.analysis.metrics[1]", {"name": "error-rate", "thresholdRange": {"max": 1}})],
+     "spec.analysis.metrics[1]", f"'error-rate' {NOT_BUILTIN}"),
+    ("no-threshold", "Canary", [("spec.analysis.metrics[0].thresholdRange", DELETE)],
+     "spec.analysis.metrics[0]", NO_THRESHOLD),
+    ("query-and-template", "Canary",
+     [("spec.analysis.metrics[1]", {"name": "x", "query": "up", "templateRef": {"name": "t"}, "threshold": 1})],
+     "spec.analysis.metrics[1]", "use either query or templateRef, not both"),
+    ("duplicate-metric", "Canary", [("spec.analysis.metrics[1].name", "request-success-rate")],
+     "spec.analysis.metrics[1].name",
+     "duplicate metric name 'request-success-rate'; metric names must be unique"),
+    ("bad-interval", "Canary", [("spec.analysis.interval", "5 minutes")],
+     "spec.analysis.interval", f"{DURATION}'5 minutes'"),
+    ("bad-metric-interval", "Canary", [("spec.analysis.metrics[0].interval", "1 hour")],
+     "spec.analysis.metrics[0].interval", f"{DURATION}'1 hour'"),
+    ("bad-webhook-timeout", "Canary", [("spec.analysis.webhooks[0].timeout", "10")],
+     "spec.analysis.webhooks[0].timeout", f"{DURATION}'10'"),
+    ("match-needs-header-provider", "Canary",
+     [("spec.provider", "smi"), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 10),
+      ("spec.analysis.match", [{"headers": {"x-canary": {"exact": "insider"}}}])],
+     "spec.analysis.match",
+     f"A/B matching needs a provider that routes on headers ({HEADER_PROVIDERS}); provider 'smi' cannot"),
+    ("match-needs-iterations", "Canary", [("spec.analysis.match", [{"headers": {"x-canary": {"exact": "1"}}}])],
+     "spec.analysis.match",
+     "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
+    ("unknown-provider", "Canary", [("spec.provider", "contour")],
+     "spec.provider", "unknown provider 'contour'; known: gatewayapi, istio, kubernetes, linkerd, nginx, smi"),
+    ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
+     "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
+    ("target-kind", "Canary", [("spec.targetRef.kind", "DaemonSet")],
+     "spec.targetRef.kind", "must be Deployment (the only workload kind supported), got 'DaemonSet'"),
+    ("webhook-scheme", "Canary", [("spec.analysis.webhooks[0].url", "ftp://loadtester/")],
+     "spec.analysis.webhooks[0].url", "must be an http:// or https:// URL, got 'ftp://loadtester/'"),
+    ("webhook-type", "Canary", [("spec.analysis.webhooks[0].type", "pre")],
+     "spec.analysis.webhooks[0].type", f"unknown webhook type 'pre'; known: {WEBHOOK_TYPES}"),
+    ("alpha-range", "Canary", [("spec.analysis.alpha", 1.5)],
+     "spec.analysis.alpha", "must be between 0 and 1 (exclusive), got 1.5"),
+    ("alpha-zero", "Canary", [("spec.analysis.alpha", 0)],
+     "spec.analysis.alpha", "must be between 0 and 1 (exclusive), got 0"),
+    ("judge", "Canary", [("spec.analysis.judge", "bayes")],
+     "spec.analysis.judge", "unknown judge 'bayes'; known: threshold, compare, sequential"),
+    ("compare-direction", "Canary", [("spec.analysis.metrics[0].compare", {"direction": "up"})],
+     "spec.analysis.metrics[0].compare.direction", "unknown direction 'up'; known: increase, decrease, either"),
+    ("git-both", "Canary", [("spec.git", {"source": "cfg", "url": "https://g/r.git"})], "spec.git",
+     "set either source (a GitSource this operator syncs) or url (a repository Flux or Argo CD syncs), not both"),
+    ("git-neither", "Canary", [("spec.git", {"branch": "main"})], "spec.git",
+     "set source to the name of a GitSource, or url (with branch and path) when Flux or Argo CD syncs the manifests"),
+    ("git-url-scheme", "Canary", [("spec.git", {"url": "http://g/r.git"})], "spec.git.url", f"{GIT_URL}'http://g/r.git'"),
+    ("git-source-branch", "Canary", [("spec.git", {"source": "cfg", "branch": "prod"})], "spec.git.branch",
+     "branch comes from the GitSource 'cfg'; remove it here, or use url instead of source"),
+    ("git-revert-mode", "Canary", [("spec.git", {"source": "cfg", "revert": "reset"})], "spec.git.revert",
+     "unknown revert mode 'reset'; known: auto, commit, files, off"),
+    ("name-missing", "Canary", [("metadata.name", DELETE)], "metadata.name", "is required"),
+    ("bg-iterations", "BlueGreen", [("spec.analysis.iterations", DELETE)], "spec.analysis.iterations",
+     "is required: the number of checks the new version must pass before all traffic switches to it"),
+    ("bg-step-weight", "BlueGreen", [("spec.analysis.stepWeight", 10)], "spec.analysis.stepWeight",
+     f"{BG_SWITCH}stepWeight"),
+    ("bg-step-weights", "BlueGreen", [("spec.analysis.stepWeights", [10, 50])], "spec.analysis.stepWeights",
+     f"{BG_SWITCH}stepWeights"),
+    ("bg-match", "BlueGreen", [("spec.analysis.match", [{"headers": {"a": {"exact": "b"}}}])], "spec.analysis.match",
+     "blue/green switches all traffic at once; for A/B testing use a Canary with iterations and match"),
+    ("gs-url-scheme", "GitSource", [("spec.url", "http://git.example.com/r.git")], "spec.url",
+     f"{GIT_URL}'http://git.example.com/r.git'"),
+    ("gs-url-missing", "GitSource", [("spec.url", DELETE)], "spec.url", "is required"),
+    ("gs-interval", "GitSource", [("spec.interval", "often")], "spec.interval", f"{DURATION}'often'"),
+    ("mt-provider", "MetricTemplate", [("spec.provider.type", "datadog")], "spec.provider.type",
+     "unsupported metric provider 'datadog'; only prometheus is supported"),
+    ("mt-address", "MetricTemplate", [("spec.provider.address", "prometheus:9090")], "spec.provider.address",
+     "must be an http:// or https:// URL, got 'prometheus:9090'"),
+    ("mt-query", "MetricTemplate", [("spec.query", "  \n")], "spec.query",
+     "is required: a PromQL query that returns one number"),
+    ("unknown-kind", "Canary", [("kind", "Rollout")], "kind",
+     "unknown kind 'Rollout'; known: BlueGreen, Canary, GitSource, MetricTemplate"),
+    ("api-version", "Canary", [("apiVersion", "rollout.gitops.dev/v2")], "apiVersion",
+     "must be rollout.gitops.dev/v1alpha1, got 'rollout.gitops.dev/v2'"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes", "path", "message"), [c[1:] for c in SEMANTIC], ids=[c[0] for c in SEMANTIC]
+)
+def test_semantic_refusals(kind: str, changes: list[tuple[str, Any]], path: str, message: str) -> None:
+    obj = BASES[kind]()
+    parse_resource(obj)  # the base is valid: only the change below can be the cause
+    for field_path, value in changes:
+        obj = mutate(obj, field_path, value)
+    assert FieldError(path, message) in errors_of(obj)
+
+
+def test_semantic_table_is_large_and_distinct() -> None:
+    assert len({c[0] for c in SEMANTIC}) == len(SEMANTIC) >= 25
+    assert len({(c[3], c[4]) for c in SEMANTIC}) == len(SEMANTIC)
+
+
+# --- refusals the CRD schema makes (through `rollout validate`'s check_object) -------------------------
+
+SCHEMA: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
+    ("misspelt-field", "Canary", [("spec.analysis.stepweight", 5)], "spec.analysis.stepweight",
+     "unknown field; did you mean 'stepWeight'?"),
+    ("port-type", "Canary", [("spec.service.port", "80")], "spec.service.port", "must be an integer, got string '80'"),
+    ("threshold-minimum", "Canary", [("spec.analysis.threshold", 0)], "spec.analysis.threshold",
+     "must be at least 1, got 0"),
+    ("max-weight-range", "Canary", [("spec.analysis.maxWeight", 120)], "spec.analysis.maxWeight",
+     "must be between 1 and 100, got 120"),
+    ("gs-url-required", "GitSource", [("spec.url", DELETE)], "spec.url", "is required"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "changes", "path", "message"), [c[1:] for c in SCHEMA], ids=[c[0] for c in SCHEMA])
+def test_schema_refusals(kind: str, changes: list[tuple[str, Any]], path: str, message: str) -> None:
+    obj = BASES[kind]()
+    assert check_object(obj) == []
+    for field_path, value in changes:
+        obj = mutate(obj, field_path, value)
+    errors = check_object(obj)
+    assert errors is not None
+    assert FieldError(path, message) in errors
+    # Where the schema speaks about a field, its message is the only one for that field.
+    assert [e for e in errors if e.path == path] == [FieldError(path, message)]
+
+
+def test_schema_message_wins_over_the_semantic_one_on_the_same_field() -> None:
+    obj = canary(alpha=1.5)
+    semantic = FieldError("spec.analysis.alpha", "must be between 0 and 1 (exclusive), got 1.5")
+    assert semantic in errors_of(obj)
+    errors = check_object(obj)
+    assert errors is not None
+    on_alpha = [e for e in errors if e.path == "spec.analysis.alpha"]
+    assert len(on_alpha) == 1 and on_alpha[0] != semantic
+
+
+def test_flagger_api_version_is_checked_as_ours_with_a_hint() -> None:
+    obj = mutate(canary(), "apiVersion", FLAGGER_API_VERSION)
+    obj = mutate(obj, "spec.analysis.stepWeight", 60)
+    assert check_object(obj) == [
+        FieldError(
+            "apiVersion",
+            "this is a Flagger Canary: change apiVersion from flagger.app/v1beta1 to rollout.gitops.dev/v1alpha1 "
+            "(the spec keeps its meaning)",
+        ),
+        FieldError("spec.analysis.stepWeight", "must not exceed maxWeight (50), got 60"),
+    ]
+
+
+def test_other_kinds_are_not_ours() -> None:
+    assert check_object({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}) is None
+    assert check_object({"apiVersion": FLAGGER_API_VERSION, "kind": "AlertProvider"}) is None
+
+
+def test_parse_never_crashes_on_wrong_types() -> None:
+    weird: list[Any] = [None, 1, "x", [], {}, [1], {"a": 1}, True, 1.5]
+    base = canary()
+    paths = ["spec", "spec.analysis", "spec.service", "spec.targetRef", "spec.analysis.metrics",
+             "spec.analysis.metrics[0]", "spec.analysis.webhooks[0]", "spec.analysis.stepWeights", "metadata",
+             "spec.git", "spec.analysis.match", "spec.analysis.metrics[0].thresholdRange"]  # fmt: skip
+    for path in paths:
+        for value in weird:
+            try:
+                parse_resource(mutate(base, path, value))
+            except ValidationError as e:
+                assert e.errors, (path, value)
+            assert check_object(mutate(base, path, value)) is not None

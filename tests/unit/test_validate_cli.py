@@ -1,0 +1,203 @@
+"""`rollout validate` as a user runs it: exit codes, exact error lines, JSON, stdin, bad inputs."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rollout.cli import main
+from rollout.validate import is_rollout_kind
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+GOOD = """\
+apiVersion: rollout.gitops.dev/v1alpha1
+kind: Canary
+metadata:
+  name: podinfo
+spec:
+  provider: istio
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+"""
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec: {}
+"""
+
+BAD = (
+    GOOD.replace("stepWeight: 10", "stepWeight: 60").replace("{min: 99}", "{min: 99, max: 50}")
+    + "      - name: error-rate\n        thresholdRange: {max: 1}\n"
+)
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def rollout_resources_in(folder: Path) -> int:
+    count = 0
+    for path in folder.rglob("*.y*ml"):
+        count += sum(1 for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict) and is_rollout_kind(d))
+    return count
+
+
+def test_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["validate", str(EXAMPLES)], capsys)
+    assert (code, out) == (0, "")
+    assert err.splitlines()[-1] == f"{rollout_resources_in(EXAMPLES)} resources valid"
+
+
+def test_errors_are_one_line_each_with_file_document_resource_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = write(tmp_path, "app.yaml", DEPLOYMENT + "---\n" + BAD)
+    code, out, err = run(["validate", str(f)], capsys)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{f}:2: Canary/podinfo: spec.analysis.metrics[0].thresholdRange: min (99) must not exceed max (50)",
+        f"{f}:2: Canary/podinfo: spec.analysis.metrics[1]: 'error-rate' is not a built-in metric "
+        "(request-success-rate, request-duration); add a query or a templateRef",
+        f"{f}:2: Canary/podinfo: spec.analysis.stepWeight: must not exceed maxWeight (50), got 60",
+    ]
+    assert err.splitlines() == [
+        f"{f}:1: ignored Deployment/app (not a rollout kind)",
+        "3 errors; 0 of 1 resource valid",
+    ]
+
+
+def test_json_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "app.yaml", GOOD + "---\n" + GOOD.replace("stepWeight: 10", "stepWeight: 60"))
+    code, out, _ = run(["validate", "--output", "json", str(f)], capsys)
+    assert code == 1
+    assert json.loads(out) == [
+        {
+            "file": str(f),
+            "document": 2,
+            "kind": "Canary",
+            "name": "podinfo",
+            "path": "spec.analysis.stepWeight",
+            "message": "must not exceed maxWeight (50), got 60",
+        }
+    ]
+    code, out, _ = run(["validate", "-o", "json", str(write(tmp_path, "ok.yaml", GOOD))], capsys)
+    assert (code, json.loads(out)) == (0, [])
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdin", io.StringIO(DEPLOYMENT + "---\n" + GOOD))
+    code, out, err = run(["validate", "-"], capsys)
+    assert (code, out) == (0, "")
+    assert err.splitlines() == ["<stdin>:1: ignored Deployment/app (not a rollout kind)", "1 resource valid"]
+    monkeypatch.setattr(sys, "stdin", io.StringIO(GOOD.replace("port: 9898", "port: 0")))
+    code, out, _ = run(["validate", "-"], capsys)
+    assert code == 1
+    assert out.startswith("<stdin>:1: Canary/podinfo: spec.service.port: ")
+
+
+def test_invalid_yaml_names_document_line_and_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = GOOD.replace("stepWeight: 10", "stepWeight: 60")  # 16 lines, then 6 of the Deployment and separators
+    f = write(tmp_path, "broken.yaml", first + "---\n" + DEPLOYMENT + "---\nkind: Canary\nspec:\n  a: b: c\n")
+    code, out, err = run(["validate", str(f)], capsys)
+    assert code == 1
+    # The documents before the broken one are still checked.
+    assert out.splitlines() == [
+        f"{f}:1: Canary/podinfo: spec.analysis.stepWeight: must not exceed maxWeight (50), got 60",
+        f"{f}:3: invalid YAML at line 26, column 7: mapping values are not allowed here",
+    ]
+    assert "Traceback" not in err
+
+
+def test_duplicate_keys_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "dup.yaml", GOOD.replace("    threshold: 5\n", "    threshold: 5\n    threshold: 2\n"))
+    code, out, _ = run(["validate", str(f)], capsys)
+    assert (code, out) == (1, f"{f}:1: invalid YAML at line 12, column 5: duplicate key 'threshold'\n")
+
+
+def test_missing_file_and_empty_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "nope.yaml"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, out, err = run(["validate", str(missing), str(empty)], capsys)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{missing}: no such file or directory",
+        f"{empty}: no *.yaml or *.yml files in this directory",
+    ]
+    assert "Traceback" not in err
+
+
+def test_directories_are_searched_recursively_in_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = GOOD.replace("threshold: 5", "threshold: 0")
+    b = write(tmp_path, "b/deep/canary.yml", bad)
+    a = write(tmp_path, "a.yaml", bad)
+    write(tmp_path, "notes.txt", "not: [yaml")
+    code, out, _ = run(["validate", str(tmp_path)], capsys)
+    assert code == 1
+    assert [line.split(": ")[0] for line in out.splitlines()] == [f"{a}:1", f"{b}:1"]
+
+
+def test_flagger_api_version_gets_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "flagger.yaml", GOOD.replace("rollout.gitops.dev/v1alpha1", "flagger.app/v1beta1"))
+    code, out, _ = run(["validate", str(f)], capsys)
+    assert (code, out) == (
+        1,
+        f"{f}:1: Canary/podinfo: apiVersion: this is a Flagger Canary: change apiVersion from flagger.app/v1beta1 "
+        "to rollout.gitops.dev/v1alpha1 (the spec keeps its meaning)\n",
+    )
+
+
+def test_documents_that_are_not_objects(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    f = write(tmp_path, "odd.yaml", "---\n---\n- a\n- b\n---\n" + GOOD)
+    code, out, err = run(["validate", str(f)], capsys)
+    assert (code, out) == (1, f"{f}:2: not a Kubernetes object (a mapping with apiVersion and kind)\n")
+    assert err.splitlines()[-1] == "1 error; 1 of 1 resource valid"
+
+
+def test_subcommand_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([])
+    assert exited.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
+
+
+def test_the_installed_console_script(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "rollout"
+    if not script.exists():
+        pytest.skip("the rollout console script is not installed in this environment")
+    ok = subprocess.run([str(script), "validate", "examples/"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (ok.returncode, ok.stdout) == (0, "")
+    assert ok.stderr.splitlines()[-1] == f"{rollout_resources_in(EXAMPLES)} resources valid"
+    bad = write(tmp_path, "bad.yaml", BAD)
+    failed = subprocess.run([str(script), "validate", str(bad)], capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 1
+    assert len(failed.stdout.splitlines()) == 3
+    assert "Traceback" not in failed.stderr
