@@ -4,7 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: venv lint test unit bench tools clean
+PROMETHEUS := .cache/prometheus/usr/bin/prometheus
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv lint test unit bench tools chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +22,19 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict rollout/api rollout/core analysis
 	$(BIN)/lint-imports
 
-test: lint
+# Real programs the tests start: Prometheus (Debian's package, unpacked into .cache) and Chromium
+# (renders the HTML reports).
+$(PROMETHEUS): tools/fetch-prometheus.sh
+	sh tools/fetch-prometheus.sh
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing Debian's chromium (renders the HTML report in tests)"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+tools: $(PROMETHEUS) chromium
+
+test: lint tools
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

@@ -1,0 +1,418 @@
+"""The report of one analysis run, for machines (JSON), commit messages (Markdown) and people (HTML).
+
+A run is described by plain dataclasses defined here, so that the operator, `rollout analyze` and
+the benchmarks can all produce one without this module knowing any of them. The HTML file is
+self-contained: plots are PNGs (matplotlib, Agg backend) embedded as base64, there is no script
+and no external resource, and every piece of text is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+# The Agg backend is chosen above, before pyplot is imported: reports render without a display.
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+
+SCHEMA = "rollout.gitops.dev/analysis-report/v1"
+
+
+class Verdict(StrEnum):
+    """How one metric (or one tick) was judged."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    NO_DATA = "no-data"
+
+
+class Outcome(StrEnum):
+    """How the whole run ended."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Parallel unix timestamps (seconds) and values; NaN marks a point without a number."""
+
+    timestamps: tuple[float, ...] = ()
+    values: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.timestamps) != len(self.values):
+            raise ValueError(f"{len(self.timestamps)} timestamps but {len(self.values)} values")
+
+    @classmethod
+    def of(cls, timestamps: Iterable[float], values: Iterable[float]) -> Samples:
+        """From any iterables of numbers, numpy arrays included."""
+        return cls(tuple(float(t) for t in timestamps), tuple(float(v) for v in values))
+
+    def last(self) -> float | None:
+        """The latest finite value, if any."""
+        for value in reversed(self.values):
+            if math.isfinite(value):
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric of the run: canary and primary over time, its limits and its verdict.
+
+    `canary_value`/`primary_value` are the numbers the verdict was based on (default: the last
+    finite sample). `limit_text` replaces the rendering of `limit_min`/`limit_max` when the
+    judge's limit is not a fixed range (e.g. "≤ primary +10%").
+    """
+
+    name: str
+    canary: Samples
+    primary: Samples | None = None
+    limit_min: float | None = None
+    limit_max: float | None = None
+    verdict: Verdict = Verdict.NO_DATA
+    unit: str = ""
+    canary_value: float | None = None
+    primary_value: float | None = None
+    limit_text: str | None = None
+    detail: str = ""
+
+    def judged_canary(self) -> float | None:
+        return self.canary_value if self.canary_value is not None else self.canary.last()
+
+    def judged_primary(self) -> float | None:
+        if self.primary_value is not None:
+            return self.primary_value
+        return self.primary.last() if self.primary is not None else None
+
+    def limit(self) -> str:
+        if self.limit_text is not None:
+            return self.limit_text
+        unit = f" {self.unit}" if self.unit else ""
+        if self.limit_min is not None and self.limit_max is not None:
+            return f"{_num(self.limit_min)} to {_num(self.limit_max)}{unit}"
+        if self.limit_min is not None:
+            return f"≥ {_num(self.limit_min)}{unit}"
+        if self.limit_max is not None:
+            return f"≤ {_num(self.limit_max)}{unit}"
+        return "—"
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One analysis step: when, at which canary weight, what was judged and what was done."""
+
+    at: float
+    verdict: Verdict
+    action: str  # e.g. advance, hold, promote, rollback
+    weight: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisRun:
+    """Everything a report shows about one analysis run of a Canary."""
+
+    name: str
+    namespace: str
+    outcome: Outcome
+    decided_at: float | None = None
+    ticks: Sequence[Tick] = field(default_factory=tuple)
+    metrics: Sequence[MetricSeries] = field(default_factory=tuple)
+    judge: str = "threshold"
+    revision: str | None = None
+    summary: str = ""
+
+
+# ------------------------------------------------------------------------------------------- JSON
+
+
+def to_dict(run: AnalysisRun) -> dict[str, Any]:
+    """The report as JSON-ready data; NaN and infinities become null."""
+    return {
+        "schema": SCHEMA,
+        "name": run.name,
+        "namespace": run.namespace,
+        "outcome": run.outcome.value,
+        "decidedAt": _iso(run.decided_at),
+        "judge": run.judge,
+        "revision": run.revision,
+        "summary": run.summary or outcome_line(run),
+        "ticks": [
+            {"at": _iso(t.at), "verdict": t.verdict.value, "action": t.action, "weight": t.weight,
+             "message": t.message}
+            for t in run.ticks
+        ],
+        "metrics": [
+            {
+                "name": m.name,
+                "unit": m.unit,
+                "verdict": m.verdict.value,
+                "canary": _finite(m.judged_canary()),
+                "primary": _finite(m.judged_primary()),
+                "limit": {"min": _finite(m.limit_min), "max": _finite(m.limit_max), "text": m.limit_text,
+                          "display": m.limit()},
+                "detail": m.detail,
+                "series": {
+                    "canary": _samples(m.canary),
+                    "primary": _samples(m.primary) if m.primary is not None else None,
+                },
+            }
+            for m in run.metrics
+        ],
+    }
+
+
+def to_json(run: AnalysisRun) -> str:
+    """The report as strict JSON (no NaN tokens)."""
+    return json.dumps(to_dict(run), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def from_json(text: str) -> AnalysisRun:
+    """Read back what `to_json` wrote (null sample values come back as NaN)."""
+    data = json.loads(text)
+    if data.get("schema") != SCHEMA:
+        raise ValueError(f"not an analysis report (schema {data.get('schema')!r}, expected {SCHEMA!r})")
+
+    def samples(raw: dict[str, list[Any]] | None) -> Samples | None:
+        if raw is None:
+            return None
+        return Samples.of(raw["timestamps"], (math.nan if v is None else v for v in raw["values"]))
+
+    metrics = []
+    for m in data["metrics"]:
+        limit = m["limit"]
+        canary = samples(m["series"]["canary"]) or Samples()
+        metrics.append(MetricSeries(
+            name=m["name"], canary=canary, primary=samples(m["series"]["primary"]),
+            limit_min=limit["min"], limit_max=limit["max"], verdict=Verdict(m["verdict"]), unit=m["unit"],
+            canary_value=m["canary"], primary_value=m["primary"], detail=m["detail"],
+            limit_text=limit["text"],
+        ))
+    ticks = [Tick(at=_unix(t["at"]), verdict=Verdict(t["verdict"]), action=t["action"], weight=t["weight"],
+                  message=t["message"]) for t in data["ticks"]]
+    decided = data["decidedAt"]
+    return AnalysisRun(
+        name=data["name"], namespace=data["namespace"], outcome=Outcome(data["outcome"]),
+        decided_at=None if decided is None else _unix(decided), ticks=tuple(ticks), metrics=tuple(metrics),
+        judge=data["judge"], revision=data["revision"], summary=data["summary"],
+    )
+
+
+# --------------------------------------------------------------------------------------- Markdown
+
+
+def outcome_line(run: AnalysisRun) -> str:
+    """One line saying how the run ended and why."""
+    failed = [m.name for m in run.metrics if m.verdict is Verdict.FAIL]
+    missing = [m.name for m in run.metrics if m.verdict is Verdict.NO_DATA]
+    when = f" at {_iso(run.decided_at)}" if run.decided_at is not None else ""
+    what = f"{run.namespace}/{run.name}"
+    if run.outcome is Outcome.SUCCEEDED:
+        text = f"{what} promoted{when} after {len(run.ticks)} checks ({run.judge} judge)"
+    elif run.outcome is Outcome.FAILED:
+        why = f": {', '.join(failed)} failed" if failed else ""
+        text = f"{what} rolled back{when} after {len(run.ticks)} checks{why} ({run.judge} judge)"
+    else:
+        text = f"{what} still running after {len(run.ticks)} checks ({run.judge} judge)"
+    if missing:
+        text += f"; no data for {', '.join(missing)}"
+    return text + "."
+
+
+def to_markdown(run: AnalysisRun) -> str:
+    """A short report for a commit message: one outcome line and one table."""
+    rows = ["| metric | canary | primary | limit | verdict |", "|---|---|---|---|---|"]
+    for m in run.metrics:
+        cells = [m.name, _value(m.judged_canary(), m.unit), _value(m.judged_primary(), m.unit), m.limit(),
+                 m.verdict.value]
+        rows.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return outcome_line(run) + "\n\n" + "\n".join(rows) + "\n"
+
+
+# ------------------------------------------------------------------------------------------- HTML
+
+_CANARY_COLOR = "#d95f02"
+_PRIMARY_COLOR = "#1b9e77"
+_VERDICT_COLOR = {Verdict.PASS: "#2e7d32", Verdict.FAIL: "#c62828", Verdict.NO_DATA: "#9e9e9e"}
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }
+h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #ccc; padding: .3em .7em; }
+th { background: #f3f3f3; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.pass { color: #2e7d32; font-weight: bold; } .fail { color: #c62828; font-weight: bold; }
+.no-data { color: #757575; font-weight: bold; } .outcome { font-size: 1.05em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { color: #555; font-size: .9em; }
+"""
+
+
+def to_html(run: AnalysisRun) -> str:
+    """One self-contained HTML page: outcome, summary table, a plot per metric and the ticks."""
+    e = html.escape
+    title = f"Analysis of {run.namespace}/{run.name}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f'<p class="outcome">{e(outcome_line(run))}</p>',
+    ]
+    if run.summary:
+        parts.append(f"<p>{e(run.summary)}</p>")
+    if run.revision:
+        parts.append(f"<p>Candidate revision <code>{e(run.revision)}</code></p>")
+    parts.append("<table><thead><tr><th>metric</th><th>canary</th><th>primary</th><th>limit</th>"
+                 "<th>verdict</th><th>detail</th></tr></thead><tbody>")
+    for m in run.metrics:
+        parts.append(
+            f"<tr><td>{e(m.name)}</td><td class=\"num\">{e(_value(m.judged_canary(), m.unit))}</td>"
+            f"<td class=\"num\">{e(_value(m.judged_primary(), m.unit))}</td><td>{e(m.limit())}</td>"
+            f'<td class="{e(m.verdict.value)}">{e(m.verdict.value)}</td><td>{e(m.detail)}</td></tr>'
+        )
+    parts.append("</tbody></table>")
+    for m in run.metrics:
+        png = base64.b64encode(plot_metric(run, m)).decode("ascii")
+        parts.append(
+            f"<h2>{e(m.name)}</h2><figure>"
+            f'<img alt="{e(m.name)}: canary and primary over time" src="data:image/png;base64,{png}">'
+            f"<figcaption>Canary and primary; dashed lines: limits; vertical lines: checks "
+            f"(green pass, red fail, grey no data).</figcaption></figure>"
+        )
+    if run.ticks:
+        parts.append("<h2>Checks</h2><table><thead><tr><th>time (UTC)</th><th>weight</th><th>verdict</th>"
+                     "<th>action</th><th>message</th></tr></thead><tbody>")
+        for t in run.ticks:
+            weight = "" if t.weight is None else f"{t.weight}%"
+            parts.append(
+                f"<tr><td>{e(_iso(t.at) or '')}</td><td class=\"num\">{e(weight)}</td>"
+                f'<td class="{e(t.verdict.value)}">{e(t.verdict.value)}</td><td>{e(t.action)}</td>'
+                f"<td>{e(t.message)}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
+    """A PNG of one metric: canary and primary lines, limits, check markers and the decision."""
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    try:
+        for label, samples, color in (("canary", metric.canary, _CANARY_COLOR),
+                                      ("primary", metric.primary, _PRIMARY_COLOR)):
+            if samples is not None and samples.timestamps:
+                ax.plot([_x(t) for t in samples.timestamps], samples.values, label=label, color=color,
+                        marker="o", markersize=3, linewidth=1.8)
+        if metric.canary.last() is None and (metric.primary is None or metric.primary.last() is None):
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
+                    fontsize=16, color="#757575")
+        for bound, text in ((metric.limit_min, "min"), (metric.limit_max, "max")):
+            if bound is not None and math.isfinite(bound):
+                ax.axhline(bound, color="#555555", linestyle="--", linewidth=1, label=f"limit {text}")
+        _shade_forbidden(ax, metric)
+        for tick in run.ticks:
+            ax.axvline(_x(tick.at), color=_VERDICT_COLOR[tick.verdict], alpha=0.35, linewidth=1)
+        if run.decided_at is not None and run.outcome is not Outcome.RUNNING:
+            color = "#c62828" if run.outcome is Outcome.FAILED else "#2e7d32"
+            word = "rollback" if run.outcome is Outcome.FAILED else "promotion"
+            ax.axvline(_x(run.decided_at), color=color, linewidth=2.5, label=word)
+        ax.set_title(f"{metric.name} — {metric.verdict.value}", loc="left", fontsize=11)
+        if metric.unit:
+            ax.set_ylabel(metric.unit)
+        ax.xaxis_date(tz=UTC)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
+        ax.set_xlabel("time (UTC)")
+        ax.grid(True, alpha=0.25)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=8, framealpha=0.85)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def _shade_forbidden(ax: Any, metric: MetricSeries) -> None:
+    """Shade the values outside the limits, so a point in red territory is visible at a glance."""
+    low, high = ax.get_ylim()
+    if metric.limit_min is not None and math.isfinite(metric.limit_min):
+        low = min(low, metric.limit_min)
+        ax.axhspan(low, metric.limit_min, color="#c62828", alpha=0.07)
+    if metric.limit_max is not None and math.isfinite(metric.limit_max):
+        high = max(high, metric.limit_max)
+        ax.axhspan(metric.limit_max, high, color="#c62828", alpha=0.07)
+    ax.set_ylim(low, high)
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def write_reports(run: AnalysisRun, directory: Path, stem: str | None = None) -> dict[str, Path]:
+    """Write `<stem>.json`, `<stem>.md` and `<stem>.html` into `directory`; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = stem or re.sub(r"[^A-Za-z0-9._-]+", "_", f"{run.namespace}-{run.name}-analysis")
+    paths = {kind: directory / f"{stem}.{kind}" for kind in ("json", "md", "html")}
+    paths["json"].write_text(to_json(run), encoding="utf-8")
+    paths["md"].write_text(to_markdown(run), encoding="utf-8")
+    paths["html"].write_text(to_html(run), encoding="utf-8")
+    return paths
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def _iso(at: float | None) -> str | None:
+    if at is None:
+        return None
+    return datetime.fromtimestamp(at, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _unix(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _x(at: float) -> float:
+    """A unix time as a matplotlib date number."""
+    return float(mdates.date2num(datetime.fromtimestamp(at, tz=UTC)))  # type: ignore[no-untyped-call]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _samples(samples: Samples) -> dict[str, list[Any]]:
+    # Series timestamps stay unix seconds: compact and exact for machines; tick times are ISO 8601.
+    return {"timestamps": list(samples.timestamps), "values": [_finite(v) for v in samples.values]}
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.3e}"
+
+
+def _value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "no data"
+    return f"{_num(value)} {unit}".rstrip()
+
+
+def _md_cell(text: str) -> str:
+    """A Markdown table cell: no line breaks, pipes escaped."""
+    return " ".join(text.split()).replace("\\", "\\\\").replace("|", "\\|")

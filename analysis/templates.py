@@ -1,0 +1,358 @@
+"""PromQL for the built-in metrics and the rendering of user MetricTemplates.
+
+A Canary names `request-success-rate` or `request-duration` and a provider; this module turns that
+into the query Flagger would run (same meaning: percent of non-5xx responses, P99 latency in
+milliseconds), once for the canary workload and once for the primary (`<target>-primary`), so a
+judge can compare the two arms. Sequential judges need raw counts instead of ratios, which
+`builtin_counts_queries` provides.
+
+MetricTemplates use Flagger's variables (`{{ name }}`, `{{ namespace }}`, `{{ target }}`,
+`{{ interval }}`, `{{ variables.x }}`, plus `{{ service }}` and `{{ ingress }}` when given). A value
+is never pasted raw: inside a quoted PromQL string it is escaped for that kind of quote, outside a
+string it must be a plain token (number, duration or identifier), so no value can close a string
+and add a second selector. Values inside a regex matcher (`=~`) still act as regular expressions,
+as in Flagger; they simply cannot leave the string.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Arm = Literal["canary", "primary"]
+
+REQUEST_SUCCESS_RATE = "request-success-rate"
+REQUEST_DURATION = "request-duration"
+BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
+PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi")
+
+_DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
+_NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:.-]*$")
+# Words that would change the shape of an expression if a value placed outside a string were one.
+_PROMQL_KEYWORDS = frozenset(
+    {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset",
+     "bool", "atan2", "start", "end"}
+)
+_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_PLACEHOLDER_NAME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_][A-Za-z0-9_-]*)?)\s*$")
+
+
+class TemplateError(ValueError):
+    """A query template cannot be rendered: unknown variable, bad syntax or an unsafe value."""
+
+
+class UnknownBuiltinError(ValueError):
+    """A built-in metric or provider name that this module does not know."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Escaping
+
+
+def escape_label_value(value: str, quote: str = '"') -> str:
+    """Escape `value` for the inside of a PromQL string delimited by `quote` (`"` or `'`).
+
+    Backslash, the delimiting quote and control characters (newline first of all) are escaped, so
+    the value always ends where the template's own closing quote is.
+    """
+    if quote not in ('"', "'"):
+        raise ValueError(f"cannot escape for quote {quote!r}; use '\"' or \"'\"")
+    out: list[str] = []
+    for ch in value:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == quote:
+            out.append("\\" + quote)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def escape_regex(value: str) -> str:
+    """Escape RE2 metacharacters so `value` matches itself literally inside a regex matcher."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", value)
+
+
+def validate_interval(interval: str) -> str:
+    """Return `interval` if it is a PromQL duration (`1m`, `30s`, `1h30m`), else raise TemplateError."""
+    if not _DURATION.fullmatch(interval):
+        raise TemplateError(f"interval {interval!r} is not a PromQL duration such as 30s, 1m or 1h30m")
+    return interval
+
+
+def _bare_value(name: str, value: str) -> str:
+    """Check a value placed outside any string: only a number, duration or plain identifier."""
+    if _NUMBER.fullmatch(value) or _DURATION.fullmatch(value):
+        return value
+    if _IDENTIFIER.fullmatch(value) and value.lower() not in _PROMQL_KEYWORDS:
+        return value
+    raise TemplateError(
+        f"value of {{{{ {name} }}}} is {value!r}, but the template places it outside a quoted string, "
+        "where only a number, a duration or a plain identifier is allowed; put the placeholder in quotes"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# MetricTemplate rendering
+
+
+def template_variables(
+    name: str,
+    namespace: str,
+    target: str,
+    interval: str,
+    variables: Mapping[str, str] | None = None,
+    *,
+    service: str | None = None,
+    ingress: str | None = None,
+) -> dict[str, str]:
+    """The variables Flagger offers a MetricTemplate, as the flat mapping `render_template` takes.
+
+    `service` and `ingress` default to the target, as in Flagger. `variables` become `variables.<key>`.
+    """
+    values = {
+        "name": name,
+        "namespace": namespace,
+        "target": target,
+        "service": service if service is not None else target,
+        "ingress": ingress if ingress is not None else target,
+        "interval": validate_interval(interval),
+    }
+    for key, value in (variables or {}).items():
+        values[f"variables.{key}"] = value
+    return values
+
+
+def render_template(query: str, variables: Mapping[str, str]) -> str:
+    """Substitute `{{ var }}` placeholders in `query`, escaping each value for where it stands.
+
+    `variables` is a flat mapping such as `template_variables` returns (`"variables.x"` for
+    `{{ variables.x }}`). Whitespace inside the braces does not matter. A placeholder naming a
+    variable not in the mapping, an unclosed `{{` and a value that would escape its context all
+    raise TemplateError. `{{ interval }}` must be a PromQL duration.
+    """
+    out: list[str] = []
+    quote: str | None = None  # the delimiter of the PromQL string we are in, if any
+    pos = 0
+    for match in _PLACEHOLDER.finditer(query):
+        literal = query[pos : match.start()]
+        quote = _scan(literal, quote)
+        out.append(literal)
+        out.append(_substitute(match.group(1), variables, quote, query, match.start()))
+        pos = match.end()
+    rest = query[pos:]
+    if "{{" in rest:
+        line = query.count("\n", 0, pos + rest.index("{{")) + 1
+        raise TemplateError(f"unclosed '{{{{' on line {line} of the query template")
+    out.append(rest)
+    return "".join(out)
+
+
+def _substitute(inner: str, variables: Mapping[str, str], quote: str | None, query: str, at: int) -> str:
+    line = query.count("\n", 0, at) + 1
+    parsed = _PLACEHOLDER_NAME.fullmatch(inner)
+    if parsed is None:
+        raise TemplateError(
+            f"unsupported template expression {{{{{inner}}}}} on line {line}; "
+            "use {{ name }}, {{ namespace }}, {{ target }}, {{ interval }} or {{ variables.<key> }}"
+        )
+    name = parsed.group(1)
+    if name not in variables:
+        known = ", ".join(sorted(variables)) or "none"
+        raise TemplateError(f"unknown template variable {name!r} on line {line}; known variables: {known}")
+    value = variables[name]
+    if name == "interval":
+        validate_interval(value)
+    if quote in ('"', "'"):
+        return escape_label_value(value, quote)
+    if quote == "`":
+        if "`" in value:
+            raise TemplateError(f"value of {{{{ {name} }}}} contains a backtick and stands in a `raw` string")
+        return value
+    return _bare_value(name, value)
+
+
+def _scan(text: str, quote: str | None) -> str | None:
+    """Follow PromQL string and comment syntax through `text`; return the open string's quote."""
+    i = 0
+    comment = False
+    while i < len(text):
+        ch = text[i]
+        if comment:
+            if ch == "\n":
+                comment = False
+        elif quote is None:
+            if ch in "\"'`":
+                quote = ch
+            elif ch == "#":
+                comment = True
+        elif quote != "`" and ch == "\\":
+            i += 1  # skip the escaped character
+        elif ch == quote:
+            quote = None
+        i += 1
+    if comment:
+        # A placeholder inside a comment is harmless, but treat it as bare to stay strict.
+        return None
+    return quote
+
+
+# --------------------------------------------------------------------------------------------------
+# Built-in metrics
+
+
+@dataclass(frozen=True)
+class _Mesh:
+    """Where one provider keeps request counts and latency histograms, and how it labels them."""
+
+    requests: str
+    errors: str  # matcher selecting 5xx (failed) responses, appended to the arm's selector
+    successes: str  # matcher selecting the complement
+    buckets: str
+    bucket_to_ms: float  # multiply bucket bounds (`le`) by this to get milliseconds
+
+    def selector(self, provider: str, namespace: str, workload: str, arm: Arm, ingress: str) -> str:
+        ns = escape_label_value(namespace)
+        wl = escape_label_value(workload)
+        if provider == "istio":
+            return (
+                f'reporter="destination", destination_workload_namespace="{ns}", '
+                f'destination_workload="{wl}"'
+            )
+        if provider == "linkerd":
+            return f'namespace="{ns}", deployment="{wl}", direction="inbound"'
+        if provider == "nginx":
+            # ingress-nginx labels requests served by the canary backend with `canary=<upstream>`.
+            which = 'canary!=""' if arm == "canary" else 'canary=""'
+            return f'namespace="{ns}", ingress="{escape_label_value(ingress)}", {which}'
+        # Envoy-based Gateway API implementations name the upstream cluster <ns>_<service>_<port>.
+        cluster = escape_label_value(f"{escape_regex(namespace)}_{escape_regex(workload)}_[0-9a-zA-Z-]+")
+        return f'envoy_cluster_name=~"{cluster}"'
+
+
+_MESHES: dict[str, _Mesh] = {
+    "istio": _Mesh(
+        "istio_requests_total", 'response_code=~"5.*"', 'response_code!~"5.*"',
+        "istio_request_duration_milliseconds_bucket", 1.0,
+    ),
+    "linkerd": _Mesh(
+        "response_total", 'classification="failure"', 'classification!="failure"',
+        "response_latency_ms_bucket", 1.0,
+    ),
+    "nginx": _Mesh(
+        "nginx_ingress_controller_requests", 'status=~"5.*"', 'status!~"5.*"',
+        "nginx_ingress_controller_request_duration_seconds_bucket", 1000.0,
+    ),
+    "gatewayapi": _Mesh(
+        "envoy_cluster_upstream_rq", 'envoy_response_code=~"5.*"', 'envoy_response_code!~"5.*"',
+        "envoy_cluster_upstream_rq_time_bucket", 1.0,
+    ),
+}
+
+
+def normalize_provider(provider: str) -> str:
+    """Map a Canary's provider name to one this module knows (`gatewayapi:v1beta1` -> `gatewayapi`)."""
+    base = provider.strip().lower()
+    if base.startswith("gatewayapi") or base == "contour":
+        base = "gatewayapi"
+    if base not in _MESHES:
+        raise UnknownBuiltinError(
+            f"no built-in metrics for provider {provider!r}; known providers: {', '.join(PROVIDERS)}. "
+            "Use a MetricTemplate with your own query instead."
+        )
+    return base
+
+
+def _workload(provider: str, target: str, arm: Arm) -> str:
+    if arm not in ("canary", "primary"):
+        raise ValueError(f"arm must be 'canary' or 'primary', not {arm!r}")
+    if arm == "primary":
+        return f"{target}-primary"
+    # Gateway API routes to the Services Flagger creates: <target>-canary and <target>-primary.
+    return f"{target}-canary" if provider == "gatewayapi" else target
+
+
+def _parts(provider: str, namespace: str, target: str, interval: str, arm: Arm, ingress: str | None
+           ) -> tuple[_Mesh, str]:
+    name = normalize_provider(provider)
+    validate_interval(interval)
+    mesh = _MESHES[name]
+    sel = mesh.selector(name, namespace, _workload(name, target, arm), arm, ingress or target)
+    return mesh, sel
+
+
+def _scaled(expr: str, factor: float) -> str:
+    return expr if factor == 1.0 else f"{expr} * {factor:g}"
+
+
+def builtin_query(
+    metric: str,
+    provider: str,
+    namespace: str,
+    target: str,
+    interval: str,
+    arm: Arm = "canary",
+    *,
+    ingress: str | None = None,
+) -> str:
+    """The PromQL of a built-in metric for one arm of a release.
+
+    `request-success-rate` is the percent (0-100) of non-5xx responses; `request-duration` is the
+    P99 latency in milliseconds, both over `interval`. The canary arm reads workload `target`
+    (Service `<target>-canary` for gatewayapi), the primary arm `<target>-primary`. For nginx the
+    arms are told apart by ingress-nginx's `canary` label on the ingress `ingress` (default: target).
+    """
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress)
+    if metric == REQUEST_SUCCESS_RATE:
+        ok = f"sum(rate({mesh.requests}{{{sel}, {mesh.successes}}}[{interval}]))"
+        total = f"sum(rate({mesh.requests}{{{sel}}}[{interval}]))"
+        return f"{ok} / {total} * 100"
+    if metric == REQUEST_DURATION:
+        p99 = f"histogram_quantile(0.99, sum by (le) (rate({mesh.buckets}{{{sel}}}[{interval}])))"
+        return _scaled(p99, mesh.bucket_to_ms)
+    raise UnknownBuiltinError(f"unknown built-in metric {metric!r}; known: {', '.join(BUILTIN_METRICS)}")
+
+
+@dataclass(frozen=True)
+class CountsQueries:
+    """Raw-count queries for one arm, for judges that test counts rather than ratios.
+
+    `errors` and `requests` give the number of 5xx responses and of all responses in the window;
+    `latency_buckets` gives one series per `le` bucket bound with the cumulative count; multiply
+    `le` by `bucket_to_ms` for milliseconds.
+    """
+
+    errors: str
+    requests: str
+    latency_buckets: str
+    bucket_to_ms: float
+
+
+def builtin_counts_queries(
+    provider: str,
+    namespace: str,
+    target: str,
+    interval: str,
+    arm: Arm = "canary",
+    *,
+    ingress: str | None = None,
+) -> CountsQueries:
+    """Error-count, request-count and latency-bucket queries over `interval` for one arm."""
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress)
+    return CountsQueries(
+        errors=f"sum(increase({mesh.requests}{{{sel}, {mesh.errors}}}[{interval}]))",
+        requests=f"sum(increase({mesh.requests}{{{sel}}}[{interval}]))",
+        latency_buckets=f"sum by (le) (increase({mesh.buckets}{{{sel}}}[{interval}]))",
+        bucket_to_ms=mesh.bucket_to_ms,
+    )

@@ -1,0 +1,106 @@
+"""The HTML analysis report as a browser shows it: headless Chromium must render every plot.
+
+Chromium comes from `ROLLOUT_CHROMIUM` or PATH (Debian package `chromium`; the Makefile installs
+it when missing). The DOM Chromium builds must hold one decoded PNG per metric and no element that
+came from the run's text; the screenshot must show the plots' line colours, which a copy of the
+page without its images does not.
+"""
+
+from __future__ import annotations
+
+import base64
+import html.parser
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from analysis.report import to_html
+from tests.unit.test_report import HOSTILE, make_run
+
+pytestmark = pytest.mark.component
+
+CANARY_RGB = (0xD9, 0x5F, 0x02)
+PRIMARY_RGB = (0x1B, 0x9E, 0x77)
+
+
+def chromium_binary() -> str:
+    explicit = os.environ.get("ROLLOUT_CHROMIUM")
+    if explicit:
+        return explicit
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.skip("CHROMIUM NOT FOUND - install the Debian package `chromium` (`make test` does) "
+                "or set ROLLOUT_CHROMIUM=/path/to/chromium")
+
+
+def chromium(tmp_path: Path, page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+    command = [
+        chromium_binary(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--disable-extensions", "--hide-scrollbars", f"--user-data-dir={profile}", *args, page.as_uri(),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+class _Dom(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.sources: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src") or "")
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def colour_pixels(png: Path, rgb: tuple[int, int, int]) -> int:
+    pixels: npt.NDArray[np.float32] = matplotlib.image.imread(str(png))[..., :3]
+    target = np.array(rgb, dtype=np.float32) / 255
+    return int((np.abs(pixels - target).max(axis=-1) < 0.06).sum())
+
+
+def test_report_renders_in_chromium(tmp_path: Path) -> None:
+    run = make_run(name=HOSTILE)
+    document = to_html(run)
+    page = tmp_path / "report.html"
+    page.write_text(document, encoding="utf-8")
+
+    dom = _Dom()
+    dom.feed(chromium(tmp_path, page, "--dump-dom").stdout)
+    assert "script" not in dom.tags  # the hostile name stayed text
+    assert HOSTILE in "".join(dom.text)
+    assert len(dom.sources) == len(run.metrics)
+    for src in dom.sources:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+    shot = tmp_path / "report.png"
+    chromium(tmp_path, page, "--window-size=1100,2200", f"--screenshot={shot}")
+    pixels = matplotlib.image.imread(str(shot))[..., :3]
+    assert pixels.std() > 0.05, "the screenshot is blank"
+    # Both arms' lines are drawn, so the browser decoded and laid out the plots.
+    assert colour_pixels(shot, CANARY_RGB) > 300
+    assert colour_pixels(shot, PRIMARY_RGB) > 300
+
+    # Control: the same page without its images shows none of those colours.
+    bare = tmp_path / "bare.html"
+    bare.write_text(document.replace('src="data:image/png', 'data-x="'), encoding="utf-8")
+    bare_shot = tmp_path / "bare.png"
+    chromium(tmp_path, bare, "--window-size=1100,2200", f"--screenshot={bare_shot}")
+    assert colour_pixels(bare_shot, CANARY_RGB) == 0
