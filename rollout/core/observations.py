@@ -33,7 +33,11 @@ class CheckVerdict(StrEnum):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """One metric check (or `rollout` webhook) for this tick."""
+    """One metric check (or `rollout` webhook) for this tick.
+
+    `final` marks a failure that no later check can undo (an anytime-valid test that crossed its
+    boundary): the release rolls back at once instead of counting up to `analysis.threshold`.
+    """
 
     name: str
     verdict: CheckVerdict
@@ -41,6 +45,7 @@ class CheckResult:
     primary: float | None = None
     limit: str = ""
     reason: str = ""
+    final: bool = False
 
 
 @dataclass(frozen=True)

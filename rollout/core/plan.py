@@ -314,7 +314,9 @@ class _Planner:
         if failed:
             self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
             reasons = "; ".join(f"{r.name}: {r.reason or 'failed'}" for r in failed)
-            if self.st.failed_checks >= analysis.threshold:
+            if any(r.final for r in failed):
+                self.rollback(f"{reasons} (conclusive)")
+            elif self.st.failed_checks >= analysis.threshold:
                 self.rollback(f"{reasons} (failed checks {self.st.failed_checks}/{analysis.threshold})")
             else:
                 self.emit("Halted", f"Halt advancement: {reasons}", warning=True)

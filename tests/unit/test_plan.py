@@ -502,3 +502,14 @@ def test_observed_generation_and_transition_time() -> None:
     held = plan(canary(), MID, replace(OBS, checks=failing(), generation=7), LATER)
     assert held.status.last_transition_time == T0 and held.status.failed_checks == 1
     assert held.status.analysis is not None and held.status.analysis.metrics[0].verdict == CheckVerdict.FAIL.value
+
+
+def test_a_conclusive_failure_rolls_back_without_waiting_for_the_threshold() -> None:
+    world = started(World(canary(threshold=5)))
+    world.tick()
+    conclusive = tuple(replace(r, final=True) for r in failing())
+    world.checks = lambda w: conclusive
+    world.tick()
+    assert world.status.phase == Phase.FAILED and world.status.failed_checks == 1
+    promoted = world.status.condition("Promoted")
+    assert promoted is not None and "(conclusive)" in promoted.message

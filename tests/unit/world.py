@@ -1,13 +1,13 @@
-"""A tiny pure world for driving the planner through whole releases in tests.
+"""Drive the planner through whole releases in tests, with the engine's own tick driver.
 
-It plays the engine's part with plain values: actions change the observed weights, replicas
-and primary spec; gathered observations come from per-test functions. No Kubernetes involved.
+The world is the simulated cluster plus per-test answers for metric checks, webhooks and the Git
+revert writer, and a log of everything that was done. No Kubernetes involved.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from rollout.api.spec import BlueGreenSpec, CanarySpec, WebhookType
@@ -18,17 +18,12 @@ from rollout.core import (
     CheckResult,
     CheckVerdict,
     Decision,
-    InitializePrimary,
     Observations,
-    PromotePrimary,
     RevertInGit,
     RevertOutcome,
-    RunChecks,
-    ScaleTarget,
-    SetWeight,
-    Workload,
-    plan,
 )
+from rollout.engine.simulated import SimulatedCluster
+from rollout.engine.tick import tick
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -45,89 +40,55 @@ def no_data(names: tuple[str, ...] = ("request-success-rate",)) -> tuple[CheckRe
     return tuple(CheckResult(n, CheckVerdict.NO_DATA, reason="no values") for n in names)
 
 
+def pushed(action: RevertInGit) -> RevertOutcome:
+    return RevertOutcome(RevertState.PUSHED, commit="r1", reverts=(action.candidate_revision or "",))
+
+
 @dataclass
 class World:
     spec: CanarySpec | BlueGreenSpec
-    target_hash: str = "v1"
-    target_revision: str | None = "c1"
-    primary_hash: str | None = None
-    primary_revision: str | None = None
-    primary_exists: bool = False
-    target_ready: bool = True
-    primary_ready: bool = True
-    weights: tuple[int, int] = (100, 0)
-    match: bool = False
-    target_up: bool = True
+    cluster: SimulatedCluster = field(default_factory=lambda: SimulatedCluster(target_revision="c1"))
     status: ReleaseStatus = field(default_factory=ReleaseStatus)
     now: datetime = T0
     checks: Callable[[World], tuple[CheckResult, ...]] = lambda w: passing()
     hooks: dict[WebhookType, bool] = field(default_factory=dict)
-    revert_outcome: Callable[[RevertInGit], RevertOutcome] = lambda a: RevertOutcome(
-        RevertState.PUSHED, commit="r1", reverts=(a.candidate_revision or "",)
-    )
+    revert_outcome: Callable[[RevertInGit], RevertOutcome] = pushed
     log: list[Decision] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     hook_calls: list[WebhookType] = field(default_factory=list)
     reverts: list[RevertInGit] = field(default_factory=list)
     check_runs: int = 0
 
+    # -- the engine's ports ----------------------------------------------------------------------
+
     def observe(self) -> Observations:
-        return Observations(
-            target=Workload(True, self.target_hash, self.target_ready, self.target_revision),
-            primary=Workload(self.primary_exists, self.primary_hash, self.primary_ready, self.primary_revision),
-            weights=self.weights,
-            generation=1,
-        )
+        return self.cluster.observe()
+
+    def run_checks(self) -> tuple[CheckResult, ...]:
+        self.check_runs += 1
+        return self.checks(self)
+
+    def call_webhooks(self, kind: WebhookType) -> bool:
+        self.hook_calls.append(kind)
+        return self.hooks.get(kind, True)
+
+    def carry_out(self, action: Action) -> RevertOutcome | None:
+        self.actions.append(action)
+        if isinstance(action, CallWebhooks):
+            self.hook_calls.append(action.type)
+        if isinstance(action, RevertInGit):
+            self.reverts.append(action)
+            return self.revert_outcome(action)
+        return self.cluster.apply(action)
+
+    # -- driving ---------------------------------------------------------------------------------
 
     def tick(self, advance: timedelta | None = None) -> Decision:
-        """One engine tick: plan (gathering as asked), act, keep the status, move the clock."""
-        obs = self.observe()
-        for _ in range(6):
-            decision = plan(self.spec, self.status, obs, self.now)
-            if not decision.gather:
-                break
-            for request in decision.gather:
-                if isinstance(request, RunChecks):
-                    self.check_runs += 1
-                    obs = replace(obs, checks=self.checks(self))
-                else:
-                    self.hook_calls.append(request.type)
-                    obs = replace(obs, hooks={**obs.hooks, request.type: self.hooks.get(request.type, True)})
-        else:
-            raise AssertionError("planner kept asking for observations")
-        revert = self.apply(decision.actions)
-        if revert is not None:
-            decision = plan(self.spec, decision.status, replace(obs, revert=revert), self.now)
-            assert not any(isinstance(a, RevertInGit) for a in decision.actions)
-            self.apply(decision.actions)
+        decision = tick(self.spec, self.status, self, self.now)
         self.status = decision.status
         self.log.append(decision)
         self.now += advance if advance is not None else max(decision.requeue_after, timedelta(seconds=1))
         return decision
-
-    def apply(self, actions: tuple[Action, ...]) -> RevertOutcome | None:
-        outcome = None
-        for a in actions:
-            self.actions.append(a)
-            if isinstance(a, InitializePrimary):
-                self.primary_exists = True
-                self.primary_hash = self.target_hash
-                self.primary_revision = self.target_revision
-            elif isinstance(a, SetWeight):
-                assert a.primary + a.canary == 100
-                self.weights = (a.primary, a.canary)
-                self.match = a.match
-            elif isinstance(a, ScaleTarget):
-                self.target_up = a.up
-            elif isinstance(a, PromotePrimary):
-                self.primary_hash = self.target_hash
-                self.primary_revision = self.target_revision
-            elif isinstance(a, CallWebhooks):
-                self.hook_calls.append(a.type)
-            elif isinstance(a, RevertInGit):
-                self.reverts.append(a)
-                outcome = self.revert_outcome(a)
-        return outcome
 
     def run_until(self, *phases: Phase, limit: int = 60) -> list[Decision]:
         start = len(self.log)
@@ -145,7 +106,31 @@ class World:
                 out.append(p)
         return out
 
-    def release(self, new_hash: str, revision: str) -> None:
-        """Git delivers a new target spec."""
-        self.target_hash = new_hash
-        self.target_revision = revision
+    # -- what tests look at and change -----------------------------------------------------------
+
+    def release(self, spec_hash: str, revision: str) -> None:
+        self.cluster.release(spec_hash, revision)
+
+    @property
+    def weights(self) -> tuple[int, int]:
+        return self.cluster.weights
+
+    @property
+    def match(self) -> bool:
+        return self.cluster.match
+
+    @property
+    def target_up(self) -> bool:
+        return self.cluster.target_up
+
+    @property
+    def primary_hash(self) -> str | None:
+        return self.cluster.primary_hash
+
+    @property
+    def target_ready(self) -> bool:
+        return self.cluster.target_ready
+
+    @target_ready.setter
+    def target_ready(self, ready: bool) -> None:
+        self.cluster.target_ready = ready

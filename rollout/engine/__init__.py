@@ -1,0 +1,1 @@
+"""Effects: carry a planner Decision out through ports (workloads, routers, metrics, webhooks, Git)."""
