@@ -29,15 +29,9 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 
+from analysis.judges import Verdict
+
 SCHEMA = "rollout.gitops.dev/analysis-report/v1"
-
-
-class Verdict(StrEnum):
-    """How one metric (or one tick) was judged."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    NO_DATA = "no-data"
 
 
 class Outcome(StrEnum):
@@ -337,7 +331,10 @@ def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
         if metric.unit:
             ax.set_ylabel(metric.unit)
         ax.xaxis_date(tz=UTC)
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))  # type: ignore[no-untyped-call]
+        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
+        ax.xaxis.set_major_locator(locator)
+        # Seconds appear when the ticks are closer than a minute, so no two labels read the same.
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
         ax.set_xlabel("time (UTC)")
         ax.grid(True, alpha=0.25)
         if ax.get_legend_handles_labels()[0]:

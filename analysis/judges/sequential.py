@@ -1,0 +1,301 @@
+"""The sequential judge: anytime-valid tests of "the canary is worse than the primary".
+
+Fixed-sample tests lose their error guarantee when a controller looks at every step and stops at the
+first significant look. Here each metric yields an e-process (after Lindon & Malek 2022, "Anytime-valid
+inference for multinomial count data", and mixture likelihood ratios): a nonnegative process that is a
+supermartingale with mean <= 1 while the canary is no worse, so by Ville's inequality the chance that it
+EVER reaches 1/alpha is at most alpha, however often we look. A real regression makes it grow
+geometrically, so a bad release stops as soon as the evidence allows.
+
+Counts (errors out of requests). In each increment between looks, condition on the total number of
+errors e. If errors are Poisson in requests, the canary's share of them is Binomial(e, theta) with
+theta = lam*s / (lam*s + 1 - s), s the canary's share of requests in that increment (so the traffic
+split may change between looks) and lam the canary/primary error-rate ratio; the unknown base rate
+cancels. H0: lam <= margin (margin >= 1 lets tiny harmless differences pass; it may differ per look,
+e.g. an allowance for a benign warm-up that decays to 1). For each lam on a prior
+grid above the margin the product of binomial likelihood ratios theta(lam)/theta(margin) over the
+increments is a test supermartingale under H0; their prior-weighted average is the e-process. Only lam
+above the margin carries weight, so a better canary drives it toward 0: it never flags "better".
+
+Latency histograms (Prometheus `le` buckets). For every bucket boundary, "slower than le" is an error
+and the count test above applies; the average of those e-processes over the boundaries is again an
+e-process, and it grows only when the canary has MORE slow requests than the primary at some boundary,
+i.e. when it is slower, never when it is faster.
+
+Inputs are per-look cumulative arrays; a look with a missing value (NaN) is skipped and its traffic
+counted at the next look; a decreasing counter adds nothing. Everything is recomputed from the arrays,
+so a restarted controller reaches the same verdict. The core functions accept leading batch axes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import logsumexp
+
+from analysis.judges import JudgeResult, Verdict, fmt
+
+FloatArray = npt.NDArray[np.float64]
+
+# Error-rate ratios (relative to the margin) the mixture bets on, and their prior weights: the
+# regressions a release must catch, 1.5x to 5x, most weight on 2x. Larger ratios are caught by the 5x
+# component anyway (their evidence grows fast); ratios near 1 are slow to show and left to the margin.
+DEFAULT_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0)
+DEFAULT_WEIGHTS: tuple[float, ...] = (0.25, 0.35, 0.25, 0.15)
+
+
+def _prior(ratios: Sequence[float], weights: Sequence[float] | None) -> tuple[FloatArray, FloatArray]:
+    r = np.asarray(ratios, dtype=np.float64)
+    w = np.ones_like(r) if weights is None else np.asarray(weights, dtype=np.float64)
+    if r.ndim != 1 or r.shape != w.shape or r.size == 0 or np.any(r <= 1) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError("prior ratios must be > 1 with one nonnegative weight each")
+    return r, w / w.sum()
+
+
+def _ffill(cum: FloatArray) -> FloatArray:
+    """Carry the last finite value forward along the last axis (0 before the first)."""
+    valid = np.isfinite(cum)
+    idx = np.where(valid, np.arange(cum.shape[-1]), -1)
+    idx = np.maximum.accumulate(idx, axis=-1)
+    filled = np.take_along_axis(np.where(valid, cum, 0.0), np.maximum(idx, 0), axis=-1)
+    return np.asarray(np.where(idx >= 0, filled, 0.0), dtype=np.float64)
+
+
+def increments(cum: npt.ArrayLike, start: int = 0) -> FloatArray:
+    """Per-look increments of cumulative counts along the last axis: missing looks (NaN) add nothing and
+    are counted at the next look, decreases add nothing, looks before `start` are ignored."""
+    filled = _ffill(np.asarray(cum, dtype=np.float64))
+    prev = np.concatenate([np.zeros_like(filled[..., :1]), filled[..., :-1]], axis=-1)
+    inc: FloatArray = np.clip(filled - prev, 0.0, None)
+    if start > 0:
+        inc[..., :start] = 0.0
+    return inc
+
+
+def _log_components(x: FloatArray, nx: FloatArray, y: FloatArray, ny: FloatArray, margin: FloatArray,
+                    ratios: FloatArray) -> FloatArray:
+    """Log likelihood ratio of each increment per prior ratio: shape x.shape + (len(ratios),)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = nx / (nx + ny)
+    usable = (nx > 0) & (ny > 0)
+    s = np.where(usable, s, 0.5)[..., None]
+    m = np.broadcast_to(margin, x.shape)[..., None]
+    lam = m * ratios
+    th0 = m * s / (m * s + 1 - s)
+    th1 = lam * s / (lam * s + 1 - s)
+    step = x[..., None] * np.log(th1 / th0) + y[..., None] * np.log((1 - th1) / (1 - th0))
+    return np.where(usable[..., None], step, 0.0)
+
+
+Margin = float | Sequence[float] | npt.NDArray[np.float64]
+
+
+def _margin(margin: Margin) -> FloatArray:
+    """The null's ratio bound: one number, or one per look (e.g. an allowance for a benign warm-up
+    that decays to 1). Under H0 the canary's ratio stays <= the margin at every look."""
+    m = np.asarray(margin, dtype=np.float64)
+    if m.size == 0 or not np.all(m >= 1):
+        raise ValueError(f"margin must be >= 1, got {margin}")
+    return m
+
+
+def count_log_evalues(
+    canary_errors: npt.ArrayLike,
+    canary_requests: npt.ArrayLike,
+    primary_errors: npt.ArrayLike,
+    primary_requests: npt.ArrayLike,
+    *,
+    margin: Margin = 1.0,
+    start: int = 0,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+) -> FloatArray:
+    """log of the count e-process after each look (last axis), from cumulative counts."""
+    m = _margin(margin)
+    r, w = _prior(ratios, weights)
+    arrays = np.broadcast_arrays(*(np.asarray(a, dtype=np.float64) for a in
+                                   (canary_errors, canary_requests, primary_errors, primary_requests)))
+    missing = np.any([~np.isfinite(a) for a in arrays], axis=0)
+    x, nx, y, ny = (increments(np.where(missing, np.nan, a), start) for a in arrays)
+    comps = np.cumsum(_log_components(x, nx, y, ny, m, r), axis=-2)
+    return np.asarray(logsumexp(comps + np.log(w), axis=-1), dtype=np.float64)
+
+
+def _histogram_parts(canary_buckets: npt.ArrayLike, primary_buckets: npt.ArrayLike, start: int
+                     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Increments of (canary slow, canary total, primary slow, primary total) per boundary:
+    slow arrays have shape (..., looks, boundaries), totals (..., looks, 1)."""
+    cb = np.asarray(canary_buckets, dtype=np.float64)
+    pb = np.asarray(primary_buckets, dtype=np.float64)
+    if cb.shape != pb.shape or cb.ndim < 2 or cb.shape[-1] < 2:
+        raise ValueError("bucket arrays must have the same shape (..., looks, buckets) with >= 2 buckets")
+    missing = np.any(~np.isfinite(cb), axis=-1) | np.any(~np.isfinite(pb), axis=-1)
+
+    def parts(b: FloatArray) -> tuple[FloatArray, FloatArray]:
+        b = np.where(missing[..., None], np.nan, b)
+        slow_cum = b[..., -1:] - b[..., :-1]  # requests above each finite `le`
+        slow = np.moveaxis(increments(np.moveaxis(slow_cum, -1, -2), start), -2, -1)
+        total = increments(b[..., -1], start)[..., None]
+        return slow, total
+
+    x, nx = parts(cb)
+    y, ny = parts(pb)
+    return x, nx, y, ny
+
+
+def boundary_log_evalues(
+    canary_buckets: npt.ArrayLike,
+    primary_buckets: npt.ArrayLike,
+    *,
+    margin: Margin = 1.0,
+    start: int = 0,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+) -> FloatArray:
+    """log of each bucket boundary's e-process after each look: shape (..., looks, boundaries)."""
+    m = _margin(margin)[..., None]  # per look -> per look and boundary
+    r, w = _prior(ratios, weights)
+    x, nx, y, ny = _histogram_parts(canary_buckets, primary_buckets, start)
+    steps = _log_components(x, np.broadcast_to(nx, x.shape), y, np.broadcast_to(ny, y.shape), m, r)
+    comps = np.cumsum(steps, axis=-3)  # over looks: (..., looks, boundaries, ratios)
+    return np.asarray(logsumexp(comps + np.log(w), axis=-1), dtype=np.float64)
+
+
+def histogram_log_evalues(
+    canary_buckets: npt.ArrayLike,
+    primary_buckets: npt.ArrayLike,
+    *,
+    margin: Margin = 1.0,
+    start: int = 0,
+    ratios: Sequence[float] = DEFAULT_RATIOS,
+    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+) -> FloatArray:
+    """log of the latency e-process after each look. Buckets are Prometheus-style: cumulative over time
+    and over `le`, shape (..., looks, buckets), the last bucket being +Inf (all requests)."""
+    per = boundary_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start, ratios=ratios,
+                               weights=weights)
+    return np.asarray(logsumexp(per, axis=-1) - np.log(per.shape[-1]), dtype=np.float64)
+
+
+def first_crossing(log_evalues: npt.ArrayLike, alpha: float) -> npt.NDArray[np.int64]:
+    """Index of the first look whose e-value reaches 1/alpha, -1 where it never does."""
+    le = np.asarray(log_evalues, dtype=np.float64)
+    hit = le >= np.log(1 / alpha)
+    if hit.shape[-1] == 0:
+        return np.full(hit.shape[:-1], -1, dtype=np.int64)
+    first = np.argmax(hit, axis=-1)
+    return np.where(hit.any(axis=-1), first, -1).astype(np.int64)
+
+
+def _result(log_e: FloatArray, alpha: float, looks_used: int, value: float | None, primary: float | None,
+            what: str, extra: dict[str, Any]) -> JudgeResult:
+    bar = 1 / alpha
+    limit = f"e-value >= {fmt(bar)} (alpha {fmt(alpha)})"
+    evalues = np.exp(np.minimum(log_e, 700.0))  # finite for JSON; far beyond any 1/alpha
+    crossed = int(first_crossing(log_e, alpha))
+    details: dict[str, Any] = {
+        "evalue": float(evalues[-1]) if evalues.size else 1.0,
+        "max_evalue": float(evalues.max()) if evalues.size else 1.0,
+        "looks": int(log_e.size),
+        "looks_with_data": looks_used,
+        "crossed_at": crossed if crossed >= 0 else None,
+        "evalues": [float(v) for v in evalues],
+        "alpha": alpha,
+        **extra,
+    }
+    if looks_used == 0:
+        return JudgeResult(Verdict.NO_DATA, None, None, limit, f"{what}: no requests on both sides", details)
+    if crossed >= 0:
+        e = float(evalues[crossed:].max())
+        reason = f"{what}: e-value {fmt(e)} >= {fmt(bar)} at look {crossed} (alpha {fmt(alpha)})"
+        return JudgeResult(Verdict.FAIL, value, primary, limit, reason, details)
+    reason = f"{what}: e-value {fmt(details['max_evalue'])} < {fmt(bar)} (alpha {fmt(alpha)})"
+    return JudgeResult(Verdict.PASS, value, primary, limit, reason, details)
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def _pct(x: float | None) -> str:
+    return "none" if x is None else f"{x * 100:.3g}%"
+
+
+def sequential_counts(
+    canary_errors: npt.ArrayLike,
+    canary_requests: npt.ArrayLike,
+    primary_errors: npt.ArrayLike,
+    primary_requests: npt.ArrayLike,
+    *,
+    alpha: float = 0.05,
+    margin: Margin = 1.0,
+    start: int = 0,
+    name: str = "error rate",
+) -> JudgeResult:
+    """Judge error counts: FAIL once the canary's error rate is shown above `margin` x the primary's.
+
+    Arguments are 1-D per-look cumulative counts since the analysis started; looks before `start`
+    (a warm-up) are ignored. PASS means no such evidence yet; the caller promotes when its planned
+    steps complete."""
+    _check_alpha(alpha)
+    arrays = [np.asarray(a, dtype=np.float64).ravel() for a in
+              (canary_errors, canary_requests, primary_errors, primary_requests)]
+    if len({a.size for a in arrays}) != 1:
+        raise ValueError("the four count arrays must have one value per look each")
+    log_e = count_log_evalues(*arrays, margin=margin, start=start)
+    missing = np.any([~np.isfinite(a) for a in arrays], axis=0)
+    x, nx, y, ny = (float(increments(np.where(missing, np.nan, a), start).sum()) for a in arrays)
+    used = int(np.sum((increments(np.where(missing, np.nan, arrays[1]), start) > 0)
+                      & (increments(np.where(missing, np.nan, arrays[3]), start) > 0)))
+    value = x / nx if nx > 0 else None
+    primary = y / ny if ny > 0 else None
+    what = f"{name} {_pct(value)} vs primary {_pct(primary)}"
+    extra = {"margin": _margin(margin).tolist(), "start": start, "canary_errors": x, "canary_requests": nx,
+             "primary_errors": y, "primary_requests": ny}
+    return _result(log_e, alpha, used, value, primary, what, extra)
+
+
+def sequential_histogram(
+    canary_buckets: npt.ArrayLike,
+    primary_buckets: npt.ArrayLike,
+    *,
+    le: npt.ArrayLike | None = None,
+    alpha: float = 0.05,
+    margin: Margin = 1.0,
+    start: int = 0,
+    name: str = "latency",
+) -> JudgeResult:
+    """Judge latency histograms: FAIL once the canary is shown SLOWER than the primary (more requests
+    above some bucket boundary than `margin` x the primary's share), never for being faster.
+
+    Buckets have shape (looks, buckets), cumulative over time and over `le` with +Inf last; `le` gives
+    the finite boundaries for the report (seconds)."""
+    _check_alpha(alpha)
+    cb = np.asarray(canary_buckets, dtype=np.float64)
+    pb = np.asarray(primary_buckets, dtype=np.float64)
+    if cb.ndim != 2:
+        raise ValueError("bucket arrays must have shape (looks, buckets)")
+    per = boundary_log_evalues(cb, pb, margin=margin, start=start)
+    log_e = np.asarray(logsumexp(per, axis=-1) - np.log(per.shape[-1]), dtype=np.float64)
+    x, nx, y, ny = _histogram_parts(cb, pb, start)
+    used = int(np.sum((nx[:, 0] > 0) & (ny[:, 0] > 0)))
+    bounds = [float(b) for b in np.asarray(le, dtype=np.float64).ravel()] if le is not None else list(
+        range(cb.shape[1] - 1))
+    if len(bounds) != cb.shape[1] - 1:
+        raise ValueError("le must list the finite bucket boundaries")
+    cx, cn, py, pn = x.sum(axis=0), float(nx.sum()), y.sum(axis=0), float(ny.sum())
+    value = primary = None
+    what = name
+    extra: dict[str, Any] = {"margin": _margin(margin).tolist(), "start": start, "canary_requests": cn,
+                             "primary_requests": pn}
+    if cn > 0 and pn > 0:
+        # the boundary with the strongest evidence, for the report
+        k = int(np.argmax(per[-1])) if per.shape[0] else 0
+        value, primary = float(cx[k] / cn), float(py[k] / pn)
+        what = f"{name}: {_pct(value)} of canary requests > {fmt(bounds[k])} vs primary {_pct(primary)}"
+        extra |= {"le": bounds[k], "canary_slow_share": value, "primary_slow_share": primary}
+    return _result(log_e, alpha, used, value, primary, what, extra)
