@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PROMETHEUS := .cache/prometheus/usr/bin/prometheus
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit bench tools chromium clean
+.PHONY: venv lint test unit bench bench-quick tools chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,13 @@ test: lint tools
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# Benchmarks print figures and ratios; they never fail on speed.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.judge --json .cache/bench-judge.json
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.judge --quick --json .cache/bench-judge-quick.json
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache
