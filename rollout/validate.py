@@ -23,6 +23,7 @@ from yaml.nodes import MappingNode
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.parse import API_VERSION, FLAGGER_API_VERSION, PARSERS, flagger_hint
 from rollout.api.schema import schema_errors
+from rollout.api.spec import Resource
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -180,6 +181,28 @@ def validate_text(text: str, file: str) -> Report:
     except yaml.YAMLError as error:
         report.problems.append(Problem(file, index + 1, None, None, "", _yaml_problem(error)))
     return report
+
+
+class InvalidManifests(ValueError):
+    """Manifests that did not validate; `report` holds every problem."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        super().__init__(format_text(report.problems).strip())
+
+
+def load_resources(text: str, file: str) -> list[Resource]:
+    """Every rollout resource in a multi-document YAML text, validated and parsed.
+
+    Raises InvalidManifests when anything in it would fail `rollout validate`."""
+    report = validate_text(text, file)
+    if report.problems:
+        raise InvalidManifests(report)
+    return [
+        PARSERS[str(doc["kind"])](doc)
+        for doc in _documents(text)
+        if isinstance(doc, Mapping) and is_rollout_kind(doc)
+    ]
 
 
 def collect_files(path: Path) -> list[Path]:

@@ -1,0 +1,171 @@
+"""`rollout analyze`: replay a Canary's analysis over a past window of a real Prometheus.
+
+Loads the Canary (and any MetricTemplates) from a manifest file, replays it with `rollout.replay`
+against the given Prometheus, prints one line per tick and the outcome, and optionally writes the
+HTML report. Exit codes: 0 promote (or no decision in the window), 3 rollback, 2 usage or
+connection errors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from analysis.providers.prometheus import Auth, PrometheusProvider
+from analysis.report import Outcome as ReportOutcome
+from analysis.report import to_html
+from rollout.api.durations import parse_duration
+from rollout.api.spec import BlueGreen, Canary, Judge, MetricTemplate
+from rollout.api.status import format_time
+from rollout.engine.checks import CheckError, MetricChecks, judge_for
+from rollout.engine.reports import TickRecord, build_report
+from rollout.replay import Outcome, Replay, replay
+from rollout.validate import InvalidManifests, load_resources
+
+EXIT_PROMOTE, EXIT_USAGE, EXIT_ROLLBACK = 0, 2, 3
+
+_RELATIVE = re.compile(r"^now(?:\s*-\s*(\S+))?$")
+
+
+class UsageError(ValueError):
+    """Bad arguments or input: exit code 2 with this message."""
+
+
+def parse_instant(text: str, now: datetime) -> datetime:
+    """`now`, `now-2h`, an RFC 3339 time (`2026-11-01T10:00:00Z`) or unix seconds."""
+    text = text.strip()
+    m = _RELATIVE.match(text)
+    try:
+        if m:
+            return now - timedelta(seconds=parse_duration(m.group(1))) if m.group(1) else now
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise UsageError(f"{text!r} is not a time: use RFC 3339 (2026-11-01T10:00:00Z), unix seconds, or now-2h") from e
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Request:
+    file: Path
+    prometheus: str
+    start: datetime
+    end: datetime
+    name: str | None = None
+    judge: Judge | None = None
+    step: timedelta | None = None
+    token: str | None = None
+
+
+def load_release(path: Path, name: str | None, judge: Judge | None) -> tuple[Canary | BlueGreen, dict[tuple[str, str],
+                                                                                                       MetricTemplate]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read: {e.strerror}") from e
+    try:
+        resources = load_resources(text, str(path))
+    except InvalidManifests as e:
+        raise UsageError(f"{path} is not valid (run `rollout validate {path}`):\n{e}") from e
+    releases = [r for r in resources if isinstance(r, Canary | BlueGreen)]
+    templates = {(t.metadata.namespace, t.metadata.name): t for t in resources if isinstance(t, MetricTemplate)}
+    if name is not None:
+        releases = [r for r in releases if r.metadata.name == name]
+    if len(releases) != 1:
+        names = ", ".join(r.metadata.name for r in releases) or "none"
+        raise UsageError(f"{path}: expected one Canary or BlueGreen{f' named {name}' if name else ''}, found {names}; "
+                         "pick one with --name")
+    release = releases[0]
+    if judge is not None:
+        analysis = replace(release.spec.analysis, judge=judge)
+        if isinstance(release, Canary):
+            release = replace(release, spec=replace(release.spec, analysis=analysis))
+        else:
+            release = replace(release, spec=replace(release.spec, analysis=analysis))
+    for metric in release.spec.analysis.metrics:
+        if judge_for(release, metric) == Judge.THRESHOLD and metric.threshold_range is None:
+            raise UsageError(f"metric {metric.name} has no thresholdRange, which the threshold judge needs; "
+                             "add one or pick --judge compare|sequential")
+    return release, templates
+
+
+def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Path | None = None) -> int:
+    if request.end <= request.start:
+        raise UsageError("--end must be after --start")
+    release, templates = load_release(request.file, request.name, request.judge)
+    auth = Auth(bearer_token=request.token) if request.token else None
+    with PrometheusProvider(request.prometheus, auth=auth) as prometheus:
+        if not prometheus.is_ready():
+            raise UsageError(f"cannot reach Prometheus at {request.prometheus} (its /-/ready did not answer 200)")
+        checks = MetricChecks(release, prometheus, templates, strict=True)
+        try:
+            result = replay(release, checks.run, request.start, request.end, request.step)
+        except CheckError as e:
+            raise UsageError(f"a query failed: {e}") from e
+    if as_json:
+        json.dump(to_json(release, result), out, indent=2)
+        out.write("\n")
+    else:
+        for record in result.ticks:
+            out.write(tick_line(record) + "\n")
+        out.write(outcome_line(result) + "\n")
+    if report is not None:
+        outcome = {Outcome.PROMOTE: ReportOutcome.SUCCEEDED, Outcome.ROLLBACK: ReportOutcome.FAILED}.get(
+            result.outcome, ReportOutcome.RUNNING
+        )
+        run = build_report(release, checks.readings, result.ticks, outcome, result.decided_at,
+                           summary=outcome_line(result))
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(to_html(run), encoding="utf-8")
+    return EXIT_ROLLBACK if result.outcome == Outcome.ROLLBACK else EXIT_PROMOTE
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4g}"
+
+
+def tick_line(record: TickRecord) -> str:
+    parts = [format_time(record.at), f"weight {record.weight:3d}"]
+    for c in record.checks:
+        parts.append(f"{c.name} canary {_num(c.value)} primary {_num(c.primary)} {c.verdict.value}")
+    parts.append(record.action)
+    return "  ".join(parts)
+
+
+def outcome_line(result: Replay) -> str:
+    if result.outcome == Outcome.ROLLBACK and result.decided_at:
+        return f"rollback at {format_time(result.decided_at)} ({result.reason})"
+    if result.outcome == Outcome.PROMOTE and result.decided_at:
+        return f"promote at {format_time(result.decided_at)}"
+    return f"incomplete: {result.reason}"
+
+
+def to_json(release: Canary | BlueGreen, result: Replay) -> dict[str, Any]:
+    metrics = []
+    for metric in release.spec.analysis.metrics:
+        seen = [c for t in result.ticks for c in t.checks if c.name == metric.name]
+        counts = {v: sum(1 for c in seen if c.verdict.value == v) for v in ("pass", "fail", "no-data")}
+        metrics.append({"name": metric.name, "judge": judge_for(release, metric).value, "verdicts": counts,
+                        "last": _check(seen[-1]) if seen else None})
+    return {
+        "canary": f"{release.metadata.namespace}/{release.metadata.name}",
+        "outcome": result.outcome.value,
+        "decided_at": format_time(result.decided_at) if result.decided_at else None,
+        "reason": result.reason,
+        "ticks": [
+            {"at": format_time(t.at), "weight": t.weight, "action": t.action,
+             "checks": [_check(c) for c in t.checks]}
+            for t in result.ticks
+        ],
+        "metrics": metrics,
+    }
+
+
+def _check(c: Any) -> dict[str, Any]:
+    return {"name": c.name, "verdict": c.verdict.value, "canary": c.value, "primary": c.primary,
+            "limit": c.limit, "reason": c.reason}

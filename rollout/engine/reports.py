@@ -1,0 +1,85 @@
+"""Turn what a release observed (metric readings, ticks) into an analysis report.
+
+The operator writes one for every run and `rollout analyze` for every replay; the report itself
+(JSON, Markdown, HTML with plots) is `analysis.report`'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from analysis.judges import Verdict
+from analysis.report import AnalysisRun, MetricSeries, Outcome, Samples, Tick
+from rollout.api.spec import BlueGreen, Canary
+from rollout.core import CheckResult
+from rollout.engine.checks import Reading, judge_for
+
+_UNITS = {"request-success-rate": "%", "request-duration": "ms"}
+
+
+@dataclass(frozen=True)
+class TickRecord:
+    """One tick as a report shows it: the weight after it, what was judged and what was done."""
+
+    at: datetime
+    weight: int
+    checks: tuple[CheckResult, ...]
+    action: str
+    message: str = ""
+
+
+def tick_verdict(checks: Sequence[CheckResult]) -> Verdict:
+    verdicts = {c.verdict.value for c in checks}
+    for v in (Verdict.FAIL, Verdict.NO_DATA):
+        if v.value in verdicts:
+            return v
+    return Verdict.PASS if checks else Verdict.NO_DATA
+
+
+def build_report(
+    release: Canary | BlueGreen,
+    readings: Sequence[Reading],
+    ticks: Sequence[TickRecord],
+    outcome: Outcome,
+    decided_at: datetime | None,
+    summary: str = "",
+    revision: str | None = None,
+) -> AnalysisRun:
+    metrics = []
+    for metric in release.spec.analysis.metrics:
+        mine = [r for r in readings if r.check.name == metric.name]
+        canary = [(r.at.timestamp(), r.check.value) for r in mine if r.check.value is not None]
+        primary = [(r.at.timestamp(), r.check.primary) for r in mine if r.check.primary is not None]
+        last = mine[-1].check if mine else None
+        bounds = metric.threshold_range
+        judge = judge_for(release, metric)
+        metrics.append(
+            MetricSeries(
+                name=metric.name,
+                canary=Samples.of([t for t, _ in canary], [v for _, v in canary]),
+                primary=Samples.of([t for t, _ in primary], [v for _, v in primary]) if primary else None,
+                limit_min=bounds.min if bounds and judge.value == "threshold" else None,
+                limit_max=bounds.max if bounds and judge.value == "threshold" else None,
+                verdict=Verdict(last.verdict.value) if last else Verdict.NO_DATA,
+                unit=_UNITS.get(metric.name, "") if metric.builtin and judge.value != "sequential" else "",
+                canary_value=last.value if last else None,
+                primary_value=last.primary if last else None,
+                limit_text=last.limit if last and last.limit else None,
+                detail=last.reason if last else "",
+            )
+        )
+    return AnalysisRun(
+        name=release.metadata.name,
+        namespace=release.metadata.namespace,
+        outcome=outcome,
+        decided_at=decided_at.timestamp() if decided_at else None,
+        ticks=tuple(
+            Tick(t.at.timestamp(), tick_verdict(t.checks), t.action, t.weight, t.message) for t in ticks if t.checks
+        ),
+        metrics=tuple(metrics),
+        judge=release.spec.analysis.judge.value,
+        revision=revision,
+        summary=summary,
+    )

@@ -1,0 +1,209 @@
+"""`rollout analyze` against a real Prometheus holding a known incident.
+
+Two workloads share the window: `podinfo`'s canary starts failing 8% of requests at a known
+time, `stable`'s never does; their primaries stay healthy. The replay must roll the first back
+within the expected ticks and promote the second, with every judge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from rollout.api.status import format_time
+from rollout.cli import main
+from tests.prom import RunningPrometheus, running_prometheus
+
+pytestmark = pytest.mark.component
+
+NS = "test"
+STEP = 15
+STEPS = 4 * 40  # forty minutes of samples
+END = (int(time.time()) // 60) * 60 - 600
+FIRST = END - (STEPS - 1) * STEP
+START = FIRST + 120  # the replayed release starts here: rate windows are full by then
+BAD_AT = START + 270  # podinfo's canary regresses 4m30s into the release
+LATENCY = {25: 100, 50: 60, 100: 30, 250: 9, 500: 1}
+
+
+def _series(workload: str, ok: int, errors_before: int, errors_after: int) -> list[str]:
+    labels = f'reporter="destination",destination_workload_namespace="{NS}",destination_workload="{workload}"'
+    lines: list[str] = []
+    ok_total = err_total = 0
+    buckets = dict.fromkeys([*LATENCY, "+Inf"], 0)
+    for k in range(STEPS):
+        t = FIRST + k * STEP
+        ok_total += ok
+        err_total += errors_after if t > BAD_AT else errors_before
+        lines.append(f'istio_requests_total{{{labels},response_code="200"}} {ok_total} {t}')
+        lines.append(f'istio_requests_total{{{labels},response_code="500"}} {err_total} {t}')
+        running = 0  # buckets are cumulative over le
+        for le, n in LATENCY.items():
+            running += n * ok // 200
+            buckets[le] += running
+            lines.append(f'istio_request_duration_milliseconds_bucket{{{labels},le="{le}"}} {buckets[le]} {t}')
+        buckets["+Inf"] += running
+        lines.append(f'istio_request_duration_milliseconds_bucket{{{labels},le="+Inf"}} {buckets["+Inf"]} {t}')
+    return lines
+
+
+def _openmetrics() -> str:
+    lines = [
+        *_series("podinfo", 184, 1, 16),
+        *_series("podinfo-primary", 398, 2, 2),
+        *_series("stable", 199, 1, 1),
+        *_series("stable-primary", 398, 2, 2),
+    ]
+    # OpenMetrics wants each family's samples together.
+    lines.sort(key=lambda line: line.split("{")[0])
+    return "\n".join([*lines, "# EOF"]) + "\n"
+
+
+CANARY = """
+apiVersion: rollout.gitops.dev/v1alpha1
+kind: Canary
+metadata:
+  name: {target}
+  namespace: test
+spec:
+  provider: istio
+  targetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {target}
+  service:
+    port: 9898
+  analysis:
+    interval: 1m
+    threshold: 2
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+      - name: request-success-rate
+        thresholdRange:
+          min: 99
+        interval: 1m
+      - name: request-duration
+        thresholdRange:
+          max: 500
+        interval: 1m
+"""
+
+
+@pytest.fixture(scope="module")
+def prom() -> Iterator[RunningPrometheus]:
+    with running_prometheus(_openmetrics()) as server:
+        yield server
+
+
+def canary_file(tmp_path: Path, target: str) -> Path:
+    path = tmp_path / f"{target}.yaml"
+    path.write_text(CANARY.format(target=target))
+    return path
+
+
+def analyze(prom: RunningPrometheus, path: Path, *extra: str) -> list[str]:
+    return ["analyze", "-f", str(path), "--prometheus", prom.url, "--start", str(START),
+            "--end", str(END), *extra]
+
+
+def at(seconds_after_start: int) -> str:
+    return format_time(datetime.fromtimestamp(START + seconds_after_start, tz=UTC))
+
+
+def test_regression_rolls_back_within_the_expected_ticks(
+    prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(analyze(prom, canary_file(tmp_path, "podinfo")))
+    out = capsys.readouterr().out.splitlines()
+    assert code == 3
+    # Ticks every minute: weight 10 at 1m, checks from 2m; the 5m and 6m checks see the 8% errors.
+    assert out[-1].startswith(f"rollback at {at(360)} (")
+    assert "request-success-rate" in out[-1] and "failed checks 2/2" in out[-1]
+    lines = {line.split()[0]: line for line in out[:-1]}
+    assert "weight  40" in lines[at(240)] and lines[at(240)].endswith("advance")
+    assert "request-success-rate canary 99.46 primary 99.5 pass" in lines[at(240)]
+    # Half of the 5m check's window is after the regression.
+    assert "request-success-rate canary 95.58 primary 99.5 fail" in lines[at(300)]
+    assert lines[at(300)].endswith("hold")
+    assert lines[at(360)].endswith("rollback")
+
+
+def test_clean_window_promotes(prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(analyze(prom, canary_file(tmp_path, "stable")))
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[-1] == f"promote at {at(360)}"
+    weights = [int(line.split()[2]) for line in out[:-1]]
+    assert weights == [0, 10, 20, 30, 40, 50, 50]
+
+
+@pytest.mark.parametrize("judge", ["compare", "sequential"])
+def test_statistical_judges_agree_on_the_incident(
+    prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str], judge: str
+) -> None:
+    assert main(analyze(prom, canary_file(tmp_path, "stable"), "--judge", judge)) == 0
+    capsys.readouterr()
+    code = main(analyze(prom, canary_file(tmp_path, "podinfo"), "--judge", judge, "--json"))
+    result = json.loads(capsys.readouterr().out)
+    assert code == 3 and result["outcome"] == "rollback"
+    decided = datetime.fromisoformat(result["decided_at"].replace("Z", "+00:00")).timestamp()
+    assert BAD_AT < decided <= BAD_AT + 4 * 60
+    failed = [m for m in result["metrics"] if m["verdicts"]["fail"]]
+    assert [m["name"] for m in failed] == ["request-success-rate"]
+    assert failed[0]["judge"] == judge
+
+
+def test_json_and_html_report_through_the_installed_command(prom: RunningPrometheus, tmp_path: Path) -> None:
+    report = tmp_path / "out" / "podinfo.html"
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "rollout"), *analyze(prom, canary_file(tmp_path, "podinfo")), "--json",
+         "--report", str(report)],
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ},
+    )
+    assert done.returncode == 3, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) >= {"outcome", "decided_at", "ticks", "metrics"}
+    assert result["ticks"][0]["at"] == at(0) and len(result["ticks"]) == 7
+    html = report.read_text()
+    assert html.count("<img") >= 2 and "request-success-rate" in html and "rolled back" in html
+
+
+def test_unreachable_prometheus_and_bad_input_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = canary_file(tmp_path, "podinfo")
+    base = ["analyze", "-f", str(path), "--start", "now-1h"]
+    assert main([*base, "--prometheus", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach Prometheus" in capsys.readouterr().err
+    assert main([*base, "--prometheus", "http://127.0.0.1:9", "--end", "now-2h"]) == 2
+    assert "--end must be after --start" in capsys.readouterr().err
+    assert main(["analyze", "-f", str(path), "--prometheus", "http://x", "--start", "yesterday"]) == 2
+    assert "'yesterday' is not a time" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CANARY.format(target="podinfo").replace("stepWeight: 10", "stepWeight: 80"))
+    assert main(["analyze", "-f", str(bad), "--prometheus", "http://x", "--start", "now-1h"]) == 2
+    assert "spec.analysis.stepWeight: must not exceed maxWeight (50), got 80" in capsys.readouterr().err
+
+
+def test_window_too_short_is_incomplete(prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    code = main(["analyze", "-f", str(canary_file(tmp_path, "stable")), "--prometheus", prom.url,
+                 "--start", str(START), "--end", str(START + 150)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0 and out[-1] == "incomplete: no decision by the end of the window (weight 20)"
+
+
+def test_step_interval_changes_the_tick_rate(prom: RunningPrometheus, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    main(analyze(prom, canary_file(tmp_path, "stable"), "--step-interval", "30s"))
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"promote at {at(360)}"
+    assert len(out) - 1 == 13
+    _ = timedelta
