@@ -88,7 +88,25 @@ def _run_analyze(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-_SUBCOMMANDS: list[Callable[[Subcommands], None]] = [_add_validate, _add_analyze]
+def _add_sandbox(subcommands: Subcommands) -> None:
+    p = subcommands.add_parser(
+        "sandbox",
+        help="run the embedded local cluster (API server and simulated Deployment controller)",
+        description="The embedded cluster the demo and the end-to-end tests use; no real Kubernetes needed.",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start it on 127.0.0.1 and run until interrupted")
+    up.add_argument("--kubeconfig", type=Path, metavar="PATH", help="where to write it (default: a temp file)")
+    up.set_defaults(run=_run_sandbox_up)
+
+
+def _run_sandbox_up(args: argparse.Namespace) -> int:
+    from rollout.sandbox import serve
+
+    return serve(args.kubeconfig)
+
+
+_SUBCOMMANDS: list[Callable[[Subcommands], None]] = [_add_validate, _add_analyze, _add_sandbox]
 
 
 def build_parser() -> argparse.ArgumentParser:
