@@ -1,0 +1,38 @@
+"""Traffic routers, one module per provider, behind the `Router` protocol of `base`, and the
+explicit registry that picks one for a release's `spec.provider`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubernetes import client
+
+from rollout.api.spec import PROVIDER_ALIASES, Provider
+from rollout.routers.base import Release, Router, RouterError
+from rollout.routers.gatewayapi import GatewayAPIRouter
+from rollout.routers.istio import IstioRouter
+from rollout.routers.kubernetes import KubernetesRouter
+from rollout.routers.linkerd import LinkerdRouter
+from rollout.routers.nginx import NginxRouter
+from rollout.routers.smi import SMIRouter
+
+__all__ = ["ROUTERS", "Release", "Router", "RouterError", "router_for"]
+
+ROUTERS: dict[Provider, Callable[[client.ApiClient], Router]] = {
+    Provider.GATEWAYAPI: GatewayAPIRouter,
+    Provider.ISTIO: IstioRouter,
+    Provider.NGINX: NginxRouter,
+    Provider.SMI: SMIRouter,
+    Provider.LINKERD: LinkerdRouter,
+    Provider.KUBERNETES: KubernetesRouter,
+}
+
+
+def router_for(provider: Provider | str, api: client.ApiClient) -> Router:
+    """The router for `provider` (a Provider, its name, or one of Flagger's versioned aliases)."""
+    key = PROVIDER_ALIASES.get(str(provider)) or next((p for p in Provider if p.value == str(provider)), None)
+    if key is None or key not in ROUTERS:
+        known = ", ".join([*(p.value for p in ROUTERS), *PROVIDER_ALIASES])
+        raise ValueError(f"unknown traffic provider {str(provider)!r}; known: {known}")
+    return ROUTERS[key](api)

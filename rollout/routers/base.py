@@ -1,0 +1,41 @@
+"""The one interface every traffic provider implements, and the registry that picks one.
+
+A router owns the objects that split traffic between `<target>-primary` and the canary (an
+HTTPRoute, a VirtualService, a canary Ingress, a TrafficSplit, or a Service selector). It is told
+weights, and it reads them back, because a route someone edited by hand must not be judged as if
+it carried what the planner asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from rollout.api.spec import BlueGreen, Canary
+
+Release = Canary | BlueGreen
+
+
+class RouterError(Exception):
+    """A router could not do its work; `temporary` says whether a retry may help."""
+
+    def __init__(self, message: str, *, temporary: bool = True) -> None:
+        super().__init__(message)
+        self.temporary = temporary
+
+
+class Router(Protocol):
+    """Traffic split between the primary and the canary of one release."""
+
+    def reconcile(self, release: Release) -> None:
+        """Create or update the router objects (owned by the release); a new object sends all
+        traffic to the primary, an existing one keeps its weights."""
+
+    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False) -> None:
+        """Route `canary` percent to the canary (`primary + canary == 100`); with `match`, requests
+        matching `analysis.match` go to the canary whatever the weights."""
+
+    def verify_weight(self, release: Release) -> tuple[int, int] | None:
+        """The (primary, canary) weights the live objects carry; None when they cannot be read."""
+
+    def finalize(self, release: Release) -> None:
+        """Send all traffic to the primary and remove what only the release needed."""

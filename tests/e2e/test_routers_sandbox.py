@@ -1,0 +1,283 @@
+"""Every router against the sandbox API through the official client: objects are created owned by a
+real release, weights written are read back, conflicts are retried, finalize hands everything to the
+primary, and deleting the release garbage-collects what the router made."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kubernetes
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from rollout.api.parse import parse_canary
+from rollout.api.spec import Canary
+from rollout.routers import RouterError, router_for
+from rollout.routers.gatewayapi import GatewayAPIRouter
+from rollout.routers.objects import Kind, Obj, Objects
+from rollout.sandbox import Sandbox
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
+TARGET = "podinfo"
+HEADER_MATCH = {"headers": {"x-canary": {"exact": "insider"}}}
+COOKIE_MATCH = {"headers": {"cookie": {"exact": "canary"}}}
+
+# What each router owns, as (apiVersion, plural, name); the kubernetes router owns nothing.
+OWNED: dict[str, list[tuple[str, str, str]]] = {
+    "gatewayapi": [("gateway.networking.k8s.io/v1", "httproutes", TARGET)],
+    "istio": [("networking.istio.io/v1beta1", "virtualservices", TARGET),
+              ("networking.istio.io/v1beta1", "destinationrules", f"{TARGET}-primary"),
+              ("networking.istio.io/v1beta1", "destinationrules", f"{TARGET}-canary")],
+    "smi": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
+    "linkerd": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
+    "nginx": [("networking.k8s.io/v1", "ingresses", "web-canary")],
+    "kubernetes": [],
+}
+
+LINKERD_HTTPROUTE_CRD: Any = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "httproutes.policy.linkerd.io"},
+    "spec": {"group": "policy.linkerd.io", "scope": "Namespaced",
+             "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute",
+                       "listKind": "HTTPRouteList"},
+             "versions": [{"name": "v1beta2", "served": True, "storage": True,
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0, every: float = 0.1) -> T:
+    last: T | None = None
+    for _ in range(int(timeout / every) + 1):
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[client.ApiClient]:
+    with Sandbox() as sb:
+        path = sb.write_kubeconfig(tmp_path_factory.mktemp("routers") / "kubeconfig")
+        api: client.ApiClient = kubernetes.config.new_client_from_config(str(path))  # type: ignore[no-untyped-call]
+        try:
+            client.ApiextensionsV1Api(api).create_custom_resource_definition(LINKERD_HTTPROUTE_CRD,
+                                                                             _request_timeout=10)
+            yield api
+        finally:
+            api.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> str:
+    name = f"routers-{uuid.uuid4().hex[:6]}"
+    body: Any = {"metadata": {"name": name}}
+    client.CoreV1Api(api).create_namespace(body, _request_timeout=10)
+    return name
+
+
+def service(name: str, namespace: str, app: str) -> Any:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+            "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898, "targetPort": 9898}]}}
+
+
+def ingress(namespace: str) -> Any:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "namespace": namespace, "annotations": {"team": "web"}},
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": "app.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": TARGET, "port": {"number": 9898}}}}]}}]}}
+
+
+def setup_release(api: client.ApiClient, namespace: str, provider: str,
+                  match: list[Obj] | None = None) -> Canary:
+    """What the workloads module and the user provide (Services, Ingress), and the Canary itself."""
+    core = client.CoreV1Api(api)
+    for name, app in ((TARGET, f"{TARGET}-primary"), (f"{TARGET}-primary", f"{TARGET}-primary"),
+                      (f"{TARGET}-canary", TARGET)):
+        core.create_namespaced_service(namespace, service(name, namespace, app), _request_timeout=10)
+    if provider == "nginx":
+        client.NetworkingV1Api(api).create_namespaced_ingress(namespace, ingress(namespace), _request_timeout=10)
+    analysis: Obj = {"interval": "1m", "threshold": 2}
+    analysis.update({"iterations": 3, "match": match} if match else {"maxWeight": 50, "stepWeight": 10})
+    spec: Obj = {"provider": provider, "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET},
+                 "service": {"port": 9898}, "analysis": analysis}
+    if provider == "gatewayapi":
+        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+    if provider == "nginx":
+        spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
+    obj: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "canaries",
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary", "metadata": {"name": TARGET}, "spec": spec},
+        _request_timeout=10)
+    release = parse_canary(obj)
+    assert release.metadata.uid
+    return release
+
+
+def read(api: client.ApiClient, namespace: str, api_version: str, plural: str, name: str) -> Obj | None:
+    kinds = {"ingresses": "Ingress", "services": "Service"}
+    return Objects(api).get(Kind(api_version, kinds.get(plural, plural), plural), namespace, name)
+
+
+def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> list[str]:
+    out = []
+    for api_version, plural, name in OWNED[provider]:
+        obj = read(api, namespace, api_version, plural, name)
+        assert obj is not None, f"{plural}/{name} missing"
+        out.append(str(obj["metadata"]["resourceVersion"]))
+    return out
+
+
+@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "linkerd", "nginx", "kubernetes"])
+def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
+    release = setup_release(api, namespace, provider)
+    router = router_for(provider, api)
+
+    router.reconcile(release)
+    assert router.verify_weight(release) == (100, 0)
+    for api_version, plural, name in OWNED[provider]:
+        obj = read(api, namespace, api_version, plural, name)
+        assert obj is not None
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "rollout"
+        [ref] = obj["metadata"]["ownerReferences"]
+        assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == ("Canary", TARGET, release.metadata.uid,
+                                                                             True)
+    before = resource_versions(api, namespace, provider)
+    router.reconcile(release)  # idempotent: nothing is written again
+    assert resource_versions(api, namespace, provider) == before
+
+    if provider == "kubernetes":
+        with pytest.raises(RouterError, match="mesh or gateway provider") as e:
+            router.set_weight(release, 90, 10)
+        assert not e.value.temporary
+        assert router.verify_weight(release) == (100, 0)
+    else:
+        router.set_weight(release, 90, 10)
+        assert router.verify_weight(release) == (90, 10)
+        router.reconcile(release)  # an existing object keeps its weights
+        assert router.verify_weight(release) == (90, 10)
+
+    router.set_weight(release, 0, 100)
+    assert router.verify_weight(release) == (0, 100)
+    if provider == "kubernetes":
+        live = read(api, namespace, "v1", "services", TARGET)
+        assert live is not None and live["spec"]["selector"] == {"app": TARGET}
+
+    router.finalize(release)
+    if provider == "nginx":
+        assert router.verify_weight(release) is None  # the canary Ingress is gone
+        assert read(api, namespace, "networking.k8s.io/v1", "ingresses", "web-canary") is None
+        user = read(api, namespace, "networking.k8s.io/v1", "ingresses", "web")
+        assert user is not None
+        assert user["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == TARGET
+        assert user["metadata"]["annotations"] == {"team": "web"}
+    else:
+        assert router.verify_weight(release) == (100, 0)
+    router.finalize(release)  # finalizing twice is harmless
+
+    if provider != "nginx":
+        router.reconcile(release)  # bring the objects back, then let the garbage collector take them
+        owned = OWNED[provider]
+        client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", TARGET,
+                                                                     _request_timeout=10)
+        wait_for("owned objects collected",
+                 lambda: all(read(api, namespace, v, p, n) is None for v, p, n in owned) or None)
+        if provider == "kubernetes":  # the Service is the workloads', not ours: it stays
+            assert read(api, namespace, "v1", "services", TARGET) is not None
+
+
+@pytest.mark.parametrize("provider, match", [
+    ("gatewayapi", [HEADER_MATCH]),
+    ("istio", [HEADER_MATCH]),
+    ("linkerd", [HEADER_MATCH]),
+    ("nginx", [HEADER_MATCH, COOKIE_MATCH]),
+])
+def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match: list[Obj]) -> None:
+    release = setup_release(api, namespace, provider, match=match)
+    router = router_for(provider, api)
+    router.reconcile(release)
+    router.set_weight(release, 100, 0, match=True)
+    assert router.verify_weight(release) == (100, 0)
+    router.reconcile(release)  # the A/B route survives a reconcile
+    if provider == "linkerd":
+        route = read(api, namespace, "policy.linkerd.io/v1beta2", "httproutes", TARGET)
+        assert route is not None and route["spec"]["rules"][0]["backendRefs"][0]["name"] == f"{TARGET}-canary"
+        assert read(api, namespace, "split.smi-spec.io/v1alpha2", "trafficsplits", TARGET) is None
+    elif provider == "nginx":
+        canary = read(api, namespace, "networking.k8s.io/v1", "ingresses", "web-canary")
+        assert canary is not None
+        annotations = canary["metadata"]["annotations"]
+        assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "x-canary"
+        assert annotations["nginx.ingress.kubernetes.io/canary-by-cookie"] == "canary"
+    else:
+        plural, version = ("httproutes", "gateway.networking.k8s.io/v1") if provider == "gatewayapi" else (
+            "virtualservices", "networking.istio.io/v1beta1")
+        obj = read(api, namespace, version, plural, TARGET)
+        assert obj is not None
+        rules = obj["spec"]["rules" if provider == "gatewayapi" else "http"]
+        assert len(rules) == 2
+    router.set_weight(release, 100, 0)  # rollback: A/B route removed, all to the primary
+    router.finalize(release)
+    assert router.verify_weight(release) in ((100, 0), None)
+
+
+def test_conflicting_write_is_retried(api: client.ApiClient, namespace: str) -> None:
+    """Someone writes the route between our read and our write: the 409 is retried on a fresh read,
+    and their change survives ours."""
+    release = setup_release(api, namespace, "gatewayapi")
+    router = GatewayAPIRouter(api)
+    router.reconcile(release)
+    custom = client.CustomObjectsApi(api)
+    args = ("gateway.networking.k8s.io", "v1", namespace, "httproutes", TARGET)
+    stale: dict[str, Any] = {}
+
+    original_get = router.objects.get
+
+    def get_then_interfere(kind: Kind, ns: str, name: str) -> Obj | None:
+        live = original_get(kind, ns, name)
+        if not stale and live is not None:  # the first read: another writer gets in right after it
+            stale["seen"] = live["metadata"]["resourceVersion"]
+            custom.patch_namespaced_custom_object(*args, {"metadata": {"labels": {"team": "web"}}},
+                                                  _request_timeout=10)
+        return live
+
+    router.objects.get = get_then_interfere  # type: ignore[method-assign,assignment]
+    router.set_weight(release, 70, 30)
+    route: Any = custom.get_namespaced_custom_object(*args, _request_timeout=10)
+    assert route["metadata"]["resourceVersion"] != stale["seen"]
+    assert route["metadata"]["labels"]["team"] == "web"
+    assert router.verify_weight(release) == (70, 30)
+
+
+def test_missing_pieces_are_reported(api: client.ApiClient, namespace: str, tmp_path: Path) -> None:
+    """A Service the workloads have not made yet is a temporary error; a kind nobody serves says so."""
+    custom = client.CustomObjectsApi(api)
+    obj: Any = custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "canaries",
+        {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary", "metadata": {"name": TARGET},
+         "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                          "name": TARGET},
+                  "service": {"port": 9898}, "analysis": {"interval": "1m", "iterations": 2}}},
+        _request_timeout=10)
+    release = parse_canary(obj)
+    router = router_for("kubernetes", api)
+    with pytest.raises(RouterError, match="the workloads create") as e:
+        router.reconcile(release)
+    assert e.value.temporary
+    assert router.verify_weight(release) is None
+    router.finalize(release)  # nothing to hand back: no error
+    with pytest.raises(RouterError, match="installed") as e2:
+        Objects(api).get(Kind("example.com/v1", "Nothing", "nothings"), namespace, "x")
+    assert e2.value.temporary
+    with pytest.raises(ApiException):
+        custom.get_namespaced_custom_object("example.com", "v1", namespace, "nothings", "x", _request_timeout=10)
