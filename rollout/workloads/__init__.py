@@ -1,0 +1,22 @@
+"""Primary/canary Deployment management (clone, scale, promote) and the pod-template hash.
+
+Flagger's model: the release's target Deployment is the canary; `<target>-primary` is a clone
+that serves traffic. `Workloads` carries the engine's workload actions out against a cluster;
+`hashing` and `builders` are pure.
+"""
+
+from .deployments import Workloads, workload_of
+from .errors import NotReady, TargetMissing, WorkloadError
+from .hashing import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION, pod_template_hash, revision_of
+
+__all__ = [
+    "REVISION_ANNOTATION",
+    "SOURCE_PATH_ANNOTATION",
+    "NotReady",
+    "TargetMissing",
+    "WorkloadError",
+    "Workloads",
+    "pod_template_hash",
+    "revision_of",
+    "workload_of",
+]

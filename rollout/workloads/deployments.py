@@ -1,0 +1,238 @@
+"""`Workloads`: the thin I/O around the builders, through the official client's ApiClient.
+
+Each method reads what is there, asks a pure builder what it should be, and writes only the
+difference, so every call is idempotent and a controller that dies halfway repeats it safely.
+Reads are raw JSON (not the client's models) so fields this client version does not know survive
+a copy from the target to the primary. Every call carries `_request_timeout`.
+
+Deletion (`finalize`) follows Flagger's `revertOnDeletion`, always on: the target is scaled back
+up, and once it is ready the apex Service is pointed at it and released from the release's
+ownership, so clients keep their Service name after the primary, `<svc>-primary` and
+`<svc>-canary` are garbage-collected with the release. Until the target is ready the call raises
+`NotReady` (the primary keeps serving meanwhile; retry). When the target cannot become ready
+(its rollout exceeded `progressDeadlineSeconds`, e.g. a failed candidate) the primary is kept
+instead: it and the apex, still selecting it, are released from ownership and keep serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from rollout.api.spec import BlueGreen, Canary
+from rollout.core import Workload
+
+from . import builders as b
+from .errors import NotReady, TargetMissing, WorkloadError
+from .hashing import pod_template_hash, revision_of
+
+Release = Canary | BlueGreen
+Json = dict[str, Any]
+
+TIMEOUT = 10.0
+MERGE_PATCH = "application/merge-patch+json"
+# Read-modify-write retries on 409 Conflict before giving up for this tick.
+CONFLICT_RETRIES = 3
+
+log = logging.getLogger(__name__)
+
+
+def workload_of(deployment: Mapping[str, Any] | None) -> Workload:
+    """What the planner sees of a Deployment (or of a missing one)."""
+    if deployment is None:
+        return Workload(exists=False, spec_hash=None, ready=False, revision=None)
+    return Workload(
+        exists=True,
+        spec_hash=pod_template_hash(deployment),
+        ready=b.is_ready(deployment),
+        revision=revision_of(deployment),
+    )
+
+
+def progress_deadline_exceeded(deployment: Mapping[str, Any]) -> bool:
+    for condition in (deployment.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
+            return True
+    return False
+
+
+class Workloads:
+    """The primary/canary Deployments and Services of releases, in one cluster."""
+
+    def __init__(self, api: client.ApiClient, *, timeout: float = TIMEOUT) -> None:
+        self.apps = client.AppsV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.timeout = timeout
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def _read(self, read: Callable[..., Any], name: str, namespace: str) -> Json | None:
+        try:
+            response = read(name, namespace, _preload_content=False, _request_timeout=self.timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        data: Json = json.loads(response.data)
+        return data
+
+    def deployment(self, namespace: str, name: str) -> Json | None:
+        return self._read(self.apps.read_namespaced_deployment, name, namespace)
+
+    def service(self, namespace: str, name: str) -> Json | None:
+        return self._read(self.core.read_namespaced_service, name, namespace)
+
+    def _target(self, release: Release) -> Json:
+        namespace, name = release.metadata.namespace, b.target_name(release)
+        target = self.deployment(namespace, name)
+        if target is None:
+            raise TargetMissing(namespace, name)
+        return target
+
+    # -- the ports the engine calls --------------------------------------------------------------
+
+    def observe(self, release: Release) -> tuple[Workload, Workload]:
+        """(target, primary) as the planner sees them; a missing one has `exists=False`."""
+        namespace = release.metadata.namespace
+        target = self.deployment(namespace, b.target_name(release))
+        primary = self.deployment(namespace, b.primary_name(release))
+        return workload_of(target), workload_of(primary)
+
+    def initialize(self, release: Release) -> None:
+        """Create `<t>-primary` (if missing) and the Services; an existing primary is left as it is
+        (promotion changes it, not initialization)."""
+        target = self._target(release)
+        namespace = release.metadata.namespace
+        if self.deployment(namespace, b.primary_name(release)) is None:
+            self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
+            log.info("created Deployment %s/%s", namespace, b.primary_name(release))
+        self._reconcile_services(release, target)
+
+    def scale_target(self, release: Release, up: bool) -> None:
+        """Scale the target to the replicas it should run (up), or to zero, remembering its count."""
+        target = self._target(release)
+        primary = self.deployment(release.metadata.namespace, b.primary_name(release)) if up else None
+        patch = b.scale_patch(target, primary, up)
+        if patch is not None:
+            self._patch_deployment(release.metadata.namespace, b.target_name(release), patch)
+
+    def promote(self, release: Release) -> None:
+        """Copy the target's pod template, spec fields and revision annotation into the primary."""
+        namespace, name = release.metadata.namespace, b.primary_name(release)
+        for _ in range(CONFLICT_RETRIES):
+            target = self._target(release)
+            primary = self.deployment(namespace, name)
+            if primary is None:
+                self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
+                return
+            new = b.promoted_primary(primary, target)
+            if new is None:
+                return
+            if self._replace(self.apps.replace_namespaced_deployment, namespace, name, new):
+                log.info("promoted %s/%s to %s", namespace, b.target_name(release), pod_template_hash(target))
+                return
+        raise WorkloadError(f"Deployment {namespace}/{name} kept changing while promoting; will retry")
+
+    def finalize(self, release: Release) -> None:
+        """The release is being deleted: give the workload back as it was before the release (see
+        the module docstring). Raises `NotReady` while the target is scaling up; retry."""
+        namespace, name = release.metadata.namespace, b.target_name(release)
+        target = self.deployment(namespace, name)
+        if target is None:
+            log.warning("finalize %s/%s: target Deployment %s not found, nothing to give back",
+                        namespace, release.metadata.name, name)
+            return
+        primary = self.deployment(namespace, b.primary_name(release))
+        patch = b.scale_patch(target, primary, up=True)
+        if patch is not None:
+            self._patch_deployment(namespace, name, patch)
+            target = self._target(release)
+        apex_name = b.service_names(release)[0]
+        if b.is_ready(target):
+            self._release_apex(release, target, apex_name, keep_primary=False)
+            return
+        if progress_deadline_exceeded(target) and primary is not None:
+            log.warning("finalize %s/%s: %s cannot become ready; keeping %s serving, no longer owned",
+                        namespace, release.metadata.name, name, b.primary_name(release))
+            self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
+                         namespace, b.primary_name(release), release)
+            self._release_apex(release, target, apex_name, keep_primary=True)
+            return
+        raise NotReady(f"waiting for {namespace}/{name} to be ready before handing traffic back to it")
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _reconcile_services(self, release: Release, target: Json) -> None:
+        namespace = release.metadata.namespace
+        for role, desired in b.desired_services(release, target):
+            name = desired["metadata"]["name"]
+            for _ in range(CONFLICT_RETRIES):
+                existing = self.service(namespace, name)
+                if existing is None:
+                    if self._create(self.core.create_namespaced_service, namespace, desired):
+                        log.info("created Service %s/%s", namespace, name)
+                        break
+                    continue
+                new = b.reconciled_service(existing, desired, role, release, target)
+                if new is None or self._replace(self.core.replace_namespaced_service, namespace, name, new):
+                    break
+            else:
+                raise WorkloadError(f"Service {namespace}/{name} kept changing; will retry")
+
+    def _release_apex(self, release: Release, target: Json, name: str, *, keep_primary: bool) -> None:
+        namespace = release.metadata.namespace
+        for _ in range(CONFLICT_RETRIES):
+            apex = self.service(namespace, name)
+            if apex is None:
+                return
+            new = b.released_apex(apex, release, target, keep_primary=keep_primary)
+            if new is None or self._replace(self.core.replace_namespaced_service, namespace, name, new):
+                return
+        raise WorkloadError(f"Service {namespace}/{name} kept changing; will retry")
+
+    def _orphan(self, read: Callable[..., Any], replace: Callable[..., Any], namespace: str, name: str,
+                release: Release) -> None:
+        for _ in range(CONFLICT_RETRIES):
+            obj = self._read(read, name, namespace)
+            if obj is None:
+                return
+            refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+            kept = [r for r in refs if not b.refers_to(r, release)]
+            if kept == refs:
+                return
+            obj["metadata"]["ownerReferences"] = kept
+            obj.pop("status", None)
+            if self._replace(replace, namespace, name, obj):
+                return
+        raise WorkloadError(f"{namespace}/{name} kept changing; will retry")
+
+    def _create(self, create: Callable[..., Any], namespace: str, body: Json) -> bool:
+        """Create; False when it already exists (someone was quicker: read again)."""
+        try:
+            create(namespace, body, _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+    def _replace(self, replace: Callable[..., Any], namespace: str, name: str, body: Json) -> bool:
+        """Replace (the body carries the resourceVersion it was read at); False on a conflict."""
+        try:
+            replace(name, namespace, body, _request_timeout=self.timeout, _preload_content=False)
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+    def _patch_deployment(self, namespace: str, name: str, patch: Json) -> None:
+        self.apps.patch_namespaced_deployment(
+            name, namespace, patch, _content_type=MERGE_PATCH, _request_timeout=self.timeout,
+            _preload_content=False,
+        )
