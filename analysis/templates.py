@@ -26,7 +26,7 @@ Arm = Literal["canary", "primary"]
 REQUEST_SUCCESS_RATE = "request-success-rate"
 REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
-PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi")
+PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi")
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -230,8 +230,12 @@ class _Mesh:
                 f'reporter="destination", destination_workload_namespace="{ns}", '
                 f'destination_workload="{wl}"'
             )
-        if provider == "linkerd":
+        if provider in ("linkerd", "smi"):
             return f'namespace="{ns}", deployment="{wl}", direction="inbound"'
+        if provider == "kubernetes":
+            # The application's own metrics, per pod of the Deployment (<deployment>-<replicaset>-<pod>).
+            pods = escape_label_value(f"{escape_regex(workload)}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)")
+            return f'kubernetes_namespace="{ns}", kubernetes_pod_name=~"{pods}"'
         if provider == "nginx":
             # ingress-nginx labels requests served by the canary backend with `canary=<upstream>`.
             which = 'canary!=""' if arm == "canary" else 'canary=""'
@@ -258,7 +262,15 @@ _MESHES: dict[str, _Mesh] = {
         "envoy_cluster_upstream_rq", 'envoy_response_code=~"5.*"', 'envoy_response_code!~"5.*"',
         "envoy_cluster_upstream_rq_time_bucket", 1.0,
     ),
+    # Without a mesh (blue/green by Service selector), Flagger reads the application's own
+    # `http_request_duration_seconds` histogram, labelled with the response status.
+    "kubernetes": _Mesh(
+        "http_request_duration_seconds_count", 'status=~"5.*"', 'status!~"5.*"',
+        "http_request_duration_seconds_bucket", 1000.0,
+    ),
 }
+# SMI's TrafficSplit is how Linkerd splits traffic, so SMI canaries read Linkerd's proxy metrics.
+_MESHES["smi"] = _MESHES["linkerd"]
 
 
 def normalize_provider(provider: str) -> str:

@@ -152,10 +152,11 @@ def test_builtin_queries_select_each_arm(provider: str, metric: str) -> None:
     assert canary.count("(") == canary.count(")") and canary.count("{") == canary.count("}")
     if metric == "request-duration":
         assert canary.startswith("histogram_quantile(0.99, sum by (le) (rate(")
-        assert canary.endswith("* 1000") == (provider == "nginx")  # nginx buckets are in seconds
+        # nginx and application (kubernetes) buckets are in seconds
+        assert canary.endswith("* 1000") == (provider in ("nginx", "kubernetes"))
     else:
         assert canary.endswith("* 100")
-        assert ('!~"5.*"' in canary) != (provider == "linkerd")
+        assert ('!~"5.*"' in canary) != (provider in ("linkerd", "smi"))
 
 
 def test_istio_query_has_flagger_meaning() -> None:
@@ -198,12 +199,12 @@ def test_counts_queries(provider: str) -> None:
     assert counts.errors.startswith("sum(increase(") and "[5m]" in counts.errors
     assert counts.requests.startswith("sum(increase(") and counts.requests != counts.errors
     assert counts.latency_buckets.startswith("sum by (le) (increase(")
-    assert counts.bucket_to_ms == (1000.0 if provider == "nginx" else 1.0)
+    assert counts.bucket_to_ms == (1000.0 if provider in ("nginx", "kubernetes") else 1.0)
 
 
 def test_unknown_names_are_clear_errors() -> None:
-    with pytest.raises(UnknownBuiltinError, match=r"no built-in metrics for provider 'smi'.*MetricTemplate"):
-        builtin_query("request-success-rate", "smi", "ns", "t", "1m")
+    with pytest.raises(UnknownBuiltinError, match=r"no built-in metrics for provider 'appmesh'.*MetricTemplate"):
+        builtin_query("request-success-rate", "appmesh", "ns", "t", "1m")
     with pytest.raises(UnknownBuiltinError, match="unknown built-in metric 'error-rate'"):
         builtin_query("error-rate", "istio", "ns", "t", "1m")
     with pytest.raises(TemplateError):
@@ -211,3 +212,11 @@ def test_unknown_names_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="arm"):
         builtin_query("request-duration", "istio", "ns", "t", "1m", "blue")  # type: ignore[arg-type]
     assert normalize_provider("GatewayAPI:v1") == "gatewayapi" and normalize_provider("contour") == "gatewayapi"
+
+
+def test_smi_reads_linkerd_and_kubernetes_reads_the_application_pods() -> None:
+    smi = builtin_query("request-success-rate", "smi", "test", "podinfo", "1m")
+    assert smi == builtin_query("request-success-rate", "linkerd", "test", "podinfo", "1m")
+    app = builtin_query("request-success-rate", "kubernetes", "test", "podinfo", "1m", "primary")
+    assert 'kubernetes_pod_name=~"podinfo-primary-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"' in app
+    assert "http_request_duration_seconds_count" in app
