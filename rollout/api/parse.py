@@ -623,9 +623,12 @@ def parse_canary(obj: Json) -> Canary:
         ingress_ref = _object_ref(errs, ref, "spec.ingressRef", api_version="networking.k8s.io/v1", kind="Ingress")
     elif provider == Provider.NGINX and spec:
         errs.add("spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split")
+    service = _service(errs, spec, "spec")
+    if provider == Provider.GATEWAYAPI and isinstance(spec.get("service"), Mapping) and not service.gateway_refs:
+        errs.add("spec.service.gatewayRefs", "is required with provider gatewayapi: name the Gateways to attach to")
     canary_spec = CanarySpec(
         target_ref=_target_ref(errs, spec, "spec"),
-        service=_service(errs, spec, "spec"),
+        service=service,
         analysis=_analysis_of(errs, spec, "spec", provider, blue_green=False),
         provider=provider,
         ingress_ref=ingress_ref,

@@ -166,7 +166,17 @@ def test_provider_spellings_map_to_one_router(written: str, provider: Provider) 
     obj = mutate(canary(), "spec.provider", written)
     if provider == Provider.NGINX:
         obj = mutate(obj, "spec.ingressRef", {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"})
+    if provider == Provider.GATEWAYAPI:
+        obj = mutate(obj, "spec.service.gatewayRefs", [{"name": "public", "namespace": "gateway-system"}])
     assert parse_canary(obj).spec.provider == provider
+
+
+def test_gatewayapi_needs_gateway_refs() -> None:
+    with pytest.raises(ValidationError) as e:
+        parse_canary(mutate(canary(), "spec.provider", "gatewayapi"))
+    assert [str(x) for x in e.value.errors] == [
+        "spec.service.gatewayRefs: is required with provider gatewayapi: name the Gateways to attach to"
+    ]
 
 
 @pytest.mark.parametrize(
