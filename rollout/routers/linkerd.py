@@ -11,7 +11,7 @@ from __future__ import annotations
 from kubernetes import client
 
 from rollout.routers import gatewayapi, smi
-from rollout.routers.base import Release
+from rollout.routers.base import Release, RouterError
 from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, metadata, names, owned_by
 from rollout.routers.route import Route, RouteIO
 
@@ -54,7 +54,10 @@ class LinkerdRouter:
         # The release switched between weights and A/B: drop the object it no longer uses (if ours).
         unused = self.routes[not uses_httproute(release)].route
         namespace, name = release.metadata.namespace, unused.name(release)
-        live = self.objects.get(unused.kind, namespace, name)
+        try:
+            live = self.objects.get(unused.kind, namespace, name)
+        except RouterError:
+            live = None  # that kind is not installed, so it holds nothing of ours
         if live is not None and owned_by(live, release):
             self.objects.delete(unused.kind, namespace, name)
         self._io(release).reconcile(release)

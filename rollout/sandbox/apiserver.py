@@ -11,6 +11,7 @@ kmock fallbacks, a test can still put a reaction in front of them to inject faul
 
 from __future__ import annotations
 
+import collections
 import copy
 import logging
 import re
@@ -49,6 +50,8 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     watch_timeout: float = 1800.0
     _store: ObjectStore | None = attrs.field(default=None, init=False)
+    # Every request served, by "METHOD path" without the query: how much a client costs the API.
+    served: collections.Counter[str] = attrs.field(factory=collections.Counter, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()  # kmock registers discovery and the per-action fallbacks
@@ -68,9 +71,22 @@ class SandboxAPI(kmock.KubernetesEmulator):
         for spec in specs:
             self.store.register(spec)
 
+    async def _serve_version(self, request: rendering.Request) -> Any:
+        """kmock's resource list, with subresources (`canaries/status`) described as a real server
+        does: no categories or short names (else `kubectl get <category>` asks for the status
+        subresource as if it were a kind), and only the verbs a subresource has."""
+        listing: dict[str, Any] = await super()._serve_version(request)  # type: ignore[assignment]
+        # kmock writes the core group's version as "/v1"; clients (kubectl) then find no v1 kinds.
+        listing["groupVersion"] = str(listing.get("groupVersion", "")).lstrip("/")
+        for entry in listing.get("resources", []):
+            if "/" in entry["name"]:
+                entry.update(categories=[], shortNames=[], verbs=["get", "patch", "update"])
+        return listing
+
     # -- plumbing ------------------------------------------------------------------------------
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        self.served[f"{raw_request.method} {raw_request.path}"] += 1
         match = _NAMESPACES_PATH.fullmatch(raw_request.path)
         if match is None:
             return await super().__call__(raw_request)

@@ -185,6 +185,9 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
         status=True,
     ),
     _provider(
+        "policy.linkerd.io", ("v1beta2", "v1beta3"), "v1beta2", "httproutes", "HTTPRoute", status=True,
+    ),
+    _provider(
         "split.smi-spec.io",
         ("v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4"),
         "v1alpha2",

@@ -4,11 +4,10 @@ primary, and deleting the release garbage-collects what the router made."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import kubernetes
 import pytest
@@ -21,10 +20,10 @@ from rollout.routers import RouterError, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.sandbox import Sandbox
+from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 TARGET = "podinfo"
 HEADER_MATCH = {"headers": {"x-canary": {"exact": "insider"}}}
@@ -52,16 +51,6 @@ LINKERD_HTTPROUTE_CRD: Any = {
                            "schema": {"openAPIV3Schema": {"type": "object",
                                                           "x-kubernetes-preserve-unknown-fields": True}}}]},
 }
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 15.0, every: float = 0.1) -> T:
-    last: T | None = None
-    for _ in range(int(timeout / every) + 1):
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="module")
