@@ -5,7 +5,10 @@ difference, so every call is idempotent and a controller that dies halfway repea
 Reads are raw JSON (not the client's models) so fields this client version does not know survive
 a copy from the target to the primary. Every call carries `_request_timeout`.
 
-Deletion (`finalize`) follows Flagger's `revertOnDeletion`, always on: the target is scaled back
+Deletion (`finalize`) with a release in flight (or failed), i.e. a target that differs from the
+primary, keeps all traffic on the primary: it and the apex Service, still selecting it, are
+released from ownership and keep serving the proven version. Otherwise it follows Flagger's
+`revertOnDeletion`, always on: the target (the same version) is scaled back
 up, and once it is ready the apex Service is pointed at it and released from the release's
 ownership, so clients keep their Service name after the primary, `<svc>-primary` and
 `<svc>-canary` are garbage-collected with the release. Until the target is ready the call raises
@@ -148,11 +151,20 @@ class Workloads:
                         namespace, release.metadata.name, name)
             return
         primary = self.deployment(namespace, b.primary_name(release))
+        apex_name = b.service_names(release)[0]
+        if primary is not None and pod_template_hash(primary) != pod_template_hash(target):
+            # A release is in flight (or failed): the target holds an unproven version, so the
+            # primary keeps serving all traffic, no longer owned by the release.
+            log.warning("finalize %s/%s: %s differs from the primary; keeping %s serving, no longer owned",
+                        namespace, release.metadata.name, name, b.primary_name(release))
+            self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
+                         namespace, b.primary_name(release), release)
+            self._release_apex(release, target, apex_name, keep_primary=True)
+            return
         patch = b.scale_patch(target, primary, up=True)
         if patch is not None:
             self._patch_deployment(namespace, name, patch)
             target = self._target(release)
-        apex_name = b.service_names(release)[0]
         if b.is_ready(target):
             self._release_apex(release, target, apex_name, keep_primary=False)
             return
