@@ -106,7 +106,91 @@ def _run_sandbox_up(args: argparse.Namespace) -> int:
     return serve(args.kubeconfig)
 
 
-_SUBCOMMANDS: list[Callable[[Subcommands], None]] = [_add_validate, _add_analyze, _add_sandbox]
+def _kube_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", type=Path, metavar="PATH", help="default: $KUBECONFIG or ~/.kube/config")
+
+
+def _api(args: argparse.Namespace) -> Any:
+    from rollout.kube import api_client
+
+    return api_client(args.kubeconfig)
+
+
+def _add_run(subcommands: Subcommands) -> None:
+    p = subcommands.add_parser("run", help="start the operator", description="Run the operator until interrupted.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS", help="watch NS (repeatable)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    _kube_args(p)
+    p.add_argument("--prometheus", default=os.environ.get("ROLLOUT_PROMETHEUS_URL", "http://prometheus.monitoring:9090"),
+                   metavar="URL", help="Prometheus for the built-in metrics (default $ROLLOUT_PROMETHEUS_URL)")
+    p.add_argument("--reports", type=Path, metavar="DIR", help="write each run's analysis report (JSON, MD, HTML) here")
+    p.set_defaults(run=_run_operator)
+
+
+def _run_operator(args: argparse.Namespace) -> int:
+    from rollout.handlers import run
+
+    run(args.namespace, kubeconfig=args.kubeconfig, prometheus=args.prometheus, reports=args.reports)
+    return 0
+
+
+def _add_status(subcommands: Subcommands) -> None:
+    p = subcommands.add_parser("status", help="phase, weight, failed checks and last metric values of releases")
+    p.add_argument("name", nargs="?", help="one release (default: all)")
+    p.add_argument("-n", "--namespace", help="namespace (default: all)")
+    p.add_argument("-w", "--watch", action="store_true", help="print again whenever it changes, until interrupted")
+    _kube_args(p)
+    p.set_defaults(run=_run_status)
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    import time
+
+    from rollout.control import releases, table
+
+    api = _api(args)
+    shown = None
+    while True:
+        text = table(releases(api, args.namespace, args.name))
+        if text != shown:
+            sys.stdout.write(text if shown is None else "\n" + text)
+            sys.stdout.flush()
+            shown = text
+        if not args.watch:
+            return 0
+        time.sleep(2)
+
+
+def _add_command(subcommands: Subcommands, command: str, text: str) -> None:
+    p = subcommands.add_parser(command, help=text, description=f"{text}; recorded in the release's status.")
+    p.add_argument("name")
+    p.add_argument("-n", "--namespace", default="default")
+    _kube_args(p)
+    p.set_defaults(run=_run_command, command_name=command)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from rollout.control import NotFound, send
+
+    try:
+        kind = send(_api(args), args.namespace, args.name, args.command_name)
+    except NotFound as e:
+        print(f"rollout {args.command_name}: {e}", file=sys.stderr)
+        return 1
+    print(f"{kind} {args.namespace}/{args.name}: {args.command_name} requested")
+    return 0
+
+
+def _add_controls(subcommands: Subcommands) -> None:
+    _add_command(subcommands, "promote", "skip the rest of the analysis and promote now")
+    _add_command(subcommands, "abort", "roll the release back now")
+    _add_command(subcommands, "retry", "run a failed release again")
+
+
+_SUBCOMMANDS: list[Callable[[Subcommands], None]] = [
+    _add_validate, _add_analyze, _add_sandbox, _add_run, _add_status, _add_controls,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,91 @@
+"""`rollout status|promote|abort|retry`: look at releases and steer them, as Argo Rollouts' plugin does.
+
+Commands are recorded in the release's status (`status.command`), where the planner picks them up
+at its next tick and clears them; nothing here changes workloads or routes directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
+KINDS = (("Canary", "canaries"), ("BlueGreen", "bluegreens"))
+COMMANDS = ("promote", "abort", "retry")
+TIMEOUT = 10.0
+
+
+class NotFound(LookupError):
+    pass
+
+
+def releases(api: client.ApiClient, namespace: str | None, name: str | None = None) -> list[dict[str, Any]]:
+    """Every Canary and BlueGreen in a namespace (or all), optionally only the one named."""
+    objects = client.CustomObjectsApi(api)
+    found: list[dict[str, Any]] = []
+    for _, plural in KINDS:
+        listed: dict[str, Any]
+        if namespace:
+            listed = cast(dict[str, Any], objects.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, _request_timeout=TIMEOUT))
+        else:
+            listed = cast(dict[str, Any], objects.list_cluster_custom_object(
+                GROUP, VERSION, plural, _request_timeout=TIMEOUT))
+        found.extend(o for o in listed.get("items", []) if name is None or o["metadata"]["name"] == name)
+    return sorted(found, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"], o["kind"]))
+
+
+def send(api: client.ApiClient, namespace: str, name: str, command: str) -> str:
+    """Record `command` for the release; returns its kind. Raises NotFound when there is none."""
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
+    objects = client.CustomObjectsApi(api)
+    for kind, plural in KINDS:
+        try:
+            objects.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": {"command": command}},
+                _request_timeout=TIMEOUT, _content_type="application/merge-patch+json",
+            )
+        except ApiException as e:
+            if e.status == 404:
+                continue
+            raise
+        return kind
+    raise NotFound(f"no Canary or BlueGreen {namespace}/{name}")
+
+
+COLUMNS = ("NAMESPACE", "NAME", "KIND", "PHASE", "WEIGHT", "FAILED", "METRICS")
+
+
+def rows(objs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, ...]]:
+    for o in objs:
+        status = o.get("status") or {}
+        analysis = status.get("analysis") or {}
+        metrics = ", ".join(
+            f"{m['name']} {_num(m.get('value'))}/{_num(m.get('primary'))} {m.get('verdict', '')}"
+            for m in analysis.get("metrics") or []
+        )
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+        phase = status.get("phase") or "-"
+        if ready and ready.get("status") == "False":
+            phase = f"{phase} ({ready.get('reason')}: {ready.get('message')})"
+        threshold = (o.get("spec", {}).get("analysis") or {}).get("threshold", "-")
+        yield (
+            o["metadata"]["namespace"], o["metadata"]["name"], o["kind"], phase,
+            str(status.get("canaryWeight", 0)), f"{status.get('failedChecks', 0)}/{threshold}", metrics or "-",
+        )
+
+
+def table(objs: Sequence[Mapping[str, Any]]) -> str:
+    lines = [COLUMNS, *rows(objs)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1] for line in lines
+    ) + "\n"
+
+
+def _num(x: object) -> str:
+    return f"{x:.4g}" if isinstance(x, int | float) else "-"

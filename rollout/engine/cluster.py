@@ -1,0 +1,101 @@
+"""The engine's ports onto a real cluster: workloads, router, metrics, webhooks, events, Git.
+
+`ClusterPorts` is what `tick` talks to when the operator runs; every action the planner returns
+is carried out here, idempotently, through the module that owns that kind of object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from rollout.api.spec import BlueGreen, Canary, WebhookType
+from rollout.api.status import ReleaseStatus, RevertState
+from rollout.core import (
+    Action,
+    CallWebhooks,
+    CheckResult,
+    CheckVerdict,
+    Emit,
+    InitializePrimary,
+    Observations,
+    PromotePrimary,
+    RevertInGit,
+    RevertOutcome,
+    ScaleTarget,
+    SetWeight,
+)
+from rollout.engine.checks import MetricChecks
+from rollout.engine.events import EventRecorder
+from rollout.engine.webhooks import Webhooks
+from rollout.routers.base import Router
+from rollout.workloads import Workloads
+
+Release = Canary | BlueGreen
+RevertWriter = Callable[[Release, RevertInGit, ReleaseStatus], RevertOutcome]
+
+
+def no_revert_writer(release: Release, action: RevertInGit, status: ReleaseStatus) -> RevertOutcome:
+    return RevertOutcome(RevertState.SKIPPED, message="this operator has no Git revert writer configured")
+
+
+@dataclass
+class ClusterPorts:
+    release: Release
+    status: ReleaseStatus
+    now: datetime
+    workloads: Workloads
+    router: Router
+    checks: MetricChecks | None
+    webhooks: Webhooks
+    events: EventRecorder
+    revert: RevertWriter = no_revert_writer
+
+    @property
+    def phase(self) -> str:
+        return self.status.phase.value if self.status.phase else ""
+
+    @property
+    def checksum(self) -> str | None:
+        """Flagger's webhook checksum: which target spec the hook is asked about."""
+        return self.status.last_applied_spec
+
+    def observe(self) -> Observations:
+        target, primary = self.workloads.observe(self.release)
+        weights = self.router.verify_weight(self.release) if primary.exists else None
+        return Observations(target, primary, weights, generation=self.release.metadata.generation)
+
+    def run_checks(self) -> tuple[CheckResult, ...]:
+        candidate = self.status.candidate
+        since = candidate.started_at if candidate and candidate.started_at else self.now
+        results = list(self.checks.run(self.now, since)) if self.checks else []
+        for hook in self.release.spec.analysis.hooks(WebhookType.ROLLOUT):
+            answer = self.webhooks.call(self.release, hook, self.phase, checksum=self.checksum)
+            verdict = CheckVerdict.PASS if answer.ok else CheckVerdict.FAIL
+            results.append(CheckResult(hook.name, verdict, limit="webhook answers 2xx", reason=answer.message))
+        return tuple(results)
+
+    def call_webhooks(self, kind: WebhookType) -> bool:
+        return self.webhooks.gate(self.release, kind, self.phase, checksum=self.checksum)
+
+    def carry_out(self, action: Action) -> RevertOutcome | None:
+        release = self.release
+        if isinstance(action, InitializePrimary):
+            self.workloads.initialize(release)
+            self.router.reconcile(release)
+        elif isinstance(action, ScaleTarget):
+            self.workloads.scale_target(release, action.up)
+        elif isinstance(action, SetWeight):
+            self.router.reconcile(release)
+            self.router.set_weight(release, action.primary, action.canary, action.match)
+        elif isinstance(action, PromotePrimary):
+            self.workloads.promote(release)
+        elif isinstance(action, CallWebhooks):
+            self.webhooks.notify(release, action.type, self.phase)
+        elif isinstance(action, Emit):
+            self.events.emit(release, action.reason, action.message, action.warning)
+            self.webhooks.notify_event(release, action.reason, action.message, self.phase, warning=action.warning)
+        elif isinstance(action, RevertInGit):
+            return self.revert(release, action, self.status)
+        return None

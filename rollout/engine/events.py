@@ -1,0 +1,59 @@
+"""Kubernetes Events for a release: what a person sees with `kubectl describe canary`.
+
+Best effort by design: an Event that cannot be written is logged and dropped, never a reason to
+stop a release.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from rollout.api.spec import BlueGreen, Canary
+
+API_VERSION = "rollout.gitops.dev/v1alpha1"
+TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
+
+
+class EventRecorder:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.core = client.CoreV1Api(api)
+
+    def emit(self, about: Canary | BlueGreen | Mapping[str, Any], reason: str, message: str,
+             warning: bool = False) -> None:
+        """An Event about a release, parsed or (when its spec does not parse) as the raw object."""
+        if isinstance(about, Canary | BlueGreen):
+            meta_ = about.metadata
+            kind, name, namespace, uid = about.kind, meta_.name, meta_.namespace, meta_.uid
+        else:
+            meta = about.get("metadata", {})
+            kind, name, namespace, uid = about.get("kind", ""), meta.get("name"), meta.get("namespace"), meta.get("uid")
+        now = datetime.now(UTC)
+        event = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=f"{name}.{uuid.uuid4().hex[:16]}", namespace=namespace),
+            involved_object=client.V1ObjectReference(
+                api_version=API_VERSION, kind=kind, name=name, namespace=namespace, uid=uid
+            ),
+            reason=reason,
+            message=message[:1024],
+            type="Warning" if warning else "Normal",
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="rollout"),
+            reporting_component="rollout",
+            reporting_instance="rollout",
+        )
+        try:
+            self.core.create_namespaced_event(namespace, event, _request_timeout=TIMEOUT)
+        except (ApiException, HTTPError, OSError) as e:
+            log.warning("event %s for %s/%s not recorded: %s", reason, namespace, name, e)

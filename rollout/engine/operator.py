@@ -1,0 +1,240 @@
+"""Reconcile one Canary or BlueGreen: read it, parse it, tick, write its status once.
+
+This is everything the kopf handlers call. State lives in the object's status; what this class
+keeps in memory (metric readings for the report, clients) is a cache whose loss costs nothing but
+report history. Failures of Prometheus, webhooks or the API never escape: they are logged, put in
+a condition where a person will look, and retried after a delay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from analysis.providers.prometheus import PrometheusProvider
+from analysis.report import Outcome, write_reports
+from rollout.api.errors import ValidationError
+from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
+from rollout.api.spec import BlueGreen, Canary, MetricTemplate
+from rollout.api.status import Condition, Phase, ReleaseStatus
+from rollout.engine.checks import MetricChecks
+from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
+from rollout.engine.events import EventRecorder
+from rollout.engine.reports import TickRecord, build_report
+from rollout.engine.tick import tick
+from rollout.engine.webhooks import Webhooks
+from rollout.routers import router_for
+from rollout.routers.base import RouterError
+from rollout.workloads import Workloads
+from rollout.workloads.errors import WorkloadError
+
+GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
+PLURALS = {"Canary": "canaries", "BlueGreen": "bluegreens"}
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Canary | BlueGreen]] = {
+    "Canary": parse_canary,
+    "BlueGreen": parse_bluegreen,
+}
+TIMEOUT = 10.0
+# An invalid spec is looked at again this often (a spec change is seen at the next look).
+INVALID_RECHECK = timedelta(seconds=30)
+# After an unexpected error: retry soon, but not in a tight loop.
+ERROR_BACKOFF = timedelta(seconds=5)
+
+log = logging.getLogger(__name__)
+
+Release = Canary | BlueGreen
+
+
+@dataclass
+class _Memory:
+    """Per-release cache: the readings and ticks of the current run, for its report."""
+
+    candidate: str | None = None
+    checks: MetricChecks | None = None
+    ticks: list[TickRecord] = field(default_factory=list)
+
+
+class Operator:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        prometheus: str = "http://prometheus.monitoring:9090",
+        reports: Path | None = None,
+        revert: RevertWriter = no_revert_writer,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api = api
+        self.objects = client.CustomObjectsApi(api)
+        self.prometheus = PrometheusProvider(prometheus)
+        self.reports = reports
+        self.revert = revert
+        self.clock = clock
+        self.workloads = Workloads(api)
+        self.webhooks = Webhooks()
+        self.events = EventRecorder(api)
+        self.memory: dict[str, _Memory] = {}
+
+    # -- one tick ------------------------------------------------------------------------------
+
+    def reconcile(self, kind: str, namespace: str, name: str) -> timedelta | None:
+        """One tick for one release; returns when to look again, or None when it is gone."""
+        obj: dict[str, Any]
+        try:
+            obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=TIMEOUT
+            ))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e.reason)
+            return ERROR_BACKOFF
+        except (HTTPError, OSError) as e:
+            log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e)
+            return ERROR_BACKOFF
+        if obj.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        return self.reconcile_object(obj)
+
+    def reconcile_object(self, obj: Mapping[str, Any]) -> timedelta:
+        now = self.clock()
+        status = ReleaseStatus.from_dict(obj.get("status"))
+        try:
+            release = PARSERS[obj["kind"]](obj)
+        except ValidationError as e:
+            return self._invalid(obj, status, e, now)
+        try:
+            return self._tick(obj, release, status, now)
+        except (RouterError, WorkloadError) as e:
+            reason = "RouterError" if isinstance(e, RouterError) else "WorkloadError"
+            self._condition(obj, status, Condition("Ready", "False", reason, str(e), now))
+            if not e.temporary:
+                self.events.emit(release, reason, str(e), warning=True)
+            return ERROR_BACKOFF if e.temporary else INVALID_RECHECK
+        except (ApiException, HTTPError, OSError) as e:
+            log.warning("tick of %s/%s failed, retrying: %s", release.metadata.namespace, release.metadata.name, e)
+            return ERROR_BACKOFF
+
+    def _tick(self, obj: Mapping[str, Any], release: Release, status: ReleaseStatus, now: datetime) -> timedelta:
+        memory = self._memory(release, status)
+        ports = ClusterPorts(
+            release=release,
+            status=status,
+            now=now,
+            workloads=self.workloads,
+            router=router_for(release.spec.provider, self.api),
+            checks=memory.checks,
+            webhooks=self.webhooks,
+            events=self.events,
+            revert=self.revert,
+        )
+        before = len(memory.checks.readings) if memory.checks else 0
+        decision = tick(release.spec, status, ports, now)
+        new = decision.status.with_condition(Condition("Ready", "True", "Reconciled", "", now))
+        checked = tuple(r.check for r in memory.checks.readings[before:]) if memory.checks else ()
+        memory.ticks.append(TickRecord(now, new.canary_weight, checked, new.phase.value if new.phase else ""))
+        self._write_status(obj, new)
+        if new.phase != status.phase and new.phase in (Phase.SUCCEEDED, Phase.FAILED):
+            self._report(release, new, memory, now)
+        return decision.requeue_after
+
+    def _memory(self, release: Release, status: ReleaseStatus) -> _Memory:
+        key = release.metadata.uid or f"{release.metadata.namespace}/{release.metadata.name}"
+        candidate = status.candidate.spec if status.candidate else None
+        memory = self.memory.get(key)
+        if memory is None or memory.candidate != candidate:
+            templates = self._templates(release)
+            checks = MetricChecks(release, self.prometheus, templates) if release.spec.analysis.metrics else None
+            memory = self.memory[key] = _Memory(candidate, checks)
+        elif memory.checks is not None:
+            memory.checks.release = release
+        return memory
+
+    def _templates(self, release: Release) -> dict[tuple[str, str], MetricTemplate]:
+        found: dict[tuple[str, str], MetricTemplate] = {}
+        for metric in release.spec.analysis.metrics:
+            ref = metric.template_ref
+            if ref is None:
+                continue
+            namespace = ref.namespace or release.metadata.namespace
+            raw: dict[str, Any]
+            try:
+                raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "metrictemplates", ref.name, _request_timeout=TIMEOUT
+                ))
+                found[(namespace, ref.name)] = parse_metric_template(raw)
+            except (ApiException, ValidationError) as e:
+                log.warning("MetricTemplate %s/%s unusable: %s", namespace, ref.name, e)
+        return found
+
+    # -- status --------------------------------------------------------------------------------
+
+    def _invalid(self, obj: Mapping[str, Any], status: ReleaseStatus, error: ValidationError, now: datetime
+                 ) -> timedelta:
+        """An invalid spec: a condition and one Event per generation, then wait for a new spec."""
+        message = "; ".join(str(e) for e in error.errors)
+        generation = obj.get("metadata", {}).get("generation")
+        old = status.condition("Ready")
+        if old and old.reason == "InvalidSpec" and old.message == message and status.observed_generation == generation:
+            return INVALID_RECHECK
+        new = replace(status.with_condition(Condition("Ready", "False", "InvalidSpec", message, now)),
+                      observed_generation=generation)
+        self._write_status(obj, new)
+        self.events.emit(obj, "InvalidSpec", message, warning=True)
+        return INVALID_RECHECK
+
+    def _condition(self, obj: Mapping[str, Any], status: ReleaseStatus, condition: Condition) -> None:
+        self._write_status(obj, status.with_condition(condition))
+
+    def _write_status(self, obj: Mapping[str, Any], new: ReleaseStatus) -> None:
+        """ONE merge patch of the status subresource with only what changed; none when nothing did.
+
+        The diff is against the status as stored, so every field is written once; sending only
+        changed keys keeps a `rollout promote|abort|retry` written meanwhile."""
+        before = obj.get("status") or {}
+        diff = {k: v for k, v in new.to_dict().items() if before.get(k) != v}
+        if not diff:
+            return
+        meta = obj["metadata"]
+        self.objects.patch_namespaced_custom_object_status(
+            GROUP, VERSION, meta["namespace"], PLURALS[obj["kind"]], meta["name"], {"status": diff},
+            _request_timeout=TIMEOUT, _content_type="application/merge-patch+json",
+        )
+
+    # -- end of a run --------------------------------------------------------------------------
+
+    def _report(self, release: Release, status: ReleaseStatus, memory: _Memory, now: datetime) -> None:
+        if self.reports is None or memory.checks is None:
+            return
+        outcome = Outcome.SUCCEEDED if status.phase == Phase.SUCCEEDED else Outcome.FAILED
+        promoted = status.condition("Promoted")
+        run = build_report(release, memory.checks.readings, memory.ticks, outcome, now,
+                           summary=promoted.message if promoted else "",
+                           revision=status.candidate.revision if status.candidate else None)
+        spec = status.candidate.spec if status.candidate else "run"
+        stem = f"{release.metadata.namespace}-{release.metadata.name}-{spec[:10]}"
+        try:
+            paths = write_reports(run, self.reports, stem)
+        except OSError as e:
+            log.warning("report for %s/%s not written: %s", release.metadata.namespace, release.metadata.name, e)
+            return
+        log.info("report for %s/%s: %s", release.metadata.namespace, release.metadata.name, paths["html"])
+
+    # -- deletion ------------------------------------------------------------------------------
+
+    def finalize(self, obj: Mapping[str, Any]) -> None:
+        """The release is being deleted: all traffic to the primary, the target back as it was."""
+        try:
+            release = PARSERS[obj["kind"]](obj)
+        except ValidationError:
+            return
+        router_for(release.spec.provider, self.api).finalize(release)
+        self.workloads.finalize(release)

@@ -1,0 +1,84 @@
+"""kopf registrations only: thin, no logic.
+
+Each Canary and BlueGreen gets a daemon that ticks it at the interval the planner asks for (a
+daemon waits on its stop flag between ticks, never sleeps in a handler); deletion goes through a
+finalizer that sends all traffic back to the primary. Everything else is `rollout.engine.operator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import kopf
+
+from rollout.engine.operator import GROUP, VERSION, Operator
+from rollout.kube import api_client, connection
+from rollout.workloads.errors import WorkloadError
+
+# The shortest wait between two ticks, so a planner asking for "now" cannot spin.
+MIN_WAIT = 0.2
+
+
+@kopf.on.startup()
+def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
+    settings.posting.enabled = False  # the engine writes its own Events
+    settings.watching.server_timeout = 120
+    settings.networking.request_timeout = 30
+
+
+@kopf.on.login()
+def _login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(**connection(memo["operator"].api))
+
+
+@kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10)
+@kopf.daemon(GROUP, VERSION, "bluegreens", cancellation_timeout=10)
+async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # Async so that a waiting release holds no thread: only a tick borrows one (the client is sync).
+    operator: Operator = memo["operator"]
+    kind, namespace, name = body["kind"], body.metadata.namespace, body.metadata.name
+    while not stopped:
+        delay = await asyncio.to_thread(operator.reconcile, kind, namespace or "default", name or "")
+        if delay is None:
+            return
+        await stopped.wait(max(delay.total_seconds(), MIN_WAIT))
+
+
+@kopf.on.delete(GROUP, VERSION, "canaries")
+@kopf.on.delete(GROUP, VERSION, "bluegreens")
+def _delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        memo["operator"].finalize(dict(body))
+    except WorkloadError as e:
+        # e.g. the target is scaling back up before the primary is let go: look again soon.
+        raise kopf.TemporaryError(str(e), delay=5) from e
+
+
+def run(
+    namespaces: Sequence[str],
+    *,
+    kubeconfig: Path | None,
+    prometheus: str,
+    reports: Path | None,
+    stop: threading.Event | None = None,
+    ready: threading.Event | None = None,
+) -> None:
+    """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
+    operator = Operator(api_client(kubeconfig), prometheus=prometheus, reports=reports)
+    logging.getLogger("kopf").setLevel(logging.WARNING)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        memo=kopf.Memo(operator=operator),
+        stop_flag=stop,
+        ready_flag=ready,
+    )
