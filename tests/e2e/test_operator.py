@@ -1,0 +1,369 @@
+"""The operator on the sandbox: real kopf runtime, real client, real Prometheus, real processes.
+
+Each test gets its own namespace; the operator (`rollout run`) serves them all. Metrics come from
+an exporter whose numbers each test sets, scraped every second by Prometheus.
+"""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from rollout.api.parse import parse_canary
+from rollout.routers import router_for
+from tests.e2e.conftest import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    create_deployment,
+    create_release,
+    image_of,
+    release_status,
+    set_image,
+    wait_for,
+    wait_phase,
+)
+from tests.e2e.exporter import Exporter
+
+pytestmark = pytest.mark.e2e
+
+OLD, NEW = "ghcr.io/stefanprodan/podinfo:6.0.0", "ghcr.io/stefanprodan/podinfo:6.0.1"
+
+
+def canary(name: str, namespace: str, provider: str = "istio", **analysis: Any) -> dict[str, Any]:
+    spec_analysis: dict[str, Any] = {"interval": "1s", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+                                     "metrics": [{"name": "request-success-rate", "interval": "10s",
+                                                  "thresholdRange": {"min": 99}}]}
+    spec_analysis.update(analysis)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"provider": provider, "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                 "progressDeadlineSeconds": 60, "service": {"port": 9898}, "analysis": spec_analysis},
+    }
+
+
+def healthy(exporter: Exporter, namespace: str, name: str) -> None:
+    exporter.set(namespace, name, rps=50, error_ratio=0.0)
+    exporter.set(namespace, f"{name}-primary", rps=50, error_ratio=0.0)
+
+
+def start(api: client.ApiClient, obj: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    create_deployment(api, meta["name"], meta["namespace"], image=OLD)
+    create_release(api, obj)
+    wait_phase(api, meta["namespace"], meta["name"], "Initialized", kind=obj["kind"])
+
+
+class WeightLog:
+    """Samples status weight and the live route's weights until stopped."""
+
+    def __init__(self, api: client.ApiClient, obj: dict[str, Any]) -> None:
+        self.api, self.obj = api, obj
+        self.release = parse_canary(obj) if obj["kind"] == "Canary" else None
+        self.status: list[int] = []
+        self.routes: list[tuple[int, int] | None] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        meta = self.obj["metadata"]
+        for _ in range(600):
+            if self._stop.is_set():
+                return
+            weight = release_status(self.api, meta["namespace"], meta["name"], self.obj["kind"]).get("canaryWeight")
+            if weight is not None and (not self.status or self.status[-1] != weight):
+                self.status.append(weight)
+            if self.release is not None:
+                route = router_for(self.release.spec.provider, self.api).verify_weight(self.release)
+                if not self.routes or self.routes[-1] != route:
+                    self.routes.append(route)
+            time.sleep(0.5)
+
+    def __enter__(self) -> WeightLog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def test_canary_walks_every_step_and_promotes(api: client.ApiClient, operator: OperatorProcess,
+                                              exporter: Exporter, namespace: str) -> None:
+    obj = canary("podinfo", namespace, interval="2s")
+    healthy(exporter, namespace, "podinfo")
+    start(api, obj)
+    began = time.monotonic()
+    with WeightLog(api, obj) as log:
+        set_image(api, "podinfo", namespace, NEW)
+        status = wait_phase(api, namespace, "podinfo", "Succeeded", "Failed", timeout=120)
+    took = time.monotonic() - began
+    assert status["phase"] == "Succeeded", operator.output()
+    assert log.status[:7] == [0, 10, 20, 30, 40, 50, 0]
+    assert [r for r in log.routes if r] == [(100, 0), (90, 10), (80, 20), (70, 30), (60, 40), (50, 50), (100, 0)]
+    assert image_of(api, "podinfo-primary", namespace) == NEW
+    target = client.AppsV1Api(api).read_namespaced_deployment("podinfo", namespace)
+    assert not target.spec.replicas
+    assert status["lastPromotedSpec"] == status["lastAppliedSpec"]
+    print(f"\n5-step canary with a 2s interval: {took:.1f}s from commit to Succeeded")
+
+
+def test_failing_metric_rolls_back_at_the_threshold(api: client.ApiClient, operator: OperatorProcess,
+                                                    exporter: Exporter, namespace: str) -> None:
+    obj = canary("web", namespace)
+    healthy(exporter, namespace, "web")
+    start(api, obj)
+    set_image(api, "web", namespace, NEW)
+    wait_for("first step", lambda: release_status(api, namespace, "web").get("canaryWeight", 0) >= 10)
+    exporter.set(namespace, "web", rps=50, error_ratio=0.3)
+    status = wait_phase(api, namespace, "web", "Failed", "Succeeded", timeout=90)
+    assert status["phase"] == "Failed"
+    assert status["failedChecks"] == 2 and status["canaryWeight"] == 0
+    release = parse_canary(obj)
+    assert router_for(release.spec.provider, api).verify_weight(release) == (100, 0)
+    assert image_of(api, "web-primary", namespace) == OLD
+    assert not client.AppsV1Api(api).read_namespaced_deployment("web", namespace).spec.replicas
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    assert any(e.reason == "Failed" and "request-success-rate" in e.message for e in events)
+
+
+class Hook:
+    """A local webhook that answers `code` (tests flip it) and records what it was sent."""
+
+    def __init__(self) -> None:
+        self.code = 403
+        self.calls: list[str] = []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hook.calls.append(self.path)
+                self.send_response(hook.code)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/gate"
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    h = Hook()
+    yield h
+    h.server.shutdown()
+    h.server.server_close()
+
+
+def test_confirm_promotion_gate_holds_then_releases(api: client.ApiClient, operator: OperatorProcess,
+                                                    exporter: Exporter, namespace: str, hook: Hook) -> None:
+    obj = canary("gated", namespace, stepWeight=25,
+                 webhooks=[{"name": "approve", "type": "confirm-promotion", "url": hook.url, "timeout": "2s"}])
+    healthy(exporter, namespace, "gated")
+    start(api, obj)
+    set_image(api, "gated", namespace, NEW)
+    wait_phase(api, namespace, "gated", "WaitingPromotion", timeout=60)
+    time.sleep(3)
+    assert release_status(api, namespace, "gated")["phase"] == "WaitingPromotion"
+    assert image_of(api, "gated-primary", namespace) == OLD
+    hook.code = 200
+    wait_phase(api, namespace, "gated", "Succeeded", timeout=60)
+    assert image_of(api, "gated-primary", namespace) == NEW and hook.calls
+
+
+def test_ab_testing_routes_the_header_to_the_canary(api: client.ApiClient, operator: OperatorProcess,
+                                                   exporter: Exporter, namespace: str) -> None:
+    match = [{"headers": {"x-canary": {"exact": "insider"}}}]
+    obj = canary("shop", namespace, stepWeight=None, maxWeight=None, iterations=4, match=match)
+    del obj["spec"]["analysis"]["stepWeight"], obj["spec"]["analysis"]["maxWeight"]
+    healthy(exporter, namespace, "shop")
+    start(api, obj)
+    set_image(api, "shop", namespace, NEW)
+
+    def routed() -> dict[str, Any] | None:
+        vs = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "networking.istio.io", "v1beta1", namespace, "virtualservices", "shop")
+        first = vs["spec"]["http"][0]
+        return vs if first.get("match") else None
+
+    vs = wait_for("the A/B route", routed, timeout=30)
+    first = vs["spec"]["http"][0]
+    assert first["match"][0]["headers"] == {"x-canary": {"exact": "insider"}}
+    assert [d["destination"]["host"] for d in first["route"]] == ["shop-canary"]
+    status = wait_phase(api, namespace, "shop", "Succeeded", "Failed", timeout=60)
+    assert status["phase"] == "Succeeded" and status["iterations"] >= 4
+    assert image_of(api, "shop-primary", namespace) == NEW
+
+
+def test_bluegreen_switches_the_service_selector(api: client.ApiClient, operator: OperatorProcess,
+                                                 exporter: Exporter, namespace: str) -> None:
+    obj = {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BlueGreen",
+        "metadata": {"name": "billing", "namespace": namespace},
+        "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                         "name": "billing"},
+                 "service": {"port": 9898}, "scaleDownDelaySeconds": 2,
+                 "analysis": {"interval": "1s", "threshold": 2, "iterations": 2,
+                              "metrics": [{"name": "request-success-rate", "interval": "10s",
+                                           "thresholdRange": {"min": 99}},
+                                          {"name": "request-duration", "interval": "10s",
+                                           "thresholdRange": {"max": 500}}]}},
+    }
+    healthy(exporter, namespace, "billing")
+    start(api, obj)
+    core = client.CoreV1Api(api)
+    assert core.read_namespaced_service("billing", namespace).spec.selector == {"app": "billing-primary"}
+    set_image(api, "billing", namespace, NEW)
+    wait_phase(api, namespace, "billing", "Promoting", "Finalising", "Succeeded", kind="BlueGreen", timeout=60)
+    wait_phase(api, namespace, "billing", "Succeeded", kind="BlueGreen", timeout=60)
+    assert image_of(api, "billing-primary", namespace) == NEW
+    assert core.read_namespaced_service("billing", namespace).spec.selector == {"app": "billing-primary"}
+    assert not client.AppsV1Api(api).read_namespaced_deployment("billing", namespace).spec.replicas
+
+
+def test_invalid_canary_gets_a_condition_and_an_event_while_others_progress(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str
+) -> None:
+    bad = canary("broken", namespace)
+    bad["spec"]["analysis"]["interval"] = "2 seconds"  # the schema allows any string; the operator does not
+    create_deployment(api, "broken", namespace)
+    create_release(api, bad)
+    good = canary("fine", namespace, stepWeight=25)
+    healthy(exporter, namespace, "fine")
+    start(api, good)
+
+    def invalid() -> dict[str, Any] | None:
+        conditions = release_status(api, namespace, "broken").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Ready" and c["reason"] == "InvalidSpec"), None)
+
+    condition = wait_for("the InvalidSpec condition", invalid, timeout=30)
+    assert "spec.analysis.interval: must be a duration like 30s, 1m30s or 2h, got '2 seconds'" in condition["message"]
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    assert any(e.reason == "InvalidSpec" and e.involved_object.name == "broken" for e in events)
+    set_image(api, "fine", namespace, NEW)
+    assert wait_phase(api, namespace, "fine", "Succeeded", "Failed", timeout=60)["phase"] == "Succeeded"
+    # Fixing the spec is picked up without restarting anything.
+    client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "canaries", "broken", {"spec": {"analysis": {"interval": "2s"}}},
+        _content_type="application/merge-patch+json")
+    wait_phase(api, namespace, "broken", "Initialized", timeout=60)
+
+
+def test_deleting_a_canary_restores_traffic_to_the_primary(api: client.ApiClient, operator: OperatorProcess,
+                                                          exporter: Exporter, namespace: str) -> None:
+    obj = canary("gone", namespace)
+    healthy(exporter, namespace, "gone")
+    start(api, obj)
+    set_image(api, "gone", namespace, NEW)
+    wait_for("weight 20", lambda: release_status(api, namespace, "gone").get("canaryWeight", 0) >= 20)
+    objects = client.CustomObjectsApi(api)
+    objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", "gone")
+
+    def vanished() -> bool:
+        try:
+            objects.get_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", "gone")
+        except client.exceptions.ApiException as e:
+            return e.status == 404
+        return False
+
+    wait_for("the Canary to be gone", vanished, timeout=30)
+    release = parse_canary(obj)
+    assert router_for(release.spec.provider, api).verify_weight(release) in ((100, 0), None)
+    assert client.CoreV1Api(api).read_namespaced_service("gone", namespace).spec.selector == {"app": "gone-primary"}
+
+
+def test_restarted_mid_release_continues_from_status(api: client.ApiClient, operator: OperatorProcess,
+                                                     exporter: Exporter, namespace: str) -> None:
+    obj = canary("steady", namespace)
+    healthy(exporter, namespace, "steady")
+    start(api, obj)
+    with WeightLog(api, obj) as log:
+        set_image(api, "steady", namespace, NEW)
+        wait_for("weight 20", lambda: release_status(api, namespace, "steady").get("canaryWeight", 0) >= 20)
+        operator.kill()
+        time.sleep(2)
+        operator.start()
+        status = wait_phase(api, namespace, "steady", "Succeeded", "Failed", timeout=120)
+    assert status["phase"] == "Succeeded", operator.output()
+    assert log.status[:7] == [0, 10, 20, 30, 40, 50, 0]
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    promotions = [e for e in events if e.reason == "Promoting" and e.involved_object.name == "steady"]
+    assert len(promotions) == 1
+
+
+def test_every_mesh_router_progresses(api: client.ApiClient, operator: OperatorProcess, namespace: str) -> None:
+    """One release per remaining provider, all at once: each route must carry each step."""
+    releases = []
+    for provider in ("gatewayapi", "smi", "linkerd", "nginx"):
+        name = f"app-{provider}"
+        obj = canary(name, namespace, provider, stepWeight=25, maxWeight=50, metrics=[])
+        if provider == "gatewayapi":
+            obj["spec"]["service"]["gatewayRefs"] = [{"name": "public", "namespace": "gateway-system"}]
+        if provider == "nginx":
+            obj["spec"]["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": name}
+            client.NetworkingV1Api(api).create_namespaced_ingress(namespace, {
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
+                "spec": {"rules": [{"host": f"{name}.example.com", "http": {"paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": name, "port": {"number": 9898}}}}]}}]},
+            })
+        create_deployment(api, name, namespace, image=OLD)
+        create_release(api, obj)
+        releases.append(obj)
+    for obj in releases:
+        wait_phase(api, namespace, obj["metadata"]["name"], "Initialized")
+    logs = [WeightLog(api, obj).__enter__() for obj in releases]
+    try:
+        for obj in releases:
+            set_image(api, obj["metadata"]["name"], namespace, NEW)
+        for obj in releases:
+            name = obj["metadata"]["name"]
+            status = wait_phase(api, namespace, name, "Succeeded", "Failed", timeout=90)
+            assert status["phase"] == "Succeeded", (name, operator.output())
+    finally:
+        for log in logs:
+            log.__exit__()
+    for obj, log in zip(releases, logs, strict=True):
+        assert (75, 25) in log.routes and (50, 50) in log.routes, (obj["spec"]["provider"], log.routes)
+        assert image_of(api, f"{obj['metadata']['name']}-primary", namespace) == NEW
+
+
+def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorProcess, sandbox: Any,
+                                      exporter: Exporter, namespace: str, hook: Hook,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from rollout.cli import main
+
+    kube = ["--kubeconfig", str(sandbox)]
+    held = canary("held", namespace, stepWeight=25,
+                  webhooks=[{"name": "approve", "type": "confirm-promotion", "url": hook.url, "timeout": "2s"}])
+    doomed = canary("doomed", namespace)
+    for obj in (held, doomed):
+        healthy(exporter, namespace, obj["metadata"]["name"])
+        start(api, obj)
+        set_image(api, obj["metadata"]["name"], namespace, NEW)
+    wait_phase(api, namespace, "held", "WaitingPromotion", timeout=60)
+    wait_for("doomed at weight 10", lambda: release_status(api, namespace, "doomed").get("canaryWeight", 0) >= 10)
+    assert main(["status", "-n", namespace, *kube]) == 0
+    table = capsys.readouterr().out
+    assert "held" in table and "WaitingPromotion" in table and "request-success-rate" in table
+    assert main(["promote", "held", "-n", namespace, *kube]) == 0
+    assert main(["abort", "doomed", "-n", namespace, *kube]) == 0
+    assert "Canary" in capsys.readouterr().out
+    assert wait_phase(api, namespace, "held", "Succeeded", timeout=60)["phase"] == "Succeeded"
+    doomed_status = wait_phase(api, namespace, "doomed", "Failed", timeout=60)
+    assert "aborted on request" in next(c["message"] for c in doomed_status["conditions"] if c["type"] == "Promoted")
+    assert image_of(api, "held-primary", namespace) == NEW and image_of(api, "doomed-primary", namespace) == OLD
+    assert main(["promote", "nobody", "-n", namespace, *kube]) == 1

@@ -1,0 +1,86 @@
+"""What one tick costs the API server, counted by the sandbox: a guard on the operator's load.
+
+The operator's reconcile runs in-process here (no kopf), so every request counted is its own.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from rollout.engine.operator import Operator
+from rollout.kube import api_client
+from rollout.sandbox import Sandbox
+from tests.e2e.conftest import create_deployment, create_release, set_image, wait_for
+from tests.e2e.test_operator import canary
+
+pytestmark = pytest.mark.e2e
+
+
+def test_requests_per_tick(tmp_path: Path) -> None:
+    with Sandbox(deployment_ready_delay=0.1) as sb:
+        api = api_client(sb.write_kubeconfig(tmp_path / "kubeconfig"))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": "cost"}})
+        create_deployment(api, "app", "cost")
+        create_release(api, canary("app", "cost", "istio", metrics=[], stepWeight=50, interval="1s"))
+        operator = Operator(api, prometheus="http://127.0.0.1:9")
+        assert sb.api is not None
+        served = sb.api.served
+
+        def tick() -> int:
+            before = sum(served.values())
+            operator.reconcile("Canary", "cost", "app")
+            return sum(served.values()) - before
+
+        def phase() -> str:
+            obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+                "rollout.gitops.dev", "v1alpha1", "cost", "canaries", "app")
+            return str((obj.get("status") or {}).get("phase"))
+
+        costs: dict[str, list[int]] = {}
+        for _ in range(40):
+            name = phase()
+            costs.setdefault(name, []).append(tick())
+            if name == "Initialized" and len(costs["Initialized"]) == 3:
+                set_image(api, "app", "cost", "x:2")
+            if name == "Succeeded":
+                break
+            time.sleep(0.6)
+        wait_for("Succeeded", lambda: phase() == "Succeeded", timeout=10)
+        idle = min(costs["Initialized"])
+        busy = max(costs["Progressing"])
+        print(f"\nAPI requests per tick: idle {idle}, progressing up to {busy}; by phase {costs}")
+        # One GET of the release, two of the Deployments, one of the route; writes only on change.
+        assert idle <= 4
+        assert busy <= 12
+
+
+def test_prometheus_down_holds_the_release_without_failing_it(tmp_path: Path) -> None:
+    """Metrics that cannot be read are "no data": the release holds (and would fail only at the
+    progress deadline); the operator neither crashes nor counts a failed check."""
+    with Sandbox(deployment_ready_delay=0.1) as sb:
+        api = api_client(sb.write_kubeconfig(tmp_path / "kubeconfig"))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": "down"}})
+        create_deployment(api, "app", "down")
+        create_release(api, canary("app", "down", "istio", interval="1s"))
+        operator = Operator(api, prometheus="http://127.0.0.1:9")
+
+        def status() -> dict[str, Any]:
+            obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+                "rollout.gitops.dev", "v1alpha1", "down", "canaries", "app")
+            return dict(obj.get("status") or {})
+
+        for _ in range(60):
+            operator.reconcile("Canary", "down", "app")
+            if status().get("phase") == "Initialized":
+                set_image(api, "app", "down", "x:2")
+            if (status().get("analysis") or {}).get("verdict") == "no-data":
+                break
+            time.sleep(0.5)
+        final = status()
+        assert final["phase"] == "Progressing" and final["failedChecks"] == 0
+        assert "Prometheus unavailable" in final["analysis"]["metrics"][0]["reason"]
