@@ -32,7 +32,9 @@ __all__ = ["SandboxAPI"]
 
 logger = logging.getLogger(__name__)
 
-_KEEP_REQUESTS = 500  # kmock records every request; keep the recent ones only, for long runs
+# kmock records every request, and matching a request walks the recorded ones (per reaction):
+# keep only the last few, or every request costs more as a run goes on.
+_KEEP_REQUESTS = 16
 _NAMESPACES_PATH = re.compile(r"/api/v1/namespaces(?:/(?P<name>[^/]+)(?:/(?P<sub>status|finalize))?)?/?")
 
 
