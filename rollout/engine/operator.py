@@ -147,7 +147,7 @@ class Operator:
         return decision.requeue_after
 
     def _memory(self, release: Release, status: ReleaseStatus) -> _Memory:
-        key = release.metadata.uid or f"{release.metadata.namespace}/{release.metadata.name}"
+        key = _key(release)
         candidate = status.candidate.spec if status.candidate else None
         memory = self.memory.get(key)
         if memory is None or memory.candidate != candidate:
@@ -238,3 +238,8 @@ class Operator:
             return
         router_for(release.spec.provider, self.api).finalize(release)
         self.workloads.finalize(release)
+        self.memory.pop(_key(release), None)
+
+
+def _key(release: Release) -> str:
+    return release.metadata.uid or f"{release.metadata.namespace}/{release.metadata.name}"
