@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.tools import missing_tool
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE_BIN = REPO / ".cache" / "prometheus" / "usr" / "bin"
@@ -56,7 +56,7 @@ def require_prometheus() -> tuple[Path, Path]:
     """The prometheus and promtool binaries, or skip the test with a reason nobody can miss."""
     prom, tool = prometheus_binary(), promtool_binary()
     if prom is None or tool is None:
-        pytest.skip(
+        missing_tool(
             "PROMETHEUS NOT FOUND - this test needs a real Prometheus. Run tools/fetch-prometheus.sh "
             "(or `make test`, which does) or set ROLLOUT_PROMETHEUS=/path/to/prometheus."
         )

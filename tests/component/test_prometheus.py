@@ -36,6 +36,7 @@ from analysis.providers.prometheus import (
 )
 from analysis.templates import builtin_counts_queries, builtin_query, render_template, template_variables
 from tests.prom import RunningPrometheus, free_port, running_prometheus
+from tests.tools import missing_tool
 
 pytestmark = pytest.mark.component
 
@@ -448,7 +449,7 @@ def test_every_call_has_a_timeout(server: RecordingServer) -> None:
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("OPENSSL NOT FOUND - needed to make a certificate for the TLS tests")
+        missing_tool("OPENSSL NOT FOUND - needed to make a certificate for the TLS tests")
     folder = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(

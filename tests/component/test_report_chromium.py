@@ -21,6 +21,7 @@ import numpy.typing as npt
 import pytest
 
 from analysis.report import to_html
+from tests.tools import missing_tool
 from tests.unit.test_report import HOSTILE, make_run
 
 pytestmark = pytest.mark.component
@@ -37,7 +38,7 @@ def chromium_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip("CHROMIUM NOT FOUND - install the Debian package `chromium` (`make test` does) "
+    missing_tool("CHROMIUM NOT FOUND - install the Debian package `chromium` (`make test` does) "
                 "or set ROLLOUT_CHROMIUM=/path/to/chromium")
 
 
