@@ -177,6 +177,11 @@ def histogram_log_evalues(
     and over `le`, shape (..., looks, buckets), the last bucket being +Inf (all requests)."""
     per = boundary_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start, ratios=ratios,
                                weights=weights)
+    return _average_boundaries(per)
+
+
+def _average_boundaries(per: FloatArray) -> FloatArray:
+    """log of the mean of the boundaries' e-processes: an average of e-processes is one."""
     return np.asarray(logsumexp(per, axis=-1) - np.log(per.shape[-1]), dtype=np.float64)
 
 
@@ -280,7 +285,7 @@ def sequential_histogram(
     if cb.ndim != 2:
         raise ValueError("bucket arrays must have shape (looks, buckets)")
     per = boundary_log_evalues(cb, pb, margin=margin, start=start)
-    log_e = np.asarray(logsumexp(per, axis=-1) - np.log(per.shape[-1]), dtype=np.float64)
+    log_e = _average_boundaries(per)
     x, nx, y, ny = _histogram_parts(cb, pb, start)
     used = int(np.sum((nx[:, 0] > 0) & (ny[:, 0] > 0)))
     bounds = [float(b) for b in np.asarray(le, dtype=np.float64).ravel()] if le is not None else list(
