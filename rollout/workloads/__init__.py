@@ -5,9 +5,11 @@ that serves traffic. `Workloads` carries the engine's workload actions out again
 `hashing` and `builders` are pure.
 """
 
+from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION
+
 from .deployments import Workloads, workload_of
 from .errors import NotReady, TargetMissing, WorkloadError
-from .hashing import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION, pod_template_hash, revision_of
+from .hashing import pod_template_hash, revision_of
 
 __all__ = [
     "REVISION_ANNOTATION",

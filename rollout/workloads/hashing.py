@@ -25,13 +25,12 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from rollout.api.annotations import ANNOTATION_DOMAIN, REVISION_ANNOTATION
+
 # The labels Flagger accepts as the pod selector (its `-selector-labels` default), in its order.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
 PRIMARY_SUFFIX = "-primary"
-ANNOTATION_DOMAIN = "rollout.gitops.dev"
 ANNOTATION_PREFIX = f"{ANNOTATION_DOMAIN}/"
-REVISION_ANNOTATION = "rollout.gitops.dev/revision"
-SOURCE_PATH_ANNOTATION = "rollout.gitops.dev/source-path"
 IGNORED_LABELS = frozenset({"pod-template-hash"})
 HASH_LENGTH = 16
 

@@ -1,0 +1,13 @@
+"""The annotations rollout writes on the objects it applies: one place, read by the GitSource
+reconciler that writes them, the workloads that copy them, and the revert writer that follows
+them back to the commit a failed release came from."""
+
+from __future__ import annotations
+
+ANNOTATION_DOMAIN = "rollout.gitops.dev"
+# The commit an object was last applied from.
+REVISION_ANNOTATION = f"{ANNOTATION_DOMAIN}/revision"
+# The file (relative to the repository root) that declared the object.
+SOURCE_PATH_ANNOTATION = f"{ANNOTATION_DOMAIN}/source-path"
+# The GitSource (`<namespace>/<name>`) that applied the object: pruning only touches its own.
+SOURCE_ANNOTATION = f"{ANNOTATION_DOMAIN}/source"
