@@ -12,6 +12,7 @@ kmock fallbacks, a test can still put a reaction in front of them to inject faul
 from __future__ import annotations
 
 import collections
+import contextlib
 import copy
 import logging
 import re
@@ -293,13 +294,23 @@ class SandboxAPI(kmock.KubernetesEmulator):
 
     # -- writing -------------------------------------------------------------------------------
 
+    def _dry_run(self, request: kmock.Request) -> contextlib.AbstractContextManager[None]:
+        """The store's dry-run mode for a `?dryRun=All` write; nothing special otherwise."""
+        value = request.params.get("dryRun")
+        if not value:
+            return contextlib.nullcontext()
+        if value != "All":
+            raise bad_request(f'invalid dry run value "{value}": only "All" is supported')
+        return self.store.dry_run()
+
     async def _serve_create(self, request: kmock.Request) -> kmock.Payload:
         spec, version = self._resolve(request)
         if request.subresource is not None:
             raise api_error(
                 405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
             )
-        obj = self.store.create(spec, version, request.namespace, request.data)
+        with self._dry_run(request):
+            obj = self.store.create(spec, version, request.namespace, request.data)
         return _answer(self.store.present(spec, version, obj), 201)
 
     async def _serve_update(self, request: kmock.Request) -> kmock.Payload:
@@ -309,17 +320,18 @@ class SandboxAPI(kmock.KubernetesEmulator):
         content_type = request.headers.get("Content-Type", "")
         if request.subresource == "scale":
             return _answer(self._patch_scale(spec, request, content_type))
-        obj, created = self.store.patch(
-            spec,
-            version,
-            request.namespace,
-            request.name,
-            content_type=content_type,
-            data=request.data,
-            text=request.text,
-            subresource=request.subresource,
-            field_manager=request.params.get("fieldManager"),
-        )
+        with self._dry_run(request):
+            obj, created = self.store.patch(
+                spec,
+                version,
+                request.namespace,
+                request.name,
+                content_type=content_type,
+                data=request.data,
+                text=request.text,
+                subresource=request.subresource,
+                field_manager=request.params.get("fieldManager"),
+            )
         return _answer(self.store.present(spec, version, obj), 201 if created else 200)
 
     async def _serve_replace(self, request: kmock.Request) -> kmock.Payload:
@@ -332,9 +344,10 @@ class SandboxAPI(kmock.KubernetesEmulator):
         if request.subresource == "scale":
             replicas = ((request.data or {}).get("spec") or {}).get("replicas")
             return _answer(self._set_replicas(spec, request.namespace, request.name, replicas))
-        obj = self.store.replace(
-            spec, version, request.namespace, request.name, request.data, request.subresource
-        )
+        with self._dry_run(request):
+            obj = self.store.replace(
+                spec, version, request.namespace, request.name, request.data, request.subresource
+            )
         return _answer(self.store.present(spec, version, obj))
 
     def _delete_options(self, request: kmock.Request) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import re
 import secrets
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -138,8 +138,18 @@ class ObjectStore:
         self._compacted: dict[tuple[str, str], int] = {}
         self._applied: dict[tuple[str, str, str | None, str, str], Any] = {}
         self._changed = asyncio.Event()
+        self._dry = False
         self.stopping = asyncio.Event()
         self.listeners: list[Callable[[ResourceSpec, WatchEvent], None]] = []
+
+    @contextlib.contextmanager
+    def dry_run(self) -> Iterator[None]:
+        """`?dryRun=All`: every check and default runs, nothing is stored, watched or registered."""
+        self._dry = True
+        try:
+            yield
+        finally:
+            self._dry = False
 
     # -- kinds ---------------------------------------------------------------------------------
 
@@ -253,6 +263,8 @@ class ObjectStore:
     def _commit(
         self, spec: ResourceSpec, key: Key, event_type: str, new: dict[str, Any], old: dict[str, Any] | None
     ) -> dict[str, Any]:
+        if self._dry:
+            return copy.deepcopy(new)
         self._rv += 1
         new = copy.deepcopy(new)
         _meta(new)["resourceVersion"] = str(self._rv)
@@ -374,6 +386,8 @@ class ObjectStore:
                 name,
                 f'metadata.name: Invalid value: "{name}": must be spec.names.plural+"."+spec.group',
             )
+        if self._dry:
+            return
         if old is not None:
             self.unregister(spec_from_crd(old))
         self.register(new_spec)
@@ -597,7 +611,8 @@ class ObjectStore:
             if subresource:
                 raise _not_found(spec, name)
             created = self.create(spec, version, namespace, config)
-            self._applied[applied_key] = remembered
+            if not self._dry:
+                self._applied[applied_key] = remembered
             return created, True
         self._check_version(spec, name, old, config)
         live = copy.deepcopy(old)
@@ -608,7 +623,8 @@ class ObjectStore:
         candidate = merge(live, config)
         _meta(candidate)["resourceVersion"] = old["metadata"]["resourceVersion"]
         result = self._update(spec, key, old, candidate, subresource)
-        self._applied[applied_key] = remembered
+        if not self._dry:
+            self._applied[applied_key] = remembered
         return result, False
 
     def update_status(

@@ -251,6 +251,23 @@ def test_server_side_apply_creates_then_merges_and_forgets_unapplied_fields(
     assert code == 400  # fieldManager is required for apply
 
 
+def test_dry_run_validates_and_answers_like_a_write_but_stores_nothing(cluster: Cluster, namespace: str) -> None:
+    path = f"/api/v1/namespaces/{namespace}/configmaps/dry"
+    manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dry\ndata:\n  one: '1'\n"
+    query = {"fieldManager": "conformance", "dryRun": "All"}
+    code, body = cluster.raw("PATCH", path, manifest, content_type="application/apply-patch+yaml", query=query)
+    assert code == 201 and body["data"] == {"one": "1"}
+    assert absent(lambda: core(cluster).read_namespaced_config_map("dry", namespace))
+    bad = {"metadata": {"name": "Not_A_Name"}, "data": {}}
+    assert status_code(lambda: core(cluster).create_namespaced_config_map(namespace, bad, dry_run="All")) == 422
+    core(cluster).create_namespaced_config_map(namespace, {"metadata": {"name": "dry"}, "data": {"one": "1"}})
+    before = core(cluster).read_namespaced_config_map("dry", namespace)
+    changed = core(cluster).patch_namespaced_config_map("dry", namespace, {"data": {"one": "2"}}, dry_run="All")
+    assert changed.data == {"one": "2"}
+    after = core(cluster).read_namespaced_config_map("dry", namespace)
+    assert after.data == {"one": "1"} and after.metadata.resource_version == before.metadata.resource_version
+
+
 # -- generation and the status subresource -------------------------------------------------------
 
 
