@@ -1,0 +1,117 @@
+"""What a GitSource wants in the cluster, and how that compares with what is there: pure functions.
+
+The object to apply is the manifest plus the bookkeeping annotations (revision, file, source),
+with the fields the canary controller owns taken from the live object instead of Git (a
+release's target is scaled by the release, not by the sync). Drift is judged the way server-side
+apply sees it: every field Git sets must have Git's value; fields Git does not set (defaults,
+status, other managers' fields) are not drift.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_ANNOTATION, SOURCE_PATH_ANNOTATION
+
+InventoryKey = tuple[str, str, str, str]  # (group, kind, namespace or "", name)
+
+
+def group_of(api_version: str) -> str:
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def key_of(obj: Mapping[str, Any]) -> InventoryKey:
+    meta = obj.get("metadata") or {}
+    return (group_of(str(obj.get("apiVersion", ""))), str(obj.get("kind", "")),
+            str(meta.get("namespace") or ""), str(meta.get("name", "")))
+
+
+def desired_object(
+    obj: Mapping[str, Any],
+    *,
+    path: str,
+    revision: str,
+    source: str,
+    namespace: str | None,
+    live: Mapping[str, Any] | None,
+    keep_replicas: bool,
+) -> dict[str, Any]:
+    """The object to apply: `namespace` is set when the kind is namespaced and Git left it out."""
+    out = copy.deepcopy(dict(obj))
+    meta = out.setdefault("metadata", {})
+    if namespace is None:
+        meta.pop("namespace", None)
+    elif not meta.get("namespace"):
+        meta["namespace"] = namespace
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = {**annotations, REVISION_ANNOTATION: revision, SOURCE_PATH_ANNOTATION: path,
+                           SOURCE_ANNOTATION: source}
+    if keep_replicas and live is not None:
+        replicas = (live.get("spec") or {}).get("replicas")
+        if replicas is not None:
+            out.setdefault("spec", {})["replicas"] = replicas
+    return out
+
+
+def matches(want: Any, have: Any) -> bool:
+    """Whether every field of `want` has the same value in `have` (lists element by element)."""
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(
+            matches(v, have.get(k)) for k, v in want.items() if v is not None
+        )
+    if isinstance(want, list):
+        return isinstance(have, list) and len(want) == len(have) and all(
+            matches(w, h) for w, h in zip(want, have, strict=True)
+        )
+    if isinstance(want, bool) or isinstance(have, bool):
+        return want is have
+    if isinstance(want, int | float) and isinstance(have, int | float):
+        return float(want) == float(have)
+    return bool(want == have)
+
+
+def drifted(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
+    """Whether the live object lost something Git sets (or is gone)."""
+    if live is None:
+        return True
+    want = {k: v for k, v in desired.items() if k != "status"}
+    return not matches(want, live)
+
+
+def inventory_entry(obj: Mapping[str, Any]) -> dict[str, str]:
+    meta = obj.get("metadata") or {}
+    entry = {"apiVersion": str(obj["apiVersion"]), "kind": str(obj["kind"]), "name": str(meta["name"])}
+    if meta.get("namespace"):
+        entry["namespace"] = str(meta["namespace"])
+    return entry
+
+
+def to_prune(before: Iterable[Mapping[str, Any]], now: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Inventory entries applied before that Git no longer declares (by group, kind, namespace, name)."""
+    keep = {key_of(_as_object(e)) for e in now}
+    return [dict(e) for e in before if key_of(_as_object(e)) not in keep]
+
+
+def _as_object(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": entry.get("apiVersion", ""), "kind": entry.get("kind", ""),
+            "metadata": {"namespace": entry.get("namespace"), "name": entry.get("name", "")}}
+
+
+def owned_by(live: Mapping[str, Any], source: str) -> bool:
+    """Whether this GitSource applied the live object (pruning touches nothing else)."""
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(SOURCE_ANNOTATION) == source
+
+
+def release_targets(releases: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(namespace, name) of the Deployments that Canaries and BlueGreens release: the sync leaves
+    their replicas to the release."""
+    out: set[tuple[str, str]] = set()
+    for release in releases:
+        ref = (release.get("spec") or {}).get("targetRef") or {}
+        namespace = (release.get("metadata") or {}).get("namespace") or ""
+        if ref.get("kind", "Deployment") == "Deployment" and ref.get("name"):
+            out.add((str(namespace), str(ref["name"])))
+    return out

@@ -1,0 +1,288 @@
+"""Reconcile one GitSource: fetch, render, dry-run, apply, heal drift, prune, and say so in status.
+
+A new revision is applied whole or not at all: it is rendered and dry-run applied first, and any
+file that does not parse or any object the API rejects stalls that revision (Stalled=True with
+the file and the error) while the cluster keeps the last applied one. Between revisions, objects
+changed by hand are re-applied (selfHeal) and counted; objects that left Git are deleted, but only
+those this GitSource applied (prune). The target replicas of a release are left to the release.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from rollout.api.errors import ValidationError
+from rollout.api.parse import parse_gitsource
+from rollout.api.spec import GitSource
+from rollout.api.status import format_time
+
+from .apply import Applier, ApplyError
+from .credentials import SecretError, read_credentials
+from .desired import (
+    desired_object,
+    drifted,
+    inventory_entry,
+    owned_by,
+    release_targets,
+    to_prune,
+)
+from .render import Manifest, RenderError, render
+from .repo import Clone, GitError, clone_folder
+
+GROUP, VERSION, PLURAL = "rollout.gitops.dev", "v1alpha1", "gitsources"
+TIMEOUT = 10.0
+# A fetch that failed is tried again sooner than the interval (the remote may be back).
+RETRY = timedelta(seconds=10)
+# Applied first, so the rest of a revision can use them: namespaces and the kinds CRDs define.
+FIRST_KINDS = ("Namespace", "CustomResourceDefinition")
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Mapping[str, Any], str, str, bool], None]
+
+
+@dataclass
+class SyncResult:
+    """What one look at a GitSource found and did; becomes its status and Events."""
+
+    revision: str | None = None
+    applied: str | None = None
+    inventory: list[dict[str, str]] | None = None
+    corrected: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    ready: tuple[str, str, str] = ("Unknown", "Progressing", "")
+    stalled: tuple[str, str, str] | None = None
+
+
+class SourceReconciler:
+    def __init__(
+        self,
+        api: client.ApiClient,
+        cache: Path,
+        emit: Emit,
+        *,
+        kubectl: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.api = api
+        self.objects = client.CustomObjectsApi(api)
+        self.applier = Applier(api)
+        self.cache = cache
+        self.emit = emit
+        self.kubectl = kubectl
+        self.clock = clock
+        self._wake: dict[tuple[str, str], threading.Event] = {}
+
+    # -- being asked to look now ------------------------------------------------------------------
+
+    def wake_event(self, namespace: str, name: str) -> threading.Event:
+        return self._wake.setdefault((namespace, name), threading.Event())
+
+    def request(self, namespace: str, name: str) -> None:
+        """Sync this source at once (the revert writer asks after pushing)."""
+        self.wake_event(namespace, name).set()
+
+    # -- one look -----------------------------------------------------------------------------------
+
+    def reconcile(self, namespace: str, name: str) -> timedelta | None:
+        """Sync one GitSource; returns when to look again, or None when it is gone."""
+        self.wake_event(namespace, name).clear()
+        try:
+            obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            log.warning("reading GitSource %s/%s failed: %s", namespace, name, e.reason)
+            return RETRY
+        except (HTTPError, OSError) as e:
+            log.warning("reading GitSource %s/%s failed: %s", namespace, name, e)
+            return RETRY
+        if obj.get("metadata", {}).get("deletionTimestamp"):
+            return None
+        try:
+            source = parse_gitsource(obj)
+        except ValidationError as e:
+            message = "; ".join(str(x) for x in e.errors)
+            self._write(obj, SyncResult(ready=("False", "InvalidSpec", message),
+                                        stalled=("True", "InvalidSpec", message)))
+            return timedelta(seconds=30)
+        interval = timedelta(seconds=source.spec.interval)
+        if source.spec.suspend:
+            self._write(obj, SyncResult(ready=("Unknown", "Suspended", "spec.suspend is true")))
+            return interval
+        try:
+            result = self.sync(obj, source)
+        except (ApiException, HTTPError, OSError) as e:
+            log.warning("sync of GitSource %s/%s failed, retrying: %s", namespace, name, e)
+            return RETRY
+        self._write(obj, result)
+        return RETRY if result.ready[1] in ("FetchFailed", "ApplyFailed") else interval
+
+    def sync(self, obj: Mapping[str, Any], source: GitSource) -> SyncResult:
+        status = obj.get("status") or {}
+        meta = source.metadata
+        spec = source.spec
+        ident = f"{meta.namespace}/{meta.name}"
+        try:
+            creds = read_credentials(self.api, meta.namespace, spec.secret_ref) if spec.secret_ref else None
+        except SecretError as e:
+            return SyncResult(ready=("False", "SecretError", str(e)), stalled=("True", "SecretError", str(e)))
+        clone = Clone(spec.url, spec.branch, clone_folder(self.cache, "sync", spec.url, spec.branch), creds,
+                      shallow=True)
+        try:
+            with clone.opened():
+                revision = clone.fetch()
+                root = clone.checkout(revision)
+                manifests = render(root, spec.path, kubectl=self.kubectl)
+        except GitError as e:
+            return SyncResult(revision=status.get("revision"), ready=("False", "FetchFailed", str(e)))
+        except RenderError as e:
+            return self._stalled(revision, e.reason, f"revision {revision[:12]}: {e}")
+        new_revision = revision != status.get("lastAppliedRevision")
+        try:
+            wanted = self._desired(manifests, revision, ident, meta.namespace)
+        except ApplyError as e:
+            return self._stalled(revision, "ValidationFailed", f"revision {revision[:12]}: {e}")
+        result = SyncResult(revision=revision, applied=revision)
+        if new_revision:
+            problem = self._dry_run(wanted)
+            if problem:
+                return self._stalled(revision, "ValidationFailed", f"revision {revision[:12]}: {problem}")
+        try:
+            for _, desired, live in wanted:
+                if new_revision or (spec.self_heal and drifted(desired, live)):
+                    self.applier.apply(desired)
+                    if not new_revision:
+                        result.corrected.append(f"{desired['kind']}/{desired['metadata']['name']}")
+        except ApplyError as e:
+            result.applied = status.get("lastAppliedRevision")
+            result.ready = ("False", "ApplyFailed", f"revision {revision[:12]}: {e}")
+            return result
+        result.inventory = [inventory_entry(d) for _, d, _ in wanted]
+        if new_revision and spec.prune:
+            result.pruned = self._prune(status.get("inventory") or [], result.inventory, ident)
+        result.ready = ("True", "Applied", f"applied revision {spec.branch}@{revision[:12]}")
+        result.stalled = ("False", "Applied", "")
+        return result
+
+    def _stalled(self, revision: str, reason: str, message: str) -> SyncResult:
+        return SyncResult(revision=revision, ready=("False", reason, message), stalled=("True", reason, message))
+
+    def _desired(self, manifests: list[Manifest], revision: str, ident: str, namespace: str
+                 ) -> list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]]:
+        """Each manifest as it will be applied, with the live object; FIRST_KINDS first."""
+        ordered = sorted(manifests, key=lambda m: m.kind not in FIRST_KINDS)
+        declared = {(m.obj["spec"].get("group"), m.obj["spec"].get("names", {}).get("kind"))
+                    for m in manifests if m.kind == "CustomResourceDefinition" and isinstance(m.obj.get("spec"), dict)}
+        releases = self._releases(manifests)
+        targets = release_targets(releases)
+        out: list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]] = []
+        for m in ordered:
+            group = m.api_version.split("/")[0] if "/" in m.api_version else ""
+            try:
+                namespaced = self.applier.namespaced(m.api_version, m.kind)
+            except ApplyError as e:
+                if (group, m.kind) in declared:
+                    raise ApplyError(f"{m.path}: {m.kind} is defined by a CRD of this revision; apply the "
+                                     "CRD in an earlier commit (or another GitSource) first") from None
+                raise ApplyError(f"{m.path}: {e}") from None
+            ns = (m.namespace or namespace) if namespaced else None
+            live = self.applier.get(m.api_version, m.kind, ns, m.name)
+            keep = m.kind == "Deployment" and (ns or "", m.name) in targets
+            desired = desired_object(m.obj, path=m.path, revision=revision, source=ident, namespace=ns,
+                                     live=live, keep_replicas=keep)
+            out.append((m, desired, live))
+        return out
+
+    def _releases(self, manifests: list[Manifest]) -> list[Mapping[str, Any]]:
+        """Canaries and BlueGreens in the cluster and in this revision (their targets' replicas are theirs)."""
+        found: list[Mapping[str, Any]] = [m.obj for m in manifests
+                                          if m.kind in ("Canary", "BlueGreen") and m.api_version.startswith(GROUP)]
+        for plural in ("canaries", "bluegreens"):
+            listed = cast(dict[str, Any], self.objects.list_cluster_custom_object(
+                GROUP, VERSION, plural, _request_timeout=TIMEOUT))
+            found.extend(listed.get("items") or [])
+        return found
+
+    def _dry_run(self, wanted: list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]]) -> str | None:
+        """The first problem the API finds with this revision, or None; nothing is stored."""
+        namespaces = {d["metadata"]["name"] for _, d, _ in wanted if d["kind"] == "Namespace"}
+        for manifest, desired, _ in wanted:
+            try:
+                self.applier.apply(desired, dry_run=True)
+            except ApplyError as e:
+                ns = desired["metadata"].get("namespace")
+                if ns in namespaces and "not found" in str(e) and ns in str(e):
+                    continue  # its namespace is created by this same revision
+                return f"{manifest.path}: {desired['kind']} {desired['metadata']['name']!r}: {e}"
+        return None
+
+    def _prune(self, before: list[Mapping[str, Any]], now: list[dict[str, str]], ident: str) -> list[str]:
+        pruned: list[str] = []
+        for entry in to_prune(before, now):
+            api_version, kind, name = entry["apiVersion"], entry["kind"], entry["name"]
+            try:
+                live = self.applier.get(api_version, kind, entry.get("namespace"), name)
+                if live is None or not owned_by(live, ident):
+                    continue
+                self.applier.delete(api_version, kind, entry.get("namespace"), name)
+            except (ApplyError, ApiException) as e:
+                log.warning("pruning %s/%s failed: %s", kind, name, e)
+                continue
+            pruned.append(f"{kind}/{name}")
+        return pruned
+
+    # -- status and Events --------------------------------------------------------------------------
+
+    def _write(self, obj: Mapping[str, Any], result: SyncResult) -> None:
+        before = obj.get("status") or {}
+        now = format_time(self.clock())
+        status: dict[str, Any] = {"observedGeneration": obj["metadata"].get("generation")}
+        if result.revision:
+            status["revision"] = result.revision
+        if result.applied:
+            status["lastAppliedRevision"] = result.applied
+        if result.inventory is not None:
+            status["inventory"] = result.inventory
+        if result.corrected:
+            status["driftCorrections"] = int(before.get("driftCorrections") or 0) + len(result.corrected)
+        conditions = {c.get("type"): c for c in before.get("conditions") or []}
+        for kind, value in (("Ready", result.ready), ("Stalled", result.stalled)):
+            if value is None:
+                continue
+            old = conditions.get(kind) or {}
+            state, reason, message = value
+            since = old.get("lastTransitionTime") if old.get("status") == state else now
+            conditions[kind] = {"type": kind, "status": state, "reason": reason, "message": message,
+                                "lastTransitionTime": since or now}
+        status["conditions"] = list(conditions.values())
+        diff = {k: v for k, v in status.items() if before.get(k) != v}
+        if diff:
+            meta = obj["metadata"]
+            self.objects.patch_namespaced_custom_object_status(
+                GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": diff},
+                _request_timeout=TIMEOUT, _content_type="application/merge-patch+json")
+        self._events(obj, before, result)
+
+    def _events(self, obj: Mapping[str, Any], before: Mapping[str, Any], result: SyncResult) -> None:
+        old_ready: Mapping[str, Any] = next((c for c in before.get("conditions") or [] if c.get("type") == "Ready"), {})
+        state, reason, message = result.ready
+        if result.applied and result.applied != before.get("lastAppliedRevision"):
+            self.emit(obj, "Applied", message, False)
+        elif state == "False" and (old_ready.get("reason"), old_ready.get("message")) != (reason, message):
+            self.emit(obj, reason, message, True)
+        for what in result.corrected:
+            self.emit(obj, "DriftCorrected", f"{what} was changed in the cluster; re-applied from Git", False)
+        for what in result.pruned:
+            self.emit(obj, "Pruned", f"{what} left Git; deleted", False)
