@@ -232,12 +232,17 @@ def outcome_line(run: AnalysisRun) -> str:
 
 def to_markdown(run: AnalysisRun) -> str:
     """A short report for a commit message: one outcome line and one table."""
+    return outcome_line(run) + "\n\n" + markdown_table(run)
+
+
+def markdown_table(run: AnalysisRun) -> str:
+    """The metrics as a Markdown table: canary, primary, limit and verdict per metric."""
     rows = ["| metric | canary | primary | limit | verdict |", "|---|---|---|---|---|"]
     for m in run.metrics:
         cells = [m.name, _value(m.judged_canary(), m.unit), _value(m.judged_primary(), m.unit), m.limit(),
                  m.verdict.value]
         rows.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
-    return outcome_line(run) + "\n\n" + "\n".join(rows) + "\n"
+    return "\n".join(rows) + "\n"
 
 
 # ------------------------------------------------------------------------------------------- HTML

@@ -33,10 +33,11 @@ from rollout.routers.base import Router
 from rollout.workloads import Workloads
 
 Release = Canary | BlueGreen
-RevertWriter = Callable[[Release, RevertInGit, ReleaseStatus], RevertOutcome]
+# (release, what to revert, its status, the failed run's report as Markdown) -> what happened in Git
+RevertWriter = Callable[[Release, RevertInGit, ReleaseStatus, str], RevertOutcome]
 
 
-def no_revert_writer(release: Release, action: RevertInGit, status: ReleaseStatus) -> RevertOutcome:
+def no_revert_writer(release: Release, action: RevertInGit, status: ReleaseStatus, report: str) -> RevertOutcome:
     return RevertOutcome(RevertState.SKIPPED, message="this operator has no Git revert writer configured")
 
 
@@ -51,6 +52,7 @@ class ClusterPorts:
     webhooks: Webhooks
     events: EventRecorder
     revert: RevertWriter = no_revert_writer
+    report: Callable[[], str] = lambda: ""
 
     @property
     def phase(self) -> str:
@@ -97,5 +99,5 @@ class ClusterPorts:
             self.events.emit(release, action.reason, action.message, action.warning)
             self.webhooks.notify_event(release, action.reason, action.message, self.phase, warning=action.warning)
         elif isinstance(action, RevertInGit):
-            return self.revert(release, action, self.status)
+            return self.revert(release, action, self.status, self.report())
         return None

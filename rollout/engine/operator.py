@@ -20,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from analysis.providers.prometheus import PrometheusProvider
-from analysis.report import Outcome, write_reports
+from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
 from rollout.api.spec import BlueGreen, Canary, MetricTemplate
@@ -28,7 +28,7 @@ from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
-from rollout.engine.reports import TickRecord, build_report
+from rollout.engine.reports import TickRecord, build_report, markdown_from_status
 from rollout.engine.tick import tick
 from rollout.engine.webhooks import Webhooks
 from rollout.routers import router_for
@@ -60,6 +60,8 @@ class _Memory:
     candidate: str | None = None
     checks: MetricChecks | None = None
     ticks: list[TickRecord] = field(default_factory=list)
+    # The failed run's report as Markdown, for the revert commit's message.
+    markdown: str = ""
 
 
 class Operator:
@@ -135,6 +137,7 @@ class Operator:
             webhooks=self.webhooks,
             events=self.events,
             revert=self.revert,
+            report=lambda: memory.markdown or markdown_from_status(release, status),
         )
         before = len(memory.checks.readings) if memory.checks else 0
         decision = tick(release.spec, status, ports, now)
@@ -212,13 +215,16 @@ class Operator:
     # -- end of a run --------------------------------------------------------------------------
 
     def _report(self, release: Release, status: ReleaseStatus, memory: _Memory, now: datetime) -> None:
-        if self.reports is None or memory.checks is None:
+        if memory.checks is None:
             return
         outcome = Outcome.SUCCEEDED if status.phase == Phase.SUCCEEDED else Outcome.FAILED
         promoted = status.condition("Promoted")
         run = build_report(release, memory.checks.readings, memory.ticks, outcome, now,
                            summary=promoted.message if promoted else "",
                            revision=status.candidate.revision if status.candidate else None)
+        memory.markdown = to_markdown(run)
+        if self.reports is None:
+            return
         spec = status.candidate.spec if status.candidate else "run"
         stem = f"{release.metadata.namespace}-{release.metadata.name}-{spec[:10]}"
         try:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from analysis.judges import Verdict
-from analysis.report import AnalysisRun, MetricSeries, Outcome, Samples, Tick
+from analysis.report import AnalysisRun, MetricSeries, Outcome, Samples, Tick, markdown_table, outcome_line
 from rollout.api.spec import BlueGreen, Canary
+from rollout.api.status import ReleaseStatus
 from rollout.core import CheckResult
 from rollout.engine.checks import Reading, judge_for
 
@@ -83,3 +84,24 @@ def build_report(
         revision=revision,
         summary=summary,
     )
+
+
+def markdown_from_status(release: Canary | BlueGreen, status: ReleaseStatus) -> str:
+    """The failed run's Markdown summary from what its status kept (after a restart lost the readings)."""
+    analysis = status.analysis
+    metrics = analysis.metrics if analysis else ()
+    run = AnalysisRun(
+        name=release.metadata.name, namespace=release.metadata.namespace, outcome=Outcome.FAILED,
+        decided_at=analysis.checked_at.timestamp() if analysis and analysis.checked_at else None,
+        ticks=(), metrics=tuple(
+            MetricSeries(
+                name=m.name, canary=Samples.of([], []), primary=None, limit_min=None, limit_max=None,
+                verdict=Verdict(m.verdict) if m.verdict in {v.value for v in Verdict} else Verdict.NO_DATA,
+                unit="", canary_value=m.value, primary_value=m.primary, limit_text=m.limit or None,
+                detail=m.reason,
+            )
+            for m in metrics
+        ),
+        judge=release.spec.analysis.judge.value,
+    )
+    return outcome_line(run).replace(" after 0 checks", "") + "\n\n" + markdown_table(run)
