@@ -5,9 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 PROMETHEUS := .cache/prometheus/usr/bin/prometheus
+OPENSSH    := .cache/openssh/usr/sbin/sshd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit bench bench-quick tools chromium clean
+.PHONY: venv lint test unit bench bench-quick tools chromium kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,17 +23,25 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict rollout/api rollout/core analysis
 	$(BIN)/lint-imports
 
-# Real programs the tests start: Prometheus (Debian's package, unpacked into .cache) and Chromium
-# (renders the HTML reports).
+# Real programs the tests start: Prometheus and OpenSSH's sshd (Debian's packages, unpacked into
+# .cache), Chromium (renders the HTML reports) and kubectl (`kubectl kustomize` for GitSources).
 $(PROMETHEUS): tools/fetch-prometheus.sh
 	sh tools/fetch-prometheus.sh
+
+$(OPENSSH): tools/fetch-openssh.sh
+	sh tools/fetch-openssh.sh
+
+kubectl:
+	@command -v kubectl >/dev/null 2>&1 || \
+	  { echo "installing kubectl (GitSources with a kustomization.yaml are built with kubectl kustomize)"; \
+	    $(SUDO) apt-get install -y -qq kubectl >/dev/null || echo "kubectl could not be installed"; }
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
 	  { echo "installing Debian's chromium (renders the HTML report in tests)"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-tools: $(PROMETHEUS) chromium
+tools: $(PROMETHEUS) $(OPENSSH) chromium kubectl
 
 test: lint tools
 	$(BIN)/pytest -q
