@@ -1,0 +1,137 @@
+"""Connect a failed release to the Git it came from, and have its revert written there.
+
+The engine calls `GitRevertWriter(release, action, status, report)` once traffic is back on the
+primary. This finds the repository (the release's GitSource, or `spec.git.url` when Flux or
+Argo CD syncs), its credentials, and what the target was applied from (annotations on the
+target and the primary), then lets `revert.write_revert` do the Git work. It never raises: any
+problem is an outcome the planner records and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from rollout.api.annotations import SOURCE_PATH_ANNOTATION
+from rollout.api.errors import ValidationError
+from rollout.api.parse import parse_gitsource
+from rollout.api.spec import BlueGreen, Canary
+from rollout.api.status import ReleaseStatus, RevertState
+from rollout.core import RevertInGit, RevertOutcome
+
+from .credentials import SecretError, read_credentials
+from .repo import Credentials
+from .revert import RevertRequest, write_revert
+
+GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
+TIMEOUT = 10.0
+
+log = logging.getLogger(__name__)
+
+Release = Canary | BlueGreen
+
+
+@dataclass(frozen=True)
+class Repository:
+    """Where a release's manifests live in Git."""
+
+    url: str
+    branch: str
+    path: str
+    credentials: Credentials | None
+    source: str | None  # the GitSource's name, when one syncs it
+
+
+class GitRevertWriter:
+    def __init__(self, api: client.ApiClient, cache: Path,
+                 on_pushed: Callable[[str, str], None] | None = None) -> None:
+        """`on_pushed(namespace, gitsource)` is told when a revert lands, so the source syncs at once."""
+        self.api = api
+        self.cache = cache
+        self.on_pushed = on_pushed
+        self.apps = client.AppsV1Api(api)
+        self.objects = client.CustomObjectsApi(api)
+
+    def __call__(self, release: Release, action: RevertInGit, status: ReleaseStatus, report: str) -> RevertOutcome:
+        try:
+            return self._write(release, action, report)
+        except (SecretError, LookupError, ValidationError) as e:
+            return RevertOutcome(RevertState.FAILED, message=str(e))
+        except (ApiException, HTTPError, OSError) as e:
+            log.warning("revert of %s/%s not written: %s", release.metadata.namespace, release.metadata.name, e)
+            return RevertOutcome(RevertState.FAILED, message=f"cannot read the cluster: {getattr(e, 'reason', e)}")
+
+    def _write(self, release: Release, action: RevertInGit, report: str) -> RevertOutcome:
+        git = release.spec.git
+        if git is None:
+            return RevertOutcome(RevertState.SKIPPED, message="spec.git is not set")
+        repo = self.repository(release)
+        namespace = release.metadata.namespace
+        ref = release.spec.target_ref
+        target = self._deployment(namespace, ref.name)
+        primary = self._deployment(namespace, f"{ref.name}-primary")
+        annotations = ((target or {}).get("metadata") or {}).get("annotations") or {}
+        request = RevertRequest(
+            namespace=namespace,
+            name=release.metadata.name,
+            kind=ref.kind,
+            workload=ref.name,
+            workload_namespace=namespace,
+            candidate_revision=action.candidate_revision,
+            promoted_revision=action.promoted_revision,
+            source_path=annotations.get(SOURCE_PATH_ANNOTATION),
+            search_path=repo.path,
+            image=_images(target)[0] if _images(target) else None,
+            promoted_images=tuple(_images(primary)),
+            reason=action.reason,
+            report=report,
+            mode=git.revert,
+            push=git.push,
+            author=git.author,
+        )
+        outcome = write_revert(repo.url, repo.branch, repo.credentials, request, self.cache)
+        if outcome.state == RevertState.PUSHED and repo.source and self.on_pushed and not outcome.branch:
+            self.on_pushed(namespace, repo.source)
+        return outcome
+
+    def repository(self, release: Release) -> Repository:
+        git = release.spec.git
+        assert git is not None
+        namespace = release.metadata.namespace
+        if git.source:
+            try:
+                raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "gitsources", git.source, _request_timeout=TIMEOUT))
+            except ApiException as e:
+                if e.status == 404:
+                    raise LookupError(f"GitSource {namespace}/{git.source} (spec.git.source) does not exist") from None
+                raise
+            spec = parse_gitsource(raw).spec
+            creds = read_credentials(self.api, namespace, spec.secret_ref) if spec.secret_ref else None
+            return Repository(spec.url, spec.branch, spec.path, creds, git.source)
+        assert git.url is not None
+        creds = read_credentials(self.api, namespace, git.secret_ref) if git.secret_ref else None
+        return Repository(git.url, git.branch, git.path, creds, None)
+
+    def _deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return cast(dict[str, Any], self.api.sanitize_for_serialization(
+                self.apps.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT)))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+
+def _images(deployment: Mapping[str, Any] | None) -> list[str]:
+    if not deployment:
+        return []
+    containers = ((deployment.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    return [str(c.get("image")) for c in containers if c.get("image")]
