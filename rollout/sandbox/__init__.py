@@ -3,13 +3,18 @@
 No real kube-apiserver can run on the machines this project is developed on, so the
 sandbox provides one in-process: kmock's KubernetesEmulator with a fidelity layer (see
 `apiserver` and `store`), a garbage collector and a simulated Deployment controller, all
-on one event loop in a background thread. kopf and the official client talk to it over
+on one event loop in a background thread. On request it adds a simulated data plane
+(`dataplane`: load routed by the live router objects, mesh-style metrics on /metrics)
+and a real Prometheus scraping it (`prometheus`). kopf and the official client talk to it over
 HTTP on 127.0.0.1 through an ordinary kubeconfig, so operator code cannot tell it from a
 real cluster.
 
     with Sandbox() as sandbox:
         path = sandbox.write_kubeconfig(tmp / "kubeconfig")
         client = kubernetes.config.new_client_from_config(str(path))
+
+    with Sandbox(dataplane=DataPlaneConfig(rps=100), prometheus=True) as sandbox:
+        sandbox.metrics_url, sandbox.prometheus_url
 """
 
 from __future__ import annotations
@@ -31,11 +36,24 @@ import aiohttp.web
 
 from .apiserver import SandboxAPI
 from .collector import GarbageCollector
+from .dataplane import DataPlane, DataPlaneConfig
 from .deployments import UNREADY_ANNOTATION, DeploymentController
 from .kubeconfig import write_kubeconfig
+from .pods import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
+from .prometheus import PrometheusServer
 from .resources import PROVIDER_KINDS, builtin_specs, load_crd_documents
 
-__all__ = ["UNREADY_ANNOTATION", "Sandbox", "default_crd_files", "serve", "write_kubeconfig"]
+__all__ = [
+    "ERROR_RATE_ANNOTATION",
+    "LATENCY_MEDIAN_ANNOTATION",
+    "LATENCY_P99_ANNOTATION",
+    "UNREADY_ANNOTATION",
+    "DataPlaneConfig",
+    "Sandbox",
+    "default_crd_files",
+    "serve",
+    "write_kubeconfig",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +75,9 @@ class Sandbox:
 
     `start()` returns the base URL (`http://127.0.0.1:<free port>`). Everything runs on
     the sandbox's own event loop in a daemon thread; the methods here are thread-safe.
+    `dataplane` turns on the simulated data plane (`metrics_url`); `prometheus=True` also
+    starts a real Prometheus scraping it every second (`prometheus_url`), and implies a data
+    plane with default settings when none is given.
     """
 
     def __init__(
@@ -66,6 +87,8 @@ class Sandbox:
         deployment_ready_delay: float = 0.5,
         host: str = "127.0.0.1",
         port: int = 0,
+        dataplane: DataPlaneConfig | None = None,
+        prometheus: bool = False,
     ) -> None:
         self._crd_files = list(crd_files) if crd_files is not None else default_crd_files()
         self._ready_delay = deployment_ready_delay
@@ -79,6 +102,10 @@ class Sandbox:
         self._url: str | None = None
         self.api: SandboxAPI | None = None
         self.deployments: DeploymentController | None = None
+        self._dataplane_config = dataplane if dataplane is not None or not prometheus else DataPlaneConfig()
+        self._want_prometheus = prometheus
+        self.dataplane: DataPlane | None = None
+        self.prometheus: PrometheusServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -93,9 +120,20 @@ class Sandbox:
             self._thread.join(_STOP_TIMEOUT)
             raise RuntimeError("the sandbox failed to start") from self._error
         assert self._url is not None
+        if self._want_prometheus:
+            try:
+                self.prometheus = PrometheusServer([self.metrics_url], scrape_interval="1s")
+                self.prometheus.start()
+            except BaseException:
+                self.prometheus = None
+                self.stop()
+                raise
         return self._url
 
     def stop(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
         if self._thread is None:
             return
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
@@ -120,6 +158,20 @@ class Sandbox:
         if self._url is None:
             raise RuntimeError("the sandbox is not started")
         return self._url
+
+    @property
+    def metrics_url(self) -> str:
+        """The data plane's Prometheus endpoint (`http://127.0.0.1:<port>/metrics`)."""
+        if self.dataplane is None:
+            raise RuntimeError("the sandbox runs no data plane: pass Sandbox(dataplane=DataPlaneConfig())")
+        return self.dataplane.url
+
+    @property
+    def prometheus_url(self) -> str:
+        """The base URL of the Prometheus scraping the data plane."""
+        if self.prometheus is None:
+            raise RuntimeError("the sandbox runs no Prometheus: pass Sandbox(prometheus=True)")
+        return self.prometheus.url
 
     def write_kubeconfig(self, path: Path, *, namespace: str = "default") -> Path:
         """Write a kubeconfig for this sandbox that kopf, the client and kubectl accept."""
@@ -179,6 +231,8 @@ class Sandbox:
             self.api = api
             self.deployments = DeploymentController(api.store, ready_delay=self._ready_delay)
             collector = GarbageCollector(api.store)
+            if self._dataplane_config is not None:
+                self.dataplane = DataPlane(api.store, self._dataplane_config)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((self._host, self._port))
@@ -199,6 +253,9 @@ class Sandbox:
                     asyncio.create_task(self.deployments.run(), name="sandbox-deployments"),
                     asyncio.create_task(collector.run(), name="sandbox-collector"),
                 ]
+                if self.dataplane is not None:
+                    await self.dataplane.start()
+                    tasks.append(asyncio.create_task(self.dataplane.run(), name="sandbox-dataplane"))
                 self._started.set()
                 await self._stop.wait()
             except BaseException as exc:
@@ -209,12 +266,17 @@ class Sandbox:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if self.dataplane is not None:
+                    await self.dataplane.stop()
                 await runner.cleanup()
                 sock.close()
 
 
-def serve(kubeconfig: Path | None = None) -> int:
-    """Run the sandbox until SIGINT or SIGTERM, printing where its kubeconfig is."""
+def serve(
+    kubeconfig: Path | None = None, *, dataplane: DataPlaneConfig | None = None, prometheus: bool = False
+) -> int:
+    """Run the sandbox until SIGINT or SIGTERM, printing where its kubeconfig is (and, with a data
+    plane, where its metrics and Prometheus are)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -226,9 +288,13 @@ def serve(kubeconfig: Path | None = None) -> int:
         if kubeconfig is None:
             own_dir = tempfile.TemporaryDirectory(prefix="rollout-sandbox-")
             kubeconfig = Path(own_dir.name) / "kubeconfig"
-        with Sandbox() as sandbox:
+        with Sandbox(dataplane=dataplane, prometheus=prometheus) as sandbox:
             path = sandbox.write_kubeconfig(kubeconfig)
             print(f"rollout sandbox: API server at {sandbox.url}", flush=True)
+            if sandbox.dataplane is not None:
+                print(f"data plane metrics: {sandbox.metrics_url}", flush=True)
+            if sandbox.prometheus is not None:
+                print(f"prometheus: {sandbox.prometheus_url}", flush=True)
             print(f"kubeconfig: {path}", flush=True)
             print(f"  export KUBECONFIG={path}", flush=True)
             print("Stop with Ctrl-C (SIGINT) or SIGTERM.", flush=True)

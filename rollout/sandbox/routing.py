@@ -1,0 +1,381 @@
+"""Where the sandbox's simulated requests go, decided from the live objects alone (pure functions).
+
+The data plane asks this module, once per tick, how each stream of client requests is shared out
+among Deployments. The answer follows the router objects exactly as the providers' proxies would:
+Gateway API HTTPRoutes, Istio VirtualServices, ingress-nginx canary Ingresses, SMI TrafficSplits,
+Linkerd HTTPRoutes and plain Service selectors. Keeping it pure (dicts in, shares out) lets the unit
+tests check every provider's rule without a running sandbox.
+
+Which requests exist (one stream per *entry*, each getting the configured rate):
+
+- every Gateway API HTTPRoute (clients come in through its Gateway), provider `gatewayapi`;
+- every nginx Ingress that is not a canary Ingress, provider `nginx`;
+- every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
+  TrafficSplit's `spec.service`, a VirtualService host naming a Service) or of a Canary/BlueGreen
+  whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
+  ingress), routed by, in this order: a Linkerd HTTPRoute, a TrafficSplit, a VirtualService, or
+  else the Service's own selector (provider `kubernetes`). A Service that a plain nginx Ingress
+  sends to is not an entry of its own (its clients come through the Ingress).
+
+A request reaching a Service goes to the Deployments whose pod-template labels its selector
+matches and that have ready replicas, in proportion to their ready replicas (as kube-proxy
+spreads over endpoints). Requests sent to a backend with no ready endpoints are not served and
+not counted. A/B testing: a request "carrying the match" holds the headers/cookies of the first
+rule that needs headers, cookies or query parameters; other requests carry none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Entry",
+    "Hop",
+    "Share",
+    "Split",
+    "World",
+    "endpoints",
+    "split_for",
+    "splits",
+]
+
+Obj = Mapping[str, Any]
+
+NGINX = "nginx.ingress.kubernetes.io/"
+NGINX_CANARY = NGINX + "canary"
+NGINX_WEIGHT = NGINX + "canary-weight"
+NGINX_WEIGHT_TOTAL = NGINX + "canary-weight-total"
+NGINX_BY_HEADER = NGINX + "canary-by-header"
+NGINX_BY_COOKIE = NGINX + "canary-by-cookie"
+# Canary/BlueGreen providers whose clients enter through a gateway or an ingress, not the apex Service.
+EDGE_PROVIDERS = ("gatewayapi", "nginx", "contour")
+
+
+@dataclass(frozen=True)
+class World:
+    """The live objects routing depends on (plain dicts as the API serves them)."""
+
+    deployments: Sequence[Obj] = ()
+    services: Sequence[Obj] = ()
+    ingresses: Sequence[Obj] = ()
+    httproutes: Sequence[Obj] = ()  # gateway.networking.k8s.io
+    virtualservices: Sequence[Obj] = ()
+    linkerd_routes: Sequence[Obj] = ()  # policy.linkerd.io HTTPRoutes
+    trafficsplits: Sequence[Obj] = ()
+    releases: Sequence[Obj] = ()  # Canary and BlueGreen objects
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where one stream of client requests comes in: an HTTPRoute, an Ingress or a Service."""
+
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One way a request can end: the Deployment serving it and how it got there."""
+
+    deployment: str
+    service: str  # the Service it reached the pods through
+    port: int
+    ingress: str = ""  # the (non-canary) nginx Ingress that served it, if any
+    canary: str = ""  # ingress-nginx's canary upstream (`<ns>-<service>-<port>`), "" for the main backend
+
+
+@dataclass(frozen=True)
+class Share:
+    hop: Hop
+    fraction: float  # of the entry's requests (plain or matched)
+
+
+@dataclass(frozen=True)
+class Split:
+    """How the requests of one entry are shared out; `matched` is None when no rule needs a match."""
+
+    entry: Entry
+    provider: str
+    plain: tuple[Share, ...]
+    matched: tuple[Share, ...] | None = field(default=None)
+
+
+# --- small readers --------------------------------------------------------------------------------
+
+
+def _meta(obj: Obj) -> Obj:
+    return obj.get("metadata") or {}
+
+
+def _ns(obj: Obj) -> str:
+    return str(_meta(obj).get("namespace") or "default")
+
+
+def _name(obj: Obj) -> str:
+    return str(_meta(obj).get("name") or "")
+
+
+def _spec(obj: Obj) -> Obj:
+    return obj.get("spec") or {}
+
+
+def _in(objs: Iterable[Obj], namespace: str) -> list[Obj]:
+    return [o for o in objs if _ns(o) == namespace]
+
+
+def _number(value: Any, default: float = 0.0) -> float:
+    """A weight: a number, a numeric string, or a Kubernetes quantity such as `500m`."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip() if value is not None else ""
+    try:
+        return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    except ValueError:
+        return default
+
+
+def _service(world: World, namespace: str, name: str) -> Obj | None:
+    return next((s for s in world.services if _ns(s) == namespace and _name(s) == name), None)
+
+
+def _service_port(world: World, namespace: str, name: str) -> int:
+    ports = _spec(_service(world, namespace, name) or {}).get("ports") or []
+    return int(_number((ports[0] or {}).get("port"), 80)) if ports else 80
+
+
+def _host_service(world: World, namespace: str, host: str) -> str | None:
+    """The Service a mesh host names (`svc`, `svc.ns`, `svc.ns.svc.cluster.local`), if one exists here."""
+    parts = host.split(".")
+    if len(parts) == 1 or (len(parts) >= 2 and parts[1] == namespace and (len(parts) == 2 or parts[2] == "svc")):
+        return parts[0] if _service(world, namespace, parts[0]) is not None else None
+    return None
+
+
+def _ready(deployment: Obj) -> int:
+    return int(_number((deployment.get("status") or {}).get("readyReplicas"), 0))
+
+
+# --- Services to Deployments ----------------------------------------------------------------------
+
+
+def endpoints(world: World, namespace: str, service: str) -> list[tuple[str, float]]:
+    """The Deployments a Service sends to, each with its share (by ready replicas); [] when none is ready."""
+    svc = _service(world, namespace, service)
+    selector = {str(k): str(v) for k, v in (_spec(svc or {}).get("selector") or {}).items()}
+    if svc is None or not selector:
+        return []
+    ready: list[tuple[str, int]] = []
+    for d in _in(world.deployments, namespace):
+        labels = ((_spec(d).get("template") or {}).get("metadata") or {}).get("labels") or {}
+        if all(str(labels.get(k)) == v for k, v in selector.items()) and _ready(d) > 0:
+            ready.append((_name(d), _ready(d)))
+    total = sum(n for _, n in ready)
+    return [(name, n / total) for name, n in sorted(ready)]
+
+
+def _weighted(world: World, namespace: str, backends: Sequence[tuple[str, int, float]], *,
+              ingress: str = "", canaries: frozenset[str] = frozenset()) -> tuple[Share, ...]:
+    """Shares for (service, port, weight) backends; a backend in `canaries` is an nginx canary upstream."""
+    total = sum(max(w, 0.0) for _, _, w in backends)
+    if total <= 0:
+        return ()
+    out: list[Share] = []
+    for service, port, weight in backends:
+        if weight <= 0:
+            continue
+        canary = f"{namespace}-{service}-{port}" if service in canaries else ""
+        for deployment, part in endpoints(world, namespace, service):
+            hop = Hop(deployment, service, port, ingress=ingress, canary=canary)
+            out.append(Share(hop, weight / total * part))
+    return tuple(out)
+
+
+# --- rule order (HTTPRoute and VirtualService) ----------------------------------------------------
+
+
+def _needs_match(condition: Obj) -> bool:
+    """Whether a request must carry something special (headers, cookies, query, source) to match."""
+    return any(condition.get(k) for k in ("headers", "queryParams", "sourceLabels"))
+
+
+def _plain_ok(conditions: Sequence[Obj]) -> bool:
+    """A rule an ordinary request takes: no conditions, or one needing no headers (paths always fit)."""
+    return not conditions or any(not _needs_match(c) for c in conditions)
+
+
+def _rule_order(rules: Sequence[Obj], matches_key: str) -> tuple[Obj | None, Obj | None]:
+    """(the rule plain requests take, the rule matched requests take or None without an A/B rule)."""
+    ab = next((i for i, r in enumerate(rules) if any(_needs_match(c) for c in r.get(matches_key) or [])), None)
+    plain = next((r for r in rules if _plain_ok(r.get(matches_key) or [])), None)
+    if ab is None:
+        return plain, None
+    matched = next((r for i, r in enumerate(rules) if i == ab or _plain_ok(r.get(matches_key) or [])), None)
+    return plain, matched
+
+
+def _backend_refs(world: World, namespace: str, rule: Obj | None) -> list[tuple[str, int, float]]:
+    out: list[tuple[str, int, float]] = []
+    for ref in (rule or {}).get("backendRefs") or []:
+        if str(ref.get("kind") or "Service") != "Service" or str(ref.get("group") or "") not in ("", "core"):
+            continue
+        name = str(ref.get("name"))
+        port = int(_number(ref.get("port"), 0)) or _service_port(world, namespace, name)
+        out.append((name, port, _number(ref.get("weight"), 1.0)))  # Gateway API: weight defaults to 1
+    return out
+
+
+def _httproute_split(world: World, route: Obj, entry: Entry, provider: str) -> Split:
+    ns = _ns(route)
+    plain, matched = _rule_order(_spec(route).get("rules") or [], "matches")
+    return Split(entry, provider, _weighted(world, ns, _backend_refs(world, ns, plain)),
+                 None if matched is None else _weighted(world, ns, _backend_refs(world, ns, matched)))
+
+
+def _destinations(world: World, namespace: str, route: Obj | None) -> list[tuple[str, int, float]]:
+    dests = (route or {}).get("route") or []
+    out: list[tuple[str, int, float]] = []
+    for d in dests:
+        target = d.get("destination") or {}
+        service = _host_service(world, namespace, str(target.get("host") or ""))
+        if service is None:
+            continue
+        port = int(_number((target.get("port") or {}).get("number"), 0)) or _service_port(world, namespace, service)
+        # Istio: a lone destination takes everything; with several, a missing weight is 0.
+        weight = _number(d.get("weight"), 100.0 if len(dests) == 1 else 0.0)
+        out.append((service, port, weight))
+    return out
+
+
+def _virtualservice_split(world: World, vs: Obj, entry: Entry) -> Split:
+    ns = _ns(vs)
+    plain, matched = _rule_order(_spec(vs).get("http") or [], "match")
+    return Split(entry, "istio", _weighted(world, ns, _destinations(world, ns, plain)),
+                 None if matched is None else _weighted(world, ns, _destinations(world, ns, matched)))
+
+
+def _trafficsplit_split(world: World, ts: Obj, entry: Entry) -> Split:
+    ns = _ns(ts)
+    backends = [(str(b.get("service")), _service_port(world, ns, str(b.get("service"))), _number(b.get("weight")))
+                for b in _spec(ts).get("backends") or []]
+    return Split(entry, "smi", _weighted(world, ns, backends))
+
+
+# --- nginx ----------------------------------------------------------------------------------------
+
+
+def _annotations(obj: Obj) -> Mapping[str, Any]:
+    return _meta(obj).get("annotations") or {}
+
+
+def _is_canary_ingress(ingress: Obj) -> bool:
+    return str(_annotations(ingress).get(NGINX_CANARY, "")).lower() == "true"
+
+
+def _ingress_paths(ingress: Obj) -> list[tuple[str, str, Obj]]:
+    """(host, path, backend service) of every path, and ("*", "*", ...) for the default backend."""
+    spec = _spec(ingress)
+    out: list[tuple[str, str, Obj]] = []
+    for rule in spec.get("rules") or []:
+        for p in (rule.get("http") or {}).get("paths") or []:
+            service = (p.get("backend") or {}).get("service")
+            if service:
+                out.append((str(rule.get("host") or ""), str(p.get("path") or "/"), service))
+    default = (spec.get("defaultBackend") or {}).get("service")
+    if default:
+        out.append(("*", "*", default))
+    return out
+
+
+def _ingress_backend(world: World, ingress: Obj, at: tuple[str, str] | None = None) -> tuple[str, int] | None:
+    """The Service (and port) serving `at` (host, path), or the first path's when `at` is None."""
+    for host, path, service in _ingress_paths(ingress):
+        if at is None or (host, path) == at:
+            name = str(service.get("name"))
+            port = int(_number((service.get("port") or {}).get("number"), 0)) or _service_port(
+                world, _ns(ingress), name)
+            return name, port
+    return None
+
+
+def _nginx_split(world: World, main: Obj) -> Split:
+    ns, entry = _ns(main), Entry("Ingress", _ns(main), _name(main))
+    first = next(iter(_ingress_paths(main)), None)
+    primary = _ingress_backend(world, main)
+    if first is None or primary is None:
+        return Split(entry, "nginx", ())
+    at = (first[0], first[1])
+    canary_ing = next((i for i in _in(world.ingresses, ns) if _is_canary_ingress(i)
+                       and any((h, p) == at for h, p, _ in _ingress_paths(i))), None)
+    canary = _ingress_backend(world, canary_ing, at) if canary_ing is not None else None
+    if canary_ing is None or canary is None:
+        return Split(entry, "nginx", _weighted(world, ns, [(*primary, 1.0)], ingress=_name(main)))
+    notes = _annotations(canary_ing)
+    total = _number(notes.get(NGINX_WEIGHT_TOTAL), 100.0) or 100.0
+    weight = min(max(_number(notes.get(NGINX_WEIGHT), 0.0), 0.0), total)
+    kw: dict[str, Any] = {"ingress": _name(main), "canaries": frozenset({canary[0]})}
+    plain = _weighted(world, ns, [(*primary, total - weight), (*canary, weight)], **kw)
+    by_match = notes.get(NGINX_BY_HEADER) or notes.get(NGINX_BY_COOKIE)
+    return Split(entry, "nginx", plain, _weighted(world, ns, [(*canary, 1.0)], **kw) if by_match else None)
+
+
+# --- entries --------------------------------------------------------------------------------------
+
+
+def _release_apex(release: Obj) -> tuple[str, str] | None:
+    spec = _spec(release)
+    provider = str(spec.get("provider") or "kubernetes")
+    if provider.startswith(EDGE_PROVIDERS):
+        return None
+    name = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
+    return (_ns(release), str(name)) if name else None
+
+
+def _apexes(world: World) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    for route in world.linkerd_routes:
+        for ref in _spec(route).get("parentRefs") or []:
+            if str(ref.get("kind") or "") == "Service" and ref.get("name"):
+                found.append((str(ref.get("namespace") or _ns(route)), str(ref["name"])))
+    for ts in world.trafficsplits:
+        if _spec(ts).get("service"):
+            found.append((_ns(ts), str(_spec(ts)["service"])))
+    for vs in world.virtualservices:
+        for host in _spec(vs).get("hosts") or []:
+            service = _host_service(world, _ns(vs), str(host))
+            if service:
+                found.append((_ns(vs), service))
+    found += [apex for apex in map(_release_apex, world.releases) if apex]
+    behind_ingress = {(_ns(i), str(s.get("name"))) for i in world.ingresses if not _is_canary_ingress(i)
+                      for _, _, s in _ingress_paths(i)}
+    return [apex for apex in dict.fromkeys(found) if apex not in behind_ingress]
+
+
+def split_for(world: World, namespace: str, service: str) -> Split:
+    """The split of requests addressed to the Service `service` from inside the mesh."""
+    entry = Entry("Service", namespace, service)
+    for route in _in(world.linkerd_routes, namespace):
+        if any(str(r.get("kind") or "") == "Service" and r.get("name") == service
+               and str(r.get("namespace") or namespace) == namespace for r in _spec(route).get("parentRefs") or []):
+            return _httproute_split(world, route, entry, "linkerd")
+    for ts in _in(world.trafficsplits, namespace):
+        if _spec(ts).get("service") == service:
+            return _trafficsplit_split(world, ts, entry)
+    for vs in _in(world.virtualservices, namespace):
+        if any(_host_service(world, namespace, str(h)) == service for h in _spec(vs).get("hosts") or []):
+            return _virtualservice_split(world, vs, entry)
+    port = _service_port(world, namespace, service)
+    return Split(entry, "kubernetes", _weighted(world, namespace, [(service, port, 1.0)]))
+
+
+def splits(world: World) -> list[Split]:
+    """Every entry's split, in a stable order (see the module docstring for which entries exist)."""
+    out = [_httproute_split(world, r, Entry("HTTPRoute", _ns(r), _name(r)), "gatewayapi")
+           for r in world.httproutes]
+    out += [_nginx_split(world, i) for i in world.ingresses if not _is_canary_ingress(i)]
+    out += [split_for(world, ns, name) for ns, name in _apexes(world)]
+    return sorted(out, key=lambda s: (s.entry.namespace, s.entry.kind, s.entry.name))

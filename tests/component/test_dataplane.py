@@ -1,0 +1,215 @@
+"""The sandbox's data plane judged by a real Prometheus: for every provider, the real router writes
+its object at a 70/30 split through the API, and the provider's built-in queries from
+`analysis.templates`, run by Prometheus over what it scraped, see the canary's error rate, latency
+and share of traffic; at weight 0 the canary's traffic stops.
+
+One sandbox and one Prometheus serve all providers (one namespace each), so the file takes about
+30 seconds: 1 s scrapes and 10 s / 5 s rate windows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from analysis.providers.prometheus import NaNError, NoDataError, PrometheusProvider
+from analysis.templates import REQUEST_DURATION, REQUEST_SUCCESS_RATE, builtin_counts_queries, builtin_query
+from rollout.api.parse import parse_canary
+from rollout.kube import api_client
+from rollout.routers import router_for
+from rollout.routers.base import Release
+from rollout.sandbox import (
+    ERROR_RATE_ANNOTATION,
+    LATENCY_MEDIAN_ANNOTATION,
+    LATENCY_P99_ANNOTATION,
+    DataPlaneConfig,
+    Sandbox,
+)
+from tests.prom import require_prometheus
+
+PROVIDERS = ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes")
+RPS = 200.0
+MATCH_FRACTION = 0.1
+CANARY = {ERROR_RATE_ANNOTATION: "0.2", LATENCY_MEDIAN_ANNOTATION: "50", LATENCY_P99_ANNOTATION: "250"}
+PRIMARY = {ERROR_RATE_ANNOTATION: "0.02"}  # median 20 ms, P99 4 x 20 ms by default
+WINDOW, SHORT = "10s", "5s"
+
+
+@dataclass(frozen=True)
+class Case:
+    provider: str
+    namespace: str
+    release: Release
+    ingress: str | None
+
+    def query(self, metric: str, arm: str, window: str = WINDOW) -> str:
+        return builtin_query(metric, self.provider, self.namespace, "podinfo", window, arm,  # type: ignore[arg-type]
+                             ingress=self.ingress)
+
+    def requests(self, arm: str, window: str) -> str:
+        return builtin_counts_queries(self.provider, self.namespace, "podinfo", window, arm,  # type: ignore[arg-type]
+                                      ingress=self.ingress).requests
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    last = None
+    for _ in range(int(timeout / every) + 1):
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+
+
+def deployment(name: str, notes: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}, "annotations": notes},
+                                  "spec": {"containers": [{"name": "app", "image": "podinfo"}]}}}}
+
+
+def service(name: str, app: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898}]}}
+
+
+def setup_case(api: client.ApiClient, provider: str) -> Case:
+    ns = f"dp-{provider}"
+    # The client takes plain dicts as bodies (Any here, as its stubs want its models).
+    core: Any = client.CoreV1Api(api)
+    apps: Any = client.AppsV1Api(api)
+    networking: Any = client.NetworkingV1Api(api)
+    core.create_namespace({"metadata": {"name": ns}})
+    apps.create_namespaced_deployment(ns, deployment("podinfo", CANARY))
+    apps.create_namespaced_deployment(ns, deployment("podinfo-primary", PRIMARY))
+    for name, app in (("podinfo", "podinfo-primary"), ("podinfo-primary", "podinfo-primary"),
+                      ("podinfo-canary", "podinfo")):
+        core.create_namespaced_service(ns, service(name, app))
+    spec: dict[str, Any] = {
+        "provider": provider,
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "service": {"port": 9898, "gatewayRefs": [{"name": "public"}]},
+        "analysis": {"interval": "10s", "threshold": 2, "maxWeight": 50, "stepWeight": 10},
+    }
+    if provider == "linkerd":  # A/B testing: Linkerd's HTTPRoute, with a header rule first
+        spec["analysis"] = {"interval": "10s", "threshold": 2, "iterations": 3,
+                            "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}
+    ingress = None
+    if provider == "nginx":
+        ingress = "web"
+        spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": ingress}
+        networking.create_namespaced_ingress(ns, {
+            "metadata": {"name": ingress},
+            "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [{
+                "path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "podinfo", "port": {"number": 9898}}}}]}}]}})
+    created: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "rollout.gitops.dev", "v1alpha1", ns, "canaries",
+        {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary", "metadata": {"name": "podinfo"},
+         "spec": spec})
+    return Case(provider, ns, parse_canary(created), ingress)
+
+
+def set_weights(api: client.ApiClient, case: Case, primary: int, canary: int, *, match: bool = False) -> None:
+    router = router_for(case.provider, api)
+    router.reconcile(case.release)
+    router.set_weight(case.release, primary, canary, match=match)
+    assert router.verify_weight(case.release) == (primary, canary)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[client.ApiClient, str, dict[str, Case]]]:
+    require_prometheus()
+    config = DataPlaneConfig(rps=RPS, seed=7, match_fraction=MATCH_FRACTION)
+    with Sandbox(dataplane=config, prometheus=True, deployment_ready_delay=0.1) as sandbox:
+        api = api_client(sandbox.write_kubeconfig(Path(tmp_path_factory.mktemp("kube")) / "kubeconfig"))
+        cases = {p: setup_case(api, p) for p in PROVIDERS}
+        for case in cases.values():
+            # kubernetes cannot split: it starts all on the primary and switches to the canary later.
+            set_weights(api, case, *((100, 0) if case.provider == "kubernetes" else (70, 30)),
+                        match=case.provider == "linkerd")
+        yield api, sandbox.prometheus_url, cases
+        api.close()  # type: ignore[no-untyped-call]
+
+
+def value(prom: PrometheusProvider, query: str) -> float | None:
+    try:
+        return prom.query_value(query)
+    except (NoDataError, NaNError):
+        return None
+
+
+def check_arm(prom: PrometheusProvider, case: Case, arm: str, window: str, rate: float, p99: float) -> None:
+    success = value(prom, case.query(REQUEST_SUCCESS_RATE, arm, window))
+    duration = value(prom, case.query(REQUEST_DURATION, arm, window))
+    where = f"{case.provider} {arm}"
+    assert success is not None and abs(success - (1 - rate) * 100) < 6, f"{where}: success rate {success}"
+    assert duration is not None and abs(duration - p99) / p99 < 0.35, f"{where}: P99 {duration} ms, want ~{p99}"
+
+
+def test_builtin_queries_see_each_arm_and_the_split(world: tuple[client.ApiClient, str, dict[str, Case]]) -> None:
+    _, url, cases = world
+    with PrometheusProvider(url, timeout=5) as prom:
+        # Wait until a whole window of samples is in: the newest data must be WINDOW old at least.
+        time.sleep(11)
+        wait_for("every arm's data", lambda: all(
+            value(prom, c.requests(arm, WINDOW)) for c in cases.values()
+            for arm in (("primary",) if c.provider == "kubernetes" else ("primary", "canary"))), timeout=20)
+        for case in cases.values():
+            check_arm(prom, case, "primary", WINDOW, 0.02, 80.0)
+            if case.provider == "kubernetes":
+                continue
+            check_arm(prom, case, "canary", WINDOW, 0.2, 250.0)
+            canary = value(prom, case.requests("canary", WINDOW)) or 0.0
+            primary = value(prom, case.requests("primary", WINDOW)) or 0.0
+            expected = MATCH_FRACTION + (1 - MATCH_FRACTION) * 0.3 if case.provider == "linkerd" else 0.3
+            assert abs(canary / (canary + primary) - expected) < 0.05, f"{case.provider}: {canary} vs {primary}"
+
+
+def test_weight_zero_stops_canary_traffic(world: tuple[client.ApiClient, str, dict[str, Case]]) -> None:
+    api, url, cases = world
+    for case in cases.values():
+        # The kubernetes provider switches everything to the canary instead: the primary stops.
+        # Without `match`, linkerd's A/B rule goes too (as on a rollback), so no request reaches the canary.
+        set_weights(api, case, *((0, 100) if case.provider == "kubernetes" else (100, 0)))
+    with PrometheusProvider(url, timeout=5) as prom:
+        time.sleep(8)  # a whole SHORT window after the switch
+        for case in cases.values():
+            stopped, serving = ("primary", "canary") if case.provider == "kubernetes" else ("canary", "primary")
+            assert value(prom, case.requests(stopped, SHORT)) == 0.0, f"{case.provider} {stopped} still served"
+            assert (value(prom, case.requests(serving, SHORT)) or 0) > RPS * 2, f"{case.provider} {serving}"
+        check_arm(prom, cases["kubernetes"], "canary", SHORT, 0.2, 250.0)
+
+
+def test_prometheus_scrapes_the_metrics_endpoint(world: tuple[client.ApiClient, str, dict[str, Case]]) -> None:
+    _, url, _ = world
+    def targets() -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5) as response:
+            found: list[dict[str, Any]] = json.load(response)["data"]["activeTargets"]
+        return found if [t["health"] for t in found] == ["up"] else []
+
+    target = wait_for("the data plane as Prometheus' one healthy target", targets, timeout=20)[0]
+    with urllib.request.urlopen(target["scrapeUrl"], timeout=5) as response:
+        first = _counters(response.read().decode())
+    time.sleep(1.5)
+    with urllib.request.urlopen(target["scrapeUrl"], timeout=5) as response:
+        second = _counters(response.read().decode())
+    assert any(k.startswith('envoy_cluster_upstream_rq{envoy_cluster_name="dp-gatewayapi_podinfo-canary_9898"')
+               for k in first)
+    assert not any('"dp-gatewayapi_podinfo_9898"' in k for k in first)  # only the route's backends are clusters
+    assert first.keys() <= second.keys()
+    assert all(second[k] >= v for k, v in first.items()), "counters only grow"
+    assert any(second[k] > v for k, v in first.items()), "and they do grow"
+
+
+def _counters(text: str) -> dict[str, float]:
+    return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2]) for line in text.splitlines()
+            if line and not line.startswith("#")}

@@ -1,0 +1,226 @@
+"""The sandbox's pure routing: each provider's live object -> the shares of requests per Deployment.
+
+Router objects are built by the real routers' pure builders (what the operator writes), so these
+tests also check that the data plane reads what the routers write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollout.api.parse import parse_canary
+from rollout.routers import gatewayapi, istio, linkerd, nginx, smi
+from rollout.routers.base import Release
+from rollout.sandbox.pods import behaviour_of, pod_names
+from rollout.sandbox.routing import Entry, Split, World, endpoints, split_for, splits
+
+NS = "test"
+AB = [{"headers": {"x-canary": {"exact": "insider"}}}]
+
+
+def release(provider: str, match: list[dict[str, Any]] | None = None) -> Release:
+    spec: dict[str, Any] = {
+        "provider": provider,
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "service": {"port": 9898, "gatewayRefs": [{"name": "public"}]},
+        "analysis": {"interval": "10s", "threshold": 2,
+                     **({"match": match, "iterations": 3} if match else {"maxWeight": 50, "stepWeight": 10})},
+    }
+    if provider == "nginx":
+        spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
+    return parse_canary({"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+                         "metadata": {"name": "podinfo", "namespace": NS, "uid": "u1"}, "spec": spec})
+
+
+def deployment(name: str, ready: int = 1, app: str | None = None, notes: dict[str, str] | None = None
+               ) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": NS},
+            "spec": {"replicas": ready, "template": {"metadata": {"labels": {"app": app or name},
+                                                                   "annotations": notes or {}}}},
+            "status": {"readyReplicas": ready} if ready else {}}
+
+
+def service(name: str, app: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": NS},
+            "spec": {"selector": {"app": app}, "ports": [{"port": 9898}]}}
+
+
+def flagger_world(**objects: Any) -> World:
+    """podinfo (canary) and podinfo-primary, with the Services Flagger's model gives them."""
+    return World(
+        deployments=[deployment("podinfo"), deployment("podinfo-primary")],
+        services=[service("podinfo", "podinfo-primary"), service("podinfo-primary", "podinfo-primary"),
+                  service("podinfo-canary", "podinfo")],
+        **objects,
+    )
+
+
+def by_deployment(shares: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for s in shares or ():
+        out[s.hop.deployment] = out.get(s.hop.deployment, 0.0) + s.fraction
+    return {k: round(v, 6) for k, v in out.items()}
+
+
+def only(world: World) -> Split:
+    found = splits(world)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize(("primary", "canary"), [(100, 0), (70, 30), (0, 100)])
+def test_gatewayapi_httproute_weights(primary: int, canary: int) -> None:
+    route = gatewayapi.desired_httproute(release("gatewayapi"), primary, canary)
+    split = only(flagger_world(httproutes=[route]))
+    assert split.entry == Entry("HTTPRoute", NS, "podinfo") and split.provider == "gatewayapi"
+    expected = {k: v / 100 for k, v in (("podinfo-primary", primary), ("podinfo", canary)) if v}
+    assert by_deployment(split.plain) == expected
+    assert split.matched is None
+    assert {s.hop.service for s in split.plain} <= {"podinfo-primary", "podinfo-canary"}
+    assert all(s.hop.port == 9898 for s in split.plain)
+
+
+def test_gatewayapi_match_rule_takes_matched_requests() -> None:
+    route = gatewayapi.desired_httproute(release("gatewayapi", AB), 70, 30, match=True)
+    split = only(flagger_world(httproutes=[route]))
+    assert by_deployment(split.plain) == {"podinfo-primary": 0.7, "podinfo": 0.3}
+    assert by_deployment(split.matched) == {"podinfo": 1.0}
+
+
+@pytest.mark.parametrize("match", [False, True])
+def test_istio_virtualservice(match: bool) -> None:
+    rel = release("istio", AB if match else None)
+    vs = istio.desired_virtualservice(rel, 80, 20, match)
+    split = only(flagger_world(virtualservices=[vs]))
+    assert split.entry == Entry("Service", NS, "podinfo") and split.provider == "istio"
+    assert by_deployment(split.plain) == {"podinfo-primary": 0.8, "podinfo": 0.2}
+    assert by_deployment(split.matched) == ({"podinfo": 1.0} if match else {})
+
+
+def test_istio_lone_destination_without_weight_takes_all() -> None:
+    vs = {"metadata": {"name": "vs", "namespace": NS},
+          "spec": {"hosts": ["podinfo.test.svc.cluster.local"],
+                   "http": [{"route": [{"destination": {"host": "podinfo-canary"}}]}]}}
+    assert by_deployment(only(flagger_world(virtualservices=[vs])).plain) == {"podinfo": 1.0}
+
+
+def test_smi_trafficsplit() -> None:
+    ts = smi.desired_trafficsplit(release("smi"), 70, 30)
+    split = only(flagger_world(trafficsplits=[ts]))
+    assert (split.entry, split.provider) == (Entry("Service", NS, "podinfo"), "smi")
+    assert by_deployment(split.plain) == {"podinfo-primary": 0.7, "podinfo": 0.3}
+
+
+def test_smi_quantity_weights() -> None:
+    ts = {"metadata": {"name": "podinfo", "namespace": NS},
+          "spec": {"service": "podinfo", "backends": [{"service": "podinfo-primary", "weight": "900m"},
+                                                      {"service": "podinfo-canary", "weight": "100m"}]}}
+    assert by_deployment(only(flagger_world(trafficsplits=[ts])).plain) == {"podinfo-primary": 0.9,
+                                                                            "podinfo": 0.1}
+
+
+def test_linkerd_httproute_with_match() -> None:
+    route = linkerd.desired_httproute(release("linkerd", AB), 60, 40, match=True)
+    split = only(flagger_world(linkerd_routes=[route]))
+    assert (split.entry, split.provider) == (Entry("Service", NS, "podinfo"), "linkerd")
+    assert by_deployment(split.plain) == {"podinfo-primary": 0.6, "podinfo": 0.4}
+    assert by_deployment(split.matched) == {"podinfo": 1.0}
+
+
+def test_linkerd_route_wins_over_trafficsplit() -> None:
+    route = linkerd.desired_httproute(release("linkerd"), 0, 100)
+    ts = smi.desired_trafficsplit(release("smi"), 100, 0)
+    assert by_deployment(only(flagger_world(linkerd_routes=[route], trafficsplits=[ts])).plain) == {"podinfo": 1.0}
+
+
+def user_ingress() -> dict[str, Any]:
+    return {"metadata": {"name": "web", "namespace": NS},
+            "spec": {"rules": [{"host": "app.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "podinfo", "port": {"number": 9898}}}}]}}]}}
+
+
+@pytest.mark.parametrize("match", [False, True])
+def test_nginx_canary_ingress(match: bool) -> None:
+    rel = release("nginx", AB if match else None)
+    canary = nginx.desired_ingress(rel, user_ingress(), 70, 30, match)
+    split = only(flagger_world(ingresses=[user_ingress(), canary]))
+    assert (split.entry, split.provider) == (Entry("Ingress", NS, "web"), "nginx")
+    assert by_deployment(split.plain) == {"podinfo-primary": 0.7, "podinfo": 0.3}
+    labels = {(s.hop.deployment, s.hop.ingress, s.hop.canary) for s in split.plain}
+    assert labels == {("podinfo-primary", "web", ""), ("podinfo", "web", "test-podinfo-canary-9898")}
+    assert by_deployment(split.matched) == ({"podinfo": 1.0} if match else {})
+
+
+def test_nginx_disabled_canary_takes_nothing() -> None:
+    canary = nginx.desired_ingress(release("nginx"), user_ingress(), 70, 30)
+    canary["metadata"]["annotations"][nginx.CANARY] = "false"
+    world = flagger_world(ingresses=[user_ingress(), canary])
+    # The disabled canary Ingress is then an ordinary Ingress of its own, sending all to podinfo-canary.
+    assert {s.entry.name: by_deployment(s.plain) for s in splits(world)} == {
+        "web": {"podinfo-primary": 1.0}, "web-canary": {"podinfo": 1.0}}
+
+
+def test_service_behind_an_ingress_is_no_entry_of_its_own() -> None:
+    bluegreen = {"metadata": {"name": "podinfo", "namespace": NS},
+                 "spec": {"provider": "kubernetes", "targetRef": {"name": "podinfo"}}}
+    world = flagger_world(ingresses=[user_ingress()], releases=[bluegreen])
+    assert [s.entry for s in splits(world)] == [Entry("Ingress", NS, "web")]
+
+
+@pytest.mark.parametrize(("selects", "expected"), [("podinfo-primary", "podinfo-primary"), ("podinfo", "podinfo")])
+def test_kubernetes_selector(selects: str, expected: str) -> None:
+    bluegreen = {"metadata": {"name": "bg", "namespace": NS},
+                 "spec": {"provider": "kubernetes", "targetRef": {"name": "podinfo"}}}
+    world = World(deployments=[deployment("podinfo"), deployment("podinfo-primary")],
+                  services=[service("podinfo", selects)], releases=[bluegreen])
+    split = only(world)
+    assert (split.entry, split.provider) == (Entry("Service", NS, "podinfo"), "kubernetes")
+    assert by_deployment(split.plain) == {expected: 1.0}
+
+
+def test_edge_provider_release_is_no_service_entry() -> None:
+    canary = {"metadata": {"name": "podinfo", "namespace": NS},
+              "spec": {"provider": "gatewayapi:v1beta1", "targetRef": {"name": "podinfo"}}}
+    assert splits(flagger_world(releases=[canary])) == []
+
+
+def test_endpoints_by_ready_replicas_and_labels() -> None:
+    world = World(deployments=[deployment("a", ready=3, app="x"), deployment("b", ready=1, app="x"),
+                               deployment("c", ready=0, app="x"), deployment("d", ready=5, app="y")],
+                  services=[service("s", "x"), {"metadata": {"name": "none", "namespace": NS}, "spec": {}}])
+    assert endpoints(world, NS, "s") == [("a", 0.75), ("b", 0.25)]
+    assert endpoints(world, NS, "none") == []
+    assert endpoints(world, "other", "s") == []
+
+
+def test_backend_without_ready_pods_loses_its_share() -> None:
+    route = gatewayapi.desired_httproute(release("gatewayapi"), 70, 30)
+    world = World(deployments=[deployment("podinfo", ready=0), deployment("podinfo-primary")],
+                  services=flagger_world().services, httproutes=[route])
+    assert by_deployment(only(world).plain) == {"podinfo-primary": 0.7}
+
+
+def test_split_for_service_without_routes_uses_the_selector() -> None:
+    assert by_deployment(split_for(flagger_world(), NS, "podinfo-canary").plain) == {"podinfo": 1.0}
+
+
+def test_pod_behaviour_from_annotations() -> None:
+    d = deployment("p", notes={"dataplane.sandbox/error-rate": "0.05", "dataplane.sandbox/latency-median-ms": "50",
+                               "dataplane.sandbox/latency-p99-ms": "200"})
+    b = behaviour_of(d)
+    assert (b.error_rate, b.median_ms, b.p99_ms) == (0.05, 50.0, 200.0)
+    default = behaviour_of(deployment("q", notes={"dataplane.sandbox/error-rate": "lots"}))
+    assert (default.error_rate, default.median_ms, default.p99_ms) == (0.0, 20.0, 80.0)
+    assert behaviour_of(deployment("r", notes={"dataplane.sandbox/error-rate": "7"})).error_rate == 1.0
+
+
+def test_pod_names_follow_kubernetes_and_the_template() -> None:
+    d = deployment("podinfo", ready=3)
+    names = pod_names(d)
+    assert len(names) == 3 and len(set(names)) == 3
+    assert all(n.startswith("podinfo-") and len(n.split("-")) == 3 for n in names)
+    d["spec"]["template"]["metadata"]["annotations"] = {"v": "2"}
+    assert set(pod_names(d)).isdisjoint(names)
