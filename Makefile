@@ -21,6 +21,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check rollout analysis tests $(wildcard benchmarks)
 	$(BIN)/mypy --strict rollout/api rollout/core analysis
+	$(BIN)/mypy rollout
 	$(BIN)/lint-imports
 
 # Real programs the tests start: Prometheus and OpenSSH's sshd (Debian's packages, unpacked into

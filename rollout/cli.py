@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,13 +98,38 @@ def _add_sandbox(subcommands: Subcommands) -> None:
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = actions.add_parser("up", help="start it on 127.0.0.1 and run until interrupted")
     up.add_argument("--kubeconfig", type=Path, metavar="PATH", help="where to write it (default: a temp file)")
+    up.add_argument("--dataplane", action="store_true",
+                    help="simulate traffic by the live router objects, export mesh metrics and run Prometheus on them")
+    up.add_argument("--rps", type=_non_negative, metavar="N",
+                    help="requests per second per app (implies --dataplane; default 50)")
+    up.add_argument("--seed", type=int, default=0, metavar="N",
+                    help="seed of the data plane's random draws (with --dataplane)")
     up.set_defaults(run=_run_sandbox_up)
 
 
-def _run_sandbox_up(args: argparse.Namespace) -> int:
-    from rollout.sandbox import serve
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
 
-    return serve(args.kubeconfig)
+
+def _run_sandbox_up(args: argparse.Namespace) -> int:
+    from rollout.sandbox import DataPlaneConfig, serve
+
+    if not (args.dataplane or args.rps is not None):
+        return serve(args.kubeconfig)
+    from rollout.sandbox.prometheus import PrometheusNotFoundError
+
+    config = DataPlaneConfig(rps=50.0 if args.rps is None else args.rps, seed=args.seed)
+    try:
+        return serve(args.kubeconfig, dataplane=config, prometheus=True)
+    except PrometheusNotFoundError as e:
+        print(f"rollout sandbox up: {e}", file=sys.stderr)
+        return 1
 
 
 def _kube_args(p: argparse.ArgumentParser) -> None:
@@ -125,13 +151,17 @@ def _add_run(subcommands: Subcommands) -> None:
     p.add_argument("--prometheus", default=os.environ.get("ROLLOUT_PROMETHEUS_URL", "http://prometheus.monitoring:9090"),
                    metavar="URL", help="Prometheus for the built-in metrics (default $ROLLOUT_PROMETHEUS_URL)")
     p.add_argument("--reports", type=Path, metavar="DIR", help="write each run's analysis report (JSON, MD, HTML) here")
+    p.add_argument("--git-cache", type=Path, metavar="DIR",
+                   default=Path(os.environ.get("ROLLOUT_GIT_CACHE", Path(tempfile.gettempdir()) / "rollout-git")),
+                   help="where Git clones are kept between syncs (default $ROLLOUT_GIT_CACHE or a temp folder)")
     p.set_defaults(run=_run_operator)
 
 
 def _run_operator(args: argparse.Namespace) -> int:
     from rollout.handlers import run
 
-    run(args.namespace, kubeconfig=args.kubeconfig, prometheus=args.prometheus, reports=args.reports)
+    run(args.namespace, kubeconfig=args.kubeconfig, prometheus=args.prometheus, reports=args.reports,
+        git_cache=args.git_cache)
     return 0
 
 
@@ -188,8 +218,32 @@ def _add_controls(subcommands: Subcommands) -> None:
     _add_command(subcommands, "retry", "run a failed release again")
 
 
+def _add_demo(subcommands: Subcommands) -> None:
+    p = subcommands.add_parser(
+        "demo", help="the whole loop on the embedded sandbox: a good release promoted, a bad one reverted in Git",
+        description="Start the sandbox (API, data plane, Prometheus), a local Git remote with an example app, "
+                    "a GitSource and the operator; commit a healthy v2 and a v3 failing 5% of requests.")
+    p.add_argument("--provider", default="gatewayapi", choices=("gatewayapi", "istio", "linkerd", "nginx", "smi",
+                                                                "kubernetes"))
+    p.add_argument("--judge", default="threshold", choices=("threshold", "compare", "sequential"))
+    p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="analysis interval (default 5)")
+    p.add_argument("--rps", type=float, default=50.0, help="simulated requests per second (default 50)")
+    p.add_argument("--keep", action="store_true", help="stay up afterwards for exploring (Ctrl-C stops)")
+    p.add_argument("--json", action="store_true", help="no live view; print one result object")
+    p.add_argument("--dir", type=Path, metavar="DIR", help="keep the demo's files here (default: a temp folder)")
+    p.add_argument("--timeout", type=float, default=240.0, metavar="SECONDS", help="longest wait for a release")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from rollout.demo import Options, run_demo
+
+    return run_demo(Options(provider=args.provider, judge=args.judge, interval=args.interval, rps=args.rps,
+                            keep=args.keep, json=args.json, workdir=args.dir, timeout=args.timeout))
+
+
 _SUBCOMMANDS: list[Callable[[Subcommands], None]] = [
-    _add_validate, _add_analyze, _add_sandbox, _add_run, _add_status, _add_controls,
+    _add_validate, _add_analyze, _add_sandbox, _add_run, _add_status, _add_controls, _add_demo,
 ]
 
 

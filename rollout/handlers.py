@@ -2,7 +2,9 @@
 
 Each Canary and BlueGreen gets a daemon that ticks it at the interval the planner asks for (a
 daemon waits on its stop flag between ticks, never sleeps in a handler); deletion goes through a
-finalizer that sends all traffic back to the primary. Everything else is `rollout.engine.operator`.
+finalizer that sends all traffic back to the primary. Each GitSource gets a daemon that syncs it
+every interval, or at once when a revert was pushed. Everything else is `rollout.engine.operator`
+and `rollout.gitops`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,17 @@ from typing import Any
 
 import kopf
 
+from rollout.engine.events import EventRecorder
 from rollout.engine.operator import GROUP, VERSION, Operator
+from rollout.gitops.source import SourceReconciler
+from rollout.gitops.writer import GitRevertWriter
 from rollout.kube import api_client, connection
 from rollout.workloads.errors import WorkloadError
 
 # The shortest wait between two ticks, so a planner asking for "now" cannot spin.
 MIN_WAIT = 0.2
+# A GitSource waits for its interval in slices this long, so a pushed revert is applied at once.
+WAKE_SLICE = 0.5
 
 
 @kopf.on.startup()
@@ -52,6 +59,20 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
         await stopped.wait(max(delay.total_seconds(), MIN_WAIT))
 
 
+@kopf.daemon(GROUP, VERSION, "gitsources", cancellation_timeout=10)
+async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    sources: SourceReconciler = memo["sources"]
+    namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
+    wake = sources.wake_event(namespace, name)
+    while not stopped:
+        delay = await asyncio.to_thread(sources.reconcile, namespace, name)
+        if delay is None:
+            return
+        deadline = asyncio.get_running_loop().time() + delay.total_seconds()
+        while not stopped and not wake.is_set() and asyncio.get_running_loop().time() < deadline:
+            await stopped.wait(WAKE_SLICE)
+
+
 @kopf.on.delete(GROUP, VERSION, "canaries")
 @kopf.on.delete(GROUP, VERSION, "bluegreens")
 def _delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -68,17 +89,21 @@ def run(
     kubeconfig: Path | None,
     prometheus: str,
     reports: Path | None,
+    git_cache: Path,
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
 ) -> None:
     """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
-    operator = Operator(api_client(kubeconfig), prometheus=prometheus, reports=reports)
+    api = api_client(kubeconfig)
+    sources = SourceReconciler(api, git_cache, EventRecorder(api).emit)
+    writer = GitRevertWriter(api, git_cache, on_pushed=sources.request)
+    operator = Operator(api, prometheus=prometheus, reports=reports, revert=writer)
     logging.getLogger("kopf").setLevel(logging.WARNING)
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces),
-        memo=kopf.Memo(operator=operator),
+        memo=kopf.Memo(operator=operator, sources=sources),
         stop_flag=stop,
         ready_flag=ready,
     )

@@ -122,7 +122,7 @@ class GitRevertWriter:
 
     def _deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return cast(dict[str, Any], self.api.sanitize_for_serialization(
+            return cast(dict[str, Any], self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
                 self.apps.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT)))
         except ApiException as e:
             if e.status == 404:

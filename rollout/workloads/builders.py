@@ -18,10 +18,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from rollout.api.annotations import REVISION_ANNOTATION
 from rollout.api.spec import BlueGreen, Canary
 
 from .errors import WorkloadError
-from .hashing import PRIMARY_SUFFIX, REVISION_ANNOTATION, SELECTOR_LABELS, is_own_annotation
+from .hashing import PRIMARY_SUFFIX, SELECTOR_LABELS, is_own_annotation
 
 Release = Canary | BlueGreen
 Json = dict[str, Any]

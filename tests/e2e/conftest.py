@@ -79,7 +79,7 @@ class OperatorProcess:
 
     def __init__(self, kubeconfig: Path, prometheus: str, reports: Path, log: Path) -> None:
         self.args = [str(Path(sys.executable).parent / "rollout"), "run", "--kubeconfig", str(kubeconfig),
-                     "--prometheus", prometheus, "--reports", str(reports)]
+                     "--prometheus", prometheus, "--reports", str(reports), "--git-cache", str(reports.parent / "git")]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 

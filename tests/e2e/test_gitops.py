@@ -1,0 +1,169 @@
+"""The whole GitOps loop on the sandbox: a commit is synced, its canary fails, the revert lands in
+Git, the GitSource applies it, and Git, the cluster and the Canary's status agree.
+
+Git is a real bare repository; the operator is `rollout run` as its own process; Prometheus is
+real and scrapes the test's exporter, which plays the bad version's pods.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.e2e.conftest import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    image_of,
+    release_status,
+    wait_for,
+    wait_phase,
+)
+from tests.e2e.exporter import Exporter
+from tests.gitrepo import GitRemote, deployment_yaml, git
+
+pytestmark = pytest.mark.e2e
+
+OLD, BAD = "ghcr.io/stefanprodan/podinfo:6.0.0", "ghcr.io/stefanprodan/podinfo:6.0.1"
+
+
+def canary_yaml(namespace: str) -> str:
+    return yaml.safe_dump({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary",
+        "metadata": {"name": "web", "namespace": namespace},
+        "spec": {
+            "provider": "istio", "progressDeadlineSeconds": 60,
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "service": {"port": 9898},
+            "analysis": {"interval": "1s", "threshold": 2, "maxWeight": 50, "stepWeight": 10,
+                         "metrics": [{"name": "request-success-rate", "interval": "10s",
+                                      "thresholdRange": {"min": 99}}]},
+            "git": {"source": "apps", "author": {"name": "rollout-bot", "email": "rollout-bot@example.com"}},
+        },
+    })
+
+
+def gitsource(namespace: str, url: str) -> dict[str, Any]:
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GitSource",
+            "metadata": {"name": "apps", "namespace": namespace},
+            "spec": {"url": url, "branch": "main", "path": "./apps", "interval": "2s"}}
+
+
+def test_a_failed_canary_is_reverted_in_git_and_the_revert_is_applied(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
+) -> None:
+    remote = GitRemote(tmp_path / "git")
+    first = remote.commit({"apps/web/deployment.yaml": deployment_yaml("web", OLD, namespace=namespace),
+                           "apps/web/canary.yaml": canary_yaml(namespace)}, "feat(web): podinfo 6.0.0")
+    exporter.set(namespace, "web", rps=50, error_ratio=0.0)
+    exporter.set(namespace, "web-primary", rps=50, error_ratio=0.0)
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources", gitsource(namespace, remote.url))
+    wait_phase(api, namespace, "web", "Initialized", timeout=60)
+    assert image_of(api, "web-primary", namespace) == OLD
+
+    bad = remote.commit({"apps/web/deployment.yaml": deployment_yaml("web", BAD, namespace=namespace)},
+                        "feat(web): podinfo 6.0.1")
+    exporter.set(namespace, "web", rps=50, error_ratio=0.3)  # the new version's pods fail 30% of requests
+    failed_at = reverted_at = None
+    for _ in range(600):
+        status = release_status(api, namespace, "web")
+        if failed_at is None and status.get("phase") in ("Failed", "Reverting", "Reverted"):
+            failed_at = time.monotonic()
+        if reverted_at is None and remote.log("-1")[0].startswith("revert("):
+            reverted_at = time.monotonic()
+        if status.get("phase") == "Reverted":
+            break
+        time.sleep(0.2)
+    status = wait_phase(api, namespace, "web", "Reverted", timeout=5)
+    assert failed_at is not None and reverted_at is not None, operator.output()
+
+    # Git: exactly one revert, on top of the history that was there, with the report and trailers
+    head = remote.head()
+    assert remote.is_ancestor(bad, head)
+    subjects = remote.log(f"{first}..{head}")
+    assert subjects == [f"revert(web): roll back {BAD} after failed canary", "feat(web): podinfo 6.0.1"]
+    message = git(remote.bare, "log", "-1", "--format=%B", head)
+    assert "| metric | canary | primary | limit | verdict |" in message
+    assert "| request-success-rate |" in message
+    trailers = git(remote.bare, "log", "-1", "--format=%(trailers:only,unfold)", head)
+    assert f"Rollout-Canary: {namespace}/web" in trailers and f"Rollout-Reverts: {bad}" in trailers
+    assert git(remote.bare, "log", "-1", "--format=%an <%ae>", head) == "rollout-bot <rollout-bot@example.com>"
+    assert f"image: {OLD}" in remote.show(head, "apps/web/deployment.yaml")
+
+    # the cluster: the target is back on the promoted image, from the revert commit; all traffic on the primary
+    assert image_of(api, "web", namespace) == OLD and image_of(api, "web-primary", namespace) == OLD
+    target = client.AppsV1Api(api).read_namespaced_deployment("web", namespace)
+    assert target.metadata.annotations["rollout.gitops.dev/revision"] == head
+    source = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources", "apps")["status"]
+    assert source["lastAppliedRevision"] == head
+
+    # the Canary's status says the same, and no second run starts
+    assert status["revert"]["state"] == "Applied" and status["revert"]["commit"] == head
+    assert status["revert"]["reverts"] == [bad]
+    assert status["canaryWeight"] == 0
+    time.sleep(3)
+    assert release_status(api, namespace, "web")["phase"] == "Reverted"
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    about_canary = [(e.reason, e.message) for e in events if e.involved_object.kind == "Canary"]
+    assert sum("New revision detected" in m for _, m in about_canary) == 1  # no second run
+    assert {"Failed", "Reverting", "GitReverted", "Reverted"} <= {r for r, _ in about_canary}
+    print(f"\nrollback decision -> revert on the remote: {reverted_at - failed_at:.2f}s")
+    print(subprocess.run(["git", "show", "--stat", head], cwd=remote.bare, capture_output=True, text=True).stdout)
+
+
+def test_url_mode_writes_the_revert_for_flux_and_retries_while_the_remote_is_down(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
+) -> None:
+    """No GitSource: Flux or Argo CD syncs (here: the test applies what is in Git), the operator only
+    writes the revert. While the remote is unreachable the release stays Reverting with all
+    traffic on the primary and a GitRevertFailed condition, and the revert lands once it is back."""
+    remote = GitRemote(tmp_path / "git")
+    manifest = "deploy/web.yaml"
+    remote.commit({manifest: deployment_yaml("web", OLD, namespace=namespace)}, "feat(web): podinfo 6.0.0")
+    apps = client.AppsV1Api(api)
+
+    def flux_sync() -> None:  # what Flux would do: apply the file as it is on the remote
+        obj = yaml.safe_load(remote.show(remote.head(), manifest))
+        if image_of(api, "web", namespace) != obj["spec"]["template"]["spec"]["containers"][0]["image"]:
+            apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": obj["spec"]["template"]}})
+
+    apps.create_namespaced_deployment(namespace, yaml.safe_load(remote.show(remote.head(), manifest)))
+    exporter.set(namespace, "web", rps=50, error_ratio=0.0)
+    exporter.set(namespace, "web-primary", rps=50, error_ratio=0.0)
+    canary = yaml.safe_load(canary_yaml(namespace))
+    canary["spec"]["git"] = {"url": remote.url, "branch": "main", "path": "./deploy"}
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", canary)
+    wait_phase(api, namespace, "web", "Initialized", timeout=60)
+
+    bad = remote.commit({manifest: deployment_yaml("web", BAD, namespace=namespace)}, "feat(web): podinfo 6.0.1")
+    flux_sync()
+    exporter.set(namespace, "web", rps=50, error_ratio=0.3)
+    moved = tmp_path / "away.git"
+    wait_for("the rollback", lambda: release_status(api, namespace, "web").get("phase") in ("Failed", "Reverting"))
+    remote.bare.rename(moved)  # the remote goes down before the revert can be pushed
+
+    def revert_failed() -> dict[str, Any] | None:
+        status = release_status(api, namespace, "web")
+        cond = next((c for c in status.get("conditions") or [] if c["type"] == "GitRevertFailed"), {})
+        return status if cond.get("status") == "True" else None
+
+    status = wait_for("GitRevertFailed", revert_failed, timeout=60)
+    assert status["phase"] == "Reverting" and status["canaryWeight"] == 0
+    assert "revert" in status and status["revert"]["state"] == "Failed"
+    moved.rename(remote.bare)  # back up: the next retry pushes
+    wait_for("the revert on the remote", lambda: remote.log("-1")[0].startswith("revert("), timeout=60)
+    flux_sync()
+    status = wait_phase(api, namespace, "web", "Reverted", timeout=30)
+    head = remote.head()
+    assert remote.is_ancestor(bad, head) and remote.log(f"{bad}..{head}") == [
+        f"revert(web): roll back {BAD} after failed canary"]
+    assert status["revert"]["commit"] == head and status["revert"]["reverts"] == [bad]
+    cond = next(c for c in status["conditions"] if c["type"] == "GitRevertFailed")
+    assert cond["status"] == "False"
