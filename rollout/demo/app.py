@@ -1,0 +1,121 @@
+"""The demo's example app as it sits in Git: podinfo, its Canary, and what its provider needs.
+
+Three versions: v1 is what runs when the demo starts, v2 is healthy, v3 fails 5% of requests.
+How a version behaves is written in its pod template annotations, which the sandbox's simulated
+data plane reads: the same manifest a user would commit, with the traffic it would see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from rollout.sandbox import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
+
+NAMESPACE = "demo"
+APP = "podinfo"
+PORT = 9898
+FOLDER = "apps/podinfo"
+PROVIDERS = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
+JUDGES = ("threshold", "compare", "sequential")
+
+
+@dataclass(frozen=True)
+class Version:
+    number: int
+    image: str
+    error_rate: float
+    latency_median_ms: float = 20.0
+    latency_p99_ms: float = 80.0
+
+
+VERSIONS = {
+    1: Version(1, "ghcr.io/stefanprodan/podinfo:6.0.0", 0.0),
+    2: Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0),
+    3: Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.05),
+}
+
+
+def deployment(version: Version) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": APP, "namespace": NAMESPACE, "labels": {"app": APP}},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": APP}},
+            "template": {
+                "metadata": {
+                    "labels": {"app": APP},
+                    "annotations": {
+                        ERROR_RATE_ANNOTATION: str(version.error_rate),
+                        LATENCY_MEDIAN_ANNOTATION: str(version.latency_median_ms),
+                        LATENCY_P99_ANNOTATION: str(version.latency_p99_ms),
+                    },
+                },
+                "spec": {"containers": [{"name": "podinfod", "image": version.image,
+                                         "ports": [{"name": "http", "containerPort": PORT}]}]},
+            },
+        },
+    }
+
+
+def _metrics(judge: str) -> list[dict[str, Any]]:
+    if judge == "threshold":
+        return [{"name": "request-success-rate", "interval": "30s", "thresholdRange": {"min": 99}},
+                {"name": "request-duration", "interval": "30s", "thresholdRange": {"max": 500}}]
+    return [{"name": "request-success-rate", "interval": "30s", "compare": {"direction": "decrease", "tolerance": 0.5}},
+            {"name": "request-duration", "interval": "30s", "compare": {"direction": "increase", "tolerance": 0.2}}]
+
+
+def canary(provider: str, judge: str, interval: float) -> dict[str, Any]:
+    analysis: dict[str, Any] = {"interval": f"{interval:g}s", "threshold": 2, "metrics": _metrics(judge)}
+    if provider == "kubernetes":
+        analysis["iterations"] = 5  # no traffic split without a mesh: the canary is judged in place
+    else:
+        analysis.update({"maxWeight": 50, "stepWeight": 10})
+    if judge != "threshold":
+        analysis["judge"] = judge
+    spec: dict[str, Any] = {
+        "provider": provider,
+        "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+        "progressDeadlineSeconds": 120,
+        "service": {"port": PORT, "targetPort": PORT},
+        "analysis": analysis,
+        "git": {"source": APP, "revert": "auto", "author": {"name": "rollout", "email": "rollout@demo.local"}},
+    }
+    if provider == "gatewayapi":
+        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": NAMESPACE}]
+        spec["service"]["hosts"] = ["podinfo.demo.local"]
+    if provider == "nginx":
+        spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": APP}
+    return {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+            "metadata": {"name": APP, "namespace": NAMESPACE}, "spec": spec}
+
+
+def ingress() -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": APP, "namespace": NAMESPACE},
+        "spec": {"ingressClassName": "nginx", "rules": [{"host": "podinfo.demo.local", "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": APP, "port": {"number": PORT}}}}]}}]},
+    }
+
+
+def files(version: int, provider: str, judge: str, interval: float) -> dict[str, str]:
+    """The app's folder in Git at `version`: path -> YAML."""
+    out = {
+        f"{FOLDER}/deployment.yaml": yaml.safe_dump(deployment(VERSIONS[version]), sort_keys=False),
+        f"{FOLDER}/canary.yaml": yaml.safe_dump(canary(provider, judge, interval), sort_keys=False),
+    }
+    if provider == "nginx":
+        out[f"{FOLDER}/ingress.yaml"] = yaml.safe_dump(ingress(), sort_keys=False)
+    return out
+
+
+def gitsource(url: str) -> dict[str, Any]:
+    return {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "GitSource",
+            "metadata": {"name": APP, "namespace": NAMESPACE},
+            "spec": {"url": url, "branch": "main", "path": f"./{FOLDER}", "interval": "2s"}}

@@ -1,0 +1,302 @@
+"""`rollout demo`: the whole loop on a laptop, with nothing but this package, git and Prometheus.
+
+It starts the sandbox (API, simulated controllers, data plane, a real Prometheus), makes a local
+Git remote holding the example app, a GitSource syncing it and the operator as its own process
+(as it runs in a cluster), then commits a healthy v2 (promoted step by step) and a v3 that fails
+5% of requests (rolled back, reverted in Git, the revert applied: Reverted), and prints what
+happened as it happens and a summary at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from kubernetes import client
+
+from rollout.kube import api_client
+from rollout.sandbox import DataPlaneConfig, Sandbox
+
+from . import app
+from .view import summary, tick_key, tick_line
+
+GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
+AUTHOR = {"GIT_AUTHOR_NAME": "Demo Developer", "GIT_AUTHOR_EMAIL": "dev@demo.local",
+          "GIT_COMMITTER_NAME": "Demo Developer", "GIT_COMMITTER_EMAIL": "dev@demo.local"}
+POLL = 0.25
+
+
+class DemoError(Exception):
+    """The demo could not go on; the message says what was expected and where the logs are."""
+
+
+@dataclass(frozen=True)
+class Options:
+    provider: str = "gatewayapi"
+    judge: str = "threshold"
+    interval: float = 5.0
+    rps: float = 50.0
+    keep: bool = False
+    json: bool = False
+    workdir: Path | None = None
+    timeout: float = 240.0
+
+
+class Repo:
+    """The local Git remote the GitSource syncs, and the working copy the demo commits from."""
+
+    def __init__(self, root: Path) -> None:
+        self.bare, self.work = root / "remote.git", root / "work"
+        root.mkdir(parents=True, exist_ok=True)
+        self._git(root, "init", "-q", "--bare", "-b", "main", str(self.bare))
+        self._git(root, "clone", "-q", str(self.bare), str(self.work))
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.bare}"
+
+    @staticmethod
+    def _git(cwd: Path, *args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False,
+                              env={**os.environ, **AUTHOR})
+        if done.returncode != 0:
+            raise DemoError(f"git {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def commit(self, files: Mapping[str, str], message: str) -> str:
+        self._git(self.work, "pull", "-q", "--ff-only", "origin", "main") if self.head() else None
+        for name, text in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            self._git(self.work, "add", name)
+        self._git(self.work, "commit", "-q", "-m", message)
+        self._git(self.work, "push", "-q", "origin", "HEAD:main")
+        return self.head()
+
+    def head(self) -> str:
+        done = subprocess.run(["git", "rev-parse", "-q", "--verify", "refs/heads/main"], cwd=self.bare,
+                              capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    def subject(self, revision: str = "main") -> str:
+        return self._git(self.bare, "log", "-1", "--format=%s", revision).strip()
+
+    def show_stat(self, revision: str) -> str:
+        return self._git(self.bare, "show", "--stat", revision)
+
+    def count(self, grep: str) -> int:
+        return len(self._git(self.bare, "log", "--format=%H", f"--grep={grep}", "main").split())
+
+
+@contextmanager
+def operator_process(kubeconfig: Path, prometheus: str, reports: Path, cache: Path, log: Path
+                     ) -> Iterator[subprocess.Popen[bytes]]:
+    args = [sys.executable, "-m", "rollout", "run", "--kubeconfig", str(kubeconfig), "--prometheus", prometheus,
+            "--reports", str(reports), "--git-cache", str(cache)]
+    with log.open("ab") as out:
+        process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+class Demo:
+    def __init__(self, options: Options, out: TextIO) -> None:
+        self.options = options
+        self.out = out
+        self.started = time.monotonic()
+        self.custom: Any = None
+        self.apps: Any = None
+
+    def say(self, text: str) -> None:
+        if not self.options.json:
+            print(text, file=self.out, flush=True)
+
+    def run(self) -> dict[str, Any]:
+        opts = self.options
+        root = opts.workdir or Path(tempfile.mkdtemp(prefix="rollout-demo-"))
+        root.mkdir(parents=True, exist_ok=True)
+        self.say(f"rollout demo: provider {opts.provider}, judge {opts.judge}, interval {opts.interval:g}s "
+                 f"(files in {root})")
+        with Sandbox(dataplane=DataPlaneConfig(rps=opts.rps), prometheus=True) as sandbox:
+            kubeconfig = sandbox.write_kubeconfig(root / "kubeconfig")
+            api = api_client(kubeconfig)
+            self.custom, self.apps = client.CustomObjectsApi(api), client.AppsV1Api(api)
+            self.say(f"sandbox API {sandbox.url}, data plane {sandbox.metrics_url}, "
+                     f"Prometheus {sandbox.prometheus_url}")
+            repo = Repo(root / "git")
+            v1 = repo.commit(app.files(1, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.0")
+            client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=app.NAMESPACE)))
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, "gitsources",
+                                                        app.gitsource(repo.url))
+            self.say(f"Git remote {repo.bare} at {v1[:12]}; GitSource {app.NAMESPACE}/{app.APP} syncs ./{app.FOLDER}")
+            reports = root / "reports"
+            with operator_process(kubeconfig, sandbox.prometheus_url, reports, root / "git-cache",
+                                  root / "operator.log") as operator:
+                self.operator = operator
+                self.wait("the Canary to initialize", lambda s: s.get("phase") == "Initialized", 1)
+                result = self.releases(repo)
+                result.update(self.agreement(repo), provider=opts.provider, judge=opts.judge,
+                              interval=opts.interval, workdir=str(root),
+                              reports=sorted(str(p) for p in reports.glob("*.html")))
+                if opts.json:
+                    print(json.dumps(result, indent=2), file=self.out)
+                else:
+                    self.say(summary(result))
+                if opts.keep:
+                    self.keep(kubeconfig, sandbox.prometheus_url, repo)
+        return result
+
+    def releases(self, repo: Repo) -> dict[str, Any]:
+        opts = self.options
+        self.say("\ncommit v2 (healthy): the canary should progress step by step and be promoted")
+        committed = time.monotonic()
+        repo.commit(app.files(2, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.1")
+        status = self.wait("v2 to finish", self.finished(("Succeeded", "Failed", "Reverted")), 2)
+        v2 = {"phase": status.get("phase"), "to_promote": round(time.monotonic() - committed, 1)}
+        if status.get("phase") != "Succeeded":
+            raise DemoError(f"v2 should have been promoted but ended {status.get('phase')}: "
+                            f"{self._promoted_message(status)}")
+
+        self.say("\ncommit v3 (fails 5% of requests): the canary should be rolled back and reverted in Git")
+        bad = repo.commit(app.files(3, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.2")
+        marks: dict[str, float] = {}
+        finished = self.finished(("Reverted", "Succeeded"))
+
+        def watch(s: Mapping[str, Any]) -> bool:
+            now = time.monotonic()
+            serving = (s.get("canaryWeight") or 0) > 0 or (
+                opts.provider == "kubernetes" and s.get("phase") == "Progressing")
+            if serving and "first_request" not in marks:
+                marks.setdefault("first_request", now)
+            if "rollback" not in marks and s.get("phase") in ("Failed", "Reverting", "Reverted"):
+                marks["rollback"] = now
+            if "revert" not in marks and repo.subject().startswith("revert("):
+                marks["revert"] = now
+            return finished(s)
+
+        status = self.wait("v3 to be reverted", watch, 3)
+        first = marks.get("first_request")
+        v3 = {
+            "phase": status.get("phase"),
+            "reason": self._promoted_message(status),
+            "bad_revision": bad,
+            "bad_to_rollback": _between(first, marks.get("rollback")),
+            "bad_to_revert": _between(first, marks.get("revert")),
+            "rollback_to_revert": _between(marks.get("rollback"), marks.get("revert")),
+            "revert": status.get("revert"),
+        }
+        if status.get("phase") != "Reverted":
+            raise DemoError(f"v3 should have been reverted but ended {status.get('phase')}")
+        head = repo.head()
+        return {"v2": v2, "v3": v3, "revert_commit": head, "revert_subject": repo.subject(head),
+                "revert_show": repo.show_stat(head), "revert_commits": repo.count("Rollout-Reverts: ")}
+
+    @staticmethod
+    def finished(phases: tuple[str, ...]) -> Callable[[Mapping[str, Any]], bool]:
+        """Whether a release that started after the commit has ended in one of `phases`."""
+        started = {"yes": False}
+
+        def check(status: Mapping[str, Any]) -> bool:
+            if status.get("phase") not in ("Initialized", "Succeeded", "Reverted"):
+                started["yes"] = True
+            return started["yes"] and status.get("phase") in phases
+
+        return check
+
+    def agreement(self, repo: Repo) -> dict[str, Any]:
+        """Git, the cluster and the Canary's status, side by side."""
+        source = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, "gitsources", app.APP)
+        target = self.apps.read_namespaced_deployment(app.APP, app.NAMESPACE)
+        primary = self.apps.read_namespaced_deployment(f"{app.APP}-primary", app.NAMESPACE)
+        status = self._status()
+        head = repo.head()
+        images = {"target": target.spec.template.spec.containers[0].image,
+                  "primary": primary.spec.template.spec.containers[0].image}
+        agree = (source.get("status", {}).get("lastAppliedRevision") == head
+                 and images["target"] == images["primary"] == app.VERSIONS[2].image
+                 and (status.get("revert") or {}).get("commit") == head and status.get("canaryWeight") == 0)
+        return {"remote_head": head, "applied_revision": source.get("status", {}).get("lastAppliedRevision"),
+                "target_image": images["target"], "primary_image": images["primary"], "agree": agree,
+                "phase": status.get("phase")}
+
+    def wait(self, what: str, done: Callable[[Mapping[str, Any]], bool], version: int) -> Mapping[str, Any]:
+        deadline = time.monotonic() + self.options.timeout
+        last: tuple[Any, ...] | None = None
+        status: Mapping[str, Any] = {}
+        while time.monotonic() < deadline:
+            if self.operator.poll() is not None:
+                raise DemoError(f"the operator exited ({self.operator.returncode}); see operator.log")
+            status = self._status()
+            key = tick_key(status)
+            if key != last and status:
+                last = key
+                self.say(tick_line(time.monotonic() - self.started, version, status))
+            if done(status):
+                return status
+            time.sleep(POLL)
+        raise DemoError(f"timed out after {self.options.timeout:g}s waiting for {what} "
+                        f"(last phase {status.get('phase')}); see operator.log")
+
+    def keep(self, kubeconfig: Path, prometheus: str, repo: Repo) -> None:
+        self.say("\nStill running, for exploring (Ctrl-C stops everything):")
+        self.say(f"  export KUBECONFIG={kubeconfig}")
+        self.say(f"  Prometheus: {prometheus}")
+        self.say(f"  Git remote: {repo.bare} (working copy {repo.work})")
+        self.say("  try: rollout status -A; kubectl get canaries,gitsources -A; git -C "
+                 f"{repo.work} log --oneline origin/main")
+        stop = {"now": False}
+        signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+        try:
+            while not stop["now"] and self.operator.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+    def _status(self) -> Mapping[str, Any]:
+        try:
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, "canaries", app.APP)
+        except client.exceptions.ApiException:
+            return {}
+        return dict(obj.get("status") or {})
+
+    @staticmethod
+    def _promoted_message(status: Mapping[str, Any]) -> str:
+        return next((c.get("message", "") for c in status.get("conditions") or [] if c.get("type") == "Promoted"), "")
+
+
+def _between(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else round(end - start, 1)
+
+
+def run_demo(options: Options, out: TextIO = sys.stdout) -> int:
+    """Run the demo; 0 when v2 was promoted, v3 reverted and Git and the cluster agree."""
+    if shutil.which("git") is None:
+        print("rollout demo needs git on PATH", file=sys.stderr)
+        return 2
+    try:
+        result = Demo(options, out).run()
+    except DemoError as e:
+        print(f"rollout demo: {e}", file=sys.stderr)
+        return 1
+    return 0 if result.get("agree") and result.get("revert_commits") == 1 else 1

@@ -1,0 +1,56 @@
+"""What the demo prints: one line per tick of the release, and the summary at the end (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_SHORT = {"request-success-rate": "success", "request-duration": "latency"}
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{float(value):.4g}"
+
+
+def tick_line(elapsed: float, version: int, status: Mapping[str, Any]) -> str:
+    """`  12.3s  v2  Progressing   weight 20%  success canary 100 / primary 100  latency ...`."""
+    phase = status.get("phase") or "-"
+    parts = [f"{elapsed:6.1f}s", f"v{version}", f"{phase:<12}", f"weight {status.get('canaryWeight', 0):>2}%"]
+    analysis = status.get("analysis") or {}
+    for metric in analysis.get("metrics") or []:
+        name = _SHORT.get(metric.get("name", ""), metric.get("name", ""))
+        verdict = metric.get("verdict") or ""
+        parts.append(f"{name} canary {_number(metric.get('value'))} / primary {_number(metric.get('primary'))}"
+                     f" {verdict}".rstrip())
+    return "  ".join(parts)
+
+
+def tick_key(status: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What makes a new line worth printing: a new phase, weight or analysis."""
+    analysis = status.get("analysis") or {}
+    return status.get("phase"), status.get("canaryWeight"), analysis.get("checkedAt")
+
+
+def summary(result: Mapping[str, Any]) -> str:
+    lines = ["", "Summary", "======="]
+    v2, v3 = result.get("v2") or {}, result.get("v3") or {}
+    lines.append(f"provider {result['provider']}, judge {result['judge']}, analysis interval {result['interval']:g}s")
+    lines.append(f"v2 (healthy):   {v2.get('phase', '-')}; promoted {_seconds(v2.get('to_promote'))} after its commit")
+    lines.append(f"v3 (5% errors): {v3.get('phase', '-')}; rolled back {_seconds(v3.get('bad_to_rollback'))} after "
+                 f"its first request, revert on the remote {_seconds(v3.get('bad_to_revert'))} after it "
+                 f"({_seconds(v3.get('rollback_to_revert'))} after the rollback)")
+    lines.append(f"Git and cluster agree: {'yes' if result.get('agree') else 'NO'} "
+                 f"(remote head {str(result.get('remote_head', ''))[:12]}, applied "
+                 f"{str(result.get('applied_revision', ''))[:12]}, target image {result.get('target_image')})")
+    if result.get("revert_show"):
+        lines += ["", "The revert commit (git show --stat):", "", result["revert_show"].rstrip()]
+    reports: Sequence[str] = result.get("reports") or []
+    if reports:
+        lines += ["", "HTML reports:"] + [f"  {p}" for p in reports]
+    return "\n".join(lines)
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1f}s"
