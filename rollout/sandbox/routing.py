@@ -13,8 +13,10 @@ Which requests exist (one stream per *entry*, each getting the configured rate):
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
   TrafficSplit's `spec.service`, a VirtualService host naming a Service) or of a Canary/BlueGreen
   whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
-  ingress), routed by, in this order: a Linkerd HTTPRoute, a TrafficSplit, a VirtualService, or
-  else the Service's own selector (provider `kubernetes`). A Service that a plain nginx Ingress
+  ingress), and for provider `kubernetes` and BlueGreens also their `-canary` Service (a load
+  tester's requests, as in Flagger's blue/green guide), routed by, in this order: a Linkerd
+  HTTPRoute, a TrafficSplit, a VirtualService, or else the Service's own selector (provider
+  `kubernetes`). A Service that a plain nginx Ingress
   sends to is not an entry of its own (its clients come through the Ingress).
 
 A request reaching a Service goes to the Deployments whose pod-template labels its selector
@@ -326,13 +328,21 @@ def _nginx_split(world: World, main: Obj) -> Split:
 # --- entries --------------------------------------------------------------------------------------
 
 
-def _release_apex(release: Obj) -> tuple[str, str] | None:
+def _release_apexes(release: Obj) -> list[tuple[str, str]]:
+    """The apex Service of a mesh release; with provider kubernetes (and every BlueGreen) also its
+    `-canary` Service, which a load tester calls as in Flagger's blue/green guide: without a mesh
+    that is the only way the new version sees requests before it takes all traffic."""
     spec = _spec(release)
     provider = str(spec.get("provider") or "kubernetes")
     if provider.startswith(EDGE_PROVIDERS):
-        return None
+        return []
     name = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
-    return (_ns(release), str(name)) if name else None
+    if not name:
+        return []
+    found = [(_ns(release), str(name))]
+    if provider == "kubernetes" or release.get("kind") == "BlueGreen":
+        found.append((_ns(release), f"{name}-canary"))
+    return found
 
 
 def _apexes(world: World) -> list[tuple[str, str]]:
@@ -349,7 +359,7 @@ def _apexes(world: World) -> list[tuple[str, str]]:
             service = _host_service(world, _ns(vs), str(host))
             if service:
                 found.append((_ns(vs), service))
-    found += [apex for apex in map(_release_apex, world.releases) if apex]
+    found += [apex for release in world.releases for apex in _release_apexes(release)]
     behind_ingress = {(_ns(i), str(s.get("name"))) for i in world.ingresses if not _is_canary_ingress(i)
                       for _, _, s in _ingress_paths(i)}
     return [apex for apex in dict.fromkeys(found) if apex not in behind_ingress]

@@ -167,7 +167,7 @@ def test_service_behind_an_ingress_is_no_entry_of_its_own() -> None:
     bluegreen = {"metadata": {"name": "podinfo", "namespace": NS},
                  "spec": {"provider": "kubernetes", "targetRef": {"name": "podinfo"}}}
     world = flagger_world(ingresses=[user_ingress()], releases=[bluegreen])
-    assert [s.entry for s in splits(world)] == [Entry("Ingress", NS, "web")]
+    assert [s.entry for s in splits(world)] == [Entry("Ingress", NS, "web"), Entry("Service", NS, "podinfo-canary")]
 
 
 @pytest.mark.parametrize(("selects", "expected"), [("podinfo-primary", "podinfo-primary"), ("podinfo", "podinfo")])
@@ -175,10 +175,13 @@ def test_kubernetes_selector(selects: str, expected: str) -> None:
     bluegreen = {"metadata": {"name": "bg", "namespace": NS},
                  "spec": {"provider": "kubernetes", "targetRef": {"name": "podinfo"}}}
     world = World(deployments=[deployment("podinfo"), deployment("podinfo-primary")],
-                  services=[service("podinfo", selects)], releases=[bluegreen])
-    split = only(world)
+                  services=[service("podinfo", selects), service("podinfo-canary", "podinfo")], releases=[bluegreen])
+    split, tester = splits(world)
     assert (split.entry, split.provider) == (Entry("Service", NS, "podinfo"), "kubernetes")
     assert by_deployment(split.plain) == {expected: 1.0}
+    # without a mesh, a load tester calls the -canary Service (Flagger's blue/green guide)
+    assert tester.entry == Entry("Service", NS, "podinfo-canary")
+    assert by_deployment(tester.plain) == {"podinfo": 1.0}
 
 
 def test_edge_provider_release_is_no_service_entry() -> None:
