@@ -38,10 +38,10 @@ VERSIONS = {
 }
 
 
-def deployment(version: Version) -> dict[str, Any]:
+def deployment(version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": APP, "namespace": NAMESPACE, "labels": {"app": APP}},
+        "metadata": {"name": APP, "namespace": namespace, "labels": {"app": APP}},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": APP}},
@@ -69,7 +69,8 @@ def _metrics(judge: str) -> list[dict[str, Any]]:
             {"name": "request-duration", "interval": "30s", "compare": {"direction": "increase", "tolerance": 0.2}}]
 
 
-def canary(provider: str, judge: str, interval: float) -> dict[str, Any]:
+def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPACE, *, git: bool = True
+           ) -> dict[str, Any]:
     analysis: dict[str, Any] = {"interval": f"{interval:g}s", "threshold": 2, "metrics": _metrics(judge)}
     if provider == "kubernetes":
         analysis["iterations"] = 5  # no traffic split without a mesh: the canary is judged in place
@@ -83,21 +84,22 @@ def canary(provider: str, judge: str, interval: float) -> dict[str, Any]:
         "progressDeadlineSeconds": 120,
         "service": {"port": PORT, "targetPort": PORT},
         "analysis": analysis,
-        "git": {"source": APP, "revert": "auto", "author": {"name": "rollout", "email": "rollout@demo.local"}},
     }
+    if git:
+        spec["git"] = {"source": APP, "revert": "auto", "author": {"name": "rollout", "email": "rollout@demo.local"}}
     if provider == "gatewayapi":
-        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": NAMESPACE}]
+        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": namespace}]
         spec["service"]["hosts"] = ["podinfo.demo.local"]
     if provider == "nginx":
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": APP}
     return {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
-            "metadata": {"name": APP, "namespace": NAMESPACE}, "spec": spec}
+            "metadata": {"name": APP, "namespace": namespace}, "spec": spec}
 
 
-def ingress() -> dict[str, Any]:
+def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": {"name": APP, "namespace": NAMESPACE},
+        "metadata": {"name": APP, "namespace": namespace},
         "spec": {"ingressClassName": "nginx", "rules": [{"host": "podinfo.demo.local", "http": {"paths": [{
             "path": "/", "pathType": "Prefix",
             "backend": {"service": {"name": APP, "port": {"number": PORT}}}}]}}]},

@@ -1,0 +1,35 @@
+"""`rollout demo --json` as a user runs it: v2 promoted, v3 rolled back and reverted in Git, once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.gitrepo import git
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(tmp_path: Path) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--json", "--interval", "2",
+                           "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "operator.log").read_text()[-3000:]
+    result = json.loads(done.stdout)
+    assert result["v2"]["phase"] == "Succeeded" and result["v3"]["phase"] == "Reverted"
+    assert result["agree"] and result["phase"] == "Reverted"
+    assert result["target_image"] == result["primary_image"] == "ghcr.io/stefanprodan/podinfo:6.0.1"
+
+    remote = tmp_path / "git" / "remote.git"
+    reverts = git(remote, "log", "--format=%H", "--grep=Rollout-Reverts: ", "main").split()
+    assert reverts == [result["revert_commit"]] == [result["remote_head"]]  # exactly one, and it is applied
+    message = git(remote, "log", "-1", "--format=%B", result["revert_commit"])
+    assert message.startswith("revert(podinfo): roll back ghcr.io/stefanprodan/podinfo:6.0.2 after failed canary")
+    assert "| request-success-rate |" in message and "| fail |" in message
+    trailers = git(remote, "log", "-1", "--format=%(trailers:only,unfold)", result["revert_commit"])
+    assert "Rollout-Canary: demo/podinfo" in trailers and f"Rollout-Reverts: {result['v3']['bad_revision']}" in trailers
+    assert result["v3"]["bad_to_rollback"] is not None and result["v3"]["rollback_to_revert"] is not None
+    assert len(result["reports"]) == 2 and all(Path(p).is_file() for p in result["reports"])
