@@ -8,7 +8,7 @@ PROMETHEUS := .cache/prometheus/usr/bin/prometheus
 OPENSSH    := .cache/openssh/usr/sbin/sshd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit bench bench-quick tools chromium kubectl clean
+.PHONY: venv lint test unit demo bench bench-quick tools chromium kubectl clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ tools: $(PROMETHEUS) $(OPENSSH) chromium kubectl
 
 test: lint tools
 	$(BIN)/pytest -q
+
+# The whole loop on the embedded sandbox: a healthy v2 promoted, a failing v3 reverted in Git.
+# Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--provider istio --judge sequential --keep"`.
+demo: $(STAMP) $(PROMETHEUS)
+	$(BIN)/rollout demo $(DEMO_ARGS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
