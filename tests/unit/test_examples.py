@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,14 @@ def test_examples_cover_every_kind_provider_and_mode() -> None:
     for c in canaries:
         if c.spec.git and c.spec.git.source:
             assert (c.metadata.namespace, c.spec.git.source) in sources
+
+
+def test_every_yaml_block_of_the_readme_validates(tmp_path: Path) -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 2
+    for number, block in enumerate(blocks):
+        path = tmp_path / f"block{number}.yaml"
+        path.write_text(block)
+        report = validate_paths([str(path)])
+        assert [p.line() for p in report.problems] == [] and report.resources >= 1, f"README yaml block {number}"
