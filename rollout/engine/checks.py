@@ -1,10 +1,10 @@
 """Metric checks of one release at one moment: which query, which judge, which verdict.
 
 The operator runs them every tick and `rollout analyze` runs them at moments in the past; both get
-the same `CheckResult`s. Judge choice per metric: a metric with `compare` is compared with the
-primary; otherwise `analysis.judge` decides (`sequential` applies to the built-in metrics, whose
-raw counts are known; a custom query under `sequential` is compared with the primary instead);
-`threshold` is Flagger's thresholdRange.
+the same `CheckResult`s. Judge choice per metric: under `analysis.judge: sequential` the built-in
+metrics get the sequential test (their raw counts are known; a `compare` block sets its tolerance)
+and custom queries are compared with the primary; otherwise a metric with `compare` is compared
+with the primary and the rest follow `analysis.judge` (`threshold` is Flagger's thresholdRange).
 
 `compare.tolerance` is always relative: how much worse than the primary the canary may be, as a
 fraction of the primary's value (0.1 = 10%). For `request-success-rate` it applies to the error
@@ -70,12 +70,11 @@ class Reading:
 
 
 def judge_for(release: Canary | BlueGreen, metric: Metric) -> Judge:
-    if metric.compare is not None:
-        return Judge.COMPARE
     judge = release.spec.analysis.judge
-    if judge == Judge.SEQUENTIAL and not metric.builtin:
-        return Judge.COMPARE
-    return judge
+    if judge == Judge.SEQUENTIAL:
+        # Its `compare` block, if any, gives the sequential test its direction and tolerance.
+        return Judge.SEQUENTIAL if metric.builtin else Judge.COMPARE
+    return Judge.COMPARE if metric.compare is not None else judge
 
 
 class MetricChecks:
