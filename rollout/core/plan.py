@@ -313,7 +313,7 @@ class _Planner:
         missing = [r for r in results if r.verdict == CheckVerdict.NO_DATA]
         if failed:
             self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
-            reasons = "; ".join(f"{r.name}: {r.reason or 'failed'}" for r in failed)
+            reasons = "; ".join(_why(r) for r in failed)
             if any(r.final for r in failed):
                 self.rollback(f"{reasons} (conclusive)")
             elif self.st.failed_checks >= analysis.threshold:
@@ -544,3 +544,10 @@ class _Planner:
                 )
             )
         return st
+
+
+def _why(result: CheckResult) -> str:
+    """`<metric>: <reason>`, without naming the metric twice when the judge's reason already does."""
+    reason = result.reason or "failed"
+    return reason if reason.startswith(f"{result.name} ") or reason.startswith(f"{result.name}:") \
+        else f"{result.name}: {reason}"
