@@ -57,7 +57,7 @@ def send(api: client.ApiClient, namespace: str, name: str, command: str) -> str:
     raise NotFound(f"no Canary or BlueGreen {namespace}/{name}")
 
 
-COLUMNS = ("NAMESPACE", "NAME", "KIND", "PHASE", "WEIGHT", "FAILED", "METRICS")
+COLUMNS = ("NAMESPACE", "NAME", "KIND", "PHASE", "WEIGHT", "FAILED", "GIT", "METRICS")
 
 
 def rows(objs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, ...]]:
@@ -75,8 +75,18 @@ def rows(objs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, ...]]:
         threshold = (o.get("spec", {}).get("analysis") or {}).get("threshold", "-")
         yield (
             o["metadata"]["namespace"], o["metadata"]["name"], o["kind"], phase,
-            str(status.get("canaryWeight", 0)), f"{status.get('failedChecks', 0)}/{threshold}", metrics or "-",
+            str(status.get("canaryWeight", 0)), f"{status.get('failedChecks', 0)}/{threshold}",
+            _revert(status.get("revert")), metrics or "-",
         )
+
+
+def _revert(revert: Mapping[str, Any] | None) -> str:
+    """The revert in Git, in short: its state and commit (and branch, when pushed to one)."""
+    if not revert:
+        return "-"
+    commit = str(revert.get("commit") or "")[:7]
+    branch = f" on {revert['branch']}" if revert.get("branch") else ""
+    return " ".join(x for x in (str(revert.get("state") or ""), commit) if x) + branch
 
 
 def table(objs: Sequence[Mapping[str, Any]]) -> str:

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from rollout.control import releases, table
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
@@ -108,6 +109,7 @@ def test_a_failed_canary_is_reverted_in_git_and_the_revert_is_applied(
     assert status["revert"]["state"] == "Applied" and status["revert"]["commit"] == head
     assert status["revert"]["reverts"] == [bad]
     assert status["canaryWeight"] == 0
+    assert f"Reverted  0       2/2     Applied {head[:7]}" in table(releases(api, namespace))  # `rollout status`
     time.sleep(3)
     assert release_status(api, namespace, "web")["phase"] == "Reverted"
     events = client.CoreV1Api(api).list_namespaced_event(namespace).items
