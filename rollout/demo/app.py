@@ -61,17 +61,22 @@ def deployment(version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
-def _metrics(judge: str) -> list[dict[str, Any]]:
+def _metrics(judge: str, interval: float) -> list[dict[str, Any]]:
+    # Each check looks back three intervals: enough requests at a 10% weight, and little left of the
+    # previous release's requests, which the same workload served (Flagger's guides use one interval
+    # of a minute; the demo's intervals are seconds).
+    window = f"{max(3 * interval, 6.0):g}s"
     if judge == "threshold":
-        return [{"name": "request-success-rate", "interval": "30s", "thresholdRange": {"min": 99}},
-                {"name": "request-duration", "interval": "30s", "thresholdRange": {"max": 500}}]
-    return [{"name": "request-success-rate", "interval": "30s", "compare": {"direction": "decrease", "tolerance": 0.5}},
-            {"name": "request-duration", "interval": "30s", "compare": {"direction": "increase", "tolerance": 0.2}}]
+        return [{"name": "request-success-rate", "interval": window, "thresholdRange": {"min": 99}},
+                {"name": "request-duration", "interval": window, "thresholdRange": {"max": 500}}]
+    return [{"name": "request-success-rate", "interval": window,
+             "compare": {"direction": "decrease", "tolerance": 0.5}},
+            {"name": "request-duration", "interval": window, "compare": {"direction": "increase", "tolerance": 0.2}}]
 
 
 def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPACE, *, git: bool = True
            ) -> dict[str, Any]:
-    analysis: dict[str, Any] = {"interval": f"{interval:g}s", "threshold": 2, "metrics": _metrics(judge)}
+    analysis: dict[str, Any] = {"interval": f"{interval:g}s", "threshold": 2, "metrics": _metrics(judge, interval)}
     if provider == "kubernetes":
         analysis["iterations"] = 5  # no traffic split without a mesh: the canary is judged in place
     else:
