@@ -201,8 +201,8 @@ class DataPlane:
             self._record(split, hop, pod, "200", latencies[failed:])
 
     def _record(self, split: Split, hop: Hop, pod: str, code: str, ms: npt.NDArray[np.float64]) -> None:
-        if ms.size == 0:
-            return
+        # Recorded even when nothing of this code was served: the series then exist at 0 before the
+        # first error, so Prometheus's rate() counts that error too (a series born at 1 loses it).
         r, n, ns = self.registry, int(ms.size), split.entry.namespace
         istio: Labels = (("reporter", "destination"), ("destination_workload_namespace", ns),
                          ("destination_workload", hop.deployment), ("destination_service_name", hop.service),
