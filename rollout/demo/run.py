@@ -154,8 +154,16 @@ class Demo:
             with operator_process(kubeconfig, sandbox.prometheus_url, reports, root / "git-cache",
                                   root / "operator.log") as operator:
                 self.operator = operator
-                self.wait("the Canary to initialize", lambda s: s.get("phase") == "Initialized", 1)
-                result = self.releases(repo)
+                try:
+                    self.wait("the Canary to initialize", lambda s: s.get("phase") == "Initialized", 1)
+                    result = self.releases(repo)
+                except DemoError as e:
+                    if not opts.keep:
+                        raise
+                    # Kept up on failure too: that is when a person most wants to look around.
+                    print(f"rollout demo: {e}", file=sys.stderr)
+                    self.keep(kubeconfig, sandbox.prometheus_url, repo)
+                    raise
                 result.update(self.agreement(repo), provider=opts.provider, judge=opts.judge,
                               interval=opts.interval, workdir=str(root),
                               reports=sorted(str(p) for p in reports.glob("*.html")))
@@ -263,7 +271,7 @@ class Demo:
         self.say(f"  export KUBECONFIG={kubeconfig}")
         self.say(f"  Prometheus: {prometheus}")
         self.say(f"  Git remote: {repo.bare} (working copy {repo.work})")
-        self.say("  try: rollout status -A; kubectl get canaries,gitsources -A; git -C "
+        self.say("  try: rollout status; kubectl get canaries,gitsources -A; git -C "
                  f"{repo.work} log --oneline origin/main")
         stop = {"now": False}
         signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
