@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from rollout.sandbox import (
     Sandbox,
 )
 from tests.prom import require_prometheus
+from tests.tools import wait_for
 
 PROVIDERS = ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes")
 RPS = 200.0
@@ -57,16 +58,6 @@ class Case:
     def requests(self, arm: str, window: str) -> str:
         return builtin_counts_queries(self.provider, self.namespace, "podinfo", window, arm,  # type: ignore[arg-type]
                                       ingress=self.ingress).requests
-
-
-def wait_for(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
-    last = None
-    for _ in range(int(timeout / every) + 1):
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def deployment(name: str, notes: dict[str, str]) -> dict[str, Any]:

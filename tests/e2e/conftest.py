@@ -8,9 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,20 +19,10 @@ from kubernetes import client
 from rollout.kube import api_client
 from tests.e2e.exporter import Exporter
 from tests.prom import RunningPrometheus, running_prometheus
+from tests.tools import wait_for
 
 T = TypeVar("T")
 GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, every: float = 0.5) -> T:
-    """Poll `probe` until it returns something truthy; bounded in time and count."""
-    last: T | None = None
-    for _ in range(int(timeout / every) + 1):
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="session")
