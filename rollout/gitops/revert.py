@@ -13,6 +13,7 @@ force-pushes. Every failure is an outcome with a scrubbed message, never an exce
 
 from __future__ import annotations
 
+import io
 import random
 import re
 import shutil
@@ -28,6 +29,7 @@ import git
 from rollout.api.spec import GitAuthor, PushMode, RevertMode
 from rollout.api.status import RevertState
 from rollout.core import RevertOutcome
+from rollout.gitops import kustomized
 from rollout.gitops.manifests import (
     MANIFEST_SUFFIXES,
     WorkloadId,
@@ -44,6 +46,8 @@ REVERT_BRANCH_PREFIX = "rollout/revert-"
 _SHORT = 7
 _BACKOFF_SECONDS = 0.2
 _BACKOFF_MAX_SECONDS = 2.0
+# A kustomized workload is judged by rendering each commit: look at this many at most.
+_MAX_RENDERED_COMMITS = 50
 # A revision annotation: a bare sha, or Flux's `<branch>@sha1:<sha>` / `<branch>/<sha>`.
 _REVISION = re.compile(r"(?:^|[@:/])([0-9a-f]{7,64})$")
 
@@ -159,6 +163,7 @@ class _Plan:
     files: tuple[str, ...]  # the workload's files
     good: str  # the revision that holds the workload's last good content
     target: str  # the branch the revert is pushed to
+    kustomization: str | None = None  # the folder kustomize builds the workload from, if it does
 
 
 class _Writer:
@@ -171,6 +176,8 @@ class _Writer:
         self.revert_branch = ""  # push=branch: where the revert goes
         self.revert_head: str | None = None  # push=branch: that branch's remote head, if it exists
         self._blobs: dict[tuple[str, str], str | None] = {}
+        self._rendered: dict[str, kustomized.Rendered | None] = {}
+        self.kustomization: str | None = None  # set by planning when kustomize builds the workload
         self.remote_failed = False
         author = request.author
         self.identity = {
@@ -267,7 +274,7 @@ class _Writer:
             return RevertOutcome(RevertState.FAILED, message=(
                 f"branch {target} exists, holds no revert by {request.canary} and has diverged from "
                 f"{self.clone.branch}; delete or merge it"))
-        return _Plan(commits, files, good, target)
+        return _Plan(commits, files, good, target, self.kustomization)
 
     def _declared_files(self) -> tuple[str, ...] | RevertOutcome:
         source = self.request.source_path
@@ -289,6 +296,9 @@ class _Writer:
         assert candidate and promoted
         if not self._ok("merge-base", "--is-ancestor", candidate, self.head):
             return _skipped(f"candidate revision {short(candidate)} is no longer on {self.clone.branch}")
+        self.kustomization = self._kustomization(files, candidate)
+        if self.kustomization is not None:
+            return self._by_rendering(self.kustomization, promoted, candidate)
         if not any(self._images(revision, files) is not None for revision in (candidate, promoted)):
             files = ()  # a stale or missing source-path annotation: look for the workload instead
         if not files:
@@ -302,6 +312,73 @@ class _Writer:
             return _skipped(f"no commit in {short(promoted)}..{short(candidate)} changed {request.target} "
                             f"in {', '.join(files)}")
         return commits, files, promoted
+
+    def _kustomization(self, files: tuple[str, ...], revision: str) -> str | None:
+        """The folder, when the target's source path is one that kustomize builds (and kubectl is here)."""
+        if len(files) != 1 or shutil.which("kubectl") is None:
+            return None
+        try:
+            tree = self.clone.repo.commit(revision).tree / files[0]
+        except KeyError:
+            return None
+        if not isinstance(tree, git.Tree):
+            return None
+        return files[0] if kustomized.is_kustomization(lambda: [entry.name for entry in tree]) else None
+
+    def _render(self, revision: str, folder: str) -> kustomized.Rendered | None:
+        if revision not in self._rendered:
+            archive = io.BytesIO()
+            self.clone.repo.archive(archive, revision, format="tar")
+            self._rendered[revision] = kustomized.rendered(archive.getvalue(), folder)
+        return self._rendered[revision]
+
+    def _by_rendering(self, folder: str, promoted: str, candidate: str
+                      ) -> tuple[tuple[str, ...], tuple[str, ...], str] | RevertOutcome:
+        """The commits in promoted..candidate after which the folder renders the workload differently
+        (wherever the change was: the workload's file, an `images:` entry, a patch, a base)."""
+        target = self.request.target
+        if kustomized.workload(self._render(promoted, folder), target) is None:
+            return _skipped(f"{folder} at {short(promoted)} does not render {target} (or does not render)")
+        commits = []
+        for commit in self._rev_list(f"{promoted}..{candidate}", ())[:_MAX_RENDERED_COMMITS]:
+            parent = self._parent(commit)
+            if parent and kustomized.changed_workload(self._render(parent, folder), self._render(commit, folder),
+                                                      target):
+                commits.append(commit)
+        if not commits:
+            return _skipped(f"no commit in {short(promoted)}..{short(candidate)} changed {target} as {folder} "
+                            "renders it")
+        return tuple(commits), (folder,), promoted
+
+    def _write_kustomized(self, plan: _Plan) -> Method | RevertOutcome:
+        """Revert, else restore the files the commits changed; keep the result only if the folder then
+        renders the workload as at the good revision and everything else as on the branch head."""
+        assert plan.kustomization is not None
+        folder, target, mode = plan.kustomization, self.request.target, self.request.mode
+        good, head = self._render(plan.good, folder), self._render(self.head, folder)
+
+        def right() -> bool:
+            result = kustomized.rendered_tree(self.clone.folder, folder)
+            return kustomized.acceptable(result, good, head, target)
+
+        if mode is not RevertMode.FILES:
+            if self._git_revert(plan.commits) and right():
+                return Method.REVERT
+            self.clone.checkout(self.head)
+            if mode is RevertMode.COMMIT:
+                return RevertOutcome(RevertState.FAILED, message=(
+                    f"a git revert of {', '.join(short(c) for c in plan.commits)} does not apply cleanly or would "
+                    f"change more than {target} as {folder} renders it; revert by hand or use `revert: files`"))
+        paths = sorted({p for c in plan.commits for p in self.clone.git(
+            "diff-tree", "--no-commit-id", "--name-only", "-r", "--no-renames", c).splitlines()})
+        self.clone.git("checkout", plan.good, "--", *paths)
+        if not right():
+            self.clone.checkout(self.head)
+            return RevertOutcome(RevertState.FAILED, message=(
+                f"restoring {', '.join(paths)} to {short(plan.good)} would change more than {target} as {folder} "
+                "renders it (a later commit changed the same files); revert by hand"))
+        self.clone.git("add", "--all", "--", *paths)
+        return Method.RESTORE
 
     def _by_images(self, files: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], str] | RevertOutcome:
         """Url mode: no revisions are known, so the last good state is the newest version of the
@@ -433,7 +510,12 @@ class _Writer:
     def _write(self, plan: _Plan) -> tuple[str, Method] | RevertOutcome:
         request = self.request
         shorts = ", ".join(short(c) for c in plan.commits)
-        if request.mode is RevertMode.FILES:
+        if plan.kustomization is not None:
+            kept = self._write_kustomized(plan)
+            if isinstance(kept, RevertOutcome):
+                return kept
+            method = kept
+        elif request.mode is RevertMode.FILES:
             method = Method.RESTORE
         elif request.mode is RevertMode.COMMIT:
             method = Method.REVERT
@@ -446,13 +528,13 @@ class _Writer:
         else:
             clean = all(self._touches_only_workload(c, plan.files) for c in plan.commits)
             method = Method.REVERT if clean else Method.RESTORE
-        if method is Method.REVERT and not self._git_revert(plan.commits):
+        if plan.kustomization is None and method is Method.REVERT and not self._git_revert(plan.commits):
             if request.mode is RevertMode.COMMIT:
                 return RevertOutcome(RevertState.FAILED, message=(
                     f"git revert of {shorts} does not apply cleanly on {self.clone.branch} at {short(self.head)} "
                     f"(later commits changed the same lines); revert by hand or use `revert: files`"))
             method = Method.RESTORE
-        if method is Method.RESTORE:
+        if plan.kustomization is None and method is Method.RESTORE:
             failed = self._restore(plan)
             if failed is not None:
                 return failed

@@ -555,3 +555,60 @@ def test_broken_local_clone_does_not_block_a_revert(remote: Remote, damage: str)
 
     assert outcome.state is RevertState.PUSHED, outcome.message
     assert remote.show("main", PODINFO) == remote.show(promoted, PODINFO)
+
+
+# --- workloads built by kustomize -----------------------------------------------------------------
+
+KUSTOMIZED = "apps/shop"
+
+
+def kustomization(podinfo_tag: str, backend_tag: str = "1.0") -> str:
+    return ("resources:\n  - podinfo.yaml\n  - backend.yaml\nimages:\n"
+            f"  - name: ghcr.io/stefanprodan/podinfo\n    newTag: '{podinfo_tag}'\n"
+            f"  - name: backend\n    newTag: '{backend_tag}'\n")
+
+
+@pytest.fixture
+def kustomized_release(remote: Remote) -> tuple[str, str]:
+    """Flux image automation's layout: the image tag lives in kustomization.yaml's `images:`."""
+    if shutil.which("kubectl") is None:
+        missing_tool("KUBECTL NOT FOUND - kustomized workloads are rendered with `kubectl kustomize`")
+    promoted = remote.commit({
+        f"{KUSTOMIZED}/podinfo.yaml": deployment_yaml("podinfo", "ghcr.io/stefanprodan/podinfo:latest",
+                                                      namespace="prod"),
+        f"{KUSTOMIZED}/backend.yaml": deployment_yaml("backend", "backend:latest", namespace="prod"),
+        f"{KUSTOMIZED}/kustomization.yaml": kustomization("6.0.0"),
+    }, "shop: podinfo 6.0.0")
+    candidate = remote.commit({f"{KUSTOMIZED}/kustomization.yaml": kustomization("6.1.0")}, "podinfo 6.1.0")
+    return promoted, candidate
+
+
+def test_an_image_set_by_a_kustomization_is_reverted_as_the_folder_renders_it(
+    remote: Remote, kustomized_release: tuple[str, str]
+) -> None:
+    promoted, candidate = kustomized_release
+    later = remote.commit({f"{KUSTOMIZED}/backend.yaml": deployment_yaml("backend", "backend:latest",
+                                                                         namespace="prod", replicas=3)},
+                          "backend: 3 replicas")
+    outcome = remote.revert(failed_release(candidate_revision=candidate, promoted_revision=promoted,
+                                           source_path=KUSTOMIZED, search_path=KUSTOMIZED))
+    assert outcome.state is RevertState.PUSHED and outcome.reverts == (candidate,), outcome
+    assert "git revert" in outcome.message
+    head = remote.head()
+    assert remote.is_ancestor(later, head)
+    assert "newTag: '6.0.0'" in remote.show(head, f"{KUSTOMIZED}/kustomization.yaml")
+    assert "replicas: 3" in remote.show(head, f"{KUSTOMIZED}/backend.yaml")  # the later change stays
+    assert f"Rollout-Reverts: {candidate}" in remote.trailers(head)
+
+
+def test_a_kustomization_commit_that_also_moved_another_workload_keeps_that_change(
+    remote: Remote, kustomized_release: tuple[str, str]
+) -> None:
+    promoted, _ = kustomized_release
+    both = remote.commit({f"{KUSTOMIZED}/kustomization.yaml": kustomization("6.2.0", backend_tag="2.0")},
+                         "podinfo 6.2.0 and backend 2.0")
+    outcome = remote.revert(failed_release(candidate_revision=both, promoted_revision=promoted,
+                                           source_path=KUSTOMIZED, search_path=KUSTOMIZED))
+    # No revert or restore of the shared file can undo one image and keep the other: it says so, writes nothing.
+    assert outcome.state is RevertState.FAILED and "revert by hand" in outcome.message, outcome
+    assert remote.head() == both

@@ -1,0 +1,74 @@
+"""Reverting a workload that a kustomization builds, judged by what the kustomization renders.
+
+When a GitSource builds a folder with `kubectl kustomize`, the workload's image is often set
+outside its own manifest (an `images:` entry, a patch, a base): no file holds "the workload's
+document". So the revert writer asks the renderer instead: a commit is about the workload when
+the workload it renders changed, and a candidate revert is accepted only if, rendered again, the
+workload is back to the promoted revision's and every other object is exactly as on the branch
+head. Nothing else can be undone by accident.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .manifests import WorkloadId
+from .render import KUSTOMIZATIONS, RenderError, render
+
+Rendered = dict[tuple[str, str, str], dict[str, Any]]
+
+
+def is_kustomization(list_folder: Callable[[], list[str]]) -> bool:
+    """Whether a folder (given by the names in it) is built by kustomize."""
+    return any(name in KUSTOMIZATIONS for name in list_folder())
+
+
+def rendered(archive: bytes, folder: str) -> Rendered | None:
+    """Every object the folder renders at one revision (a `git archive` tarball), by kind, namespace and
+    name; None when it does not render (then the revision cannot be judged, and is not touched)."""
+    with tempfile.TemporaryDirectory(prefix="rollout-kustomize-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        return rendered_tree(Path(tmp), folder)
+
+
+def rendered_tree(root: Path, folder: str) -> Rendered | None:
+    try:
+        manifests = render(root, folder)
+    except RenderError:
+        return None
+    out: Rendered = {}
+    for m in manifests:
+        out[(m.kind, m.namespace or "", m.name)] = m.obj
+    return out
+
+
+def workload(objects: Rendered | None, target: WorkloadId) -> dict[str, Any] | None:
+    if objects is None:
+        return None
+    return next((obj for obj in objects.values() if target.matches(obj)), None)
+
+
+def others(objects: Rendered | None, target: WorkloadId) -> Mapping[tuple[str, str, str], Any] | None:
+    if objects is None:
+        return None
+    return {key: obj for key, obj in objects.items() if not target.matches(obj)}
+
+
+def changed_workload(before: Rendered | None, after: Rendered | None, target: WorkloadId) -> bool:
+    """Whether a commit changed the rendered workload (a revision that does not render never counts)."""
+    if before is None or after is None:
+        return False
+    return workload(before, target) != workload(after, target)
+
+
+def acceptable(result: Rendered | None, good: Rendered | None, head: Rendered | None, target: WorkloadId) -> bool:
+    """A revert is right when the workload renders as at the good revision and nothing else moved."""
+    if result is None or good is None or head is None or workload(good, target) is None:
+        return False
+    return workload(result, target) == workload(good, target) and others(result, target) == others(head, target)
