@@ -7,6 +7,7 @@ real and scrapes the test's exporter, which plays the bad version's pods.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.e2e.conftest import (
 )
 from tests.e2e.exporter import Exporter
 from tests.gitrepo import GitRemote, deployment_yaml, git
+from tests.tools import missing_tool
 
 pytestmark = pytest.mark.e2e
 
@@ -169,3 +171,36 @@ def test_url_mode_writes_the_revert_for_flux_and_retries_while_the_remote_is_dow
     assert status["revert"]["commit"] == head and status["revert"]["reverts"] == [bad]
     cond = next(c for c in status["conditions"] if c["type"] == "GitRevertFailed")
     assert cond["status"] == "False"
+
+
+def test_a_kustomized_image_is_reverted_where_it_was_set(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
+) -> None:
+    """Flux image automation's layout: the GitSource builds the folder with kustomize and the tag
+    lives in kustomization.yaml; the revert puts the tag back there."""
+    if shutil.which("kubectl") is None:
+        missing_tool("kubectl is not installed (`kubectl kustomize` renders kustomizations)")
+    remote = GitRemote(tmp_path / "git")
+
+    def kustomization(tag: str) -> str:
+        return ("resources: [deployment.yaml, canary.yaml]\n"
+                f"images:\n  - name: ghcr.io/stefanprodan/podinfo\n    newTag: '{tag}'\n")
+
+    remote.commit({"apps/deployment.yaml": deployment_yaml("web", "ghcr.io/stefanprodan/podinfo:latest",
+                                                           namespace=namespace),
+                   "apps/canary.yaml": canary_yaml(namespace), "apps/kustomization.yaml": kustomization("6.0.0")},
+                  "feat(web): kustomized podinfo 6.0.0")
+    exporter.set(namespace, "web", rps=50, error_ratio=0.0)
+    exporter.set(namespace, "web-primary", rps=50, error_ratio=0.0)
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources",
+                                                                 gitsource(namespace, remote.url))
+    wait_phase(api, namespace, "web", "Initialized", timeout=60)
+    assert image_of(api, "web-primary", namespace) == OLD
+    bad = remote.commit({"apps/kustomization.yaml": kustomization("6.0.1")}, "chore: podinfo 6.0.1")
+    exporter.set(namespace, "web", rps=50, error_ratio=0.3)
+    status = wait_phase(api, namespace, "web", "Reverted", timeout=90)
+    head = remote.head()
+    assert remote.log(f"{bad}..{head}") == [f"revert(web): roll back {BAD} after failed canary"]
+    assert "newTag: '6.0.0'" in remote.show(head, "apps/kustomization.yaml")
+    assert status["revert"]["commit"] == head and status["revert"]["reverts"] == [bad]
+    assert image_of(api, "web", namespace) == OLD == image_of(api, "web-primary", namespace)
