@@ -14,15 +14,18 @@ import json
 import re
 import shlex
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
+from kubernetes.config import incluster_config
 
 import rollout
 from rollout.cli import build_parser
+from rollout.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
 from rollout.kube import api_client, connection
 from rollout.routers import gatewayapi, istio, linkerd, objects, smi
 
@@ -250,24 +253,35 @@ def test_the_container_is_non_root_with_a_read_only_root_filesystem() -> None:
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
 
 
-def test_the_mounted_kubeconfig_loads_with_the_operators_own_loader(tmp_path: Path) -> None:
-    """rollout.kube reads a kubeconfig only; the one in the ConfigMap must give it (and kopf) the
-    pod's token and CA. The service account files are put at a temporary path to load it here."""
-    env = {e["name"]: e["value"] for e in container()["env"]}
-    mount = next(m for m in container()["volumeMounts"] if env["KUBECONFIG"].startswith(m["mountPath"] + "/"))
-    volume = next(v for v in one("Deployment", "rollout")["spec"]["template"]["spec"]["volumes"]
-                  if v["name"] == mount["name"])
-    text = one("ConfigMap", volume["configMap"]["name"])["data"][Path(env["KUBECONFIG"]).name]
-    assert SA_DIR in text
-    (tmp_path / "token").write_text("sa-token-123")
+def test_in_the_pod_the_client_uses_the_service_account_and_reads_a_rotated_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No kubeconfig is mounted: rollout.kube falls back to the pod's service account (the files the
+    kubelet mounts at SA_DIR, put at a temporary path here), and kopf's login reads the token again
+    after the kubelet rotates it."""
+    env = {e["name"]: e.get("value") for e in container()["env"]}
+    assert "KUBECONFIG" not in env
+    (tmp_path / "token").write_text("sa-token-1")
     (tmp_path / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(text.replace(SA_DIR, str(tmp_path)))
-    info = connection(api_client(kubeconfig))
-    assert info["server"] == "https://kubernetes.default.svc"
-    assert info["token"] == "sa-token-123"
-    assert info["ca_path"] == str(tmp_path / "ca.crt")
+    pod_env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443", "HOME": str(tmp_path)}
+    api = api_client(environ=pod_env, service_account=tmp_path)
+    info = connection(api)
+    assert info["server"] == "https://10.96.0.1:443"
+    assert info["token"] == "sa-token-1" and info["ca_path"] == str(tmp_path / "ca.crt")
     assert info["insecure"] is False
+    (tmp_path / "token").write_text("sa-token-2")
+
+    class AnHourLater:  # the loader's clock, as the module names it (`datetime.datetime.now()`)
+        timedelta = timedelta
+
+        class datetime(datetime):
+            @classmethod
+            def now(cls, tz: Any = None) -> Any:
+                return datetime.now(tz) + timedelta(hours=1)
+
+    monkeypatch.setattr(incluster_config, "datetime", AnHourLater)
+    assert connection(api)["token"] == "sa-token-2"
+    assert Path(SA_DIR) == POD_SERVICE_ACCOUNT
 
 
 # --- the Dockerfile and the Deployment agree ------------------------------------------------------
