@@ -4,8 +4,8 @@ When a GitSource builds a folder with `kubectl kustomize`, the workload's image 
 outside its own manifest (an `images:` entry, a patch, a base): no file holds "the workload's
 document". So the revert writer asks the renderer instead: a commit is about the workload when
 the workload it renders changed, and a candidate revert is accepted only if, rendered again, the
-workload is back to the promoted revision's and every other object is exactly as on the branch
-head. Nothing else can be undone by accident.
+workload runs the promoted revision's pod template and every other object is exactly as on the
+branch head. Nothing else can be undone by accident.
 """
 
 from __future__ import annotations
@@ -68,7 +68,18 @@ def changed_workload(before: Rendered | None, after: Rendered | None, target: Wo
 
 
 def acceptable(result: Rendered | None, good: Rendered | None, head: Rendered | None, target: WorkloadId) -> bool:
-    """A revert is right when the workload renders as at the good revision and nothing else moved."""
-    if result is None or good is None or head is None or workload(good, target) is None:
+    """A revert is right when every other object is as on the head and the workload renders as at
+    the good revision, or, where later commits changed it too, as on the head but with the good
+    revision's pod template (what the release judged; the later changes are kept)."""
+    if result is None or good is None or head is None:
         return False
-    return workload(result, target) == workload(good, target) and others(result, target) == others(head, target)
+    before, now, latest = workload(good, target), workload(result, target), workload(head, target)
+    if before is None or others(result, target) != others(head, target):
+        return False
+    return now == before or (latest is not None and now == _with_template(latest, before))
+
+
+def _with_template(body: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    spec = dict(body.get("spec") or {})
+    spec["template"] = (source.get("spec") or {}).get("template")
+    return {**body, "spec": spec}

@@ -14,6 +14,7 @@ force-pushes. Every failure is an outcome with a scrubbed message, never an exce
 from __future__ import annotations
 
 import io
+import itertools
 import random
 import re
 import shutil
@@ -75,7 +76,7 @@ class RevertRequest:
     promoted_revision: str | None  # commit of the last promoted spec; None in url mode
     source_path: str | None  # file that declared the target, relative to the repo root; None: search
     search_path: str  # folder searched for the workload's manifest
-    image: str | None  # the failed image, for the message
+    images: tuple[str, ...]  # the failed target's container images (url mode: where the failed change is)
     promoted_images: tuple[str, ...]  # the primary's container images (url mode: the last good state)
     reason: str  # why the release failed, one line
     report: str  # the analysis report as Markdown
@@ -86,6 +87,11 @@ class RevertRequest:
     @property
     def canary(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def image(self) -> str | None:
+        """The failed image, for the message."""
+        return self.images[0] if self.images else None
 
     @property
     def target(self) -> WorkloadId:
@@ -297,15 +303,20 @@ class _Writer:
         if not self._ok("merge-base", "--is-ancestor", candidate, self.head):
             return _skipped(f"candidate revision {short(candidate)} is no longer on {self.clone.branch}")
         self.kustomization = self._kustomization(files, candidate)
+        if self.kustomization is None:
+            if not any(self._images(revision, files) is not None for revision in (candidate, promoted)):
+                files = ()  # a stale or missing source-path annotation: look for the workload instead
+            if not files:
+                files = tuple(sorted(set(self._search(candidate)) | set(self._search(promoted))))
+                if not files:
+                    return _skipped(f"no YAML document for {request.target} under {request.search_path!r} "
+                                    f"at {short(candidate)}")
+        images = self._image_reader(files, self.kustomization)
+        now, failed = images(self.head), images(candidate)
+        if now != failed and now != images(promoted):
+            return self._moved_on(self.kustomization or ", ".join(files), now, failed)
         if self.kustomization is not None:
             return self._by_rendering(self.kustomization, promoted, candidate)
-        if not any(self._images(revision, files) is not None for revision in (candidate, promoted)):
-            files = ()  # a stale or missing source-path annotation: look for the workload instead
-        if not files:
-            files = tuple(sorted(set(self._search(candidate)) | set(self._search(promoted))))
-            if not files:
-                return _skipped(f"no YAML document for {request.target} under {request.search_path!r} "
-                                f"at {short(candidate)}")
         listed = self._rev_list(f"{promoted}..{candidate}", files)
         commits = tuple(c for c in listed if self._changed(c, files))
         if not commits:
@@ -318,7 +329,8 @@ class _Writer:
         if len(files) != 1 or shutil.which("kubectl") is None:
             return None
         try:
-            tree = self.clone.repo.commit(revision).tree / files[0]
+            root = self.clone.repo.commit(revision).tree
+            tree = root if files[0] == "." else root / files[0]
         except KeyError:
             return None
         if not isinstance(tree, git.Tree):
@@ -381,43 +393,88 @@ class _Writer:
         return Method.RESTORE
 
     def _by_images(self, files: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...], str] | RevertOutcome:
-        """Url mode: no revisions are known, so the last good state is the newest version of the
-        workload's file whose container images are the primary's."""
+        """Url mode: no revisions are known, so the last good state is the newest revision at which
+        the workload (its file, or what the search path renders when kustomize builds it) runs the
+        primary's container images."""
         request = self.request
         promoted = request.promoted_images
         if not promoted:
             return _skipped("the primary's images are unknown, so there is no last good state to find")
-        if self._images(self.head, files) is None:
-            files = ()  # a stale or missing source-path annotation: look for the workload instead
-        if not files:
-            files = self._search(self.head)
+        folder = None if files else self._kustomization((self._search_folder(),), self.head)
+        if folder is not None:
+            self.kustomization = folder
+            # A base outside the folder can change the workload too: every commit is a candidate.
+            history = self._rev_list(self.head, ())[:_MAX_RENDERED_COMMITS]
+        else:
+            if self._images(self.head, files) is None:
+                files = ()  # a stale or missing source-path annotation: look for the workload instead
             if not files:
-                return _skipped(f"no YAML document for {request.target} under {request.search_path!r} "
-                                f"on {self.clone.branch}")
-        history = self._rev_list(self.head, files)
-        if self._images(self.head, files) == promoted:
+                files = self._search(self.head)
+                if not files:
+                    return _skipped(f"no YAML document for {request.target} under {request.search_path!r} "
+                                    f"on {self.clone.branch}")
+            history = self._rev_list(self.head, files)
+        images = self._image_reader(files, folder)
+        where = folder or ", ".join(files)
+        now = images(self.head)
+        if now is None:
+            return _skipped(f"{where} on {self.clone.branch} does not render {request.target} (or does not render)")
+        if now == promoted:
             # Maybe because we reverted already (and crashed before telling anyone).
             ours = dict(self._reverts_on(self.clone.remote_ref))
             for commit in history:
-                if self._images(commit, files) != promoted:
+                if images(commit) != promoted:
                     break
                 if commit in ours:
                     return self._already(commit, ours[commit], None)
-            return _skipped(f"{request.target} in {', '.join(files)} already runs the promoted images "
+            return _skipped(f"{request.target} in {where} already runs the promoted images "
                             f"({', '.join(promoted)}) on {self.clone.branch}")
-        good = next((c for c in history if self._images(c, files) == promoted), None)
+        if request.images and now != request.images:
+            return self._moved_on(where, now, request.images)
+        # The failed change is the commit that brought the head's images; later commits that kept
+        # them (a replica count, a neighbour) are not part of it and stay.
+        streak = list(itertools.takewhile(lambda c: images(c) == now, history))
+        candidate = streak[-1] if streak else self.head
+        good = next((c for c in history[len(streak):] if images(c) == promoted), None)
         if good is None:
+            looked = f" (looked at the last {len(history)} commits)" if folder else ""
             return _skipped(f"no commit on {self.clone.branch} where {request.target} ran "
-                            f"{', '.join(promoted)}, so there is no good state to go back to")
-        commits = tuple(c for c in self._rev_list(f"{good}..{self.head}", files) if self._changed(c, files))
+                            f"{', '.join(promoted)}{looked}, so there is no good state to go back to")
+        if folder is not None:
+            return self._by_rendering(folder, good, candidate)
+        commits = tuple(c for c in self._rev_list(f"{good}..{candidate}", files) if self._changed(c, files))
         if not commits:
             return _skipped(f"no commit after {short(good)} changed {request.target}")
         return commits, files, good
 
+    def _image_reader(self, files: tuple[str, ...], folder: str | None) -> Callable[[str], tuple[str, ...] | None]:
+        """The workload's container images at a revision: from what `folder` renders when kustomize
+        builds it, else from its document in `files`; None where it is not declared."""
+        if folder is None:
+            return lambda revision: self._images(revision, files)
+
+        def rendered(revision: str) -> tuple[str, ...] | None:
+            body = kustomized.workload(self._render(revision, folder), self.request.target)
+            return None if body is None else container_images(body)
+
+        return rendered
+
+    def _moved_on(self, where: str, now: tuple[str, ...] | None, failed: tuple[str, ...] | None) -> RevertOutcome:
+        """The branch no longer holds the failed version (a fix or another version landed since):
+        reverting now would undo that newer change, so Git is left as it is."""
+        def said(images: tuple[str, ...] | None) -> str:
+            return ", ".join(images) if images else "no such workload"
+
+        return _skipped(f"{self.request.target} in {where} on {self.clone.branch} is now {said(now)}, not the "
+                        f"failed {said(failed)}: Git has moved on")
+
+    def _search_folder(self) -> str:
+        return _safe_path(self.request.search_path.strip() or ".", allow_root=True) or "."
+
     def _search(self, revision: str) -> tuple[str, ...]:
         """The manifest files under the search path at `revision` that hold the workload's document."""
-        folder = _safe_path(self.request.search_path.strip() or ".", allow_root=True) or "."
-        out = self.clone.git("grep", "-l", "-F", "-e", self.request.workload, revision, "--", folder, check=False)
+        out = self.clone.git("grep", "-l", "-F", "-e", self.request.workload, revision, "--", self._search_folder(),
+                             check=False)
         found = []
         for line in out.splitlines():
             path = line.split(":", 1)[1] if ":" in line else line

@@ -88,7 +88,7 @@ class GitRevertWriter:
             promoted_revision=action.promoted_revision,
             source_path=annotations.get(SOURCE_PATH_ANNOTATION),
             search_path=repo.path,
-            image=_images(target)[0] if _images(target) else None,
+            images=tuple(_images(target)),
             promoted_images=tuple(_images(primary)),
             reason=action.reason,
             report=report,

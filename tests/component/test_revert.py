@@ -165,7 +165,7 @@ def failed_release(**changes: object) -> RevertRequest:
     base = RevertRequest(
         namespace="prod", name="podinfo", kind="Deployment", workload="podinfo", workload_namespace="prod",
         candidate_revision=None, promoted_revision=None, source_path=PODINFO, search_path="./apps",
-        image=BAD, promoted_images=(GOOD,), reason=REASON, report=REPORT, author=AUTHOR,
+        images=(BAD,), promoted_images=(GOOD,), reason=REASON, report=REPORT, author=AUTHOR,
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -286,7 +286,7 @@ def test_url_mode_finds_the_file_and_the_last_good_image(remote: Remote) -> None
     bad = remote.commit({PODINFO: deployment_yaml("podinfo", BAD, namespace="prod", replicas=3)}, "6.1.0")
     remote.commit({BACKEND: deployment_yaml("backend", "backend:1.1", namespace="prod")}, "backend 1.1")
     worse = remote.commit({PODINFO: deployment_yaml("podinfo", WORSE, namespace="prod", replicas=3)}, "6.2.0")
-    request = failed_release(source_path=None, image=WORSE)
+    request = failed_release(source_path=None, images=(WORSE,))
 
     outcome = remote.revert(request)
 
@@ -612,3 +612,74 @@ def test_a_kustomization_commit_that_also_moved_another_workload_keeps_that_chan
     # No revert or restore of the shared file can undo one image and keep the other: it says so, writes nothing.
     assert outcome.state is RevertState.FAILED and "revert by hand" in outcome.message, outcome
     assert remote.head() == both
+
+
+def test_url_mode_finds_the_last_good_state_as_the_folder_renders_it(
+    remote: Remote, kustomized_release: tuple[str, str]
+) -> None:
+    """Flux or Argo CD syncs a kustomized folder: no revision annotations, the tag lives in `images:`."""
+    promoted, candidate = kustomized_release
+    later = remote.commit({f"{KUSTOMIZED}/kustomization.yaml": kustomization("6.1.0", backend_tag="1.1")},
+                          "backend 1.1")
+    request = failed_release(source_path=None, search_path=f"./{KUSTOMIZED}")
+
+    outcome = remote.revert(request)
+
+    assert outcome.state is RevertState.PUSHED and outcome.reverts == (candidate,), outcome
+    head = remote.head()
+    assert remote.is_ancestor(later, head)
+    text = remote.show(head, f"{KUSTOMIZED}/kustomization.yaml")
+    assert "newTag: '6.0.0'" in text and "newTag: '1.1'" in text  # podinfo back, backend's later bump kept
+    assert remote.trailers(head) == ["Rollout-Canary: prod/podinfo", f"Rollout-Reverts: {candidate}"]
+    assert remote.show(promoted, f"{KUSTOMIZED}/podinfo.yaml") == remote.show(head, f"{KUSTOMIZED}/podinfo.yaml")
+
+    again = remote.revert(request)  # the status patch was lost: the same call finds its own commit
+    assert again.state is RevertState.PUSHED and again.commit == head, again.message
+    assert remote.reverts_by("prod/podinfo") == [head]
+
+
+def test_url_mode_overlay_on_a_base_outside_the_folder(remote: Remote) -> None:
+    if shutil.which("kubectl") is None:
+        missing_tool("KUBECTL NOT FOUND - kustomized workloads are rendered with `kubectl kustomize`")
+
+    def overlay(tag: str) -> str:
+        return f"resources: [../../base]\nimages:\n  - name: {GOOD.split(':')[0]}\n    newTag: '{tag}'\n"
+
+    remote.commit({"base/podinfo.yaml": deployment_yaml("podinfo", GOOD.split(":")[0] + ":latest", namespace="prod"),
+                   "base/kustomization.yaml": "resources: [podinfo.yaml]\n",
+                   "clusters/prod/kustomization.yaml": overlay("6.0.0")}, "prod: podinfo 6.0.0")
+    bad = remote.commit({"clusters/prod/kustomization.yaml": overlay("6.1.0")}, "prod: podinfo 6.1.0")
+    # A later change in the base: not the image, so it stays.
+    remote.commit({"base/podinfo.yaml": deployment_yaml("podinfo", GOOD.split(":")[0] + ":latest",
+                                                        namespace="prod", replicas=4)}, "base: 4 replicas")
+
+    outcome = remote.revert(failed_release(source_path=None, search_path="clusters/prod"))
+
+    assert outcome.state is RevertState.PUSHED and outcome.reverts == (bad,), outcome
+    assert "newTag: '6.0.0'" in remote.show("main", "clusters/prod/kustomization.yaml")
+    assert "replicas: 4" in remote.show("main", "base/podinfo.yaml")
+
+
+def test_url_mode_kustomized_without_the_promoted_images_in_history_is_skipped(
+    remote: Remote, kustomized_release: tuple[str, str]
+) -> None:
+    outcome = remote.revert(failed_release(source_path=None, search_path=KUSTOMIZED,
+                                           promoted_images=("ghcr.io/stefanprodan/podinfo:5.0.0",)))
+    assert outcome.state is RevertState.SKIPPED and "no good state" in outcome.message, outcome
+    assert remote.head() == kustomized_release[1]
+
+
+@pytest.mark.parametrize("mode", ["revisions", "url"])
+def test_a_newer_version_already_on_the_branch_is_not_undone(remote: Remote, mode: str) -> None:
+    """A fix landed after the failed commit and before the revert: reverting now would throw the
+    fix away, so Git is left as it is (the fix then gets its own release)."""
+    promoted, candidate = bad_release(remote)
+    fixed = remote.commit({PODINFO: deployment_yaml("podinfo", WORSE, namespace="prod")}, "podinfo 6.2.0: the fix")
+    if mode == "revisions":
+        request = failed_release(candidate_revision=candidate, promoted_revision=promoted)
+    else:
+        request = failed_release(source_path=None)
+    outcome = remote.revert(request)
+    assert outcome.state is RevertState.SKIPPED, outcome
+    assert "Git has moved on" in outcome.message and WORSE in outcome.message, outcome.message
+    assert remote.head() == fixed

@@ -115,7 +115,7 @@ def request(**changes: object) -> RevertRequest:
     base = RevertRequest(
         namespace="prod", name="podinfo", kind="Deployment", workload="podinfo", workload_namespace="prod",
         candidate_revision="a" * 40, promoted_revision="b" * 40, source_path=None, search_path="./",
-        image="podinfo:2", promoted_images=("podinfo:1",), reason="error rate\n too high",
+        images=("podinfo:2",), promoted_images=("podinfo:1",), reason="error rate\n too high",
         report="## Report\n\n| metric | verdict |\n|---|---|\n| errors | fail |\n\n---\nRollout-Canary: x/y\n",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
@@ -132,7 +132,7 @@ def test_message_parses_as_git_trailers() -> None:
 
 
 def test_message_without_image_or_report() -> None:
-    message = revert_message(request(image=None, report=""), ["c" * 40])
+    message = revert_message(request(images=(), report=""), ["c" * 40])
     assert message.splitlines()[0] == "revert(podinfo): roll back podinfo after failed canary"
     assert message.endswith("\n\nRollout-Canary: prod/podinfo\nRollout-Reverts: " + "c" * 40 + "\n")
 
