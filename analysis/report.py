@@ -110,7 +110,7 @@ class MetricSeries:
 
 @dataclass(frozen=True)
 class Tick:
-    """One analysis step: when, at which canary weight, what was judged and what was done."""
+    """One analysis step: when, what was judged, what was done and the canary weight after it."""
 
     at: float
     verdict: Verdict
@@ -296,14 +296,14 @@ def to_html(run: AnalysisRun) -> str:
             f"(green pass, red fail, grey no data).</figcaption></figure>"
         )
     if run.ticks:
-        parts.append("<h2>Checks</h2><table><thead><tr><th>time (UTC)</th><th>weight</th><th>verdict</th>"
-                     "<th>action</th><th>message</th></tr></thead><tbody>")
+        parts.append("<h2>Checks</h2><table><thead><tr><th>time (UTC)</th><th>verdict</th><th>action</th>"
+                     "<th>weight after</th><th>message</th></tr></thead><tbody>")
         for t in run.ticks:
             weight = "" if t.weight is None else f"{t.weight}%"
             parts.append(
-                f"<tr><td>{e(_iso(t.at) or '')}</td><td class=\"num\">{e(weight)}</td>"
+                f"<tr><td>{e(_iso(t.at) or '')}</td>"
                 f'<td class="{e(t.verdict.value)}">{e(t.verdict.value)}</td><td>{e(t.action)}</td>'
-                f"<td>{e(t.message)}</td></tr>"
+                f"<td class=\"num\">{e(weight)}</td><td>{e(t.message)}</td></tr>"
             )
         parts.append("</tbody></table>")
     parts.append("</body></html>")
