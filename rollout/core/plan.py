@@ -45,6 +45,9 @@ Spec = CanarySpec | BlueGreenSpec
 _DUE_SLACK = 0.02
 # How soon to look again while waiting on something that is not the analysis clock.
 _QUICK = timedelta(seconds=5)
+# After a rollback whose revert goes to Git, the next look only confirms the route is back on the
+# primary (nothing is judged), so it comes at once: the revert should not wait on a timer.
+_CONFIRM = timedelta(seconds=1)
 
 COMMANDS = ("promote", "abort", "retry")
 
@@ -446,7 +449,7 @@ class _Planner:
         self.st = replace(self.st, phase=Phase.FAILED)
         self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
         self.emit("Failed", f"Canary failed! Rolling back {self.target_name}: {reason}", warning=True)
-        self.requeue = self.quick
+        self.requeue = min(self.quick, _CONFIRM) if self.reverts_in_git else self.quick
 
     @property
     def reverts_in_git(self) -> bool:
@@ -498,6 +501,8 @@ class _Planner:
                 self.emit("GitRevertSkipped", outcome.message, warning=True)
             elif outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
                 self.emit("GitReverted", f"revert commit {outcome.commit} {outcome.state.value.lower()}")
+                if self.spec.git is not None and self.spec.git.source and not outcome.branch:
+                    self.requeue = min(self.quick, _CONFIRM)  # our GitSource applies it right away
             return
         if revert.state in (RevertState.PENDING, RevertState.FAILED):
             self.act(self.revert_action(self.failure_reason()))

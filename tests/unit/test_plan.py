@@ -151,6 +151,18 @@ def test_failure_with_git_reverts_and_ends_reverted_without_a_new_run() -> None:
     assert world.phases()[-4:] == ["Progressing", "Failed", "Reverting", "Reverted"]
 
 
+def test_after_a_rollback_the_revert_is_written_at_the_next_look_a_second_later() -> None:
+    world = started(World(canary(threshold=1, git=GitSpec(source="app"))))
+    world.tick()
+    world.checks = lambda w: failing()
+    decisions = world.run_until(Phase.FAILED)
+    assert decisions[-1].requeue_after == timedelta(seconds=1)  # not the 5s of other waits
+    reverting = world.run_until(Phase.REVERTING)
+    assert len(reverting) == 1 and len(world.reverts) == 1  # that next look writes it
+    # The GitSource syncs as soon as the revert is pushed: the next look for it is a second later too.
+    assert reverting[-1].requeue_after == timedelta(seconds=1)
+
+
 def test_revert_retries_while_the_remote_refuses() -> None:
     world = started(World(canary(threshold=1, git=GitSpec(url="https://git.test/app.git"))))
     world.tick()
