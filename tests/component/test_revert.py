@@ -568,11 +568,15 @@ def kustomization(podinfo_tag: str, backend_tag: str = "1.0") -> str:
             f"  - name: backend\n    newTag: '{backend_tag}'\n")
 
 
+def require_kubectl() -> None:
+    if shutil.which("kubectl") is None:
+        missing_tool("KUBECTL NOT FOUND - kustomized workloads are rendered with `kubectl kustomize`")
+
+
 @pytest.fixture
 def kustomized_release(remote: Remote) -> tuple[str, str]:
     """Flux image automation's layout: the image tag lives in kustomization.yaml's `images:`."""
-    if shutil.which("kubectl") is None:
-        missing_tool("KUBECTL NOT FOUND - kustomized workloads are rendered with `kubectl kustomize`")
+    require_kubectl()
     promoted = remote.commit({
         f"{KUSTOMIZED}/podinfo.yaml": deployment_yaml("podinfo", "ghcr.io/stefanprodan/podinfo:latest",
                                                       namespace="prod"),
@@ -639,19 +643,20 @@ def test_url_mode_finds_the_last_good_state_as_the_folder_renders_it(
 
 
 def test_url_mode_overlay_on_a_base_outside_the_folder(remote: Remote) -> None:
-    if shutil.which("kubectl") is None:
-        missing_tool("KUBECTL NOT FOUND - kustomized workloads are rendered with `kubectl kustomize`")
+    require_kubectl()
+
+    repository = GOOD.split(":")[0]
 
     def overlay(tag: str) -> str:
-        return f"resources: [../../base]\nimages:\n  - name: {GOOD.split(':')[0]}\n    newTag: '{tag}'\n"
+        return f"resources: [../../base]\nimages:\n  - name: {repository}\n    newTag: '{tag}'\n"
 
-    remote.commit({"base/podinfo.yaml": deployment_yaml("podinfo", GOOD.split(":")[0] + ":latest", namespace="prod"),
+    remote.commit({"base/podinfo.yaml": deployment_yaml("podinfo", f"{repository}:latest", namespace="prod"),
                    "base/kustomization.yaml": "resources: [podinfo.yaml]\n",
                    "clusters/prod/kustomization.yaml": overlay("6.0.0")}, "prod: podinfo 6.0.0")
     bad = remote.commit({"clusters/prod/kustomization.yaml": overlay("6.1.0")}, "prod: podinfo 6.1.0")
     # A later change in the base: not the image, so it stays.
-    remote.commit({"base/podinfo.yaml": deployment_yaml("podinfo", GOOD.split(":")[0] + ":latest",
-                                                        namespace="prod", replicas=4)}, "base: 4 replicas")
+    remote.commit({"base/podinfo.yaml": deployment_yaml("podinfo", f"{repository}:latest", namespace="prod",
+                                                        replicas=4)}, "base: 4 replicas")
 
     outcome = remote.revert(failed_release(source_path=None, search_path="clusters/prod"))
 
