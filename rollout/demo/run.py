@@ -156,7 +156,7 @@ class Demo:
                 self.operator = operator
                 try:
                     self.wait("the Canary to initialize", lambda s: s.get("phase") == "Initialized", 1)
-                    result = self.releases(repo)
+                    result = self.releases(repo, sandbox)
                 except DemoError as e:
                     if not opts.keep:
                         raise
@@ -175,7 +175,7 @@ class Demo:
                     self.keep(kubeconfig, sandbox.prometheus_url, repo)
         return result
 
-    def releases(self, repo: Repo) -> dict[str, Any]:
+    def releases(self, repo: Repo, sandbox: Sandbox) -> dict[str, Any]:
         opts = self.options
         self.say("\ncommit v2 (healthy): the canary should progress step by step and be promoted")
         committed = time.monotonic()
@@ -193,10 +193,6 @@ class Demo:
 
         def watch(s: Mapping[str, Any]) -> bool:
             now = time.monotonic()
-            serving = (s.get("canaryWeight") or 0) > 0 or (
-                opts.provider == "kubernetes" and s.get("phase") == "Progressing")
-            if serving and "first_request" not in marks:
-                marks.setdefault("first_request", now)
             if "rollback" not in marks and s.get("phase") in ("Failed", "Reverting", "Reverted"):
                 marks["rollback"] = now
             if "revert" not in marks and repo.subject().startswith("revert("):
@@ -204,7 +200,8 @@ class Demo:
             return finished(s)
 
         status = self.wait("v3 to be reverted", watch, 3)
-        first = marks.get("first_request")
+        assert sandbox.dataplane is not None
+        first = sandbox.dataplane.first_served.get((app.NAMESPACE, app.VERSIONS[3].image))
         v3 = {
             "phase": status.get("phase"),
             "reason": self._promoted_message(status),

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .metrics import Labels, Registry
-from .pods import behaviour_of, pod_names
+from .pods import behaviour_of, pod_names, version_of
 from .routing import Hop, Share, Split, World, splits
 from .store import ObjectStore
 
@@ -117,6 +118,9 @@ class DataPlane:
         _register(self.registry)
         self._runner: aiohttp.web.AppRunner | None = None
         self._url: str | None = None
+        # (namespace, image) -> time.monotonic() of the first request that version served: when a
+        # bad version first hurt a user, for the demo's "first bad request to rollback".
+        self.first_served: dict[tuple[str, str], float] = {}
 
     @property
     def url(self) -> str:
@@ -192,6 +196,7 @@ class DataPlane:
     def _serve_requests(self, split: Split, hop: Hop, deployment: Mapping[str, Any], count: int) -> None:
         pods = pod_names(deployment) or [f"{hop.deployment}-0-0"]
         behaviour = behaviour_of(deployment)
+        self.first_served.setdefault((split.entry.namespace, version_of(deployment)), time.monotonic())
         for pod, n in zip(pods, self._rng.multinomial(count, [1 / len(pods)] * len(pods)), strict=True):
             if n == 0:
                 continue

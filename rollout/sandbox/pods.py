@@ -74,6 +74,12 @@ def behaviour_of(deployment: Mapping[str, Any]) -> Behaviour:
     return Behaviour(error_rate, median, p99)
 
 
+def version_of(deployment: Mapping[str, Any]) -> str:
+    """The version a Deployment runs, as people name it: its first container's image."""
+    containers = (_template(deployment).get("spec") or {}).get("containers") or [{}]
+    return str(containers[0].get("image", ""))
+
+
 def pod_names(deployment: Mapping[str, Any]) -> list[str]:
     """Names for the ready pods (at most MAX_PODS): stable while the pod template stays the same."""
     name = str((deployment.get("metadata") or {}).get("name"))

@@ -31,5 +31,9 @@ def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(tmp_path:
     assert "| request-success-rate |" in message and "| fail |" in message
     trailers = git(remote, "log", "-1", "--format=%(trailers:only,unfold)", result["revert_commit"])
     assert "Rollout-Canary: demo/podinfo" in trailers and f"Rollout-Reverts: {result['v3']['bad_revision']}" in trailers
-    assert result["v3"]["bad_to_rollback"] is not None and result["v3"]["rollback_to_revert"] is not None
+    v3 = result["v3"]
+    # Timed from the first request the data plane sent to v3's pods: the rollback comes after it
+    # (the first checks see errors), and the revert after the rollback.
+    assert v3["bad_to_rollback"] is not None and v3["rollback_to_revert"] is not None, v3
+    assert 0 < v3["bad_to_rollback"] < v3["bad_to_revert"], v3
     assert len(result["reports"]) == 2 and all(Path(p).is_file() for p in result["reports"])
