@@ -246,6 +246,27 @@ def _git_url_problem(url: str) -> str | None:
     return f"must be an https://, ssh:// or file:// URL, or scp-like user@host:path, got {url!r}"
 
 
+# What `git check-ref-format --branch` refuses, in short: blanks and control characters, ~^:?*[\,
+# "..", "@{", a leading "-" or "/", a trailing "/", "." or ".lock", and empty path components.
+_BAD_BRANCH = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|^[-/]|/$|\.$|\.lock$|//|^@$|(^|/)\.")
+
+
+def _branch(errs: _Errors, d: Json, path: str) -> str:
+    branch = _str(errs, d, "branch", path) or "main"
+    if _BAD_BRANCH.search(branch):
+        errs.add(_join(path, "branch"), f"must be a Git branch name like main or release/1.x, got {branch!r}")
+    return branch
+
+
+def _repo_path(errs: _Errors, d: Json, path: str) -> str:
+    folder = _str(errs, d, "path", path) or "./"
+    parts = folder.replace("\\", "/").split("/")
+    if folder.startswith("/") or ".." in parts:
+        errs.add(_join(path, "path"),
+                 f"must be a folder inside the repository, relative to its root like ./apps/web, got {folder!r}")
+    return folder
+
+
 def _names(enum: Any) -> list[str]:
     return [str(member.value) for member in enum]
 
@@ -591,8 +612,8 @@ def _git(errs: _Errors, spec: Json, path: str) -> GitSpec | None:
     return GitSpec(
         source=source,
         url=url,
-        branch=_str(errs, g, "branch", p) or "main",
-        path=_str(errs, g, "path", p) or "./",
+        branch=_branch(errs, g, p),
+        path=_repo_path(errs, g, p),
         secret_ref=_secret_name(errs, g, p),
         revert=_enum(errs, g, "revert", p, RevertMode, _names(RevertMode), "revert mode", RevertMode.AUTO),
         push=_enum(errs, g, "push", p, PushMode, _names(PushMode), "push mode", PushMode.DIRECT),
@@ -713,8 +734,8 @@ def parse_gitsource(obj: Json) -> GitSource:
         errs.add("spec.url", problem)
     source_spec = GitSourceSpec(
         url=url,
-        branch=_str(errs, spec, "branch", "spec") or "main",
-        path=_str(errs, spec, "path", "spec") or "./",
+        branch=_branch(errs, spec, "spec"),
+        path=_repo_path(errs, spec, "spec"),
         interval=_duration(errs, spec, "interval", "spec", 60.0),
         secret_ref=_secret_name(errs, spec, "spec"),
         prune=_bool(errs, spec, "prune", "spec", True),
