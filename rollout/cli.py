@@ -167,7 +167,8 @@ def _run_operator(args: argparse.Namespace) -> int:
 
 def _add_status(subcommands: Subcommands) -> None:
     p = subcommands.add_parser("status", help="phase, weight, failed checks and last metric values of releases")
-    p.add_argument("name", nargs="?", help="one release (default: all)")
+    p.add_argument("name", nargs="?", help="one release, shown in full: why, candidate, Git, metrics, conditions "
+                                           "(default: a table of all)")
     p.add_argument("-n", "--namespace", help="namespace (default: all)")
     p.add_argument("-w", "--watch", action="store_true", help="print again whenever it changes, until interrupted")
     _kube_args(p)
@@ -177,12 +178,17 @@ def _add_status(subcommands: Subcommands) -> None:
 def _run_status(args: argparse.Namespace) -> int:
     import time
 
-    from rollout.control import releases, table
+    from rollout.control import detail, releases, table
 
     api = _api(args)
     shown = None
     while True:
-        text = table(releases(api, args.namespace, args.name))
+        found = releases(api, args.namespace, args.name)
+        if args.name and not found:
+            where = f" in namespace {args.namespace}" if args.namespace else ""
+            print(f"rollout status: no Canary or BlueGreen named {args.name}{where}", file=sys.stderr)
+            return 1
+        text = "\n".join(detail(o) for o in found) if args.name else table(found)
         if text != shown:
             sys.stdout.write(text if shown is None else "\n" + text)
             sys.stdout.flush()

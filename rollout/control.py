@@ -7,10 +7,13 @@ at its next tick and clears them; nothing here changes workloads or routes direc
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from rollout.api.status import ReleaseStatus
 
 GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 KINDS = (("Canary", "canaries"), ("BlueGreen", "bluegreens"))
@@ -99,3 +102,44 @@ def table(objs: Sequence[Mapping[str, Any]]) -> str:
 
 def _num(x: object) -> str:
     return f"{x:.4g}" if isinstance(x, int | float) else "-"
+
+
+def detail(obj: Mapping[str, Any]) -> str:
+    """One release in full, as `kubectl argo rollouts get` shows one: why it is where it is, what it
+    judged, and what happened in Git."""
+    spec = obj.get("spec") or {}
+    analysis = spec.get("analysis") or {}
+    status = ReleaseStatus.from_dict(dict(obj.get("status") or {}))
+    meta = obj["metadata"]
+    since = f", since {_when(status.last_transition_time)}" if status.last_transition_time else ""
+    lines = [
+        f"{obj['kind']} {meta['namespace']}/{meta['name']} (provider {spec.get('provider') or 'kubernetes'}, "
+        f"judge {analysis.get('judge') or 'threshold'}, every {analysis.get('interval') or '1m'})",
+        f"  phase       {status.phase.value if status.phase else '-'}{since}",
+        f"  traffic     {status.canary_weight}% to the canary; failed checks "
+        f"{status.failed_checks}/{analysis.get('threshold', 1)}",
+    ]
+    promoted = status.condition("Promoted")
+    if promoted is not None and promoted.message and promoted.message != promoted.reason:
+        lines.append(f"  why         {promoted.message}")
+    if status.candidate is not None:
+        revision = f"revision {status.candidate.revision[:12]}" if status.candidate.revision else "no Git revision"
+        started = f", started {_when(status.candidate.started_at)}" if status.candidate.started_at else ""
+        lines.append(f"  candidate   {revision}{started}")
+    if status.revert is not None:
+        lines.append(f"  git         {_revert(obj['status'].get('revert'))}"
+                     + (f": {status.revert.message}" if status.revert.message else ""))
+    if status.analysis is not None and status.analysis.metrics:
+        width = max(len(m.name) for m in status.analysis.metrics)
+        for i, m in enumerate(status.analysis.metrics):
+            label = "metrics    " if i == 0 else " " * 11
+            lines.append(f"  {label} {m.name.ljust(width)}  canary {_num(m.value)}  primary {_num(m.primary)}  "
+                         f"{m.verdict}" + (f"  ({m.limit})" if m.limit else ""))
+    for i, c in enumerate(status.conditions):
+        label = "conditions " if i == 0 else " " * 11
+        lines.append(f"  {label} {c.type}={c.status} {c.reason}" + (f": {c.message}" if c.message else ""))
+    return "\n".join(lines) + "\n"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from rollout.control import releases, table
+from rollout.control import detail, releases, table
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
@@ -112,6 +112,9 @@ def test_a_failed_canary_is_reverted_in_git_and_the_revert_is_applied(
     assert status["revert"]["reverts"] == [bad]
     assert status["canaryWeight"] == 0
     assert f"Reverted  0       2/2     Applied {head[:7]}" in table(releases(api, namespace))  # `rollout status`
+    shown = detail(releases(api, namespace, "web")[0])  # `rollout status web`
+    assert f"  git         Applied {head[:7]}: reverted {bad[:7]} in {head[:7]} (git revert)\n" in shown, shown
+    assert "  why         request-success-rate " in shown and f"revision {bad[:12]}" in shown, shown
     time.sleep(3)
     assert release_status(api, namespace, "web")["phase"] == "Reverted"
     events = client.CoreV1Api(api).list_namespaced_event(namespace).items

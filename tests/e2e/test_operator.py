@@ -359,6 +359,11 @@ def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorP
     assert main(["status", "-n", namespace, *kube]) == 0
     table = capsys.readouterr().out
     assert "held" in table and "WaitingPromotion" in table and "request-success-rate" in table
+    assert main(["status", "held", "-n", namespace, *kube]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"Canary {namespace}/held (") and "  phase       WaitingPromotion" in shown, shown
+    assert main(["status", "nobody", "-n", namespace, *kube]) == 1
+    assert "no Canary or BlueGreen named nobody" in capsys.readouterr().err
     assert main(["promote", "held", "-n", namespace, *kube]) == 0
     assert main(["abort", "doomed", "-n", namespace, *kube]) == 0
     assert "Canary" in capsys.readouterr().out
