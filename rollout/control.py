@@ -7,13 +7,12 @@ at its next tick and clears them; nothing here changes workloads or routes direc
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rollout.api.status import ReleaseStatus
+from rollout.api.status import ReleaseStatus, format_time
 
 GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 KINDS = (("Canary", "canaries"), ("BlueGreen", "bluegreens"))
@@ -111,7 +110,7 @@ def detail(obj: Mapping[str, Any]) -> str:
     analysis = spec.get("analysis") or {}
     status = ReleaseStatus.from_dict(dict(obj.get("status") or {}))
     meta = obj["metadata"]
-    since = f", since {_when(status.last_transition_time)}" if status.last_transition_time else ""
+    since = f", since {format_time(status.last_transition_time)}" if status.last_transition_time else ""
     lines = [
         f"{obj['kind']} {meta['namespace']}/{meta['name']} (provider {spec.get('provider') or 'kubernetes'}, "
         f"judge {analysis.get('judge') or 'threshold'}, every {analysis.get('interval') or '1m'})",
@@ -124,10 +123,10 @@ def detail(obj: Mapping[str, Any]) -> str:
         lines.append(f"  why         {promoted.message}")
     if status.candidate is not None:
         revision = f"revision {status.candidate.revision[:12]}" if status.candidate.revision else "no Git revision"
-        started = f", started {_when(status.candidate.started_at)}" if status.candidate.started_at else ""
+        started = f", started {format_time(status.candidate.started_at)}" if status.candidate.started_at else ""
         lines.append(f"  candidate   {revision}{started}")
     if status.revert is not None:
-        lines.append(f"  git         {_revert(obj['status'].get('revert'))}"
+        lines.append(f"  git         {_revert((obj.get('status') or {}).get('revert'))}"
                      + (f": {status.revert.message}" if status.revert.message else ""))
     if status.analysis is not None and status.analysis.metrics:
         width = max(len(m.name) for m in status.analysis.metrics)
@@ -139,7 +138,3 @@ def detail(obj: Mapping[str, Any]) -> str:
         label = "conditions " if i == 0 else " " * 11
         lines.append(f"  {label} {c.type}={c.status} {c.reason}" + (f": {c.message}" if c.message else ""))
     return "\n".join(lines) + "\n"
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"

@@ -200,8 +200,8 @@ class Demo:
             return finished(s)
 
         status = self.wait("v3 to be reverted", watch, 3)
-        assert sandbox.dataplane is not None
-        first = sandbox.dataplane.first_served.get((app.NAMESPACE, app.VERSIONS[3].image))
+        served = sandbox.dataplane.first_served if sandbox.dataplane else {}
+        first = served.get((app.NAMESPACE, app.VERSIONS[3].image))
         v3 = {
             "phase": status.get("phase"),
             "reason": self._promoted_message(status),

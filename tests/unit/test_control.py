@@ -34,10 +34,10 @@ def test_a_reverted_release_says_why_what_was_judged_and_what_git_holds() -> Non
     lines = detail(REVERTED).splitlines()
     assert lines[0] == "Canary demo/podinfo (provider gatewayapi, judge threshold, every 5s)"
     assert lines[1:] == [
-        "  phase       Reverted, since 2026-12-03 06:24:14 UTC",
+        "  phase       Reverted, since 2026-12-03T06:24:14Z",
         "  traffic     0% to the canary; failed checks 2/2",
         "  why         request-success-rate 94.9 < min 99 (failed checks 2/2)",
-        "  candidate   revision 9835a6fb86f2, started 2026-12-03 06:23:57 UTC",
+        "  candidate   revision 9835a6fb86f2, started 2026-12-03T06:23:57Z",
         "  git         Applied ea1e9db: reverted 9835a6f in ea1e9db (git revert)",
         "  metrics     request-success-rate  canary 94.9  primary 100  fail  (request-success-rate >= 99)",
         "              request-duration      canary 73.05  primary 84.09  pass  (request-duration <= 500)",
