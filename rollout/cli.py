@@ -19,6 +19,7 @@ from typing import Any
 from rollout import __version__
 from rollout.api.durations import parse_duration
 from rollout.api.spec import Judge
+from rollout.api.status import Command
 
 Subcommands = Any  # argparse's _SubParsersAction is private
 
@@ -198,7 +199,7 @@ def _run_status(args: argparse.Namespace) -> int:
         time.sleep(2)
 
 
-def _add_command(subcommands: Subcommands, command: str, text: str) -> None:
+def _add_command(subcommands: Subcommands, command: Command, text: str) -> None:
     p = subcommands.add_parser(command, help=text, description=f"{text}; recorded in the release's status.")
     p.add_argument("name")
     p.add_argument("-n", "--namespace", default="default")
@@ -219,9 +220,9 @@ def _run_command(args: argparse.Namespace) -> int:
 
 
 def _add_controls(subcommands: Subcommands) -> None:
-    _add_command(subcommands, "promote", "skip the rest of the analysis and promote now")
-    _add_command(subcommands, "abort", "roll the release back now")
-    _add_command(subcommands, "retry", "run a failed release again")
+    _add_command(subcommands, Command.PROMOTE, "skip the rest of the analysis and promote now")
+    _add_command(subcommands, Command.ABORT, "roll the release back now")
+    _add_command(subcommands, Command.RETRY, "run a failed release again")
 
 
 def _add_demo(subcommands: Subcommands) -> None:

@@ -12,11 +12,9 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rollout.api.status import ReleaseStatus, format_time
+from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS, VERSION
+from rollout.api.status import Command, ReleaseStatus, format_time
 
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
-KINDS = (("Canary", "canaries"), ("BlueGreen", "bluegreens"))
-COMMANDS = ("promote", "abort", "retry")
 TIMEOUT = 10.0
 
 
@@ -28,7 +26,7 @@ def releases(api: client.ApiClient, namespace: str | None, name: str | None = No
     """Every Canary and BlueGreen in a namespace (or all), optionally only the one named."""
     objects = client.CustomObjectsApi(api)
     found: list[dict[str, Any]] = []
-    for _, plural in KINDS:
+    for plural in (PLURALS[kind] for kind in RELEASE_KINDS):
         listed: dict[str, Any]
         if namespace:
             listed = cast(dict[str, Any], objects.list_namespaced_custom_object(
@@ -40,15 +38,13 @@ def releases(api: client.ApiClient, namespace: str | None, name: str | None = No
     return sorted(found, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"], o["kind"]))
 
 
-def send(api: client.ApiClient, namespace: str, name: str, command: str) -> str:
+def send(api: client.ApiClient, namespace: str, name: str, command: Command) -> str:
     """Record `command` for the release; returns its kind. Raises NotFound when there is none."""
-    if command not in COMMANDS:
-        raise ValueError(f"unknown command {command!r}; known: {', '.join(COMMANDS)}")
     objects = client.CustomObjectsApi(api)
-    for kind, plural in KINDS:
+    for kind in RELEASE_KINDS:
         try:
             objects.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": {"command": command}},
+                GROUP, VERSION, namespace, PLURALS[kind], name, {"status": {"command": command.value}},
                 _request_timeout=TIMEOUT, _content_type="application/merge-patch+json",
             )
         except ApiException as e:

@@ -18,8 +18,9 @@ from typing import Any
 
 import kopf
 
+from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.engine.events import EventRecorder
-from rollout.engine.operator import GROUP, VERSION, Operator
+from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
 from rollout.kube import api_client, connection
@@ -46,8 +47,8 @@ def _login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(**connection(memo["operator"].api))
 
 
-@kopf.daemon(GROUP, VERSION, "canaries", cancellation_timeout=10)
-@kopf.daemon(GROUP, VERSION, "bluegreens", cancellation_timeout=10)
+@kopf.daemon(GROUP, VERSION, PLURALS[CANARY], cancellation_timeout=10)
+@kopf.daemon(GROUP, VERSION, PLURALS[BLUEGREEN], cancellation_timeout=10)
 async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # Async so that a waiting release holds no thread: only a tick borrows one (the client is sync).
     operator: Operator = memo["operator"]
@@ -59,7 +60,7 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
         await stopped.wait(max(delay.total_seconds(), MIN_WAIT))
 
 
-@kopf.daemon(GROUP, VERSION, "gitsources", cancellation_timeout=10)
+@kopf.daemon(GROUP, VERSION, PLURALS[GIT_SOURCE], cancellation_timeout=10)
 async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     sources: SourceReconciler = memo["sources"]
     namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
@@ -73,8 +74,8 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
             await stopped.wait(WAKE_SLICE)
 
 
-@kopf.on.delete(GROUP, VERSION, "canaries")
-@kopf.on.delete(GROUP, VERSION, "bluegreens")
+@kopf.on.delete(GROUP, VERSION, PLURALS[CANARY])
+@kopf.on.delete(GROUP, VERSION, PLURALS[BLUEGREEN])
 def _delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         memo["operator"].finalize(dict(body))

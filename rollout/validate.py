@@ -21,13 +21,13 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
 from rollout.api.errors import FieldError, ValidationError
-from rollout.api.parse import API_VERSION, FLAGGER_API_VERSION, PARSERS, flagger_hint
+from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION, GROUP
+from rollout.api.parse import PARSERS, flagger_hint
 from rollout.api.schema import schema_errors
 from rollout.api.spec import Resource
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-_GROUP = API_VERSION.split("/")[0]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def is_rollout_kind(obj: Mapping[str, Any]) -> bool:
         return False
     if api_version == FLAGGER_API_VERSION:
         return kind in PARSERS
-    return api_version.split("/")[0] == _GROUP
+    return api_version.split("/")[0] == GROUP
 
 
 def check_object(obj: Mapping[str, Any]) -> list[FieldError] | None:
@@ -106,7 +106,7 @@ def check_object(obj: Mapping[str, Any]) -> list[FieldError] | None:
     schema = schema_errors(obj)
     if schema is None:
         known = ", ".join(sorted(PARSERS))
-        return [*found, FieldError("kind", f"unknown kind {kind!r} in {_GROUP}; known: {known}")]
+        return [*found, FieldError("kind", f"unknown kind {kind!r} in {GROUP}; known: {known}")]
     found.extend(schema)
     parser = PARSERS.get(str(kind))
     if parser is not None and not any(e.path == "apiVersion" for e in schema):

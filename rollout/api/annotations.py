@@ -4,7 +4,9 @@ them back to the commit a failed release came from."""
 
 from __future__ import annotations
 
-ANNOTATION_DOMAIN = "rollout.gitops.dev"
+from rollout.api.kinds import GROUP
+
+ANNOTATION_DOMAIN = GROUP
 # The commit an object was last applied from.
 REVISION_ANNOTATION = f"{ANNOTATION_DOMAIN}/revision"
 # The file (relative to the repository root) that declared the object.

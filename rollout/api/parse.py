@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from rollout.api.durations import parse_duration
 from rollout.api.errors import FieldError, ValidationError
+from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION
 from rollout.api.spec import (
     BUILTIN_METRICS,
     HEADER_ROUTING_PROVIDERS,
@@ -48,9 +49,6 @@ from rollout.api.spec import (
     Webhook,
     WebhookType,
 )
-
-API_VERSION = "rollout.gitops.dev/v1alpha1"
-FLAGGER_API_VERSION = "flagger.app/v1beta1"
 
 # Flagger's defaults (pkg/apis/flagger/v1beta1 and pkg/controller/webhook.go).
 DEFAULT_INTERVAL = 60.0

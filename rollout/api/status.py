@@ -43,6 +43,15 @@ class RevertState(StrEnum):
     FAILED = "Failed"
 
 
+class Command(StrEnum):
+    """What a person asks of a release (`rollout promote|abort|retry`), recorded in `status.command`
+    until the planner acts on it."""
+
+    PROMOTE = "promote"
+    ABORT = "abort"
+    RETRY = "retry"
+
+
 def format_time(t: datetime) -> str:
     """RFC 3339 in UTC; sub-second digits only when present, so a round trip loses nothing."""
     t = t.astimezone(UTC)
@@ -115,8 +124,8 @@ class ReleaseStatus:
     conditions: tuple[Condition, ...] = ()
     # Blue/green: when traffic was switched, so the old version can be scaled down after the delay.
     switched_at: datetime | None = None
-    # A manual command (promote | abort | retry) not yet acted on, with when it was given.
-    command: str | None = None
+    # A manual command not yet acted on.
+    command: Command | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def condition(self, kind: str) -> Condition | None:
@@ -143,7 +152,7 @@ class ReleaseStatus:
                 "lastTransitionTime": _t(self.last_transition_time),
                 "observedGeneration": self.observed_generation,
                 "switchedAt": _t(self.switched_at),
-                "command": self.command,
+                "command": str(self.command) if self.command else None,
             }
         )
         if self.candidate:
@@ -256,9 +265,17 @@ class ReleaseStatus:
                 for c in raw.get("conditions") or ()
             ),
             switched_at=parse_time(raw.get("switchedAt")),
-            command=raw.get("command"),
+            command=_command(raw.get("command")),
             extra={k: v for k, v in raw.items() if k not in known},
         )
+
+
+def _command(raw: Any) -> Command | None:
+    """A stored command; one this version does not know is dropped (and cleared at the next write)."""
+    try:
+        return Command(raw) if raw else None
+    except ValueError:
+        return None
 
 
 def _t(t: datetime | None) -> str | None:

@@ -18,6 +18,7 @@ from rollout.api.status import (
     RUNNING_PHASES,
     AnalysisStatus,
     Candidate,
+    Command,
     Condition,
     MetricStatus,
     Phase,
@@ -48,8 +49,6 @@ _QUICK = timedelta(seconds=5)
 # After a rollback whose revert goes to Git, the next look only confirms the route is back on the
 # primary (nothing is judged), so it comes at once: the revert should not wait on a timer.
 _CONFIRM = timedelta(seconds=1)
-
-COMMANDS = ("promote", "abort", "retry")
 
 
 class _Need(Exception):
@@ -149,7 +148,7 @@ class _Planner:
         self.requeue = self.interval - elapsed
         return False
 
-    def take_command(self) -> str | None:
+    def take_command(self) -> Command | None:
         cmd = self.st.command
         if cmd is not None:
             self.st = replace(self.st, command=None)
@@ -175,7 +174,7 @@ class _Planner:
             self.at_promoted_spec()
         elif target != self.st.last_applied_spec:
             self.start_run(restart=phase in RUNNING_PHASES)
-        elif self.st.command == "retry" and phase in (Phase.FAILED, Phase.REVERTED):
+        elif self.st.command == Command.RETRY and phase in (Phase.FAILED, Phase.REVERTED):
             self.take_command()
             self.emit("Retry", f"retrying the release of {self.target_name} on request")
             self.start_run(restart=False)
@@ -234,7 +233,7 @@ class _Planner:
             analysis=None,
             revert=None,
             switched_at=None,
-            command=None if self.st.command == "retry" else self.st.command,
+            command=None if self.st.command == Command.RETRY else self.st.command,
         )
         if restart or self.st.canary_weight:
             self.set_weight(0)
@@ -252,7 +251,7 @@ class _Planner:
 
     def continue_run(self, phase: Phase) -> None:
         if phase == Phase.WAITING:
-            if self.take_command() == "abort":
+            if self.take_command() == Command.ABORT:
                 self.rollback("aborted on request")
             elif self.gate(WebhookType.CONFIRM_ROLLOUT):
                 self.begin()
@@ -274,7 +273,7 @@ class _Planner:
     def analyse(self) -> None:
         analysis = self.spec.analysis
         command = self.take_command()
-        if command == "abort":
+        if command == Command.ABORT:
             self.rollback("aborted on request")
             return
         if self.has_hooks(WebhookType.ROLLBACK) and self.gate(WebhookType.ROLLBACK):
@@ -292,7 +291,7 @@ class _Planner:
         if self.st.failed_checks >= analysis.threshold:
             self.rollback(f"failed checks threshold reached ({self.st.failed_checks})")
             return
-        if command == "promote":
+        if command == Command.PROMOTE:
             self.emit("Promote", f"promotion of {self.target_name} requested: analysis skipped")
             self.promote()
             return

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from rollout.api.kinds import API_VERSION
 from rollout.sandbox import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
 
 NAMESPACE = "demo"
@@ -97,7 +98,7 @@ def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPAC
         spec["service"]["hosts"] = ["podinfo.demo.local"]
     if provider == "nginx":
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": APP}
-    return {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+    return {"apiVersion": API_VERSION, "kind": "Canary",
             "metadata": {"name": APP, "namespace": namespace}, "spec": spec}
 
 
@@ -123,6 +124,6 @@ def files(version: int, provider: str, judge: str, interval: float) -> dict[str,
 
 
 def gitsource(url: str) -> dict[str, Any]:
-    return {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "GitSource",
+    return {"apiVersion": API_VERSION, "kind": "GitSource",
             "metadata": {"name": APP, "namespace": NAMESPACE},
             "spec": {"url": url, "branch": "main", "path": f"./{FOLDER}", "interval": "2s"}}

@@ -25,13 +25,13 @@ from typing import Any, TextIO
 
 from kubernetes import client
 
+from rollout.api.kinds import CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.kube import api_client
 from rollout.sandbox import DataPlaneConfig, Sandbox
 
 from . import app
 from .view import summary, tick_key, tick_line
 
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 AUTHOR = {"GIT_AUTHOR_NAME": "Demo Developer", "GIT_AUTHOR_EMAIL": "dev@demo.local",
           "GIT_COMMITTER_NAME": "Demo Developer", "GIT_COMMITTER_EMAIL": "dev@demo.local"}
 POLL = 0.25
@@ -147,7 +147,7 @@ class Demo:
             repo = Repo(root / "git")
             v1 = repo.commit(app.files(1, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.0")
             client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=app.NAMESPACE)))
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, "gitsources",
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, PLURALS[GIT_SOURCE],
                                                         app.gitsource(repo.url))
             self.say(f"Git remote {repo.bare} at {v1[:12]}; GitSource {app.NAMESPACE}/{app.APP} syncs ./{app.FOLDER}")
             reports = root / "reports"
@@ -231,7 +231,7 @@ class Demo:
 
     def agreement(self, repo: Repo) -> dict[str, Any]:
         """Git, the cluster and the Canary's status, side by side."""
-        source = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, "gitsources", app.APP)
+        source = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, PLURALS[GIT_SOURCE], app.APP)
         target = self.apps.read_namespaced_deployment(app.APP, app.NAMESPACE)
         primary = self.apps.read_namespaced_deployment(f"{app.APP}-primary", app.NAMESPACE)
         status = self._status()
@@ -280,7 +280,7 @@ class Demo:
 
     def _status(self) -> Mapping[str, Any]:
         try:
-            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, "canaries", app.APP)
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, PLURALS[CANARY], app.APP)
         except client.exceptions.ApiException:
             return {}
         return dict(obj.get("status") or {})

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from rollout.api.spec import BlueGreen, Canary, WebhookType
+from rollout.api.spec import Release, WebhookType
 from rollout.api.status import ReleaseStatus, RevertState
 from rollout.core import (
     Action,
@@ -32,7 +32,6 @@ from rollout.engine.webhooks import Webhooks
 from rollout.routers.base import Router
 from rollout.workloads import Workloads
 
-Release = Canary | BlueGreen
 # (release, what to revert, its status, the failed run's report as Markdown) -> what happened in Git
 RevertWriter = Callable[[Release, RevertInGit, ReleaseStatus, str], RevertOutcome]
 

@@ -16,9 +16,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from rollout.api.kinds import API_VERSION
 from rollout.api.spec import BlueGreen, Canary
 
-API_VERSION = "rollout.gitops.dev/v1alpha1"
 TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)

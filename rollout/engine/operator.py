@@ -22,8 +22,9 @@ from urllib3.exceptions import HTTPError
 from analysis.providers.prometheus import PrometheusProvider
 from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
+from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
-from rollout.api.spec import BlueGreen, Canary, MetricTemplate
+from rollout.api.spec import BlueGreen, Canary, MetricTemplate, Release
 from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
@@ -36,8 +37,6 @@ from rollout.routers.base import RouterError
 from rollout.workloads import Workloads
 from rollout.workloads.errors import WorkloadError
 
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
-PLURALS = {"Canary": "canaries", "BlueGreen": "bluegreens"}
 PARSERS: dict[str, Callable[[Mapping[str, Any]], Canary | BlueGreen]] = {
     "Canary": parse_canary,
     "BlueGreen": parse_bluegreen,
@@ -49,8 +48,6 @@ INVALID_RECHECK = timedelta(seconds=30)
 ERROR_BACKOFF = timedelta(seconds=5)
 
 log = logging.getLogger(__name__)
-
-Release = Canary | BlueGreen
 
 
 @dataclass
@@ -171,7 +168,7 @@ class Operator:
             raw: dict[str, Any]
             try:
                 raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "metrictemplates", ref.name, _request_timeout=TIMEOUT
+                    GROUP, VERSION, namespace, PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=TIMEOUT
                 ))
                 found[(namespace, ref.name)] = parse_metric_template(raw)
             except (ApiException, ValidationError) as e:

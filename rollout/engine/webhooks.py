@@ -31,9 +31,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from rollout.api.spec import BlueGreen, Canary, Webhook, WebhookType
-
-Release = Canary | BlueGreen
+from rollout.api.spec import Release, Webhook, WebhookType
 
 # The most of an answer's body read (for the message of a failed hook).
 MAX_BODY = 4096

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from rollout.api.errors import ValidationError
+from rollout.api.kinds import GIT_SOURCE, GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.parse import parse_gitsource
 from rollout.api.spec import GitSource
 from rollout.api.status import format_time
@@ -39,7 +40,7 @@ from .desired import (
 from .render import Manifest, RenderError, render
 from .repo import Clone, GitError, clone_folder
 
-GROUP, VERSION, PLURAL = "rollout.gitops.dev", "v1alpha1", "gitsources"
+PLURAL = PLURALS[GIT_SOURCE]
 TIMEOUT = 10.0
 # A fetch that failed is tried again sooner than the interval (the remote may be back).
 RETRY = timedelta(seconds=10)
@@ -209,7 +210,7 @@ class SourceReconciler:
         """Canaries and BlueGreens in the cluster and in this revision (their targets' replicas are theirs)."""
         found: list[Mapping[str, Any]] = [m.obj for m in manifests
                                           if m.kind in ("Canary", "BlueGreen") and m.api_version.startswith(GROUP)]
-        for plural in ("canaries", "bluegreens"):
+        for plural in (PLURALS[kind] for kind in RELEASE_KINDS):
             listed = cast(dict[str, Any], self.objects.list_cluster_custom_object(
                 GROUP, VERSION, plural, _request_timeout=TIMEOUT))
             found.extend(listed.get("items") or [])

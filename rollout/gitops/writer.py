@@ -21,8 +21,9 @@ from urllib3.exceptions import HTTPError
 
 from rollout.api.annotations import SOURCE_PATH_ANNOTATION
 from rollout.api.errors import ValidationError
+from rollout.api.kinds import GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.api.parse import parse_gitsource
-from rollout.api.spec import BlueGreen, Canary
+from rollout.api.spec import Release
 from rollout.api.status import ReleaseStatus, RevertState
 from rollout.core import RevertInGit, RevertOutcome
 
@@ -30,12 +31,10 @@ from .credentials import SecretError, read_credentials
 from .repo import Credentials
 from .revert import RevertRequest, write_revert
 
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 
-Release = Canary | BlueGreen
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ class GitRevertWriter:
         if git.source:
             try:
                 raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "gitsources", git.source, _request_timeout=TIMEOUT))
+                    GROUP, VERSION, namespace, PLURALS[GIT_SOURCE], git.source, _request_timeout=TIMEOUT))
             except ApiException as e:
                 if e.status == 404:
                     raise LookupError(f"GitSource {namespace}/{git.source} (spec.git.source) does not exist") from None

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from kubernetes import client
 
 from rollout.api.spec import PROVIDER_ALIASES, Provider
-from rollout.routers.base import Release, Router, RouterError
+from rollout.routers.base import Router, RouterError
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
@@ -17,7 +17,7 @@ from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
 from rollout.routers.smi import SMIRouter
 
-__all__ = ["ROUTERS", "Release", "Router", "RouterError", "router_for"]
+__all__ = ["ROUTERS", "Router", "RouterError", "router_for"]
 
 ROUTERS: dict[Provider, Callable[[client.ApiClient], Router]] = {
     Provider.GATEWAYAPI: GatewayAPIRouter,

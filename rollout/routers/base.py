@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from rollout.api.spec import BlueGreen, Canary
-
-Release = Canary | BlueGreen
+from rollout.api.spec import Release
 
 
 class RouterError(Exception):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from kubernetes import client
 
+from rollout.api.spec import Release
 from rollout.routers import gatewayapi, smi
-from rollout.routers.base import Release, RouterError
+from rollout.routers.base import RouterError
 from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, metadata, names, owned_by
 from rollout.routers.route import Route, RouteIO
 

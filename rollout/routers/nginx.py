@@ -16,7 +16,8 @@ from typing import Any
 
 from kubernetes import client
 
-from rollout.routers.base import Release, RouterError
+from rollout.api.spec import Release
+from rollout.routers.base import RouterError
 from rollout.routers.objects import (
     INGRESS,
     TIMEOUT,

@@ -17,11 +17,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from rollout.routers.base import Release, RouterError
+from rollout.api.kinds import API_VERSION
+from rollout.api.spec import Release
+from rollout.routers.base import RouterError
 
 Obj = dict[str, Any]
 
-OWNER_API_VERSION = "rollout.gitops.dev/v1alpha1"
+OWNER_API_VERSION = API_VERSION
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rollout"}
 TIMEOUT = 10.0
 CONFLICT_ATTEMPTS = 5

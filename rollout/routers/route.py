@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rollout.routers.base import Release
+from rollout.api.spec import Release
 from rollout.routers.objects import Kind, Obj, Objects, check_weights, merged, names
 
 Builder = Callable[[Release, int, int, bool], Obj]

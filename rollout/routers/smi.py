@@ -10,7 +10,8 @@ from typing import Any
 
 from kubernetes import client
 
-from rollout.routers.base import Release, RouterError
+from rollout.api.spec import Release
+from rollout.routers.base import RouterError
 from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, check_weights, metadata, names, weight_pair
 from rollout.routers.route import Route, RouteIO
 

@@ -37,6 +37,8 @@ import aiohttp.web
 import numpy as np
 import numpy.typing as npt
 
+from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS
+
 from .metrics import Labels, Registry
 from .pods import behaviour_of, pod_names, version_of
 from .routing import Hop, Share, Split, World, splits
@@ -56,7 +58,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "linkerd_routes": ("policy.linkerd.io", "httproutes"),
     "trafficsplits": ("split.smi-spec.io", "trafficsplits"),
 }
-_RELEASES = (("rollout.gitops.dev", "canaries"), ("rollout.gitops.dev", "bluegreens"))
+_RELEASES = tuple((GROUP, PLURALS[kind]) for kind in RELEASE_KINDS)
 
 
 @dataclass(frozen=True)

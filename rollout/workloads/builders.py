@@ -18,20 +18,19 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rollout.api.annotations import REVISION_ANNOTATION
-from rollout.api.spec import BlueGreen, Canary
+from rollout.api.annotations import ANNOTATION_DOMAIN, REVISION_ANNOTATION
+from rollout.api.kinds import API_VERSION, GROUP
+from rollout.api.spec import Release
 
 from .errors import WorkloadError
 from .hashing import PRIMARY_SUFFIX, SELECTOR_LABELS, is_own_annotation
 
-Release = Canary | BlueGreen
 Json = dict[str, Any]
 
-API_VERSION = "rollout.gitops.dev/v1alpha1"
 # The target's replica count before it was scaled to zero, so scaling up restores it.
-REPLICAS_ANNOTATION = "rollout.gitops.dev/replicas"
+REPLICAS_ANNOTATION = f"{ANNOTATION_DOMAIN}/replicas"
 # The selector an adopted (pre-existing, not ours) apex Service had, restored on finalize.
-ORIGINAL_SELECTOR_ANNOTATION = "rollout.gitops.dev/original-selector"
+ORIGINAL_SELECTOR_ANNOTATION = f"{ANNOTATION_DOMAIN}/original-selector"
 # Deployment annotations that belong to the object they are on (tooling, controllers, this project's
 # own bookkeeping), never copied to the primary; the revision is then set explicitly.
 _NOT_COPIED_ANNOTATIONS = (
@@ -425,5 +424,5 @@ def released_apex(apex: Mapping[str, Any], release: Release, target: Mapping[str
 def refers_to(ref: Mapping[str, Any], release: Release) -> bool:
     if release.metadata.uid and ref.get("uid") == release.metadata.uid:
         return True
-    return ref.get("apiVersion", "").startswith("rollout.gitops.dev/") and ref.get("kind") == release.kind \
+    return ref.get("apiVersion", "").startswith(f"{GROUP}/") and ref.get("kind") == release.kind \
         and ref.get("name") == release.metadata.name

@@ -27,14 +27,13 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from rollout.api.spec import BlueGreen, Canary
+from rollout.api.spec import Release
 from rollout.core import Workload
 
 from . import builders as b
 from .errors import NotReady, TargetMissing, WorkloadError
 from .hashing import pod_template_hash, revision_of
 
-Release = Canary | BlueGreen
 Json = dict[str, Any]
 
 TIMEOUT = 10.0

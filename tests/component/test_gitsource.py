@@ -16,13 +16,13 @@ import kubernetes
 import pytest
 
 from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION
+from rollout.api.kinds import GROUP, VERSION
 from rollout.engine.events import EventRecorder
 from rollout.gitops.source import SourceReconciler
 from rollout.sandbox import Sandbox
 from tests.gitrepo import GitRemote, deployment_yaml, service_yaml
 from tests.tools import missing_tool
 
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 _new_client: Any = kubernetes.config.new_client_from_config
 
 

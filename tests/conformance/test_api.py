@@ -20,13 +20,14 @@ import kubernetes
 import pytest
 from kubernetes import watch
 
+from rollout.api.kinds import CANARY, GROUP, PLURALS, VERSION
 from rollout.sandbox import UNREADY_ANNOTATION
 
 from .conftest import Cluster
 
 T = TypeVar("T")
 
-GROUP, VERSION, CANARIES = "rollout.gitops.dev", "v1alpha1", "canaries"
+CANARIES = PLURALS[CANARY]
 _Watch: Any = watch.Watch  # untyped in the client package
 PAUSE_IMAGE = "registry.k8s.io/pause:3.9"  # becomes ready on a real cluster without probes
 

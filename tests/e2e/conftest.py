@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client
 
+from rollout.api.kinds import GROUP, VERSION
 from rollout.kube import api_client
 from tests.e2e.exporter import Exporter
 from tests.prom import RunningPrometheus, running_prometheus
 from tests.tools import wait_for
 
 T = TypeVar("T")
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from rollout.api.kinds import GROUP, VERSION
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Canary
 from rollout.routers import RouterError, router_for
@@ -24,7 +25,6 @@ from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
 
-GROUP, VERSION = "rollout.gitops.dev", "v1alpha1"
 TARGET = "podinfo"
 HEADER_MATCH = {"headers": {"x-canary": {"exact": "insider"}}}
 COOKIE_MATCH = {"headers": {"cookie": {"exact": "canary"}}}

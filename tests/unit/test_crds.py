@@ -22,9 +22,9 @@ import yaml
 from rollout.api import spec as api_spec
 from rollout.api import status as api_status
 from rollout.api.errors import FieldError
+from rollout.api.kinds import GROUP
 from rollout.api.schema import crd_documents, crds_dir, known_kinds, schema_errors, to_json_schema
 
-GROUP = "rollout.gitops.dev"
 API = f"{GROUP}/v1alpha1"
 K8S_VERSION = kubernetes_validate.latest_version()
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from rollout.api.parse import parse_canary
+from rollout.api.spec import Release
 from rollout.routers import gatewayapi, istio, linkerd, nginx, smi
-from rollout.routers.base import Release
 from rollout.sandbox.pods import behaviour_of, pod_names
 from rollout.sandbox.routing import Entry, Split, World, endpoints, split_for, splits
 

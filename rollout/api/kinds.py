@@ -1,0 +1,22 @@
+"""The API group, version, kinds and plurals this operator serves.
+
+One home for the names that address its custom resources: the CLI, the kopf registrations, the
+operator, the GitSource reconciler, the revert writer and the annotations all import them here.
+"""
+
+from __future__ import annotations
+
+GROUP = "rollout.gitops.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+# A Flagger manifest keeps its meaning here once its apiVersion is changed to API_VERSION.
+FLAGGER_API_VERSION = "flagger.app/v1beta1"
+
+CANARY, BLUEGREEN, METRIC_TEMPLATE, GIT_SOURCE = "Canary", "BlueGreen", "MetricTemplate", "GitSource"
+RELEASE_KINDS = (CANARY, BLUEGREEN)
+PLURALS = {
+    CANARY: "canaries",
+    BLUEGREEN: "bluegreens",
+    METRIC_TEMPLATE: "metrictemplates",
+    GIT_SOURCE: "gitsources",
+}
