@@ -20,8 +20,10 @@ from rollout import __version__
 from rollout.api.durations import parse_duration
 from rollout.api.spec import Judge
 from rollout.api.status import Command
+from rollout.settings import Settings, described, type_of
 
 Subcommands = Any  # argparse's _SubParsersAction is private
+_METAVARS = {str: "URL", float: "SECONDS", int: "N"}
 
 
 def _add_validate(subcommands: Subcommands) -> None:
@@ -149,8 +151,10 @@ def _add_run(subcommands: Subcommands) -> None:
     where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS", help="watch NS (repeatable)")
     where.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
     _kube_args(p)
-    p.add_argument("--prometheus", default=os.environ.get("ROLLOUT_PROMETHEUS_URL", "http://prometheus.monitoring:9090"),
-                   metavar="URL", help="Prometheus for the built-in metrics (default $ROLLOUT_PROMETHEUS_URL)")
+    tuning = p.add_argument_group("settings", "each can also be set by the environment variable named; a flag wins")
+    for name, flag, env, text in described():
+        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=_METAVARS[type_of(name)],
+                            help=f"{text} [${env}]")
     p.add_argument("--reports", type=Path, metavar="DIR", help="write each run's analysis report (JSON, MD, HTML) here")
     p.add_argument("--git-cache", type=Path, metavar="DIR",
                    default=Path(os.environ.get("ROLLOUT_GIT_CACHE", Path(tempfile.gettempdir()) / "rollout-git")),
@@ -159,10 +163,14 @@ def _add_run(subcommands: Subcommands) -> None:
 
 
 def _run_operator(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.build(os.environ, **{name: getattr(args, name) for name, *_ in described()})
+    except ValueError as e:
+        print(f"rollout run: {e}", file=sys.stderr)
+        return 2
     from rollout.handlers import run
 
-    run(args.namespace, kubeconfig=args.kubeconfig, prometheus=args.prometheus, reports=args.reports,
-        git_cache=args.git_cache)
+    run(args.namespace, kubeconfig=args.kubeconfig, settings=settings, reports=args.reports, git_cache=args.git_cache)
     return 0
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
 from rollout.kube import api_client, connection
+from rollout.settings import Settings
 from rollout.workloads.errors import WorkloadError
 
 # The shortest wait between two ticks, so a planner asking for "now" cannot spin.
@@ -33,7 +35,8 @@ WAKE_SLICE = 0.5
 
 
 @kopf.on.startup()
-def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    settings.execution.executor = memo["pool"]
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -54,7 +57,8 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     operator: Operator = memo["operator"]
     kind, namespace, name = body["kind"], body.metadata.namespace, body.metadata.name
     while not stopped:
-        delay = await asyncio.to_thread(operator.reconcile, kind, namespace or "default", name or "")
+        delay = await asyncio.get_running_loop().run_in_executor(
+            memo["pool"], operator.reconcile, kind, namespace or "default", name or "")
         if delay is None:
             return
         await stopped.wait(max(delay.total_seconds(), MIN_WAIT))
@@ -66,7 +70,7 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     wake = sources.wake_event(namespace, name)
     while not stopped:
-        delay = await asyncio.to_thread(sources.reconcile, namespace, name)
+        delay = await asyncio.get_running_loop().run_in_executor(memo["pool"], sources.reconcile, namespace, name)
         if delay is None:
             return
         deadline = asyncio.get_running_loop().time() + delay.total_seconds()
@@ -88,7 +92,7 @@ def run(
     namespaces: Sequence[str],
     *,
     kubeconfig: Path | None,
-    prometheus: str,
+    settings: Settings,
     reports: Path | None,
     git_cache: Path,
     stop: threading.Event | None = None,
@@ -96,15 +100,20 @@ def run(
 ) -> None:
     """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
     api = api_client(kubeconfig)
-    sources = SourceReconciler(api, git_cache, EventRecorder(api).emit)
-    writer = GitRevertWriter(api, git_cache, on_pushed=sources.request)
-    operator = Operator(api, prometheus=prometheus, reports=reports, revert=writer)
+    sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings)
+    writer = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request)
+    operator = Operator(api, settings=settings, reports=reports, revert=writer)
+    # Ticks, syncs and kopf's own sync handlers share one bounded pool.
+    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rollout")
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    kopf.run(
-        standalone=True,
-        clusterwide=not namespaces,
-        namespaces=list(namespaces),
-        memo=kopf.Memo(operator=operator, sources=sources),
-        stop_flag=stop,
-        ready_flag=ready,
-    )
+    try:
+        kopf.run(
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=list(namespaces),
+            memo=kopf.Memo(operator=operator, sources=sources, pool=pool),
+            stop_flag=stop,
+            ready_flag=ready,
+        )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -18,15 +18,15 @@ from urllib3.exceptions import HTTPError
 
 from rollout.api.kinds import API_VERSION
 from rollout.api.spec import BlueGreen, Canary
-
-TIMEOUT = 10.0
+from rollout.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class EventRecorder:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
         self.core = client.CoreV1Api(api)
+        self.timeout = settings.api_timeout
 
     def emit(self, about: Canary | BlueGreen | Mapping[str, Any], reason: str, message: str,
              warning: bool = False) -> None:
@@ -54,6 +54,6 @@ class EventRecorder:
             reporting_instance="rollout",
         )
         try:
-            self.core.create_namespaced_event(namespace, event, _request_timeout=TIMEOUT)
+            self.core.create_namespaced_event(namespace, event, _request_timeout=self.timeout)
         except (ApiException, HTTPError, OSError) as e:
             log.warning("event %s for %s/%s not recorded: %s", reason, namespace, name, e)

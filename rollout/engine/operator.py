@@ -34,6 +34,7 @@ from rollout.engine.tick import tick
 from rollout.engine.webhooks import Webhooks
 from rollout.routers import router_for
 from rollout.routers.base import RouterError
+from rollout.settings import Settings
 from rollout.workloads import Workloads
 from rollout.workloads.errors import WorkloadError
 
@@ -41,11 +42,6 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Canary | BlueGreen]] = {
     "Canary": parse_canary,
     "BlueGreen": parse_bluegreen,
 }
-TIMEOUT = 10.0
-# An invalid spec is looked at again this often (a spec change is seen at the next look).
-INVALID_RECHECK = timedelta(seconds=30)
-# After an unexpected error: retry soon, but not in a tight loop.
-ERROR_BACKOFF = timedelta(seconds=5)
 
 log = logging.getLogger(__name__)
 
@@ -66,20 +62,27 @@ class Operator:
         self,
         api: client.ApiClient,
         *,
-        prometheus: str = "http://prometheus.monitoring:9090",
+        settings: Settings,
         reports: Path | None = None,
         revert: RevertWriter = no_revert_writer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
-        self.prometheus = PrometheusProvider(prometheus)
+        self.settings = settings
+        self.timeout = settings.api_timeout
+        # An invalid spec is looked at again this often (a spec change is seen at the next look).
+        self.invalid_recheck = timedelta(seconds=settings.invalid_recheck)
+        # After an unexpected error: retry soon, but not in a tight loop.
+        self.error_backoff = timedelta(seconds=settings.error_backoff)
+        self.prometheus = PrometheusProvider(settings.prometheus, timeout=settings.prometheus_timeout,
+                                             retries=settings.prometheus_retries)
         self.reports = reports
         self.revert = revert
         self.clock = clock
-        self.workloads = Workloads(api)
+        self.workloads = Workloads(api, settings)
         self.webhooks = Webhooks()
-        self.events = EventRecorder(api)
+        self.events = EventRecorder(api, settings)
         self.memory: dict[str, _Memory] = {}
 
     # -- one tick ------------------------------------------------------------------------------
@@ -89,16 +92,16 @@ class Operator:
         obj: dict[str, Any]
         try:
             obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=TIMEOUT
+                GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=self.timeout
             ))
         except ApiException as e:
             if e.status == 404:
                 return None
             log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e.reason)
-            return ERROR_BACKOFF
+            return self.error_backoff
         except (HTTPError, OSError) as e:
             log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e)
-            return ERROR_BACKOFF
+            return self.error_backoff
         if obj.get("metadata", {}).get("deletionTimestamp"):
             return None
         return self.reconcile_object(obj)
@@ -117,10 +120,10 @@ class Operator:
             self._condition(obj, status, Condition("Ready", "False", reason, str(e), now))
             if not e.temporary:
                 self.events.emit(release, reason, str(e), warning=True)
-            return ERROR_BACKOFF if e.temporary else INVALID_RECHECK
+            return self.error_backoff if e.temporary else self.invalid_recheck
         except (ApiException, HTTPError, OSError) as e:
             log.warning("tick of %s/%s failed, retrying: %s", release.metadata.namespace, release.metadata.name, e)
-            return ERROR_BACKOFF
+            return self.error_backoff
 
     def _tick(self, obj: Mapping[str, Any], release: Release, status: ReleaseStatus, now: datetime) -> timedelta:
         memory = self._memory(release, status)
@@ -129,7 +132,7 @@ class Operator:
             status=status,
             now=now,
             workloads=self.workloads,
-            router=router_for(release.spec.provider, self.api),
+            router=router_for(release.spec.provider, self.api, self.settings),
             checks=memory.checks,
             webhooks=self.webhooks,
             events=self.events,
@@ -168,7 +171,7 @@ class Operator:
             raw: dict[str, Any]
             try:
                 raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=TIMEOUT
+                    GROUP, VERSION, namespace, PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=self.timeout
                 ))
                 found[(namespace, ref.name)] = parse_metric_template(raw)
             except (ApiException, ValidationError) as e:
@@ -184,12 +187,12 @@ class Operator:
         generation = obj.get("metadata", {}).get("generation")
         old = status.condition("Ready")
         if old and old.reason == "InvalidSpec" and old.message == message and status.observed_generation == generation:
-            return INVALID_RECHECK
+            return self.invalid_recheck
         new = replace(status.with_condition(Condition("Ready", "False", "InvalidSpec", message, now)),
                       observed_generation=generation)
         self._write_status(obj, new)
         self.events.emit(obj, "InvalidSpec", message, warning=True)
-        return INVALID_RECHECK
+        return self.invalid_recheck
 
     def _condition(self, obj: Mapping[str, Any], status: ReleaseStatus, condition: Condition) -> None:
         self._write_status(obj, status.with_condition(condition))
@@ -206,7 +209,7 @@ class Operator:
         meta = obj["metadata"]
         self.objects.patch_namespaced_custom_object_status(
             GROUP, VERSION, meta["namespace"], PLURALS[obj["kind"]], meta["name"], {"status": diff},
-            _request_timeout=TIMEOUT, _content_type="application/merge-patch+json",
+            _request_timeout=self.timeout, _content_type="application/merge-patch+json",
         )
 
     # -- end of a run --------------------------------------------------------------------------
@@ -239,7 +242,7 @@ class Operator:
             release = PARSERS[obj["kind"]](obj)
         except ValidationError:
             return
-        router_for(release.spec.provider, self.api).finalize(release)
+        router_for(release.spec.provider, self.api, self.settings).finalize(release)
         self.workloads.finalize(release)
         self.memory.pop(_key(release), None)
 

@@ -18,7 +18,6 @@ from kubernetes.dynamic import DynamicClient, Resource
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 
 FIELD_MANAGER = "rollout"
-TIMEOUT = 15.0
 
 
 class ApplyError(Exception):
@@ -37,8 +36,9 @@ def api_message(error: ApiException | DynamicApiError) -> str:
 
 
 class Applier:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, timeout: float) -> None:
         self.api = api
+        self.timeout = timeout
         self._dynamic: DynamicClient | None = None
 
     @property
@@ -68,7 +68,7 @@ class Applier:
         try:
             out = resource.server_side_apply(
                 body=dict(obj), name=meta["name"], namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
-                force_conflicts=True, dry_run="All" if dry_run else None, _request_timeout=TIMEOUT,
+                force_conflicts=True, dry_run="All" if dry_run else None, _request_timeout=self.timeout,
             )
         except (ApiException, DynamicApiError) as e:
             raise ApplyError(api_message(e)) from None
@@ -78,7 +78,7 @@ class Applier:
         resource = self.resource(api_version, kind)
         try:
             out = resource.get(name=name, namespace=namespace if resource.namespaced else None,
-                               _request_timeout=TIMEOUT)
+                               _request_timeout=self.timeout)
         except NotFoundError:
             return None
         return dict(out.to_dict())
@@ -87,7 +87,7 @@ class Applier:
         resource = self.resource(api_version, kind)
         try:
             resource.delete(name=name, namespace=namespace if resource.namespaced else None,
-                            body={"propagationPolicy": "Background"}, _request_timeout=TIMEOUT)
+                            body={"propagationPolicy": "Background"}, _request_timeout=self.timeout)
         except NotFoundError:
             return
 
@@ -96,4 +96,4 @@ class Applier:
             resource = self.resource(api_version, kind)
         except ApplyError:
             return []
-        return [dict(item.to_dict()) for item in resource.get(_request_timeout=TIMEOUT).items]
+        return [dict(item.to_dict()) for item in resource.get(_request_timeout=self.timeout).items]

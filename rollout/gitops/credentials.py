@@ -14,17 +14,15 @@ from kubernetes.client.exceptions import ApiException
 
 from .repo import Credentials
 
-TIMEOUT = 10.0
-
 
 class SecretError(Exception):
     """The credentials Secret is missing or unusable (the message names it and the keys it needs)."""
 
 
-def read_credentials(api: client.ApiClient, namespace: str, name: str) -> Credentials:
+def read_credentials(api: client.ApiClient, namespace: str, name: str, *, timeout: float) -> Credentials:
     """Credentials from a Secret: `username`/`password`, or `identity` + `known_hosts`."""
     try:
-        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace, _request_timeout=TIMEOUT)
+        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace, _request_timeout=timeout)
     except ApiException as e:
         if e.status == 404:
             raise SecretError(f"Secret {namespace}/{name} (secretRef) does not exist") from None

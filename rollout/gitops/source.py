@@ -26,6 +26,7 @@ from rollout.api.kinds import GIT_SOURCE, GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.parse import parse_gitsource
 from rollout.api.spec import GitSource
 from rollout.api.status import format_time
+from rollout.settings import Settings
 
 from .apply import Applier, ApplyError
 from .credentials import SecretError, read_credentials
@@ -41,9 +42,6 @@ from .render import Manifest, RenderError, render
 from .repo import Clone, GitError, clone_folder
 
 PLURAL = PLURALS[GIT_SOURCE]
-TIMEOUT = 10.0
-# A fetch that failed is tried again sooner than the interval (the remote may be back).
-RETRY = timedelta(seconds=10)
 # Applied first, so the rest of a revision can use them: namespaces and the kinds CRDs define.
 FIRST_KINDS = ("Namespace", "CustomResourceDefinition")
 
@@ -72,12 +70,16 @@ class SourceReconciler:
         cache: Path,
         emit: Emit,
         *,
+        settings: Settings,
         kubectl: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
-        self.applier = Applier(api)
+        self.applier = Applier(api, settings.apply_timeout)
+        self.timeout = settings.api_timeout
+        # A fetch that failed is tried again sooner than the interval (the remote may be back).
+        self.retry = timedelta(seconds=settings.git_retry)
         self.cache = cache
         self.emit = emit
         self.kubectl = kubectl
@@ -100,15 +102,15 @@ class SourceReconciler:
         self.wake_event(namespace, name).clear()
         try:
             obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=TIMEOUT))
+                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.timeout))
         except ApiException as e:
             if e.status == 404:
                 return None
             log.warning("reading GitSource %s/%s failed: %s", namespace, name, e.reason)
-            return RETRY
+            return self.retry
         except (HTTPError, OSError) as e:
             log.warning("reading GitSource %s/%s failed: %s", namespace, name, e)
-            return RETRY
+            return self.retry
         if obj.get("metadata", {}).get("deletionTimestamp"):
             return None
         try:
@@ -126,9 +128,9 @@ class SourceReconciler:
             result = self.sync(obj, source)
         except (ApiException, HTTPError, OSError) as e:
             log.warning("sync of GitSource %s/%s failed, retrying: %s", namespace, name, e)
-            return RETRY
+            return self.retry
         self._write(obj, result)
-        return RETRY if result.ready[1] in ("FetchFailed", "ApplyFailed") else interval
+        return self.retry if result.ready[1] in ("FetchFailed", "ApplyFailed") else interval
 
     def sync(self, obj: Mapping[str, Any], source: GitSource) -> SyncResult:
         status = obj.get("status") or {}
@@ -136,7 +138,8 @@ class SourceReconciler:
         spec = source.spec
         ident = f"{meta.namespace}/{meta.name}"
         try:
-            creds = read_credentials(self.api, meta.namespace, spec.secret_ref) if spec.secret_ref else None
+            creds = (read_credentials(self.api, meta.namespace, spec.secret_ref, timeout=self.timeout)
+                     if spec.secret_ref else None)
         except SecretError as e:
             return SyncResult(ready=("False", "SecretError", str(e)), stalled=("True", "SecretError", str(e)))
         clone = Clone(spec.url, spec.branch, clone_folder(self.cache, "sync", spec.url, spec.branch), creds,
@@ -212,7 +215,7 @@ class SourceReconciler:
                                           if m.kind in ("Canary", "BlueGreen") and m.api_version.startswith(GROUP)]
         for plural in (PLURALS[kind] for kind in RELEASE_KINDS):
             listed = cast(dict[str, Any], self.objects.list_cluster_custom_object(
-                GROUP, VERSION, plural, _request_timeout=TIMEOUT))
+                GROUP, VERSION, plural, _request_timeout=self.timeout))
             found.extend(listed.get("items") or [])
         return found
 
@@ -273,7 +276,7 @@ class SourceReconciler:
             meta = obj["metadata"]
             self.objects.patch_namespaced_custom_object_status(
                 GROUP, VERSION, meta["namespace"], PLURAL, meta["name"], {"status": diff},
-                _request_timeout=TIMEOUT, _content_type="application/merge-patch+json")
+                _request_timeout=self.timeout, _content_type="application/merge-patch+json")
         self._events(obj, before, result)
 
     def _events(self, obj: Mapping[str, Any], before: Mapping[str, Any], result: SyncResult) -> None:

@@ -26,12 +26,11 @@ from rollout.api.parse import parse_gitsource
 from rollout.api.spec import Release
 from rollout.api.status import ReleaseStatus, RevertState
 from rollout.core import RevertInGit, RevertOutcome
+from rollout.settings import Settings
 
 from .credentials import SecretError, read_credentials
 from .repo import Credentials
 from .revert import RevertRequest, write_revert
-
-TIMEOUT = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +48,12 @@ class Repository:
 
 
 class GitRevertWriter:
-    def __init__(self, api: client.ApiClient, cache: Path,
+    def __init__(self, api: client.ApiClient, cache: Path, settings: Settings,
                  on_pushed: Callable[[str, str], None] | None = None) -> None:
         """`on_pushed(namespace, gitsource)` is told when a revert lands, so the source syncs at once."""
         self.api = api
+        self.settings = settings
+        self.timeout = settings.api_timeout
         self.cache = cache
         self.on_pushed = on_pushed
         self.apps = client.AppsV1Api(api)
@@ -107,22 +108,24 @@ class GitRevertWriter:
         if git.source:
             try:
                 raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURALS[GIT_SOURCE], git.source, _request_timeout=TIMEOUT))
+                    GROUP, VERSION, namespace, PLURALS[GIT_SOURCE], git.source, _request_timeout=self.timeout))
             except ApiException as e:
                 if e.status == 404:
                     raise LookupError(f"GitSource {namespace}/{git.source} (spec.git.source) does not exist") from None
                 raise
             spec = parse_gitsource(raw).spec
-            creds = read_credentials(self.api, namespace, spec.secret_ref) if spec.secret_ref else None
-            return Repository(spec.url, spec.branch, spec.path, creds, git.source)
+            return Repository(spec.url, spec.branch, spec.path, self._credentials(namespace, spec.secret_ref),
+                              git.source)
         assert git.url is not None
-        creds = read_credentials(self.api, namespace, git.secret_ref) if git.secret_ref else None
-        return Repository(git.url, git.branch, git.path, creds, None)
+        return Repository(git.url, git.branch, git.path, self._credentials(namespace, git.secret_ref), None)
+
+    def _credentials(self, namespace: str, secret: str | None) -> Credentials | None:
+        return read_credentials(self.api, namespace, secret, timeout=self.timeout) if secret else None
 
     def _deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return cast(dict[str, Any], self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-                self.apps.read_namespaced_deployment(name, namespace, _request_timeout=TIMEOUT)))
+                self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout)))
         except ApiException as e:
             if e.status == 404:
                 return None

@@ -16,10 +16,11 @@ from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
 from rollout.routers.smi import SMIRouter
+from rollout.settings import Settings
 
 __all__ = ["ROUTERS", "Router", "RouterError", "router_for"]
 
-ROUTERS: dict[Provider, Callable[[client.ApiClient], Router]] = {
+ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.GATEWAYAPI: GatewayAPIRouter,
     Provider.ISTIO: IstioRouter,
     Provider.NGINX: NginxRouter,
@@ -29,10 +30,10 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient], Router]] = {
 }
 
 
-def router_for(provider: Provider | str, api: client.ApiClient) -> Router:
+def router_for(provider: Provider | str, api: client.ApiClient, settings: Settings) -> Router:
     """The router for `provider` (a Provider, its name, or one of Flagger's versioned aliases)."""
     key = PROVIDER_ALIASES.get(str(provider)) or next((p for p in Provider if p.value == str(provider)), None)
     if key is None or key not in ROUTERS:
         known = ", ".join([*(p.value for p in ROUTERS), *PROVIDER_ALIASES])
         raise ValueError(f"unknown traffic provider {str(provider)!r}; known: {known}")
-    return ROUTERS[key](api)
+    return ROUTERS[key](api, settings)

@@ -16,8 +16,9 @@ from kubernetes import client
 
 from rollout.api.spec import Release
 from rollout.routers.base import RouterError
-from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, check_weights, metadata, names, weight_pair
+from rollout.routers.objects import Kind, Obj, Objects, check_weights, metadata, names, weight_pair
 from rollout.routers.route import Route, RouteIO
+from rollout.settings import Settings
 
 HTTPROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
 ROOT = {"path": {"type": "PathPrefix", "value": "/"}}
@@ -145,5 +146,5 @@ ROUTE = Route(HTTPROUTE, desired_httproute, weights_of, is_matched)
 class GatewayAPIRouter(RouteIO):
     """Traffic split by a Gateway API HTTPRoute."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
-        super().__init__(Objects(api, timeout), ROUTE)
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        super().__init__(Objects(api, settings.api_timeout), ROUTE)

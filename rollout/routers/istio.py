@@ -15,8 +15,9 @@ from kubernetes import client
 
 from rollout.api.spec import Release
 from rollout.routers.base import RouterError
-from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, check_weights, merged, metadata, names, weight_pair
+from rollout.routers.objects import Kind, Obj, Objects, check_weights, merged, metadata, names, weight_pair
 from rollout.routers.route import Route, RouteIO
+from rollout.settings import Settings
 
 VIRTUALSERVICE = Kind("networking.istio.io/v1beta1", "VirtualService", "virtualservices")
 DESTINATIONRULE = Kind("networking.istio.io/v1beta1", "DestinationRule", "destinationrules")
@@ -99,8 +100,8 @@ ROUTE = Route(VIRTUALSERVICE, desired_virtualservice, weights_of, is_matched)
 class IstioRouter(RouteIO):
     """Traffic split by an Istio VirtualService, with a DestinationRule per destination."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
-        super().__init__(Objects(api, timeout), ROUTE)
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        super().__init__(Objects(api, settings.api_timeout), ROUTE)
 
     def reconcile(self, release: Release) -> None:
         n = names(release)

@@ -18,7 +18,8 @@ from kubernetes import client
 
 from rollout.api.spec import Release
 from rollout.routers.base import RouterError
-from rollout.routers.objects import SERVICE, TIMEOUT, Obj, Objects, check_weights, names
+from rollout.routers.objects import SERVICE, Obj, Objects, check_weights, names
+from rollout.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ def weights_of(apex: Mapping[str, Any], sides: Sides) -> tuple[int, int] | None:
 class KubernetesRouter:
     """Blue/green by switching the apex Service's selector."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
-        self.objects = Objects(api, timeout)
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        self.objects = Objects(api, settings.api_timeout)
 
     def _sides(self, release: Release) -> Sides | None:
         n = names(release)

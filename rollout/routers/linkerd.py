@@ -13,8 +13,9 @@ from kubernetes import client
 from rollout.api.spec import Release
 from rollout.routers import gatewayapi, smi
 from rollout.routers.base import RouterError
-from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, metadata, names, owned_by
+from rollout.routers.objects import Kind, Obj, Objects, metadata, names, owned_by
 from rollout.routers.route import Route, RouteIO
+from rollout.settings import Settings
 
 LINKERD_HTTPROUTE = Kind("policy.linkerd.io/v1beta2", "HTTPRoute", "httproutes")
 
@@ -43,8 +44,8 @@ def uses_httproute(release: Release) -> bool:
 class LinkerdRouter:
     """Traffic split for Linkerd: a TrafficSplit, or an HTTPRoute for A/B testing."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
-        objects = Objects(api, timeout)
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        objects = Objects(api, settings.api_timeout)
         self.objects = objects
         self.routes = {True: RouteIO(objects, HTTPROUTE), False: RouteIO(objects, TRAFFICSPLIT)}
 

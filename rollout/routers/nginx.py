@@ -20,7 +20,6 @@ from rollout.api.spec import Release
 from rollout.routers.base import RouterError
 from rollout.routers.objects import (
     INGRESS,
-    TIMEOUT,
     Obj,
     Objects,
     check_weights,
@@ -29,6 +28,7 @@ from rollout.routers.objects import (
     names,
 )
 from rollout.routers.route import kept
+from rollout.settings import Settings
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 CANARY = PREFIX + "canary"
@@ -138,8 +138,8 @@ def is_matched(ingress: Mapping[str, Any]) -> bool:
 class NginxRouter:
     """Traffic split by an ingress-nginx canary Ingress."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
-        self.objects = Objects(api, timeout)
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        self.objects = Objects(api, settings.api_timeout)
 
     def _source(self, release: Release) -> Obj:
         source, _ = ingress_names(release)

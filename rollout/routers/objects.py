@@ -25,7 +25,6 @@ Obj = dict[str, Any]
 
 OWNER_API_VERSION = API_VERSION
 MANAGED_BY = {"app.kubernetes.io/managed-by": "rollout"}
-TIMEOUT = 10.0
 CONFLICT_ATTEMPTS = 5
 # Status codes after which sending the same request again cannot succeed.
 _PERMANENT_CODES = frozenset({400, 422})
@@ -192,7 +191,7 @@ def _failure(action: str, kind: Kind, namespace: str, name: str, e: Exception) -
 class Objects:
     """get / create / replace / delete of the few kinds routers touch, every call with a timeout."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
+    def __init__(self, api: client.ApiClient, timeout: float) -> None:
         self.api = api
         self.timeout = timeout
         self.custom = client.CustomObjectsApi(api)

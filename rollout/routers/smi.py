@@ -12,8 +12,9 @@ from kubernetes import client
 
 from rollout.api.spec import Release
 from rollout.routers.base import RouterError
-from rollout.routers.objects import TIMEOUT, Kind, Obj, Objects, check_weights, metadata, names, weight_pair
+from rollout.routers.objects import Kind, Obj, Objects, check_weights, metadata, names, weight_pair
 from rollout.routers.route import Route, RouteIO
+from rollout.settings import Settings
 
 TRAFFICSPLIT = Kind("split.smi-spec.io/v1alpha2", "TrafficSplit", "trafficsplits")
 
@@ -54,5 +55,5 @@ ROUTE = Route(TRAFFICSPLIT, desired_trafficsplit, weights_of, is_matched)
 class SMIRouter(RouteIO):
     """Traffic split by an SMI TrafficSplit."""
 
-    def __init__(self, api: client.ApiClient, timeout: float = TIMEOUT) -> None:
-        super().__init__(Objects(api, timeout), ROUTE)
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        super().__init__(Objects(api, settings.api_timeout), ROUTE)

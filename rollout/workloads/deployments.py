@@ -29,6 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.api.spec import Release
 from rollout.core import Workload
+from rollout.settings import Settings
 
 from . import builders as b
 from .errors import NotReady, TargetMissing, WorkloadError
@@ -36,11 +37,7 @@ from .hashing import pod_template_hash, revision_of
 
 Json = dict[str, Any]
 
-TIMEOUT = 10.0
 MERGE_PATCH = "application/merge-patch+json"
-# Read-modify-write retries on 409 Conflict before giving up for this tick.
-CONFLICT_RETRIES = 3
-
 log = logging.getLogger(__name__)
 
 
@@ -66,10 +63,11 @@ def progress_deadline_exceeded(deployment: Mapping[str, Any]) -> bool:
 class Workloads:
     """The primary/canary Deployments and Services of releases, in one cluster."""
 
-    def __init__(self, api: client.ApiClient, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
         self.apps = client.AppsV1Api(api)
         self.core = client.CoreV1Api(api)
-        self.timeout = timeout
+        self.timeout = settings.api_timeout
+        self.conflict_retries = settings.conflict_retries
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -126,7 +124,7 @@ class Workloads:
     def promote(self, release: Release) -> None:
         """Copy the target's pod template, spec fields and revision annotation into the primary."""
         namespace, name = release.metadata.namespace, b.primary_name(release)
-        for _ in range(CONFLICT_RETRIES):
+        for _ in range(self.conflict_retries):
             target = self._target(release)
             primary = self.deployment(namespace, name)
             if primary is None:
@@ -182,7 +180,7 @@ class Workloads:
         namespace = release.metadata.namespace
         for role, desired in b.desired_services(release, target):
             name = desired["metadata"]["name"]
-            for _ in range(CONFLICT_RETRIES):
+            for _ in range(self.conflict_retries):
                 existing = self.service(namespace, name)
                 if existing is None:
                     if self._create(self.core.create_namespaced_service, namespace, desired):
@@ -197,7 +195,7 @@ class Workloads:
 
     def _release_apex(self, release: Release, target: Json, name: str, *, keep_primary: bool) -> None:
         namespace = release.metadata.namespace
-        for _ in range(CONFLICT_RETRIES):
+        for _ in range(self.conflict_retries):
             apex = self.service(namespace, name)
             if apex is None:
                 return
@@ -208,7 +206,7 @@ class Workloads:
 
     def _orphan(self, read: Callable[..., Any], replace: Callable[..., Any], namespace: str, name: str,
                 release: Release) -> None:
-        for _ in range(CONFLICT_RETRIES):
+        for _ in range(self.conflict_retries):
             obj = self._read(read, name, namespace)
             if obj is None:
                 return

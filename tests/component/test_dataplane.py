@@ -33,6 +33,7 @@ from rollout.sandbox import (
     DataPlaneConfig,
     Sandbox,
 )
+from rollout.settings import Settings
 from tests.prom import require_prometheus
 from tests.tools import wait_for
 
@@ -110,7 +111,7 @@ def setup_case(api: client.ApiClient, provider: str) -> Case:
 
 
 def set_weights(api: client.ApiClient, case: Case, primary: int, canary: int, *, match: bool = False) -> None:
-    router = router_for(case.provider, api)
+    router = router_for(case.provider, api, Settings())
     router.reconcile(case.release)
     router.set_weight(case.release, primary, canary, match=match)
     assert router.verify_weight(case.release) == (primary, canary)

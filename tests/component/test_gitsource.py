@@ -20,6 +20,7 @@ from rollout.api.kinds import GROUP, VERSION
 from rollout.engine.events import EventRecorder
 from rollout.gitops.source import SourceReconciler
 from rollout.sandbox import Sandbox
+from rollout.settings import Settings
 from tests.gitrepo import GitRemote, deployment_yaml, service_yaml
 from tests.tools import missing_tool
 
@@ -51,7 +52,7 @@ class Harness:
         self.apps: Any = kubernetes.client.AppsV1Api(api)
         self.core: Any = kubernetes.client.CoreV1Api(api)
         self.custom: Any = kubernetes.client.CustomObjectsApi(api)
-        self.reconciler = SourceReconciler(api, cache, EventRecorder(api).emit)
+        self.reconciler = SourceReconciler(api, cache, EventRecorder(api, Settings()).emit, settings=Settings())
 
     def create_source(self, path: str = "./apps", **spec: Any) -> None:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GitSource",

@@ -17,6 +17,7 @@ from kubernetes import client
 
 from rollout.api.parse import parse_canary
 from rollout.routers import router_for
+from rollout.settings import Settings
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
@@ -81,7 +82,7 @@ class WeightLog:
             if weight is not None and (not self.status or self.status[-1] != weight):
                 self.status.append(weight)
             if self.release is not None:
-                route = router_for(self.release.spec.provider, self.api).verify_weight(self.release)
+                route = router_for(self.release.spec.provider, self.api, Settings()).verify_weight(self.release)
                 if not self.routes or self.routes[-1] != route:
                     self.routes.append(route)
             time.sleep(0.5)
@@ -127,7 +128,7 @@ def test_failing_metric_rolls_back_at_the_threshold(api: client.ApiClient, opera
     assert status["phase"] == "Failed"
     assert status["failedChecks"] == 2 and status["canaryWeight"] == 0
     release = parse_canary(obj)
-    assert router_for(release.spec.provider, api).verify_weight(release) == (100, 0)
+    assert router_for(release.spec.provider, api, Settings()).verify_weight(release) == (100, 0)
     assert image_of(api, "web-primary", namespace) == OLD
     assert not client.AppsV1Api(api).read_namespaced_deployment("web", namespace).spec.replicas
     events = client.CoreV1Api(api).list_namespaced_event(namespace).items
@@ -281,7 +282,7 @@ def test_deleting_a_canary_restores_traffic_to_the_primary(api: client.ApiClient
 
     wait_for("the Canary to be gone", vanished, timeout=30)
     release = parse_canary(obj)
-    assert router_for(release.spec.provider, api).verify_weight(release) in ((100, 0), None)
+    assert router_for(release.spec.provider, api, Settings()).verify_weight(release) in ((100, 0), None)
     assert client.CoreV1Api(api).read_namespaced_service("gone", namespace).spec.selector == {"app": "gone-primary"}
 
 

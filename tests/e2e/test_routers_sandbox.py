@@ -21,6 +21,7 @@ from rollout.routers import RouterError, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.sandbox import Sandbox
+from rollout.settings import Settings
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -115,7 +116,8 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
 
 def read(api: client.ApiClient, namespace: str, api_version: str, plural: str, name: str) -> Obj | None:
     kinds = {"ingresses": "Ingress", "services": "Service"}
-    return Objects(api).get(Kind(api_version, kinds.get(plural, plural), plural), namespace, name)
+    kind = Kind(api_version, kinds.get(plural, plural), plural)
+    return Objects(api, Settings().api_timeout).get(kind, namespace, name)
 
 
 def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> list[str]:
@@ -130,7 +132,7 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
 @pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "linkerd", "nginx", "kubernetes"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
-    router = router_for(provider, api)
+    router = router_for(provider, api, Settings())
 
     router.reconcile(release)
     assert router.verify_weight(release) == (100, 0)
@@ -193,7 +195,7 @@ def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) 
 ])
 def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match: list[Obj]) -> None:
     release = setup_release(api, namespace, provider, match=match)
-    router = router_for(provider, api)
+    router = router_for(provider, api, Settings())
     router.reconcile(release)
     router.set_weight(release, 100, 0, match=True)
     assert router.verify_weight(release) == (100, 0)
@@ -224,7 +226,7 @@ def test_conflicting_write_is_retried(api: client.ApiClient, namespace: str) -> 
     """Someone writes the route between our read and our write: the 409 is retried on a fresh read,
     and their change survives ours."""
     release = setup_release(api, namespace, "gatewayapi")
-    router = GatewayAPIRouter(api)
+    router = GatewayAPIRouter(api, Settings())
     router.reconcile(release)
     custom = client.CustomObjectsApi(api)
     args = ("gateway.networking.k8s.io", "v1", namespace, "httproutes", TARGET)
@@ -259,14 +261,14 @@ def test_missing_pieces_are_reported(api: client.ApiClient, namespace: str, tmp_
                   "service": {"port": 9898}, "analysis": {"interval": "1m", "iterations": 2}}},
         _request_timeout=10)
     release = parse_canary(obj)
-    router = router_for("kubernetes", api)
+    router = router_for("kubernetes", api, Settings())
     with pytest.raises(RouterError, match="the workloads create") as e:
         router.reconcile(release)
     assert e.value.temporary
     assert router.verify_weight(release) is None
     router.finalize(release)  # nothing to hand back: no error
     with pytest.raises(RouterError, match="installed") as e2:
-        Objects(api).get(Kind("example.com/v1", "Nothing", "nothings"), namespace, "x")
+        Objects(api, Settings().api_timeout).get(Kind("example.com/v1", "Nothing", "nothings"), namespace, "x")
     assert e2.value.temporary
     with pytest.raises(ApiException):
         custom.get_namespaced_custom_object("example.com", "v1", namespace, "nothings", "x", _request_timeout=10)

@@ -15,6 +15,7 @@ from kubernetes import client
 from rollout.engine.operator import Operator
 from rollout.kube import api_client
 from rollout.sandbox import Sandbox
+from rollout.settings import Settings
 from tests.e2e.conftest import create_deployment, create_release, set_image, wait_for
 from tests.e2e.test_operator import canary
 
@@ -27,7 +28,7 @@ def test_requests_per_tick(tmp_path: Path) -> None:
         client.CoreV1Api(api).create_namespace({"metadata": {"name": "cost"}})
         create_deployment(api, "app", "cost")
         create_release(api, canary("app", "cost", "istio", metrics=[], stepWeight=50, interval="1s"))
-        operator = Operator(api, prometheus="http://127.0.0.1:9")
+        operator = Operator(api, settings=Settings(prometheus="http://127.0.0.1:9"))
         assert sb.api is not None
         served = sb.api.served
 
@@ -67,7 +68,7 @@ def test_prometheus_down_holds_the_release_without_failing_it(tmp_path: Path) ->
         client.CoreV1Api(api).create_namespace({"metadata": {"name": "down"}})
         create_deployment(api, "app", "down")
         create_release(api, canary("app", "down", "istio", interval="1s"))
-        operator = Operator(api, prometheus="http://127.0.0.1:9")
+        operator = Operator(api, settings=Settings(prometheus="http://127.0.0.1:9"))
 
         def status() -> dict[str, Any]:
             obj = client.CustomObjectsApi(api).get_namespaced_custom_object(

@@ -13,6 +13,7 @@ from kubernetes import client
 
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Canary
+from rollout.settings import Settings
 from rollout.workloads import REVISION_ANNOTATION, NotReady, TargetMissing, Workloads, pod_template_hash
 from tests.e2e.conftest import GROUP, VERSION, deployment, wait_for
 
@@ -48,7 +49,7 @@ def create_deployment(api: client.ApiClient, body: dict[str, Any]) -> None:
 
 def raw(api: client.ApiClient, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
     """The object as the API serves it (JSON, every field), or None."""
-    workloads = Workloads(api, timeout=5)
+    workloads = Workloads(api, Settings(api_timeout=5))
     return workloads.deployment(namespace, name) if kind == "deployment" else workloads.service(namespace, name)
 
 
@@ -59,7 +60,7 @@ def ready_pair(workloads: Workloads, release: Canary) -> bool:
 
 @pytest.fixture
 def workloads(api: client.ApiClient) -> Workloads:
-    return Workloads(api, timeout=5)
+    return Workloads(api, Settings(api_timeout=5))
 
 
 def test_clone_scale_promote_and_hand_back(api: client.ApiClient, namespace: str, workloads: Workloads) -> None:

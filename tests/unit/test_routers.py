@@ -22,6 +22,7 @@ from rollout.routers.nginx import NginxRouter
 from rollout.routers.objects import merged
 from rollout.routers.route import kept
 from rollout.routers.smi import SMIRouter
+from rollout.settings import Settings
 
 UID = "5f0c8a2e-0000-4000-8000-000000000001"
 HEADER_MATCH = {"headers": {"x-canary": {"exact": "insider"}}}
@@ -444,13 +445,13 @@ def test_registry_covers_every_provider() -> None:
 def test_router_for_names_and_aliases(name: str) -> None:
     provider = PROVIDER_ALIASES.get(name) or Provider(name)
     api = client.ApiClient(client.Configuration(host="http://127.0.0.1:9"))
-    assert type(router_for(name, api)) is ROUTER_CLASSES[provider]
-    assert type(router_for(provider, api)) is ROUTER_CLASSES[provider]
+    assert type(router_for(name, api, Settings())) is ROUTER_CLASSES[provider]
+    assert type(router_for(provider, api, Settings())) is ROUTER_CLASSES[provider]
 
 
 def test_router_for_rejects_unknown_names() -> None:
     api = client.ApiClient(client.Configuration(host="http://127.0.0.1:9"))
     with pytest.raises(ValueError, match="contour") as e:
-        router_for("contour", api)
+        router_for("contour", api, Settings())
     for known in ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes", "gatewayapi:v1beta1"):
         assert known in str(e.value)

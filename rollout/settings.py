@@ -1,0 +1,123 @@
+"""The operator's settings: every timeout, backoff, retry delay and pool size in one frozen object.
+
+`rollout run` builds one `Settings` from its flags and `ROLLOUT_*` environment variables (a flag
+wins over the variable, the variable over the default) and passes it down to every part that
+talks to the API, Prometheus or Git, as kopf passes its `OperatorSettings`. No part reads a
+module constant for these. The module sits below every layer and imports nothing of rollout, so
+the routers, workloads and GitOps parts can take the same object as the engine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+def _default_workers() -> int:
+    # The size Python gives its default thread pool, which ran the ticks before this setting existed.
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def _setting(default: Any, env: str, help: str, *, default_factory: Any = None) -> Any:
+    metadata = {"env": env, "help": help}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def _problem(name: str, value: Any) -> str | None:
+    if name == "prometheus" and not str(value).startswith(("http://", "https://")):
+        return f"must start with http:// or https://, got {value!r}"
+    if name == "workers" and value < 1:
+        return f"must be at least 1, got {value}"
+    if isinstance(value, int | float) and value < 0:
+        return f"must not be negative, got {value}"
+    if name.endswith("timeout") and value == 0:
+        return "must be more than 0 seconds"
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    prometheus: str = _setting(
+        "http://prometheus.monitoring:9090", "ROLLOUT_PROMETHEUS_URL",
+        "Prometheus that the metric checks query")
+    prometheus_timeout: float = _setting(10.0, "ROLLOUT_PROMETHEUS_TIMEOUT", "seconds one Prometheus query may take")
+    prometheus_retries: int = _setting(
+        2, "ROLLOUT_PROMETHEUS_RETRIES", "extra attempts of a Prometheus query that failed for a temporary reason")
+    api_timeout: float = _setting(10.0, "ROLLOUT_API_TIMEOUT", "seconds one Kubernetes API request may take")
+    apply_timeout: float = _setting(
+        15.0, "ROLLOUT_APPLY_TIMEOUT", "seconds one server-side apply (or prune) of a GitSource's object may take")
+    conflict_retries: int = _setting(
+        3, "ROLLOUT_CONFLICT_RETRIES", "times a workload write re-reads and tries again after a 409 Conflict")
+    workers: int = _setting(
+        None, "ROLLOUT_WORKERS", "threads that run ticks and syncs (default: CPUs + 4, at most 32)",
+        default_factory=_default_workers)
+    error_backoff: float = _setting(
+        5.0, "ROLLOUT_ERROR_BACKOFF", "seconds before a release whose tick failed (API, network) is looked at again")
+    invalid_recheck: float = _setting(
+        30.0, "ROLLOUT_INVALID_RECHECK", "seconds between looks at a release whose spec is invalid or whose "
+                                          "router or workload refused it")
+    git_retry: float = _setting(
+        10.0, "ROLLOUT_GIT_RETRY", "seconds before a GitSource whose fetch or apply failed tries again")
+    git_connect_timeout: float = _setting(
+        15.0, "ROLLOUT_GIT_CONNECT_TIMEOUT", "seconds an SSH connection to a Git remote may take to open")
+    kustomize_timeout: float = _setting(
+        60.0, "ROLLOUT_KUSTOMIZE_TIMEOUT", "seconds `kubectl kustomize` may take to render a folder")
+    push_backoff: float = _setting(
+        0.2, "ROLLOUT_PUSH_BACKOFF", "seconds before a revert push rejected by a concurrent commit is tried again "
+                                     "(doubling each time, with jitter)")
+    push_backoff_max: float = _setting(
+        2.0, "ROLLOUT_PUSH_BACKOFF_MAX", "the longest wait between two tries of a revert push, in seconds")
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if problem := _problem(f.name, getattr(self, f.name)):
+                raise ValueError(f"{option(f.name)} {problem}")
+
+    @classmethod
+    def build(cls, environ: Mapping[str, str] = os.environ, **given: Any) -> Settings:
+        """The settings from `environ`'s ROLLOUT_* variables, then `given` (flags; None means not set)."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = value = _convert(f.name, raw, f.metadata["env"])
+                if problem := _problem(f.name, value):
+                    raise ValueError(f"{f.metadata['env']} {problem}")
+        values.update({k: v for k, v in given.items() if v is not None})
+        return replace(cls(), **values)
+
+
+def option(name: str) -> str:
+    """The `rollout run` flag of a setting."""
+    return "--" + name.replace("_", "-")
+
+
+def described() -> Iterator[tuple[str, str, str, Any]]:
+    """(name, flag, environment variable, help) of every setting, for `rollout run --help` and the README."""
+    defaults = Settings()
+    for f in fields(Settings):
+        text = f.metadata["help"]
+        if "(default" not in text:
+            text += f" (default {getattr(defaults, f.name)})"
+        yield f.name, option(f.name), f.metadata["env"], text
+
+
+_TYPES: dict[str, type] = {f.name: type(getattr(Settings(), f.name)) for f in fields(Settings)}
+
+
+def type_of(name: str) -> type:
+    return _TYPES[name]
+
+
+def _convert(name: str, raw: str, source: str) -> Any:
+    kind = _TYPES[name]
+    try:
+        return kind(raw)
+    except ValueError:
+        noun = {int: "a whole number", float: "a number"}.get(kind, "a value")
+        raise ValueError(f"{source} must be {noun}, got {raw!r}") from None
+
