@@ -118,11 +118,11 @@ def _non_negative(text: str) -> float:
 
 
 def _run_sandbox_up(args: argparse.Namespace) -> int:
-    from rollout.sandbox import DataPlaneConfig, serve
+    from sandbox import DataPlaneConfig, serve
 
     if not (args.dataplane or args.rps is not None):
         return serve(args.kubeconfig)
-    from rollout.sandbox.prometheus import PrometheusNotFoundError
+    from sandbox.prometheus import PrometheusNotFoundError
 
     config = DataPlaneConfig(rps=50.0 if args.rps is None else args.rps, seed=args.seed)
     try:
@@ -242,7 +242,7 @@ def _add_demo(subcommands: Subcommands) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from rollout.demo import Options, run_demo
+    from sandbox.demo import Options, run_demo
 
     return run_demo(Options(provider=args.provider, judge=args.judge, interval=args.interval, rps=args.rps,
                             keep=args.keep, json=args.json, workdir=args.dir, timeout=args.timeout))

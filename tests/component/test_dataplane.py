@@ -26,7 +26,7 @@ from rollout.api.parse import parse_canary
 from rollout.kube import api_client
 from rollout.routers import router_for
 from rollout.routers.base import Release
-from rollout.sandbox import (
+from sandbox import (
     ERROR_RATE_ANNOTATION,
     LATENCY_MEDIAN_ANNOTATION,
     LATENCY_P99_ANNOTATION,

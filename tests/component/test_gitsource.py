@@ -18,7 +18,7 @@ import pytest
 from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION
 from rollout.engine.events import EventRecorder
 from rollout.gitops.source import SourceReconciler
-from rollout.sandbox import Sandbox
+from sandbox import Sandbox
 from tests.gitrepo import GitRemote, deployment_yaml, service_yaml
 from tests.tools import missing_tool
 

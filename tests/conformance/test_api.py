@@ -20,7 +20,7 @@ import kubernetes
 import pytest
 from kubernetes import watch
 
-from rollout.sandbox import UNREADY_ANNOTATION
+from sandbox import UNREADY_ANNOTATION
 
 from .conftest import Cluster
 

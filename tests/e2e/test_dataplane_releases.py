@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from rollout.demo import app
+from sandbox.demo import app
 from rollout.kube import api_client
 from tests.e2e.conftest import OperatorProcess, create_release, release_status, wait_for
 

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from kubernetes import client
 
 from rollout.kube import api_client
-from rollout.sandbox import DataPlaneConfig, Sandbox
+from sandbox import DataPlaneConfig, Sandbox
 
 from . import app
 from .view import summary, tick_key, tick_line
