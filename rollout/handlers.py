@@ -19,10 +19,10 @@ from typing import Any
 import kopf
 
 from rollout.engine.events import EventRecorder
+from rollout.engine.kube import api_client, connection
 from rollout.engine.operator import GROUP, VERSION, Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
-from rollout.kube import api_client, connection
 from rollout.workloads.errors import WorkloadError
 
 # The shortest wait between two ticks, so a planner asking for "now" cannot spin.

@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 from kubernetes import client
 
-from rollout.kube import api_client
+from rollout.engine.kube import api_client
 from sandbox import DataPlaneConfig, Sandbox
 
 from . import app

@@ -23,7 +23,7 @@ from kubernetes import client
 from analysis.providers.prometheus import NaNError, NoDataError, PrometheusProvider
 from analysis.templates import REQUEST_DURATION, REQUEST_SUCCESS_RATE, builtin_counts_queries, builtin_query
 from rollout.api.parse import parse_canary
-from rollout.kube import api_client
+from rollout.engine.kube import api_client
 from rollout.routers import router_for
 from rollout.routers.base import Release
 from sandbox import (
