@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml | cksum | cut -d' ' -f1)
 
 PROMETHEUS := .cache/prometheus/usr/bin/prometheus
 OPENSSH    := .cache/openssh/usr/sbin/sshd
@@ -10,18 +10,19 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv lint test unit demo bench bench-quick tools chromium kubectl clean
 
-$(STAMP): pyproject.toml
+# One pip call for both projects: `rollout[test]` needs `rollout-sandbox`, which pip then takes from sandbox/.
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]' -e ./sandbox
 	@rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check rollout analysis tests $(wildcard benchmarks)
+	$(BIN)/ruff check rollout analysis sandbox tests $(wildcard benchmarks)
 	$(BIN)/mypy --strict rollout/api rollout/core analysis
-	$(BIN)/mypy rollout
+	$(BIN)/mypy rollout sandbox
 	$(BIN)/lint-imports
 
 # Real programs the tests start: Prometheus and OpenSSH's sshd (Debian's packages, unpacked into

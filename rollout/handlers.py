@@ -21,10 +21,10 @@ import kopf
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.engine.events import EventRecorder
+from rollout.engine.kube import api_client, connection
 from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
-from rollout.kube import api_client, connection
 from rollout.settings import Settings
 from rollout.workloads.errors import WorkloadError
 

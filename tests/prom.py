@@ -1,6 +1,6 @@
 """Run a real Prometheus for tests: fill it with data, start it, stop it.
 
-Finding, starting and stopping the server is `rollout.sandbox.prometheus` (the sandbox runs the
+Finding, starting and stopping the server is `sandbox.prometheus` (the sandbox runs the
 same one); this adds what only tests need: a skip (or a CI failure) when the binary is missing, and
 OpenMetrics text turned into TSDB blocks by `promtool tsdb create-blocks-from openmetrics` before
 the server starts.
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rollout.sandbox.prometheus import PrometheusServer, find_prometheus, find_promtool, free_port
+from sandbox.prometheus import PrometheusServer, find_prometheus, find_promtool, free_port
 from tests.tools import missing_tool
 
 __all__ = ["RunningPrometheus", "free_port", "load_openmetrics", "require_prometheus", "running_prometheus"]

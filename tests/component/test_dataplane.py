@@ -24,16 +24,16 @@ from analysis.providers.prometheus import NaNError, NoDataError, PrometheusProvi
 from analysis.templates import REQUEST_DURATION, REQUEST_SUCCESS_RATE, builtin_counts_queries, builtin_query
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Release
-from rollout.kube import api_client
+from rollout.engine.kube import api_client
 from rollout.routers import router_for
-from rollout.sandbox import (
+from rollout.settings import Settings
+from sandbox import (
     ERROR_RATE_ANNOTATION,
     LATENCY_MEDIAN_ANNOTATION,
     LATENCY_P99_ANNOTATION,
     DataPlaneConfig,
     Sandbox,
 )
-from rollout.settings import Settings
 from tests.prom import require_prometheus
 from tests.tools import wait_for
 

@@ -19,8 +19,8 @@ from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION
 from rollout.api.kinds import GROUP, VERSION
 from rollout.engine.events import EventRecorder
 from rollout.gitops.source import SourceReconciler
-from rollout.sandbox import Sandbox
 from rollout.settings import Settings
+from sandbox import Sandbox
 from tests.gitrepo import GitRemote, deployment_yaml, service_yaml
 from tests.tools import missing_tool
 

@@ -21,7 +21,7 @@ import kubernetes
 import pytest
 import yaml
 
-from rollout.sandbox import Sandbox, default_crd_files
+from sandbox import Sandbox, default_crd_files
 
 _new_client: Any = kubernetes.config.new_client_from_config  # untyped in the client package
 

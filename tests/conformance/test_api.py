@@ -21,7 +21,7 @@ import pytest
 from kubernetes import watch
 
 from rollout.api.kinds import CANARY, GROUP, PLURALS, VERSION
-from rollout.sandbox import UNREADY_ANNOTATION
+from sandbox import UNREADY_ANNOTATION
 
 from .conftest import Cluster
 

@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client
 
 from rollout.api.kinds import GROUP, VERSION
-from rollout.kube import api_client
+from rollout.engine.kube import api_client
 from tests.e2e.exporter import Exporter
 from tests.prom import RunningPrometheus, running_prometheus
 from tests.tools import wait_for

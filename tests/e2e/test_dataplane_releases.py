@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from rollout.demo import app
-from rollout.kube import api_client
+from rollout.engine.kube import api_client
+from sandbox.demo import app
 from tests.e2e.conftest import OperatorProcess, create_release, release_status, wait_for
 
 pytestmark = pytest.mark.e2e

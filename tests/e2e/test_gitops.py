@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from rollout.control import detail, releases, table
+from rollout.cli.releases import detail, releases, table
 from tests.e2e.conftest import (
     GROUP,
     VERSION,

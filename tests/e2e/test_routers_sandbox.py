@@ -20,8 +20,8 @@ from rollout.api.spec import Canary
 from rollout.routers import RouterError, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
-from rollout.sandbox import Sandbox
 from rollout.settings import Settings
+from sandbox import Sandbox
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from rollout.engine.kube import api_client
 from rollout.engine.operator import Operator
-from rollout.kube import api_client
-from rollout.sandbox import Sandbox
 from rollout.settings import Settings
+from sandbox import Sandbox
 from tests.e2e.conftest import create_deployment, create_release, set_image, wait_for
 from tests.e2e.test_operator import canary
 

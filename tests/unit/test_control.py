@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rollout.control import detail, table
+from rollout.cli.releases import detail, table
 
 REVERTED = {
     "kind": "Canary",

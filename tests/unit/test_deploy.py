@@ -25,8 +25,8 @@ from kubernetes.config import incluster_config
 
 import rollout
 from rollout.cli import build_parser
-from rollout.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
-from rollout.kube import api_client, connection
+from rollout.engine.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
+from rollout.engine.kube import api_client, connection
 from rollout.routers import gatewayapi, istio, linkerd, objects, smi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +60,7 @@ NEEDED: frozenset[Need] = frozenset({
     ("rollout.gitops.dev", "canaries/status", "patch"),
     ("rollout.gitops.dev", "bluegreens/status", "patch"),
     ("rollout.gitops.dev", "metrictemplates", "get"),
-    # rollout.gitops.source: reads the GitSource, writes its status, lists releases (rollout.control
+    # rollout.gitops.source: reads the GitSource, writes its status, lists releases (rollout.cli.releases
     # lists and patches the same for `rollout status|promote|abort|retry`).
     ("rollout.gitops.dev", "gitsources", "get"),
     ("rollout.gitops.dev", "gitsources/status", "patch"),
@@ -109,7 +109,7 @@ SCANNED = [
     *(path for package in ("engine", "workloads", "routers", "gitops")
       for path in sorted((ROOT / "rollout" / package).glob("*.py"))),
     ROOT / "rollout" / "handlers.py",
-    ROOT / "rollout" / "control.py",
+    ROOT / "rollout" / "cli" / "releases.py",
 ]
 
 
@@ -256,7 +256,7 @@ def test_the_container_is_non_root_with_a_read_only_root_filesystem() -> None:
 def test_in_the_pod_the_client_uses_the_service_account_and_reads_a_rotated_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No kubeconfig is mounted: rollout.kube falls back to the pod's service account (the files the
+    """No kubeconfig is mounted: rollout.engine.kube falls back to the pod's service account (the files the
     kubelet mounts at SA_DIR, put at a temporary path here), and kopf's login reads the token again
     after the kubelet rotates it."""
     env = {e["name"]: e.get("value") for e in container()["env"]}

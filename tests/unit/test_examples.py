@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
+from rollout.api.manifests import is_rollout_kind
 from rollout.api.parse import parse_resource
 from rollout.api.spec import BlueGreen, Canary, GitSource, Judge, MetricTemplate, Provider
-from rollout.validate import is_rollout_kind, validate_paths
+from rollout.cli.validate import validate_paths
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".yaml", ".yml"))

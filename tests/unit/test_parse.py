@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from rollout.api.errors import FieldError, ValidationError
+from rollout.api.manifests import check_object
 from rollout.api.parse import (
     API_VERSION,
     FLAGGER_API_VERSION,
@@ -38,7 +39,6 @@ from rollout.api.spec import (
     ThresholdRange,
     WebhookType,
 )
-from rollout.validate import check_object
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DELETE = object()

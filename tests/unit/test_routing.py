@@ -13,8 +13,8 @@ import pytest
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Release
 from rollout.routers import gatewayapi, istio, linkerd, nginx, smi
-from rollout.sandbox.pods import behaviour_of, pod_names
-from rollout.sandbox.routing import Entry, Split, World, endpoints, split_for, splits
+from sandbox.pods import behaviour_of, pod_names
+from sandbox.routing import Entry, Split, World, endpoints, split_for, splits
 
 NS = "test"
 AB = [{"headers": {"x-canary": {"exact": "insider"}}}]

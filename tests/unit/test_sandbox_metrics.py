@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rollout.sandbox.metrics import BUCKETS_MS, Registry
+from sandbox.metrics import BUCKETS_MS, Registry
 
 
 def lines_of(text: str, prefix: str) -> dict[str, str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rollout.api.manifests import is_rollout_kind
 from rollout.cli import main
-from rollout.validate import is_rollout_kind
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

@@ -10,10 +10,10 @@ import pytest
 
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import BlueGreen, Canary
-from rollout.sandbox.defaults import apply_defaults
 from rollout.workloads import WorkloadError, pod_template_hash, revision_of, workload_of
 from rollout.workloads import builders as b
 from rollout.workloads.hashing import REVISION_ANNOTATION, normalized_template
+from sandbox.defaults import apply_defaults
 
 UID = "0b6c1c7e-1111-2222-3333-444455556666"
 

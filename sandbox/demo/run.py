@@ -26,8 +26,8 @@ from typing import Any, TextIO
 from kubernetes import client
 
 from rollout.api.kinds import CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
-from rollout.kube import api_client
-from rollout.sandbox import DataPlaneConfig, Sandbox
+from rollout.engine.kube import api_client
+from sandbox import DataPlaneConfig, Sandbox
 
 from . import app
 from .view import summary, tick_key, tick_line

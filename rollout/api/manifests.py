@@ -1,20 +1,18 @@
-"""`rollout validate`: check manifests offline, before they reach a cluster or a Git branch.
+"""Manifest loading: rollout resources out of YAML text, checked as `rollout validate` checks them.
 
 Each Canary, BlueGreen, MetricTemplate and GitSource is checked twice: against the CRD schema (what
 the API server would refuse) and against the semantic rules of `rollout.api.parse` (what the
 operator would refuse). Other kinds pass through with a note, so a whole kustomize folder can be
-checked at once. Decisions live in `check_object` and `validate_text`, which read no files; only
-`validate_paths` touches the file system.
+checked at once. It lives in the API layer, apart from the command, because it reads no files:
+`rollout validate` walks the file system and formats (`rollout.cli.validate`), and any layer that
+holds manifest text (`rollout analyze`, tests) loads it with `load_resources`.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
@@ -25,9 +23,6 @@ from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION, GROUP
 from rollout.api.parse import PARSERS, flagger_hint
 from rollout.api.schema import schema_errors
 from rollout.api.spec import Resource
-
-STDIN = "-"
-STDIN_NAME = "<stdin>"
 
 
 @dataclass(frozen=True)
@@ -188,7 +183,7 @@ class InvalidManifests(ValueError):
 
     def __init__(self, report: Report) -> None:
         self.report = report
-        super().__init__(format_text(report.problems).strip())
+        super().__init__("".join(p.line() + "\n" for p in report.problems).strip())
 
 
 def load_resources(text: str, file: str) -> list[Resource]:
@@ -203,43 +198,3 @@ def load_resources(text: str, file: str) -> list[Resource]:
         for doc in _documents(text)
         if isinstance(doc, Mapping) and is_rollout_kind(doc)
     ]
-
-
-def collect_files(path: Path) -> list[Path]:
-    """A file as given; a directory as every *.yaml and *.yml under it, recursively, sorted."""
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    return [path]
-
-
-def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None) -> Report:
-    """Validate files, directories and `-` (stdin); unreadable inputs become problems, never exceptions."""
-    report = Report()
-    for arg in paths:
-        if arg == STDIN:
-            report.extend(validate_text((stdin or sys.stdin).read(), STDIN_NAME))
-            continue
-        root = Path(arg)
-        if not root.exists():
-            report.problems.append(Problem(arg, None, None, None, "", "no such file or directory"))
-            continue
-        files = collect_files(root)
-        if root.is_dir() and not files:
-            report.problems.append(Problem(arg, None, None, None, "", "no *.yaml or *.yml files in this directory"))
-        for file in files:
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as error:
-                reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-                report.problems.append(Problem(str(file), None, None, None, "", f"cannot read: {reason}"))
-                continue
-            report.extend(validate_text(text, str(file)))
-    return report
-
-
-def format_text(problems: Iterable[Problem]) -> str:
-    return "".join(p.line() + "\n" for p in problems)
-
-
-def format_json(problems: Iterable[Problem]) -> str:
-    return json.dumps([p.to_dict() for p in problems], indent=2) + "\n"

@@ -1,4 +1,4 @@
-"""`rollout status|promote|abort|retry`: look at releases and steer them, as Argo Rollouts' plugin does.
+"""What `rollout status|promote|abort|retry` do: look at releases and steer them, as Argo Rollouts' plugin does.
 
 Commands are recorded in the release's status (`status.command`), where the planner picks them up
 at its next tick and clears them; nothing here changes workloads or routes directly.

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from rollout.api.kinds import API_VERSION
-from rollout.sandbox import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
+from sandbox import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
 
 NAMESPACE = "demo"
 APP = "podinfo"

@@ -1,6 +1,6 @@
-"""`rollout analyze`: replay a Canary's analysis over a past window of a real Prometheus.
+"""What `rollout analyze` does: replay a Canary's analysis over a past window of a real Prometheus.
 
-Loads the Canary (and any MetricTemplates) from a manifest file, replays it with `rollout.replay`
+Loads the Canary (and any MetricTemplates) from a manifest file, replays it with `rollout.engine.replay`
 against the given Prometheus, prints one line per tick and the outcome, and optionally writes the
 HTML report. Exit codes: 0 promote (or no decision in the window), 3 rollback, 2 usage or
 connection errors.
@@ -19,12 +19,12 @@ from analysis.providers.prometheus import Auth, PrometheusProvider
 from analysis.report import Outcome as ReportOutcome
 from analysis.report import to_html
 from rollout.api.durations import parse_duration
+from rollout.api.manifests import InvalidManifests, load_resources
 from rollout.api.spec import BlueGreen, Canary, Judge, MetricTemplate
 from rollout.api.status import format_time
 from rollout.engine.checks import CheckError, MetricChecks, judge_for
+from rollout.engine.replay import Outcome, Replay, replay
 from rollout.engine.reports import TickRecord, build_report
-from rollout.replay import Outcome, Replay, replay
-from rollout.validate import InvalidManifests, load_resources
 
 EXIT_PROMOTE, EXIT_USAGE, EXIT_ROLLBACK = 0, 2, 3
 

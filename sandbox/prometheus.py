@@ -31,7 +31,7 @@ __all__ = [
     "prometheus_config",
 ]
 
-CACHE_BIN = Path(__file__).resolve().parents[2] / ".cache" / "prometheus" / "usr" / "bin"
+CACHE_BIN = Path(__file__).resolve().parents[1] / ".cache" / "prometheus" / "usr" / "bin"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 _PORT_ATTEMPTS = 3

@@ -66,7 +66,7 @@ _STOP_TIMEOUT = 15.0
 
 def default_crd_files() -> list[Path]:
     """The repository's `crds/*.yaml` (present in a checkout or an editable install)."""
-    crds = Path(__file__).resolve().parents[2] / "crds"
+    crds = Path(__file__).resolve().parents[1] / "crds"
     return sorted(crds.glob("*.yaml")) if crds.is_dir() else []
 
 

@@ -1,0 +1,29 @@
+"""What several subcommands share: the --kubeconfig option, the API client it leads to, and the one
+line printed when a subcommand needs the sandbox and it is not installed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+Subcommands = Any  # argparse's _SubParsersAction is private
+
+SANDBOX_INSTALL = "pip install 'rollout[sandbox]'"
+
+
+def kube_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kubeconfig", type=Path, metavar="PATH", help="default: $KUBECONFIG or ~/.kube/config")
+
+
+def api(args: argparse.Namespace) -> Any:
+    from rollout.engine.kube import api_client
+
+    return api_client(args.kubeconfig)
+
+
+def no_sandbox(command: str, error: ImportError) -> int:
+    """The sandbox is a separate distribution: say which install brings it, in one line; exit 1."""
+    print(f"rollout {command}: the sandbox is not installed ({error}); {SANDBOX_INSTALL} brings it", file=sys.stderr)
+    return 1

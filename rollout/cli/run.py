@@ -1,0 +1,48 @@
+"""`rollout run`: start the operator (its kopf registrations are `rollout.handlers`).
+
+Its settings (timeouts, backoffs, the pool size, the Prometheus address) are flags made from
+`rollout.settings`, each also read from its ROLLOUT_* variable; they become one `Settings`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from rollout.cli.common import Subcommands, kube_args
+from rollout.settings import Settings, described, type_of
+
+_METAVARS = {str: "URL", float: "SECONDS", int: "N"}
+
+
+def add(subcommands: Subcommands) -> None:
+    p = subcommands.add_parser("run", help="start the operator", description="Run the operator until interrupted.")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS", help="watch NS (repeatable)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (the default)")
+    kube_args(p)
+    p.add_argument("--reports", type=Path, metavar="DIR", help="write each run's analysis report (JSON, MD, HTML) here")
+    p.add_argument("--git-cache", type=Path, metavar="DIR",
+                   default=Path(os.environ.get("ROLLOUT_GIT_CACHE", Path(tempfile.gettempdir()) / "rollout-git")),
+                   help="where Git clones are kept between syncs (default $ROLLOUT_GIT_CACHE or a temp folder)")
+    tuning = p.add_argument_group("settings", "each can also be set by the environment variable named; a flag wins")
+    for name, flag, env, text in described():
+        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=_METAVARS[type_of(name)],
+                            help=f"{text} [${env}]")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.build(os.environ, **{name: getattr(args, name) for name, *_ in described()})
+    except ValueError as e:
+        print(f"rollout run: {e}", file=sys.stderr)
+        return 2
+    from rollout.handlers import run as run_operator
+
+    run_operator(args.namespace, kubeconfig=args.kubeconfig, settings=settings, reports=args.reports,
+                 git_cache=args.git_cache)
+    return 0
