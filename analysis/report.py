@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +28,15 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 
-from analysis.judges import Verdict
+from analysis.verdicts import Outcome, Verdict
 
 SCHEMA = "rollout.gitops.dev/analysis-report/v1"
 
-
-class Outcome(StrEnum):
-    """How the whole run ended."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+__all__ = [
+    "SCHEMA", "AnalysisRun", "MetricSeries", "Outcome", "Samples", "Tick", "Verdict", "from_json",
+    "markdown_table", "outcome_line", "plot_metric", "to_dict", "to_html", "to_json", "to_markdown",
+    "write_reports",
+]
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,10 @@ from analysis.templates import (
     render_template,
     template_variables,
 )
+from analysis.verdicts import Verdict
 from rollout.api.durations import format_duration
 from rollout.api.spec import BlueGreen, Canary, Direction, Judge, Metric, MetricTemplate
-from rollout.core import CheckResult, CheckVerdict
+from rollout.core import CheckResult
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -112,20 +113,20 @@ class MetricChecks:
         try:
             result = self._judge(metric, at, since)
         except NoDataError as e:
-            return CheckResult(metric.name, CheckVerdict.NO_DATA, reason=f"no data: {e}")
+            return CheckResult(metric.name, Verdict.NO_DATA, reason=f"no data: {e}")
         except NaNError as e:
-            return CheckResult(metric.name, CheckVerdict.NO_DATA, reason=str(e))
+            return CheckResult(metric.name, Verdict.NO_DATA, reason=str(e))
         except _CONFIG_ERRORS as e:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
-            return CheckResult(metric.name, CheckVerdict.FAIL, reason=f"cannot be checked: {e}")
+            return CheckResult(metric.name, Verdict.FAIL, reason=f"cannot be checked: {e}")
         except PrometheusError as e:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
-            return CheckResult(metric.name, CheckVerdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
+            return CheckResult(metric.name, Verdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
         return CheckResult(
             metric.name,
-            CheckVerdict(result.verdict.value),
+            result.verdict,
             result.value,
             result.primary,
             result.limit,
