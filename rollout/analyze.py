@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from analysis.providers.prometheus import Auth, PrometheusProvider
+from analysis.providers.prometheus import Auth
+from analysis.providers.registry import source_for
 from analysis.report import to_html
 from analysis.verdicts import Outcome
 from rollout.api.durations import parse_duration
@@ -102,7 +104,7 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
         raise UsageError("--end must be after --start")
     release, templates = load_release(request.file, request.name, request.judge)
     auth = Auth(bearer_token=request.token) if request.token else None
-    with PrometheusProvider(request.prometheus, auth=auth) as prometheus:
+    with closing(source_for("prometheus", request.prometheus, auth=auth)) as prometheus:
         if not prometheus.is_ready():
             raise UsageError(f"cannot reach Prometheus at {request.prometheus} (its /-/ready did not answer 200)")
         checks = MetricChecks(release, prometheus, templates, strict=True)

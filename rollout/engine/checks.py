@@ -24,14 +24,14 @@ from analysis.judges import JudgeResult
 from analysis.judges.compare import compare
 from analysis.judges.sequential import sequential_counts, sequential_histogram
 from analysis.judges.threshold import threshold
-from analysis.providers.prometheus import (
+from analysis.providers.base import (
     AmbiguousResultError,
     AuthError,
     BadQueryError,
+    MetricSource,
+    MetricSourceError,
     NaNError,
     NoDataError,
-    PrometheusError,
-    PrometheusProvider,
     Series,
 )
 from analysis.templates import (
@@ -79,7 +79,7 @@ def judge_for(release: Canary | BlueGreen, metric: Metric) -> Judge:
 
 
 class MetricChecks:
-    """Runs every metric of a release against one Prometheus.
+    """Runs every metric of a release against one metric source (Prometheus today).
 
     `templates` maps (namespace, name) to the MetricTemplates that `templateRef`s name. In strict
     mode an unreachable Prometheus or a bad query raises CheckError rather than giving a verdict.
@@ -88,7 +88,7 @@ class MetricChecks:
     def __init__(
         self,
         release: Canary | BlueGreen,
-        prometheus: PrometheusProvider,
+        prometheus: MetricSource,
         templates: Mapping[tuple[str, str], MetricTemplate] | None = None,
         *,
         strict: bool = False,
@@ -120,7 +120,7 @@ class MetricChecks:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
             return CheckResult(metric.name, Verdict.FAIL, reason=f"cannot be checked: {e}")
-        except PrometheusError as e:
+        except MetricSourceError as e:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
             return CheckResult(metric.name, Verdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
@@ -171,7 +171,7 @@ class MetricChecks:
         value = self.prometheus.query_value(self.query(metric, "canary"), at)
         try:
             primary: float | None = self.prometheus.query_value(self.query(metric, "primary"), at)
-        except (PrometheusError, TemplateError):
+        except (MetricSourceError, TemplateError):
             primary = None
         bounds = metric.threshold_range
         result = threshold(value, min_value=bounds.min if bounds else None, max_value=bounds.max if bounds else None,

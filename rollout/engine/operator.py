@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from analysis.providers.prometheus import PrometheusProvider
+from analysis.providers.registry import source_for
 from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
@@ -76,7 +76,7 @@ class Operator:
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
-        self.prometheus = PrometheusProvider(prometheus)
+        self.prometheus = source_for("prometheus", prometheus)
         self.reports = reports
         self.revert = revert
         self.clock = clock
