@@ -3,7 +3,8 @@
 A run is described by plain dataclasses defined here, so that the operator, `rollout analyze` and
 the benchmarks can all produce one without this module knowing any of them. The HTML file is
 self-contained: plots are PNGs (matplotlib, Agg backend) embedded as base64, there is no script
-and no external resource, and every piece of text is HTML-escaped.
+and no external resource, and every piece of text is HTML-escaped. matplotlib is imported only
+when a plot is drawn, so that the operator does not pay for it until a run ends.
 """
 
 from __future__ import annotations
@@ -17,29 +18,18 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-# The Agg backend is chosen above, before pyplot is imported: reports render without a display.
-import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
-
-from analysis.judges import Verdict
+from analysis.verdicts import Outcome, Verdict
 
 SCHEMA = "rollout.gitops.dev/analysis-report/v1"
 
-
-class Outcome(StrEnum):
-    """How the whole run ended."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+__all__ = [
+    "SCHEMA", "AnalysisRun", "MetricSeries", "Outcome", "Samples", "Tick", "Verdict", "from_json",
+    "markdown_table", "outcome_line", "plot_metric", "to_dict", "to_html", "to_json", "to_markdown",
+    "write_reports",
+]
 
 
 @dataclass(frozen=True)
@@ -312,6 +302,13 @@ def to_html(run: AnalysisRun) -> str:
 
 def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
     """A PNG of one metric: canary and primary lines, limits, check markers and the decision."""
+    import matplotlib
+
+    # The Agg backend is chosen before pyplot is imported: reports render without a display.
+    matplotlib.use("Agg")
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
     try:
         for label, samples, color in (("canary", metric.canary, _CANARY_COLOR),
@@ -393,6 +390,8 @@ def _unix(text: str) -> float:
 
 def _x(at: float) -> float:
     """A unix time as a matplotlib date number."""
+    import matplotlib.dates as mdates
+
     return float(mdates.date2num(datetime.fromtimestamp(at, tz=UTC)))  # type: ignore[no-untyped-call]
 
 

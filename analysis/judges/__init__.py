@@ -8,14 +8,9 @@ is not a failure until the caller's limit (failed checks, progress deadline) say
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-
-class Verdict(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    NO_DATA = "no-data"
+from analysis.verdicts import Verdict
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ values over the analysis window (one per scrape or step); NaNs are dropped.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -20,16 +19,9 @@ import numpy.typing as npt
 from scipy import stats
 
 from analysis.judges import JudgeResult, Verdict, fmt
+from analysis.verdicts import Direction
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class Direction(StrEnum):
-    """Which way a change is BAD: `increase` for latency and errors, `decrease` for success rate."""
-
-    INCREASE = "increase"
-    DECREASE = "decrease"
-    EITHER = "either"
 
 
 ALTERNATIVE = {Direction.INCREASE: "greater", Direction.DECREASE: "less", Direction.EITHER: "two-sided"}

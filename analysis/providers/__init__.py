@@ -1,4 +1,6 @@
-"""Metric providers: fetch raw numbers from a metrics backend as numpy arrays.
+"""Metric sources: fetch raw numbers from a metrics backend as numpy arrays.
 
-Only Prometheus exists today (`analysis.providers.prometheus`); providers never import each other.
+`base` holds the `MetricSource` Protocol, its `Series` and the outcomes every source can raise;
+`registry` picks a source by provider type. Prometheus (`prometheus`) is the only one today;
+providers never import each other.
 """

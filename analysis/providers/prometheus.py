@@ -1,104 +1,44 @@
-"""Prometheus as a metric provider: PromQL in, numpy arrays (timestamps, values) out.
+"""Prometheus as a metric source: PromQL in, numpy arrays (timestamps, values) out.
 
 Built on prometheus-api-client. Every call has a timeout; temporary failures (connection refused
 or reset, timeouts, HTTP 5xx and 429) are retried a bounded number of times with exponential
-backoff. Everything that can go wrong ends in one exception class per outcome, each with a
-message a user can act on:
-
-- `NoDataError`: the query ran but returned no series (nothing matched, or no traffic yet).
-- `NaNError`: the query returned only NaN (typically 0/0: a ratio over a window with no requests).
-- `UnreachableError`: Prometheus could not be reached or kept failing (temporary).
-- `BadQueryError`: Prometheus rejected the query (HTTP 400/422) and said why (permanent).
-- `AuthError`: Prometheus (or a proxy in front) refused the credentials (HTTP 401/403).
-- `AmbiguousResultError`: a single value was asked for, but several series came back.
-
-All derive from `PrometheusError`, whose `temporary` attribute tells the caller whether to retry
-later (engine: TemporaryError) or to report a permanent problem (status condition).
+backoff. Failures end in the outcomes of `analysis.providers.base`: HTTP 400/422 is a bad query,
+401/403 refused credentials, 5xx and 429 that persist (or no answer) unreachable.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import numpy as np
-import numpy.typing as npt
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-FloatArray = npt.NDArray[np.float64]
-TimeLike = datetime | float
+from analysis.providers.base import (
+    AuthError,
+    BadQueryError,
+    FloatArray,
+    MetricSourceError,
+    Series,
+    TimeLike,
+    UnreachableError,
+    as_datetime,
+    single_series,
+    single_value,
+    unix,
+)
+
 T = TypeVar("T")
 
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class PrometheusError(Exception):
-    """Base of every outcome that is not a usable number."""
-
-    temporary = False
-
-    def __init__(self, message: str, query: str | None = None) -> None:
-        super().__init__(message)
-        self.query = query
-
-
-class NoDataError(PrometheusError):
-    """The query matched no series: no data is its own outcome, never a pass."""
-
-
-class NaNError(PrometheusError):
-    """The query returned NaN only, e.g. a success rate over a window without requests."""
-
-
-class UnreachableError(PrometheusError):
-    """Prometheus did not answer, or answered 5xx, on every attempt."""
-
-    temporary = True
-
-
-class BadQueryError(PrometheusError):
-    """Prometheus rejected the query; `detail` is Prometheus's own error text."""
-
-    def __init__(self, message: str, query: str | None, status: int, error_type: str, detail: str) -> None:
-        super().__init__(message, query)
-        self.status = status
-        self.error_type = error_type
-        self.detail = detail
-
-
-class AuthError(PrometheusError):
-    """Prometheus refused the request's credentials (401) or permission (403)."""
-
-    def __init__(self, message: str, query: str | None, status: int) -> None:
-        super().__init__(message, query)
-        self.status = status
-
-
-class AmbiguousResultError(PrometheusError):
-    """One value was expected but the query returned several series (aggregate it with sum)."""
-
-
-@dataclass(frozen=True)
-class Series:
-    """One time series: its labels and parallel arrays of unix timestamps (s) and values."""
-
-    labels: Mapping[str, str]
-    timestamps: FloatArray
-    values: FloatArray
-
-    def finite(self) -> Series:
-        """The same series without NaN and infinite points."""
-        keep = np.isfinite(self.values)
-        return Series(self.labels, self.timestamps[keep], self.values[keep])
 
 
 @dataclass(frozen=True)
@@ -135,7 +75,9 @@ class PrometheusProvider:
     `timeout` (seconds) bounds every HTTP call; `retries` extra attempts are made on temporary
     failures, waiting `backoff * 2**n` seconds (at most `max_backoff`) in between. TLS: set
     `ca_file` to trust a private CA, or `insecure_skip_verify` to skip verification. `sleep` is
-    injectable so that tests need not wait.
+    injectable so that tests need not wait. `session` is the HTTP session to send with (a new
+    `requests.Session` by default); the provider owns it from then on: the TLS options are set on
+    it and `close` closes it.
     """
 
     def __init__(
@@ -150,6 +92,7 @@ class PrometheusProvider:
         backoff: float = 0.5,
         max_backoff: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
     ) -> None:
         if not address.startswith(("http://", "https://")):
             raise ValueError(f"Prometheus address {address!r} must start with http:// or https://")
@@ -163,7 +106,7 @@ class PrometheusProvider:
         self._sleep = sleep
         self._last = threading.local()
 
-        session = requests.Session()
+        session = session if session is not None else requests.Session()
         session.verify = False if insecure_skip_verify else (ca_file or True)
         session.hooks["response"].append(self._remember)
         self._session = session
@@ -195,7 +138,7 @@ class PrometheusProvider:
 
     def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Instant query: every returned series, each with one point. Empty list when none."""
-        params = {} if at is None else {"time": f"{_unix(at):.3f}"}
+        params = {} if at is None else {"time": f"{unix(at):.3f}"}
         result = self._call(query, lambda: self._client.custom_query(query, params=params))
         return _parse(result)
 
@@ -205,25 +148,14 @@ class PrometheusProvider:
         Raises NoDataError for an empty result, NaNError for NaN, AmbiguousResultError for more
         than one series.
         """
-        series = self.query(query, at)
-        if not series:
-            raise NoDataError(f"no data: the query returned no series{_at(at)}", query)
-        if len(series) > 1:
-            raise AmbiguousResultError(
-                f"the query returned {len(series)} series where one value was expected; "
-                "aggregate it, e.g. with sum(...)", query,
-            )
-        value = float(series[0].values[0])
-        if math.isnan(value):
-            raise NaNError(f"the query returned NaN{_at(at)} (usually 0/0: no requests in the window)", query)
-        return value
+        return single_value(self.query(query, at), query, at)
 
     def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         """Range query: every returned series with its points from `start` to `end` every `step`."""
         step_s = step.total_seconds() if isinstance(step, timedelta) else float(step)
         if step_s <= 0:
             raise ValueError("step must be positive")
-        t0, t1 = _as_datetime(start), _as_datetime(end)
+        t0, t1 = as_datetime(start), as_datetime(end)
         if t1 < t0:
             raise ValueError("end must not be before start")
         result = self._call(
@@ -239,17 +171,7 @@ class PrometheusProvider:
         Raises NoDataError for no series, NaNError when every point is NaN, AmbiguousResultError
         for several series.
         """
-        series = self.query_range(query, start, end, step)
-        if not series:
-            raise NoDataError("no data: the query returned no series in the range", query)
-        if len(series) > 1:
-            raise AmbiguousResultError(
-                f"the query returned {len(series)} series where one was expected; aggregate it, e.g. with sum(...)",
-                query,
-            )
-        if np.isnan(series[0].values).all():
-            raise NaNError("every point of the range is NaN (usually 0/0: no requests)", query)
-        return series[0]
+        return single_series(self.query_range(query, start, end, step), query)
 
     def is_ready(self) -> bool:
         """True when Prometheus answers its readiness endpoint (no retries)."""
@@ -293,7 +215,7 @@ class PrometheusProvider:
             self._sleep(min(self.max_backoff, self.backoff * 2**attempt))
             attempt += 1
 
-    def _http_error(self, query: str, exc: PrometheusApiClientException) -> PrometheusError:
+    def _http_error(self, query: str, exc: PrometheusApiClientException) -> MetricSourceError:
         response: requests.Response | None = getattr(self._last, "response", None)
         if response is None:
             return UnreachableError(f"Prometheus at {self.address} failed: {exc}", query)
@@ -316,22 +238,6 @@ class PrometheusProvider:
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-
-def _unix(at: TimeLike) -> float:
-    if isinstance(at, datetime):
-        if at.tzinfo is None:
-            raise ValueError("datetimes must be timezone-aware")
-        return at.timestamp()
-    return float(at)
-
-
-def _as_datetime(at: TimeLike) -> datetime:
-    return datetime.fromtimestamp(_unix(at), tz=UTC)
-
-
-def _at(at: TimeLike | None) -> str:
-    return "" if at is None else f" at {_as_datetime(at).isoformat()}"
 
 
 def _reason(exc: Exception) -> str:

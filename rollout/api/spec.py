@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from analysis.verdicts import Direction as Direction  # one definition, shared with the compare judge
+
 
 class Provider(StrEnum):
     GATEWAYAPI = "gatewayapi"
@@ -38,14 +40,6 @@ class Judge(StrEnum):
     THRESHOLD = "threshold"
     COMPARE = "compare"
     SEQUENTIAL = "sequential"
-
-
-class Direction(StrEnum):
-    """Which way of the canary differing from the primary counts as bad."""
-
-    INCREASE = "increase"
-    DECREASE = "decrease"
-    EITHER = "either"
 
 
 class WebhookType(StrEnum):

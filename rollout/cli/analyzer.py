@@ -10,23 +10,28 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from analysis.providers.prometheus import Auth, PrometheusProvider
-from analysis.report import Outcome as ReportOutcome
+from analysis.providers.prometheus import Auth
+from analysis.providers.registry import source_for
 from analysis.report import to_html
+from analysis.verdicts import Outcome
 from rollout.api.durations import parse_duration
 from rollout.api.manifests import InvalidManifests, load_resources
 from rollout.api.spec import BlueGreen, Canary, Judge, MetricTemplate
 from rollout.api.status import format_time
 from rollout.engine.checks import CheckError, MetricChecks, judge_for
-from rollout.engine.replay import Outcome, Replay, replay
+from rollout.engine.replay import Replay, replay
 from rollout.engine.reports import TickRecord, build_report
 
 EXIT_PROMOTE, EXIT_USAGE, EXIT_ROLLBACK = 0, 2, 3
+
+# How the command names a replay's outcome (JSON `outcome`, the last line).
+WORDS = {Outcome.SUCCEEDED: "promote", Outcome.FAILED: "rollback", Outcome.RUNNING: "incomplete"}
 
 _RELATIVE = re.compile(r"^now(?:\s*-\s*(\S+))?$")
 
@@ -99,7 +104,7 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
         raise UsageError("--end must be after --start")
     release, templates = load_release(request.file, request.name, request.judge)
     auth = Auth(bearer_token=request.token) if request.token else None
-    with PrometheusProvider(request.prometheus, auth=auth) as prometheus:
+    with closing(source_for("prometheus", request.prometheus, auth=auth)) as prometheus:
         if not prometheus.is_ready():
             raise UsageError(f"cannot reach Prometheus at {request.prometheus} (its /-/ready did not answer 200)")
         checks = MetricChecks(release, prometheus, templates, strict=True)
@@ -115,14 +120,11 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
             out.write(tick_line(record) + "\n")
         out.write(outcome_line(result) + "\n")
     if report is not None:
-        outcome = {Outcome.PROMOTE: ReportOutcome.SUCCEEDED, Outcome.ROLLBACK: ReportOutcome.FAILED}.get(
-            result.outcome, ReportOutcome.RUNNING
-        )
-        run = build_report(release, checks.readings, result.ticks, outcome, result.decided_at,
+        run = build_report(release, checks.readings, result.ticks, result.outcome, result.decided_at,
                            summary=outcome_line(result))
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(to_html(run), encoding="utf-8")
-    return EXIT_ROLLBACK if result.outcome == Outcome.ROLLBACK else EXIT_PROMOTE
+    return EXIT_ROLLBACK if result.outcome == Outcome.FAILED else EXIT_PROMOTE
 
 
 def _num(x: float | None) -> str:
@@ -138,9 +140,9 @@ def tick_line(record: TickRecord) -> str:
 
 
 def outcome_line(result: Replay) -> str:
-    if result.outcome == Outcome.ROLLBACK and result.decided_at:
+    if result.outcome == Outcome.FAILED and result.decided_at:
         return f"rollback at {format_time(result.decided_at)} ({result.reason})"
-    if result.outcome == Outcome.PROMOTE and result.decided_at:
+    if result.outcome == Outcome.SUCCEEDED and result.decided_at:
         return f"promote at {format_time(result.decided_at)}"
     return f"incomplete: {result.reason}"
 
@@ -154,7 +156,7 @@ def to_json(release: Canary | BlueGreen, result: Replay) -> dict[str, Any]:
                         "last": _check(seen[-1]) if seen else None})
     return {
         "canary": f"{release.metadata.namespace}/{release.metadata.name}",
-        "outcome": result.outcome.value,
+        "outcome": WORDS[result.outcome],
         "decided_at": format_time(result.decided_at) if result.decided_at else None,
         "reason": result.reason,
         "ticks": [

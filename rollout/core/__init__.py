@@ -4,6 +4,7 @@ Nothing in this package performs I/O, reads the clock or sleeps; the engine obse
 asks the planner what to do, and carries the answer out.
 """
 
+from analysis.verdicts import Verdict
 from rollout.core.actions import (
     Action,
     CallWebhooks,
@@ -16,14 +17,13 @@ from rollout.core.actions import (
     ScaleTarget,
     SetWeight,
 )
-from rollout.core.observations import CheckResult, CheckVerdict, Observations, RevertOutcome, Workload
+from rollout.core.observations import CheckResult, Observations, RevertOutcome, Workload
 from rollout.core.plan import plan
 
 __all__ = [
     "Action",
     "CallWebhooks",
     "CheckResult",
-    "CheckVerdict",
     "Decision",
     "Emit",
     "InitializePrimary",
@@ -34,6 +34,7 @@ __all__ = [
     "RunChecks",
     "ScaleTarget",
     "SetWeight",
+    "Verdict",
     "Workload",
     "plan",
 ]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from analysis.verdicts import Verdict
 from rollout.api.spec import WebhookType
 from rollout.api.status import RevertState
 
@@ -25,12 +25,6 @@ class Workload:
     revision: str | None = None
 
 
-class CheckVerdict(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    NO_DATA = "no-data"
-
-
 @dataclass(frozen=True)
 class CheckResult:
     """One metric check (or `rollout` webhook) for this tick.
@@ -40,7 +34,7 @@ class CheckResult:
     """
 
     name: str
-    verdict: CheckVerdict
+    verdict: Verdict
     value: float | None = None
     primary: float | None = None
     limit: str = ""

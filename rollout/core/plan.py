@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from analysis.verdicts import Verdict
 from rollout.api.spec import BlueGreenSpec, CanarySpec, RevertMode, WebhookType
 from rollout.api.status import (
     RUNNING_PHASES,
@@ -38,7 +39,7 @@ from rollout.core.actions import (
     ScaleTarget,
     SetWeight,
 )
-from rollout.core.observations import CheckResult, CheckVerdict, Observations
+from rollout.core.observations import CheckResult, Observations
 
 Spec = CanarySpec | BlueGreenSpec
 
@@ -311,8 +312,8 @@ class _Planner:
             return
         results = self.checks()
         self.record(results)
-        failed = [r for r in results if r.verdict == CheckVerdict.FAIL]
-        missing = [r for r in results if r.verdict == CheckVerdict.NO_DATA]
+        failed = [r for r in results if r.verdict == Verdict.FAIL]
+        missing = [r for r in results if r.verdict == Verdict.NO_DATA]
         if failed:
             self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
             reasons = "; ".join(_why(r) for r in failed)
@@ -367,7 +368,7 @@ class _Planner:
     def record(self, results: tuple[CheckResult, ...]) -> None:
         verdicts = {r.verdict for r in results}
         verdict = next(
-            (v for v in (CheckVerdict.FAIL, CheckVerdict.NO_DATA) if v in verdicts), CheckVerdict.PASS
+            (v for v in (Verdict.FAIL, Verdict.NO_DATA) if v in verdicts), Verdict.PASS
         )
         metrics = tuple(
             MetricStatus(r.name, r.verdict.value, r.value, r.primary, r.limit, r.reason) for r in results

@@ -1,7 +1,8 @@
 """Metric checks of one release at one moment: which query, which judge, which verdict.
 
 The operator runs them every tick and `rollout analyze` runs them at moments in the past; both get
-the same `CheckResult`s. Judge choice per metric: under `analysis.judge: sequential` the built-in
+the same `CheckResult`s. Queries go to a `MetricSource`; the numeric shaping of what it answers is
+`analysis.shaping`'s. Judge choice per metric: under `analysis.judge: sequential` the built-in
 metrics get the sequential test (their raw counts are known; a `compare` block sets its tolerance)
 and custom queries are compared with the primary; otherwise a metric with `compare` is compared
 with the primary and the rest follow `analysis.judge` (`threshold` is Flagger's thresholdRange).
@@ -18,22 +19,23 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import numpy.typing as npt
 
 from analysis.judges import JudgeResult
 from analysis.judges.compare import compare
 from analysis.judges.sequential import sequential_counts, sequential_histogram
 from analysis.judges.threshold import threshold
-from analysis.providers.prometheus import (
+from analysis.providers.base import (
     AmbiguousResultError,
     AuthError,
     BadQueryError,
+    FloatArray,
+    MetricSource,
+    MetricSourceError,
     NaNError,
     NoDataError,
-    PrometheusError,
-    PrometheusProvider,
     Series,
 )
+from analysis.shaping import complement_percent, cumsum_on_grid, flip, look_times, p99, stack_buckets, success_percent
 from analysis.templates import (
     REQUEST_DURATION,
     REQUEST_SUCCESS_RATE,
@@ -44,11 +46,10 @@ from analysis.templates import (
     render_template,
     template_variables,
 )
+from analysis.verdicts import Direction, Verdict
 from rollout.api.durations import format_duration
-from rollout.api.spec import BlueGreen, Canary, Direction, Judge, Metric, MetricTemplate
-from rollout.core import CheckResult, CheckVerdict
-
-FloatArray = npt.NDArray[np.float64]
+from rollout.api.spec import BlueGreen, Canary, Judge, Metric, MetricTemplate
+from rollout.core import CheckResult
 
 # Without a `compare` block, a difference of 10% of the primary's value is tolerated.
 DEFAULT_TOLERANCE = 0.1
@@ -78,7 +79,7 @@ def judge_for(release: Canary | BlueGreen, metric: Metric) -> Judge:
 
 
 class MetricChecks:
-    """Runs every metric of a release against one Prometheus.
+    """Runs every metric of a release against one metric source (Prometheus today).
 
     `templates` maps (namespace, name) to the MetricTemplates that `templateRef`s name. In strict
     mode an unreachable Prometheus or a bad query raises CheckError rather than giving a verdict.
@@ -87,7 +88,7 @@ class MetricChecks:
     def __init__(
         self,
         release: Canary | BlueGreen,
-        prometheus: PrometheusProvider,
+        prometheus: MetricSource,
         templates: Mapping[tuple[str, str], MetricTemplate] | None = None,
         *,
         strict: bool = False,
@@ -112,20 +113,20 @@ class MetricChecks:
         try:
             result = self._judge(metric, at, since)
         except NoDataError as e:
-            return CheckResult(metric.name, CheckVerdict.NO_DATA, reason=f"no data: {e}")
+            return CheckResult(metric.name, Verdict.NO_DATA, reason=f"no data: {e}")
         except NaNError as e:
-            return CheckResult(metric.name, CheckVerdict.NO_DATA, reason=str(e))
+            return CheckResult(metric.name, Verdict.NO_DATA, reason=str(e))
         except _CONFIG_ERRORS as e:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
-            return CheckResult(metric.name, CheckVerdict.FAIL, reason=f"cannot be checked: {e}")
-        except PrometheusError as e:
+            return CheckResult(metric.name, Verdict.FAIL, reason=f"cannot be checked: {e}")
+        except MetricSourceError as e:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
-            return CheckResult(metric.name, CheckVerdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
+            return CheckResult(metric.name, Verdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
         return CheckResult(
             metric.name,
-            CheckVerdict(result.verdict.value),
+            result.verdict,
             result.value,
             result.primary,
             result.limit,
@@ -170,7 +171,7 @@ class MetricChecks:
         value = self.prometheus.query_value(self.query(metric, "canary"), at)
         try:
             primary: float | None = self.prometheus.query_value(self.query(metric, "primary"), at)
-        except (PrometheusError, TemplateError):
+        except (MetricSourceError, TemplateError):
             primary = None
         bounds = metric.threshold_range
         result = threshold(value, min_value=bounds.min if bounds else None, max_value=bounds.max if bounds else None,
@@ -187,19 +188,12 @@ class MetricChecks:
         tolerance = rule.tolerance if rule else DEFAULT_TOLERANCE
         if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
             # A tolerance relative to ~100% would mean nothing: judge the error rate, 100 - success rate.
-            result = compare(100.0 - canary, 100.0 - primary, direction=_flip(direction), tolerance=tolerance,
+            result = compare(100.0 - canary, 100.0 - primary, direction=flip(direction), tolerance=tolerance,
                              alpha=self.release.spec.analysis.alpha, name="error rate (%)")
-            return replace(result, value=_minus(result.value), primary=_minus(result.primary))
+            return replace(result, value=complement_percent(result.value),
+                           primary=complement_percent(result.primary))
         return compare(canary, primary, direction=direction, tolerance=tolerance,
                        alpha=self.release.spec.analysis.alpha, name=metric.name)
-
-    def _looks(self, at: datetime, since: datetime) -> FloatArray:
-        """Unix times of the looks so far: one per analysis interval since the run started."""
-        first = since + self.interval
-        if first > at:
-            return np.array([], dtype=np.float64)
-        n = int((at - first) / self.interval) + 1
-        return np.array([(first + k * self.interval).timestamp() for k in range(n)], dtype=np.float64)
 
     def _increments(self, query: str, looks: FloatArray) -> list[Series]:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)
@@ -215,11 +209,11 @@ class MetricChecks:
             if none_is_zero:
                 return np.zeros_like(looks)
             raise NoDataError("no data: no counts since the run started", query)
-        return _cumsum_on_grid(series[0], looks)
+        return cumsum_on_grid(series[0], looks)
 
     def _sequential(self, metric: Metric, at: datetime, since: datetime) -> JudgeResult:
         spec = self.release.spec
-        looks = self._looks(at, since)
+        looks = look_times(since, at, self.interval)
         if looks.size == 0:
             raise NoDataError("no complete analysis interval since the run started")
         interval = format_duration(spec.analysis.interval)
@@ -242,7 +236,7 @@ class MetricChecks:
             result = sequential_histogram(canary, primary, le=le_ms[:-1], alpha=alpha, margin=margin,
                                           name="latency (ms)")
             # Shown as P99 over the run, like the other judges, so readings stay comparable.
-            return replace(result, value=_p99(canary, le_ms), primary=_p99(primary, le_ms))
+            return replace(result, value=p99(canary, le_ms), primary=p99(primary, le_ms))
         result = sequential_counts(
             self._cumulative(arms["canary"].errors, looks, none_is_zero=True),
             self._cumulative(arms["canary"].requests, looks),
@@ -251,58 +245,15 @@ class MetricChecks:
             alpha=alpha, margin=margin, name="error rate",
         )
         # Shown as a success rate in percent, like the other judges.
-        return replace(result, value=_success_percent(result.value), primary=_success_percent(result.primary))
+        return replace(result, value=success_percent(result.value), primary=success_percent(result.primary))
 
     def _buckets(self, query: str, looks: FloatArray) -> tuple[FloatArray, list[float]]:
         series = self._increments(query, looks)
         if not series:
             raise NoDataError("no latency histogram since the run started", query)
-        by_le = sorted(series, key=lambda s: float(s.labels.get("le", "inf")))
-        le = [float(s.labels.get("le", "inf")) for s in by_le]
-        matrix = np.stack([_cumsum_on_grid(s, looks) for s in by_le], axis=1)
-        return matrix, le
+        return stack_buckets(series, looks)
 
 
 def _bad_direction(metric: Metric) -> Direction:
     """Without a `compare` block: success rates are bad when they fall, everything else when it rises."""
     return Direction.DECREASE if metric.name == REQUEST_SUCCESS_RATE else Direction.INCREASE
-
-
-def _success_percent(error_rate: float | None) -> float | None:
-    return None if error_rate is None else 100.0 * (1.0 - error_rate)
-
-
-def _p99(buckets: FloatArray, le_ms: list[float]) -> float | None:
-    """P99 of the run's latency, interpolated within its bucket as Prometheus' histogram_quantile does."""
-    rows = buckets[np.all(np.isfinite(buckets), axis=1)]
-    if rows.size == 0 or rows[-1][-1] <= 0:
-        return None
-    counts = rows[-1]
-    rank = 0.99 * counts[-1]
-    k = int(np.searchsorted(counts, rank))
-    if k >= len(le_ms) - 1:
-        return le_ms[-2] if len(le_ms) > 1 else None
-    lower = le_ms[k - 1] if k > 0 else 0.0
-    below = counts[k - 1] if k > 0 else 0.0
-    inside = counts[k] - below
-    return float(lower + (le_ms[k] - lower) * ((rank - below) / inside if inside > 0 else 1.0))
-
-
-def _flip(direction: Direction) -> Direction:
-    return {Direction.INCREASE: Direction.DECREASE, Direction.DECREASE: Direction.INCREASE}.get(direction, direction)
-
-
-def _minus(error_percent: float | None) -> float | None:
-    return None if error_percent is None else 100.0 - error_percent
-
-
-def _cumsum_on_grid(series: Series, looks: FloatArray) -> FloatArray:
-    """Place a range query's per-interval increments on the look grid and accumulate them."""
-    values = np.full(looks.shape, np.nan)
-    for t, v in zip(series.timestamps, series.values, strict=True):
-        k = int(np.argmin(np.abs(looks - t)))
-        if abs(looks[k] - t) < 1.0:
-            values[k] = v
-    cumulative = np.nancumsum(values)
-    cumulative[np.isnan(values)] = np.nan
-    return np.asarray(cumulative, dtype=np.float64)

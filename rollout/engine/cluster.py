@@ -16,7 +16,6 @@ from rollout.core import (
     Action,
     CallWebhooks,
     CheckResult,
-    CheckVerdict,
     Emit,
     InitializePrimary,
     Observations,
@@ -25,6 +24,7 @@ from rollout.core import (
     RevertOutcome,
     ScaleTarget,
     SetWeight,
+    Verdict,
 )
 from rollout.engine.checks import MetricChecks
 from rollout.engine.events import EventRecorder
@@ -73,7 +73,7 @@ class ClusterPorts:
         results = list(self.checks.run(self.now, since)) if self.checks else []
         for hook in self.release.spec.analysis.hooks(WebhookType.ROLLOUT):
             answer = self.webhooks.call(self.release, hook, self.phase, checksum=self.checksum)
-            verdict = CheckVerdict.PASS if answer.ok else CheckVerdict.FAIL
+            verdict = Verdict.PASS if answer.ok else Verdict.FAIL
             results.append(CheckResult(hook.name, verdict, limit="webhook answers 2xx", reason=answer.message))
         return tuple(results)
 

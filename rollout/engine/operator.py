@@ -19,7 +19,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from analysis.providers.prometheus import PrometheusProvider
+from analysis.providers.registry import source_for
 from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
@@ -75,8 +75,8 @@ class Operator:
         self.invalid_recheck = timedelta(seconds=settings.invalid_recheck)
         # After an unexpected error: retry soon, but not in a tight loop.
         self.error_backoff = timedelta(seconds=settings.error_backoff)
-        self.prometheus = PrometheusProvider(settings.prometheus, timeout=settings.prometheus_timeout,
-                                             retries=settings.prometheus_retries)
+        self.prometheus = source_for("prometheus", settings.prometheus, timeout=settings.prometheus_timeout,
+                                     retries=settings.prometheus_retries)
         self.reports = reports
         self.revert = revert
         self.clock = clock

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
+from analysis.verdicts import Outcome
 from rollout.api.spec import BlueGreen, Canary, WebhookType
 from rollout.api.status import Phase, ReleaseStatus
 from rollout.core import Action, CheckResult, Emit, Observations, RevertOutcome
@@ -22,12 +22,6 @@ from rollout.engine.tick import tick
 
 # The longest replay, in ticks: a year of 1m intervals is far beyond any window worth replaying.
 MAX_TICKS = 100_000
-
-
-class Outcome(StrEnum):
-    PROMOTE = "promote"
-    ROLLBACK = "rollback"
-    INCOMPLETE = "incomplete"
 
 
 @dataclass(frozen=True)
@@ -97,14 +91,14 @@ def replay(release: Canary | BlueGreen, checker: Checker, start: datetime, end: 
         action = _action(status.phase, ports.events)
         records.append(TickRecord(now, status.canary_weight, ports.checks, action, "; ".join(ports.events)))
         if status.phase in (Phase.PROMOTING, Phase.FINALISING, Phase.SUCCEEDED):
-            return Replay(Outcome.PROMOTE, now, "analysis passed", tuple(records), status.canary_weight)
+            return Replay(Outcome.SUCCEEDED, now, "analysis passed", tuple(records), status.canary_weight)
         if status.phase == Phase.FAILED:
             promoted = status.condition("Promoted")
             reason = promoted.message if promoted else "analysis failed"
-            return Replay(Outcome.ROLLBACK, now, reason, tuple(records), status.canary_weight)
+            return Replay(Outcome.FAILED, now, reason, tuple(records), status.canary_weight)
         now += step
     weight = records[-1].weight if records else 0
-    return Replay(Outcome.INCOMPLETE, None, f"no decision by the end of the window (weight {weight})",
+    return Replay(Outcome.RUNNING, None, f"no decision by the end of the window (weight {weight})",
                   tuple(records), weight)
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from analysis.providers.prometheus import NaNError, NoDataError, PrometheusProvider
+from analysis.providers.base import NaNError, NoDataError
+from analysis.providers.prometheus import PrometheusProvider
 from analysis.templates import REQUEST_DURATION, REQUEST_SUCCESS_RATE, builtin_counts_queries, builtin_query
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Release

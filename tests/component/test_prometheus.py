@@ -24,16 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from analysis.providers.prometheus import (
+from analysis.providers.base import (
     AmbiguousResultError,
-    Auth,
     AuthError,
     BadQueryError,
     NaNError,
     NoDataError,
-    PrometheusProvider,
     UnreachableError,
 )
+from analysis.providers.prometheus import Auth, PrometheusProvider
 from analysis.templates import builtin_counts_queries, builtin_query, render_template, template_variables
 from tests.prom import RunningPrometheus, free_port, running_prometheus
 from tests.tools import missing_tool

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from analysis.judges import JudgeResult, Verdict
-from analysis.judges.compare import Direction, compare, compare_batch, hodges_lehmann_batch, mannwhitney_batch
+from analysis.judges.compare import compare, compare_batch, hodges_lehmann_batch, mannwhitney_batch
 from analysis.judges.sequential import (
     count_log_evalues,
     first_crossing,
@@ -20,6 +20,7 @@ from analysis.judges.sequential import (
     sequential_histogram,
 )
 from analysis.judges.threshold import threshold
+from analysis.verdicts import Direction
 
 # ---- threshold ---------------------------------------------------------------------------------------
 

@@ -23,7 +23,6 @@ from rollout.api.spec import (
 from rollout.api.status import Candidate, Phase, ReleaseStatus, RevertState
 from rollout.core import (
     CallWebhooks,
-    CheckVerdict,
     Emit,
     InitializePrimary,
     Observations,
@@ -33,6 +32,7 @@ from rollout.core import (
     RunChecks,
     ScaleTarget,
     SetWeight,
+    Verdict,
     Workload,
     plan,
 )
@@ -513,7 +513,7 @@ def test_observed_generation_and_transition_time() -> None:
     assert decision.status.last_transition_time == LATER
     held = plan(canary(), MID, replace(OBS, checks=failing(), generation=7), LATER)
     assert held.status.last_transition_time == T0 and held.status.failed_checks == 1
-    assert held.status.analysis is not None and held.status.analysis.metrics[0].verdict == CheckVerdict.FAIL.value
+    assert held.status.analysis is not None and held.status.analysis.metrics[0].verdict == Verdict.FAIL.value
 
 
 def test_a_conclusive_failure_rolls_back_without_waiting_for_the_threshold() -> None:

@@ -16,11 +16,11 @@ from rollout.core import (
     Action,
     CallWebhooks,
     CheckResult,
-    CheckVerdict,
     Decision,
     Observations,
     RevertInGit,
     RevertOutcome,
+    Verdict,
 )
 from rollout.engine.simulated import SimulatedCluster
 from rollout.engine.tick import tick
@@ -29,15 +29,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def passing(names: tuple[str, ...] = ("request-success-rate",)) -> tuple[CheckResult, ...]:
-    return tuple(CheckResult(n, CheckVerdict.PASS, 99.9, 99.9, ">= 99") for n in names)
+    return tuple(CheckResult(n, Verdict.PASS, 99.9, 99.9, ">= 99") for n in names)
 
 
 def failing(names: tuple[str, ...] = ("request-success-rate",)) -> tuple[CheckResult, ...]:
-    return tuple(CheckResult(n, CheckVerdict.FAIL, 90.0, 99.9, ">= 99", "90% < 99%") for n in names)
+    return tuple(CheckResult(n, Verdict.FAIL, 90.0, 99.9, ">= 99", "90% < 99%") for n in names)
 
 
 def no_data(names: tuple[str, ...] = ("request-success-rate",)) -> tuple[CheckResult, ...]:
-    return tuple(CheckResult(n, CheckVerdict.NO_DATA, reason="no values") for n in names)
+    return tuple(CheckResult(n, Verdict.NO_DATA, reason="no values") for n in names)
 
 
 def pushed(action: RevertInGit) -> RevertOutcome:

@@ -1,0 +1,253 @@
+"""The engine's metric checks against an in-memory metric source: query and judge choice, and how
+each outcome of the source (no data, NaN, unreachable, bad query) becomes a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from analysis.providers.base import (
+    BadQueryError,
+    MetricSource,
+    MetricSourceError,
+    Series,
+    TimeLike,
+    UnreachableError,
+    single_series,
+    single_value,
+    unix,
+)
+from analysis.templates import builtin_counts_queries
+from analysis.verdicts import Verdict
+from rollout.api.parse import parse_canary
+from rollout.api.spec import Canary
+from rollout.engine.checks import CheckError, MetricChecks
+
+T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
+AT = T0 + timedelta(minutes=10)
+MINUTE = 60.0
+
+Answer = list[Series] | MetricSourceError
+
+
+class MemorySource:
+    """A MetricSource answering from a dict: query text -> its series (or the error to raise).
+
+    An instant query sees each series' last point at or before `at`; a range query the points
+    between `start` and `end`. A query it does not know returns no series."""
+
+    def __init__(self, answers: Mapping[str, Answer]) -> None:
+        self.answers = dict(answers)
+        self.asked: list[str] = []
+
+    def _answer(self, query: str) -> list[Series]:
+        self.asked.append(query)
+        answer = self.answers.get(query, [])
+        if isinstance(answer, MetricSourceError):
+            raise answer
+        return answer
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        t = unix(at) if at is not None else float("inf")
+        found = []
+        for s in self._answer(query):
+            keep = s.timestamps <= t
+            if keep.any():
+                k = int(np.flatnonzero(keep)[-1])
+                found.append(Series(s.labels, s.timestamps[k:k + 1], s.values[k:k + 1]))
+        return found
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        return single_value(self.query(query, at), query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        t0, t1 = unix(start), unix(end)
+        found = []
+        for s in self._answer(query):
+            keep = (s.timestamps >= t0) & (s.timestamps <= t1)
+            if keep.any():
+                found.append(Series(s.labels, s.timestamps[keep], s.values[keep]))
+        return found
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        return single_series(self.query_range(query, start, end, step), query)
+
+    def is_ready(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def points(values: Any, *, end: datetime = AT, step: float = 6.0, labels: Mapping[str, str] | None = None
+           ) -> list[Series]:
+    """One series whose last point is at `end`, one point every `step` seconds."""
+    vs = np.asarray(values, dtype=np.float64)
+    ts = unix(end) - step * np.arange(len(vs))[::-1]
+    return [Series(dict(labels or {}), ts, vs)]
+
+
+def release(judge: str = "threshold", metrics: list[dict[str, Any]] | None = None) -> Canary:
+    return parse_canary({
+        "apiVersion": "rollout.gitops.dev/v1alpha1",
+        "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {
+            "provider": "istio",
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {
+                "interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10, "judge": judge,
+                "metrics": metrics or [{"name": "request-success-rate", "thresholdRange": {"min": 99}}],
+            },
+        },
+    })
+
+
+def check(source: MetricSource, canary: Canary, *, strict: bool = False) -> tuple[Any, ...]:
+    return MetricChecks(canary, source, strict=strict).run(AT, T0)
+
+
+def success_rate_queries(canary: Canary) -> tuple[str, str]:
+    checks = MetricChecks(canary, MemorySource({}))
+    metric = canary.spec.analysis.metrics[0]
+    return checks.query(metric, "canary"), checks.query(metric, "primary")
+
+
+# ---- threshold -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "verdict"), [(99.5, Verdict.PASS), (99.0, Verdict.PASS), (95.0, Verdict.FAIL)])
+def test_threshold_judges_the_canary_value_against_the_range(value: float, verdict: Verdict) -> None:
+    canary = release()
+    q_canary, q_primary = success_rate_queries(canary)
+    (result,) = check(MemorySource({q_canary: points([50.0, value]), q_primary: points([99.9])}), canary)
+    assert result.verdict is verdict
+    assert (result.name, result.value, result.primary, result.final) == ("request-success-rate", value, 99.9, False)
+
+
+def test_threshold_reads_the_value_at_the_moment_checked() -> None:
+    canary = release()
+    q_canary, _ = success_rate_queries(canary)
+    # The later point (after AT) must not be seen.
+    later = Series({}, np.array([unix(AT) - 60, unix(AT) + 60]), np.array([99.5, 10.0]))
+    (result,) = check(MemorySource({q_canary: [later]}), canary)
+    assert result.verdict is Verdict.PASS and result.value == 99.5 and result.primary is None
+
+
+def test_no_series_is_no_data_never_a_pass() -> None:
+    (result,) = check(MemorySource({}), release())
+    assert result.verdict is Verdict.NO_DATA and result.reason.startswith("no data: ")
+
+
+def test_nan_is_no_data() -> None:
+    canary = release()
+    q_canary, _ = success_rate_queries(canary)
+    (result,) = check(MemorySource({q_canary: points([np.nan])}), canary)
+    assert result.verdict is Verdict.NO_DATA and "NaN" in result.reason
+
+
+def test_unreachable_source_is_no_data_and_strict_mode_raises() -> None:
+    canary = release()
+    q_canary, _ = success_rate_queries(canary)
+    source = MemorySource({q_canary: UnreachableError("connection refused", q_canary)})
+    (result,) = check(source, canary)
+    assert result.verdict is Verdict.NO_DATA and "connection refused" in result.reason
+    with pytest.raises(CheckError, match="request-success-rate: connection refused"):
+        check(source, canary, strict=True)
+
+
+def test_bad_query_fails_the_check_and_strict_mode_raises() -> None:
+    canary = release(metrics=[{"name": "errors", "query": "sum(rate(x[1m])", "thresholdRange": {"max": 1}}])
+    bad = "sum(rate(x[1m])"
+    source = MemorySource({bad: BadQueryError("parse error", bad, 400, "bad_data", "parse")})
+    (result,) = check(source, canary)
+    assert result.verdict is Verdict.FAIL and "cannot be checked: parse error" in result.reason
+    with pytest.raises(CheckError, match="errors: parse error"):
+        check(source, canary, strict=True)
+
+
+def test_custom_query_reads_the_primary_under_its_own_name() -> None:
+    canary = release(metrics=[{"name": "errors", "query": 'sum(x{app="{{ target }}"})', "thresholdRange": {"max": 1}}])
+    source = MemorySource({'sum(x{app="podinfo"})': points([0.5]), 'sum(x{app="podinfo-primary"})': points([0.2])})
+    (result,) = check(source, canary)
+    assert (result.verdict, result.value, result.primary) == (Verdict.PASS, 0.5, 0.2)
+
+
+# ---- compare -------------------------------------------------------------------------------------
+
+
+def test_compare_fails_a_canary_clearly_worse_than_the_primary() -> None:
+    canary = release("compare", [{"name": "request-success-rate"}])
+    q_canary, q_primary = success_rate_queries(canary)
+    rng = np.random.default_rng(7)
+    source = MemorySource({q_canary: points(90 + rng.normal(0, 0.3, 11)),
+                           q_primary: points(99.9 + rng.normal(0, 0.02, 11))})
+    (result,) = check(source, canary)
+    assert result.verdict is Verdict.FAIL, result.reason
+    # Shown as success rates again, although judged as error rates.
+    assert result.value == pytest.approx(90, abs=1) and result.primary == pytest.approx(99.9, abs=0.1)
+
+
+def test_compare_passes_a_canary_like_the_primary() -> None:
+    canary = release("compare", [{"name": "request-success-rate"}])
+    q_canary, q_primary = success_rate_queries(canary)
+    rng = np.random.default_rng(8)
+    source = MemorySource({q_canary: points(99.9 + rng.normal(0, 0.02, 11)),
+                           q_primary: points(99.9 + rng.normal(0, 0.02, 11))})
+    (result,) = check(source, canary)
+    assert result.verdict is Verdict.PASS, result.reason
+
+
+def test_compare_without_the_primary_is_no_data() -> None:
+    canary = release("compare", [{"name": "request-success-rate"}])
+    q_canary, _ = success_rate_queries(canary)
+    (result,) = check(MemorySource({q_canary: points([99.0] * 11)}), canary)
+    assert result.verdict is Verdict.NO_DATA
+
+
+# ---- sequential ----------------------------------------------------------------------------------
+
+
+def counts(per_look: float, looks: int = 10) -> list[Series]:
+    """Per-interval increments, one at each look (every minute since T0)."""
+    return points([per_look] * looks, end=T0 + timedelta(minutes=looks), step=MINUTE)
+
+
+def sequential_source(canary_errors: float | None, primary_errors: float | None) -> MemorySource:
+    answers: dict[str, Answer] = {}
+    for arm, errors in (("canary", canary_errors), ("primary", primary_errors)):
+        q = builtin_counts_queries("istio", "test", "podinfo", "1m", arm)  # type: ignore[arg-type]
+        answers[q.requests] = counts(1000)
+        if errors is not None:
+            answers[q.errors] = counts(errors)
+    return MemorySource(answers)
+
+
+def test_sequential_stops_a_canary_whose_error_rate_is_clearly_higher() -> None:
+    (result,) = check(sequential_source(100, 1), release("sequential"))
+    assert result.verdict is Verdict.FAIL and result.final
+    # Success rates in percent over the run: 1 - 100/1000 and 1 - 1/1000.
+    assert result.value == pytest.approx(90.0) and result.primary == pytest.approx(99.9)
+
+
+def test_sequential_keeps_a_canary_like_the_primary() -> None:
+    (result,) = check(sequential_source(1, 1), release("sequential"))
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.value == pytest.approx(99.9) and result.primary == pytest.approx(99.9)
+
+
+def test_sequential_reads_a_missing_error_series_as_no_errors() -> None:
+    (result,) = check(sequential_source(None, 1), release("sequential"))
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.value == pytest.approx(100.0) and result.primary == pytest.approx(99.9)
+
+
+def test_sequential_before_the_first_interval_is_no_data() -> None:
+    canary = release("sequential")
+    results = MetricChecks(canary, sequential_source(100, 1)).run(T0 + timedelta(seconds=30), T0)
+    assert results[0].verdict is Verdict.NO_DATA and "no complete analysis interval" in results[0].reason
