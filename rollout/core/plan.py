@@ -416,7 +416,7 @@ class _Planner:
         if not (self.obs.primary.ready and self.obs.primary.spec_hash == candidate):
             self.act(PromotePrimary())
             return
-        step = getattr(self.spec.analysis, "step_weight_promotion", None)
+        step = self.spec.analysis.step_weight_promotion
         if not self.is_bluegreen and step and self.st.canary_weight > 0:
             weight = max(0, self.st.canary_weight - step)
             self.set_weight(weight)

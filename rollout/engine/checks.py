@@ -45,7 +45,7 @@ from analysis.templates import (
     template_variables,
 )
 from rollout.api.durations import format_duration
-from rollout.api.spec import BlueGreen, Canary, Direction, Judge, Metric, MetricTemplate
+from rollout.api.spec import BlueGreen, Canary, CanarySpec, Direction, Judge, Metric, MetricTemplate
 from rollout.core import CheckResult, CheckVerdict
 
 FloatArray = npt.NDArray[np.float64]
@@ -142,7 +142,7 @@ class MetricChecks:
         meta = self.release.metadata
         target = spec.target_ref.name
         interval = format_duration(metric.interval)
-        ingress = getattr(getattr(spec, "ingress_ref", None), "name", None)
+        ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         if metric.builtin:
             return builtin_query(metric.name, spec.provider.value, meta.namespace, target, interval, arm,
                                  ingress=ingress)
@@ -223,7 +223,7 @@ class MetricChecks:
         if looks.size == 0:
             raise NoDataError("no complete analysis interval since the run started")
         interval = format_duration(spec.analysis.interval)
-        ingress = getattr(getattr(spec, "ingress_ref", None), "name", None)
+        ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
                                         spec.target_ref.name, interval, arm, ingress=ingress)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollout.api.annotations import REVISION_ANNOTATION
-from rollout.api.spec import BlueGreen, Canary
+from rollout.api.spec import BlueGreen, BlueGreenSpec, Canary
 
 from .errors import WorkloadError
 from .hashing import PRIMARY_SUFFIX, SELECTOR_LABELS, is_own_annotation
@@ -329,7 +329,7 @@ def desired_services(release: Release, target: Mapping[str, Any]) -> list[tuple[
         ("primary", build_service(release, primary, primary_selector(target), "primary", key)),
         ("canary", build_service(release, canary, canary_selector(target), "canary", key)),
     ]
-    preview = getattr(release.spec, "preview_service", None)
+    preview = release.spec.preview_service if isinstance(release.spec, BlueGreenSpec) else None
     if preview is not None and preview.name not in (apex, primary, canary):
         out.append(("preview", build_service(release, preview.name, canary_selector(target), "canary", key,
                                              preview.port)))
