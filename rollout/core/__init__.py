@@ -7,20 +7,21 @@ asks the planner what to do, and carries the answer out.
 from rollout.core.actions import (
     Action,
     CallWebhooks,
-    Decision,
     Emit,
     InitializePrimary,
     PromotePrimary,
     RevertInGit,
-    RunChecks,
     ScaleTarget,
     SetWeight,
 )
+from rollout.core.decision import Decision
 from rollout.core.observations import CheckResult, CheckVerdict, Observations, RevertOutcome, Workload
 from rollout.core.plan import plan
+from rollout.core.requests import AskGate, Request, RunChecks
 
 __all__ = [
     "Action",
+    "AskGate",
     "CallWebhooks",
     "CheckResult",
     "CheckVerdict",
@@ -29,6 +30,7 @@ __all__ = [
     "InitializePrimary",
     "Observations",
     "PromotePrimary",
+    "Request",
     "RevertInGit",
     "RevertOutcome",
     "RunChecks",
