@@ -174,16 +174,28 @@ class GitSpec:
 
 
 @dataclass(frozen=True)
-class CanarySpec:
+class ReleaseSpec:
+    """What both release kinds hold: the target, its Service, the analysis, the route and Git.
+
+    The planner, the engine and the routers read these fields whatever the kind; what only one kind
+    has (a Canary's Ingress, a BlueGreen's promotion settings) is on its subclass, reached through
+    isinstance.
+    """
+
     target_ref: ObjectRef
     service: ServiceSpec
     analysis: Analysis
     provider: Provider = Provider.KUBERNETES
-    ingress_ref: ObjectRef | None = None
     progress_deadline_seconds: int = 600
     skip_analysis: bool = False
     suspend: bool = False
     git: GitSpec | None = None
+
+
+@dataclass(frozen=True)
+class CanarySpec(ReleaseSpec):
+    # Only the Canary kind names an Ingress (the nginx provider splits its traffic); BlueGreen has no such field.
+    ingress_ref: ObjectRef | None = None
 
 
 @dataclass(frozen=True)
@@ -193,18 +205,10 @@ class PreviewService:
 
 
 @dataclass(frozen=True)
-class BlueGreenSpec:
-    target_ref: ObjectRef
-    service: ServiceSpec
-    analysis: Analysis
-    provider: Provider = Provider.KUBERNETES
-    progress_deadline_seconds: int = 600
-    skip_analysis: bool = False
-    suspend: bool = False
+class BlueGreenSpec(ReleaseSpec):
     auto_promotion: bool = True
     scale_down_delay_seconds: int = 30
     preview_service: PreviewService | None = None
-    git: GitSpec | None = None
 
 
 @dataclass(frozen=True)

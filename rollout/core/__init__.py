@@ -8,20 +8,21 @@ from analysis.verdicts import Verdict
 from rollout.core.actions import (
     Action,
     CallWebhooks,
-    Decision,
     Emit,
     InitializePrimary,
     PromotePrimary,
     RevertInGit,
-    RunChecks,
     ScaleTarget,
     SetWeight,
 )
+from rollout.core.decision import Decision
 from rollout.core.observations import CheckResult, Observations, RevertOutcome, Workload
 from rollout.core.plan import plan
+from rollout.core.requests import AskGate, Request, RunChecks
 
 __all__ = [
     "Action",
+    "AskGate",
     "CallWebhooks",
     "CheckResult",
     "Decision",
@@ -29,6 +30,7 @@ __all__ = [
     "InitializePrimary",
     "Observations",
     "PromotePrimary",
+    "Request",
     "RevertInGit",
     "RevertOutcome",
     "RunChecks",

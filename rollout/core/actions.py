@@ -1,16 +1,15 @@
 """Actions are data: what the engine must do to carry a decision out.
 
 Each is idempotent when carried out again, so a controller that dies halfway through a tick
-and repeats it does no harm.
+and repeats it does no harm. What the planner asks to observe before it decides is not an
+action: see `rollout.core.requests`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
 
 from rollout.api.spec import WebhookType
-from rollout.api.status import Phase, ReleaseStatus
 
 
 @dataclass(frozen=True)
@@ -40,13 +39,9 @@ class PromotePrimary:
 
 
 @dataclass(frozen=True)
-class RunChecks:
-    """Gather metric verdicts (and `rollout` webhooks) for this tick."""
-
-
-@dataclass(frozen=True)
 class CallWebhooks:
-    """Call every webhook of this type; gates report back whether they are open."""
+    """Call every webhook of this type to tell it what happened (post-rollout); their answers change
+    nothing. A webhook whose answer the planner waits on is asked for with `AskGate` instead."""
 
     type: WebhookType
 
@@ -69,28 +64,4 @@ class Emit:
     warning: bool = False
 
 
-Action = InitializePrimary | ScaleTarget | SetWeight | PromotePrimary | RunChecks | CallWebhooks | RevertInGit | Emit
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The planner's answer: actions to carry out, the status to write, and when to look again.
-
-    When `gather` is not empty the planner needs those observations (metric checks, webhook gates)
-    before it can decide: it returns no actions and the status unchanged, and the engine gathers
-    them and plans again in the same tick. A `RevertInGit` outcome comes back the same way, as
-    `Observations.revert` on the next planning pass.
-    """
-
-    actions: tuple[Action, ...]
-    status: ReleaseStatus
-    requeue_after: timedelta
-    gather: tuple[RunChecks | CallWebhooks, ...] = field(default=())
-
-    @property
-    def complete(self) -> bool:
-        return not self.gather
-
-    @property
-    def phase(self) -> Phase | None:
-        return self.status.phase
+Action = InitializePrimary | ScaleTarget | SetWeight | PromotePrimary | CallWebhooks | RevertInGit | Emit

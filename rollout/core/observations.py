@@ -1,8 +1,9 @@
 """What the engine saw this tick, as plain values the planner can decide on.
 
 Some observations are expensive or have effects of their own (metric queries, webhooks, the Git
-revert); they are `None` until gathered. When the planner needs one it asks for it with an action
-(`RunChecks`, `CallWebhooks`, `RevertInGit`), the engine gathers it and plans again.
+revert); they are `None` until gathered. When the planner needs one it asks for it with a request
+(`RunChecks`, `AskGate`) or, for the revert, the `RevertInGit` action; the engine gathers it and
+plans again.
 """
 
 from __future__ import annotations

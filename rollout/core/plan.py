@@ -30,16 +30,16 @@ from rollout.api.status import (
 from rollout.core.actions import (
     Action,
     CallWebhooks,
-    Decision,
     Emit,
     InitializePrimary,
     PromotePrimary,
     RevertInGit,
-    RunChecks,
     ScaleTarget,
     SetWeight,
 )
+from rollout.core.decision import Decision
 from rollout.core.observations import CheckResult, Observations
+from rollout.core.requests import AskGate, Request, RunChecks
 
 Spec = CanarySpec | BlueGreenSpec
 
@@ -55,7 +55,7 @@ _CONFIRM = timedelta(seconds=1)
 class _Need(Exception):
     """The decision needs observations that have not been gathered yet."""
 
-    def __init__(self, request: RunChecks | CallWebhooks) -> None:
+    def __init__(self, request: Request) -> None:
         self.request = request
 
 
@@ -122,7 +122,7 @@ class _Planner:
     def gate(self, kind: WebhookType) -> bool:
         """Whether every webhook of this type said yes; asks the engine to call them if unknown."""
         if kind not in self.obs.hooks:
-            raise _Need(CallWebhooks(kind))
+            raise _Need(AskGate(kind))
         return self.obs.hooks[kind]
 
     def checks(self) -> tuple[CheckResult, ...]:
@@ -416,7 +416,7 @@ class _Planner:
         if not (self.obs.primary.ready and self.obs.primary.spec_hash == candidate):
             self.act(PromotePrimary())
             return
-        step = getattr(self.spec.analysis, "step_weight_promotion", None)
+        step = self.spec.analysis.step_weight_promotion
         if not self.is_bluegreen and step and self.st.canary_weight > 0:
             weight = max(0, self.st.canary_weight - step)
             self.set_weight(weight)

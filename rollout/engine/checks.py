@@ -48,7 +48,7 @@ from analysis.templates import (
 )
 from analysis.verdicts import Direction, Verdict
 from rollout.api.durations import format_duration
-from rollout.api.spec import BlueGreen, Canary, Judge, Metric, MetricTemplate
+from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, MetricTemplate
 from rollout.core import CheckResult
 
 # Without a `compare` block, a difference of 10% of the primary's value is tolerated.
@@ -143,7 +143,7 @@ class MetricChecks:
         meta = self.release.metadata
         target = spec.target_ref.name
         interval = format_duration(metric.interval)
-        ingress = getattr(getattr(spec, "ingress_ref", None), "name", None)
+        ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         if metric.builtin:
             return builtin_query(metric.name, spec.provider.value, meta.namespace, target, interval, arm,
                                  ingress=ingress)
@@ -217,7 +217,7 @@ class MetricChecks:
         if looks.size == 0:
             raise NoDataError("no complete analysis interval since the run started")
         interval = format_duration(spec.analysis.interval)
-        ingress = getattr(getattr(spec, "ingress_ref", None), "name", None)
+        ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
                                         spec.target_ref.name, interval, arm, ingress=ingress)

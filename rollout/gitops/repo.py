@@ -10,6 +10,7 @@ or a config file, and every error message is scrubbed of them before anyone sees
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shlex
 import shutil
@@ -21,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from git import GitCommandError, Repo
+from git import GitCommandError, Repo, Tree
 
 # Git must never wait for a person, nor for a network that does not answer.
 _BASE_ENV = {
@@ -234,3 +235,89 @@ class Clone:
         self.git("checkout", "--force", "--detach", revision)
         self.git("clean", "-ffdxq")
         return self.folder
+
+    # -- reading history (full clones) ------------------------------------------------------------
+
+    def succeeds(self, *args: str) -> bool:
+        """Whether git exits 0; for commands whose answer is their exit status."""
+        try:
+            self.git(*args)
+            return True
+        except GitError:
+            return False
+
+    def is_ancestor(self, commit: str, of: str) -> bool:
+        return self.succeeds("merge-base", "--is-ancestor", commit, of)
+
+    def verify(self, revision: str) -> str | None:
+        """The sha `revision` names, or None when it names nothing here."""
+        try:
+            return self.git("rev-parse", "--verify", "--quiet", revision).strip() or None
+        except GitError:
+            return None
+
+    def rev_parse(self, revision: str) -> str:
+        return self.git("rev-parse", revision).strip()
+
+    def parent(self, commit: str) -> str | None:
+        """The first parent; None for a root commit."""
+        return self.verify(f"{commit}^1")
+
+    def parents(self, commit: str) -> list[str]:
+        return self.git("rev-list", "--parents", "-n", "1", commit).split()[1:]
+
+    def rev_list(self, revisions: str, paths: tuple[str, ...] = ()) -> list[str]:
+        """Commits in `revisions` (newest first) that touch `paths` (all, when empty)."""
+        return self.git("rev-list", revisions, "--", *paths).split()
+
+    def changed_paths(self, commit: str) -> list[str]:
+        """The files `commit` changed against its parent; a rename counts as a delete and an add."""
+        return self.git("diff-tree", "--no-commit-id", "--name-only", "-r", "--no-renames", commit).splitlines()
+
+    def blob(self, revision: str, path: str) -> str | None:
+        """The file's exact content at `revision`, or None when absent (or not text)."""
+        try:
+            data = (self.repo.commit(revision).tree / path).data_stream.read()
+            text: str = data.decode("utf-8")
+            return text
+        except (KeyError, UnicodeDecodeError):
+            return None
+
+    def folder_names(self, revision: str, folder: str) -> list[str] | None:
+        """The names in `folder` at `revision` (`.` is the root); None when it is not a folder there."""
+        try:
+            root = self.repo.commit(revision).tree
+            tree = root if folder == "." else root / folder
+        except KeyError:
+            return None
+        if not isinstance(tree, Tree):
+            return None
+        return [entry.name for entry in tree]
+
+    def archive(self, revision: str) -> bytes:
+        """The tree at `revision` as a tar archive."""
+        out = io.BytesIO()
+        self.repo.archive(out, revision, format="tar")
+        return out.getvalue()
+
+    # -- other branches, the index, crash leftovers ----------------------------------------------
+
+    def fetch_branch(self, name: str) -> str | None:
+        """Fetch another branch of the remote into its remote-tracking ref and return that ref;
+        None when the remote has no such branch."""
+        if not self.git("ls-remote", "--heads", "origin", f"refs/heads/{name}").strip():
+            return None
+        local = f"refs/remotes/origin/{name}"
+        self.git("fetch", "--no-tags", "origin", f"+refs/heads/{name}:{local}")
+        return local
+
+    def abandon_operations(self) -> None:
+        """Drop what a revert, rebase, cherry-pick or merge left half done (a process killed mid-way)."""
+        dot_git = self.folder / ".git"
+        for leftover in ("rebase-merge", "rebase-apply", "sequencer"):
+            shutil.rmtree(dot_git / leftover, ignore_errors=True)
+        for leftover in ("index.lock", "REVERT_HEAD", "CHERRY_PICK_HEAD", "MERGE_HEAD"):
+            (dot_git / leftover).unlink(missing_ok=True)
+
+    def has_staged_changes(self) -> bool:
+        return bool(self.git("diff", "--cached", "--name-only").strip())

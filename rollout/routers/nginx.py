@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes import client
 
-from rollout.api.spec import Release
+from rollout.api.spec import CanarySpec, Release
 from rollout.routers.base import RouterError
 from rollout.routers.objects import (
     INGRESS,
@@ -42,7 +42,7 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 def ingress_names(release: Release) -> tuple[str, str]:
     """(the user's Ingress, the canary Ingress)."""
-    ref = getattr(release.spec, "ingress_ref", None)
+    ref = release.spec.ingress_ref if isinstance(release.spec, CanarySpec) else None
     if ref is None or not ref.name:
         raise RouterError("the nginx provider needs spec.ingressRef (the Ingress that serves the apex Service)",
                           temporary=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 from rollout.api.annotations import ANNOTATION_DOMAIN, REVISION_ANNOTATION
 from rollout.api.kinds import API_VERSION, GROUP
-from rollout.api.spec import Release
+from rollout.api.spec import BlueGreenSpec, Release
 
 from .errors import WorkloadError
 from .hashing import PRIMARY_SUFFIX, SELECTOR_LABELS, is_own_annotation
@@ -328,7 +328,7 @@ def desired_services(release: Release, target: Mapping[str, Any]) -> list[tuple[
         ("primary", build_service(release, primary, primary_selector(target), "primary", key)),
         ("canary", build_service(release, canary, canary_selector(target), "canary", key)),
     ]
-    preview = getattr(release.spec, "preview_service", None)
+    preview = release.spec.preview_service if isinstance(release.spec, BlueGreenSpec) else None
     if preview is not None and preview.name not in (apex, primary, canary):
         out.append(("preview", build_service(release, preview.name, canary_selector(target), "canary", key,
                                              preview.port)))

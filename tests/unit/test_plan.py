@@ -22,6 +22,7 @@ from rollout.api.spec import (
 )
 from rollout.api.status import Candidate, Phase, ReleaseStatus, RevertState
 from rollout.core import (
+    AskGate,
     CallWebhooks,
     Emit,
     InitializePrimary,
@@ -504,7 +505,7 @@ def test_missing_observations_are_asked_for_not_guessed() -> None:
     assert decision.gather == (RunChecks(),) and decision.actions == () and decision.status == MID
     spec = with_hooks(WebhookType.ROLLBACK)
     decision = plan(spec, MID, replace(OBS, checks=passing()), LATER)
-    assert decision.gather == (CallWebhooks(WebhookType.ROLLBACK),)
+    assert decision.gather == (AskGate(WebhookType.ROLLBACK),)
 
 
 def test_observed_generation_and_transition_time() -> None:

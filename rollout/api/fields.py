@@ -1,0 +1,220 @@
+"""Read typed fields out of a manifest object, each problem reported under its field path.
+
+Parsing a kind means reading a hundred fields, each of which may be missing, of the wrong type or
+out of range. `Fields` wraps one object of the manifest with its path and the error sink, so a
+reader asks for `spec.int("maxWeight", lo=1, hi=100)` and gets the value or None, while the
+complaint (`spec.analysis.maxWeight: must be between 1 and 100, got 300`) is collected for the
+`ValidationError` that `rollout.api.parse` raises once everything has been read. The rules that
+relate fields to each other stay in `rollout.api.parse`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+from collections.abc import Mapping
+from enum import Enum
+from typing import Any, TypeVar
+
+from rollout.api.durations import parse_duration
+from rollout.api.errors import FieldError, ValidationError
+
+Json = Mapping[str, Any]
+E = TypeVar("E", bound=Enum)
+
+DURATION_HINT = "must be a duration like 30s, 1m30s or 2h"
+
+
+class Errors:
+    """Collects problems while parsing goes on with stand-in values, so every problem is found."""
+
+    def __init__(self) -> None:
+        self.items: list[FieldError] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append(FieldError(path, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationError(self.items)
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def show(value: Any) -> str:
+    """A value as a message quotes it: 50 not 50.0, strings quoted."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def type_name(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return show(value)
+
+
+def names(enum: type[Enum]) -> list[str]:
+    return [str(member.value) for member in enum]
+
+
+class Fields:
+    """One object of a manifest at `path`; each getter reports a wrong type or range to `errors`
+    and returns None (or the default) instead of raising."""
+
+    def __init__(self, data: Json, path: builtins.str, errors: Errors) -> None:
+        self.data = data
+        self.path = path
+        self.errors = errors
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    def get(self, key: builtins.str) -> Any:
+        return self.data.get(key)
+
+    def at(self, key: builtins.str) -> builtins.str:
+        """The path of `key` in this object; `""` is the object itself."""
+        return join(self.path, key) if key else self.path
+
+    def error(self, key: builtins.str, message: builtins.str) -> None:
+        """A problem with `key` (or with the object itself, when `key` is `""`)."""
+        self.errors.add(self.at(key), message)
+
+    def blank(self, key: builtins.str) -> Fields:
+        """An empty object at `key`: a stand-in for a missing one, so reading on finds every problem."""
+        return Fields({}, self.at(key), self.errors)
+
+    def map(self, key: builtins.str, *, required: bool = False) -> Fields | None:
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.error(key, "is required")
+            return None
+        if not isinstance(value, Mapping):
+            self.error(key, f"must be an object (a mapping of fields), got {type_name(value)}")
+            return None
+        return Fields(value, self.at(key), self.errors)
+
+    def list(self, key: builtins.str) -> builtins.list[Any]:
+        value = self.data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, builtins.list):
+            self.error(key, f"must be a list, got {type_name(value)}")
+            return []
+        return value
+
+    def objects(self, key: builtins.str, what: builtins.str) -> builtins.list[Fields]:
+        """The list's items that are objects; any other item is an error saying an object `what` is due."""
+        out = []
+        for i, item in enumerate(self.list(key)):
+            if isinstance(item, Mapping):
+                out.append(Fields(item, self.at(f"{key}[{i}]"), self.errors))
+            else:
+                self.error(f"{key}[{i}]", f"must be an object {what}, got {type_name(item)}")
+        return out
+
+    def str(self, key: builtins.str, *, required: bool = False) -> builtins.str | None:
+        value = self.data.get(key)
+        if value is None or value == "":
+            if required:
+                self.error(key, "is required")
+            return None
+        if not isinstance(value, builtins.str):
+            self.error(key, f"must be a string, got {type_name(value)}")
+            return None
+        return value
+
+    def int(
+        self, key: builtins.str, *, lo: builtins.int | None = None, hi: builtins.int | None = None
+    ) -> builtins.int | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int):
+            self.error(key, f"must be an integer, got {type_name(value)}")
+            return None
+        if lo is not None and hi is not None and not lo <= value <= hi:
+            self.error(key, f"must be between {lo} and {hi}, got {value}")
+            return None
+        if lo is not None and value < lo:
+            self.error(key, f"must be at least {lo}, got {value}")
+            return None
+        return value
+
+    def number(self, key: builtins.str) -> float | None:
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if (isinstance(value, builtins.bool) or not isinstance(value, builtins.int | float)
+                or not math.isfinite(value)):
+            self.error(key, f"must be a number, got {type_name(value)}")
+            return None
+        return float(value)
+
+    def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
+        value = self.data.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, builtins.bool):
+            self.error(key, f"must be true or false, got {type_name(value)}")
+            return default
+        return value
+
+    def duration(self, key: builtins.str, default: float) -> float:
+        """Seconds in a Go duration (`1m30s`)."""
+        value = self.data.get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, builtins.str):
+            self.error(key, f"{DURATION_HINT}, got {type_name(value)}")
+            return default
+        try:
+            return parse_duration(value)
+        except ValueError:
+            self.error(key, f"{DURATION_HINT}, got {value!r}")
+            return default
+
+    def enum(self, key: builtins.str, enum: type[E], what: builtins.str, default: E) -> E:
+        """One of the enum's values; anything else is an error listing them (`unknown <what> ...`)."""
+        value = self.data.get(key)
+        if value is None or value == "":
+            return default
+        known = names(enum)
+        if isinstance(value, builtins.str) and value in known:
+            return enum(value)
+        self.error(key, f"unknown {what} {show(value)}; known: {', '.join(known)}")
+        return default
+
+    def strings(self, key: builtins.str) -> builtins.list[builtins.str]:
+        out = []
+        for i, item in enumerate(self.list(key)):
+            if isinstance(item, builtins.str) and item:
+                out.append(item)
+            else:
+                self.error(f"{key}[{i}]", f"must be a non-empty string, got {type_name(item)}")
+        return out
+
+    def string_map(self, key: builtins.str) -> tuple[tuple[builtins.str, builtins.str], ...]:
+        """A map of strings as sorted pairs; numbers and booleans are written as YAML would quote them."""
+        m = self.map(key)
+        if m is None:
+            return ()
+        out: builtins.list[tuple[builtins.str, builtins.str]] = []
+        for k, v in m.data.items():
+            if isinstance(v, builtins.str):
+                out.append((builtins.str(k), v))
+            elif isinstance(v, builtins.bool):
+                out.append((builtins.str(k), "true" if v else "false"))
+            elif isinstance(v, builtins.int | float):
+                out.append((builtins.str(k), show(v)))
+            else:
+                self.errors.add(join(m.path, builtins.str(k)), f"must be a string, got {type_name(v)}")
+        return tuple(sorted(out))

@@ -1,0 +1,27 @@
+"""Requests are data: observations the planner needs before it can decide.
+
+Some observations are expensive or reach outside the cluster (metric queries, gate webhooks), so
+the engine gathers them only when the planner asks. Unlike actions, a request changes nothing:
+the engine answers it into `Observations` and plans again in the same tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rollout.api.spec import WebhookType
+
+
+@dataclass(frozen=True)
+class RunChecks:
+    """Gather metric verdicts (and `rollout` webhooks) for this tick."""
+
+
+@dataclass(frozen=True)
+class AskGate:
+    """Call the webhooks of this type and report whether every one answered 2xx (a gate is open)."""
+
+    type: WebhookType
+
+
+Request = RunChecks | AskGate
