@@ -41,8 +41,8 @@ def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> No
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.posting.enabled = False  # the engine writes its own Events
-    settings.watching.server_timeout = 120
-    settings.networking.request_timeout = 30
+    settings.watching.server_timeout = memo["settings"].watch_timeout
+    settings.networking.request_timeout = memo["settings"].watch_request_timeout
 
 
 @kopf.on.login()
@@ -111,7 +111,7 @@ def run(
             standalone=True,
             clusterwide=not namespaces,
             namespaces=list(namespaces),
-            memo=kopf.Memo(operator=operator, sources=sources, pool=pool),
+            memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings),
             stop_flag=stop,
             ready_flag=ready,
         )

@@ -48,6 +48,11 @@ class Settings:
     prometheus_retries: int = _setting(
         2, "ROLLOUT_PROMETHEUS_RETRIES", "extra attempts of a Prometheus query that failed for a temporary reason")
     api_timeout: float = _setting(10.0, "ROLLOUT_API_TIMEOUT", "seconds one Kubernetes API request may take")
+    watch_timeout: float = _setting(
+        120.0, "ROLLOUT_WATCH_TIMEOUT", "seconds the API server keeps a watch stream open before it is reopened")
+    watch_request_timeout: float = _setting(
+        30.0, "ROLLOUT_WATCH_REQUEST_TIMEOUT", "seconds the operator's runtime (kopf) waits on one API request or "
+                                              "watch read before it retries")
     apply_timeout: float = _setting(
         15.0, "ROLLOUT_APPLY_TIMEOUT", "seconds one server-side apply (or prune) of a GitSource's object may take")
     conflict_retries: int = _setting(

@@ -14,8 +14,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.status import Command, ReleaseStatus, format_time
+from rollout.settings import Settings
 
-TIMEOUT = 10.0
+TIMEOUT = Settings().api_timeout
 
 
 class NotFound(LookupError):

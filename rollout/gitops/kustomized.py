@@ -28,18 +28,18 @@ def is_kustomization(list_folder: Callable[[], list[str]]) -> bool:
     return any(name in KUSTOMIZATIONS for name in list_folder())
 
 
-def rendered(archive: bytes, folder: str) -> Rendered | None:
+def rendered(archive: bytes, folder: str, timeout: float) -> Rendered | None:
     """Every object the folder renders at one revision (a `git archive` tarball), by kind, namespace and
     name; None when it does not render (then the revision cannot be judged, and is not touched)."""
     with tempfile.TemporaryDirectory(prefix="rollout-kustomize-") as tmp:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(tmp, filter="data")
-        return rendered_tree(Path(tmp), folder)
+        return rendered_tree(Path(tmp), folder, timeout)
 
 
-def rendered_tree(root: Path, folder: str) -> Rendered | None:
+def rendered_tree(root: Path, folder: str, timeout: float) -> Rendered | None:
     try:
-        manifests = render(root, folder)
+        manifests = render(root, folder, timeout=timeout)
     except RenderError:
         return None
     out: Rendered = {}

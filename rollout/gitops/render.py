@@ -19,7 +19,6 @@ import yaml
 
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUFFIXES = (".yaml", ".yml", ".json")
-KUSTOMIZE_TIMEOUT = 60.0
 
 
 class RenderError(Exception):
@@ -70,13 +69,15 @@ def source_folder(root: Path, path: str) -> tuple[Path, str]:
     return folder, "" if rel == "." else rel
 
 
-def render(root: Path, path: str, *, kubectl: str | None = None) -> list[Manifest]:
-    """Every object under `path` of the checkout at `root`, in file order; RenderError when any is bad."""
+def render(root: Path, path: str, *, timeout: float, kubectl: str | None = None) -> list[Manifest]:
+    """Every object under `path` of the checkout at `root`, in file order; RenderError when any is bad.
+
+    `timeout` bounds `kubectl kustomize`, in seconds."""
     folder, rel = source_folder(root, path)
     kustomization = next((folder / k for k in KUSTOMIZATIONS if (folder / k).is_file()), None)
     if kustomization is not None:
         file = f"{rel}/{kustomization.name}" if rel else kustomization.name
-        manifests = _kustomize(folder, file, rel or ".", kubectl)
+        manifests = _kustomize(folder, file, rel or ".", kubectl, timeout)
     else:
         manifests = [m for file in _yaml_files(folder) for m in _read(root, file)]
     _check_unique(manifests)
@@ -139,14 +140,14 @@ def _check_unique(manifests: list[Manifest]) -> None:
         seen[key] = m.path
 
 
-def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None) -> list[Manifest]:
+def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None, timeout: float) -> list[Manifest]:
     program = kubectl or shutil.which("kubectl")
     if program is None:
         raise RenderError(file, "a kustomization needs `kubectl` (for `kubectl kustomize`), which is not "
                                 "installed where the operator runs", reason="KubectlMissing")
     try:
         done = subprocess.run([program, "kustomize", str(folder)], capture_output=True, text=True,
-                              timeout=KUSTOMIZE_TIMEOUT, check=False)
+                              timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise RenderError(file, f"kubectl kustomize failed: {e}") from None
     if done.returncode != 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import shlex
 import shutil
@@ -43,7 +44,6 @@ case "$1" in
   *) printf '%s\\n' "$ROLLOUT_GIT_PASSWORD" ;;
 esac
 """
-_SSH_TIMEOUT = 15
 # One lock per clone folder: two releases reverting through the same remote take turns.
 _LOCKS: dict[Path, threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
@@ -93,15 +93,16 @@ def is_ssh(url: str) -> bool:
 
 
 @contextmanager
-def git_environment(url: str, credentials: Credentials | None) -> Iterator[dict[str, str]]:
-    """The environment that lets git authenticate to `url`; its files are removed afterwards."""
+def git_environment(url: str, credentials: Credentials | None, *, connect_timeout: float) -> Iterator[dict[str, str]]:
+    """The environment that lets git authenticate to `url` (an SSH connection may take `connect_timeout`
+    seconds to open); its files are removed afterwards."""
     env = dict(_BASE_ENV)
     scratch = Path(tempfile.mkdtemp(prefix="rollout-git-"))
     try:
         creds = credentials or Credentials()
         if is_ssh(url):
             ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-                   "-o", f"ConnectTimeout={_SSH_TIMEOUT}", "-o", "GlobalKnownHostsFile=/dev/null"]
+                   "-o", f"ConnectTimeout={math.ceil(connect_timeout)}", "-o", "GlobalKnownHostsFile=/dev/null"]
             # Only the secret's known_hosts is trusted: without one, every host key is refused.
             hosts = os.devnull
             if creds.known_hosts:
@@ -148,8 +149,9 @@ class Clone:
     """
 
     def __init__(self, url: str, branch: str, folder: Path, credentials: Credentials | None = None,
-                 *, shallow: bool = False) -> None:
+                 *, connect_timeout: float, shallow: bool = False) -> None:
         self.url = url
+        self.connect_timeout = connect_timeout
         self.branch = branch
         self.folder = folder
         self.credentials = credentials
@@ -159,7 +161,8 @@ class Clone:
 
     @contextmanager
     def opened(self) -> Iterator[Clone]:
-        with _lock(self.folder), git_environment(self.url, self.credentials) as env:
+        environment = git_environment(self.url, self.credentials, connect_timeout=self.connect_timeout)
+        with _lock(self.folder), environment as env:
             self._env = env
             try:
                 self._repo = self._open()

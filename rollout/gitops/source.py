@@ -76,6 +76,7 @@ class SourceReconciler:
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
+        self.settings = settings
         self.applier = Applier(api, settings.apply_timeout)
         self.timeout = settings.api_timeout
         # A fetch that failed is tried again sooner than the interval (the remote may be back).
@@ -143,12 +144,12 @@ class SourceReconciler:
         except SecretError as e:
             return SyncResult(ready=("False", "SecretError", str(e)), stalled=("True", "SecretError", str(e)))
         clone = Clone(spec.url, spec.branch, clone_folder(self.cache, "sync", spec.url, spec.branch), creds,
-                      shallow=True)
+                      shallow=True, connect_timeout=self.settings.git_connect_timeout)
         try:
             with clone.opened():
                 revision = clone.fetch()
                 root = clone.checkout(revision)
-                manifests = render(root, spec.path, kubectl=self.kubectl)
+                manifests = render(root, spec.path, timeout=self.settings.kustomize_timeout, kubectl=self.kubectl)
         except GitError as e:
             return SyncResult(revision=status.get("revision"), ready=("False", "FetchFailed", str(e)))
         except RenderError as e:

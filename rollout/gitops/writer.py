@@ -96,7 +96,7 @@ class GitRevertWriter:
             push=git.push,
             author=git.author,
         )
-        outcome = write_revert(repo.url, repo.branch, repo.credentials, request, self.cache)
+        outcome = write_revert(repo.url, repo.branch, repo.credentials, request, self.cache, settings=self.settings)
         if outcome.state == RevertState.PUSHED and repo.source and self.on_pushed and not outcome.branch:
             self.on_pushed(namespace, repo.source)
         return outcome

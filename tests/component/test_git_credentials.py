@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from rollout.gitops.repo import Clone, Credentials, GitError, git_environment
+from rollout.settings import Settings
 from tests.gitserve import (
     HttpGitServer,
     SshGitServer,
@@ -37,6 +38,8 @@ USERNAME = "alice"
 # Drawn per run, so no file can hold it by accident of an earlier run.
 PASSWORD = f"pw-{secrets.token_urlsafe(18)}"
 COMMITTER = ("-c", "user.name=rollout test", "-c", "user.email=rollout@example.invalid")
+
+CONNECT = Settings().git_connect_timeout
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +142,8 @@ def test_http_right_password_fetches_and_pushes_and_leaves_it_nowhere(
         http_server: HttpGitServer, remote: Path, isolated: Path) -> None:
     url = http_server.url(remote.name)
     folder = isolated / "clone"
-    fetch_and_push(Clone(url, "main", folder, Credentials(username=USERNAME, password=PASSWORD)), remote)
+    creds = Credentials(username=USERNAME, password=PASSWORD)
+    fetch_and_push(Clone(url, "main", folder, creds, connect_timeout=CONNECT), remote)
 
     assert (folder / ".git" / "config").is_file()
     assert_not_in(PASSWORD, (folder / ".git" / "config").read_text())
@@ -155,7 +159,7 @@ def test_http_right_password_fetches_and_pushes_and_leaves_it_nowhere(
 def test_http_large_push_streams_a_chunked_body(http_server: HttpGitServer, remote: Path, isolated: Path) -> None:
     # A pack bigger than http.postBuffer goes out with Transfer-Encoding: chunked, after authenticating.
     clone = Clone(http_server.url(remote.name), "main", isolated / "clone",
-                  Credentials(username=USERNAME, password=PASSWORD))
+                  Credentials(username=USERNAME, password=PASSWORD), connect_timeout=CONNECT)
     blob = secrets.token_bytes(200_000)
     with clone.opened():
         folder = clone.checkout(clone.fetch())
@@ -170,7 +174,7 @@ def test_http_large_push_streams_a_chunked_body(http_server: HttpGitServer, remo
 
 
 def test_http_without_credentials_is_refused(http_server: HttpGitServer, remote: Path, isolated: Path) -> None:
-    message = refused(Clone(http_server.url(remote.name), "main", isolated / "clone"))
+    message = refused(Clone(http_server.url(remote.name), "main", isolated / "clone", connect_timeout=CONNECT))
     assert message.startswith("git fetch:")
     assert "could not read Username" in message, message
     assert list((isolated / "tmp").iterdir()) == []
@@ -181,7 +185,7 @@ def test_http_wrong_password_is_refused_without_showing_either_password(
     wrong = f"wrong-{secrets.token_urlsafe(12)}"
     folder = isolated / "clone"
     message = refused(Clone(http_server.url(remote.name), "main", folder,
-                            Credentials(username=USERNAME, password=wrong)))
+                            Credentials(username=USERNAME, password=wrong), connect_timeout=CONNECT))
     assert message.startswith("git fetch:")
     assert "Authentication failed" in message, message
     assert_not_in(wrong, message)
@@ -191,7 +195,7 @@ def test_http_wrong_password_is_refused_without_showing_either_password(
 
 def test_http_right_password_wrong_user_is_refused(http_server: HttpGitServer, remote: Path, isolated: Path) -> None:
     message = refused(Clone(http_server.url(remote.name), "main", isolated / "clone",
-                            Credentials(username="mallory", password=PASSWORD)))
+                            Credentials(username="mallory", password=PASSWORD), connect_timeout=CONNECT))
     assert "Authentication failed" in message, message
     assert_not_in(PASSWORD, message)
 
@@ -202,7 +206,7 @@ def test_http_right_password_wrong_user_is_refused(http_server: HttpGitServer, r
 def test_ssh_identity_and_known_hosts_fetch_and_push(ssh_server: SshGitServer, remote: Path, isolated: Path) -> None:
     creds = Credentials(identity=ssh_server.identity, known_hosts=ssh_server.known_hosts)
     folder = isolated / "clone"
-    fetch_and_push(Clone(ssh_server.url(remote), "main", folder, creds), remote)
+    fetch_and_push(Clone(ssh_server.url(remote), "main", folder, creds, connect_timeout=CONNECT), remote)
 
     assert files_holding(ssh_server.identity, folder, isolated / "tmp", isolated / "home") == []
     assert list((isolated / "tmp").iterdir()) == [], "the key file outlived the operation"
@@ -210,7 +214,7 @@ def test_ssh_identity_and_known_hosts_fetch_and_push(ssh_server: SshGitServer, r
 
 def test_ssh_key_file_is_private_while_used_and_removed_after(ssh_server: SshGitServer, remote: Path) -> None:
     creds = Credentials(identity=ssh_server.identity, known_hosts=ssh_server.known_hosts)
-    with git_environment(ssh_server.url(remote), creds) as env:
+    with git_environment(ssh_server.url(remote), creds, connect_timeout=CONNECT) as env:
         command = shlex.split(env["GIT_SSH_COMMAND"])
         key = Path(command[command.index("-i") + 1])
         assert key.read_text().strip() == ssh_server.identity.strip()
@@ -224,7 +228,7 @@ def test_ssh_key_file_is_private_while_used_and_removed_after(ssh_server: SshGit
 def test_ssh_other_host_key_is_refused(ssh_server: SshGitServer, remote: Path, isolated: Path) -> None:
     _, impostor = generate_key(isolated / "impostor")
     creds = Credentials(identity=ssh_server.identity, known_hosts=host_key_line(ssh_server.port, impostor))
-    message = refused(Clone(ssh_server.url(remote), "main", isolated / "clone", creds))
+    message = refused(Clone(ssh_server.url(remote), "main", isolated / "clone", creds, connect_timeout=CONNECT))
     assert message.startswith("git fetch: host key verification failed")
     assert "not in the secret's known_hosts" in message, message
     assert_not_in(ssh_server.identity, message)
@@ -233,11 +237,12 @@ def test_ssh_other_host_key_is_refused(ssh_server: SshGitServer, remote: Path, i
 
 def test_ssh_without_known_hosts_is_refused(ssh_server: SshGitServer, remote: Path, isolated: Path) -> None:
     # Only the secret is trusted, never the machine's own ~/.ssh/known_hosts or /etc/ssh/ssh_known_hosts.
-    with git_environment(ssh_server.url(remote), Credentials(identity=ssh_server.identity)) as env:
+    with git_environment(ssh_server.url(remote), Credentials(identity=ssh_server.identity),
+                         connect_timeout=CONNECT) as env:
         command = shlex.split(env["GIT_SSH_COMMAND"])
     assert f"UserKnownHostsFile={os.devnull}" in command and "GlobalKnownHostsFile=/dev/null" in command
     message = refused(Clone(ssh_server.url(remote), "main", isolated / "clone",
-                            Credentials(identity=ssh_server.identity)))
+                            Credentials(identity=ssh_server.identity), connect_timeout=CONNECT))
     assert message.startswith("git fetch: host key verification failed")
     assert "no known_hosts" in message, message
     assert_not_in(ssh_server.identity, message)
@@ -246,7 +251,7 @@ def test_ssh_without_known_hosts_is_refused(ssh_server: SshGitServer, remote: Pa
 def test_ssh_unknown_identity_is_refused(ssh_server: SshGitServer, remote: Path, isolated: Path) -> None:
     stranger, _ = generate_key(isolated / "stranger")
     creds = Credentials(identity=stranger, known_hosts=ssh_server.known_hosts)
-    message = refused(Clone(ssh_server.url(remote), "main", isolated / "clone", creds))
+    message = refused(Clone(ssh_server.url(remote), "main", isolated / "clone", creds, connect_timeout=CONNECT))
     assert "Permission denied (publickey)" in message, message
     assert_not_in(stranger, message)
     assert_not_in(ssh_server.identity, message)

@@ -30,6 +30,7 @@ from rollout.api.status import RevertState
 from rollout.core import RevertOutcome
 from rollout.gitops.repo import Credentials, clone_folder
 from rollout.gitops.revert import RevertHooks, RevertRequest, write_revert
+from rollout.settings import Settings
 from tests.gitrepo import GitRemote, deployment_yaml, git, service_yaml
 from tests.tools import missing_tool
 
@@ -117,7 +118,7 @@ class Remote(GitRemote):
         """Run the writer; the branch must only ever move forward."""
         before = self.head()
         outcome = write_revert(self.url, "main", Credentials("rollout", PASSWORD), request, self.cache,
-                               **kwargs)  # type: ignore[arg-type]
+                               settings=Settings(), **kwargs)  # type: ignore[arg-type]
         assert self.is_ancestor(before, self.head()), "the writer rewrote the remote's history"
         assert PASSWORD not in outcome.message
         return outcome
@@ -387,9 +388,10 @@ _KILLED_RUN = """
 import os, pickle, signal, sys
 from pathlib import Path
 from rollout.gitops.revert import RevertHooks, write_revert
+from rollout.settings import Settings
 
 url, cache, request = pickle.loads(Path(sys.argv[1]).read_bytes())
-write_revert(url, "main", None, request, cache,
+write_revert(url, "main", None, request, cache, settings=Settings(),
              hooks=RevertHooks(after_commit=lambda: os.kill(os.getpid(), signal.SIGKILL)))
 raise SystemExit("the hook should have killed this process")
 """

@@ -8,7 +8,9 @@ import pytest
 
 from rollout.gitops.desired import desired_object, drifted, matches, to_prune
 from rollout.gitops.render import RenderError, render
+from rollout.settings import Settings
 
+KUSTOMIZE = Settings().kustomize_timeout
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  k: v\n"
 
 
@@ -29,10 +31,10 @@ def test_yaml_json_and_lists_are_read_recursively_in_file_order_skipping_hidden(
         "apps/notes.txt": "not yaml",
         "other/c.yaml": CONFIGMAP.format(name="c"),
     })
-    found = [(m.path, m.name) for m in render(tmp_path, "./apps")]
+    found = [(m.path, m.name) for m in render(tmp_path, "./apps", timeout=KUSTOMIZE)]
     assert found == [("apps/a/one.json", "a"), ("apps/b.yaml", "b"), ("apps/b.yaml", "b2"),
                      ("apps/list.yml", "l")]
-    assert [m.name for m in render(tmp_path, "./")][-1] == "c"
+    assert [m.name for m in render(tmp_path, "./", timeout=KUSTOMIZE)][-1] == "c"
 
 
 @pytest.mark.parametrize(
@@ -52,7 +54,7 @@ def test_problems_name_the_file_and_what_is_wrong(tmp_path: Path, files: dict[st
                                                   words: str) -> None:
     write(tmp_path, files)
     with pytest.raises(RenderError) as info:
-        render(tmp_path, path)
+        render(tmp_path, path, timeout=KUSTOMIZE)
     assert info.value.reason == reason and words in str(info.value)
 
 
@@ -60,7 +62,7 @@ def test_a_kustomization_without_kubectl_says_so(tmp_path: Path, monkeypatch: py
     write(tmp_path, {"apps/kustomization.yaml": "resources: [cm.yaml]\n", "apps/cm.yaml": CONFIGMAP.format(name="x")})
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(RenderError) as info:
-        render(tmp_path, "apps")
+        render(tmp_path, "apps", timeout=KUSTOMIZE)
     assert info.value.reason == "KubectlMissing" and "kubectl" in str(info.value)
     assert info.value.file == "apps/kustomization.yaml"
 

@@ -48,9 +48,10 @@ class History:
     """The branch's history as seen from its last fetched head (`refresh` moves it)."""
 
     def __init__(self, clone: Clone, request: RevertRequest,
-                 talking: Callable[[], AbstractContextManager[None]]) -> None:
+                 talking: Callable[[], AbstractContextManager[None]], *, kustomize_timeout: float) -> None:
         self.clone = clone
         self.request = request
+        self.kustomize_timeout = kustomize_timeout
         self.talking = talking  # marks a failure inside as the remote's
         self.head = ""  # the remote branch's head, as last fetched
         self.revert_branch = ""  # push=branch: where the revert goes
@@ -146,8 +147,12 @@ class History:
 
     def render(self, revision: str, folder: str) -> kustomized.Rendered | None:
         if revision not in self._rendered:
-            self._rendered[revision] = kustomized.rendered(self.clone.archive(revision), folder)
+            self._rendered[revision] = kustomized.rendered(self.clone.archive(revision), folder, self.kustomize_timeout)
         return self._rendered[revision]
+
+    def render_checkout(self, folder: str) -> kustomized.Rendered | None:
+        """What the folder renders in the clone's working tree as it is now."""
+        return kustomized.rendered_tree(self.clone.folder, folder, self.kustomize_timeout)
 
     def _by_rendering(self, folder: str, promoted: str, candidate: str) -> Found | RevertOutcome:
         """The commits in promoted..candidate after which the folder renders the workload differently

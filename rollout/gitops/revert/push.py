@@ -22,27 +22,25 @@ from rollout.api.spec import PushMode, RevertMode
 from rollout.api.status import RevertState
 from rollout.core import RevertOutcome
 from rollout.gitops.repo import Clone, Credentials, GitError, clone_folder
+from rollout.settings import Settings
 
 from .history import History
 from .message import short
 from .request import RevertHooks, RevertRequest, failed, skipped
 from .write import Writer
 
-_BACKOFF_SECONDS = 0.2
-_BACKOFF_MAX_SECONDS = 2.0
-
 
 def write_revert(url: str, branch: str, credentials: Credentials | None, request: RevertRequest, cache: Path,
-                 *, attempts: int = 5, hooks: RevertHooks | None = None) -> RevertOutcome:
+                 *, settings: Settings, attempts: int = 5, hooks: RevertHooks | None = None) -> RevertOutcome:
     """Revert in Git what `request` describes and push it; see the package docstring."""
     folder = clone_folder(cache, "revert", url, branch)
     secrets = credentials.secrets if credentials else ()
-    clone = Clone(url, branch, folder, credentials, shallow=False)
+    clone = Clone(url, branch, folder, credentials, shallow=False, connect_timeout=settings.git_connect_timeout)
     for last_try in (False, True):
         loop: _Loop | None = None
         try:
             with clone.opened():
-                loop = _Loop(clone, request, max(1, attempts), hooks or RevertHooks())
+                loop = _Loop(clone, request, max(1, attempts), hooks or RevertHooks(), settings)
                 return loop.run()
         except GitError as e:
             if last_try or (loop is not None and loop.remote_failed):
@@ -57,13 +55,15 @@ def write_revert(url: str, branch: str, credentials: Credentials | None, request
 
 
 class _Loop:
-    def __init__(self, clone: Clone, request: RevertRequest, attempts: int, hooks: RevertHooks) -> None:
+    def __init__(self, clone: Clone, request: RevertRequest, attempts: int, hooks: RevertHooks,
+                 settings: Settings) -> None:
         self.clone = clone
         self.request = request
         self.attempts = attempts
         self.hooks = hooks
+        self.backoff, self.backoff_max = settings.push_backoff, settings.push_backoff_max
         self.remote_failed = False
-        self.history = History(clone, request, self._talking)
+        self.history = History(clone, request, self._talking, kustomize_timeout=settings.kustomize_timeout)
         self.writer = Writer(clone, request, self.history)
 
     def run(self) -> RevertOutcome:
@@ -92,7 +92,7 @@ class _Loop:
                 if pushes >= self.attempts:
                     return RevertOutcome(RevertState.FAILED, message=(
                         f"push to {plan.target} rejected {pushes} times: the branch keeps moving; will retry"))
-                time.sleep(min(_BACKOFF_MAX_SECONDS, _BACKOFF_SECONDS * 2 ** (pushes - 1)) * random.uniform(0.5, 1))
+                time.sleep(min(self.backoff_max, self.backoff * 2 ** (pushes - 1)) * random.uniform(0.5, 1))
                 old_base = self.history.head
                 self._refresh()
                 if request.push is PushMode.BRANCH:

@@ -91,7 +91,7 @@ class Writer:
         good, head = self.history.render(plan.good, folder), self.history.render(self.head, folder)
 
         def right() -> bool:
-            result = kustomized.rendered_tree(self.clone.folder, folder)
+            result = self.history.render_checkout(folder)
             return kustomized.acceptable(result, good, head, target)
 
         if mode is not RevertMode.FILES:
