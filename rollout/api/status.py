@@ -109,6 +109,22 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Intent:
+    """Side effects a tick decided on, recorded before any is carried out (a write-ahead log).
+
+    A restarted operator that finds one finishes it, each effect under its key (`effect_key`),
+    instead of deciding again: an Event is created under a name made from its key (a second
+    create is refused), a webhook is sent with the key, the revert writer finds its own commit.
+    `phase` and `checksum` are what the effects speak of (the phase and target spec before the tick).
+    """
+
+    seq: int
+    phase: str = ""
+    checksum: str | None = None
+    actions: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class ReleaseStatus:
     phase: Phase | None = None
     canary_weight: int = 0
@@ -126,6 +142,9 @@ class ReleaseStatus:
     switched_at: datetime | None = None
     # A manual command not yet acted on.
     command: Command | None = None
+    # Side effects recorded and not yet known to be done, and how many intents were ever recorded.
+    intent: Intent | None = None
+    intents: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def condition(self, kind: str) -> Condition | None:
@@ -153,6 +172,13 @@ class ReleaseStatus:
                 "observedGeneration": self.observed_generation,
                 "switchedAt": _t(self.switched_at),
                 "command": str(self.command) if self.command else None,
+                "intent": {
+                    "seq": self.intent.seq,
+                    "phase": self.intent.phase,
+                    "checksum": self.intent.checksum,
+                    "actions": [dict(a) for a in self.intent.actions],
+                } if self.intent else None,
+                "intents": self.intents,
             }
         )
         if self.candidate:
@@ -208,7 +234,7 @@ class ReleaseStatus:
         known = {
             "phase", "canaryWeight", "failedChecks", "iterations", "lastAppliedSpec", "lastPromotedSpec",
             "lastTransitionTime", "observedGeneration", "candidate", "revert", "analysis", "conditions",
-            "switchedAt", "command",
+            "switchedAt", "command", "intent", "intents",
         }  # fmt: skip
         cand = raw.get("candidate")
         rev = raw.get("revert")
@@ -266,8 +292,23 @@ class ReleaseStatus:
             ),
             switched_at=parse_time(raw.get("switchedAt")),
             command=_command(raw.get("command")),
+            intent=_intent(raw.get("intent")),
+            intents=int(raw.get("intents") or 0),
             extra={k: v for k, v in raw.items() if k not in known},
         )
+
+
+def _intent(raw: Any) -> Intent | None:
+    if not isinstance(raw, dict):
+        return None
+    actions = tuple(dict(a) for a in raw.get("actions") or () if isinstance(a, dict))
+    return Intent(seq=int(raw.get("seq") or 0), phase=str(raw.get("phase") or ""), checksum=raw.get("checksum"),
+                  actions=actions)
+
+
+def effect_key(uid: str, seq: int, index: int) -> str:
+    """The key of one recorded side effect: unique per release, intent and position."""
+    return f"{uid or 'release'}.{seq}.{index}"
 
 
 def _command(raw: Any) -> Command | None:

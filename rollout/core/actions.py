@@ -1,13 +1,17 @@
 """Actions are data: what the engine must do to carry a decision out.
 
-Each is idempotent when carried out again, so a controller that dies halfway through a tick
-and repeats it does no harm. What the planner asks to observe before it decides is not an
-action: see `rollout.core.requests`.
+Workload and route actions are idempotent: carried out again, they change nothing. Events,
+notification webhooks and the revert in Git are not, so a tick that has any of them records its
+actions in the status first (`to_record`, `ReleaseStatus.intent`) and a restarted operator
+finishes that record instead of deciding again (`UNREPEATABLE`). What the planner asks to
+observe before it decides is not an action: see `rollout.core.requests`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 from rollout.api.spec import WebhookType
 
@@ -65,3 +69,35 @@ class Emit:
 
 
 Action = InitializePrimary | ScaleTarget | SetWeight | PromotePrimary | CallWebhooks | RevertInGit | Emit
+
+# Actions that must not happen twice for one decision: recorded before they are carried out.
+UNREPEATABLE = (CallWebhooks, RevertInGit, Emit)
+
+_KINDS: dict[str, type[Any]] = {
+    cls.__name__: cls
+    for cls in (InitializePrimary, ScaleTarget, SetWeight, PromotePrimary, CallWebhooks, RevertInGit, Emit)
+}
+
+
+def to_record(action: Action) -> dict[str, Any]:
+    """An action as plain JSON, for the status's intent record."""
+    return {"kind": type(action).__name__, **{f.name: _plain(getattr(action, f.name)) for f in fields(action)}}
+
+
+def from_record(record: Mapping[str, Any]) -> Action | None:
+    """The action `to_record` wrote; None for a record this version cannot read (it is skipped)."""
+    cls = _KINDS.get(str(record.get("kind")))
+    if cls is None:
+        return None
+    values = {f.name: record[f.name] for f in fields(cls) if f.name in record}
+    try:
+        if cls is CallWebhooks:
+            values["type"] = WebhookType(values["type"])
+        action: Action = cls(**values)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return action
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, WebhookType) else value

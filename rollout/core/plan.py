@@ -210,8 +210,17 @@ class _Planner:
         """The target equals what the primary serves: nothing to release."""
         phase = self.st.phase
         self.take_command()
-        if phase == Phase.REVERTING:
+        if phase == Phase.FAILED and self.reverts_in_git and self.st.candidate is not None and self.st.revert is None:
+            # Back on the promoted spec with no revert recorded: a revert may have been pushed by an
+            # operator killed before it could record it. The writer finds its own commit, or says why not.
+            self.failed()
+        elif phase == Phase.REVERTING:
             revert = self.st.revert or RevertStatus()
+            outcome = self.obs.revert
+            if outcome is not None and outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
+                # Finished after a restart, and applied meanwhile: keep what the writer found.
+                revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
+                self.emit("GitReverted", f"revert commit {outcome.commit} {outcome.state.value.lower()}")
             self.st = replace(self.st, phase=Phase.REVERTED, revert=replace(revert, state=RevertState.APPLIED))
             self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec")
         elif phase in RUNNING_PHASES:

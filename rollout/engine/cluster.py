@@ -28,6 +28,7 @@ from rollout.core import (
 )
 from rollout.engine.checks import MetricChecks
 from rollout.engine.events import EventRecorder
+from rollout.engine.tick import Effect
 from rollout.engine.webhooks import Webhooks
 from rollout.routers.base import Router
 from rollout.workloads import Workloads
@@ -52,6 +53,8 @@ class ClusterPorts:
     events: EventRecorder
     revert: RevertWriter = no_revert_writer
     report: Callable[[], str] = lambda: ""
+    # Writes a status holding a recorded intent, before its effects are carried out.
+    recorder: Callable[[ReleaseStatus], None] = lambda status: None
 
     @property
     def phase(self) -> str:
@@ -80,8 +83,14 @@ class ClusterPorts:
     def call_webhooks(self, kind: WebhookType) -> bool:
         return self.webhooks.gate(self.release, kind, self.phase, checksum=self.checksum)
 
-    def carry_out(self, action: Action) -> RevertOutcome | None:
+    def record(self, status: ReleaseStatus) -> None:
+        self.recorder(status)
+
+    def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None:
+        """Carry one action out; a recorded one (`effect`) under its key, so it happens once."""
         release = self.release
+        key = effect.key if effect else None
+        phase = effect.phase if effect else self.phase
         if isinstance(action, InitializePrimary):
             self.workloads.initialize(release)
             self.router.reconcile(release)
@@ -93,10 +102,10 @@ class ClusterPorts:
         elif isinstance(action, PromotePrimary):
             self.workloads.promote(release)
         elif isinstance(action, CallWebhooks):
-            self.webhooks.notify(release, action.type, self.phase)
+            self.webhooks.notify(release, action.type, phase, key=key)
         elif isinstance(action, Emit):
-            self.events.emit(release, action.reason, action.message, action.warning)
-            self.webhooks.notify_event(release, action.reason, action.message, self.phase, warning=action.warning)
+            self.events.emit(release, action.reason, action.message, action.warning, key=key)
+            self.webhooks.notify_event(release, action.reason, action.message, phase, warning=action.warning, key=key)
         elif isinstance(action, RevertInGit):
             return self.revert(release, action, self.status, self.report())
         return None

@@ -55,6 +55,8 @@ class _Memory:
     ticks: list[TickRecord] = field(default_factory=list)
     # The failed run's report as Markdown, for the revert commit's message.
     markdown: str = ""
+    # The end of the run whose report is written.
+    reported: Phase | None = None
 
 
 class Operator:
@@ -127,6 +129,13 @@ class Operator:
 
     def _tick(self, obj: Mapping[str, Any], release: Release, status: ReleaseStatus, now: datetime) -> timedelta:
         memory = self._memory(release, status)
+        stored = dict(obj.get("status") or {})  # the status as the API holds it, write after write
+
+        def record(intended: ReleaseStatus) -> None:
+            # A run's report is written (under its run's name) before its end is recorded.
+            self._report_end(release, status, intended, memory, now)
+            self._write_status(obj, intended, stored)
+
         ports = ClusterPorts(
             release=release,
             status=status,
@@ -138,16 +147,22 @@ class Operator:
             events=self.events,
             revert=self.revert,
             report=lambda: memory.markdown or markdown_from_status(release, status),
+            recorder=record,
         )
         before = len(memory.checks.readings) if memory.checks else 0
-        decision = tick(release.spec, status, ports, now)
+        decision = tick(release.spec, status, ports, now, uid=release.metadata.uid)
         new = decision.status.with_condition(Condition("Ready", "True", "Reconciled", "", now))
         checked = tuple(r.check for r in memory.checks.readings[before:]) if memory.checks else ()
         memory.ticks.append(TickRecord(now, new.canary_weight, checked, new.phase.value if new.phase else ""))
-        self._write_status(obj, new)
-        if new.phase != status.phase and new.phase in (Phase.SUCCEEDED, Phase.FAILED):
-            self._report(release, new, memory, now)
+        self._report_end(release, status, new, memory, now)
+        self._write_status(obj, new, stored)
         return decision.requeue_after
+
+    def _report_end(self, release: Release, old: ReleaseStatus, new: ReleaseStatus, memory: _Memory,
+                    now: datetime) -> None:
+        if new.phase != old.phase and new.phase in (Phase.SUCCEEDED, Phase.FAILED) and memory.reported != new.phase:
+            self._report(release, new, memory, now)
+            memory.reported = new.phase
 
     def _memory(self, release: Release, status: ReleaseStatus) -> _Memory:
         key = _key(release)
@@ -197,12 +212,13 @@ class Operator:
     def _condition(self, obj: Mapping[str, Any], status: ReleaseStatus, condition: Condition) -> None:
         self._write_status(obj, status.with_condition(condition))
 
-    def _write_status(self, obj: Mapping[str, Any], new: ReleaseStatus) -> None:
+    def _write_status(self, obj: Mapping[str, Any], new: ReleaseStatus, stored: dict[str, Any] | None = None) -> None:
         """ONE merge patch of the status subresource with only what changed; none when nothing did.
 
-        The diff is against the status as stored, so every field is written once; sending only
-        changed keys keeps a `rollout promote|abort|retry` written meanwhile."""
-        before = obj.get("status") or {}
+        The diff is against the status as stored (`stored`, kept up to date write after write, or
+        the object's), so every field is written once; sending only changed keys keeps a
+        `rollout promote|abort|retry` written meanwhile."""
+        before = stored if stored is not None else (obj.get("status") or {})
         diff = {k: v for k, v in new.to_dict().items() if before.get(k) != v}
         if not diff:
             return
@@ -211,6 +227,8 @@ class Operator:
             GROUP, VERSION, meta["namespace"], PLURALS[obj["kind"]], meta["name"], {"status": diff},
             _request_timeout=self.timeout, _content_type="application/merge-patch+json",
         )
+        if stored is not None:
+            stored.update(diff)
 
     # -- end of a run --------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from rollout.api.status import Phase, ReleaseStatus
 from rollout.core import Action, CheckResult, Emit, Observations, RevertOutcome
 from rollout.engine.reports import TickRecord
 from rollout.engine.simulated import SimulatedCluster
-from rollout.engine.tick import tick
+from rollout.engine.tick import Effect, tick
 
 # The longest replay, in ticks: a year of 1m intervals is far beyond any window worth replaying.
 MAX_TICKS = 100_000
@@ -57,7 +57,10 @@ class _Ports:
     def call_webhooks(self, kind: WebhookType) -> bool:
         return True
 
-    def carry_out(self, action: Action) -> RevertOutcome | None:
+    def record(self, status: ReleaseStatus) -> None:
+        """Nothing to keep: a replay is not killed halfway and repeats nothing outside itself."""
+
+    def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None:
         if isinstance(action, Emit):
             self.events.append(action.message)
         return self.cluster.apply(action)

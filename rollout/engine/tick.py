@@ -1,21 +1,37 @@
-"""One tick of a release: observe, plan (gathering what the planner asks for), act.
+"""One tick of a release: finish what a killed tick recorded, observe, plan, record, act.
 
 The same driver runs the operator against a cluster, `rollout analyze` against history and the
 tests against a simulated cluster; only the ports differ. It performs no I/O itself.
+
+Intent before effect: when a decision holds an action that must not happen twice (an Event, a
+notification webhook, the revert in Git), the new status and the actions go to `Ports.record`
+(the operator writes them into the status) before any is carried out, each under a key. An
+operator killed anywhere after that finds the record at its next tick and finishes it, under the
+same keys, instead of deciding again; killed before it, nothing was done and it decides again.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from rollout.api.spec import BlueGreenSpec, CanarySpec, WebhookType
-from rollout.api.status import ReleaseStatus
+from rollout.api.status import Intent, ReleaseStatus, effect_key
 from rollout.core import Action, CheckResult, Decision, Observations, RevertInGit, RevertOutcome, RunChecks, plan
+from rollout.core.actions import UNREPEATABLE, from_record, to_record
 
 # Each pass may ask for one more observation; a tick needs at most checks plus a few gates.
 MAX_PASSES = 8
+
+
+@dataclass(frozen=True)
+class Effect:
+    """A recorded side effect: its key, and the phase and target spec it speaks of."""
+
+    key: str
+    phase: str
+    checksum: str | None
 
 
 class Ports(Protocol):
@@ -27,19 +43,31 @@ class Ports(Protocol):
 
     def call_webhooks(self, kind: WebhookType) -> bool: ...
 
-    def carry_out(self, action: Action) -> RevertOutcome | None: ...
+    def record(self, status: ReleaseStatus) -> None: ...
+
+    def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None: ...
 
 
-def tick(spec: CanarySpec | BlueGreenSpec, status: ReleaseStatus, ports: Ports, now: datetime) -> Decision:
-    """Plan until the planner has what it needs, carry the actions out, fold in a revert outcome."""
+def tick(spec: CanarySpec | BlueGreenSpec, status: ReleaseStatus, ports: Ports, now: datetime, *,
+         uid: str = "") -> Decision:
+    """Finish a recorded intent, plan until the planner has what it needs, record and carry the
+    actions out, and fold in a revert outcome. `uid` keys the effects (the release's uid)."""
+    finished = None
+    if status.intent is not None:
+        finished = _finish(status.intent, ports, uid)
+        status = replace(status, intent=None)
     obs = ports.observe()
-    decision = _plan_complete(spec, status, obs, ports, now)
-    outcome = _carry_out(decision.actions, ports)
+    if finished is not None:
+        obs = replace(obs, revert=finished)
+    before = status
+    decision = _act(_plan_complete(spec, status, obs, ports, now), before, ports, uid)
+    outcome = decision.outcome
     if outcome is not None:
         # The revert writer's answer belongs in this tick's status: plan once more with it.
-        decision = _plan_complete(spec, decision.status, replace(obs, revert=outcome), ports, now)
-        _carry_out(tuple(a for a in decision.actions if not isinstance(a, RevertInGit)), ports)
-    return decision
+        again = _plan_complete(spec, decision.decision.status, replace(obs, revert=outcome), ports, now)
+        again = replace(again, actions=tuple(a for a in again.actions if not isinstance(a, RevertInGit)))
+        return _act(again, before, ports, uid).decision
+    return decision.decision
 
 
 def _plan_complete(
@@ -57,9 +85,38 @@ def _plan_complete(
     raise RuntimeError(f"the planner kept asking for observations after {MAX_PASSES} passes")
 
 
-def _carry_out(actions: tuple[Action, ...], ports: Ports) -> RevertOutcome | None:
+@dataclass(frozen=True)
+class _Acted:
+    decision: Decision
+    outcome: RevertOutcome | None
+
+
+def _act(decision: Decision, before: ReleaseStatus, ports: Ports, uid: str) -> _Acted:
+    """Record the decision first when it holds an unrepeatable action, then carry the actions out."""
+    actions = decision.actions
+    if not any(isinstance(a, UNREPEATABLE) for a in actions):
+        return _Acted(decision, _carry_out(actions, ports, None, uid))
+    seq = decision.status.intents + 1
+    intent = Intent(seq, before.phase.value if before.phase else "", before.last_applied_spec,
+                    tuple(to_record(a) for a in actions))
+    ports.record(replace(decision.status, intent=intent, intents=seq))
+    decision = replace(decision, status=replace(decision.status, intent=None, intents=seq))
+    return _Acted(decision, _carry_out(actions, ports, intent, uid))
+
+
+def _finish(intent: Intent, ports: Ports, uid: str) -> RevertOutcome | None:
+    """Carry out what a tick recorded and may not have done; every effect is keyed, so what was
+    done already is not done twice."""
+    return _carry_out(tuple(from_record(r) for r in intent.actions), ports, intent, uid)
+
+
+def _carry_out(actions: tuple[Action | None, ...], ports: Ports, intent: Intent | None,
+               uid: str) -> RevertOutcome | None:
     outcome = None
-    for action in actions:
-        result = ports.carry_out(action)
+    for i, action in enumerate(actions):
+        if action is None:
+            continue  # recorded by a version that knew an action this one does not
+        effect = Effect(effect_key(uid, intent.seq, i), intent.phase, intent.checksum) if intent else None
+        result = ports.carry_out(action, effect)
         outcome = result or outcome
     return outcome

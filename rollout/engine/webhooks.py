@@ -13,7 +13,12 @@ unchanged:
 
 Differences from Flagger, on purpose: any 2xx is a pass (Flagger fails 203-299); each call is
 bounded by the hook's `timeout` as a whole (connect, answer and body), not per socket operation,
-so a tick can never hang on a hook; there are no retries (the next tick calls again). URLs can
+so a tick can never hang on a hook; there are no retries (the next tick calls again). A
+notification (post-rollout, event) carries `X-Rollout-Idempotency-Key`: it is sent once per
+decision, and again with the same key only when the operator died between recording the decision
+and hearing the answer, so a receiver that remembers keys sees each exactly once. Gates,
+pre-rollout and rollout hooks are asked again whenever the planner needs their answer (at least
+once), and must be free of side effects, as Flagger documents. URLs can
 carry tokens (Slack and similar hooks do), so logs and messages name the hook and the URL's
 scheme, host and port only.
 """
@@ -37,6 +42,7 @@ from rollout.api.spec import Release, Webhook, WebhookType
 MAX_BODY = 4096
 MAX_MESSAGE = 200
 USER_AGENT = "rollout-webhooks"
+IDEMPOTENCY_HEADER = "X-Rollout-Idempotency-Key"
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +116,11 @@ class Webhooks:
 
     # -- one call ---------------------------------------------------------------------------------
 
-    def post(self, webhook: Webhook, body: Mapping[str, Any]) -> WebhookResult:
-        """POST `body` to the hook, within `webhook.timeout` seconds in all."""
+    def post(self, webhook: Webhook, body: Mapping[str, Any], key: str | None = None) -> WebhookResult:
+        """POST `body` to the hook, within `webhook.timeout` seconds in all; `key` marks a notification."""
         timeout = max(float(webhook.timeout), 0.001)
         box: list[WebhookResult] = []
-        worker = threading.Thread(target=lambda: box.append(self._send(webhook, body, timeout)),
+        worker = threading.Thread(target=lambda: box.append(self._send(webhook, body, timeout, key)),
                                   name=f"webhook-{webhook.name}", daemon=True)
         worker.start()
         # The socket timeouts end the worker soon after; the caller does not wait for that.
@@ -123,13 +129,16 @@ class Webhooks:
             return box[0]
         return WebhookResult(webhook.name, False, None, f"no answer from {redact(webhook.url)} within {timeout:g}s")
 
-    def _send(self, webhook: Webhook, body: Mapping[str, Any], timeout: float) -> WebhookResult:
+    def _send(self, webhook: Webhook, body: Mapping[str, Any], timeout: float, key: str | None) -> WebhookResult:
         where = redact(webhook.url)
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers[IDEMPOTENCY_HEADER] = f"{key}.{webhook.name}"
         try:
             with self.session.post(
                 webhook.url,
                 data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
+                headers=headers,
                 timeout=(timeout, timeout),
                 stream=True,
             ) as response:
@@ -147,9 +156,10 @@ class Webhooks:
         return WebhookResult(webhook.name, False, status, f"HTTP {status} from {where}" + (f": {detail}" if detail
                                                                                          else ""))
 
-    def call(self, release: Release, webhook: Webhook, phase: str, *, checksum: str | None = None) -> WebhookResult:
+    def call(self, release: Release, webhook: Webhook, phase: str, *, checksum: str | None = None,
+             key: str | None = None) -> WebhookResult:
         """Call one hook with Flagger's payload; 2xx is ok, anything else (or no answer) is not."""
-        result = self.post(webhook, payload(release, webhook, phase, checksum))
+        result = self.post(webhook, payload(release, webhook, phase, checksum), key)
         if not result.ok:
             log.info("webhook %s (%s) of %s/%s: %s", webhook.name, webhook.type.value,
                      release.metadata.namespace, release.metadata.name, result.message)
@@ -164,10 +174,10 @@ class Webhooks:
                    for hook in release.spec.analysis.hooks(kind))
 
     def notify(self, release: Release, kind: WebhookType, phase: str, *,
-               checksum: str | None = None) -> tuple[WebhookResult, ...]:
+               checksum: str | None = None, key: str | None = None) -> tuple[WebhookResult, ...]:
         """Call every hook of `kind` (post-rollout and the like): results are logged, never raised."""
         hooks = release.spec.analysis.hooks(kind)
-        results = tuple(self.call(release, hook, phase, checksum=checksum) for hook in hooks)
+        results = tuple(self.call(release, hook, phase, checksum=checksum, key=key) for hook in hooks)
         for result in results:
             if not result.ok:
                 log.warning("%s webhook %s of %s/%s failed: %s", kind.value, result.name,
@@ -175,12 +185,12 @@ class Webhooks:
         return results
 
     def notify_event(self, release: Release, reason: str, message: str, phase: str, *,
-                     warning: bool = False) -> tuple[WebhookResult, ...]:
+                     warning: bool = False, key: str | None = None) -> tuple[WebhookResult, ...]:
         """Post an event to every `event` hook (Flagger's event payload); failures are logged."""
         now = self.clock()
         results = []
         for hook in release.spec.analysis.hooks(WebhookType.EVENT):
-            result = self.post(hook, event_payload(release, hook, phase, reason, message, warning, now))
+            result = self.post(hook, event_payload(release, hook, phase, reason, message, warning, now), key)
             if not result.ok:
                 log.warning("event webhook %s of %s/%s failed: %s", hook.name,
                             release.metadata.namespace, release.metadata.name, result.message)

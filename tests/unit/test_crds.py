@@ -343,6 +343,9 @@ def test_status_declares_everything_the_operator_writes() -> None:
         ),
         conditions=(api_status.Condition(type="Promoted", status="False", reason="Reverted", last_transition_time=t),),
         switched_at=t,
+        intent=api_status.Intent(seq=3, phase="Finalising", checksum="abc",
+                                 actions=({"kind": "Emit", "reason": "Succeeded", "message": "m", "warning": False},)),
+        intents=3,
         command="retry",
     )
     written = {k: v for k, v in full.to_dict().items() if v is not None}

@@ -23,9 +23,13 @@ from rollout.core import (
     Verdict,
 )
 from rollout.engine.simulated import SimulatedCluster
-from rollout.engine.tick import tick
+from rollout.engine.tick import Effect, tick
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Killed(Exception):
+    """The operator process died here."""
 
 
 def passing(names: tuple[str, ...] = ("request-success-rate",)) -> tuple[CheckResult, ...]:
@@ -58,6 +62,10 @@ class World:
     hook_calls: list[WebhookType] = field(default_factory=list)
     reverts: list[RevertInGit] = field(default_factory=list)
     check_runs: int = 0
+    recorded: list[ReleaseStatus] = field(default_factory=list)
+    effects: list[tuple[Action, Effect | None]] = field(default_factory=list)
+    # The operator is killed when this many actions have been carried out (None: never).
+    kill_at: int | None = None
 
     # -- the engine's ports ----------------------------------------------------------------------
 
@@ -72,8 +80,16 @@ class World:
         self.hook_calls.append(kind)
         return self.hooks.get(kind, True)
 
-    def carry_out(self, action: Action) -> RevertOutcome | None:
+    def record(self, status: ReleaseStatus) -> None:
+        self.recorded.append(status)
+        self.status = status  # what the API holds now
+
+    def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None:
+        if self.kill_at is not None and len(self.actions) >= self.kill_at:
+            self.kill_at = None
+            raise Killed(f"killed before {action}")
         self.actions.append(action)
+        self.effects.append((action, effect))
         if isinstance(action, CallWebhooks):
             self.hook_calls.append(action.type)
         if isinstance(action, RevertInGit):
@@ -84,7 +100,12 @@ class World:
     # -- driving ---------------------------------------------------------------------------------
 
     def tick(self, advance: timedelta | None = None) -> Decision:
-        decision = tick(self.spec, self.status, self, self.now)
+        """One tick; a kill (`kill_at`) ends it early, leaving the status as last written."""
+        try:
+            decision = tick(self.spec, self.status, self, self.now)
+        except Killed:
+            self.now += timedelta(seconds=1)
+            return Decision((), self.status, timedelta(seconds=1))
         self.status = decision.status
         self.log.append(decision)
         self.now += advance if advance is not None else max(decision.requeue_after, timedelta(seconds=1))
