@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,55 @@ def test_a_kustomized_image_is_reverted_where_it_was_set(
     assert "newTag: '6.0.0'" in remote.show(head, "apps/kustomization.yaml")
     assert status["revert"]["commit"] == head and status["revert"]["reverts"] == [bad]
     assert image_of(api, "web", namespace) == OLD == image_of(api, "web-primary", namespace)
+
+
+def test_url_mode_operator_killed_as_its_revert_lands_ends_reverted_after_restart(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
+) -> None:
+    """The remote's post-receive hook SIGKILLs the operator the moment its revert arrives, before
+    it can record the push; Flux applies the reverted file while it is down. Restarted, it finds
+    its own revert in Git, adopts it, and the release ends Reverted: one revert on the remote, no
+    Event twice."""
+    remote = GitRemote(tmp_path / "git")
+    manifest = "deploy/web.yaml"
+    remote.commit({manifest: deployment_yaml("web", OLD, namespace=namespace)}, "feat(web): podinfo 6.0.0")
+    apps = client.AppsV1Api(api)
+
+    def flux_sync() -> None:
+        obj = yaml.safe_load(remote.show(remote.head(), manifest))
+        if image_of(api, "web", namespace) != obj["spec"]["template"]["spec"]["containers"][0]["image"]:
+            apps.patch_namespaced_deployment("web", namespace, {"spec": {"template": obj["spec"]["template"]}})
+
+    apps.create_namespaced_deployment(namespace, yaml.safe_load(remote.show(remote.head(), manifest)))
+    exporter.set(namespace, "web", rps=50, error_ratio=0.0)
+    exporter.set(namespace, "web-primary", rps=50, error_ratio=0.0)
+    canary = yaml.safe_load(canary_yaml(namespace))
+    canary["spec"]["git"] = {"url": remote.url, "branch": "main", "path": "./deploy"}
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", canary)
+    wait_phase(api, namespace, "web", "Initialized", timeout=60)
+
+    bad = remote.commit({manifest: deployment_yaml("web", BAD, namespace=namespace)}, "feat(web): podinfo 6.0.1")
+    assert operator.process is not None
+    hook = remote.bare / "hooks" / "post-receive"  # the next push is the operator's revert
+    hook.write_text(f"#!/bin/sh\nkill -9 {operator.process.pid}\n")
+    hook.chmod(0o755)
+    flux_sync()
+    exporter.set(namespace, "web", rps=50, error_ratio=0.3)
+    try:
+        wait_for("the operator killed by the revert's push", lambda: operator.process.poll() is not None
+                 if operator.process else True, timeout=90)
+        head = remote.head()
+        assert remote.log(f"{bad}..{head}") == [f"revert(web): roll back {BAD} after failed canary"]
+        flux_sync()  # Flux applies the revert while the operator is down
+    finally:
+        hook.unlink()
+        if operator.process is None or operator.process.poll() is not None:
+            operator.start()  # the operator is shared by the tests that follow
+    status = wait_phase(api, namespace, "web", "Reverted", timeout=60)
+    assert remote.head() == head, "no second revert"
+    assert status["revert"]["commit"] == head and status["revert"]["reverts"] == [bad]
+    assert status["canaryWeight"] == 0
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    seen = Counter((e.reason, e.message) for e in events if e.involved_object.kind == "Canary")
+    assert [k for k, n in seen.items() if n > 1] == []
+    assert {"Failed", "Reverting", "GitReverted", "Reverted"} <= {r for r, _ in seen}
