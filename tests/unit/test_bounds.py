@@ -194,3 +194,10 @@ def test_validate_prints_one_line_per_problem_never_a_traceback(
     assert "Traceback" not in out + err
     [line] = out.splitlines()
     assert line.startswith(f"{path}:1: ") and expected in line, line
+
+
+@pytest.mark.parametrize("written", ["\u0661s", "\uff11\uff10s", "1\u0660s"])
+def test_durations_take_ascii_digits_only_as_go_does(written: str) -> None:
+    obj = mutate(BASES["Canary"](), "spec.analysis.interval", written)
+    message = f"must be a duration like 30s, 1m30s or 2h, got {written!r}"
+    assert check_object(obj) == [FieldError("spec.analysis.interval", message)]
