@@ -110,9 +110,12 @@ class FakeObjects:
     def __init__(self, obj: dict[str, Any]) -> None:
         self.obj = obj
         self.broken = False
+        self.gone = False
         self.patches = 0
 
     def get_namespaced_custom_object(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if self.gone:
+            raise ApiException(status=404, reason="Not Found")
         if self.broken:
             raise ApiException(status=503, reason="Service Unavailable")
         return copy.deepcopy(self.obj)
@@ -252,3 +255,25 @@ def test_the_delete_handler_asks_kopf_to_retry_only_when_the_operator_says_so() 
     with pytest.raises(kopf.TemporaryError) as caught:
         handlers._delete(body=body, memo=kopf.Memo(operator=Finalizer(timedelta(seconds=5))), retry=0)
     assert caught.value.delay == 5
+
+
+def test_a_tick_that_raises_leaves_a_condition_and_an_event_and_the_daemon_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    op, objects, events = make_operator(canary())
+    ticks: list[str] = []
+
+    def broken_tick(obj: Mapping[str, Any]) -> timedelta:
+        ticks.append(obj["metadata"]["name"])
+        if len(ticks) == 2:
+            objects.gone = True  # deleted meanwhile: the next look ends the daemon
+        raise AssertionError("the planner met a state it never expected")
+
+    monkeypatch.setattr(op, "reconcile_object", broken_tick)
+    stopped = run_daemon(handlers._release, {"operator": op}, canary())
+    assert ticks == ["podinfo", "podinfo"]
+    assert stopped.waits == [3.0, 3.0]
+    condition = ready(objects.obj)
+    assert (condition["status"], condition["reason"]) == ("False", "ReconcileError")
+    assert "AssertionError: the planner met a state it never expected" in condition["message"]
+    assert [(reason, warning) for reason, _, warning in events.emitted] == [("ReconcileError", True)]
