@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from rollout.api.durations import format_duration, parse_duration
 from rollout.api.errors import FieldError, ValidationError
-from rollout.api.limits import MAX_DURATION, show_number
+from rollout.api.limits import MAX_DURATION, printable, show_number
 
 Json = Mapping[str, Any]
 E = TypeVar("E", bound=Enum)
@@ -237,7 +237,7 @@ class Fields:
                 out.append((builtins.str(k), v))
             elif isinstance(v, builtins.bool):
                 out.append((builtins.str(k), "true" if v else "false"))
-            elif isinstance(v, builtins.int | float) and not show(v).startswith("a "):
+            elif isinstance(v, builtins.int | float) and printable(v):
                 out.append((builtins.str(k), show(v)))
             else:
                 self.errors.add(join(m.path, builtins.str(k)), f"must be a string, got {type_name(v)}")

@@ -23,11 +23,19 @@ MAX_SCALE_DOWN_DELAY = 24 * 3600
 MAX_TOLERANCE = 100.0
 
 
-def show_number(value: int | float) -> str:
-    """A number as an error message quotes it: `50`, `0.5`, `inf`; an int too long for Python to
-    print (more than 4300 digits, which YAML and JSON can carry) as `a 5000-digit number`."""
+def printable(value: int | float) -> bool:
+    """Whether Python can write the number out: not an int of more than 4300 digits (YAML and JSON
+    can carry one)."""
     try:
-        return str(value)
+        str(value)
     except ValueError:
-        digits = int(abs(int(value)).bit_length() * 0.30103) + 1
-        return f"a {digits}-digit number"
+        return False
+    return True
+
+
+def show_number(value: int | float) -> str:
+    """A number as an error message quotes it: `50`, `0.5`, `inf`, or `a 5000-digit number`."""
+    if printable(value):
+        return str(value)
+    digits = int(abs(int(value)).bit_length() * 0.30103) + 1
+    return f"a {digits}-digit number"
