@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
 from rollout.settings import Settings
-from rollout.workloads.errors import WorkloadError
+
+log = logging.getLogger(__name__)
 
 # The shortest wait between two ticks, so a planner asking for "now" cannot spin.
 MIN_WAIT = 0.2
@@ -55,10 +57,14 @@ def _login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
 async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     # Async so that a waiting release holds no thread: only a tick borrows one (the client is sync).
     operator: Operator = memo["operator"]
-    kind, namespace, name = body["kind"], body.metadata.namespace, body.metadata.name
+    kind, namespace, name = body["kind"], body.metadata.namespace or "default", body.metadata.name or ""
+    loop = asyncio.get_running_loop()
     while not stopped:
-        delay = await asyncio.get_running_loop().run_in_executor(
-            memo["pool"], operator.reconcile, kind, namespace or "default", name or "")
+        try:
+            delay = await loop.run_in_executor(memo["pool"], operator.reconcile, kind, namespace, name)
+        except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
+            await loop.run_in_executor(memo["pool"], operator.fail, kind, namespace, name, e)
+            delay = operator.error_backoff
         if delay is None:
             return
         await stopped.wait(max(delay.total_seconds(), MIN_WAIT))
@@ -70,7 +76,11 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     wake = sources.wake_event(namespace, name)
     while not stopped:
-        delay = await asyncio.get_running_loop().run_in_executor(memo["pool"], sources.reconcile, namespace, name)
+        try:
+            delay = await asyncio.get_running_loop().run_in_executor(memo["pool"], sources.reconcile, namespace, name)
+        except Exception:  # the daemon's edge: a bug in a sync must not end the source's daemon
+            log.exception("sync of GitSource %s/%s failed unexpectedly; trying again", namespace, name)
+            delay = timedelta(seconds=memo["settings"].error_backoff)
         if delay is None:
             return
         deadline = asyncio.get_running_loop().time() + delay.total_seconds()
@@ -80,12 +90,12 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
 
 @kopf.on.delete(GROUP, VERSION, PLURALS[CANARY])
 @kopf.on.delete(GROUP, VERSION, PLURALS[BLUEGREEN])
-def _delete(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    try:
-        memo["operator"].finalize(dict(body))
-    except WorkloadError as e:
+def _delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    # The operator bounds the retries and never raises: a deletion always completes.
+    delay = memo["operator"].finalize(dict(body), attempt=retry)
+    if delay is not None:
         # e.g. the target is scaling back up before the primary is let go: look again soon.
-        raise kopf.TemporaryError(str(e), delay=5) from e
+        raise kopf.TemporaryError("traffic not yet back on the primary", delay=delay.total_seconds())
 
 
 def run(

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
-from rollout.api.durations import parse_duration
+from rollout.api.durations import format_duration, parse_duration
 from rollout.api.errors import FieldError, ValidationError
+from rollout.api.limits import MAX_DURATION, printable, show_number
 
 Json = Mapping[str, Any]
 E = TypeVar("E", bound=Enum)
@@ -49,6 +50,8 @@ def show(value: Any) -> str:
         return str(int(value))
     if isinstance(value, str):
         return repr(value)
+    if isinstance(value, int | float):
+        return show_number(value)
     return str(value)
 
 
@@ -62,6 +65,13 @@ def type_name(value: Any) -> str:
 
 def names(enum: type[Enum]) -> list[str]:
     return [str(member.value) for member in enum]
+
+
+def _finite(value: builtins.int | float) -> builtins.bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond a float's range
+        return False
 
 
 class Fields:
@@ -133,8 +143,11 @@ class Fields:
         return value
 
     def int(
-        self, key: builtins.str, *, lo: builtins.int | None = None, hi: builtins.int | None = None
+        self, key: builtins.str, *, lo: builtins.int | None = None, hi: builtins.int | None = None,
+        limit: builtins.int | None = None,
     ) -> builtins.int | None:
+        """An integer in [lo, hi] (said as a range) and at most `limit` (said on its own: a cap that
+        keeps the value computable, not a part of its meaning)."""
         value = self.data.get(key)
         if value is None:
             return None
@@ -142,20 +155,27 @@ class Fields:
             self.error(key, f"must be an integer, got {type_name(value)}")
             return None
         if lo is not None and hi is not None and not lo <= value <= hi:
-            self.error(key, f"must be between {lo} and {hi}, got {value}")
+            self.error(key, f"must be between {lo} and {hi}, got {show(value)}")
             return None
         if lo is not None and value < lo:
-            self.error(key, f"must be at least {lo}, got {value}")
+            self.error(key, f"must be at least {lo}, got {show(value)}")
+            return None
+        if limit is not None and value > limit:
+            self.error(key, f"must be at most {limit}, got {show(value)}")
             return None
         return value
 
-    def number(self, key: builtins.str) -> float | None:
+    def number(self, key: builtins.str, *, limit: float | None = None) -> float | None:
+        """A finite number (an int too big for a float is not one), at most `limit`."""
         value = self.data.get(key)
         if value is None:
             return None
         if (isinstance(value, builtins.bool) or not isinstance(value, builtins.int | float)
-                or not math.isfinite(value)):
+                or not _finite(value)):
             self.error(key, f"must be a number, got {type_name(value)}")
+            return None
+        if limit is not None and value > limit:
+            self.error(key, f"must be at most {show(limit)}, got {show(value)}")
             return None
         return float(value)
 
@@ -168,8 +188,8 @@ class Fields:
             return default
         return value
 
-    def duration(self, key: builtins.str, default: float) -> float:
-        """Seconds in a Go duration (`1m30s`)."""
+    def duration(self, key: builtins.str, default: float, limit: float = MAX_DURATION) -> float:
+        """Seconds in a Go duration (`1m30s`), at most `limit`."""
         value = self.data.get(key)
         if value is None or value == "":
             return default
@@ -177,10 +197,14 @@ class Fields:
             self.error(key, f"{DURATION_HINT}, got {type_name(value)}")
             return default
         try:
-            return parse_duration(value)
+            seconds = parse_duration(value)
         except ValueError:
             self.error(key, f"{DURATION_HINT}, got {value!r}")
             return default
+        if seconds > limit:
+            self.error(key, f"must be at most {format_duration(limit)}, got {value!r}")
+            return default
+        return seconds
 
     def enum(self, key: builtins.str, enum: type[E], what: builtins.str, default: E) -> E:
         """One of the enum's values; anything else is an error listing them (`unknown <what> ...`)."""
@@ -213,7 +237,7 @@ class Fields:
                 out.append((builtins.str(k), v))
             elif isinstance(v, builtins.bool):
                 out.append((builtins.str(k), "true" if v else "false"))
-            elif isinstance(v, builtins.int | float):
+            elif isinstance(v, builtins.int | float) and printable(v):
                 out.append((builtins.str(k), show(v)))
             else:
                 self.errors.add(join(m.path, builtins.str(k)), f"must be a string, got {type_name(v)}")

@@ -78,7 +78,7 @@ class Report:
 def is_rollout_kind(obj: Mapping[str, Any]) -> bool:
     """Ours (any version of our group), or one of our kinds still carrying Flagger's apiVersion."""
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
-    if not isinstance(api_version, str):
+    if not isinstance(api_version, str) or not isinstance(kind, str):
         return False
     if api_version == FLAGGER_API_VERSION:
         return kind in PARSERS
@@ -98,7 +98,10 @@ def check_object(obj: Mapping[str, Any]) -> list[FieldError] | None:
     if obj.get("apiVersion") == FLAGGER_API_VERSION:
         found.append(FieldError("apiVersion", flagger_hint(str(kind))))
         obj = {**obj, "apiVersion": API_VERSION}
-    schema = schema_errors(obj)
+    try:
+        schema = schema_errors(obj)
+    except RecursionError:
+        return [*found, FieldError("", "nested too deeply")]
     if schema is None:
         known = ", ".join(sorted(PARSERS))
         return [*found, FieldError("kind", f"unknown kind {kind!r} in {GROUP}; known: {known}")]
@@ -132,7 +135,14 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _documents(text: str) -> Iterator[Any]:
-    yield from yaml.load_all(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    try:
+        yield from yaml.load_all(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    except RecursionError:
+        raise yaml.YAMLError("nested too deeply") from None
+    except ValueError as error:
+        # Raised by the constructors rather than the parser: an int of more than 4300 digits, a
+        # timestamp with a 13th month.
+        raise yaml.YAMLError(str(error).split(";")[0]) from None
 
 
 def _yaml_problem(error: yaml.YAMLError) -> str:

@@ -18,6 +18,13 @@ from urllib.parse import urlsplit
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.fields import Errors, Fields, Json, names, show, type_name
 from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION
+from rollout.api.limits import (
+    MAX_ITERATIONS,
+    MAX_PROGRESS_DEADLINE,
+    MAX_SCALE_DOWN_DELAY,
+    MAX_THRESHOLD,
+    MAX_TOLERANCE,
+)
 from rollout.api.spec import (
     BUILTIN_METRICS,
     HEADER_ROUTING_PROVIDERS,
@@ -210,7 +217,7 @@ def _compare(m: Fields) -> Compare | None:
     if c is None:
         return None
     direction = c.enum("direction", Direction, "direction", Direction.INCREASE)
-    tolerance = c.number("tolerance")
+    tolerance = c.number("tolerance", limit=MAX_TOLERANCE)
     if tolerance is not None and tolerance < 0:
         c.error("tolerance", f"must be zero or more, got {show(tolerance)}")
         tolerance = None
@@ -278,7 +285,7 @@ def _step_weights(a: Fields) -> tuple[int, ...]:
         if isinstance(w, bool) or not isinstance(w, int):
             a.error(key, f"must be an integer, got {type_name(w)}")
         elif not 1 <= w <= 100:
-            a.error(key, f"must be between 1 and 100, got {w}")
+            a.error(key, f"must be between 1 and 100, got {show(w)}")
         elif out and w <= out[-1]:
             a.error(key, f"must be greater than the previous step ({out[-1]}), got {w}")
         else:
@@ -291,7 +298,7 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
     max_weight = a.int("maxWeight", lo=1, hi=100)
     step_weight = a.int("stepWeight", lo=1, hi=100)
     step_weights = _step_weights(a)
-    iterations = a.int("iterations", lo=1)
+    iterations = a.int("iterations", lo=1, limit=MAX_ITERATIONS)
     alpha = a.number("alpha")
     if alpha is not None and not 0 < alpha < 1:
         a.error("alpha", f"must be between 0 and 1 (exclusive), got {show(alpha)}")
@@ -355,7 +362,7 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
     webhooks = [_webhook(w) for w in a.objects("webhooks", "with a name and a url")]
     return Analysis(
         interval=a.duration("interval", DEFAULT_INTERVAL),
-        threshold=a.int("threshold", lo=1) or 1,
+        threshold=a.int("threshold", lo=1, limit=MAX_THRESHOLD) or 1,
         max_weight=max_weight or 100,
         step_weight=step_weight,
         step_weights=step_weights,
@@ -447,7 +454,9 @@ def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapp
         service=_service(spec),
         analysis=_analysis_of(spec, provider, blue_green=issubclass(kind, BlueGreenSpec)),
         provider=provider,
-        progress_deadline_seconds=spec.int("progressDeadlineSeconds", lo=1) or DEFAULT_PROGRESS_DEADLINE,
+        progress_deadline_seconds=(
+            spec.int("progressDeadlineSeconds", lo=1, limit=MAX_PROGRESS_DEADLINE) or DEFAULT_PROGRESS_DEADLINE
+        ),
         skip_analysis=spec.bool("skipAnalysis", False),
         suspend=spec.bool("suspend", False),
         git=_git(spec),
@@ -476,7 +485,7 @@ def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
     pv = spec.map("previewService")
     if pv is not None:
         preview = PreviewService(name=pv.str("name", required=True) or "", port=pv.int("port", lo=1, hi=65535))
-    delay = spec.int("scaleDownDelaySeconds", lo=0)
+    delay = spec.int("scaleDownDelaySeconds", lo=0, limit=MAX_SCALE_DOWN_DELAY)
     return {
         "auto_promotion": spec.bool("autoPromotion", True),
         "scale_down_delay_seconds": 30 if delay is None else delay,

@@ -25,6 +25,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaViolation
 
 from rollout.api.errors import FieldError
+from rollout.api.limits import show_number
 
 CRDS_DIR_ENV = "ROLLOUT_CRDS_DIR"
 
@@ -181,7 +182,21 @@ def _drop_nulls(value: Any, schema: Any) -> Any:
         return out
     if isinstance(value, list):
         return [_drop_nulls(item, schema.get("items")) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _PRINTABLE_BITS:
+        return _LongInt(value)
     return value
+
+
+# Python refuses to print an int of more than 4300 digits (about 14000 bits), and jsonschema quotes
+# every value it finds wrong; such an int is checked as itself but printed by its length.
+_PRINTABLE_BITS = 14000
+
+
+class _LongInt(int):
+    def __repr__(self) -> str:
+        return show_number(int(self))
+
+    __str__ = __repr__
 
 
 def _allows_null(schema: Any) -> bool:
@@ -308,6 +323,8 @@ def _show(value: Any) -> str:
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, int | float):
+        return show_number(value)
     return str(value)
 
 
@@ -315,9 +332,9 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"boolean {_show(value)}"
     if isinstance(value, int):
-        return f"integer {value}"
+        return f"integer {show_number(value)}"
     if isinstance(value, float):
-        return f"number {value}"
+        return f"number {show_number(value)}"
     if isinstance(value, str):
         return f"string {value!r}"
     if value is None:
@@ -335,7 +352,7 @@ def format_path(parts: Iterable[str | int]) -> str:
     for part in parts:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif _PLAIN_KEY.fullmatch(part):
+        elif isinstance(part, str) and _PLAIN_KEY.fullmatch(part):
             out += f".{part}" if out else part
         else:
             out += f"[{part!r}]"

@@ -45,6 +45,13 @@ PARSERS: dict[str, Callable[[Mapping[str, Any]], Canary | BlueGreen]] = {
 
 log = logging.getLogger(__name__)
 
+_RECONCILE_ERROR = "ReconcileError"
+# An error's text in a condition and an Event stays short (the log keeps the traceback).
+_MESSAGE_LIMIT = 500
+# Tries of a finalizer whose router or workload step failed for a temporary reason, before the
+# release is let go anyway: with the error backoff between tries, about a minute.
+FINALIZE_RETRIES = 12
+
 
 @dataclass
 class _Memory:
@@ -252,17 +259,77 @@ class Operator:
             return
         log.info("report for %s/%s: %s", release.metadata.namespace, release.metadata.name, paths["html"])
 
+    # -- unexpected errors ---------------------------------------------------------------------
+
+    def fail(self, kind: str, namespace: str, name: str, error: BaseException) -> None:
+        """A tick raised what nothing expected: say so where a person looks, best effort.
+
+        `Ready=False` with reason ReconcileError and one Warning Event per distinct error; the
+        traceback is logged with it, and a repeat of the same error only as one line. Nothing here
+        raises: the caller is the daemon's edge, which must keep looking at the release."""
+        what = f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT]
+        message = f"reconcile of {kind} {namespace}/{name} failed: {what}"
+        try:
+            obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, _request_timeout=self.timeout))
+            status = ReleaseStatus.from_dict(obj.get("status"))
+            old = status.condition("Ready")
+            if old and old.status == "False" and old.reason == _RECONCILE_ERROR and old.message == message:
+                log.warning("%s (again)", message)
+                return
+            log.error("%s", message, exc_info=error)
+            self._condition(obj, status, Condition("Ready", "False", _RECONCILE_ERROR, message, self.clock()))
+            self.events.emit(obj, _RECONCILE_ERROR, message, warning=True)
+        except Exception as e:  # the status may be what cannot be read or written
+            log.error("%s", message, exc_info=error)
+            log.warning("recording the failure of %s %s/%s failed too: %s", kind, namespace, name, e)
+
     # -- deletion ------------------------------------------------------------------------------
 
-    def finalize(self, obj: Mapping[str, Any]) -> None:
-        """The release is being deleted: all traffic to the primary, the target back as it was."""
+    def finalize(self, obj: Mapping[str, Any], attempt: int = 0) -> timedelta | None:
+        """The release is being deleted: all traffic to the primary, the target back as it was.
+
+        Returns None when the finalizer may go, or how soon to try again: only after a temporary
+        router or workload error (the primary still scaling back), and only `FINALIZE_RETRIES`
+        times, after which the release is let go with a Warning Event. An invalid spec or any other
+        error lets go at once, so a deletion always completes."""
+        meta = obj.get("metadata") or {}
+        where = f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
         try:
             release = PARSERS[obj["kind"]](obj)
         except ValidationError:
-            return
-        router_for(release.spec.provider, self.api, self.settings).finalize(release)
-        self.workloads.finalize(release)
+            return None
+        except Exception:  # a spec the parser chokes on is still deletable
+            log.exception("finalizing %s: its spec could not be read; letting go", where)
+            return None
         self.memory.pop(_key(release), None)
+        try:
+            router_for(release.spec.provider, self.api, self.settings).finalize(release)
+            self.workloads.finalize(release)
+        except (RouterError, WorkloadError, ApiException, HTTPError, OSError) as e:
+            if _temporary(e) and attempt < FINALIZE_RETRIES:
+                log.info("finalizing %s: %s; trying again", where, e)
+                return self.error_backoff
+            self._let_go(obj, f"traffic could not be returned to the primary: {e}")
+        except Exception as e:  # deletion must complete whatever went wrong
+            log.exception("finalizing %s failed; letting go", where)
+            self._let_go(obj, f"finalizing failed: {type(e).__name__}: {e}")
+        return None
+
+    def _let_go(self, obj: Mapping[str, Any], message: str) -> None:
+        try:
+            self.events.emit(obj, "FinalizeFailed", f"{message}; the finalizer is removed anyway", warning=True)
+        except Exception as e:  # best effort: the deletion goes on
+            log.warning("event FinalizeFailed not recorded: %s", e)
+
+
+def _temporary(error: Exception) -> bool:
+    """Whether trying again may help: a router or workload says so; the API when it is busy or down."""
+    if isinstance(error, RouterError | WorkloadError):
+        return error.temporary
+    if isinstance(error, ApiException):
+        return error.status is None or error.status == 429 or error.status >= 500
+    return True
 
 
 def _key(release: Release) -> str:
