@@ -115,7 +115,7 @@ class Intent:
     A restarted operator that finds one finishes it, each effect under its key (`effect_key`),
     instead of deciding again: an Event is created under a name made from its key (a second
     create is refused), a webhook is sent with the key, the revert writer finds its own commit.
-    `phase` and `checksum` are what the effects speak of (the phase and target spec before the tick).
+    `phase` and `checksum` are what the effects speak of: the decided phase and target spec.
     """
 
     seq: int

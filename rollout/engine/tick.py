@@ -59,14 +59,13 @@ def tick(spec: CanarySpec | BlueGreenSpec, status: ReleaseStatus, ports: Ports, 
     obs = ports.observe()
     if finished is not None:
         obs = replace(obs, revert=finished)
-    before = status
-    decision = _act(_plan_complete(spec, status, obs, ports, now), before, ports, uid)
+    decision = _act(_plan_complete(spec, status, obs, ports, now), ports, uid)
     outcome = decision.outcome
     if outcome is not None:
         # The revert writer's answer belongs in this tick's status: plan once more with it.
         again = _plan_complete(spec, decision.decision.status, replace(obs, revert=outcome), ports, now)
         again = replace(again, actions=tuple(a for a in again.actions if not isinstance(a, RevertInGit)))
-        return _act(again, before, ports, uid).decision
+        return _act(again, ports, uid).decision
     return decision.decision
 
 
@@ -91,13 +90,15 @@ class _Acted:
     outcome: RevertOutcome | None
 
 
-def _act(decision: Decision, before: ReleaseStatus, ports: Ports, uid: str) -> _Acted:
+def _act(decision: Decision, ports: Ports, uid: str) -> _Acted:
     """Record the decision first when it holds an unrepeatable action, then carry the actions out."""
     actions = decision.actions
     if not any(isinstance(a, UNREPEATABLE) for a in actions):
         return _Acted(decision, _carry_out(actions, ports, None, uid))
     seq = decision.status.intents + 1
-    intent = Intent(seq, before.phase.value if before.phase else "", before.last_applied_spec,
+    decided = decision.status
+    # The effects speak of the decided state, as Flagger's post-rollout hooks get Succeeded or Failed.
+    intent = Intent(seq, decided.phase.value if decided.phase else "", decided.last_applied_spec,
                     tuple(to_record(a) for a in actions))
     ports.record(replace(decision.status, intent=intent, intents=seq))
     decision = replace(decision, status=replace(decision.status, intent=None, intents=seq))

@@ -107,11 +107,20 @@ def owned_by(live: Mapping[str, Any], source: str) -> bool:
 
 def release_targets(releases: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
     """(namespace, name) of the Deployments that Canaries and BlueGreens release: the sync leaves
-    their replicas to the release."""
+    their replicas to the release. A release too malformed to name one is passed over: it is its
+    own problem (its condition says so), never every GitSource's."""
     out: set[tuple[str, str]] = set()
     for release in releases:
-        ref = (release.get("spec") or {}).get("targetRef") or {}
-        namespace = (release.get("metadata") or {}).get("namespace") or ""
-        if ref.get("kind", "Deployment") == "Deployment" and ref.get("name"):
-            out.add((str(namespace), str(ref["name"])))
+        if not isinstance(release, Mapping):
+            continue
+        spec, meta = _mapping(release.get("spec")), _mapping(release.get("metadata"))
+        ref = _mapping(spec.get("targetRef"))
+        name, namespace = ref.get("name"), meta.get("namespace")
+        if ref.get("kind", "Deployment") == "Deployment" and isinstance(name, str) and name \
+                and isinstance(namespace, str):
+            out.add((namespace, name))
     return out
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

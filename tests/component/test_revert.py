@@ -690,3 +690,21 @@ def test_a_newer_version_already_on_the_branch_is_not_undone(remote: Remote, mod
     assert outcome.state is RevertState.SKIPPED, outcome
     assert "Git has moved on" in outcome.message and WORSE in outcome.message, outcome.message
     assert remote.head() == fixed
+
+
+def test_a_second_failure_after_a_revert_reverts_only_its_own_commit(remote: Remote) -> None:
+    """The primary still carries the revision it was promoted from: the range promoted..candidate
+    holds the first failure and our revert of it. Those cancel out; reverting the revert would
+    bring the first bad version back (found by the chaos suite: reverts then ping-ponged)."""
+    promoted, first = bad_release(remote)
+    reverted = remote.revert(failed_release(candidate_revision=first, promoted_revision=promoted))
+    assert reverted.state is RevertState.PUSHED, reverted.message
+    worse = "ghcr.io/stefanprodan/podinfo:6.3.0"
+    second = remote.commit({PODINFO: deployment_yaml("podinfo", worse, namespace="prod")}, "podinfo 6.3.0")
+
+    outcome = remote.revert(failed_release(candidate_revision=second, promoted_revision=promoted, images=(worse,)))
+
+    assert outcome.state is RevertState.PUSHED, outcome.message
+    assert outcome.reverts == (second,)
+    assert remote.trailers(remote.head()) == ["Rollout-Canary: prod/podinfo", f"Rollout-Reverts: {second}"]
+    assert remote.show("main", PODINFO) == remote.show(promoted, PODINFO)

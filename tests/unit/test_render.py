@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rollout.gitops.desired import desired_object, drifted, matches, to_prune
+from rollout.gitops.desired import desired_object, drifted, matches, release_targets, to_prune
 from rollout.gitops.render import RenderError, render
 from rollout.settings import Settings
 
@@ -96,3 +96,14 @@ def test_prune_is_by_group_kind_namespace_and_name_not_version() -> None:
               {"apiVersion": "v1", "kind": "Service", "namespace": "a", "name": "web"}]
     now = [{"apiVersion": "apps/v1beta2", "kind": "Deployment", "namespace": "a", "name": "web"}]
     assert to_prune(before, now) == [before[1]]
+
+
+def test_a_malformed_release_does_not_stop_the_sync_of_the_others() -> None:
+    releases = [
+        {"metadata": {"namespace": "a"}, "spec": {"targetRef": {"kind": "Deployment", "name": "web"}}},
+        {"metadata": {"namespace": "b"}, "spec": True},
+        {"metadata": "x", "spec": {"targetRef": ["web"]}},
+        {"metadata": {"namespace": "c"}, "spec": {"targetRef": {"name": 7}}},
+        "not an object",
+    ]
+    assert release_targets(releases) == {("a", "web")}  # type: ignore[arg-type]

@@ -302,7 +302,9 @@ class History:
 
     def existing_revert(self, commits: tuple[str, ...]) -> RevertOutcome | set[str] | None:
         """An outcome when every one of `commits` is reverted already (on the branch, or on the
-        revert branch); the set of those already reverted when only some are; None when none is."""
+        revert branch); when only some are, the set to leave alone: those, and our reverts of them
+        among `commits` (a commit and its revert cancel out; reverting the revert would bring the
+        bad version back); None when none is."""
         refs: list[tuple[str, str | None]] = [(self.clone.remote_ref, None)]
         if self.revert_head:
             refs.append((self.revert_head, self.revert_branch))
@@ -312,7 +314,7 @@ class History:
             for sha, reverts in self._reverts_on(ref):
                 hit = set(reverts) & set(commits)
                 if hit:
-                    covered |= hit
+                    covered |= hit | ({sha} & set(commits))
                     newest = newest or (sha, reverts, branch)
         if newest is not None and covered >= set(commits):
             return self._already(*newest)
