@@ -9,6 +9,7 @@ beside it; it then waits (bounded) until every release is terminal and asserts t
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import Counter, defaultdict
@@ -62,6 +63,11 @@ class Release:
     outage_seconds: float = 0.0
     human_sha: str | None = None
     prometheus_fault: bool = False
+    trace: list[str] = field(default_factory=list)  # what was seen, in order: printed with a violation
+
+    def note(self, now: float, what: str) -> None:
+        if not self.trace or self.trace[-1].split(" ", 1)[1] != what:
+            self.trace.append(f"{now - self.committed:.1f}s {what}")
 
     @property
     def where(self) -> str:
@@ -71,12 +77,14 @@ class Release:
 
 class Campaign:
     def __init__(self, api: client.ApiClient, lanes: list[Lane], operator: Operator, prometheus: PrometheusProcess,
-                 receiver: Receiver, mutant_namespace: str, root: Path, ledger: Ledger, *, faults: bool = True
-                 ) -> None:
+                 receiver: Receiver, mutant_namespace: str, root: Path, ledger: Ledger, *, faults: bool = True,
+                 sandbox_log: Path | None = None) -> None:
         self.api, self.lanes, self.operator, self.prometheus = api, lanes, operator, prometheus
         self.receiver, self.mutant_namespace, self.root, self.ledger = receiver, mutant_namespace, root, ledger
         self.rng = random.Random(ledger.seed)
         self.faults = faults  # off: a control campaign, the same releases with nothing broken
+        self.sandbox_log = sandbox_log
+        self.raw_mutants = os.environ.get("CHAOS_RAW_MUTANTS") == "1"
         self.core, self.custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
         self.router = router_for("gatewayapi", api, Settings())
         self.version = 0
@@ -121,6 +129,8 @@ class Campaign:
             if kills and now >= kills[0]:
                 kills.pop(0)
                 self.operator.sigkill()
+                for r in releases:
+                    r.note(now, "OPERATOR KILLED")
                 ledger.count("kills")
                 self.restart_at = now + gaps.pop(0)
                 faults.append(f"kill at {now - t0:.1f}s")
@@ -205,6 +215,9 @@ class Campaign:
         ns = r.lane.namespace
         status = release_status(self.api, ns, APP)
         phase = status.get("phase")
+        metrics = ",".join(f"{m.get('name')}={m.get('value')}/{m.get('primary')}:{m.get('verdict')}"
+                           for m in (status.get("analysis") or {}).get("metrics") or [])
+        r.note(now, f"{phase} w{status.get('canaryWeight')} fc{status.get('failedChecks')} [{metrics}]")
         if phase in ACTIVE:
             r.started = True
         # phases of this run only: the previous release's terminal phase is not one of them
@@ -266,7 +279,21 @@ class Campaign:
             self.ledger.violation("tracebacks", cycle, "rollout validate", f"{problem} (mutations: {changes})")
         mutants.delete_all(self.api, self.mutant_namespace)
         self.ledger.count("mutants", n)
-        self.ledger.count("mutants accepted", sum(mutants.apply(self.api, obj) for obj, _ in made))
+        failures = self.dataplane_failures()
+        accepted = [obj for obj, _ in made if mutants.apply(self.api, obj, raw=self.raw_mutants)]
+        self.ledger.count("mutants accepted", len(accepted))
+        time.sleep(1.5)  # the data plane ticks every few hundred milliseconds
+        if accepted and self.dataplane_failures() > failures:
+            # The sandbox, not the operator: its traffic would stop and every release starve of data.
+            mutants.delete_all(self.api, self.mutant_namespace)
+            self.ledger.count("sandbox data plane failures")
+            self.ledger.say(f"NOTE cycle {cycle}, seed {self.ledger.seed}: the sandbox's data plane failed on a "
+                            f"mutated Canary (see sandbox.log); deleted them. Mutations: {[c for _, c in made]}")
+
+    def dataplane_failures(self) -> int:
+        if self.sandbox_log is None:
+            return 0
+        return self.sandbox_log.read_text(errors="replace").count("data plane tick failed")
 
     # -- the checks after a cycle ---------------------------------------------------------------
 
@@ -275,14 +302,15 @@ class Campaign:
         if r.outcome is None:
             status = release_status(self.api, lane.namespace, APP)
             ledger.violation("stuck releases", r.cycle, r.where,
-                             f"not terminal after {RELEASE_BOUND:.0f}s; phases seen {r.phases}, last status "
+                             f"not terminal after {RELEASE_BOUND:.0f}s; seen {' | '.join(r.trace[-12:])}, last status "
                              f"phase {status.get('phase')} weight {status.get('canaryWeight')} revert "
                              f"{status.get('revert')} conditions {_conditions(status)}")
         elif r.good and r.outcome != "Succeeded" and not r.prometheus_fault:
             ledger.violation("wrong outcomes", r.cycle, r.where,
-                             f"a healthy version ended {r.outcome}; phases {r.phases}")
+                             f"a healthy version ended {r.outcome}; seen: {' | '.join(r.trace)}")
         elif not r.good and r.outcome == "Succeeded":
-            ledger.violation("wrong outcomes", r.cycle, r.where, f"a failing version was promoted; phases {r.phases}")
+            ledger.violation("wrong outcomes", r.cycle, r.where,
+                             f"a failing version was promoted; seen: {' | '.join(r.trace)}")
         if r.outcome:
             self.check_agreement(r)
         self.check_git(r)

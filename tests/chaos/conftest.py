@@ -39,6 +39,7 @@ class World:
     prometheus: PrometheusProcess
     receiver: Receiver
     mutant_namespace: str
+    sandbox_log: Path
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             wait_for(f"{lane.namespace}/{APP} initialized",
                      lambda lane=lane: release_status(api, lane.namespace, APP).get("phase") == "Initialized",  # type: ignore[misc]
                      timeout=90)
-        yield World(api, root, lanes, operator, prometheus, receiver, mutant_namespace)
+        yield World(api, root, lanes, operator, prometheus, receiver, mutant_namespace, sandbox.log)
     finally:
         if operator is not None:
             operator.stop()

@@ -46,4 +46,6 @@ class Ledger:
             if kind == "repeated side effects":
                 text += f" (redelivered {c['redelivered']})"
             parts.append(text)
+        if c["sandbox data plane failures"]:
+            parts.append(f"(not the operator: sandbox data plane failures {c['sandbox data plane failures']})")
         return ", ".join(parts)

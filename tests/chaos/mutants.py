@@ -3,6 +3,7 @@
 A mutation replaces, deletes or retypes one field somewhere in a valid Canary (numbers out of
 range, wrong types, empty or absurd strings). The operator must keep running and
 `rollout validate` must answer with exit 0 or 1 and a message, never a traceback.
+`CHAOS_RAW_MUTANTS=1` also applies what the CRD schema rejects (see `apply`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import yaml
 from kubernetes import client
 
 from rollout.api.kinds import GROUP, VERSION
+from rollout.api.schema import schema_errors
 
 ODD_VALUES: tuple[Any, ...] = (None, -1, 0, -(10**6), 10**30, 1e308, -0.5, "", "-5s", "1h1x", "∞", "x" * 300,
                                True, [], {}, [1, "a"], {"a": {"b": None}}, "${HOME}", "{{ name }}\"}")
@@ -78,8 +80,14 @@ def traceback_problems(files: list[Path]) -> list[str]:
     return problems or [f"{len(files)} files together: exit {code}: {output.strip()[-600:]}"]
 
 
-def apply(api: client.ApiClient, obj: dict[str, Any]) -> bool:
-    """Create the mutant; whether the API accepted it (a rejection is fine, the schema did its job)."""
+def apply(api: client.ApiClient, obj: dict[str, Any], *, raw: bool = False) -> bool:
+    """Create the mutant; whether the API accepted it (a rejection is fine, the schema did its job).
+
+    The sandbox does not enforce the CRD's openAPIV3Schema, so what a real API server would refuse
+    is refused here unless `raw`: such objects probe what no cluster would hand the operator.
+    """
+    if not raw and schema_errors(obj):
+        return False
     try:
         client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, obj["metadata"]["namespace"],
                                                                      "canaries", obj)

@@ -32,12 +32,14 @@ def campaign(world: World, cycles: int, capsys: pytest.CaptureFixture[str]) -> N
         f"{', '.join(f'{lane.namespace} ({lane.mode})' for lane in world.lanes)} (replay with CHAOS_SEED={seed})")
     ledger = Ledger(seed, say)
     run = Campaign(world.api, world.lanes, world.operator, world.prometheus, world.receiver,
-                   world.mutant_namespace, world.root, ledger, faults=os.environ.get("CHAOS_FAULTS") != "0")
+                   world.mutant_namespace, world.root, ledger, faults=os.environ.get("CHAOS_FAULTS") != "0",
+                   sandbox_log=world.sandbox_log)
     try:
         run.run(cycles)
     finally:
         say(ledger.summary())
-    assert not ledger.failed, "\n".join([ledger.summary(), *ledger.violations])
+    if ledger.failed:
+        pytest.fail("\n".join([ledger.summary(), *ledger.violations]), pytrace=False)
 
 
 def test_chaos_short(world: World, capsys: pytest.CaptureFixture[str]) -> None:
