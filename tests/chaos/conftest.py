@@ -45,7 +45,7 @@ class World:
 @pytest.fixture(scope="session")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("chaos")
-    sandbox = SandboxProcess(root, rps=40, seed=env_int("CHAOS_SEED", 0))
+    sandbox = SandboxProcess(root, rps=80, seed=env_int("CHAOS_SEED", 0))
     prometheus = PrometheusProcess(root, sandbox.metrics_url)
     receiver = Receiver().start()
     operator: Operator | None = None

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 # The summary's violation counters, in the order they are printed; any nonzero fails the test.
 VIOLATIONS = ("double promotions", "lost promotions", "lost reverts", "duplicate reverts", "repeated side effects",
-              "repeated events", "history rewrites", "weight on failed canary", "stuck releases", "wrong outcomes",
-              "disagreements", "operator exits", "tracebacks")
+              "repeated events", "history rewrites", "weight on failed canary", "stuck releases", "extra runs",
+              "wrong outcomes", "disagreements", "operator exits", "tracebacks")
 
 
 @dataclass
