@@ -22,6 +22,12 @@ from kubernetes import client
 from rollout.api.kinds import GROUP, VERSION
 from rollout.api.schema import schema_errors
 
+# Values of the right type, wrong in meaning: what the CRD schema lets through to the operator.
+SAME_TYPE: dict[type, tuple[Any, ...]] = {
+    int: (0, -1, 101, 10**9, 2**31),
+    float: (0.0, -1.0, 1e9),
+    str: ("", "0s", "-5s", "999h", "1m1x", "x" * 300, "∞"),
+}
 ODD_VALUES: tuple[Any, ...] = (None, -1, 0, -(10**6), 10**30, 1e308, -0.5, "", "-5s", "1h1x", "∞", "x" * 300,
                                True, [], {}, [1, "a"], {"a": {"b": None}}, "${HOME}", "{{ name }}\"}")
 
@@ -46,6 +52,8 @@ def mutate(base: dict[str, Any], rng: random.Random, name: str, changes: int = 2
     done: list[str] = []
     for _ in range(changes):
         paths = [p for p in _paths(obj) if p[0] == "spec"]
+        if not paths:  # an earlier change removed or replaced the whole spec
+            break
         path = rng.choice(paths)
         parent = obj
         for part in path[:-1]:
@@ -54,7 +62,14 @@ def mutate(base: dict[str, Any], rng: random.Random, name: str, changes: int = 2
             del parent[path[-1]]
             done.append(f"delete {'.'.join(map(str, path))}")
             continue
-        value = copy.deepcopy(rng.choice(ODD_VALUES))
+        current = parent[path[-1]]
+        same = SAME_TYPE.get(type(current))
+        if isinstance(current, bool):
+            value: Any = not current
+        elif same and rng.random() < 0.6:
+            value = rng.choice(same)
+        else:
+            value = copy.deepcopy(rng.choice(ODD_VALUES))
         parent[path[-1]] = value
         done.append(f"{'.'.join(map(str, path))} = {value!r}"[:120])
     return obj, done
