@@ -175,15 +175,15 @@ class Campaign:
             self.check(r)
         ledger.count("cycles")
         for r in releases:
-            if r.outcome is None:
+            if r.outcome is None or r.runs > 1:
                 self.replace(r.lane, cycle)
         outcomes = ", ".join(f"{r.lane.namespace} {'good' if r.good else 'bad'} {r.outcome or 'STUCK'}"
                              f"{'' if r.finished is None else f' {r.finished - r.committed:.1f}s'}" for r in releases)
         ledger.say(f"chaos cycle {cycle}: {outcomes}; {'; '.join(faults) or 'no fault fired'}")
 
     def replace(self, lane: Lane, cycle: int) -> None:
-        """A lane whose release is stuck would poison every later cycle: retire its namespace and go on
-        with a fresh one (same mode), so the campaign keeps measuring."""
+        """A lane whose release is stuck, or ran more than once, would poison every later cycle: retire
+        its namespace and go on with a fresh one (same mode), so the campaign keeps measuring."""
         with contextlib.suppress(client.exceptions.ApiException):
             self.core.delete_namespace(lane.namespace)
         lane.retired = True
@@ -206,8 +206,8 @@ class Campaign:
         head_before = lane.remote.head()
         before = {str(e.metadata.name) for e in self.core.list_namespaced_event(lane.namespace).items}
         committed = time.monotonic()
-        sha = lane.remote.commit({lane.manifest: yaml.safe_dump(lane.deployment(image, error_rate), sort_keys=False)},
-                                 f"feat({APP}): {image}")
+        sha = push(lane, {lane.manifest: yaml.safe_dump(lane.deployment(image, error_rate), sort_keys=False)},
+                   f"feat({APP}): {image}")
         return Release(lane, cycle, good, image, sha, head_before, before, committed)
 
     # -- the operator and Prometheus ------------------------------------------------------------
@@ -254,8 +254,8 @@ class Campaign:
             self.check_weight(r, status, now)
             if r.git_fault == "push":
                 r.git_fault = None
-                r.human_sha = r.lane.remote.commit({f"notes/{r.sha[:10]}.md": f"note on {r.image}\n"},
-                                                   "docs: a note pushed by a person during the revert")
+                r.human_sha = push(r.lane, {f"notes/{r.sha[:10]}.md": f"note on {r.image}\n"},
+                                   "docs: a note pushed by a person during the revert")
                 self.ledger.count("human pushes")
                 faults.append(f"human push to {ns} at {now - t0:.1f}s")
             elif r.git_fault == "outage":
@@ -449,6 +449,18 @@ class Campaign:
                 ledger.violation("repeated side effects", r.cycle, r.where, f"{' '.join(logical)!r} delivered "
                                  f"{len(keys)} times with {distinct} different idempotency keys {keys}")
         r.lane.remote.log("-1")  # the remote is readable again before the next cycle
+
+
+def push(lane: Lane, files: dict[str, str | None], message: str) -> str:
+    """Commit and push as a person would: fetch and try again when the operator's revert got there first."""
+    for attempt in range(5):
+        try:
+            return lane.remote.commit(files, message)
+        except RuntimeError as e:
+            if "rejected" not in str(e) or attempt == 4:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def _conditions(status: dict[str, Any]) -> list[str]:
