@@ -8,7 +8,7 @@ PROMETHEUS := .cache/prometheus/usr/bin/prometheus
 OPENSSH    := .cache/openssh/usr/sbin/sshd
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit demo bench bench-quick tools chromium kubectl clean
+.PHONY: venv lint test unit demo chaos bench bench-quick tools chromium kubectl clean
 
 # One pip call for both projects: `rollout[test]` needs `rollout-sandbox`, which pip then takes from sandbox/.
 $(STAMP): pyproject.toml sandbox/pyproject.toml
@@ -55,6 +55,14 @@ demo: $(STAMP) $(PROMETHEUS)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
+
+# The long fault-injection campaign (`make test` runs a short one): the operator SIGKILLed at seeded
+# random instants over good and failing releases, Prometheus and Git broken on the way. The seed is
+# printed; `make chaos CHAOS_CYCLES=20 CHAOS_SEED=1234` replays one.
+CHAOS_CYCLES ?= 100
+CHAOS_SEED   ?=
+chaos: $(STAMP) $(PROMETHEUS)
+	CHAOS_CYCLES=$(CHAOS_CYCLES) CHAOS_SEED=$(CHAOS_SEED) $(BIN)/pytest -q tests/chaos -k test_chaos_long
 
 # Benchmarks print figures and ratios; they never fail on speed.
 bench: $(STAMP)
