@@ -91,10 +91,16 @@ class _Acted:
 
 
 def _act(decision: Decision, ports: Ports, uid: str) -> _Acted:
-    """Record the decision first when it holds an unrepeatable action, then carry the actions out."""
+    """Record the decision before its first unrepeatable action, then carry the rest out.
+
+    The idempotent actions ahead of it (routing traffic back, scaling) go first, so that the
+    status never says Failed while a killed operator leaves traffic on the canary; done again
+    after a kill, they change nothing."""
     actions = decision.actions
-    if not any(isinstance(a, UNREPEATABLE) for a in actions):
+    first = next((i for i, a in enumerate(actions) if isinstance(a, UNREPEATABLE)), None)
+    if first is None:
         return _Acted(decision, _carry_out(actions, ports, None, uid))
+    _carry_out(actions[:first], ports, None, uid)
     seq = decision.status.intents + 1
     decided = decision.status
     # The effects speak of the decided state, as Flagger's post-rollout hooks get Succeeded or Failed.
@@ -102,7 +108,8 @@ def _act(decision: Decision, ports: Ports, uid: str) -> _Acted:
                     tuple(to_record(a) for a in actions))
     ports.record(replace(decision.status, intent=intent, intents=seq))
     decision = replace(decision, status=replace(decision.status, intent=None, intents=seq))
-    return _Acted(decision, _carry_out(actions, ports, intent, uid))
+    rest = tuple(a if i >= first else None for i, a in enumerate(actions))
+    return _Acted(decision, _carry_out(rest, ports, intent, uid))
 
 
 def _finish(intent: Intent, ports: Ports, uid: str) -> RevertOutcome | None:

@@ -107,7 +107,7 @@ def test_a_recorded_intent_holds_the_new_status_and_every_action_before_any_is_d
 
 def test_an_intent_is_finished_under_its_own_keys_then_planning_goes_on() -> None:
     world = good()
-    world.kill_at = len(world.actions)  # dies right after the next record, before any effect
+    world.kill_at_recorded = True  # dies right after the next record, before any recorded effect
     world.tick()
     recorded = world.status.intent
     assert recorded is not None

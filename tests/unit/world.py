@@ -64,8 +64,10 @@ class World:
     check_runs: int = 0
     recorded: list[ReleaseStatus] = field(default_factory=list)
     effects: list[tuple[Action, Effect | None]] = field(default_factory=list)
-    # The operator is killed when this many actions have been carried out (None: never).
+    # The operator is killed when this many actions have been carried out (None: never), or at
+    # the first recorded effect.
     kill_at: int | None = None
+    kill_at_recorded: bool = False
 
     # -- the engine's ports ----------------------------------------------------------------------
 
@@ -85,8 +87,8 @@ class World:
         self.status = status  # what the API holds now
 
     def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None:
-        if self.kill_at is not None and len(self.actions) >= self.kill_at:
-            self.kill_at = None
+        if (self.kill_at is not None and len(self.actions) >= self.kill_at) or (self.kill_at_recorded and effect):
+            self.kill_at, self.kill_at_recorded = None, False
             raise Killed(f"killed before {action}")
         self.actions.append(action)
         self.effects.append((action, effect))
