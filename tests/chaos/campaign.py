@@ -1,7 +1,7 @@
 """The chaos cycles: release on every lane, break things at seeded random instants, then check that
 Git, the cluster, the Canary's status, its Events and its webhooks tell one consistent story.
 
-A cycle commits a new version (good, or failing 10% of requests) to each lane's remote, SIGKILLs
+A cycle commits a new version (good, or failing 30% of requests) to each lane's remote, SIGKILLs
 the operator at a random instant and restarts it, maybe kills or freezes Prometheus, takes a
 failing release's remote away or pushes a human commit while it reverts, and applies mutated specs
 beside it; it then waits (bounded) until every release is terminal and asserts the invariants.
@@ -45,6 +45,13 @@ ROUTE_GRACE = 5.0  # a route may lag a Failed status while a freshly restarted o
 KILL_WINDOW = 8.0
 LOOPING = 3  # runs of one commit after which a release is judged stuck in a loop without waiting longer
 POLL = 0.25
+# A check sees few requests (one second of traffic at 10-20% of 80 requests/s, plus the tail of the
+# step before: 6 to 40 requests in its 4s window), so a version failing 10% of them passed a whole
+# run by chance about once in 150 (0.9^17 = 17% per check at 20%; seen twice in 100 cycles, and
+# in none of 60 fault-free ones). That is the judge's sampling, not a crash, and it hid what this
+# suite looks for: at 30% a chance promotion needs 0.7^17 = 0.2% at one check and about 1e-6 for a
+# run, so a failing version promoted here is the operator's doing.
+BAD_ERROR_RATE = 0.3
 
 
 @dataclass
@@ -201,7 +208,7 @@ class Campaign:
         self.version += 1
         good = self.rng.random() < 0.5
         image = f"ghcr.io/stefanprodan/podinfo:6.{self.version}.0"
-        error_rate = 0.0 if good else 0.1
+        error_rate = 0.0 if good else BAD_ERROR_RATE
         self.ledger.count("good" if good else "bad")
         head_before = lane.remote.head()
         before = {str(e.metadata.name) for e in self.core.list_namespaced_event(lane.namespace).items}

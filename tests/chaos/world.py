@@ -184,9 +184,8 @@ class Lane:
 
 
 def canary_manifest(namespace: str, hooks: str, mode: str, url: str) -> dict[str, Any]:
-    """The data-plane-backed Canary of the demo, judged every second over a 4s window. Five steps, so
-    a failing version meets checks at 30-50% of the traffic, where its errors cannot hide in a small
-    sample (at 10% weight a few dozen requests may show none)."""
+    """The data-plane-backed Canary of the demo, judged every second over a 4s window, in five steps
+    (10% to 50%); a failing version must fail two checks (see `campaign.BAD_ERROR_RATE`)."""
     obj = app.canary("gatewayapi", "threshold", 1.0, namespace, git=False)
     spec = obj["spec"]
     spec["progressDeadlineSeconds"] = 60
