@@ -2,7 +2,8 @@
 
 No real kube-apiserver can run on the machines this project is developed on, so the
 sandbox provides one in-process: kmock's KubernetesEmulator with a fidelity layer (see
-`apiserver` and `store`), a garbage collector and a simulated Deployment controller, all
+`apiserver` and `store`), a garbage collector, a simulated Deployment controller and simulated
+autoscalers (HorizontalPodAutoscaler, KEDA ScaledObject: `autoscalers`), all
 on one event loop in a background thread. On request it adds a simulated data plane
 (`dataplane`: load routed by the live router objects, mesh-style metrics on /metrics)
 and a real Prometheus scraping it (`prometheus`). kopf and the official client talk to it over
@@ -35,13 +36,14 @@ from typing import Any, TypeVar
 import aiohttp.web
 
 from .apiserver import SandboxAPI
+from .autoscalers import AutoscalerController
 from .collector import GarbageCollector
 from .dataplane import DataPlane, DataPlaneConfig
 from .deployments import UNREADY_ANNOTATION, DeploymentController
 from .kubeconfig import write_kubeconfig
 from .pods import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
 from .prometheus import PrometheusServer
-from .resources import PROVIDER_KINDS, builtin_specs, load_crd_documents
+from .resources import AUTOSCALER_KINDS, PROVIDER_KINDS, builtin_specs, load_crd_documents
 
 __all__ = [
     "ERROR_RATE_ANNOTATION",
@@ -214,6 +216,7 @@ class Sandbox:
         api = SandboxAPI()
         api.register(builtin_specs())
         api.register(PROVIDER_KINDS)
+        api.register(AUTOSCALER_KINDS)
         store = api.store
         ns_spec = store.lookup("", "v1", "namespaces")
         crd_spec = store.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -231,6 +234,7 @@ class Sandbox:
             self.api = api
             self.deployments = DeploymentController(api.store, ready_delay=self._ready_delay)
             collector = GarbageCollector(api.store)
+            autoscalers = AutoscalerController(api.store)
             if self._dataplane_config is not None:
                 self.dataplane = DataPlane(api.store, self._dataplane_config)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -252,6 +256,7 @@ class Sandbox:
                 tasks = [
                     asyncio.create_task(self.deployments.run(), name="sandbox-deployments"),
                     asyncio.create_task(collector.run(), name="sandbox-collector"),
+                    asyncio.create_task(autoscalers.run(), name="sandbox-autoscalers"),
                 ]
                 if self.dataplane is not None:
                     await self.dataplane.start()

@@ -21,6 +21,7 @@ import kmock
 import yaml
 
 __all__ = [
+    "AUTOSCALER_KINDS",
     "BUILTIN_KINDS",
     "PROVIDER_KINDS",
     "ResourceSpec",
@@ -109,6 +110,7 @@ BUILTIN_KINDS: dict[tuple[str, str, str], tuple[bool, bool]] = {
     ("apps", "v1", "replicasets"): (True, False),
     ("apps", "v1", "statefulsets"): (True, False),
     ("apps", "v1", "daemonsets"): (True, False),
+    ("autoscaling", "v2", "horizontalpodautoscalers"): (True, False),
     ("coordination.k8s.io", "v1", "leases"): (False, False),
     ("events.k8s.io", "v1", "events"): (False, False),
     ("networking.k8s.io", "v1", "ingresses"): (True, False),
@@ -195,6 +197,12 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
         "TrafficSplit",
         status=False,
     ),
+)
+
+
+# KEDA's ScaledObject, which a real cluster gets from KEDA's CRD (keda.sh/v1alpha1, with /status).
+AUTOSCALER_KINDS: tuple[ResourceSpec, ...] = (
+    _provider("keda.sh", ("v1alpha1",), "v1alpha1", "scaledobjects", "ScaledObject", status=True),
 )
 
 

@@ -20,3 +20,9 @@ PLURALS = {
     METRIC_TEMPLATE: "metrictemplates",
     GIT_SOURCE: "gitsources",
 }
+
+# The autoscalers a release's `autoscalerRef` may name (Flagger's kinds), and where the API serves them.
+HPA = "HorizontalPodAutoscaler"
+SCALED_OBJECT = "ScaledObject"
+HPA_GROUP, HPA_VERSION, HPA_PLURAL = "autoscaling", "v2", "horizontalpodautoscalers"
+KEDA_GROUP, KEDA_VERSION, KEDA_PLURAL = "keda.sh", "v1alpha1", "scaledobjects"

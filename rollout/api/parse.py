@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.fields import Errors, Fields, Json, names, show, type_name
-from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION
+from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION, HPA, KEDA_GROUP, KEDA_VERSION, SCALED_OBJECT
 from rollout.api.limits import (
     MAX_ITERATIONS,
     MAX_PROGRESS_DEADLINE,
@@ -30,6 +30,7 @@ from rollout.api.spec import (
     HEADER_ROUTING_PROVIDERS,
     PROVIDER_ALIASES,
     Analysis,
+    AutoscalerRef,
     BlueGreen,
     BlueGreenSpec,
     Canary,
@@ -164,6 +165,40 @@ def _target_ref(spec: Fields) -> ObjectRef:
     if target.kind != "Deployment":
         ref.error("kind", f"must be Deployment (the only workload kind supported), got {target.kind!r}")
     return target
+
+
+# The apiVersions each autoscaler kind is served under (the API converts between an HPA's versions).
+_AUTOSCALER_VERSIONS = {
+    HPA: ("autoscaling/v2", "autoscaling/v2beta2", "autoscaling/v2beta1"),
+    SCALED_OBJECT: (f"{KEDA_GROUP}/{KEDA_VERSION}",),
+}
+
+
+def _autoscaler_ref(spec: Fields) -> AutoscalerRef | None:
+    """Flagger's `autoscalerRef`: kind and apiVersion checked against each other, the primary's
+    replica bounds ordered, and `primaryScalerQueries` only where there are triggers to query."""
+    ref = spec.map("autoscalerRef")
+    if ref is None:
+        return None
+    kind = ref.str("kind", required=True) or ""
+    if kind and kind not in _AUTOSCALER_VERSIONS:
+        ref.error("kind", f"unknown autoscaler kind {show(kind)}; known: {', '.join(_AUTOSCALER_VERSIONS)}")
+    versions = _AUTOSCALER_VERSIONS.get(kind, ())
+    api_version = ref.str("apiVersion") or (versions[0] if versions else "")
+    if versions and api_version not in versions:
+        ref.error("apiVersion", f"a {kind} is served as {' or '.join(versions)}, got {show(api_version)}")
+    low = high = None
+    bounds = ref.map("primaryScalerReplicas")
+    if bounds is not None:
+        low, high = bounds.int("minReplicas", lo=1), bounds.int("maxReplicas", lo=1)
+        if low is not None and high is not None and low > high:
+            bounds.error("minReplicas", f"must be at most maxReplicas ({high}), got {low}")
+    queries = ref.string_map("primaryScalerQueries")
+    if queries and kind == HPA:
+        ref.error("primaryScalerQueries", "applies to kind ScaledObject only (an HPA has no trigger queries); "
+                  "remove it")
+    return AutoscalerRef(api_version=api_version, kind=kind, name=ref.str("name", required=True) or "",
+                         primary_min_replicas=low, primary_max_replicas=high, primary_queries=queries)
 
 
 def _service(spec: Fields) -> ServiceSpec:
@@ -477,7 +512,7 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
     if (common.provider == Provider.GATEWAYAPI and isinstance(spec.get("service"), Mapping)
             and not common.service.gateway_refs):
         spec.error("service.gatewayRefs", "is required with provider gatewayapi: name the Gateways to attach to")
-    return {"ingress_ref": ingress_ref}
+    return {"ingress_ref": ingress_ref, "autoscaler_ref": _autoscaler_ref(spec)}
 
 
 def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:

@@ -77,6 +77,20 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class AutoscalerRef:
+    """`spec.autoscalerRef`: the target's HorizontalPodAutoscaler or KEDA ScaledObject, cloned for the
+    primary; `primary_*` are Flagger's `primaryScalerReplicas` and `primaryScalerQueries`."""
+
+    api_version: str
+    kind: str
+    name: str
+    primary_min_replicas: int | None = None
+    primary_max_replicas: int | None = None
+    # (trigger name, query) pairs, sorted: the queries of the primary ScaledObject's named triggers.
+    primary_queries: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     port: int
     name: str | None = None
@@ -196,6 +210,7 @@ class ReleaseSpec:
 class CanarySpec(ReleaseSpec):
     # Only the Canary kind names an Ingress (the nginx provider splits its traffic); BlueGreen has no such field.
     ingress_ref: ObjectRef | None = None
+    autoscaler_ref: AutoscalerRef | None = None
 
 
 @dataclass(frozen=True)

@@ -180,17 +180,20 @@ def replicas_for_primary(target: Mapping[str, Any]) -> int:
     return recorded_replicas(target) or 1
 
 
-def scale_patch(target: Mapping[str, Any], primary: Mapping[str, Any] | None, up: bool) -> Json | None:
+def scale_patch(target: Mapping[str, Any], primary: Mapping[str, Any] | None, up: bool,
+                autoscaled: int | None = None) -> Json | None:
     """The merge patch that scales the target up or to zero; None when it already is.
 
     Scaling down records the current count in `REPLICAS_ANNOTATION` (never overwriting it with 0);
-    scaling up restores `replicas_for_target` and removes the record."""
+    scaling up restores `replicas_for_target` (or `autoscaled`, the count its autoscaler starts it
+    at, as Flagger does) and removes the record."""
     current = spec_replicas(target)
     recorded = ((target.get("metadata") or {}).get("annotations") or {}).get(REPLICAS_ANNOTATION)
     if up:
         if current > 0 and recorded is None:
             return None
-        replicas = current if current > 0 else replicas_for_target(target, primary)
+        fallback = autoscaled if autoscaled is not None else replicas_for_target(target, primary)
+        replicas = current if current > 0 else fallback
         return {"metadata": {"annotations": {REPLICAS_ANNOTATION: None}}, "spec": {"replicas": replicas}}
     if current == 0:
         return None
@@ -242,11 +245,13 @@ def build_primary(target: Mapping[str, Any], release: Release) -> Json:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 
-def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any]) -> Json | None:
+def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any], *,
+                     replicas: bool = True) -> Json | None:
     """The primary with the target's template, spec fields and revision; None when it has them already.
 
     Replicas follow the target while it is up (a count changed in Git reaches the primary through
-    promotion, as in Flagger); a target at zero leaves the primary's count alone."""
+    promotion, as in Flagger); a target at zero leaves the primary's count alone, and so does
+    `replicas=False` (an autoscaler decides the primary's count)."""
     new: Json = copy.deepcopy(dict(primary))
     spec = new.setdefault("spec", {})
     tspec = target.get("spec") or {}
@@ -254,7 +259,7 @@ def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any]) -> J
     for k in _COPIED_SPEC_FIELDS:
         if tspec.get(k) is not None:
             spec[k] = copy.deepcopy(tspec[k])
-    if spec_replicas(target) > 0:
+    if replicas and spec_replicas(target) > 0:
         spec["replicas"] = spec_replicas(target)
     meta = new.setdefault("metadata", {})
     annotations = dict(meta.get("annotations") or {})

@@ -32,6 +32,7 @@ from rollout.core import Workload
 from rollout.settings import Settings
 
 from . import builders as b
+from .autoscalers import Autoscalers, autoscaler_of
 from .errors import NotReady, TargetMissing, WorkloadError
 from .hashing import pod_template_hash, revision_of
 
@@ -68,6 +69,7 @@ class Workloads:
         self.core = client.CoreV1Api(api)
         self.timeout = settings.api_timeout
         self.conflict_retries = settings.conflict_retries
+        self.autoscalers = Autoscalers(api, settings)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -111,18 +113,28 @@ class Workloads:
         if self.deployment(namespace, b.primary_name(release)) is None:
             self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
             log.info("created Deployment %s/%s", namespace, b.primary_name(release))
+        self.autoscalers.reconcile_primary(release, init=True)
         self._reconcile_services(release, target)
 
     def scale_target(self, release: Release, up: bool) -> None:
-        """Scale the target to the replicas it should run (up), or to zero, remembering its count."""
+        """Scale the target to the replicas it should run (up), or to zero, remembering its count.
+
+        Its autoscaler is resumed before scaling up and paused before scaling to zero."""
         target = self._target(release)
+        self.autoscalers.pause_target(release, not up)
         primary = self.deployment(release.metadata.namespace, b.primary_name(release)) if up else None
-        patch = b.scale_patch(target, primary, up)
+        autoscaled = self._autoscaled(release) if up else None
+        patch = b.scale_patch(target, primary, up, autoscaled)
         if patch is not None:
             self._patch_deployment(release.metadata.namespace, b.target_name(release), patch)
 
     def promote(self, release: Release) -> None:
-        """Copy the target's pod template, spec fields and revision annotation into the primary."""
+        """Copy the target's pod template, spec fields and revision annotation into the primary, and
+        the canary's autoscaler into the primary's."""
+        self._promote_deployment(release)
+        self.autoscalers.reconcile_primary(release, init=False)
+
+    def _promote_deployment(self, release: Release) -> None:
         namespace, name = release.metadata.namespace, b.primary_name(release)
         for _ in range(self.conflict_retries):
             target = self._target(release)
@@ -130,7 +142,7 @@ class Workloads:
             if primary is None:
                 self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
                 return
-            new = b.promoted_primary(primary, target)
+            new = b.promoted_primary(primary, target, replicas=autoscaler_of(release) is None)
             if new is None:
                 return
             if self._replace(self.apps.replace_namespaced_deployment, namespace, name, new):
@@ -147,6 +159,7 @@ class Workloads:
             log.warning("finalize %s/%s: target Deployment %s not found, nothing to give back",
                         namespace, release.metadata.name, name)
             return
+        self.autoscalers.resume_target(release)
         primary = self.deployment(namespace, b.primary_name(release))
         apex_name = b.service_names(release)[0]
         if primary is not None and pod_template_hash(primary) != pod_template_hash(target):
@@ -156,9 +169,10 @@ class Workloads:
                         namespace, release.metadata.name, name, b.primary_name(release))
             self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
                          namespace, b.primary_name(release), release)
+            self.autoscalers.orphan_primary(release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
-        patch = b.scale_patch(target, primary, up=True)
+        patch = b.scale_patch(target, primary, up=True, autoscaled=self._autoscaled(release))
         if patch is not None:
             self._patch_deployment(namespace, name, patch)
             target = self._target(release)
@@ -170,11 +184,18 @@ class Workloads:
                         namespace, release.metadata.name, name, b.primary_name(release))
             self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
                          namespace, b.primary_name(release), release)
+            self.autoscalers.orphan_primary(release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
         raise NotReady(f"waiting for {namespace}/{name} to be ready before handing traffic back to it")
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _autoscaled(self, release: Release) -> int | None:
+        try:
+            return self.autoscalers.scale_up_replicas(release)
+        except WorkloadError:  # its autoscaler is gone: scale up as without one
+            return None
 
     def _reconcile_services(self, release: Release, target: Json) -> None:
         namespace = release.metadata.namespace

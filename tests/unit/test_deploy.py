@@ -73,6 +73,10 @@ NEEDED: frozenset[Need] = frozenset({
     *each("apps", ("deployments",), ("get", "create", "update", "patch")),
     # rollout.workloads.deployments and rollout.routers.kubernetes (via routers.objects): Services.
     *each("", ("services",), ("get", "create", "update")),
+    # rollout.workloads.autoscalers: the canary's HPA or ScaledObject (read; a ScaledObject paused by a
+    # merge patch) and the primary's clone (created, replaced on promotion and orphan).
+    *each("autoscaling", ("horizontalpodautoscalers",), ("get", "create", "update")),
+    *each("keda.sh", ("scaledobjects",), ("get", "create", "update", "patch")),
     # rollout.engine.events: the engine's own Events.
     ("", "events", "create"),
     # rollout.gitops.credentials: the secretRef of spec.git or of a GitSource.
