@@ -512,7 +512,11 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
     if (common.provider == Provider.GATEWAYAPI and isinstance(spec.get("service"), Mapping)
             and not common.service.gateway_refs):
         spec.error("service.gatewayRefs", "is required with provider gatewayapi: name the Gateways to attach to")
-    return {"ingress_ref": ingress_ref, "autoscaler_ref": _autoscaler_ref(spec)}
+    autoscaler_ref = _autoscaler_ref(spec)
+    if autoscaler_ref is not None and common.target_ref.kind not in ("", "Deployment"):
+        spec.error("autoscalerRef", f"scales a Deployment; a {common.target_ref.kind} target has no replicas to "
+                   "autoscale: remove it")
+    return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref}
 
 
 def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:

@@ -119,8 +119,12 @@ class Workloads:
     def scale_target(self, release: Release, up: bool) -> None:
         """Scale the target to the replicas it should run (up), or to zero, remembering its count.
 
-        Its autoscaler is resumed before scaling up and paused before scaling to zero."""
+        Its autoscaler is resumed before scaling up and paused before scaling to zero; a run also
+        creates the primary's autoscaler when it is missing (an autoscalerRef added to a release
+        that was initialized without one)."""
         target = self._target(release)
+        if up:
+            self.autoscalers.reconcile_primary(release, init=True)
         self.autoscalers.pause_target(release, not up)
         primary = self.deployment(release.metadata.namespace, b.primary_name(release)) if up else None
         autoscaled = self._autoscaled(release) if up else None

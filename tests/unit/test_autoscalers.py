@@ -119,6 +119,16 @@ def test_an_hpa_ref_parses(version: str | None) -> None:
     assert canary(None).spec.autoscaler_ref is None
 
 
+def test_an_autoscaler_needs_a_deployment_target() -> None:
+    obj = {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary", "metadata": {"name": "p", "namespace": "t"},
+           "spec": {"provider": "kubernetes", "targetRef": {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "p"},
+                    "autoscalerRef": {"kind": "HorizontalPodAutoscaler", "name": "p"}, "service": {"port": 80},
+                    "analysis": {"interval": "15s", "threshold": 5, "iterations": 5}}}
+    with pytest.raises(ValidationError) as caught:
+        parse_canary(obj)
+    assert any(e.path == "spec.autoscalerRef" and "a DaemonSet target" in e.message for e in caught.value.errors)
+
+
 @pytest.mark.parametrize(("ref", "path", "says"), [
     ({"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "spec.autoscalerRef.kind",
      "unknown autoscaler kind 'Deployment'; known: HorizontalPodAutoscaler, ScaledObject"),
