@@ -249,11 +249,22 @@ class Autoscalers:
         raise WorkloadError(f"{ref.kind} {namespace}/{name} kept changing; will retry")
 
     def pause_target(self, release: Release, paused: bool) -> None:
-        """Pause (or resume) the canary's ScaledObject; an HPA needs nothing (see the module docstring)."""
+        """Pause (or resume) the canary's ScaledObject; an HPA needs nothing (see the module docstring).
+
+        A missing ScaledObject stops a resume (the run cannot be autoscaled as asked) but not a
+        pause: nothing is left to scale the target back up, and a rollback must scale it down."""
         ref = autoscaler_of(release)
         if ref is None or ref.kind != SCALED_OBJECT:
             return
-        patch = paused_patch(self._referenced(release, ref), paused)
+        if paused:
+            scaler = self._read(ref.kind, release.metadata.namespace, ref.name)
+            if scaler is None:
+                log.warning("%s %s/%s named by spec.autoscalerRef not found; nothing to pause", ref.kind,
+                            release.metadata.namespace, ref.name)
+                return
+        else:
+            scaler = self._referenced(release, ref)
+        patch = paused_patch(scaler, paused)
         if patch is not None:
             self.objects.patch_namespaced_custom_object(
                 KEDA_GROUP, KEDA_VERSION, release.metadata.namespace, KEDA_PLURAL, ref.name, patch,

@@ -244,6 +244,23 @@ def test_a_keda_managed_target_is_promoted_with_the_primarys_scaled_object_in_pl
     assert 1 <= replicas(api, namespace, "podinfo") <= 3
 
 
+def test_deleted_mid_release_the_primary_keeps_its_autoscaler(
+        api: client.ApiClient, namespace: str, workloads: Workloads) -> None:
+    create_deployment(api, deployment("podinfo", namespace, replicas=2))
+    create(api, HPA, namespace, FLAGGER_HPA)
+    release = create_canary(api, namespace, {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                                             "name": "podinfo"})
+    workloads.initialize(release)
+    wait_for("primary ready", lambda: workloads.observe(release)[1].ready, timeout=20)
+    set_image(api, "podinfo", namespace, "ghcr.io/stefanprodan/podinfo:6.0.1")  # a release in flight
+    workloads.finalize(release)
+    kept = get(api, HPA, namespace, "podinfo-primary")
+    assert kept is not None and not kept["metadata"].get("ownerReferences")
+    release_deleted(api, namespace)
+    stays("the primary and its HPA outlive the release", lambda: get(api, HPA, namespace, "podinfo-primary")
+          is not None and replicas(api, namespace, "podinfo-primary") == 2)
+
+
 def test_a_missing_autoscaler_is_a_permanent_error_naming_the_field(
         api: client.ApiClient, namespace: str, workloads: Workloads) -> None:
     create_deployment(api, deployment("podinfo", namespace, replicas=1))
@@ -252,6 +269,10 @@ def test_a_missing_autoscaler_is_a_permanent_error_naming_the_field(
     with pytest.raises(WorkloadError, match=f"ScaledObject {namespace}/absent named by spec.autoscalerRef") as info:
         workloads.initialize(release)
     assert info.value.temporary is False
+    with pytest.raises(WorkloadError, match=r"spec\.autoscalerRef"):
+        workloads.scale_target(release, up=True)
+    workloads.scale_target(release, up=False)  # a rollback still scales the target down
+    assert replicas(api, namespace, "podinfo") == 0
     wait_for_finalized(workloads, release)  # deletion is not blocked by it
 
 
