@@ -14,7 +14,8 @@ autoscaler's bounds, and the status reads as on a real cluster.
   maxReplicaCount (default 100)], a target at 0 included (KEDA brings it to its minimum), except
   while the `autoscaling.keda.sh/paused-replicas` annotation holds it at that count
   (`autoscaling.keda.sh/paused: "true"` freezes it where it is). Status: the Ready, Active and
-  Paused conditions, hpaName, originalReplicaCount, pausedReplicaCount.
+  Paused conditions, scaleTargetKind, originalReplicaCount, pausedReplicaCount. KEDA's own
+  `keda-hpa-<name>` HPA is not simulated: the ScaledObject scales its target directly.
 """
 
 from __future__ import annotations
@@ -117,10 +118,9 @@ def scaled_object_status(so: dict[str, Any], current: int, desired: int, reason:
     old = so.get("status") or {}
     conditions = old.get("conditions") or []
     paused = reason == "ScaledObjectPaused"
-    hpa_name = ((so.get("spec") or {}).get("advanced") or {}).get("horizontalPodAutoscalerConfig", {}).get("name")
+    # No `hpaName`: KEDA's own HPA is not simulated, the ScaledObject scales its target directly.
     status: dict[str, Any] = {
         "scaleTargetKind": target_kind,
-        "hpaName": hpa_name or f"keda-hpa-{so['metadata']['name']}",
         "originalReplicaCount": old.get("originalReplicaCount", current),
         "conditions": [
             _condition(conditions, "Ready", "True", "ScaledObjectReady", "ScaledObject is defined correctly and "
