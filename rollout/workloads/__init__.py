@@ -2,7 +2,8 @@
 
 Flagger's model: the release's target Deployment is the canary; `<target>-primary` is a clone
 that serves traffic. `Workloads` carries the engine's workload actions out against a cluster;
-`hashing` and `builders` are pure.
+`hashing` and `builders` are pure. `autoscalers` clones the target's HPA or KEDA ScaledObject
+for the primary (`spec.autoscalerRef`) and pauses the canary's while it is scaled to zero.
 """
 
 from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION
