@@ -19,6 +19,7 @@ class Provider(StrEnum):
     ISTIO = "istio"
     NGINX = "nginx"
     SMI = "smi"
+    OSM = "osm"  # Open Service Mesh: routed by an SMI TrafficSplit, as Flagger does
     LINKERD = "linkerd"
     KUBERNETES = "kubernetes"
 
