@@ -250,7 +250,9 @@ def _metric(m: Fields, judge: Judge) -> Metric:
     template_ref = None
     ref = m.map("templateRef")
     if ref is not None:
-        template_ref = _object_ref(ref, kind="MetricTemplate")
+        # Flagger's templateRef is a name and a namespace; the kind is always MetricTemplate.
+        template_ref = ObjectRef(api_version="", kind="MetricTemplate", name=ref.str("name", required=True) or "",
+                                 namespace=ref.str("namespace"))
     if query is not None and template_ref is not None:
         m.error("", "use either query or templateRef, not both")
     builtin = query is None and template_ref is None
