@@ -629,3 +629,10 @@ def test_port_discovery_and_service_metadata_are_read() -> None:
 def test_a_metric_template_field_not_read_is_refused() -> None:
     obj = mutate(metric_template(), "spec.provider.headers", {"a": "b"})
     assert [e.path for e in errors_of(obj)] == ["spec.provider.headers"]
+
+
+def test_a_bluegreen_refuses_an_unread_field_too() -> None:
+    obj = mutate(bluegreen(), "spec.service.headless", True)
+    assert errors_of(obj) == [FieldError("spec.service.headless", FLAGGER_FIELD)]
+    obj = mutate(bluegreen(), "spec.service.portDiscovery", True)
+    assert parse_bluegreen(obj).spec.service.port_discovery is True
