@@ -26,7 +26,7 @@ Arm = Literal["canary", "primary"]
 REQUEST_SUCCESS_RATE = "request-success-rate"
 REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
-PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi")
+PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -232,6 +232,8 @@ class _Mesh:
             )
         if provider in ("linkerd", "smi"):
             return f'namespace="{ns}", deployment="{wl}", direction="inbound"'
+        if provider == "osm":
+            return f'destination_namespace="{ns}", destination_kind="Deployment", destination_name="{wl}"'
         if provider == "kubernetes":
             # The application's own metrics, per pod of the Deployment (<deployment>-<replicaset>-<pod>).
             pods = escape_label_value(f"{escape_regex(workload)}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)")
@@ -269,6 +271,10 @@ _MESHES: dict[str, _Mesh] = {
         "http_request_duration_seconds_bucket", 1000.0,
     ),
 }
+# Open Service Mesh's Envoy sidecars (Flagger's pkg/metrics/observers/osm.go).
+_MESHES["osm"] = _Mesh(
+    "osm_request_total", 'response_code=~"5.*"', 'response_code!~"5.*"', "osm_request_duration_ms_bucket", 1.0,
+)
 # SMI's TrafficSplit is how Linkerd splits traffic, so SMI canaries read Linkerd's proxy metrics.
 _MESHES["smi"] = _MESHES["linkerd"]
 

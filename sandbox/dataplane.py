@@ -11,6 +11,7 @@ exactly the series and labels the built-in queries of `analysis.templates` read:
 
 - Istio: `istio_requests_total`, `istio_request_duration_milliseconds` (reporter="destination");
 - Linkerd/SMI: `response_total`, `response_latency_ms` (direction="inbound");
+- Open Service Mesh: `osm_request_total`, `osm_request_duration_ms` (destination_kind="Deployment");
 - kubernetes (the application's own): `http_request_duration_seconds`, one series set per pod;
 - Gateway API (Envoy): `envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`, for requests
   that came through an HTTPRoute, cluster `<namespace>_<backend Service>_<port>`;
@@ -100,6 +101,8 @@ def _register(registry: Registry) -> None:
     registry.histogram("istio_request_duration_milliseconds", "Request duration, as Istio's sidecars see it.")
     registry.counter("response_total", "Responses, as Linkerd's proxies count them.")
     registry.histogram("response_latency_ms", "Response latency, as Linkerd's proxies see it.")
+    registry.counter("osm_request_total", "Requests, as Open Service Mesh's sidecars count them.")
+    registry.histogram("osm_request_duration_ms", "Request duration, as Open Service Mesh's sidecars see it.")
     registry.histogram("http_request_duration_seconds", "Request duration, as the application measures it.",
                        seconds=True)
     registry.counter("envoy_cluster_upstream_rq", "Upstream requests of Envoy's clusters (Gateway API).")
@@ -220,6 +223,10 @@ class DataPlane:
         outcome = "failure" if code.startswith("5") else "success"
         r.inc("response_total", (*linkerd, ("classification", outcome), ("status_code", code)), n)
         r.observe("response_latency_ms", (*linkerd, ("status_code", code)), ms)
+        osm: Labels = (("destination_namespace", ns), ("destination_kind", "Deployment"),
+                       ("destination_name", hop.deployment), ("response_code", code))
+        r.inc("osm_request_total", osm, n)
+        r.observe("osm_request_duration_ms", osm, ms)
         app: Labels = (("kubernetes_namespace", ns), ("kubernetes_pod_name", pod), ("app", hop.deployment),
                        ("status", code))
         r.observe("http_request_duration_seconds", app, ms)

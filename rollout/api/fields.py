@@ -6,13 +6,20 @@ reader asks for `spec.int("maxWeight", lo=1, hi=100)` and gets the value or None
 complaint (`spec.analysis.maxWeight: must be between 1 and 100, got 300`) is collected for the
 `ValidationError` that `rollout.api.parse` raises once everything has been read. The rules that
 relate fields to each other stay in `rollout.api.parse`.
+
+No field is silently ignored: every getter marks its key as read, and once parsing is done
+`Errors.unread()` names each key of a checked object that no reader asked for, so a field the
+operator does not implement is refused by name instead of being dropped. Maps of free content
+(labels, headers, match conditions, variables) are values, not fields: their readers take them
+whole (`value`, `string_map`, `free`).
 """
 
 from __future__ import annotations
 
 import builtins
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -23,17 +30,34 @@ from rollout.api.limits import MAX_DURATION, printable, show_number
 Json = Mapping[str, Any]
 E = TypeVar("E", bound=Enum)
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")  # a key a path shows after a dot; others go in brackets
+
 DURATION_HINT = "must be a duration like 30s, 1m30s or 2h"
 
 
 class Errors:
-    """Collects problems while parsing goes on with stand-in values, so every problem is found."""
+    """Collects problems while parsing goes on with stand-in values, so every problem is found;
+    also the checked objects, whose unread keys `unread` reports."""
 
     def __init__(self) -> None:
         self.items: list[FieldError] = []
+        self.checked: list[Fields] = []
 
     def add(self, path: str, message: str) -> None:
         self.items.append(FieldError(path, message))
+
+    def unread(self, message: Callable[[str], str]) -> None:
+        """An error for every key of a checked object that no reader asked for, with `message(path)`,
+        unless that key (or something inside it) already has an error of its own."""
+        flagged = [e.path for e in self.items]
+        for obj in self.checked:
+            for key in obj.data:
+                if key in obj.read:
+                    continue
+                path = obj.at(key) if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else f"{obj.path}[{key!r}]"
+                if any(p == path or p.startswith((path + ".", path + "[")) for p in flagged):
+                    continue
+                self.add(path, message(path))
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -78,16 +102,39 @@ class Fields:
     """One object of a manifest at `path`; each getter reports a wrong type or range to `errors`
     and returns None (or the default) instead of raising."""
 
-    def __init__(self, data: Json, path: builtins.str, errors: Errors) -> None:
+    def __init__(self, data: Json, path: builtins.str, errors: Errors, *, checked: builtins.bool = False) -> None:
         self.data = data
         self.path = path
         self.errors = errors
+        self.read: set[Any] = set()
+        self.checked = False
+        if checked:
+            self.check()
+
+    def check(self) -> Fields:
+        """Report this object's unread keys (and those of every object read out of it) at the end."""
+        if not self.checked:
+            self.checked = True
+            self.errors.checked.append(self)
+        return self
+
+    def child(self, data: Json, key: builtins.str) -> Fields:
+        return Fields(data, self.at(key), self.errors, checked=self.checked)
+
+    def free(self) -> dict[Any, Any]:
+        """The object's content as a value (a match condition, a selector): every key counts as read."""
+        self.read.update(self.data)
+        return dict(self.data)
 
     def __contains__(self, key: object) -> bool:
+        """Whether `key` is set; asking does not count as reading it."""
         return key in self.data
 
     def get(self, key: builtins.str) -> Any:
+        self.read.add(key)
         return self.data.get(key)
+
+    value = get  # reads a field whose content is taken whole (a route option, a policy)
 
     def at(self, key: builtins.str) -> builtins.str:
         """The path of `key` in this object; `""` is the object itself."""
@@ -102,7 +149,7 @@ class Fields:
         return Fields({}, self.at(key), self.errors)
 
     def map(self, key: builtins.str, *, required: bool = False) -> Fields | None:
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None:
             if required:
                 self.error(key, "is required")
@@ -110,10 +157,10 @@ class Fields:
         if not isinstance(value, Mapping):
             self.error(key, f"must be an object (a mapping of fields), got {type_name(value)}")
             return None
-        return Fields(value, self.at(key), self.errors)
+        return self.child(value, key)
 
     def list(self, key: builtins.str) -> builtins.list[Any]:
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None:
             return []
         if not isinstance(value, builtins.list):
@@ -126,13 +173,13 @@ class Fields:
         out = []
         for i, item in enumerate(self.list(key)):
             if isinstance(item, Mapping):
-                out.append(Fields(item, self.at(f"{key}[{i}]"), self.errors))
+                out.append(self.child(item, f"{key}[{i}]"))
             else:
                 self.error(f"{key}[{i}]", f"must be an object {what}, got {type_name(item)}")
         return out
 
     def str(self, key: builtins.str, *, required: bool = False) -> builtins.str | None:
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None or value == "":
             if required:
                 self.error(key, "is required")
@@ -148,7 +195,7 @@ class Fields:
     ) -> builtins.int | None:
         """An integer in [lo, hi] (said as a range) and at most `limit` (said on its own: a cap that
         keeps the value computable, not a part of its meaning)."""
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None:
             return None
         if isinstance(value, builtins.bool) or not isinstance(value, builtins.int):
@@ -167,7 +214,7 @@ class Fields:
 
     def number(self, key: builtins.str, *, limit: float | None = None) -> float | None:
         """A finite number (an int too big for a float is not one), at most `limit`."""
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None:
             return None
         if (isinstance(value, builtins.bool) or not isinstance(value, builtins.int | float)
@@ -180,7 +227,7 @@ class Fields:
         return float(value)
 
     def bool(self, key: builtins.str, default: builtins.bool) -> builtins.bool:
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None:
             return default
         if not isinstance(value, builtins.bool):
@@ -190,7 +237,7 @@ class Fields:
 
     def duration(self, key: builtins.str, default: float, limit: float = MAX_DURATION) -> float:
         """Seconds in a Go duration (`1m30s`), at most `limit`."""
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None or value == "":
             return default
         if not isinstance(value, builtins.str):
@@ -208,7 +255,7 @@ class Fields:
 
     def enum(self, key: builtins.str, enum: type[E], what: builtins.str, default: E) -> E:
         """One of the enum's values; anything else is an error listing them (`unknown <what> ...`)."""
-        value = self.data.get(key)
+        value = self.get(key)
         if value is None or value == "":
             return default
         known = names(enum)
@@ -231,6 +278,7 @@ class Fields:
         m = self.map(key)
         if m is None:
             return ()
+        m.free()
         out: builtins.list[tuple[builtins.str, builtins.str]] = []
         for k, v in m.data.items():
             if isinstance(v, builtins.str):

@@ -25,10 +25,12 @@ from rollout.api.limits import (
     MAX_THRESHOLD,
     MAX_TOLERANCE,
 )
+from rollout.api.schema import declares
 from rollout.api.spec import (
     BUILTIN_METRICS,
     HEADER_ROUTING_PROVIDERS,
     PROVIDER_ALIASES,
+    ROUTE_OPTIONS,
     Analysis,
     AutoscalerRef,
     BlueGreen,
@@ -54,6 +56,7 @@ from rollout.api.spec import (
     ReleaseSpec,
     Resource,
     RevertMode,
+    ServiceMetadata,
     ServiceSpec,
     ThresholdRange,
     Webhook,
@@ -68,8 +71,10 @@ DEFAULT_PROGRESS_DEADLINE = 600
 
 _BUILTIN_LIST = ", ".join(sorted(BUILTIN_METRICS, reverse=True))  # request-success-rate, request-duration
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//)\S+$")
-# Service fields the ServiceSpec names; everything else goes to `extra` for the routers.
-_SERVICE_FIELDS = frozenset({"name", "port", "targetPort", "portName", "hosts", "gateways", "gatewayRefs"})
+# Flagger's CustomMetadata of the generated Services, by role.
+_SERVICE_ROLES = ("apex", "primary", "canary")
+# Webhook retries beyond which a gate would hold a tick for minutes (Flagger sets no bound).
+MAX_WEBHOOK_RETRIES = 10
 
 S = TypeVar("S", bound=ReleaseSpec)
 
@@ -201,7 +206,16 @@ def _autoscaler_ref(spec: Fields) -> AutoscalerRef | None:
                          primary_min_replicas=low, primary_max_replicas=high, primary_queries=queries)
 
 
-def _service(spec: Fields) -> ServiceSpec:
+def _service_metadata(svc: Fields) -> tuple[tuple[str, ServiceMetadata], ...]:
+    out = []
+    for role in _SERVICE_ROLES:
+        m = svc.map(role)
+        if m is not None:
+            out.append((role, ServiceMetadata(labels=m.string_map("labels"), annotations=m.string_map("annotations"))))
+    return tuple(out)
+
+
+def _service(spec: Fields, provider: Provider) -> ServiceSpec:
     svc = spec.map("service", required=True)
     if svc is None:
         return ServiceSpec(port=0)
@@ -209,7 +223,7 @@ def _service(spec: Fields) -> ServiceSpec:
     if "port" not in svc:
         svc.error("port", "is required: the port the generated Services expose")
     target_port: int | str | None = None
-    raw_target = svc.get("targetPort")
+    raw_target = svc.value("targetPort")
     if isinstance(raw_target, str) and raw_target:
         target_port = raw_target
     elif raw_target is not None:
@@ -228,7 +242,10 @@ def _service(spec: Fields) -> ServiceSpec:
         hosts=tuple(svc.strings("hosts")),
         gateways=tuple(svc.strings("gateways")),
         gateway_refs=tuple(gateway_refs),
-        extra={k: v for k, v in svc.data.items() if k not in _SERVICE_FIELDS},
+        port_discovery=svc.bool("portDiscovery", False),
+        app_protocol=svc.str("appProtocol"),
+        metadata=_service_metadata(svc),
+        extra={k: svc.value(k) for k in sorted(ROUTE_OPTIONS.get(provider, ())) if k in svc},
     )
 
 
@@ -268,7 +285,9 @@ def _metric(m: Fields, judge: Judge) -> Metric:
     template_ref = None
     ref = m.map("templateRef")
     if ref is not None:
-        template_ref = _object_ref(ref, kind="MetricTemplate")
+        # Flagger's templateRef is a name and a namespace; the kind is always MetricTemplate.
+        template_ref = ObjectRef(api_version="", kind="MetricTemplate", name=ref.str("name", required=True) or "",
+                                 namespace=ref.str("namespace"))
     if query is not None and template_ref is not None:
         m.error("", "use either query or templateRef, not both")
     builtin = query is None and template_ref is None
@@ -310,6 +329,8 @@ def _webhook(w: Fields) -> Webhook:
         timeout=w.duration("timeout", DEFAULT_WEBHOOK_TIMEOUT),
         mute_alert=w.bool("muteAlert", False),
         metadata=w.string_map("metadata"),
+        retries=w.int("retries", lo=0, limit=MAX_WEBHOOK_RETRIES) or 0,
+        disable_tls=w.bool("disableTLS", False),
     )
 
 
@@ -338,7 +359,7 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
     if alpha is not None and not 0 < alpha < 1:
         a.error("alpha", f"must be between 0 and 1 (exclusive), got {show(alpha)}")
         alpha = None
-    match = [dict(cond.data) for cond in a.objects("match", "(headers, cookies)")]
+    match = [cond.free() for cond in a.objects("match", "(headers, cookies)")]
 
     has_steps = "stepWeight" in a or "stepWeights" in a
     if blue_green:
@@ -474,7 +495,22 @@ def _root(obj: Any) -> Fields:
 
 
 def _spec(root: Fields) -> Fields:
-    return root.map("spec", required=True) or root.blank("spec")
+    """The spec, checked: a field in it that no reader asks for is refused by name."""
+    return (root.map("spec", required=True) or root.blank("spec")).check()
+
+
+def _refuse_unread(root: Fields, kind: str) -> None:
+    """Every field of the spec that parsing did not read, as an error saying to remove it."""
+
+    def message(path: str) -> str:
+        declared = declares(kind, path)
+        if declared is None:
+            return "is not supported by rollout; remove it"
+        if declared:
+            return "Flagger's field is not supported by rollout; remove it"
+        return "unknown field; remove it"
+
+    root.errors.unread(message)
 
 
 def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapping[str, Any]]) -> tuple[Metadata, S]:
@@ -486,7 +522,7 @@ def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapp
     provider = _provider(spec)
     common = ReleaseSpec(
         target_ref=_target_ref(spec),
-        service=_service(spec),
+        service=_service(spec, provider),
         analysis=_analysis_of(spec, provider, blue_green=issubclass(kind, BlueGreenSpec)),
         provider=provider,
         progress_deadline_seconds=(
@@ -498,6 +534,7 @@ def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapp
     )
     shared = {f.name: getattr(common, f.name) for f in fields(ReleaseSpec)}
     release = kind(**shared, **own(spec, common))
+    _refuse_unread(root, str(obj.get("kind") or kind.__name__.removesuffix("Spec")))
     root.errors.raise_if_any()
     return metadata, release
 
@@ -569,6 +606,7 @@ def parse_metric_template(obj: Json) -> MetricTemplate:
         query = None
     if query is None and "spec" in root:
         spec.error("query", "is required: a PromQL query that returns one number")
+    _refuse_unread(root, "MetricTemplate")
     root.errors.raise_if_any()
     return MetricTemplate(metadata=metadata, spec=MetricTemplateSpec(query=query or "", provider=provider))
 
@@ -591,6 +629,7 @@ def parse_gitsource(obj: Json) -> GitSource:
         self_heal=spec.bool("selfHeal", True),
         suspend=spec.bool("suspend", False),
     )
+    _refuse_unread(root, "GitSource")
     root.errors.raise_if_any()
     return GitSource(metadata=metadata, spec=source_spec)
 

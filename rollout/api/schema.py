@@ -357,3 +357,32 @@ def format_path(parts: Iterable[str | int]) -> str:
         else:
             out += f"[{part!r}]"
     return out
+
+
+# --- declared fields -----------------------------------------------------------------------------
+
+_INDEX = re.compile(r"\[[^\]]*\]")
+
+
+def declares(kind: str, path: str) -> bool | None:
+    """Whether our CRD of `kind` declares the field at `path` (`spec.analysis.metrics[0].foo`);
+    None when the CRDs cannot be read (an installed package without them)."""
+    try:
+        docs = _load(str(crds_dir()))
+    except FileNotFoundError:
+        return None
+    for crd in docs:
+        if crd["spec"]["names"]["kind"] != kind:
+            continue
+        node: Any = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for part in _INDEX.sub(".[]", path).split("."):
+            if not part:
+                continue
+            if part == "[]":
+                node = node.get("items") if isinstance(node, Mapping) else None
+            else:
+                node = (node.get("properties") or {}).get(part) if isinstance(node, Mapping) else None
+            if node is None:
+                return False
+        return True
+    return None

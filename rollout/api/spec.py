@@ -19,6 +19,7 @@ class Provider(StrEnum):
     ISTIO = "istio"
     NGINX = "nginx"
     SMI = "smi"
+    OSM = "osm"  # Open Service Mesh: routed by an SMI TrafficSplit, as Flagger does
     LINKERD = "linkerd"
     KUBERNETES = "kubernetes"
 
@@ -30,6 +31,13 @@ PROVIDER_ALIASES: dict[str, Provider] = {
     "smi:v1alpha1": Provider.SMI,
     "smi:v1alpha2": Provider.SMI,
     "smi:v1alpha3": Provider.SMI,
+}
+
+# Service fields a router takes verbatim from `spec.service`, by provider (Flagger's meaning for
+# that provider). A field not listed for the release's provider is refused by validation, never
+# accepted and dropped.
+ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
+    Provider.ISTIO: frozenset({"match", "retries", "timeout", "headers", "corsPolicy", "rewrite", "trafficPolicy"}),
 }
 
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
@@ -91,6 +99,14 @@ class AutoscalerRef:
 
 
 @dataclass(frozen=True)
+class ServiceMetadata:
+    """Flagger's CustomMetadata: labels and annotations put on one generated Service."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     port: int
     name: str | None = None
@@ -99,8 +115,16 @@ class ServiceSpec:
     hosts: tuple[str, ...] = ()
     gateways: tuple[str, ...] = ()
     gateway_refs: tuple[dict[str, Any], ...] = ()
-    # Everything else Flagger accepts (retries, headers, trafficPolicy, ...) is kept verbatim for routers.
+    # Add the target's other container ports to the generated Services (Flagger's portDiscovery).
+    port_discovery: bool = False
+    app_protocol: str | None = None
+    # Labels and annotations of the generated Services, by role: apex, primary, canary.
+    metadata: tuple[tuple[str, ServiceMetadata], ...] = ()
+    # The provider's ROUTE_OPTIONS that are set, verbatim, for its router.
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def metadata_of(self, role: str) -> ServiceMetadata:
+        return dict(self.metadata).get(role, ServiceMetadata())
 
 
 @dataclass(frozen=True)
@@ -138,6 +162,9 @@ class Webhook:
     timeout: float = 10.0
     mute_alert: bool = False
     metadata: tuple[tuple[str, str], ...] = ()
+    # Flagger's: extra attempts after a failed call (no answer, 429 or 5xx), and no TLS verification.
+    retries: int = 0
+    disable_tls: bool = False
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ unchanged:
 
 Differences from Flagger, on purpose: any 2xx is a pass (Flagger fails 203-299); each call is
 bounded by the hook's `timeout` as a whole (connect, answer and body), not per socket operation,
-so a tick can never hang on a hook; there are no retries (the next tick calls again). A
+so a tick can never hang on a hook. A hook's `retries` (Flagger's, default 0) are further attempts
+after no answer, a 429 or a 5xx other than 501, waiting 1s, 2s, 4s... (at most 30s) between them,
+as Flagger's HTTP client (go-retryablehttp) does; `disableTLS` skips verifying the hook's TLS
+certificate. A
 notification (post-rollout, event) carries `X-Rollout-Idempotency-Key`: it is sent once per
 decision, and again with the same key only when the operator died between recording the decision
 and hearing the answer, so a receiver that remembers keys sees each exactly once. Gates,
@@ -43,6 +46,9 @@ MAX_BODY = 4096
 MAX_MESSAGE = 200
 USER_AGENT = "rollout-webhooks"
 IDEMPOTENCY_HEADER = "X-Rollout-Idempotency-Key"
+# go-retryablehttp's default backoff, which Flagger's webhook client keeps: 1s doubling up to 30s.
+RETRY_WAIT_MIN = 1.0
+RETRY_WAIT_MAX = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,12 @@ def event_payload(release: Release, webhook: Webhook, phase: str, reason: str, m
     }
 
 
+def retryable(result: WebhookResult) -> bool:
+    """go-retryablehttp's rule: no answer, 429 Too Many Requests, or a 5xx other than 501."""
+    status = result.status
+    return status is None or status == 429 or (500 <= status <= 599 and status != 501)
+
+
 def _short(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
@@ -109,15 +121,28 @@ def _short(text: str) -> str:
 class Webhooks:
     """Calls webhooks; never raises for what a hook does (errors become results and log lines)."""
 
-    def __init__(self, session: requests.Session | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, session: requests.Session | None = None, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.clock = clock
+        self.sleep = sleep
 
     # -- one call ---------------------------------------------------------------------------------
 
     def post(self, webhook: Webhook, body: Mapping[str, Any], key: str | None = None) -> WebhookResult:
-        """POST `body` to the hook, within `webhook.timeout` seconds in all; `key` marks a notification."""
+        """POST `body` to the hook, each attempt within `webhook.timeout` seconds in all, retried
+        `webhook.retries` times after an answer worth retrying; `key` marks a notification."""
+        result = self._attempt(webhook, body, key)
+        for attempt in range(webhook.retries):
+            if result.ok or not retryable(result):
+                break
+            self.sleep(min(RETRY_WAIT_MIN * 2**attempt, RETRY_WAIT_MAX))
+            log.info("webhook %s: %s; retry %d of %d", webhook.name, result.message, attempt + 1, webhook.retries)
+            result = self._attempt(webhook, body, key)
+        return result
+
+    def _attempt(self, webhook: Webhook, body: Mapping[str, Any], key: str | None) -> WebhookResult:
         timeout = max(float(webhook.timeout), 0.001)
         box: list[WebhookResult] = []
         worker = threading.Thread(target=lambda: box.append(self._send(webhook, body, timeout, key)),
@@ -141,6 +166,7 @@ class Webhooks:
                 headers=headers,
                 timeout=(timeout, timeout),
                 stream=True,
+                verify=not webhook.disable_tls,
             ) as response:
                 text = response.raw.read(MAX_BODY, decode_content=True) or b""
                 status = response.status_code

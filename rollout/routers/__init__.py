@@ -25,6 +25,7 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.ISTIO: IstioRouter,
     Provider.NGINX: NginxRouter,
     Provider.SMI: SMIRouter,
+    Provider.OSM: SMIRouter,  # Flagger routes Open Service Mesh with its SMI v1alpha2 router
     Provider.LINKERD: LinkerdRouter,
     Provider.KUBERNETES: KubernetesRouter,
 }

@@ -277,8 +277,10 @@ def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any], *,
 # -- services ---------------------------------------------------------------------------------
 
 
-def service_ports(release: Release, port: int | None = None) -> list[Json]:
-    """The one port a release's Services expose (Flagger: port, targetPort, portName, appProtocol)."""
+def service_ports(release: Release, port: int | None = None,
+                  target: Mapping[str, Any] | None = None) -> list[Json]:
+    """The ports of a release's Services: Flagger's port, targetPort, portName and appProtocol, then,
+    with `service.portDiscovery`, every other port of the target's containers (`discovered_ports`)."""
     svc = release.spec.service
     number = port or svc.port
     entry: Json = {
@@ -287,26 +289,57 @@ def service_ports(release: Release, port: int | None = None) -> list[Json]:
         "targetPort": svc.target_port if svc.target_port not in (None, 0, "") else number,
         "protocol": "TCP",
     }
-    app_protocol = svc.extra.get("appProtocol")
-    if isinstance(app_protocol, str) and app_protocol:
-        entry["appProtocol"] = app_protocol
-    return [entry]
+    if svc.app_protocol:
+        entry["appProtocol"] = svc.app_protocol
+    out = [entry]
+    if svc.port_discovery and target is not None:
+        taken = {entry["name"]}, {number}
+        for name, container_port in discovered_ports(release, target):
+            if name in taken[0] or container_port in taken[1]:
+                continue
+            taken[0].add(name)
+            taken[1].add(container_port)
+            out.append({"name": name, "port": container_port, "targetPort": container_port, "protocol": "TCP"})
+    return out
+
+
+# Mesh proxies whose ports are never discovered (Flagger's pkg/canary/util.go).
+_SIDECARS = frozenset({"istio-proxy", "envoy"})
+
+
+def discovered_ports(release: Release, target: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """(name, port) of every container port of the target's pod template except the service's own
+    port (its targetPort, by number or name) and the mesh proxies', named as Flagger names them: the
+    port's name, else `tcp-<container>-<index>`; in name order."""
+    svc = release.spec.service
+    template = ((target.get("spec") or {}).get("template") or {}).get("spec") or {}
+    found: dict[str, int] = {}
+    for container in template.get("containers") or []:
+        cname = str(container.get("name") or "")
+        if cname in _SIDECARS:
+            continue
+        for i, p in enumerate(container.get("ports") or []):
+            number = p.get("containerPort")
+            if not isinstance(number, int) or isinstance(number, bool):
+                continue
+            tp = svc.target_port
+            if tp in (None, 0, ""):
+                if number == svc.port:
+                    continue
+            elif (isinstance(tp, int) and number == tp) or (isinstance(tp, str) and p.get("name") == tp):
+                continue
+            found[str(p.get("name") or f"tcp-{cname}-{i}")] = number
+    return sorted(found.items())
 
 
 def _custom_metadata(release: Release, which: str) -> tuple[dict[str, str], dict[str, str]]:
     """`spec.service.{apex,primary,canary}.{labels,annotations}` (Flagger's CustomMetadata)."""
-    custom = release.spec.service.extra.get(which)
-    if not isinstance(custom, Mapping):
-        return {}, {}
-    labels, annotations = custom.get("labels"), custom.get("annotations")
-    return (
-        {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
-        {str(k): str(v) for k, v in annotations.items()} if isinstance(annotations, Mapping) else {},
-    )
+    custom = release.spec.service.metadata_of(which)
+    return dict(custom.labels), dict(custom.annotations)
 
 
 def build_service(release: Release, name: str, selector: Mapping[str, str], which: str,
-                  key: str, port: int | None = None) -> Json:
+                  key: str, port: int | None = None, target: Mapping[str, Any] | None = None) -> Json:
     """A ClusterIP Service owned by the release; `which` is apex, primary, canary or preview."""
     labels, annotations = _custom_metadata(release, which)
     labels[key] = name
@@ -320,7 +353,7 @@ def build_service(release: Release, name: str, selector: Mapping[str, str], whic
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": meta,
-        "spec": {"type": "ClusterIP", "selector": dict(selector), "ports": service_ports(release, port)},
+        "spec": {"type": "ClusterIP", "selector": dict(selector), "ports": service_ports(release, port, target)},
     }
 
 
@@ -329,9 +362,9 @@ def desired_services(release: Release, target: Mapping[str, Any]) -> list[tuple[
     key, _ = selector_label(target)
     apex, primary, canary = service_names(release)
     out = [
-        ("apex", build_service(release, apex, primary_selector(target), "apex", key)),
-        ("primary", build_service(release, primary, primary_selector(target), "primary", key)),
-        ("canary", build_service(release, canary, canary_selector(target), "canary", key)),
+        ("apex", build_service(release, apex, primary_selector(target), "apex", key, target=target)),
+        ("primary", build_service(release, primary, primary_selector(target), "primary", key, target=target)),
+        ("canary", build_service(release, canary, canary_selector(target), "canary", key, target=target)),
     ]
     preview = release.spec.preview_service if isinstance(release.spec, BlueGreenSpec) else None
     if preview is not None and preview.name not in (apex, primary, canary):

@@ -37,6 +37,7 @@ OWNED: dict[str, list[tuple[str, str, str]]] = {
               ("networking.istio.io/v1beta1", "destinationrules", f"{TARGET}-primary"),
               ("networking.istio.io/v1beta1", "destinationrules", f"{TARGET}-canary")],
     "smi": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
+    "osm": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
     "linkerd": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
     "nginx": [("networking.k8s.io/v1", "ingresses", "web-canary")],
     "kubernetes": [],
@@ -129,7 +130,7 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
     return out
 
 
-@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "linkerd", "nginx", "kubernetes"])
+@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
     router = router_for(provider, api, Settings())

@@ -390,7 +390,7 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
     ("unknown-provider", "Canary", [("spec.provider", "contour")],
-     "spec.provider", "unknown provider 'contour'; known: gatewayapi, istio, kubernetes, linkerd, nginx, smi"),
+     "spec.provider", "unknown provider 'contour'; known: gatewayapi, istio, kubernetes, linkerd, nginx, osm, smi"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
     ("target-kind", "Canary", [("spec.targetRef.kind", "DaemonSet")],
@@ -536,3 +536,103 @@ def test_parse_never_crashes_on_wrong_types() -> None:
             except ValidationError as e:
                 assert e.errors, (path, value)
             assert check_object(mutate(base, path, value)) is not None
+
+
+# --- no field silently ignored --------------------------------------------------------------------
+
+FLAGGER_FIELD = "Flagger's field is not supported by rollout; remove it"
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    ("spec.revertOnDeletion", True),
+    ("spec.autoscalerRef", {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}),
+    ("spec.service.headless", True),
+    ("spec.analysis.alerts", [{"name": "slack", "providerRef": {"name": "on-call"}}]),
+    ("spec.analysis.canaryReadyThreshold", 50),
+    ("spec.analysis.metrics[0].templateRef.apiVersion", "flagger.app/v1beta1"),
+    ("spec.analysis.webhooks", [{"name": "w", "url": "http://hook/", "muteAlert": False, "madeUp": 1}]),
+])
+def test_a_field_no_reader_asks_for_is_refused_by_name(path: str, value: Any) -> None:
+    obj = mutate(canary(), path, value) if "metrics[0]" not in path else mutate(
+        mutate(canary(), "spec.analysis.metrics[0]", {"name": "m", "templateRef": {"name": "t"},
+                                                     "thresholdRange": {"max": 1}}), path, value)
+    where = path if not path.endswith("webhooks") else "spec.analysis.webhooks[0].madeUp"
+    errors = errors_of(obj)
+    assert [e.path for e in errors] == [where]
+    known = {"spec.analysis.metrics[0].templateRef.apiVersion", "spec.analysis.webhooks[0].madeUp"}
+    assert errors[0].message == ("unknown field; remove it" if where in known else FLAGGER_FIELD)
+
+
+def test_the_operator_refuses_what_validate_refuses() -> None:
+    """The parser (what the operator runs) and `rollout validate` (schema + parser) agree."""
+    obj = mutate(canary(), "spec.service.portDiscovery", True)
+    obj = mutate(obj, "spec.service.backendTimeout", "5s")
+    assert errors_of(obj) == [FieldError("spec.service.backendTimeout", FLAGGER_FIELD)]
+    assert check_object(obj) == [FieldError("spec.service.backendTimeout", FLAGGER_FIELD)]
+
+
+def test_free_content_maps_are_values_not_fields() -> None:
+    obj = canary()
+    obj["spec"]["analysis"]["iterations"] = 5
+    del obj["spec"]["analysis"]["stepWeight"], obj["spec"]["analysis"]["maxWeight"]
+    obj["spec"]["analysis"]["match"] = [{"headers": {"x-canary": {"exact": "insider"}}}, {"sourceLabels": {"a": "b"}}]
+    obj["spec"]["analysis"]["webhooks"] = [{"name": "w", "url": "http://h/", "metadata": {"anything": "goes"}}]
+    obj["spec"]["service"]["apex"] = {"labels": {"any.example.com/label": "x"}, "annotations": {"n": "1"}}
+    obj["spec"]["service"]["trafficPolicy"] = {"tls": {"mode": "ISTIO_MUTUAL"}, "madeUpButIstios": 1}
+    c = parse_canary(obj)
+    assert c.spec.analysis.match[0] == {"headers": {"x-canary": {"exact": "insider"}}}
+    assert c.spec.service.metadata_of("apex").labels == (("any.example.com/label", "x"),)
+
+
+@pytest.mark.parametrize(("provider", "refused"), [
+    ("istio", []),
+    ("gatewayapi", ["spec.service.corsPolicy", "spec.service.retries", "spec.service.trafficPolicy"]),
+    ("kubernetes", ["spec.service.corsPolicy", "spec.service.retries", "spec.service.trafficPolicy"]),
+])
+def test_route_options_are_read_only_by_the_providers_that_route_with_them(provider: str, refused: list[str]) -> None:
+    obj = mutate(canary(), "spec.provider", provider)
+    obj["spec"]["service"].update({"retries": {"attempts": 3}, "trafficPolicy": {"tls": {"mode": "DISABLE"}},
+                                   "corsPolicy": {"allowOrigin": ["*"]},
+                                   "gatewayRefs": [{"name": "gw"}]})
+    if provider == "kubernetes":
+        obj["spec"]["analysis"] = {"interval": "1m", "threshold": 2, "iterations": 3}
+    if not refused:
+        assert set(parse_canary(obj).spec.service.extra) == {"retries", "trafficPolicy", "corsPolicy"}
+        return
+    assert [(e.path, e.message) for e in errors_of(obj)] == [(p, FLAGGER_FIELD) for p in refused]
+
+
+def test_webhook_retries_and_disable_tls_are_read() -> None:
+    obj = canary()
+    obj["spec"]["analysis"]["webhooks"] = [{"name": "w", "url": "https://h/", "retries": 3, "disableTLS": True}]
+    [hook] = parse_canary(obj).spec.analysis.webhooks
+    assert (hook.retries, hook.disable_tls) == (3, True)
+    obj["spec"]["analysis"]["webhooks"][0]["retries"] = -1
+    assert [e.path for e in errors_of(obj)] == ["spec.analysis.webhooks[0].retries"]
+
+
+def test_osm_is_its_own_provider() -> None:
+    assert parse_canary(mutate(canary(), "spec.provider", "osm")).spec.provider == Provider.OSM
+
+
+def test_port_discovery_and_service_metadata_are_read() -> None:
+    obj = canary()
+    obj["spec"]["service"].update({"portDiscovery": True, "primary": {"labels": {"a": "1"}},
+                                   "canary": {"annotations": {"b": "2"}}})
+    s = parse_canary(obj).spec.service
+    assert s.port_discovery is True
+    assert s.metadata_of("primary").labels == (("a", "1"),)
+    assert s.metadata_of("canary").annotations == (("b", "2"),)
+    assert s.metadata_of("apex").labels == ()
+
+
+def test_a_metric_template_field_not_read_is_refused() -> None:
+    obj = mutate(metric_template(), "spec.provider.headers", {"a": "b"})
+    assert [e.path for e in errors_of(obj)] == ["spec.provider.headers"]
+
+
+def test_a_bluegreen_refuses_an_unread_field_too() -> None:
+    obj = mutate(bluegreen(), "spec.service.headless", True)
+    assert errors_of(obj) == [FieldError("spec.service.headless", FLAGGER_FIELD)]
+    obj = mutate(bluegreen(), "spec.service.portDiscovery", True)
+    assert parse_bluegreen(obj).spec.service.port_discovery is True

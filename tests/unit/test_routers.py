@@ -434,6 +434,7 @@ def test_no_owner_reference_without_a_uid() -> None:
 ROUTER_CLASSES = {
     Provider.GATEWAYAPI: GatewayAPIRouter, Provider.ISTIO: IstioRouter, Provider.NGINX: NginxRouter,
     Provider.SMI: SMIRouter, Provider.LINKERD: LinkerdRouter, Provider.KUBERNETES: KubernetesRouter,
+    Provider.OSM: SMIRouter,
 }
 
 

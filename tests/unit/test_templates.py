@@ -169,6 +169,19 @@ def test_istio_query_has_flagger_meaning() -> None:
     )
 
 
+def test_osm_query_has_flagger_meaning() -> None:
+    """Flagger's pkg/metrics/observers/osm.go: OSM's Envoy sidecars, by destination Deployment."""
+    query = builtin_query("request-success-rate", "osm", "test", "podinfo", "1m")
+    assert query == (
+        'sum(rate(osm_request_total{destination_namespace="test", destination_kind="Deployment", '
+        'destination_name="podinfo", response_code!~"5.*"}[1m])) / '
+        'sum(rate(osm_request_total{destination_namespace="test", destination_kind="Deployment", '
+        'destination_name="podinfo"}[1m])) * 100'
+    )
+    duration = builtin_query("request-duration", "osm", "test", "podinfo", "1m")
+    assert "osm_request_duration_ms_bucket" in duration and 'destination_name="podinfo"' in duration
+
+
 def test_nginx_arms_use_the_canary_label_on_the_ingress() -> None:
     canary = builtin_query("request-success-rate", "nginx", "test", "podinfo", "1m", ingress="web")
     primary = builtin_query("request-success-rate", "nginx", "test", "podinfo", "1m", "primary", ingress="web")

@@ -52,7 +52,11 @@ class Handler(BaseHTTPRequestHandler):
         path, _, query = self.path.partition("?")
         if path == "/slow":
             time.sleep(float(query.removeprefix("s=")) if query.startswith("s=") else SLOW_SECONDS)
-        code = {"/fail": 500, "/created": 201, "/denied": 403}.get(path, 200)
+        code = {"/fail": 500, "/created": 201, "/denied": 403, "/busy": 429, "/unimplemented": 501}.get(path, 200)
+        if path == "/flaky":  # fails (503) the first n calls, then answers 200
+            with self.server.lock:
+                calls = sum(r["path"].startswith("/flaky") for r in self.server.requests)
+            code = 503 if calls <= int(query.removeprefix("n=")) else 200
         text = b"load test failed: 12 errors" if code == 500 else b"ok"
         self.send_response(code)
         self.send_header("Content-Length", str(len(text)))
@@ -77,8 +81,9 @@ def server() -> Iterator[Recorder]:
 
 
 def hook(url: str, kind: WebhookType = WebhookType.ROLLOUT, name: str = "h", timeout: float = 2.0,
-         metadata: tuple[tuple[str, str], ...] = ()) -> Webhook:
-    return Webhook(name=name, url=url, type=kind, timeout=timeout, metadata=metadata)
+         metadata: tuple[tuple[str, str], ...] = (), retries: int = 0, disable_tls: bool = False) -> Webhook:
+    return Webhook(name=name, url=url, type=kind, timeout=timeout, metadata=metadata, retries=retries,
+                   disable_tls=disable_tls)
 
 
 def release(*hooks: Webhook) -> Canary:
@@ -199,3 +204,88 @@ def test_event_hooks_get_flaggers_event_payload(server: Recorder) -> None:
 def test_redact_keeps_scheme_host_and_port_only() -> None:
     assert redact("https://u:p@hooks.example.com:8443/services/T0/B0/XyZ?x=1") == "https://hooks.example.com:8443"
     assert redact("http://loadtester.test/") == "http://loadtester.test"
+
+
+# --- retries and disableTLS (Flagger's go-retryablehttp client) ---------------------------------
+
+
+def test_retries_call_again_after_a_5xx_with_flaggers_backoff(server: Recorder) -> None:
+    waits: list[float] = []
+    h = hook(f"{server.url}/flaky?n=2", retries=3)
+    result = Webhooks(sleep=waits.append).call(release(h), h, "Progressing")
+    assert (result.ok, result.status) == (True, 200)
+    assert len(server.requests) == 3
+    assert waits == [1.0, 2.0]
+
+
+def test_without_retries_a_failing_hook_is_called_once(server: Recorder) -> None:
+    waits: list[float] = []
+    h = hook(f"{server.url}/flaky?n=1")
+    result = Webhooks(sleep=waits.append).call(release(h), h, "Progressing")
+    assert (result.ok, result.status, len(server.requests), waits) == (False, 503, 1, [])
+
+
+def test_retries_run_out_and_the_last_answer_is_the_result(server: Recorder) -> None:
+    waits: list[float] = []
+    h = hook(f"{server.url}/fail", retries=2)
+    result = Webhooks(sleep=waits.append).call(release(h), h, "Progressing")
+    assert (result.ok, result.status, len(server.requests), waits) == (False, 500, 3, [1.0, 2.0])
+
+
+@pytest.mark.parametrize(("path", "calls"), [("/busy", 3), ("/denied", 1), ("/unimplemented", 1)])
+def test_only_429_5xx_and_no_answer_are_retried(server: Recorder, path: str, calls: int) -> None:
+    h = hook(f"{server.url}{path}", retries=2)
+    Webhooks(sleep=lambda _: None).call(release(h), h, "Progressing")
+    assert len(server.requests) == calls
+
+
+def test_no_answer_is_retried() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    waits: list[float] = []
+    h = hook(f"http://127.0.0.1:{port}/", retries=1, timeout=0.5)
+    result = Webhooks(sleep=waits.append).call(release(h), h, "Progressing")
+    assert (result.ok, result.status, waits) == (False, None, [1.0])
+
+
+def test_backoff_is_capped_at_30_seconds(server: Recorder) -> None:
+    waits: list[float] = []
+    h = hook(f"{server.url}/fail", retries=7, timeout=1)
+    Webhooks(sleep=waits.append).call(release(h), h, "Progressing")
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+
+
+@pytest.fixture
+def tls_server(tmp_path: Any) -> Iterator[Recorder]:
+    """The recorder behind TLS with a self-signed certificate no client trusts."""
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=60)
+    srv = Recorder()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+
+
+def test_disable_tls_calls_a_hook_whose_certificate_is_not_trusted(tls_server: Recorder) -> None:
+    url = tls_server.url.replace("http://", "https://") + "/gate"
+    strict = hook(url)
+    result = Webhooks().call(release(strict), strict, "Progressing")
+    assert (result.ok, result.status) == (False, None)
+    assert tls_server.requests == []
+    relaxed = hook(url, disable_tls=True)
+    result = Webhooks().call(release(relaxed), relaxed, "Progressing")
+    assert (result.ok, result.status) == (True, 200)
+    assert [r["path"] for r in tls_server.requests] == ["/gate"]

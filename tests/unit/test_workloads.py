@@ -377,3 +377,71 @@ def test_an_owned_apex_is_released_to_the_target_or_kept_on_the_primary() -> Non
     assert kept is not None
     assert kept["spec"]["selector"] == {"app": "podinfo-primary"}
     assert not b.owned_by(kept, release)
+
+
+# -- Flagger's portDiscovery and service metadata ------------------------------------------------
+
+
+def _with_ports(*containers: dict[str, Any]) -> dict[str, Any]:
+    target = deployment()
+    target["spec"]["template"]["spec"]["containers"] = list(containers)
+    return target
+
+
+def test_port_discovery_adds_the_targets_other_container_ports_as_flagger_names_them() -> None:
+    target = _with_ports(
+        {"name": "app", "image": "i", "ports": [{"name": "http", "containerPort": 9898},
+                                                 {"name": "http-metrics", "containerPort": 9797},
+                                                 {"containerPort": 9999}]},
+        {"name": "grpc", "image": "i", "ports": [{"name": "grpc", "containerPort": 9090}]},
+        {"name": "istio-proxy", "image": "i", "ports": [{"name": "http-envoy-prom", "containerPort": 15090}]},
+    )
+    release = canary({"port": 80, "targetPort": 9898, "portDiscovery": True})
+    for role, service in b.desired_services(release, target):
+        assert service["spec"]["ports"] == [
+            {"name": "http", "port": 80, "targetPort": 9898, "protocol": "TCP"},
+            {"name": "grpc", "port": 9090, "targetPort": 9090, "protocol": "TCP"},
+            {"name": "http-metrics", "port": 9797, "targetPort": 9797, "protocol": "TCP"},
+            {"name": "tcp-app-2", "port": 9999, "targetPort": 9999, "protocol": "TCP"},
+        ], role
+
+
+def test_port_discovery_skips_the_service_port_by_target_port_name_or_port() -> None:
+    target = _with_ports({"name": "app", "image": "i", "ports": [{"name": "http", "containerPort": 8080},
+                                                                  {"name": "admin", "containerPort": 9000}]})
+    by_name = canary({"port": 80, "targetPort": "http", "portDiscovery": True})
+    assert [p["name"] for p in b.service_ports(by_name, target=target)] == ["http", "admin"]
+    by_port = canary({"port": 8080, "portDiscovery": True})
+    assert [(p["name"], p["port"]) for p in b.service_ports(by_port, target=target)] == [("http", 8080),
+                                                                                        ("admin", 9000)]
+
+
+def test_without_port_discovery_only_the_service_port() -> None:
+    target = _with_ports({"name": "app", "image": "i", "ports": [{"name": "admin", "containerPort": 9000}]})
+    assert [p["port"] for p in b.service_ports(canary({"port": 80}), target=target)] == [80]
+
+
+def test_discovered_ports_are_reconciled_onto_an_existing_service() -> None:
+    release = canary({"port": 9898, "portDiscovery": True})
+    before = dict(b.desired_services(canary(), deployment()))["canary"]
+    target = _with_ports({"name": "app", "image": "i", "ports": [{"name": "http", "containerPort": 9898},
+                                                                  {"name": "admin", "containerPort": 9000}]})
+    desired = dict(b.desired_services(release, target))["canary"]
+    new = b.reconciled_service(_stored(before), desired, "canary", release, target)
+    assert new is not None
+    assert [(p["name"], p["port"]) for p in new["spec"]["ports"]] == [("http", 9898), ("admin", 9000)]
+
+
+def test_apex_primary_and_canary_carry_their_own_labels_and_annotations() -> None:
+    release = canary({"port": 9898,
+                      "apex": {"labels": {"tier": "edge"}, "annotations": {"a": "apex"}},
+                      "primary": {"labels": {"role": "stable"}},
+                      "canary": {"annotations": {"a": "canary"}}})
+    services = dict(b.desired_services(release, deployment()))
+    meta = {role: s["metadata"] for role, s in services.items()}
+    assert meta["apex"]["labels"] == {"tier": "edge", "app": "podinfo"}
+    assert meta["apex"]["annotations"] == {"a": "apex"}
+    assert meta["primary"]["labels"] == {"role": "stable", "app": "podinfo-primary"}
+    assert "annotations" not in meta["primary"]
+    assert meta["canary"]["labels"] == {"app": "podinfo-canary"}
+    assert meta["canary"]["annotations"] == {"a": "canary"}

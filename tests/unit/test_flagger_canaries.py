@@ -1,0 +1,156 @@
+"""Flagger"s documented Canaries, apiVersion changed and nothing else, against what they still get.
+
+Each file in tests/data/flagger/canaries (copied from Flagger"s docs and e2e tests, origin in its
+header) is validated as `rollout validate` does; EXPECTED below is the one table to edit when a
+field becomes supported: a refused field is listed by its path, any other error as `path: message`.
+`python -m tests.flagger_canaries` prints the same by provider.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.flagger_canaries import files, problems
+
+
+def provider(name: str) -> str:
+    return f"spec.provider: unknown value, got {name!r}"
+
+
+A_B_ON_KUBERNETES = ("spec.analysis.match: A/B matching needs a provider that routes on headers (gatewayapi, istio, "
+                     "linkerd, nginx); provider 'kubernetes' cannot")
+DAEMONSET = "spec.targetRef.kind: must be Deployment (the only workload kind supported), got 'DaemonSet'"
+KNATIVE = [
+    provider("knative"),
+    "spec.service: is required",
+    "spec.targetRef.kind: must be Deployment (the only workload kind supported), got 'Service'",
+]
+
+
+
+EXPECTED: dict[str, list[str]] = {
+    "docs-tutorials-apisix-progressive-delivery-1": [
+        provider("apisix"),
+        "spec.routeRef",
+    ],
+    "docs-tutorials-contour-progressive-delivery-1": [
+        "spec.autoscalerRef",
+        "spec.service.retries",
+        "spec.service.timeout",
+    ],
+    "docs-tutorials-gatewayapi-progressive-delivery-1": ["spec.autoscalerRef"],
+    "docs-tutorials-gloo-progressive-delivery-1": [
+        "spec.autoscalerRef",
+        provider("gloo"),
+    ],
+    "docs-tutorials-istio-ab-testing-1": [
+        A_B_ON_KUBERNETES,
+        "spec.autoscalerRef",
+        "spec.service.trafficPolicy",
+    ],
+    "docs-tutorials-istio-progressive-delivery-1": [
+        "spec.autoscalerRef",
+        "spec.service.retries",
+        "spec.service.trafficPolicy",
+    ],
+    "docs-tutorials-keda-scaledobject-1": ["spec.autoscalerRef"],
+    "docs-tutorials-knative-progressive-delivery-1": KNATIVE,
+    "docs-tutorials-kubernetes-blue-green-1": ["spec.autoscalerRef"],
+    "docs-tutorials-kuma-progressive-delivery-1": [],
+    "docs-tutorials-linkerd-progressive-delivery-1": ["spec.autoscalerRef"],
+    "docs-tutorials-nginx-progressive-delivery-1": ["spec.autoscalerRef"],
+    "docs-tutorials-prometheus-operator-1": [],
+    "docs-tutorials-skipper-progressive-delivery-1": [
+        "spec.autoscalerRef",
+        provider("skipper"),
+    ],
+    "docs-tutorials-traefik-progressive-delivery-1": [
+        "spec.autoscalerRef",
+        provider("traefik"),
+    ],
+    "docs-usage-how-it-works-1": [],
+    "test-apisix-test-canary-1": [
+        provider("apisix"),
+        "spec.routeRef",
+    ],
+    "test-contour-test-canary-1": [provider("contour")],
+    "test-contour-test-canary-2": [provider("contour")],
+    "test-contour-test-canary-3": [
+        A_B_ON_KUBERNETES,
+        provider("contour"),
+    ],
+    "test-gatewayapi-test-ab-1": [
+        A_B_ON_KUBERNETES,
+    ],
+    "test-gatewayapi-test-bg-1": [],
+    "test-gatewayapi-test-canary-1": [],
+    "test-gatewayapi-test-canary-2": [],
+    "test-gatewayapi-test-session-affinity-1": ["spec.analysis.sessionAffinity"],
+    "test-gloo-test-canary-1": [
+        provider("gloo"),
+        "spec.upstreamRef",
+    ],
+    "test-gloo-test-canary-2": [
+        A_B_ON_KUBERNETES,
+        provider("gloo"),
+    ],
+    "test-istio-test-canary-1": ["spec.service.headers"],
+    "test-istio-test-canary-2": [],
+    "test-istio-test-canary-3": [
+        A_B_ON_KUBERNETES,
+    ],
+    "test-istio-test-canary-4": [
+        A_B_ON_KUBERNETES,
+        "spec.revertOnDeletion",
+    ],
+    "test-istio-test-canary-5": [
+        A_B_ON_KUBERNETES,
+        "spec.revertOnDeletion",
+    ],
+    "test-istio-test-delegation-1": ["spec.service.delegation"],
+    "test-istio-test-session-affinity-1": ["spec.analysis.sessionAffinity"],
+    "test-istio-test-skip-analysis-1": [],
+    "test-keda-test-scaledobject-1": ["spec.autoscalerRef"],
+    "test-knative-test-canary-1": KNATIVE,
+    "test-knative-test-canary-2": KNATIVE,
+    "test-kubernetes-test-daemonset-1": [
+        DAEMONSET,
+    ],
+    "test-kubernetes-test-daemonset-2": [
+        "spec.revertOnDeletion",
+        DAEMONSET,
+    ],
+    "test-kubernetes-test-deployment-1": [],
+    "test-kubernetes-test-hpa-1": ["spec.autoscalerRef"],
+    "test-kuma-test-canary-1": [],
+    "test-kuma-test-canary-2": [],
+    "test-linkerd-test-canary-1": [],
+    "test-linkerd-test-canary-2": [],
+    "test-linkerd-test-canary-3": [],
+    "test-linkerd-test-steps-1": [],
+    "test-nginx-test-canary-1": [],
+    "test-nginx-test-canary-2": [
+        A_B_ON_KUBERNETES,
+    ],
+    "test-nginx-test-lifecycle-1": [],
+    "test-nginx-test-lifecycle-2": [],
+    "test-skipper-test-canary-1": [provider("skipper")],
+    "test-traefik-test-canary-1": [provider("traefik")],
+}
+
+
+def test_every_kept_canary_has_an_expectation() -> None:
+    assert sorted(EXPECTED) == [p.stem for p in files()]
+    assert len(EXPECTED) >= 50
+
+
+@pytest.mark.parametrize("path", files(), ids=[p.stem for p in files()])
+def test_flagger_canary_gets_exactly_the_expected_errors(path: Path) -> None:
+    assert problems(path) == sorted(EXPECTED[path.stem])
+
+
+def test_each_kept_canary_names_its_origin() -> None:
+    for path in files():
+        assert path.read_text().startswith("# Origin: https://github.com/fluxcd/flagger/blob/"), path.name
