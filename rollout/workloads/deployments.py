@@ -27,6 +27,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from rollout.api.annotations import SOURCE_PATH_ANNOTATION
 from rollout.api.spec import Release
 from rollout.core import Workload
 from rollout.settings import Settings
@@ -196,10 +197,11 @@ class Workloads:
     def _config(self, kind: str, namespace: str, name: str) -> Json | None:
         return self._read(self._config_calls(kind)[0], name, namespace)
 
-    def tracked_configs(self, release: Release, target: Mapping[str, Any]) -> dict[configs.Key, Json]:
+    def tracked_configs(self, release: Release, target: Mapping[str, Any], *,
+                        strict: bool = True) -> dict[configs.Key, Json]:
         """The ConfigMaps and Secrets the target's pod template references that are tracked, as
         they are now; empty when config tracking is off. A mandatory reference to a missing object
-        is an error naming it (the target's pods cannot start either)."""
+        is an error naming it (the target's pods cannot start either), unless not `strict`."""
         if not self.track_configs:
             return {}
         namespace = release.metadata.namespace
@@ -207,7 +209,7 @@ class Workloads:
         for key, ref in configs.referenced(pod_template(target)).items():
             obj = self._config(ref.kind, namespace, ref.name)
             if obj is None:
-                if ref.optional:
+                if ref.optional or not strict:
                     continue
                 raise WorkloadError(
                     f"{configs.label(key)} in {namespace}, named by {ref.where} of {b.target_name(release)}, "
@@ -215,6 +217,16 @@ class Workloads:
             if configs.is_tracked(ref.kind, obj):
                 found[key] = obj
         return found
+
+    def tracked_documents(self, release: Release) -> list[tuple[str, str, str | None]]:
+        """(kind, name, source-path annotation) of each tracked ConfigMap and Secret the target uses
+        now: what the Git revert writer reverts with the workload."""
+        target = self.deployment(release.metadata.namespace, b.target_name(release))
+        if target is None:
+            return []
+        return [("Secret" if kind == configs.SECRET else "ConfigMap", name,
+                 ((obj.get("metadata") or {}).get("annotations") or {}).get(SOURCE_PATH_ANNOTATION))
+                for (kind, name), obj in self.tracked_configs(release, target, strict=False).items()]
 
     def _primary_copies(self, release: Release, primary: Mapping[str, Any]) -> dict[configs.Key, Json]:
         """The copies the primary's template uses (by their own names): `-primary` objects the release owns."""
