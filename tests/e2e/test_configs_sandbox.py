@@ -8,17 +8,30 @@ from __future__ import annotations
 
 import base64
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from rollout.settings import Settings
 from rollout.workloads import WorkloadError, Workloads
-from tests.e2e.conftest import OperatorProcess, create_release, deployment, release_status, wait_for, wait_phase
+from tests.e2e.conftest import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    create_release,
+    deployment,
+    release_status,
+    wait_for,
+    wait_phase,
+)
 from tests.e2e.exporter import Exporter
+from tests.e2e.test_gitops import OLD, canary_yaml, gitsource
 from tests.e2e.test_operator import canary, healthy
 from tests.e2e.test_workloads_sandbox import create_canary, create_deployment, raw
+from tests.gitrepo import GitRemote
 
 pytestmark = pytest.mark.e2e
 
@@ -227,3 +240,55 @@ def test_an_opted_out_configmap_change_starts_nothing(api: client.ApiClient, ope
     time.sleep(4)  # the release ticks every second: several ticks pass without a run
     status = wait_phase(api, namespace, "opt", "Initialized")
     assert status["lastPromotedSpec"] == first and not status.get("candidate")
+
+
+# -- GitOps: a ConfigMap in Git -------------------------------------------------------------------
+
+
+def _config_yaml(namespace: str, color: str) -> str:
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": "web-settings", "namespace": namespace}, "data": {"color": color}})
+
+
+def _web_yaml(namespace: str) -> str:
+    d = deployment("web", namespace, image=OLD)
+    pod = d["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "settings", "configMap": {"name": "web-settings"}}]
+    pod["containers"][0]["envFrom"] = [{"configMapRef": {"name": "web-settings"}}]
+    return yaml.safe_dump(d)
+
+
+def test_a_configmap_changed_in_git_is_released_and_a_failed_one_reverted_in_git(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
+) -> None:
+    core = client.CoreV1Api(api)
+    remote = GitRemote(tmp_path / "git")
+    remote.commit({"apps/web/deployment.yaml": _web_yaml(namespace),
+                   "apps/web/config.yaml": _config_yaml(namespace, "blue"),
+                   "apps/web/canary.yaml": canary_yaml(namespace)}, "feat(web): podinfo, blue")
+    healthy(exporter, namespace, "web")
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources",
+                                                                 gitsource(namespace, remote.url))
+    first = wait_phase(api, namespace, "web", "Initialized", timeout=60)["lastPromotedSpec"]
+    assert config_data(core, namespace, "web-settings-primary") == {"color": "blue"}
+
+    # a commit that changes only the ConfigMap is a release, promoted when healthy
+    green = remote.commit({"apps/web/config.yaml": _config_yaml(namespace, "green")}, "feat(web): green")
+    status = _released(api, operator, namespace, "web", first)
+    assert status["candidate"]["revision"] == green
+    assert config_data(core, namespace, "web-settings-primary") == {"color": "green"}
+    promoted = status["lastPromotedSpec"]
+
+    # a failing one is rolled back, and its revert restores the ConfigMap in Git and in the cluster
+    red = remote.commit({"apps/web/config.yaml": _config_yaml(namespace, "red")}, "feat(web): red")
+    exporter.set(namespace, "web", rps=50, error_ratio=0.3)
+    status = wait_phase(api, namespace, "web", "Reverted", timeout=120)
+    assert status["candidate"]["revision"] == red, operator.output()
+    head = remote.head()
+    assert remote.log(f"{green}..{head}") == ["revert(web): roll back the configuration of web after failed canary",
+                                             "feat(web): red"]
+    assert status["revert"]["reverts"] == [red] and status["revert"]["commit"] == head
+    assert remote.show(head, "apps/web/config.yaml") == _config_yaml(namespace, "green").rstrip("\n")
+    assert config_data(core, namespace, "web-settings") == {"color": "green"}
+    assert config_data(core, namespace, "web-settings-primary") == {"color": "green"}
+    assert status["lastPromotedSpec"] == promoted  # the reverted target is the promoted spec: no new run
