@@ -181,12 +181,11 @@ def copy_name(name: str) -> str:
 
 
 def build_copy(kind: str, obj: Mapping[str, Any], owner: Json | None) -> Json:
-    """`<n>-primary`: the object's content and labels, owned by the release (no annotations: the
-    copy is not applied from Git and is not itself tracked)."""
+    """`<n>-primary`: the object's content, owned by the release. Neither labels nor annotations
+    are copied (Flagger's default, `-include-label-prefix` empty): a GitOps tool's tracking label or
+    a GitSource's annotations on a copy that is not in Git would have it pruned."""
     meta = obj.get("metadata") or {}
     new_meta: Json = {"name": copy_name(str(meta.get("name"))), "namespace": meta.get("namespace")}
-    if meta.get("labels"):
-        new_meta["labels"] = dict(meta["labels"])
     if owner is not None:
         new_meta["ownerReferences"] = [owner]
     body: Json = {"apiVersion": "v1", "kind": "Secret" if kind == SECRET else "ConfigMap", "metadata": new_meta}
@@ -197,7 +196,7 @@ def build_copy(kind: str, obj: Mapping[str, Any], owner: Json | None) -> Json:
 
 
 def updated_copy(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> Json | None:
-    """The existing copy with the desired content, labels and owner (others' owner references kept,
+    """The existing copy with the desired content and owner (others' owner references kept,
     as Flagger keeps them, no longer as controller); None when it has them already. A Secret whose
     type changed cannot be updated (`needs_recreate`)."""
     new: Json = copy.deepcopy(dict(existing))
@@ -208,8 +207,6 @@ def updated_copy(existing: Mapping[str, Any], desired: Mapping[str, Any]) -> Jso
             new.pop(field, None)
     meta = new.setdefault("metadata", {})
     dmeta = desired.get("metadata") or {}
-    if dmeta.get("labels"):
-        meta["labels"] = {**(meta.get("labels") or {}), **dmeta["labels"]}
     wanted = dmeta.get("ownerReferences") or []
     if wanted:
         ours = {(r.get("kind"), r.get("name")) for r in wanted}

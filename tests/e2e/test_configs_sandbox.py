@@ -171,6 +171,25 @@ def test_tracking_off_for_the_operator(api: client.ApiClient, namespace: str) ->
     assert target.spec_hash == primary.spec_hash == before
 
 
+def test_deleted_mid_release_the_kept_primary_keeps_its_copies(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    workloads = Workloads(api, Settings(api_timeout=5))
+    create_configs(core, "del", namespace)
+    create_deployment(api, configured("del", namespace))
+    release = create_canary(api, namespace, "del")
+    workloads.initialize(release)
+    set_config(core, namespace, "del-settings", {"color": "green"})  # a release is in flight
+
+    workloads.finalize(release)  # the primary keeps serving, no longer owned, and so do its copies
+    assert not core.read_namespaced_config_map("del-settings-primary", namespace).metadata.owner_references
+    assert not core.read_namespaced_secret("del-token-primary", namespace).metadata.owner_references
+    client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", "del")
+    wait_for("generated services collected", lambda: raw(api, "service", namespace, "del-canary") is None, timeout=20)
+    assert raw(api, "deployment", namespace, "del-primary") is not None
+    assert config_data(core, namespace, "del-settings-primary") == {"color": "blue"}
+    assert secret_data(core, namespace, "del-token-primary") == {"TOKEN": b64("s3cret-one")}
+
+
 # -- the operator --------------------------------------------------------------------------------
 
 

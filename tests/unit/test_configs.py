@@ -189,14 +189,13 @@ def test_what_is_tracked(obj: dict[str, Any], kind: str, tracked: bool) -> None:
     assert configs.is_tracked(kind, obj) is tracked
 
 
-def test_the_copy_holds_the_content_and_is_owned() -> None:
+def test_the_copy_holds_the_content_and_is_owned_without_labels_or_annotations() -> None:
     owner = b.owner_reference(canary())
     made = configs.build_copy("secret", secret(type="kubernetes.io/tls", labels={"team": "web"},
                                                annotations={"kept": "no"}), owner)
     assert made == {
         "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-        "metadata": {"name": "s-primary", "namespace": "test", "labels": {"team": "web"},
-                     "ownerReferences": [owner]},
+        "metadata": {"name": "s-primary", "namespace": "test", "ownerReferences": [owner]},
         "data": {"password": "aHVudGVyMg=="},
     }
     assert owner is not None and owner["uid"] == UID
