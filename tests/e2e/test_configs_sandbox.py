@@ -311,3 +311,29 @@ def test_a_configmap_changed_in_git_is_released_and_a_failed_one_reverted_in_git
     assert config_data(core, namespace, "web-settings") == {"color": "green"}
     assert config_data(core, namespace, "web-settings-primary") == {"color": "green"}
     assert status["lastPromotedSpec"] == promoted  # the reverted target is the promoted spec: no new run
+
+
+def test_an_operator_run_with_tracking_off_shares_configs_and_ignores_their_changes(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str
+) -> None:
+    core = client.CoreV1Api(api)
+    args = operator.args
+    operator.stop()
+    operator.args = [*args, "--enable-config-tracking=false"]
+    operator.start()
+    try:
+        _start(api, exporter, namespace, "glob")
+        first = wait_phase(api, namespace, "glob", "Initialized")["lastPromotedSpec"]
+        pod = primary_pod(api, namespace, "glob")
+        assert pod["volumes"][0]["configMap"]["name"] == "glob-settings"
+        assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "glob-token"}}]
+        assert not [c for c in core.list_namespaced_config_map(namespace).items if c.metadata.name.endswith("-primary")]
+        set_config(core, namespace, "glob-settings", {"color": "green"})
+        set_secret(core, namespace, "glob-token", {"TOKEN": b64("s3cret-two")})
+        time.sleep(4)  # the release ticks every second: several ticks pass without a run
+        status = wait_phase(api, namespace, "glob", "Initialized")
+        assert status["lastPromotedSpec"] == first and not status.get("candidate")
+    finally:
+        operator.stop()
+        operator.args = args
+        operator.start()
