@@ -792,3 +792,29 @@ def test_a_configmap_beside_the_workload_is_restored_and_a_neighbours_change_kep
     assert outcome.state is RevertState.PUSHED, outcome.message
     assert outcome.reverts == (candidate,) and outcome.message.endswith("(file restore)")
     assert remote.show("main", ALL) == together("blue", "backend:2.0").rstrip("\n")
+
+
+def test_a_configmap_only_change_in_a_kustomization_is_reverted_as_the_folder_renders_it(remote: Remote) -> None:
+    require_kubectl()
+    files = {
+        f"{KUSTOMIZED}/podinfo.yaml": deployment_yaml("podinfo", GOOD, namespace="prod"),
+        f"{KUSTOMIZED}/config.yaml": configmap_yaml("podinfo-settings", "blue"),
+        f"{KUSTOMIZED}/backend.yaml": deployment_yaml("backend", "backend:1.0", namespace="prod"),
+        f"{KUSTOMIZED}/kustomization.yaml": "resources:\n  - podinfo.yaml\n  - config.yaml\n  - backend.yaml\n",
+    }
+    promoted, candidate = config_release(remote, files,
+                                         {f"{KUSTOMIZED}/config.yaml": configmap_yaml("podinfo-settings", "green")})
+    later = remote.commit({f"{KUSTOMIZED}/backend.yaml": deployment_yaml("backend", "backend:1.0", namespace="prod",
+                                                                         replicas=3)}, "backend: 3 replicas")
+    request = failed_release(candidate_revision=candidate, promoted_revision=promoted, images=(GOOD,),
+                             source_path=KUSTOMIZED, search_path=KUSTOMIZED, configs=settings_tracked(None))
+
+    outcome = remote.revert(request)
+
+    assert outcome.state is RevertState.PUSHED and outcome.reverts == (candidate,), outcome
+    head = remote.head()
+    assert remote.is_ancestor(later, head)
+    assert remote.show(head, f"{KUSTOMIZED}/config.yaml") == configmap_yaml("podinfo-settings", "blue").rstrip("\n")
+    assert "replicas: 3" in remote.show(head, f"{KUSTOMIZED}/backend.yaml")  # the later change stays
+    # without tracking, no commit changed the workload as the folder renders it
+    assert remote.revert(replace(request, configs=())).state is RevertState.SKIPPED

@@ -86,7 +86,10 @@ class History:
         if isinstance(found, RevertOutcome):
             return found
         commits, files, good = found
-        documents = tuple(d for d in request.documents if any(self._changed(c, files, (d,)) for c in commits))
+        if self.kustomization is not None:
+            documents = tuple(d for d in request.documents if any(self._rendered_change(c, d) for c in commits))
+        else:
+            documents = tuple(d for d in request.documents if any(self._changed(c, files, (d,)) for c in commits))
         target = self.clone.branch
         self.revert_head = None
         if request.push is PushMode.BRANCH:
@@ -174,14 +177,20 @@ class History:
             return skipped(f"{folder} at {short(promoted)} does not render {target} (or does not render)")
         commits = []
         for commit in self.clone.rev_list(f"{promoted}..{candidate}")[:_MAX_RENDERED_COMMITS]:
-            parent = self.clone.parent(commit)
-            if parent and kustomized.changed_workload(self.render(parent, folder), self.render(commit, folder),
-                                                      target):
+            # The workload, or a ConfigMap or Secret the release tracks, as the folder renders it.
+            if any(self._rendered_change(commit, document, folder) for document in self.request.documents):
                 commits.append(commit)
         if not commits:
             return skipped(f"no commit in {short(promoted)}..{short(candidate)} changed {target} as {folder} "
                            "renders it")
         return tuple(commits), (folder,), promoted
+
+    def _rendered_change(self, commit: str, document: WorkloadId, folder: str | None = None) -> bool:
+        folder = folder or self.kustomization
+        parent = self.clone.parent(commit)
+        if folder is None or not parent:
+            return False
+        return kustomized.changed_workload(self.render(parent, folder), self.render(commit, folder), document)
 
     def _by_images(self, files: tuple[str, ...]) -> Found | RevertOutcome:
         """Url mode: no revisions are known, so the last good state is the newest revision at which

@@ -90,9 +90,11 @@ class Writer:
         folder, target, mode = plan.kustomization, self.request.target, self.request.mode
         good, head = self.history.render(plan.good, folder), self.history.render(self.head, folder)
 
+        configs = tuple(d for d in plan.documents if d != target)
+
         def right() -> bool:
             result = self.history.render_checkout(folder)
-            return kustomized.acceptable(result, good, head, target)
+            return kustomized.acceptable(result, good, head, target, configs)
 
         if mode is not RevertMode.FILES:
             if self._git_revert(plan.commits) and right():
