@@ -1,8 +1,9 @@
 """Primary/canary Deployment management (clone, scale, promote) and the pod-template hash.
 
 Flagger's model: the release's target Deployment is the canary; `<target>-primary` is a clone
-that serves traffic. `Workloads` carries the engine's workload actions out against a cluster;
-`hashing` and `builders` are pure.
+that serves traffic, using `-primary` copies of the ConfigMaps and Secrets the target uses
+(`configs`). `Workloads` carries the engine's workload actions out against a cluster; `hashing`,
+`builders` and `configs` are pure.
 """
 
 from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION

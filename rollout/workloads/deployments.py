@@ -15,6 +15,7 @@ ownership, so clients keep their Service name after the primary, `<svc>-primary`
 `NotReady` (the primary keeps serving meanwhile; retry). When the target cannot become ready
 (its rollout exceeded `progressDeadlineSeconds`, e.g. a failed candidate) the primary is kept
 instead: it and the apex, still selecting it, are released from ownership and keep serving.
+A kept primary keeps the `-primary` copies of its ConfigMaps and Secrets too (released likewise).
 """
 
 from __future__ import annotations
@@ -241,10 +242,10 @@ class Workloads:
                 found[key] = obj
         return found
 
-    def _seen_target(self, release: Release, target: Json | None) -> Workload:
+    def _seen_target(self, release: Release, target: Json | None, *, strict: bool = True) -> Workload:
         if target is None:
             return workload_of(None)
-        tracked = self.tracked_configs(release, target)
+        tracked = self.tracked_configs(release, target, strict=strict)
         return workload_of(target, {configs.label(k): configs.checksum(k[0], o) for k, o in tracked.items()})
 
     def _seen_primary(self, release: Release, primary: Json | None) -> Workload:
@@ -262,7 +263,9 @@ class Workloads:
         return workload_of({**primary, "spec": spec}, sums)
 
     def _differ(self, release: Release, target: Json, primary: Json) -> bool:
-        return self._seen_target(release, target).spec_hash != self._seen_primary(release, primary).spec_hash
+        # Deletion must complete: a missing ConfigMap makes the target differ, it does not block.
+        seen = self._seen_target(release, target, strict=False)
+        return seen.spec_hash != self._seen_primary(release, primary).spec_hash
 
     def _copy_configs(self, release: Release, tracked: Mapping[configs.Key, Json]) -> None:
         """Create or update `<n>-primary` for each tracked config, with its current content."""
