@@ -111,8 +111,10 @@ def run(
     """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
     api = api_client(kubeconfig)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings)
-    writer = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request)
-    operator = Operator(api, settings=settings, reports=reports, revert=writer)
+    operator = Operator(api, settings=settings, reports=reports)
+    # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
+    operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
+                                      tracked=operator.workloads.tracked_documents)
     # Ticks, syncs and kopf's own sync handlers share one bounded pool.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rollout")
     logging.getLogger("kopf").setLevel(logging.WARNING)

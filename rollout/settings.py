@@ -32,7 +32,7 @@ def _problem(name: str, value: Any) -> str | None:
         return f"must start with http:// or https://, got {value!r}"
     if name == "workers" and value < 1:
         return f"must be at least 1, got {value}"
-    if isinstance(value, int | float) and value < 0:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         return f"must not be negative, got {value}"
     if name.endswith("timeout") and value == 0:
         return "must be more than 0 seconds"
@@ -76,6 +76,9 @@ class Settings:
                                      "(doubling each time, with jitter)")
     push_backoff_max: float = _setting(
         2.0, "ROLLOUT_PUSH_BACKOFF_MAX", "the longest wait between two tries of a revert push, in seconds")
+    enable_config_tracking: bool = _setting(
+        True, "ROLLOUT_ENABLE_CONFIG_TRACKING", "copy the ConfigMaps and Secrets a target's pods use to `-primary` "
+                                                 "copies and start a release when one changes, as Flagger does")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -107,7 +110,8 @@ def described() -> Iterator[tuple[str, str, str, Any]]:
     for f in fields(Settings):
         text = f.metadata["help"]
         if "(default" not in text:
-            text += f" (default {getattr(defaults, f.name)})"
+            value = getattr(defaults, f.name)
+            text += f" (default {str(value).lower() if isinstance(value, bool) else value})"
         yield f.name, option(f.name), f.metadata["env"], text
 
 
@@ -118,8 +122,26 @@ def type_of(name: str) -> type:
     return _TYPES[name]
 
 
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def boolean(raw: str) -> bool:
+    """A yes/no setting as a flag or a variable writes it (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`)."""
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
 def _convert(name: str, raw: str, source: str) -> Any:
     kind = _TYPES[name]
+    if kind is bool:
+        try:
+            return boolean(raw)
+        except ValueError:
+            raise ValueError(f"{source} must be true or false, got {raw!r}") from None
     try:
         return kind(raw)
     except ValueError:

@@ -13,9 +13,9 @@ import tempfile
 from pathlib import Path
 
 from rollout.cli.common import Subcommands, kube_args
-from rollout.settings import Settings, described, type_of
+from rollout.settings import Settings, boolean, described, type_of
 
-_METAVARS = {str: "URL", float: "SECONDS", int: "N"}
+_METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
 
 
 def add(subcommands: Subcommands) -> None:
@@ -30,7 +30,8 @@ def add(subcommands: Subcommands) -> None:
                    help="where Git clones are kept between syncs (default $ROLLOUT_GIT_CACHE or a temp folder)")
     tuning = p.add_argument_group("settings", "each can also be set by the environment variable named; a flag wins")
     for name, flag, env, text in described():
-        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=_METAVARS[type_of(name)],
+        kind = type_of(name)
+        tuning.add_argument(flag, dest=name, type=boolean if kind is bool else kind, metavar=_METAVARS[kind],
                             help=f"{text} [${env}]")
     p.set_defaults(run=run)
 

@@ -54,10 +54,12 @@ def workload(objects: Rendered | None, target: WorkloadId) -> dict[str, Any] | N
     return next((obj for obj in objects.values() if target.matches(obj)), None)
 
 
-def others(objects: Rendered | None, target: WorkloadId) -> Mapping[tuple[str, str, str], Any] | None:
+def others(objects: Rendered | None, target: WorkloadId,
+           *more: WorkloadId) -> Mapping[tuple[str, str, str], Any] | None:
     if objects is None:
         return None
-    return {key: obj for key, obj in objects.items() if not target.matches(obj)}
+    ours = (target, *more)
+    return {key: obj for key, obj in objects.items() if not any(w.matches(obj) for w in ours)}
 
 
 def changed_workload(before: Rendered | None, after: Rendered | None, target: WorkloadId) -> bool:
@@ -67,14 +69,19 @@ def changed_workload(before: Rendered | None, after: Rendered | None, target: Wo
     return workload(before, target) != workload(after, target)
 
 
-def acceptable(result: Rendered | None, good: Rendered | None, head: Rendered | None, target: WorkloadId) -> bool:
+def acceptable(result: Rendered | None, good: Rendered | None, head: Rendered | None, target: WorkloadId,
+               configs: tuple[WorkloadId, ...] = ()) -> bool:
     """A revert is right when every other object is as on the head and the workload renders as at
     the good revision, or, where later commits changed it too, as on the head but with the good
-    revision's pod template (what the release judged; the later changes are kept)."""
+    revision's pod template (what the release judged; the later changes are kept). `configs` are
+    the tracked ConfigMaps and Secrets the failed commits changed: each must render as at the good
+    revision (or be absent, as there)."""
     if result is None or good is None or head is None:
         return False
     before, now, latest = workload(good, target), workload(result, target), workload(head, target)
-    if before is None or others(result, target) != others(head, target):
+    if before is None or others(result, target, *configs) != others(head, target, *configs):
+        return False
+    if any(workload(result, c) != workload(good, c) for c in configs):
         return False
     return now == before or (latest is not None and now == _with_template(latest, before))
 

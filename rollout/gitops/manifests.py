@@ -90,15 +90,16 @@ def workload_document(text: str | None, workload: WorkloadId) -> Document | None
     return None if index is None else split_documents(text)[index]
 
 
-def other_documents(text: str | None, workload: WorkloadId) -> tuple[str, ...] | None:
-    """The content of every document that is not the workload's, in order; None when some
-    document cannot be parsed (then nobody can tell what a change touched)."""
+def other_documents(text: str | None, workload: WorkloadId, *more: WorkloadId) -> tuple[str, ...] | None:
+    """The content of every document that is not the workload's (nor one of `more`), in order;
+    None when some document cannot be parsed (then nobody can tell what a change touched)."""
     if text is None:
         return ()
     documents = split_documents(text)
     if not all(d.valid for d in documents):
         return None
-    return tuple(d.content for d in documents if not workload.matches(d.body))
+    ours = (workload, *more)
+    return tuple(d.content for d in documents if not any(w.matches(d.body) for w in ours))
 
 
 def container_images(body: Any) -> tuple[str, ...]:

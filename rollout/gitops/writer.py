@@ -10,7 +10,7 @@ problem is an outcome the planner records and retries.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -29,10 +29,14 @@ from rollout.core import RevertInGit, RevertOutcome
 from rollout.settings import Settings
 
 from .credentials import SecretError, read_credentials
+from .manifests import WorkloadId
 from .repo import Credentials
-from .revert import RevertRequest, write_revert
+from .revert import RevertRequest, TrackedConfig, write_revert
 
 log = logging.getLogger(__name__)
+
+# (kind, name, source-path annotation) of the ConfigMaps and Secrets a release tracks with its target.
+TrackedDocuments = Callable[[Release], Sequence[tuple[str, str, str | None]]]
 
 
 
@@ -49,13 +53,16 @@ class Repository:
 
 class GitRevertWriter:
     def __init__(self, api: client.ApiClient, cache: Path, settings: Settings,
-                 on_pushed: Callable[[str, str], None] | None = None) -> None:
-        """`on_pushed(namespace, gitsource)` is told when a revert lands, so the source syncs at once."""
+                 on_pushed: Callable[[str, str], None] | None = None,
+                 tracked: TrackedDocuments = lambda release: ()) -> None:
+        """`on_pushed(namespace, gitsource)` is told when a revert lands, so the source syncs at once;
+        `tracked(release)` names the ConfigMaps and Secrets reverted with the workload (config tracking)."""
         self.api = api
         self.settings = settings
         self.timeout = settings.api_timeout
         self.cache = cache
         self.on_pushed = on_pushed
+        self.tracked = tracked
         self.apps = client.AppsV1Api(api)
         self.objects = client.CustomObjectsApi(api)
 
@@ -88,6 +95,8 @@ class GitRevertWriter:
             promoted_revision=action.promoted_revision,
             source_path=annotations.get(SOURCE_PATH_ANNOTATION),
             search_path=repo.path,
+            configs=tuple(TrackedConfig(WorkloadId(kind, name, namespace), path)
+                          for kind, name, path in self.tracked(release)),
             images=tuple(_images(target)),
             promoted_images=tuple(_images(primary)),
             reason=action.reason,

@@ -1,8 +1,9 @@
 """Primary/canary Deployment management (clone, scale, promote) and the pod-template hash.
 
 Flagger's model: the release's target Deployment is the canary; `<target>-primary` is a clone
-that serves traffic. `Workloads` carries the engine's workload actions out against a cluster;
-`hashing` and `builders` are pure. `autoscalers` clones the target's HPA or KEDA ScaledObject
+that serves traffic, using `-primary` copies of the ConfigMaps and Secrets the target uses
+(`configs`). `Workloads` carries the engine's workload actions out against a cluster; `hashing`,
+`builders` and `configs` are pure. `autoscalers` clones the target's HPA or KEDA ScaledObject
 for the primary (`spec.autoscalerRef`) and pauses the canary's while it is scaled to zero.
 """
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from rollout.api.annotations import ANNOTATION_DOMAIN, REVISION_ANNOTATION
 from rollout.api.kinds import API_VERSION, GROUP
 from rollout.api.spec import BlueGreenSpec, Release
 
+from . import configs
 from .errors import WorkloadError
 from .hashing import PRIMARY_SUFFIX, SELECTOR_LABELS, is_own_annotation
 
@@ -120,10 +121,11 @@ def _renamed(labels: Mapping[str, Any] | None, key: str, value: str) -> dict[str
     return out
 
 
-def primary_template(target: Mapping[str, Any]) -> Json:
-    """The target's pod template as the primary runs it: the selector label renamed to `-primary`."""
+def primary_template(target: Mapping[str, Any], tracked: Collection[configs.Key] = ()) -> Json:
+    """The target's pod template as the primary runs it: the selector label renamed to `-primary`,
+    and the tracked ConfigMaps and Secrets to their `-primary` copies."""
     key, value = selector_label(target)
-    template: Json = copy.deepcopy(dict((target.get("spec") or {}).get("template") or {}))
+    template: Json = configs.to_copies((target.get("spec") or {}).get("template") or {}, tracked)
     meta = template.setdefault("metadata", {})
     meta["labels"] = _renamed(meta.get("labels"), key, f"{value}{PRIMARY_SUFFIX}")
     return template
@@ -224,8 +226,9 @@ def is_ready(deployment: Mapping[str, Any]) -> bool:
 # -- the primary ------------------------------------------------------------------------------
 
 
-def build_primary(target: Mapping[str, Any], release: Release) -> Json:
-    """`<t>-primary`: a clone of the target that selects on the renamed label and serves."""
+def build_primary(target: Mapping[str, Any], release: Release, tracked: Collection[configs.Key] = ()) -> Json:
+    """`<t>-primary`: a clone of the target that selects on the renamed label and serves, using the
+    copies of the `tracked` configs."""
     key, value = selector_label(target)
     tmeta = target.get("metadata") or {}
     tspec = target.get("spec") or {}
@@ -241,12 +244,12 @@ def build_primary(target: Mapping[str, Any], release: Release) -> Json:
     spec: Json = {k: copy.deepcopy(tspec[k]) for k in _COPIED_SPEC_FIELDS if tspec.get(k) is not None}
     spec["replicas"] = replicas_for_primary(target)
     spec["selector"] = {"matchLabels": {key: f"{value}{PRIMARY_SUFFIX}"}}
-    spec["template"] = primary_template(target)
+    spec["template"] = primary_template(target, tracked)
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
 
 
-def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any], *,
-                     replicas: bool = True) -> Json | None:
+def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any],
+                     tracked: Collection[configs.Key] = (), *, replicas: bool = True) -> Json | None:
     """The primary with the target's template, spec fields and revision; None when it has them already.
 
     Replicas follow the target while it is up (a count changed in Git reaches the primary through
@@ -255,7 +258,7 @@ def promoted_primary(primary: Mapping[str, Any], target: Mapping[str, Any], *,
     new: Json = copy.deepcopy(dict(primary))
     spec = new.setdefault("spec", {})
     tspec = target.get("spec") or {}
-    spec["template"] = primary_template(target)
+    spec["template"] = primary_template(target, tracked)
     for k in _COPIED_SPEC_FIELDS:
         if tspec.get(k) is not None:
             spec[k] = copy.deepcopy(tspec[k])

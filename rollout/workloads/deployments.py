@@ -15,6 +15,7 @@ ownership, so clients keep their Service name after the primary, `<svc>-primary`
 `NotReady` (the primary keeps serving meanwhile; retry). When the target cannot become ready
 (its rollout exceeded `progressDeadlineSeconds`, e.g. a failed candidate) the primary is kept
 instead: it and the apex, still selecting it, are released from ownership and keep serving.
+A kept primary keeps the `-primary` copies of its ConfigMaps and Secrets too (released likewise).
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from rollout.api.annotations import SOURCE_PATH_ANNOTATION
 from rollout.api.spec import Release
 from rollout.core import Workload
 from rollout.settings import Settings
 
 from . import builders as b
+from . import configs
 from .autoscalers import Autoscalers, autoscaler_of
 from .errors import NotReady, TargetMissing, WorkloadError
-from .hashing import pod_template_hash, revision_of
+from .hashing import PRIMARY_SUFFIX, pod_template, pod_template_hash, revision_of
 
 Json = dict[str, Any]
 
@@ -42,13 +45,14 @@ MERGE_PATCH = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 
-def workload_of(deployment: Mapping[str, Any] | None) -> Workload:
-    """What the planner sees of a Deployment (or of a missing one)."""
+def workload_of(deployment: Mapping[str, Any] | None, tracked: Mapping[str, str] | None = None) -> Workload:
+    """What the planner sees of a Deployment (or of a missing one); `tracked` holds the checksums of
+    its tracked ConfigMaps and Secrets (`configs.label` -> checksum), part of its spec hash."""
     if deployment is None:
         return Workload(exists=False, spec_hash=None, ready=False, revision=None)
     return Workload(
         exists=True,
-        spec_hash=pod_template_hash(deployment),
+        spec_hash=pod_template_hash(deployment, tracked),
         ready=b.is_ready(deployment),
         revision=revision_of(deployment),
     )
@@ -70,6 +74,7 @@ class Workloads:
         self.timeout = settings.api_timeout
         self.conflict_retries = settings.conflict_retries
         self.autoscalers = Autoscalers(api, settings)
+        self.track_configs = settings.enable_config_tracking
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -99,19 +104,22 @@ class Workloads:
     # -- the ports the engine calls --------------------------------------------------------------
 
     def observe(self, release: Release) -> tuple[Workload, Workload]:
-        """(target, primary) as the planner sees them; a missing one has `exists=False`."""
+        """(target, primary) as the planner sees them; a missing one has `exists=False`. The tracked
+        ConfigMaps and Secrets are read each time, so a change to one is seen at the next tick."""
         namespace = release.metadata.namespace
         target = self.deployment(namespace, b.target_name(release))
         primary = self.deployment(namespace, b.primary_name(release))
-        return workload_of(target), workload_of(primary)
+        return self._seen_target(release, target), self._seen_primary(release, primary)
 
     def initialize(self, release: Release) -> None:
-        """Create `<t>-primary` (if missing) and the Services; an existing primary is left as it is
-        (promotion changes it, not initialization)."""
+        """Create `<t>-primary` (if missing), with copies of the tracked configs, and the Services;
+        an existing primary is left as it is (promotion changes it, not initialization)."""
         target = self._target(release)
         namespace = release.metadata.namespace
         if self.deployment(namespace, b.primary_name(release)) is None:
-            self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
+            tracked = self.tracked_configs(release, target)
+            self._copy_configs(release, tracked)
+            self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release, tracked))
             log.info("created Deployment %s/%s", namespace, b.primary_name(release))
         self.autoscalers.reconcile_primary(release, init=True)
         self._reconcile_services(release, target)
@@ -133,8 +141,9 @@ class Workloads:
             self._patch_deployment(release.metadata.namespace, b.target_name(release), patch)
 
     def promote(self, release: Release) -> None:
-        """Copy the target's pod template, spec fields and revision annotation into the primary, and
-        the canary's autoscaler into the primary's."""
+        """Copy the target's tracked configs to their `-primary` copies, then its pod template (using
+        the copies), spec fields and revision annotation into the primary, and the canary's
+        autoscaler into the primary's."""
         self._promote_deployment(release)
         self.autoscalers.reconcile_primary(release, init=False)
 
@@ -142,11 +151,14 @@ class Workloads:
         namespace, name = release.metadata.namespace, b.primary_name(release)
         for _ in range(self.conflict_retries):
             target = self._target(release)
+            tracked = self.tracked_configs(release, target)
+            self._copy_configs(release, tracked)
             primary = self.deployment(namespace, name)
             if primary is None:
-                self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
+                self._create(self.apps.create_namespaced_deployment, namespace,
+                             b.build_primary(target, release, tracked))
                 return
-            new = b.promoted_primary(primary, target, replicas=autoscaler_of(release) is None)
+            new = b.promoted_primary(primary, target, tracked, replicas=autoscaler_of(release) is None)
             if new is None:
                 return
             if self._replace(self.apps.replace_namespaced_deployment, namespace, name, new):
@@ -166,13 +178,12 @@ class Workloads:
         self.autoscalers.resume_target(release)
         primary = self.deployment(namespace, b.primary_name(release))
         apex_name = b.service_names(release)[0]
-        if primary is not None and pod_template_hash(primary) != pod_template_hash(target):
+        if primary is not None and self._differ(release, target, primary):
             # A release is in flight (or failed): the target holds an unproven version, so the
             # primary keeps serving all traffic, no longer owned by the release.
             log.warning("finalize %s/%s: %s differs from the primary; keeping %s serving, no longer owned",
                         namespace, release.metadata.name, name, b.primary_name(release))
-            self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
-                         namespace, b.primary_name(release), release)
+            self._keep_primary(release, primary)
             self.autoscalers.orphan_primary(release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
@@ -186,12 +197,131 @@ class Workloads:
         if progress_deadline_exceeded(target) and primary is not None:
             log.warning("finalize %s/%s: %s cannot become ready; keeping %s serving, no longer owned",
                         namespace, release.metadata.name, name, b.primary_name(release))
-            self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
-                         namespace, b.primary_name(release), release)
+            self._keep_primary(release, primary)
             self.autoscalers.orphan_primary(release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
         raise NotReady(f"waiting for {namespace}/{name} to be ready before handing traffic back to it")
+
+    # -- tracked configs ------------------------------------------------------------------------
+
+    def _config_calls(self, kind: str) -> tuple[Callable[..., Any], ...]:
+        """(read, create, replace, delete) of Secrets or ConfigMaps."""
+        core = self.core
+        if kind == configs.SECRET:
+            return (core.read_namespaced_secret, core.create_namespaced_secret, core.replace_namespaced_secret,
+                    core.delete_namespaced_secret)
+        return (core.read_namespaced_config_map, core.create_namespaced_config_map,
+                core.replace_namespaced_config_map, core.delete_namespaced_config_map)
+
+    def _config(self, kind: str, namespace: str, name: str) -> Json | None:
+        return self._read(self._config_calls(kind)[0], name, namespace)
+
+    def tracked_configs(self, release: Release, target: Mapping[str, Any], *,
+                        strict: bool = True) -> dict[configs.Key, Json]:
+        """The ConfigMaps and Secrets the target's pod template references that are tracked, as
+        they are now; empty when config tracking is off. A mandatory reference to a missing object
+        is an error naming it (the target's pods cannot start either), unless not `strict`."""
+        if not self.track_configs:
+            return {}
+        namespace = release.metadata.namespace
+        found: dict[configs.Key, Json] = {}
+        for key, ref in configs.referenced(pod_template(target)).items():
+            obj = self._config(ref.kind, namespace, ref.name)
+            if obj is None:
+                if ref.optional or not strict:
+                    continue
+                raise WorkloadError(
+                    f"{configs.label(key)} in {namespace}, named by {ref.where} of {b.target_name(release)}, "
+                    "not found; create it, or mark the reference optional")
+            if configs.is_tracked(ref.kind, obj):
+                found[key] = obj
+        return found
+
+    def tracked_documents(self, release: Release) -> list[tuple[str, str, str | None]]:
+        """(kind, name, source-path annotation) of each tracked ConfigMap and Secret the target uses
+        now: what the Git revert writer reverts with the workload."""
+        target = self.deployment(release.metadata.namespace, b.target_name(release))
+        if target is None:
+            return []
+        return [("Secret" if kind == configs.SECRET else "ConfigMap", name,
+                 ((obj.get("metadata") or {}).get("annotations") or {}).get(SOURCE_PATH_ANNOTATION))
+                for (kind, name), obj in self.tracked_configs(release, target, strict=False).items()]
+
+    def _primary_copies(self, release: Release, primary: Mapping[str, Any]) -> dict[configs.Key, Json]:
+        """The copies the primary's template uses (by their own names): `-primary` objects the release owns."""
+        if not self.track_configs:
+            return {}
+        found: dict[configs.Key, Json] = {}
+        for key, ref in configs.referenced(pod_template(primary)).items():
+            if not ref.name.endswith(PRIMARY_SUFFIX):
+                continue
+            obj = self._config(ref.kind, release.metadata.namespace, ref.name)
+            if obj is not None and b.owned_by(obj, release):
+                found[key] = obj
+        return found
+
+    def _seen_target(self, release: Release, target: Json | None, *, strict: bool = True) -> Workload:
+        if target is None:
+            return workload_of(None)
+        tracked = self.tracked_configs(release, target, strict=strict)
+        return workload_of(target, {configs.label(k): configs.checksum(k[0], o) for k, o in tracked.items()})
+
+    def _seen_primary(self, release: Release, primary: Json | None) -> Workload:
+        """The primary with its copies' names taken back to the originals and the copies' content
+        hashed, so that it hashes equal to the target it was promoted from."""
+        if primary is None:
+            return workload_of(None)
+        copies = self._primary_copies(release, primary)
+        if not copies:
+            return workload_of(primary)
+        spec = dict(primary.get("spec") or {})
+        spec["template"] = configs.from_copies(pod_template(primary), copies)
+        sums = {configs.label((kind, name[: -len(PRIMARY_SUFFIX)])): configs.checksum(kind, obj)
+                for (kind, name), obj in copies.items()}
+        return workload_of({**primary, "spec": spec}, sums)
+
+    def _differ(self, release: Release, target: Json, primary: Json) -> bool:
+        # Deletion must complete: a missing ConfigMap makes the target differ, it does not block.
+        seen = self._seen_target(release, target, strict=False)
+        return seen.spec_hash != self._seen_primary(release, primary).spec_hash
+
+    def _copy_configs(self, release: Release, tracked: Mapping[configs.Key, Json]) -> None:
+        """Create or update `<n>-primary` for each tracked config, with its current content."""
+        namespace = release.metadata.namespace
+        owner = b.owner_reference(release)
+        for (kind, name), obj in tracked.items():
+            desired = configs.build_copy(kind, obj, owner)
+            desired["metadata"]["namespace"] = namespace
+            copy = configs.copy_name(name)
+            _, create, replace, delete = self._config_calls(kind)
+            for _ in range(self.conflict_retries):
+                existing = self._config(kind, namespace, copy)
+                if existing is None:
+                    if self._create(create, namespace, desired):
+                        log.info("created %s %s/%s", desired["kind"], namespace, copy)
+                        break
+                    continue
+                if configs.needs_recreate(existing, desired):
+                    delete(copy, namespace, _request_timeout=self.timeout, _preload_content=False)
+                    continue
+                new = configs.updated_copy(existing, desired)
+                if new is None:
+                    break
+                if self._replace(replace, namespace, copy, new):
+                    log.info("synced %s %s/%s", desired["kind"], namespace, copy)
+                    break
+            else:
+                raise WorkloadError(f"{configs.label((kind, copy))} in {namespace} kept changing; will retry")
+
+    def _keep_primary(self, release: Release, primary: Json) -> None:
+        """Release the primary, and the copies it uses, from the release's ownership."""
+        namespace = release.metadata.namespace
+        self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
+                     namespace, b.primary_name(release), release)
+        for kind, name in self._primary_copies(release, primary):
+            read, _, replace, _ = self._config_calls(kind)
+            self._orphan(read, replace, namespace, name, release)
 
     # -- helpers ----------------------------------------------------------------------------------
 

@@ -10,6 +10,9 @@ cloned from it, and must change whenever the pods would change. What it leaves o
 - `pod-template-hash`: a label the ReplicaSet controller owns;
 - annotations of the `rollout.gitops.dev` domain and its subdomains (revision, source path,
   recorded replicas): bookkeeping, never a reason to run a release;
+- the names of the primary's copies of tracked ConfigMaps and Secrets (`<n>-primary`): the caller
+  passes the primary's template with them renamed back (`configs.from_copies`) and the copies'
+  checksums, so a primary whose copies hold what the target's configs hold hashes equal;
 - everything outside `spec.template` (replicas, strategy, the Deployment's own metadata, status),
   and `null` values, which the client and the API server drop or add without meaning anything.
 
@@ -74,9 +77,14 @@ def normalized_template(deployment_or_template: Mapping[str, Any]) -> dict[str, 
     return template
 
 
-def pod_template_hash(deployment_or_template: Mapping[str, Any]) -> str:
-    """A stable short hash (hex) of a Deployment's pod template (or of a bare template)."""
-    text = json.dumps(normalized_template(deployment_or_template), sort_keys=True, separators=(",", ":"))
+def pod_template_hash(deployment_or_template: Mapping[str, Any], configs: Mapping[str, str] | None = None) -> str:
+    """A stable short hash (hex) of a Deployment's pod template (or of a bare template), and of the
+    checksums of its tracked ConfigMaps and Secrets (`configs`, keyed `configmap/<name>` as in
+    `configs.label`). Without tracked configs it is the template's hash alone, as before tracking."""
+    hashed: Any = normalized_template(deployment_or_template)
+    if configs:
+        hashed = {"template": hashed, "configs": dict(configs)}
+    text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
 
 

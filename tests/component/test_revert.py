@@ -28,8 +28,9 @@ import pytest
 from rollout.api.spec import GitAuthor, PushMode, RevertMode
 from rollout.api.status import RevertState
 from rollout.core import RevertOutcome
+from rollout.gitops.manifests import WorkloadId
 from rollout.gitops.repo import Credentials, clone_folder
-from rollout.gitops.revert import RevertHooks, RevertRequest, write_revert
+from rollout.gitops.revert import RevertHooks, RevertRequest, TrackedConfig, write_revert
 from rollout.settings import Settings
 from tests.gitrepo import GitRemote, deployment_yaml, git, service_yaml
 from tests.tools import missing_tool
@@ -708,3 +709,112 @@ def test_a_second_failure_after_a_revert_reverts_only_its_own_commit(remote: Rem
     assert outcome.reverts == (second,)
     assert remote.trailers(remote.head()) == ["Rollout-Canary: prod/podinfo", f"Rollout-Reverts: {second}"]
     assert remote.show("main", PODINFO) == remote.show(promoted, PODINFO)
+
+
+# --- tracked ConfigMaps and Secrets ---------------------------------------------------------------
+
+CONFIG = "apps/podinfo/config.yaml"
+
+
+def configmap_yaml(name: str, color: str, namespace: str = "prod") -> str:
+    return f"""apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  namespace: {namespace}
+data:
+  color: {color}
+"""
+
+
+def settings_tracked(path: str | None = CONFIG) -> tuple[TrackedConfig, ...]:
+    return (TrackedConfig(WorkloadId("ConfigMap", "podinfo-settings", "prod"), path),)
+
+
+def config_release(remote: Remote, files: dict[str, str | None], changed: dict[str, str | None]) -> tuple[str, str]:
+    """podinfo promoted at GOOD with its ConfigMap, then a commit that changes `changed` only."""
+    promoted = remote.commit(files, "podinfo 6.0.0, blue")
+    candidate = remote.commit(changed, "podinfo: green")
+    return promoted, candidate
+
+
+def test_a_configmap_only_release_is_reverted_in_its_own_file(remote: Remote) -> None:
+    promoted, candidate = config_release(
+        remote,
+        {PODINFO: deployment_yaml("podinfo", GOOD, namespace="prod"),
+         CONFIG: configmap_yaml("podinfo-settings", "blue"),
+         BACKEND: deployment_yaml("backend", "backend:1.0", namespace="prod")},
+        {CONFIG: configmap_yaml("podinfo-settings", "green")})
+    # the failed target runs the promoted image: only its ConfigMap changed
+    request = failed_release(candidate_revision=candidate, promoted_revision=promoted, images=(GOOD,),
+                             configs=settings_tracked())
+
+    outcome = remote.revert(request)
+
+    assert outcome.state is RevertState.PUSHED, outcome.message
+    assert outcome.reverts == (candidate,) and outcome.message.endswith("(git revert)")
+    assert remote.show("main", CONFIG) == configmap_yaml("podinfo-settings", "blue").rstrip("\n")
+    assert remote.show("main", PODINFO) == remote.show(promoted, PODINFO)
+    assert remote.message("main").splitlines()[0] == (
+        "revert(podinfo): roll back the configuration of podinfo after failed canary")
+    assert remote.trailers("main") == ["Rollout-Canary: prod/podinfo", f"Rollout-Reverts: {candidate}"]
+    # asked again, it finds its own revert
+    again = remote.revert(request)
+    assert again.state is RevertState.PUSHED and again.commit == outcome.commit
+
+
+def test_without_tracking_a_configmap_only_commit_is_not_the_workloads(remote: Remote) -> None:
+    promoted, candidate = config_release(
+        remote,
+        {PODINFO: deployment_yaml("podinfo", GOOD, namespace="prod"),
+         CONFIG: configmap_yaml("podinfo-settings", "blue")},
+        {CONFIG: configmap_yaml("podinfo-settings", "green")})
+    outcome = remote.revert(failed_release(candidate_revision=candidate, promoted_revision=promoted, images=(GOOD,)))
+    assert outcome.state is RevertState.SKIPPED, outcome.message
+    assert "no commit" in outcome.message
+    assert remote.show("main", CONFIG) == configmap_yaml("podinfo-settings", "green").rstrip("\n")
+
+
+def test_a_configmap_beside_the_workload_is_restored_and_a_neighbours_change_kept(remote: Remote) -> None:
+    def together(color: str, backend: str) -> str:
+        return "---\n".join([deployment_yaml("podinfo", GOOD, namespace="prod"),
+                             configmap_yaml("podinfo-settings", color),
+                             deployment_yaml("backend", backend, namespace="prod")])
+
+    promoted, candidate = config_release(remote, {ALL: together("blue", "backend:1.0")},
+                                         {ALL: together("green", "backend:2.0")})
+    # no source-path annotation on the ConfigMap: it is searched for under the search path
+    request = failed_release(candidate_revision=candidate, promoted_revision=promoted, images=(GOOD,),
+                             source_path=ALL, configs=settings_tracked(None))
+
+    outcome = remote.revert(request)
+
+    assert outcome.state is RevertState.PUSHED, outcome.message
+    assert outcome.reverts == (candidate,) and outcome.message.endswith("(file restore)")
+    assert remote.show("main", ALL) == together("blue", "backend:2.0").rstrip("\n")
+
+
+def test_a_configmap_only_change_in_a_kustomization_is_reverted_as_the_folder_renders_it(remote: Remote) -> None:
+    require_kubectl()
+    files = {
+        f"{KUSTOMIZED}/podinfo.yaml": deployment_yaml("podinfo", GOOD, namespace="prod"),
+        f"{KUSTOMIZED}/config.yaml": configmap_yaml("podinfo-settings", "blue"),
+        f"{KUSTOMIZED}/backend.yaml": deployment_yaml("backend", "backend:1.0", namespace="prod"),
+        f"{KUSTOMIZED}/kustomization.yaml": "resources:\n  - podinfo.yaml\n  - config.yaml\n  - backend.yaml\n",
+    }
+    promoted, candidate = config_release(remote, files,
+                                         {f"{KUSTOMIZED}/config.yaml": configmap_yaml("podinfo-settings", "green")})
+    later = remote.commit({f"{KUSTOMIZED}/backend.yaml": deployment_yaml("backend", "backend:1.0", namespace="prod",
+                                                                         replicas=3)}, "backend: 3 replicas")
+    request = failed_release(candidate_revision=candidate, promoted_revision=promoted, images=(GOOD,),
+                             source_path=KUSTOMIZED, search_path=KUSTOMIZED, configs=settings_tracked(None))
+
+    outcome = remote.revert(request)
+
+    assert outcome.state is RevertState.PUSHED and outcome.reverts == (candidate,), outcome
+    head = remote.head()
+    assert remote.is_ancestor(later, head)
+    assert remote.show(head, f"{KUSTOMIZED}/config.yaml") == configmap_yaml("podinfo-settings", "blue").rstrip("\n")
+    assert "replicas: 3" in remote.show(head, f"{KUSTOMIZED}/backend.yaml")  # the later change stays
+    # without tracking, no commit changed the workload as the folder renders it
+    assert remote.revert(replace(request, configs=())).state is RevertState.SKIPPED

@@ -79,8 +79,9 @@ NEEDED: frozenset[Need] = frozenset({
     *each("keda.sh", ("scaledobjects",), ("get", "create", "update", "patch")),
     # rollout.engine.events: the engine's own Events.
     ("", "events", "create"),
-    # rollout.gitops.credentials: the secretRef of spec.git or of a GitSource.
-    ("", "secrets", "get"),
+    # rollout.gitops.credentials: the secretRef of spec.git or of a GitSource; rollout.workloads
+    # (config tracking): the ConfigMaps and Secrets the target uses, and their `-primary` copies.
+    *each("", ("configmaps", "secrets"), ("get", "create", "update", "delete")),
     # rollout.routers.nginx (via routers.objects): the canary Ingress, deleted on finalize.
     *each("networking.k8s.io", ("ingresses",), ("get", "create", "update", "delete")),
     # rollout.routers.gatewayapi (via routers.route): HTTPRoute weights.
@@ -99,6 +100,7 @@ TYPED_RESOURCES = {
     "service": ("", "services"),
     "event": ("", "events"),
     "secret": ("", "secrets"),
+    "config_map": ("", "configmaps"),
     "ingress": ("networking.k8s.io", "ingresses"),
 }
 TYPED_VERBS = {"read": "get", "list": "list", "create": "create", "patch": "patch", "replace": "update",

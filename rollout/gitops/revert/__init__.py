@@ -14,7 +14,7 @@ force-pushes. Every failure is an outcome with a scrubbed message, never an exce
 
 from .message import CANARY_TRAILER, REVERT_BRANCH_PREFIX, REVERTS_TRAILER, revert_branch, revert_message, short
 from .push import write_revert
-from .request import RevertHooks, RevertRequest
+from .request import RevertHooks, RevertRequest, TrackedConfig
 from .write import Method
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Method",
     "RevertHooks",
     "RevertRequest",
+    "TrackedConfig",
     "revert_branch",
     "revert_message",
     "short",

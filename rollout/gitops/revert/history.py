@@ -21,7 +21,13 @@ from rollout.api.spec import PushMode
 from rollout.api.status import RevertState
 from rollout.core import RevertOutcome
 from rollout.gitops import kustomized
-from rollout.gitops.manifests import MANIFEST_SUFFIXES, container_images, other_documents, workload_document
+from rollout.gitops.manifests import (
+    MANIFEST_SUFFIXES,
+    WorkloadId,
+    container_images,
+    other_documents,
+    workload_document,
+)
 from rollout.gitops.repo import Clone
 
 from .message import TRAILERS_FORMAT, canary_grep, revert_branch, reverts_in_log, short
@@ -38,10 +44,12 @@ Found = tuple[tuple[str, ...], tuple[str, ...], str]  # (commits, files, good re
 @dataclass(frozen=True)
 class RevertPlan:
     commits: tuple[str, ...]  # to revert, newest first
-    files: tuple[str, ...]  # the workload's files
+    files: tuple[str, ...]  # the workload's files (and its tracked configs')
     good: str  # the revision that holds the workload's last good content
     target: str  # the branch the revert is pushed to
     kustomization: str | None = None  # the folder kustomize builds the workload from, if it does
+    # The documents the commits changed (the workload's, its tracked configs'): what a restore puts back.
+    documents: tuple[WorkloadId, ...] = ()
 
 
 class History:
@@ -78,6 +86,10 @@ class History:
         if isinstance(found, RevertOutcome):
             return found
         commits, files, good = found
+        if self.kustomization is not None:
+            documents = tuple(d for d in request.documents if any(self._rendered_change(c, d) for c in commits))
+        else:
+            documents = tuple(d for d in request.documents if any(self._changed(c, files, (d,)) for c in commits))
         target = self.clone.branch
         self.revert_head = None
         if request.push is PushMode.BRANCH:
@@ -92,7 +104,7 @@ class History:
             return RevertOutcome(RevertState.FAILED, message=(
                 f"branch {target} exists, holds no revert by {request.canary} and has diverged from "
                 f"{self.clone.branch}; delete or merge it"))
-        return RevertPlan(commits, files, good, target, self.kustomization)
+        return RevertPlan(commits, files, good, target, self.kustomization, documents or (request.target,))
 
     def _declared_files(self) -> tuple[str, ...] | RevertOutcome:
         source = self.request.source_path
@@ -129,6 +141,9 @@ class History:
             return self._moved_on(self.kustomization or ", ".join(files), now, failed)
         if self.kustomization is not None:
             return self._by_rendering(self.kustomization, promoted, candidate)
+        # A ConfigMap or Secret the release tracks is part of it: a commit that changed only that
+        # is the failed change as much as one that changed the workload.
+        files = tuple(sorted(set(files) | set(self._config_files(candidate, promoted))))
         listed = self.clone.rev_list(f"{promoted}..{candidate}", files)
         commits = tuple(c for c in listed if self._changed(c, files))
         if not commits:
@@ -162,14 +177,20 @@ class History:
             return skipped(f"{folder} at {short(promoted)} does not render {target} (or does not render)")
         commits = []
         for commit in self.clone.rev_list(f"{promoted}..{candidate}")[:_MAX_RENDERED_COMMITS]:
-            parent = self.clone.parent(commit)
-            if parent and kustomized.changed_workload(self.render(parent, folder), self.render(commit, folder),
-                                                      target):
+            # The workload, or a ConfigMap or Secret the release tracks, as the folder renders it.
+            if any(self._rendered_change(commit, document, folder) for document in self.request.documents):
                 commits.append(commit)
         if not commits:
             return skipped(f"no commit in {short(promoted)}..{short(candidate)} changed {target} as {folder} "
                            "renders it")
         return tuple(commits), (folder,), promoted
+
+    def _rendered_change(self, commit: str, document: WorkloadId, folder: str | None = None) -> bool:
+        folder = folder or self.kustomization
+        parent = self.clone.parent(commit)
+        if folder is None or not parent:
+            return False
+        return kustomized.changed_workload(self.render(parent, folder), self.render(commit, folder), document)
 
     def _by_images(self, files: tuple[str, ...]) -> Found | RevertOutcome:
         """Url mode: no revisions are known, so the last good state is the newest revision at which
@@ -250,29 +271,48 @@ class History:
     def _search_folder(self) -> str:
         return safe_path(self.request.search_path.strip() or ".", allow_root=True) or "."
 
-    def _search(self, revision: str) -> tuple[str, ...]:
-        """The manifest files under the search path at `revision` that hold the workload's document."""
-        out = self.clone.git("grep", "-l", "-F", "-e", self.request.workload, revision, "--", self._search_folder(),
+    def _search(self, revision: str, document: WorkloadId | None = None) -> tuple[str, ...]:
+        """The manifest files under the search path at `revision` that hold the workload's document
+        (or `document`)."""
+        wanted = document or self.request.target
+        out = self.clone.git("grep", "-l", "-F", "-e", wanted.name, revision, "--", self._search_folder(),
                              check=False)
         found = []
         for line in out.splitlines():
             path = line.split(":", 1)[1] if ":" in line else line
-            if path.endswith(MANIFEST_SUFFIXES) and workload_document(self.blob(revision, path), self.request.target):
+            if path.endswith(MANIFEST_SUFFIXES) and workload_document(self.blob(revision, path), wanted):
                 found.append(path)
         return tuple(sorted(found))
 
-    def _changed(self, commit: str, files: tuple[str, ...]) -> bool:
-        """Did `commit` change the workload's document (not just a neighbour in the same file)?"""
+    def _config_files(self, candidate: str, promoted: str) -> tuple[str, ...]:
+        """The files that declare the tracked ConfigMaps and Secrets: their source-path annotation,
+        else where the search path holds them (at the candidate or the promoted revision)."""
+        found: set[str] = set()
+        for config in self.request.configs:
+            path = safe_path(config.source_path) if config.source_path else None
+            if path is not None and any(workload_document(self.blob(revision, path), config.id)
+                                        for revision in (candidate, promoted)):
+                found.add(path)
+                continue
+            for revision in (candidate, promoted):
+                found.update(self._search(revision, config.id))
+        return tuple(sorted(found))
+
+    def _changed(self, commit: str, files: tuple[str, ...], documents: tuple[WorkloadId, ...] = ()) -> bool:
+        """Did `commit` change one of `documents` (default: the workload's and its tracked configs')
+        in `files`, not just a neighbour in the same file?"""
         parent = self.clone.parent(commit)
-        for path in files:
-            before = workload_document(self.blob(parent, path), self.request.target) if parent else None
-            after = workload_document(self.blob(commit, path), self.request.target)
-            if (before.content if before else None) != (after.content if after else None):
-                return True
+        for document in documents or self.request.documents:
+            for path in files:
+                before = workload_document(self.blob(parent, path), document) if parent else None
+                after = workload_document(self.blob(commit, path), document)
+                if (before.content if before else None) != (after.content if after else None):
+                    return True
         return False
 
     def touches_only_workload(self, commit: str, files: tuple[str, ...]) -> bool:
-        """Whether `commit` (not a merge) changed the workload's document in `files` and nothing else."""
+        """Whether `commit` (not a merge) changed the workload's document (or its tracked configs')
+        in `files` and nothing else."""
         parents = self.clone.parents(commit)
         if len(parents) != 1:
             return False
@@ -280,8 +320,8 @@ class History:
         if any(path not in files for path in changed):
             return False
         for path in changed:
-            before = other_documents(self.blob(parents[0], path), self.request.target)
-            after = other_documents(self.blob(commit, path), self.request.target)
+            before = other_documents(self.blob(parents[0], path), *self.request.documents)
+            after = other_documents(self.blob(commit, path), *self.request.documents)
             if before is None or before != after:
                 return False
         return True

@@ -25,7 +25,10 @@ def short(sha: str) -> str:
 
 def revert_message(request: RevertRequest, reverts: Iterable[str]) -> str:
     """The commit message: subject, reason, report, then trailers `git interpret-trailers` reads."""
-    subject = f"revert({request.name}): roll back {request.image or request.workload} after failed canary"
+    what = request.image or request.workload
+    if request.configs and request.images == request.promoted_images:
+        what = f"the configuration of {request.workload}"  # the images did not change: a ConfigMap or Secret did
+    subject = f"revert({request.name}): roll back {what} after failed canary"
     reason = " ".join(request.reason.split()) or "the canary analysis failed"
     # A line starting with `---` would end the message for git's trailer parser; indenting it by
     # one space keeps its Markdown meaning.

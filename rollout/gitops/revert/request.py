@@ -27,6 +27,15 @@ class RevertHooks:
 
 
 @dataclass(frozen=True)
+class TrackedConfig:
+    """A ConfigMap or Secret the target's pods use, tracked with the release: a change to it alone
+    is a release, so its document is reverted with the workload's."""
+
+    id: WorkloadId
+    source_path: str | None  # the file that declared it (its source-path annotation), None: search
+
+
+@dataclass(frozen=True)
 class RevertRequest:
     """Everything the writer needs to know about one failed release."""
 
@@ -43,6 +52,7 @@ class RevertRequest:
     promoted_images: tuple[str, ...]  # the primary's container images (url mode: the last good state)
     reason: str  # why the release failed, one line
     report: str  # the analysis report as Markdown
+    configs: tuple[TrackedConfig, ...] = ()
     mode: RevertMode = RevertMode.AUTO
     push: PushMode = PushMode.DIRECT
     author: GitAuthor = field(default_factory=GitAuthor)
@@ -50,6 +60,11 @@ class RevertRequest:
     @property
     def canary(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def documents(self) -> tuple[WorkloadId, ...]:
+        """The documents that make up the release: the workload's and its tracked configs'."""
+        return (self.target, *(c.id for c in self.configs))
 
     @property
     def image(self) -> str | None:

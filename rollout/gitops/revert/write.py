@@ -90,9 +90,11 @@ class Writer:
         folder, target, mode = plan.kustomization, self.request.target, self.request.mode
         good, head = self.history.render(plan.good, folder), self.history.render(self.head, folder)
 
+        configs = tuple(d for d in plan.documents if d != target)
+
         def right() -> bool:
             result = self.history.render_checkout(folder)
-            return kustomized.acceptable(result, good, head, target)
+            return kustomized.acceptable(result, good, head, target, configs)
 
         if mode is not RevertMode.FILES:
             if self._git_revert(plan.commits) and right():
@@ -126,19 +128,24 @@ class Writer:
         the workload (or whose other documents are as they were) is restored whole; otherwise
         only the workload's document is replaced."""
         target = self.request.target
+        documents = plan.documents or (target,)
         wanted = {path: self.history.blob(plan.good, path) for path in plan.files}
-        if not any(workload_document(text, target) for text in wanted.values()):
+        if target in documents and not any(workload_document(text, target) for text in wanted.values()):
             return RevertOutcome(RevertState.FAILED, message=(
                 f"cannot restore {target}: {', '.join(plan.files)} at {short(plan.good)} do not declare it; "
                 f"revert by hand"))
         root = self.clone.folder.resolve()
         for path, good in wanted.items():
             current = self.history.blob(self.head, path)
-            others_good = other_documents(good, target)
-            if others_good is not None and others_good == other_documents(current, target):
+            others_good = other_documents(good, *documents)
+            if others_good is not None and others_good == other_documents(current, *documents):
                 content = good
             else:
-                content = replace_document(current, target, workload_document(good, target))
+                # Each document the failed commits changed goes back to its good content (or away,
+                # when it was not there); a document is declared in one file, so elsewhere this is a no-op.
+                content = current
+                for document in documents:
+                    content = replace_document(content, document, workload_document(good, document))
             file = (root / path).resolve()
             if root not in file.parents:
                 return RevertOutcome(RevertState.FAILED, message=f"{path} leads outside the repository")
