@@ -20,3 +20,8 @@ PLURALS = {
     METRIC_TEMPLATE: "metrictemplates",
     GIT_SOURCE: "gitsources",
 }
+
+# The workload kinds a release's `targetRef` may name (Flagger's: a Deployment or a DaemonSet,
+# cloned to `<name>-primary`), with the apiVersion each is served at.
+DEPLOYMENT, DAEMONSET = "Deployment", "DaemonSet"
+WORKLOAD_KINDS = {DEPLOYMENT: "apps/v1", DAEMONSET: "apps/v1"}

@@ -1,5 +1,8 @@
 """`Workloads`: the thin I/O around the builders, through the official client's ApiClient.
 
+The target is a Deployment or a DaemonSet (`kinds`): the same steps for both, each kind's own
+objects and decisions (how it is scaled to zero, when it is ready) from its builders.
+
 Each method reads what is there, asks a pure builder what it should be, and writes only the
 difference, so every call is idempotent and a controller that dies halfway repeats it safely.
 Reads are raw JSON (not the client's models) so fields this client version does not know survive
@@ -33,7 +36,8 @@ from rollout.settings import Settings
 
 from . import builders as b
 from .errors import NotReady, TargetMissing, WorkloadError
-from .hashing import pod_template_hash, revision_of
+from .hashing import revision_of
+from .kinds import KINDS, WorkloadKind, kind_of
 
 Json = dict[str, Any]
 
@@ -41,27 +45,20 @@ MERGE_PATCH = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 
-def workload_of(deployment: Mapping[str, Any] | None) -> Workload:
-    """What the planner sees of a Deployment (or of a missing one)."""
-    if deployment is None:
+def workload_of(obj: Mapping[str, Any] | None, kind: WorkloadKind = KINDS["Deployment"]) -> Workload:
+    """What the planner sees of a Deployment or DaemonSet (or of a missing one)."""
+    if obj is None:
         return Workload(exists=False, spec_hash=None, ready=False, revision=None)
     return Workload(
         exists=True,
-        spec_hash=pod_template_hash(deployment),
-        ready=b.is_ready(deployment),
-        revision=revision_of(deployment),
+        spec_hash=kind.spec_hash(obj),
+        ready=kind.is_ready(obj),
+        revision=revision_of(obj),
     )
 
 
-def progress_deadline_exceeded(deployment: Mapping[str, Any]) -> bool:
-    for condition in (deployment.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return True
-    return False
-
-
 class Workloads:
-    """The primary/canary Deployments and Services of releases, in one cluster."""
+    """The primary/canary workloads (Deployments, DaemonSets) and Services of releases, in one cluster."""
 
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
         self.apps = client.AppsV1Api(api)
@@ -84,92 +81,118 @@ class Workloads:
     def deployment(self, namespace: str, name: str) -> Json | None:
         return self._read(self.apps.read_namespaced_deployment, name, namespace)
 
+    def daemonset(self, namespace: str, name: str) -> Json | None:
+        return self._read(self.apps.read_namespaced_daemon_set, name, namespace)
+
+    def _call(self, kind: WorkloadKind, verb: str) -> Callable[..., Any]:
+        """AppsV1Api's `<verb>_namespaced_<kind>` (read, create, replace, patch), named in full so
+        the RBAC table's test sees every call."""
+        calls: dict[str, dict[str, Callable[..., Any]]] = {
+            "deployment": {"read": self.apps.read_namespaced_deployment,
+                           "create": self.apps.create_namespaced_deployment,
+                           "replace": self.apps.replace_namespaced_deployment,
+                           "patch": self.apps.patch_namespaced_deployment},
+            "daemon_set": {"read": self.apps.read_namespaced_daemon_set,
+                           "create": self.apps.create_namespaced_daemon_set,
+                           "replace": self.apps.replace_namespaced_daemon_set,
+                           "patch": self.apps.patch_namespaced_daemon_set},
+        }
+        return calls[kind.api_suffix][verb]
+
+    def _workload(self, kind: WorkloadKind, namespace: str, name: str) -> Json | None:
+        return self._read(self._call(kind, "read"), name, namespace)
+
     def service(self, namespace: str, name: str) -> Json | None:
         return self._read(self.core.read_namespaced_service, name, namespace)
 
     def _target(self, release: Release) -> Json:
         namespace, name = release.metadata.namespace, b.target_name(release)
-        target = self.deployment(namespace, name)
+        kind = kind_of(release)
+        target = self._workload(kind, namespace, name)
         if target is None:
-            raise TargetMissing(namespace, name)
+            raise TargetMissing(namespace, name, kind.kind)
+        kind.check_target(target)
         return target
 
     # -- the ports the engine calls --------------------------------------------------------------
 
     def observe(self, release: Release) -> tuple[Workload, Workload]:
         """(target, primary) as the planner sees them; a missing one has `exists=False`."""
-        namespace = release.metadata.namespace
-        target = self.deployment(namespace, b.target_name(release))
-        primary = self.deployment(namespace, b.primary_name(release))
-        return workload_of(target), workload_of(primary)
+        namespace, kind = release.metadata.namespace, kind_of(release)
+        target = self._workload(kind, namespace, b.target_name(release))
+        primary = self._workload(kind, namespace, b.primary_name(release))
+        return workload_of(target, kind), workload_of(primary, kind)
 
     def initialize(self, release: Release) -> None:
         """Create `<t>-primary` (if missing) and the Services; an existing primary is left as it is
         (promotion changes it, not initialization)."""
         target = self._target(release)
-        namespace = release.metadata.namespace
-        if self.deployment(namespace, b.primary_name(release)) is None:
-            self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
-            log.info("created Deployment %s/%s", namespace, b.primary_name(release))
+        namespace, kind = release.metadata.namespace, kind_of(release)
+        if self._workload(kind, namespace, b.primary_name(release)) is None:
+            self._create(self._call(kind, "create"), namespace, kind.build_primary(target, release))
+            log.info("created %s %s/%s", kind.kind, namespace, b.primary_name(release))
         self._reconcile_services(release, target)
 
     def scale_target(self, release: Release, up: bool) -> None:
-        """Scale the target to the replicas it should run (up), or to zero, remembering its count."""
+        """Scale the target to the replicas it should run (up), or to zero, remembering its count (a
+        DaemonSet: remove or add the scale-to-zero node selector)."""
         target = self._target(release)
-        primary = self.deployment(release.metadata.namespace, b.primary_name(release)) if up else None
-        patch = b.scale_patch(target, primary, up)
+        kind = kind_of(release)
+        primary = self._workload(kind, release.metadata.namespace, b.primary_name(release)) if up else None
+        patch = kind.scale_patch(target, primary, up)
         if patch is not None:
-            self._patch_deployment(release.metadata.namespace, b.target_name(release), patch)
+            self._patch(kind, release.metadata.namespace, b.target_name(release), patch)
 
     def promote(self, release: Release) -> None:
         """Copy the target's pod template, spec fields and revision annotation into the primary."""
         namespace, name = release.metadata.namespace, b.primary_name(release)
+        kind = kind_of(release)
         for _ in range(self.conflict_retries):
             target = self._target(release)
-            primary = self.deployment(namespace, name)
+            primary = self._workload(kind, namespace, name)
             if primary is None:
-                self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release))
+                self._create(self._call(kind, "create"), namespace, kind.build_primary(target, release))
                 return
-            new = b.promoted_primary(primary, target)
+            new = kind.promoted_primary(primary, target)
             if new is None:
                 return
-            if self._replace(self.apps.replace_namespaced_deployment, namespace, name, new):
-                log.info("promoted %s/%s to %s", namespace, b.target_name(release), pod_template_hash(target))
+            if self._replace(self._call(kind, "replace"), namespace, name, new):
+                log.info("promoted %s/%s to %s", namespace, b.target_name(release), kind.spec_hash(target))
                 return
-        raise WorkloadError(f"Deployment {namespace}/{name} kept changing while promoting; will retry")
+        raise WorkloadError(f"{kind.kind} {namespace}/{name} kept changing while promoting; will retry")
 
     def finalize(self, release: Release) -> None:
         """The release is being deleted: give the workload back as it was before the release (see
         the module docstring). Raises `NotReady` while the target is scaling up; retry."""
         namespace, name = release.metadata.namespace, b.target_name(release)
-        target = self.deployment(namespace, name)
+        kind = kind_of(release)
+        target = self._workload(kind, namespace, name)
         if target is None:
-            log.warning("finalize %s/%s: target Deployment %s not found, nothing to give back",
-                        namespace, release.metadata.name, name)
+            log.warning("finalize %s/%s: target %s %s not found, nothing to give back",
+                        namespace, release.metadata.name, kind.kind, name)
             return
-        primary = self.deployment(namespace, b.primary_name(release))
+        primary = self._workload(kind, namespace, b.primary_name(release))
         apex_name = b.service_names(release)[0]
-        if primary is not None and pod_template_hash(primary) != pod_template_hash(target):
+        read, replace = self._call(kind, "read"), self._call(kind, "replace")
+        if primary is not None and kind.spec_hash(primary) != kind.spec_hash(target):
             # A release is in flight (or failed): the target holds an unproven version, so the
             # primary keeps serving all traffic, no longer owned by the release.
             log.warning("finalize %s/%s: %s differs from the primary; keeping %s serving, no longer owned",
                         namespace, release.metadata.name, name, b.primary_name(release))
-            self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
-                         namespace, b.primary_name(release), release)
+            self._orphan(read, replace, namespace, b.primary_name(release), release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
-        patch = b.scale_patch(target, primary, up=True)
+        patch = kind.scale_patch(target, primary, True)
         if patch is not None:
-            self._patch_deployment(namespace, name, patch)
+            self._patch(kind, namespace, name, patch)
             target = self._target(release)
-        if b.is_ready(target):
+        if kind.is_ready(target):
             self._release_apex(release, target, apex_name, keep_primary=False)
             return
-        if progress_deadline_exceeded(target) and primary is not None:
+        if kind.cannot_become_ready(target) and primary is not None:
             log.warning("finalize %s/%s: %s cannot become ready; keeping %s serving, no longer owned",
                         namespace, release.metadata.name, name, b.primary_name(release))
-            self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
-                         namespace, b.primary_name(release), release)
+            self._orphan(read, replace, namespace, b.primary_name(release), release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
         raise NotReady(f"waiting for {namespace}/{name} to be ready before handing traffic back to it")
@@ -240,8 +263,8 @@ class Workloads:
             raise
         return True
 
-    def _patch_deployment(self, namespace: str, name: str, patch: Json) -> None:
-        self.apps.patch_namespaced_deployment(
+    def _patch(self, kind: WorkloadKind, namespace: str, name: str, patch: Json) -> None:
+        self._call(kind, "patch")(
             name, namespace, patch, _content_type=MERGE_PATCH, _request_timeout=self.timeout,
             _preload_content=False,
         )
