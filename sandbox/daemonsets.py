@@ -82,7 +82,8 @@ def daemonset_status(obj: Mapping[str, Any], rollout: _Rollout, *, now: float, u
     # The API omits zero optional counts (omitempty); the first four are required and always shown.
     required = ("currentNumberScheduled", "desiredNumberScheduled", "numberMisscheduled", "numberReady")
     status.update({k: v for k, v in counts.items() if v or k in required})
-    wake = None if current or unready else rollout.changed_at + ready_delay
+    done = current and rollout.ready_count >= desired
+    wake = None if done or unready else rollout.changed_at + ready_delay
     return status, wake
 
 
@@ -122,8 +123,8 @@ class DaemonSetController:
             if rollout is None:
                 rollout = self._rollouts[uid] = _Rollout(template_hash, desired, now)
             elif (rollout.template_hash, rollout.desired) != (template_hash, desired):
-                if rollout.template_hash == template_hash and desired < rollout.desired:
-                    rollout.ready_count = min(rollout.ready_count, desired)  # pods leave at once
+                # Pods on nodes that no longer match leave at once, whatever the template.
+                rollout.ready_count = min(rollout.ready_count, desired)
                 rollout.template_hash, rollout.desired, rollout.changed_at = template_hash, desired, now
             unready = ((meta.get("annotations") or {}).get(UNREADY_ANNOTATION, "").lower() == "true")
             status, wake = daemonset_status(obj, rollout, now=now, unready=unready, ready_delay=self.ready_delay)
