@@ -246,3 +246,32 @@ def test_a_good_daemonset_is_promoted_and_a_bad_one_rolled_back(outcomes: dict[s
     assert metric["primary"] is None or metric["primary"] > 99  # while the primary's did not
     assert any(reason == "Failed" and "Canary failed! Rolling back podinfo" in message
                for reason, message in bad["events"])
+
+
+def _ready_false(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    conditions = release_status(api, namespace, name).get("conditions") or []
+    return next((c for c in conditions if c["type"] == "Ready" and c["status"] == "False"), None)
+
+
+def test_the_operator_refuses_a_service_target_and_a_daemonset_without_rolling_updates(
+        world: tuple[client.ApiClient, OperatorProcess]) -> None:
+    api, operator = world
+    ns = f"ds-refused-{uuid.uuid4().hex[:4]}"
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    service = canary_object(ns, name="svc")
+    service["spec"]["targetRef"] = {"apiVersion": "v1", "kind": "Service", "name": "svc"}
+    create_release(api, service)
+    body = daemonset(app.VERSIONS[1], ns, "ondelete")
+    body["spec"]["updateStrategy"] = {"type": "OnDelete"}
+    client.AppsV1Api(api).create_namespaced_daemon_set(ns, body)
+    create_release(api, canary_object(ns, name="ondelete"))
+
+    refused = wait_for("the Service target refused", lambda: _ready_false(api, ns, "svc"), timeout=30)
+    assert refused["reason"] == "InvalidSpec"
+    assert "spec.targetRef.kind: a Service target is not supported" in refused["message"]
+    stuck = wait_for("the OnDelete DaemonSet refused", lambda: _ready_false(api, ns, "ondelete"), timeout=30)
+    assert stuck["reason"] == "WorkloadError" and "must have updateStrategy RollingUpdate" in stuck["message"]
+    events = [(e.reason, e.type, e.involved_object.name) for e in client.CoreV1Api(api).list_namespaced_event(ns).items]
+    assert ("InvalidSpec", "Warning", "svc") in events and ("WorkloadError", "Warning", "ondelete") in events
+    assert raw_daemonset(api, ns, "ondelete-primary") is None
+    assert "Traceback" not in operator.output()
