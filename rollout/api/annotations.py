@@ -13,7 +13,3 @@ REVISION_ANNOTATION = f"{ANNOTATION_DOMAIN}/revision"
 SOURCE_PATH_ANNOTATION = f"{ANNOTATION_DOMAIN}/source-path"
 # The GitSource (`<namespace>/<name>`) that applied the object: pruning only touches its own.
 SOURCE_ANNOTATION = f"{ANNOTATION_DOMAIN}/source"
-# Not an annotation but a node-selector key, read by the same two sides (the workloads that set it
-# and the GitSource sync that must keep it): Flagger's way of keeping a DaemonSet target without
-# pods (no node carries this label), kept under Flagger's name so clusters move over unchanged.
-SCALE_TO_ZERO_NODE_SELECTOR = "flagger.app/scale-to-zero"

@@ -13,13 +13,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rollout.api.annotations import (
-    REVISION_ANNOTATION,
-    SCALE_TO_ZERO_NODE_SELECTOR,
-    SOURCE_ANNOTATION,
-    SOURCE_PATH_ANNOTATION,
-)
-from rollout.api.kinds import DAEMONSET, DEPLOYMENT, WORKLOAD_KINDS
+from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_ANNOTATION, SOURCE_PATH_ANNOTATION
 
 InventoryKey = tuple[str, str, str, str]  # (group, kind, namespace or "", name)
 
@@ -44,10 +38,7 @@ def desired_object(
     live: Mapping[str, Any] | None,
     keep_replicas: bool,
 ) -> dict[str, Any]:
-    """The object to apply: `namespace` is set when the kind is namespaced and Git left it out.
-
-    `keep_replicas`: the object is a release's target, scaled by the release: a Deployment keeps
-    its live `spec.replicas`, a DaemonSet its live scale-to-zero node selector."""
+    """The object to apply: `namespace` is set when the kind is namespaced and Git left it out."""
     out = copy.deepcopy(dict(obj))
     meta = out.setdefault("metadata", {})
     if namespace is None:
@@ -57,13 +48,7 @@ def desired_object(
     annotations = meta.get("annotations") or {}
     meta["annotations"] = {**annotations, REVISION_ANNOTATION: revision, SOURCE_PATH_ANNOTATION: path,
                            SOURCE_ANNOTATION: source}
-    if keep_replicas and live is not None and out.get("kind") == DAEMONSET:
-        live_pod = ((live.get("spec") or {}).get("template") or {}).get("spec") or {}
-        value = (live_pod.get("nodeSelector") or {}).get(SCALE_TO_ZERO_NODE_SELECTOR)
-        pod = out.setdefault("spec", {}).setdefault("template", {}).setdefault("spec", {})
-        if value is not None and isinstance(pod, dict):
-            pod["nodeSelector"] = {**(pod.get("nodeSelector") or {}), SCALE_TO_ZERO_NODE_SELECTOR: value}
-    elif keep_replicas and live is not None:
+    if keep_replicas and live is not None:
         replicas = (live.get("spec") or {}).get("replicas")
         if replicas is not None:
             out.setdefault("spec", {})["replicas"] = replicas
@@ -120,21 +105,20 @@ def owned_by(live: Mapping[str, Any], source: str) -> bool:
     return annotations.get(SOURCE_ANNOTATION) == source
 
 
-def release_targets(releases: Iterable[Mapping[str, Any]]) -> set[tuple[str, str, str]]:
-    """(kind, namespace, name) of the Deployments and DaemonSets that Canaries and BlueGreens
-    release: the sync leaves their replicas (a DaemonSet's scale-to-zero selector) to the release.
-    A release too malformed to name one is passed over: it is its own problem (its condition says
-    so), never every GitSource's."""
-    out: set[tuple[str, str, str]] = set()
+def release_targets(releases: Iterable[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """(namespace, name) of the Deployments that Canaries and BlueGreens release: the sync leaves
+    their replicas to the release. A release too malformed to name one is passed over: it is its
+    own problem (its condition says so), never every GitSource's."""
+    out: set[tuple[str, str]] = set()
     for release in releases:
         if not isinstance(release, Mapping):
             continue
         spec, meta = _mapping(release.get("spec")), _mapping(release.get("metadata"))
         ref = _mapping(spec.get("targetRef"))
         name, namespace = ref.get("name"), meta.get("namespace")
-        kind = ref.get("kind", DEPLOYMENT)
-        if kind in WORKLOAD_KINDS and isinstance(name, str) and name and isinstance(namespace, str):
-            out.add((kind, namespace, name))
+        if ref.get("kind", "Deployment") == "Deployment" and isinstance(name, str) and name \
+                and isinstance(namespace, str):
+            out.add((namespace, name))
     return out
 
 

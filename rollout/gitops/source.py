@@ -204,7 +204,7 @@ class SourceReconciler:
                 raise ApplyError(f"{m.path}: {e}") from None
             ns = (m.namespace or namespace) if namespaced else None
             live = self.applier.get(m.api_version, m.kind, ns, m.name)
-            keep = (m.kind, ns or "", m.name) in targets
+            keep = m.kind == "Deployment" and (ns or "", m.name) in targets
             desired = desired_object(m.obj, path=m.path, revision=revision, source=ident, namespace=ns,
                                      live=live, keep_replicas=keep)
             out.append((m, desired, live))

@@ -23,7 +23,6 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from rollout.api.annotations import SCALE_TO_ZERO_NODE_SELECTOR
 from rollout.api.kinds import DAEMONSET, WORKLOAD_KINDS
 from rollout.api.spec import Release
 
@@ -34,7 +33,7 @@ from .hashing import pod_template_hash
 Json = dict[str, Any]
 
 # Flagger's `daemonSetScaleDownNodeSelector`: a label no node has, so no pod is scheduled.
-SCALE_TO_ZERO_KEY = SCALE_TO_ZERO_NODE_SELECTOR
+SCALE_TO_ZERO_KEY = "flagger.app/scale-to-zero"
 SCALE_TO_ZERO = {SCALE_TO_ZERO_KEY: "true"}
 # DaemonSet spec fields the primary takes from the target (Flagger copies the same ones).
 COPIED_SPEC_FIELDS = ("minReadySeconds", "revisionHistoryLimit", "updateStrategy")

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from rollout.api.parse import parse_canary
@@ -26,7 +28,9 @@ from rollout.engine.kube import api_client
 from rollout.settings import Settings
 from rollout.workloads import NotReady, WorkloadError, Workloads
 from sandbox.demo import app
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, create_release, release_status, wait_for
+from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, create_release, release_status, wait_for, wait_phase
+from tests.e2e.exporter import Exporter
+from tests.gitrepo import GitRemote, deployment_yaml
 
 pytestmark = pytest.mark.e2e
 
@@ -275,3 +279,49 @@ def test_the_operator_refuses_a_service_target_and_a_daemonset_without_rolling_u
     assert ("InvalidSpec", "Warning", "svc") in events and ("WorkloadError", "Warning", "ondelete") in events
     assert raw_daemonset(api, ns, "ondelete-primary") is None
     assert "Traceback" not in operator.output()
+
+
+# -- GitOps: a DaemonSet synced from Git, its failed release reverted there ------------------------
+
+
+def test_a_failed_daemonset_is_reverted_in_git_and_the_sync_keeps_it_without_pods(
+        api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str,
+        tmp_path: Path) -> None:
+    old, bad = app.VERSIONS[1].image, GOOD.image
+
+    def manifest(image: str) -> str:
+        obj = yaml.safe_load(deployment_yaml("agent", image, namespace=namespace))
+        obj["kind"] = "DaemonSet"
+        del obj["spec"]["replicas"]
+        return yaml.safe_dump(obj)
+
+    release = canary_object(namespace, "istio", name="agent")
+    release["spec"]["analysis"].update(interval="1s", metrics=[{"name": "request-success-rate", "interval": "10s",
+                                                                "thresholdRange": {"min": 99}}])
+    release["spec"]["git"] = {"source": "apps", "author": {"name": "rollout-bot", "email": "rollout-bot@example.com"}}
+    remote = GitRemote(tmp_path / "git")
+    remote.commit({"apps/agent/daemonset.yaml": manifest(old), "apps/agent/canary.yaml": yaml.safe_dump(release)},
+                  "feat(agent): podinfo 6.0.0")
+    exporter.set(namespace, "agent", rps=50, error_ratio=0.0)
+    exporter.set(namespace, "agent-primary", rps=50, error_ratio=0.0)
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "GitSource", "metadata": {"name": "apps", "namespace": namespace},
+        "spec": {"url": remote.url, "branch": "main", "path": "./apps", "interval": "2s"}})
+    wait_phase(api, namespace, "agent", "Initialized", timeout=60)
+    assert node_selector(raw_daemonset(api, namespace, "agent")) == {SCALE_TO_ZERO: "true"}
+
+    bad_commit = remote.commit({"apps/agent/daemonset.yaml": manifest(bad)}, "feat(agent): podinfo 6.0.1")
+    exporter.set(namespace, "agent", rps=50, error_ratio=0.3)
+    status = wait_phase(api, namespace, "agent", "Reverted", timeout=120)
+    head = remote.head()
+    assert remote.log(f"{bad_commit}..{head}") == [f"revert(agent): roll back {bad} after failed canary"]
+    assert status["revert"]["reverts"] == [bad_commit]
+    target, primary = raw_daemonset(api, namespace, "agent"), raw_daemonset(api, namespace, "agent-primary")
+    assert _image(target) == _image(primary) == old
+    assert target is not None and target["metadata"]["annotations"]["rollout.gitops.dev/revision"] == head
+    # the revert was applied from Git, and the target is still kept without pods
+    assert node_selector(target) == {SCALE_TO_ZERO: "true"}
+    time.sleep(3)  # a few syncs later: no drift correction gave it pods, no second run started
+    assert node_selector(raw_daemonset(api, namespace, "agent")) == {SCALE_TO_ZERO: "true"}
+    assert release_status(api, namespace, "agent")["phase"] == "Reverted"

@@ -106,21 +106,4 @@ def test_a_malformed_release_does_not_stop_the_sync_of_the_others() -> None:
         {"metadata": {"namespace": "c"}, "spec": {"targetRef": {"name": 7}}},
         "not an object",
     ]
-    assert release_targets(releases) == {("Deployment", "a", "web")}  # type: ignore[arg-type]
-
-
-def test_a_daemonset_target_keeps_its_scale_to_zero_selector_and_nothing_else() -> None:
-    obj = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
-           "spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/os": "linux"}, "containers": []}}}}
-    live = {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/os": "windows",
-                                                            "flagger.app/scale-to-zero": "true"}}}}}
-    desired = desired_object(obj, path="p", revision="r", source="s", namespace="ns", live=live, keep_replicas=True)
-    assert desired["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux",
-                                                                   "flagger.app/scale-to-zero": "true"}
-    assert "replicas" not in desired["spec"]
-    fresh = desired_object(obj, path="p", revision="r", source="s", namespace="ns", live={"spec": {}},
-                           keep_replicas=True)
-    assert fresh["spec"]["template"]["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    releases = [{"metadata": {"namespace": "a"}, "spec": {"targetRef": {"kind": "DaemonSet", "name": "agent"}}},
-                {"metadata": {"namespace": "a"}, "spec": {"targetRef": {"kind": "Service", "name": "web"}}}]
-    assert release_targets(releases) == {("DaemonSet", "a", "agent")}
+    assert release_targets(releases) == {("a", "web")}  # type: ignore[arg-type]
