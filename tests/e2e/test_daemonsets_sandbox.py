@@ -150,7 +150,18 @@ def test_a_daemonset_without_rolling_updates_is_refused(api: client.ApiClient, n
 
 # -- whole releases through the data plane ------------------------------------------------------
 
-PROVIDERS = ("kubernetes", "istio")
+# A release per case: a Canary per provider (kubernetes is Flagger's blue/green) and a BlueGreen.
+PROVIDERS = ("kubernetes", "istio", "bluegreen")
+KIND = {"kubernetes": "Canary", "istio": "Canary", "bluegreen": "BlueGreen"}
+
+
+def release_object(case: str, namespace: str) -> dict[str, Any]:
+    if case != "bluegreen":
+        return canary_object(namespace, case)
+    obj = canary_object(namespace, "kubernetes")
+    obj["kind"] = "BlueGreen"
+    obj["spec"]["scaleDownDelaySeconds"] = 0
+    return obj
 
 
 @pytest.fixture(scope="module")
@@ -190,10 +201,10 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
         client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
         apps.create_namespaced_daemon_set(ns, daemonset(app.VERSIONS[1], ns))
     for provider, ns in names.items():
-        create_release(api, canary_object(ns, provider))
+        create_release(api, release_object(provider, ns))
 
     def phases(*wanted: str) -> bool:
-        return all(release_status(api, ns, app.APP).get("phase") in wanted for ns in names.values())
+        return all(release_status(api, ns, app.APP, KIND[p]).get("phase") in wanted for p, ns in names.items())
 
     wait_for("every Canary initialized", lambda: phases("Initialized"), timeout=60)
     results: dict[str, dict[str, Any]] = {p: {} for p in PROVIDERS}
@@ -207,14 +218,14 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
         wait_for("every release started", lambda: not phases("Initialized", "Succeeded"), timeout=30)
         wait_for(f"every v{version.number} release finished", lambda d=done: phases(*d), timeout=120)  # type: ignore[misc]
         for provider, ns in names.items():
-            status = release_status(api, ns, app.APP)
+            status = release_status(api, ns, app.APP, KIND[provider])
             wait_for("the target scaled to zero", lambda n=ns: SCALE_TO_ZERO in node_selector(  # type: ignore[misc]
                 raw_daemonset(api, n, app.APP)), timeout=20)
             events = client.CoreV1Api(api).list_namespaced_event(ns).items
             results[provider][f"v{version.number}"] = {
                 "phase": status["phase"], "weight": status.get("canaryWeight"), "analysis": status.get("analysis"),
                 "primary": raw_daemonset(api, ns, f"{app.APP}-primary"), "target": raw_daemonset(api, ns, app.APP),
-                "events": [(e.reason, e.message) for e in events if e.involved_object.kind == "Canary"],
+                "events": [(e.reason, e.message) for e in events if e.involved_object.kind == KIND[provider]],
             }
     assert operator.process is not None and operator.process.poll() is None, operator.output()
     return results
