@@ -222,7 +222,8 @@ class _Mesh:
     buckets: str
     bucket_to_ms: float  # multiply bucket bounds (`le`) by this to get milliseconds
 
-    def selector(self, provider: str, namespace: str, workload: str, arm: Arm, ingress: str) -> str:
+    def selector(self, provider: str, namespace: str, workload: str, arm: Arm, ingress: str,
+                 target_kind: str = "Deployment") -> str:
         ns = escape_label_value(namespace)
         wl = escape_label_value(workload)
         if provider == "istio":
@@ -235,8 +236,11 @@ class _Mesh:
         if provider == "osm":
             return f'destination_namespace="{ns}", destination_kind="Deployment", destination_name="{wl}"'
         if provider == "kubernetes":
-            # The application's own metrics, per pod of the Deployment (<deployment>-<replicaset>-<pod>).
-            pods = escape_label_value(f"{escape_regex(workload)}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)")
+            # The application's own metrics, per pod of the Deployment (<deployment>-<replicaset>-<pod>)
+            # or of the DaemonSet (<daemonset>-<pod>). Flagger uses the Deployment's pattern for both,
+            # which for a DaemonSet `x` matches the pods of `x-primary`, not those of `x`.
+            suffix = "-[0-9a-zA-Z]+" if target_kind == "DaemonSet" else "-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"
+            pods = escape_label_value(f"{escape_regex(workload)}{suffix}")
             return f'kubernetes_namespace="{ns}", kubernetes_pod_name=~"{pods}"'
         if provider == "nginx":
             # ingress-nginx labels requests served by the canary backend with `canary=<upstream>`.
@@ -301,12 +305,12 @@ def _workload(provider: str, target: str, arm: Arm) -> str:
     return f"{target}-canary" if provider == "gatewayapi" else target
 
 
-def _parts(provider: str, namespace: str, target: str, interval: str, arm: Arm, ingress: str | None
-           ) -> tuple[_Mesh, str]:
+def _parts(provider: str, namespace: str, target: str, interval: str, arm: Arm, ingress: str | None,
+           target_kind: str = "Deployment") -> tuple[_Mesh, str]:
     name = normalize_provider(provider)
     validate_interval(interval)
     mesh = _MESHES[name]
-    sel = mesh.selector(name, namespace, _workload(name, target, arm), arm, ingress or target)
+    sel = mesh.selector(name, namespace, _workload(name, target, arm), arm, ingress or target, target_kind)
     return mesh, sel
 
 
@@ -323,6 +327,7 @@ def builtin_query(
     arm: Arm = "canary",
     *,
     ingress: str | None = None,
+    target_kind: str = "Deployment",
 ) -> str:
     """The PromQL of a built-in metric for one arm of a release.
 
@@ -330,8 +335,9 @@ def builtin_query(
     P99 latency in milliseconds, both over `interval`. The canary arm reads workload `target`
     (Service `<target>-canary` for gatewayapi), the primary arm `<target>-primary`. For nginx the
     arms are told apart by ingress-nginx's `canary` label on the ingress `ingress` (default: target).
+    `target_kind` (Deployment or DaemonSet) says how the `kubernetes` provider's pods are named.
     """
-    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress)
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind)
     if metric == REQUEST_SUCCESS_RATE:
         ok = f"sum(rate({mesh.requests}{{{sel}, {mesh.successes}}}[{interval}]))"
         total = f"sum(rate({mesh.requests}{{{sel}}}[{interval}]))"
@@ -365,9 +371,10 @@ def builtin_counts_queries(
     arm: Arm = "canary",
     *,
     ingress: str | None = None,
+    target_kind: str = "Deployment",
 ) -> CountsQueries:
     """Error-count, request-count and latency-bucket queries over `interval` for one arm."""
-    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress)
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind)
     return CountsQueries(
         errors=f"sum(increase({mesh.requests}{{{sel}, {mesh.errors}}}[{interval}]))",
         requests=f"sum(increase({mesh.requests}{{{sel}}}[{interval}]))",

@@ -2,9 +2,9 @@
 
 No real kube-apiserver can run on the machines this project is developed on, so the
 sandbox provides one in-process: kmock's KubernetesEmulator with a fidelity layer (see
-`apiserver` and `store`), a garbage collector, a simulated Deployment controller and simulated
-autoscalers (HorizontalPodAutoscaler, KEDA ScaledObject: `autoscalers`), all
-on one event loop in a background thread. On request it adds a simulated data plane
+`apiserver` and `store`), a garbage collector, simulated Deployment and DaemonSet controllers and
+simulated autoscalers (HorizontalPodAutoscaler, KEDA ScaledObject: `autoscalers`), all on one
+event loop in a background thread. On request it adds a simulated data plane
 (`dataplane`: load routed by the live router objects, mesh-style metrics on /metrics)
 and a real Prometheus scraping it (`prometheus`). kopf and the official client talk to it over
 HTTP on 127.0.0.1 through an ordinary kubeconfig, so operator code cannot tell it from a
@@ -38,6 +38,7 @@ import aiohttp.web
 from .apiserver import SandboxAPI
 from .autoscalers import AutoscalerController
 from .collector import GarbageCollector
+from .daemonsets import DaemonSetController
 from .dataplane import DataPlane, DataPlaneConfig
 from .deployments import UNREADY_ANNOTATION, DeploymentController
 from .kubeconfig import write_kubeconfig
@@ -104,6 +105,7 @@ class Sandbox:
         self._url: str | None = None
         self.api: SandboxAPI | None = None
         self.deployments: DeploymentController | None = None
+        self.daemonsets: DaemonSetController | None = None
         self._dataplane_config = dataplane if dataplane is not None or not prometheus else DataPlaneConfig()
         self._want_prometheus = prometheus
         self.dataplane: DataPlane | None = None
@@ -233,6 +235,7 @@ class Sandbox:
             api = self._build()
             self.api = api
             self.deployments = DeploymentController(api.store, ready_delay=self._ready_delay)
+            self.daemonsets = DaemonSetController(api.store, ready_delay=self._ready_delay)
             collector = GarbageCollector(api.store)
             autoscalers = AutoscalerController(api.store)
             if self._dataplane_config is not None:
@@ -255,6 +258,7 @@ class Sandbox:
                 self._url = f"http://{self._host}:{port}"
                 tasks = [
                     asyncio.create_task(self.deployments.run(), name="sandbox-deployments"),
+                    asyncio.create_task(self.daemonsets.run(), name="sandbox-daemonsets"),
                     asyncio.create_task(collector.run(), name="sandbox-collector"),
                     asyncio.create_task(autoscalers.run(), name="sandbox-autoscalers"),
                 ]

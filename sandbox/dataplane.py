@@ -19,8 +19,8 @@ exactly the series and labels the built-in queries of `analysis.templates` read:
   that came through an Ingress, with `canary` set to the canary upstream when it served them.
 
 Every served request is reported by both sidecars and the application, as if each pod ran them all,
-so any provider's queries find data whatever the router. The Deployment's current pod template
-decides the behaviour (during a template change, the old pods already answer as the new ones).
+so any provider's queries find data whatever the router. The Deployment's (or DaemonSet's) current
+pod template decides the behaviour (during a template change, the old pods already answer as the new ones).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS
 
 from .metrics import Labels, Registry
 from .pods import behaviour_of, pod_names, version_of
-from .routing import Hop, Share, Split, World, splits
+from .routing import Hop, Share, Split, World, splits, workloads
 from .store import ObjectStore
 
 __all__ = ["DataPlane", "DataPlaneConfig", "read_world"]
@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 # (group, plural) of each kind routing reads, by World field.
 _KINDS: dict[str, tuple[str, str]] = {
     "deployments": ("apps", "deployments"),
+    "daemonsets": ("apps", "daemonsets"),
     "services": ("", "services"),
     "ingresses": ("networking.k8s.io", "ingresses"),
     "httproutes": ("gateway.networking.k8s.io", "httproutes"),
@@ -177,7 +178,7 @@ class DataPlane:
         """Send `seconds` worth of requests through the live routes and count them."""
         world = read_world(self._store)
         deployments = {(str(d["metadata"].get("namespace")), str(d["metadata"]["name"])): d
-                       for d in world.deployments}
+                       for d in workloads(world)}
         for split in splits(world):
             arrived = int(self._rng.poisson(self.config.rps * seconds))
             matched = int(self._rng.binomial(arrived, self.config.match_fraction)) if split.matched is not None else 0

@@ -2,8 +2,8 @@
 
 Code that compares what it applied with what it reads back (drift detection, pod-template
 hashing) sees these server-set fields on a real cluster, so the sandbox sets the common
-ones too: Deployment strategy and pod-template defaults, Service cluster IPs and port
-protocols, the Namespace finalizer and name label.
+ones too: Deployment strategy, DaemonSet updateStrategy and pod-template defaults, Service
+cluster IPs and port protocols, the Namespace finalizer and name label.
 """
 
 from __future__ import annotations
@@ -62,6 +62,23 @@ def _deployment_defaults(obj: dict[str, Any]) -> None:
         _pod_template_defaults(template)
 
 
+def _daemonset_defaults(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {})
+    if isinstance(strategy, dict):
+        strategy.setdefault("type", "RollingUpdate")
+        if strategy["type"] == "RollingUpdate":
+            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling.setdefault("maxUnavailable", 1)
+            rolling.setdefault("maxSurge", 0)
+    template = spec.get("template")
+    if isinstance(template, dict):
+        _pod_template_defaults(template)
+
+
 def _service_defaults(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     if not isinstance(spec, dict):
@@ -88,6 +105,8 @@ def apply_defaults(group: str, plural: str, obj: dict[str, Any], old: dict[str, 
     """Set server-side defaults in place, as the API server does before storing."""
     if (group, plural) == ("apps", "deployments"):
         _deployment_defaults(obj)
+    elif (group, plural) == ("apps", "daemonsets"):
+        _daemonset_defaults(obj)
     elif (group, plural) == ("", "services"):
         _service_defaults(obj, old)
     elif (group, plural) == ("", "namespaces"):

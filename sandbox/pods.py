@@ -1,9 +1,10 @@
-"""How a simulated pod of the sandbox behaves, read from its Deployment's pod-template annotations.
+"""How a simulated pod of the sandbox behaves, read from its workload's pod-template annotations.
 
-The data plane runs no containers, so a Deployment says how its pods answer: the fraction of
-requests that fail with a 5xx and the median and P99 of a log-normal latency. Tests and demos set
-these annotations to make a canary good or bad. Pod names follow Kubernetes' `<deployment>-<pod
-template hash>-<suffix>`, which is what the `kubernetes` provider's built-in queries select.
+The data plane runs no containers, so a Deployment (or DaemonSet) says how its pods answer: the
+fraction of requests that fail with a 5xx and the median and P99 of a log-normal latency. Tests
+and demos set these annotations to make a canary good or bad. Pod names follow Kubernetes':
+`<deployment>-<pod template hash>-<suffix>` and `<daemonset>-<suffix>`, which is what the
+`kubernetes` provider's built-in queries select.
 """
 
 from __future__ import annotations
@@ -80,11 +81,13 @@ def version_of(deployment: Mapping[str, Any]) -> str:
     return str(containers[0].get("image", ""))
 
 
-def pod_names(deployment: Mapping[str, Any]) -> list[str]:
+def pod_names(workload: Mapping[str, Any]) -> list[str]:
     """Names for the ready pods (at most MAX_PODS): stable while the pod template stays the same."""
-    name = str((deployment.get("metadata") or {}).get("name"))
-    ready = int((deployment.get("status") or {}).get("readyReplicas") or 0)
-    digest = hashlib.sha256(json.dumps(_template(deployment), sort_keys=True, default=str).encode()).hexdigest()
-    template_hash = digest[:10]
-    return [f"{name}-{template_hash}-{hashlib.sha256(f'{digest}/{i}'.encode()).hexdigest()[:5]}"
-            for i in range(min(ready, MAX_PODS))]
+    name = str((workload.get("metadata") or {}).get("name"))
+    status = workload.get("status") or {}
+    digest = hashlib.sha256(json.dumps(_template(workload), sort_keys=True, default=str).encode()).hexdigest()
+    if workload.get("kind") == "DaemonSet":  # no ReplicaSet between: `<daemonset>-<suffix>`
+        ready, prefix = int(status.get("numberReady") or 0), name
+    else:
+        ready, prefix = int(status.get("readyReplicas") or 0), f"{name}-{digest[:10]}"
+    return [f"{prefix}-{hashlib.sha256(f'{digest}/{i}'.encode()).hexdigest()[:5]}" for i in range(min(ready, MAX_PODS))]

@@ -19,8 +19,8 @@ Which requests exist (one stream per *entry*, each getting the configured rate):
   `kubernetes`). A Service that a plain nginx Ingress
   sends to is not an entry of its own (its clients come through the Ingress).
 
-A request reaching a Service goes to the Deployments whose pod-template labels its selector
-matches and that have ready replicas, in proportion to their ready replicas (as kube-proxy
+A request reaching a Service goes to the Deployments and DaemonSets whose pod-template labels its
+selector matches and that have ready pods, in proportion to their ready pods (as kube-proxy
 spreads over endpoints). Requests sent to a backend with no ready endpoints are not served and
 not counted. A/B testing: a request "carrying the match" holds the headers/cookies of the first
 rule that needs headers, cookies or query parameters; other requests carry none of them.
@@ -41,6 +41,7 @@ __all__ = [
     "endpoints",
     "split_for",
     "splits",
+    "workloads",
 ]
 
 Obj = Mapping[str, Any]
@@ -60,6 +61,7 @@ class World:
     """The live objects routing depends on (plain dicts as the API serves them)."""
 
     deployments: Sequence[Obj] = ()
+    daemonsets: Sequence[Obj] = ()  # served as Deployments are: by their ready pods
     services: Sequence[Obj] = ()
     ingresses: Sequence[Obj] = ()
     httproutes: Sequence[Obj] = ()  # gateway.networking.k8s.io
@@ -80,7 +82,7 @@ class Entry:
 
 @dataclass(frozen=True)
 class Hop:
-    """One way a request can end: the Deployment serving it and how it got there."""
+    """One way a request can end: the Deployment (or DaemonSet) serving it and how it got there."""
 
     deployment: str
     service: str  # the Service it reached the pods through
@@ -158,21 +160,28 @@ def _host_service(world: World, namespace: str, host: str) -> str | None:
     return None
 
 
-def _ready(deployment: Obj) -> int:
-    return int(_number((deployment.get("status") or {}).get("readyReplicas"), 0))
+def _ready(workload: Obj) -> int:
+    """Ready pods: a Deployment's `readyReplicas`, a DaemonSet's `numberReady`."""
+    status = workload.get("status") or {}
+    return int(_number(status.get("numberReady" if workload.get("kind") == "DaemonSet" else "readyReplicas"), 0))
+
+
+def workloads(world: World) -> list[Obj]:
+    """The objects that run pods: Deployments and DaemonSets."""
+    return [*world.deployments, *world.daemonsets]
 
 
 # --- Services to Deployments ----------------------------------------------------------------------
 
 
 def endpoints(world: World, namespace: str, service: str) -> list[tuple[str, float]]:
-    """The Deployments a Service sends to, each with its share (by ready replicas); [] when none is ready."""
+    """The workloads a Service sends to, each with its share (by ready pods); [] when none is ready."""
     svc = _service(world, namespace, service)
     selector = {str(k): str(v) for k, v in (_spec(svc or {}).get("selector") or {}).items()}
     if svc is None or not selector:
         return []
     ready: list[tuple[str, int]] = []
-    for d in _in(world.deployments, namespace):
+    for d in _in(workloads(world), namespace):
         labels = ((_spec(d).get("template") or {}).get("metadata") or {}).get("labels") or {}
         if all(str(labels.get(k)) == v for k, v in selector.items()) and _ready(d) > 0:
             ready.append((_name(d), _ready(d)))

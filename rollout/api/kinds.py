@@ -26,3 +26,8 @@ HPA = "HorizontalPodAutoscaler"
 SCALED_OBJECT = "ScaledObject"
 HPA_GROUP, HPA_VERSION, HPA_PLURAL = "autoscaling", "v2", "horizontalpodautoscalers"
 KEDA_GROUP, KEDA_VERSION, KEDA_PLURAL = "keda.sh", "v1alpha1", "scaledobjects"
+
+# The workload kinds a release's `targetRef` may name (Flagger's: a Deployment or a DaemonSet,
+# cloned to `<name>-primary`), with the apiVersion each is served at.
+DEPLOYMENT, DAEMONSET = "Deployment", "DaemonSet"
+WORKLOAD_KINDS = {DEPLOYMENT: "apps/v1", DAEMONSET: "apps/v1"}

@@ -9,6 +9,7 @@ reading each typed field with its path is `rollout.api.fields`'s job.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import fields
@@ -17,7 +18,16 @@ from urllib.parse import urlsplit
 
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.fields import Errors, Fields, Json, names, show, type_name
-from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION, HPA, KEDA_GROUP, KEDA_VERSION, SCALED_OBJECT
+from rollout.api.kinds import (
+    API_VERSION,
+    DEPLOYMENT,
+    FLAGGER_API_VERSION,
+    HPA,
+    KEDA_GROUP,
+    KEDA_VERSION,
+    SCALED_OBJECT,
+    WORKLOAD_KINDS,
+)
 from rollout.api.limits import (
     MAX_ITERATIONS,
     MAX_PROGRESS_DEADLINE,
@@ -165,10 +175,18 @@ def _object_ref(ref: Fields, *, api_version: str = "", kind: str = "") -> Object
 def _target_ref(spec: Fields) -> ObjectRef:
     ref = spec.map("targetRef", required=True)
     if ref is None:
-        return ObjectRef(api_version="apps/v1", kind="Deployment", name="")
-    target = _object_ref(ref, api_version="apps/v1", kind="Deployment")
-    if target.kind != "Deployment":
-        ref.error("kind", f"must be Deployment (the only workload kind supported), got {target.kind!r}")
+        return ObjectRef(api_version=WORKLOAD_KINDS[DEPLOYMENT], kind=DEPLOYMENT, name="")
+    target = _object_ref(ref, kind=DEPLOYMENT)
+    if not target.api_version:
+        target = dataclasses.replace(target, api_version=WORKLOAD_KINDS.get(target.kind, ""))
+    supported = " or ".join(sorted(WORKLOAD_KINDS))
+    if target.kind == "Service":
+        # Flagger's Service (and Knative Service) targets route between Services someone else
+        # runs; there are no pods to clone into `<name>-primary`, which is all this operator does.
+        ref.error("kind", f"a Service target is not supported; name the {supported} behind it "
+                          "(its pods are cloned into <name>-primary)")
+    elif target.kind not in WORKLOAD_KINDS:
+        ref.error("kind", f"must be {supported}, got {show(target.kind)}")
     return target
 
 

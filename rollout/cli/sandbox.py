@@ -17,7 +17,7 @@ from rollout.cli.common import Subcommands, no_sandbox
 def add(subcommands: Subcommands) -> None:
     p = subcommands.add_parser(
         "sandbox",
-        help="run the embedded local cluster (API server and simulated Deployment controller)",
+        help="run the embedded local cluster (API server and simulated Deployment and DaemonSet controllers)",
         description="The embedded cluster the demo and the end-to-end tests use; no real Kubernetes needed.",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -167,7 +167,7 @@ class _Planner:
         if phase in (Phase.TERMINATING, Phase.TERMINATED):
             return
         if not self.obs.target.exists:
-            self.emit("TargetMissing", f"target Deployment {self.target_name} not found", warning=True)
+            self.emit("TargetMissing", f"target {self.spec.target_ref.kind} {self.target_name} not found", warning=True)
             self.requeue = self.quick
             return
         target = self.obs.target.spec_hash
@@ -186,7 +186,7 @@ class _Planner:
         self.set_phase(Phase.INITIALIZING)
         self.requeue = self.quick
         if not self.obs.target.exists:
-            self.emit("TargetMissing", f"target Deployment {self.target_name} not found", warning=True)
+            self.emit("TargetMissing", f"target {self.spec.target_ref.kind} {self.target_name} not found", warning=True)
             return
         if not (self.obs.primary.exists and self.obs.primary.ready):
             self.act(InitializePrimary())

@@ -146,7 +146,7 @@ class MetricChecks:
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         if metric.builtin:
             return builtin_query(metric.name, spec.provider.value, meta.namespace, target, interval, arm,
-                                 ingress=ingress)
+                                 ingress=ingress, target_kind=spec.target_ref.kind)
         text = metric.query
         if metric.template_ref is not None:
             ref = metric.template_ref
@@ -220,7 +220,8 @@ class MetricChecks:
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
-                                        spec.target_ref.name, interval, arm, ingress=ingress)
+                                        spec.target_ref.name, interval, arm, ingress=ingress,
+                                        target_kind=spec.target_ref.kind)
             for arm in ("canary", "primary")
         }
         margin = 1.0 + (metric.compare.tolerance if metric.compare else 0.0)

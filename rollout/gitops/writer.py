@@ -21,7 +21,7 @@ from urllib3.exceptions import HTTPError
 
 from rollout.api.annotations import SOURCE_PATH_ANNOTATION
 from rollout.api.errors import ValidationError
-from rollout.api.kinds import GIT_SOURCE, GROUP, PLURALS, VERSION
+from rollout.api.kinds import DAEMONSET, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.api.parse import parse_gitsource
 from rollout.api.spec import Release
 from rollout.api.status import ReleaseStatus, RevertState
@@ -82,8 +82,8 @@ class GitRevertWriter:
         repo = self.repository(release)
         namespace = release.metadata.namespace
         ref = release.spec.target_ref
-        target = self._deployment(namespace, ref.name)
-        primary = self._deployment(namespace, f"{ref.name}-primary")
+        target = self._workload(ref.kind, namespace, ref.name)
+        primary = self._workload(ref.kind, namespace, f"{ref.name}-primary")
         annotations = ((target or {}).get("metadata") or {}).get("annotations") or {}
         request = RevertRequest(
             namespace=namespace,
@@ -131,10 +131,12 @@ class GitRevertWriter:
     def _credentials(self, namespace: str, secret: str | None) -> Credentials | None:
         return read_credentials(self.api, namespace, secret, timeout=self.timeout) if secret else None
 
-    def _deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """The target's (or its primary's) Deployment or DaemonSet, for the images the revert names."""
+        read = self.apps.read_namespaced_daemon_set if kind == DAEMONSET else self.apps.read_namespaced_deployment
         try:
             return cast(dict[str, Any], self.api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
-                self.apps.read_namespaced_deployment(name, namespace, _request_timeout=self.timeout)))
+                read(name, namespace, _request_timeout=self.timeout)))
         except ApiException as e:
             if e.status == 404:
                 return None

@@ -37,6 +37,7 @@ ORIGINAL_SELECTOR_ANNOTATION = f"{ANNOTATION_DOMAIN}/original-selector"
 _NOT_COPIED_ANNOTATIONS = (
     "kubectl.kubernetes.io/last-applied-configuration",
     "deployment.kubernetes.io/revision",
+    "deprecated.daemonset.template.generation",  # the DaemonSet controller's, as the line above
 )
 _NOT_COPIED_PREFIXES = ("argocd.argoproj.io/", "kustomize.toolkit.fluxcd.io/")
 # Deployment spec fields the primary takes from the target (Flagger copies the same ones).
@@ -98,8 +99,9 @@ def selector_label(deployment: Mapping[str, Any]) -> tuple[str, str]:
         if isinstance(value, str) and value:
             return key, value
     name = (deployment.get("metadata") or {}).get("name")
+    kind = deployment.get("kind") or "Deployment"
     raise WorkloadError(
-        f"Deployment {name} selects on none of the labels {', '.join(SELECTOR_LABELS)} in "
+        f"{kind} {name} selects on none of the labels {', '.join(SELECTOR_LABELS)} in "
         "spec.selector.matchLabels; add one so the primary and the Services can select its pods",
         temporary=False,
     )

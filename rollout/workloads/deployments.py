@@ -1,5 +1,8 @@
 """`Workloads`: the thin I/O around the builders, through the official client's ApiClient.
 
+The target is a Deployment or a DaemonSet (`kinds`): the same steps for both, each kind's own
+objects and decisions (how it is scaled to zero, when it is ready) from its builders.
+
 Each method reads what is there, asks a pure builder what it should be, and writes only the
 difference, so every call is idempotent and a controller that dies halfway repeats it safely.
 Reads are raw JSON (not the client's models) so fields this client version does not know survive
@@ -37,7 +40,8 @@ from . import builders as b
 from . import configs
 from .autoscalers import Autoscalers, autoscaler_of
 from .errors import NotReady, TargetMissing, WorkloadError
-from .hashing import PRIMARY_SUFFIX, pod_template, pod_template_hash, revision_of
+from .hashing import PRIMARY_SUFFIX, pod_template, revision_of
+from .kinds import KINDS, WorkloadKind, kind_of
 
 Json = dict[str, Any]
 
@@ -45,28 +49,22 @@ MERGE_PATCH = "application/merge-patch+json"
 log = logging.getLogger(__name__)
 
 
-def workload_of(deployment: Mapping[str, Any] | None, tracked: Mapping[str, str] | None = None) -> Workload:
-    """What the planner sees of a Deployment (or of a missing one); `tracked` holds the checksums of
-    its tracked ConfigMaps and Secrets (`configs.label` -> checksum), part of its spec hash."""
-    if deployment is None:
+def workload_of(obj: Mapping[str, Any] | None, kind: WorkloadKind = KINDS["Deployment"],
+                tracked: Mapping[str, str] | None = None) -> Workload:
+    """What the planner sees of a Deployment or DaemonSet (or of a missing one); `tracked` holds the
+    checksums of its tracked ConfigMaps and Secrets (`configs.label` -> checksum), part of its spec hash."""
+    if obj is None:
         return Workload(exists=False, spec_hash=None, ready=False, revision=None)
     return Workload(
         exists=True,
-        spec_hash=pod_template_hash(deployment, tracked),
-        ready=b.is_ready(deployment),
-        revision=revision_of(deployment),
+        spec_hash=kind.spec_hash(obj, tracked),
+        ready=kind.is_ready(obj),
+        revision=revision_of(obj),
     )
 
 
-def progress_deadline_exceeded(deployment: Mapping[str, Any]) -> bool:
-    for condition in (deployment.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Progressing" and condition.get("reason") == "ProgressDeadlineExceeded":
-            return True
-    return False
-
-
 class Workloads:
-    """The primary/canary Deployments and Services of releases, in one cluster."""
+    """The primary/canary workloads (Deployments, DaemonSets) and Services of releases, in one cluster."""
 
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
         self.apps = client.AppsV1Api(api)
@@ -91,14 +89,37 @@ class Workloads:
     def deployment(self, namespace: str, name: str) -> Json | None:
         return self._read(self.apps.read_namespaced_deployment, name, namespace)
 
+    def daemonset(self, namespace: str, name: str) -> Json | None:
+        return self._read(self.apps.read_namespaced_daemon_set, name, namespace)
+
+    def _call(self, kind: WorkloadKind, verb: str) -> Callable[..., Any]:
+        """AppsV1Api's `<verb>_namespaced_<kind>` (read, create, replace, patch), named in full so
+        the RBAC table's test sees every call."""
+        calls: dict[str, dict[str, Callable[..., Any]]] = {
+            "deployment": {"read": self.apps.read_namespaced_deployment,
+                           "create": self.apps.create_namespaced_deployment,
+                           "replace": self.apps.replace_namespaced_deployment,
+                           "patch": self.apps.patch_namespaced_deployment},
+            "daemon_set": {"read": self.apps.read_namespaced_daemon_set,
+                           "create": self.apps.create_namespaced_daemon_set,
+                           "replace": self.apps.replace_namespaced_daemon_set,
+                           "patch": self.apps.patch_namespaced_daemon_set},
+        }
+        return calls[kind.api_suffix][verb]
+
+    def _workload(self, kind: WorkloadKind, namespace: str, name: str) -> Json | None:
+        return self._read(self._call(kind, "read"), name, namespace)
+
     def service(self, namespace: str, name: str) -> Json | None:
         return self._read(self.core.read_namespaced_service, name, namespace)
 
     def _target(self, release: Release) -> Json:
         namespace, name = release.metadata.namespace, b.target_name(release)
-        target = self.deployment(namespace, name)
+        kind = kind_of(release)
+        target = self._workload(kind, namespace, name)
         if target is None:
-            raise TargetMissing(namespace, name)
+            raise TargetMissing(namespace, name, kind.kind)
+        kind.check_target(target)
         return target
 
     # -- the ports the engine calls --------------------------------------------------------------
@@ -106,39 +127,41 @@ class Workloads:
     def observe(self, release: Release) -> tuple[Workload, Workload]:
         """(target, primary) as the planner sees them; a missing one has `exists=False`. The tracked
         ConfigMaps and Secrets are read each time, so a change to one is seen at the next tick."""
-        namespace = release.metadata.namespace
-        target = self.deployment(namespace, b.target_name(release))
-        primary = self.deployment(namespace, b.primary_name(release))
+        namespace, kind = release.metadata.namespace, kind_of(release)
+        target = self._workload(kind, namespace, b.target_name(release))
+        primary = self._workload(kind, namespace, b.primary_name(release))
         return self._seen_target(release, target), self._seen_primary(release, primary)
 
     def initialize(self, release: Release) -> None:
         """Create `<t>-primary` (if missing), with copies of the tracked configs, and the Services;
         an existing primary is left as it is (promotion changes it, not initialization)."""
         target = self._target(release)
-        namespace = release.metadata.namespace
-        if self.deployment(namespace, b.primary_name(release)) is None:
+        namespace, kind = release.metadata.namespace, kind_of(release)
+        if self._workload(kind, namespace, b.primary_name(release)) is None:
             tracked = self.tracked_configs(release, target)
             self._copy_configs(release, tracked)
-            self._create(self.apps.create_namespaced_deployment, namespace, b.build_primary(target, release, tracked))
-            log.info("created Deployment %s/%s", namespace, b.primary_name(release))
+            self._create(self._call(kind, "create"), namespace, kind.build_primary(target, release, tracked))
+            log.info("created %s %s/%s", kind.kind, namespace, b.primary_name(release))
         self.autoscalers.reconcile_primary(release, init=True)
         self._reconcile_services(release, target)
 
     def scale_target(self, release: Release, up: bool) -> None:
-        """Scale the target to the replicas it should run (up), or to zero, remembering its count.
+        """Scale the target to the replicas it should run (up), or to zero, remembering its count (a
+        DaemonSet: remove or add the scale-to-zero node selector).
 
         Its autoscaler is resumed before scaling up and paused before scaling to zero; a run also
         creates the primary's autoscaler when it is missing (an autoscalerRef added to a release
         that was initialized without one)."""
         target = self._target(release)
+        kind = kind_of(release)
         if up:
             self.autoscalers.reconcile_primary(release, init=True)
         self.autoscalers.pause_target(release, not up)
-        primary = self.deployment(release.metadata.namespace, b.primary_name(release)) if up else None
+        primary = self._workload(kind, release.metadata.namespace, b.primary_name(release)) if up else None
         autoscaled = self._autoscaled(release) if up else None
-        patch = b.scale_patch(target, primary, up, autoscaled)
+        patch = kind.scale_patch(target, primary, up, autoscaled)
         if patch is not None:
-            self._patch_deployment(release.metadata.namespace, b.target_name(release), patch)
+            self._patch(kind, release.metadata.namespace, b.target_name(release), patch)
 
     def promote(self, release: Release) -> None:
         """Copy the target's tracked configs to their `-primary` copies, then its pod template (using
@@ -149,34 +172,35 @@ class Workloads:
 
     def _promote_deployment(self, release: Release) -> None:
         namespace, name = release.metadata.namespace, b.primary_name(release)
+        kind = kind_of(release)
         for _ in range(self.conflict_retries):
             target = self._target(release)
             tracked = self.tracked_configs(release, target)
             self._copy_configs(release, tracked)
-            primary = self.deployment(namespace, name)
+            primary = self._workload(kind, namespace, name)
             if primary is None:
-                self._create(self.apps.create_namespaced_deployment, namespace,
-                             b.build_primary(target, release, tracked))
+                self._create(self._call(kind, "create"), namespace, kind.build_primary(target, release, tracked))
                 return
-            new = b.promoted_primary(primary, target, tracked, replicas=autoscaler_of(release) is None)
+            new = kind.promoted_primary(primary, target, tracked, replicas=autoscaler_of(release) is None)
             if new is None:
                 return
-            if self._replace(self.apps.replace_namespaced_deployment, namespace, name, new):
-                log.info("promoted %s/%s to %s", namespace, b.target_name(release), pod_template_hash(target))
+            if self._replace(self._call(kind, "replace"), namespace, name, new):
+                log.info("promoted %s/%s to %s", namespace, b.target_name(release), kind.spec_hash(target, None))
                 return
-        raise WorkloadError(f"Deployment {namespace}/{name} kept changing while promoting; will retry")
+        raise WorkloadError(f"{kind.kind} {namespace}/{name} kept changing while promoting; will retry")
 
     def finalize(self, release: Release) -> None:
         """The release is being deleted: give the workload back as it was before the release (see
         the module docstring). Raises `NotReady` while the target is scaling up; retry."""
         namespace, name = release.metadata.namespace, b.target_name(release)
-        target = self.deployment(namespace, name)
+        kind = kind_of(release)
+        target = self._workload(kind, namespace, name)
         if target is None:
-            log.warning("finalize %s/%s: target Deployment %s not found, nothing to give back",
-                        namespace, release.metadata.name, name)
+            log.warning("finalize %s/%s: target %s %s not found, nothing to give back",
+                        namespace, release.metadata.name, kind.kind, name)
             return
         self.autoscalers.resume_target(release)
-        primary = self.deployment(namespace, b.primary_name(release))
+        primary = self._workload(kind, namespace, b.primary_name(release))
         apex_name = b.service_names(release)[0]
         if primary is not None and self._differ(release, target, primary):
             # A release is in flight (or failed): the target holds an unproven version, so the
@@ -187,14 +211,14 @@ class Workloads:
             self.autoscalers.orphan_primary(release)
             self._release_apex(release, target, apex_name, keep_primary=True)
             return
-        patch = b.scale_patch(target, primary, up=True, autoscaled=self._autoscaled(release))
+        patch = kind.scale_patch(target, primary, True, self._autoscaled(release))
         if patch is not None:
-            self._patch_deployment(namespace, name, patch)
+            self._patch(kind, namespace, name, patch)
             target = self._target(release)
-        if b.is_ready(target):
+        if kind.is_ready(target):
             self._release_apex(release, target, apex_name, keep_primary=False)
             return
-        if progress_deadline_exceeded(target) and primary is not None:
+        if kind.cannot_become_ready(target) and primary is not None:
             log.warning("finalize %s/%s: %s cannot become ready; keeping %s serving, no longer owned",
                         namespace, release.metadata.name, name, b.primary_name(release))
             self._keep_primary(release, primary)
@@ -241,7 +265,7 @@ class Workloads:
     def tracked_documents(self, release: Release) -> list[tuple[str, str, str | None]]:
         """(kind, name, source-path annotation) of each tracked ConfigMap and Secret the target uses
         now: what the Git revert writer reverts with the workload."""
-        target = self.deployment(release.metadata.namespace, b.target_name(release))
+        target = self._workload(kind_of(release), release.metadata.namespace, b.target_name(release))
         if target is None:
             return []
         return [("Secret" if kind == configs.SECRET else "ConfigMap", name,
@@ -265,7 +289,8 @@ class Workloads:
         if target is None:
             return workload_of(None)
         tracked = self.tracked_configs(release, target, strict=strict)
-        return workload_of(target, {configs.label(k): configs.checksum(k[0], o) for k, o in tracked.items()})
+        return workload_of(target, kind_of(release),
+                           {configs.label(k): configs.checksum(k[0], o) for k, o in tracked.items()})
 
     def _seen_primary(self, release: Release, primary: Json | None) -> Workload:
         """The primary with its copies' names taken back to the originals and the copies' content
@@ -274,12 +299,12 @@ class Workloads:
             return workload_of(None)
         copies = self._primary_copies(release, primary)
         if not copies:
-            return workload_of(primary)
+            return workload_of(primary, kind_of(release))
         spec = dict(primary.get("spec") or {})
         spec["template"] = configs.from_copies(pod_template(primary), copies)
         sums = {configs.label((kind, name[: -len(PRIMARY_SUFFIX)])): configs.checksum(kind, obj)
                 for (kind, name), obj in copies.items()}
-        return workload_of({**primary, "spec": spec}, sums)
+        return workload_of({**primary, "spec": spec}, kind_of(release), sums)
 
     def _differ(self, release: Release, target: Json, primary: Json) -> bool:
         # Deletion must complete: a missing ConfigMap makes the target differ, it does not block.
@@ -317,7 +342,8 @@ class Workloads:
     def _keep_primary(self, release: Release, primary: Json) -> None:
         """Release the primary, and the copies it uses, from the release's ownership."""
         namespace = release.metadata.namespace
-        self._orphan(self.apps.read_namespaced_deployment, self.apps.replace_namespaced_deployment,
+        workload = kind_of(release)
+        self._orphan(self._call(workload, "read"), self._call(workload, "replace"),
                      namespace, b.primary_name(release), release)
         for kind, name in self._primary_copies(release, primary):
             read, _, replace, _ = self._config_calls(kind)
@@ -395,8 +421,8 @@ class Workloads:
             raise
         return True
 
-    def _patch_deployment(self, namespace: str, name: str, patch: Json) -> None:
-        self.apps.patch_namespaced_deployment(
+    def _patch(self, kind: WorkloadKind, namespace: str, name: str, patch: Json) -> None:
+        self._call(kind, "patch")(
             name, namespace, patch, _content_type=MERGE_PATCH, _request_timeout=self.timeout,
             _preload_content=False,
         )

@@ -17,10 +17,10 @@ class WorkloadError(Exception):
 
 
 class TargetMissing(WorkloadError):
-    """The release's target Deployment does not exist."""
+    """The release's target (a Deployment or a DaemonSet) does not exist."""
 
-    def __init__(self, namespace: str, name: str) -> None:
-        super().__init__(f"target Deployment {namespace}/{name} not found", temporary=False)
+    def __init__(self, namespace: str, name: str, kind: str = "Deployment") -> None:
+        super().__init__(f"target {kind} {namespace}/{name} not found", temporary=False)
         self.namespace = namespace
         self.name = name
 

@@ -522,6 +522,43 @@ def test_sandbox_deployment_can_be_kept_unready(cluster: Cluster, namespace: str
     eventually(lambda: _rolled_out(cluster, namespace, "stuck"))
 
 
+# -- DaemonSets ----------------------------------------------------------------------------------
+
+
+def _daemonset_rolled_out(cluster: Cluster, namespace: str, name: str) -> Any:
+    """Rolled out as `kubectl rollout status` (and Flagger) reads it: every node that should run a
+    pod runs the current template and it is available."""
+    ds = apps(cluster).read_namespaced_daemon_set(name, namespace)
+    status = ds.status
+    if status is None or status.observed_generation != ds.metadata.generation:
+        return None
+    desired = status.desired_number_scheduled
+    done = (status.updated_number_scheduled or 0) == desired and (status.number_available or 0) == desired
+    return ds if done else None
+
+
+def test_daemonset_runs_on_matching_nodes_and_a_selector_no_node_has_leaves_it_without_pods(
+        cluster: Cluster, namespace: str) -> None:
+    body = deployment("agent")
+    del body["spec"]["replicas"]
+    created = apps(cluster).create_namespaced_daemon_set(namespace, body)
+    assert created.metadata.generation == 1
+    assert created.spec.update_strategy.type == "RollingUpdate"  # the API's default
+    ds = eventually(lambda: _daemonset_rolled_out(cluster, namespace, "agent"), timeout=60)
+    assert ds.status.desired_number_scheduled >= 1 and ds.status.number_ready == ds.status.desired_number_scheduled
+    # Flagger's way of scaling a DaemonSet to zero: a node selector no node matches
+    apps(cluster).patch_namespaced_daemon_set("agent", namespace, {"spec": {"template": {"spec": {
+        "nodeSelector": {"flagger.app/scale-to-zero": "true"}}}}})
+    ds = eventually(lambda: _daemonset_rolled_out(cluster, namespace, "agent"), timeout=60)
+    assert ds.metadata.generation == 2
+    assert (ds.status.desired_number_scheduled, ds.status.current_number_scheduled, ds.status.number_ready) == (0, 0, 0)
+    apps(cluster).patch_namespaced_daemon_set("agent", namespace, {"spec": {"template": {"spec": {
+        "nodeSelector": {"flagger.app/scale-to-zero": None}}}}}, _content_type="application/merge-patch+json")
+    ds = eventually(lambda: _daemonset_rolled_out(cluster, namespace, "agent"), timeout=60)
+    assert ds.metadata.generation == 3
+    assert ds.status.desired_number_scheduled >= 1 and not ds.spec.template.spec.node_selector
+
+
 # -- the real kopf runtime -------------------------------------------------------------------------
 
 

@@ -69,8 +69,9 @@ NEEDED: frozenset[Need] = frozenset({
     ("rollout.gitops.dev", "canaries/finalizers", "update"),
     ("rollout.gitops.dev", "bluegreens/finalizers", "update"),
     # rollout.workloads.deployments (and rollout.gitops.writer reads the target and primary):
-    # read, create the primary, replace on promote/orphan, merge-patch spec.replicas to scale.
-    *each("apps", ("deployments",), ("get", "create", "update", "patch")),
+    # read, create the primary, replace on promote/orphan, merge-patch spec.replicas to scale
+    # (a DaemonSet: its scale-to-zero node selector).
+    *each("apps", ("deployments", "daemonsets"), ("get", "create", "update", "patch")),
     # rollout.workloads.deployments and rollout.routers.kubernetes (via routers.objects): Services.
     *each("", ("services",), ("get", "create", "update")),
     # rollout.workloads.autoscalers: the canary's HPA or ScaledObject (read; a ScaledObject paused by a
@@ -97,6 +98,7 @@ NEEDED: frozenset[Need] = frozenset({
 # Typed client calls (CoreV1Api, AppsV1Api, NetworkingV1Api): object name -> (group, resource).
 TYPED_RESOURCES = {
     "deployment": ("apps", "deployments"),
+    "daemon_set": ("apps", "daemonsets"),
     "service": ("", "services"),
     "event": ("", "events"),
     "secret": ("", "secrets"),

@@ -393,8 +393,11 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.provider", "unknown provider 'contour'; known: gatewayapi, istio, kubernetes, linkerd, nginx, osm, smi"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
-    ("target-kind", "Canary", [("spec.targetRef.kind", "DaemonSet")],
-     "spec.targetRef.kind", "must be Deployment (the only workload kind supported), got 'DaemonSet'"),
+    ("target-kind", "Canary", [("spec.targetRef.kind", "StatefulSet")],
+     "spec.targetRef.kind", "must be DaemonSet or Deployment, got 'StatefulSet'"),
+    ("target-service", "BlueGreen", [("spec.targetRef.kind", "Service")],
+     "spec.targetRef.kind", "a Service target is not supported; name the DaemonSet or Deployment behind it "
+                            "(its pods are cloned into <name>-primary)"),
     ("webhook-scheme", "Canary", [("spec.analysis.webhooks[0].url", "ftp://loadtester/")],
      "spec.analysis.webhooks[0].url", "must be an http:// or https:// URL, got 'ftp://loadtester/'"),
     ("webhook-type", "Canary", [("spec.analysis.webhooks[0].type", "pre")],

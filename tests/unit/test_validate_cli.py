@@ -201,3 +201,17 @@ def test_the_installed_console_script(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert len(failed.stdout.splitlines()) == 3
     assert "Traceback" not in failed.stderr
+
+
+def test_a_daemonset_target_validates_and_a_service_target_is_refused_by_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    daemonset = write(tmp_path, "ds.yaml", GOOD.replace("kind: Deployment", "kind: DaemonSet"))
+    assert run(["validate", str(daemonset)], capsys)[0] == 0
+    service = write(tmp_path, "svc.yaml", GOOD.replace("apiVersion: apps/v1, kind: Deployment",
+                                                       "apiVersion: v1, kind: Service"))
+    code, out, _ = run(["validate", str(service)], capsys)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{service}:1: Canary/podinfo: spec.targetRef.kind: a Service target is not supported; name the DaemonSet "
+        "or Deployment behind it (its pods are cloned into <name>-primary)",
+    ]
