@@ -124,6 +124,12 @@ def base_for(path: str) -> dict[str, Any]:
         del analysis["metrics"][0]["query"]
     if path.startswith("spec.canaryAnalysis"):
         obj["spec"]["canaryAnalysis"] = obj["spec"].pop("analysis")
+    if path.startswith("spec.autoscalerRef"):
+        # trigger queries are a ScaledObject's; every other autoscaler field fits an HPA
+        obj["spec"]["autoscalerRef"] = (
+            {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": "podinfo-so"}
+            if "primaryScalerQueries" in path else
+            {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"})
     return obj
 
 

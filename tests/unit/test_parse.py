@@ -548,7 +548,6 @@ FLAGGER_FIELD = "Flagger's field is not supported by rollout; remove it"
 
 @pytest.mark.parametrize(("path", "value"), [
     ("spec.revertOnDeletion", True),
-    ("spec.autoscalerRef", {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"}),
     ("spec.service.headless", True),
     ("spec.analysis.alerts", [{"name": "slack", "providerRef": {"name": "on-call"}}]),
     ("spec.analysis.canaryReadyThreshold", 50),
