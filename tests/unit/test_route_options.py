@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import pytest
+import yaml
 
 from rollout.api.errors import ValidationError
 from rollout.api.parse import parse_canary
@@ -365,3 +366,93 @@ def test_copy_is_unchanged() -> None:
     istio.desired_virtualservice(rel, 90, 10, False, Extras(cookie=PAIR))
     istio.desired_virtualservice(rel, 100, 0, False, Extras(cookie=PAIR))
     assert rel.spec.service.extra["headers"] == service["headers"]
+
+
+# --- Flagger's own Canaries with these fields ------------------------------------------------------
+
+# From github.com/fluxcd/flagger docs/gitbook/tutorials/istio-progressive-delivery.md ("session
+# affinity"), comments and webhooks dropped; Flagger's default provider (istio) written out, and
+# autoscalerRef left out (another part of the Flagger drop-in work handles it).
+FLAGGER_ISTIO_AFFINITY = """
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  provider: istio
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  progressDeadlineSeconds: 60
+  service:
+    port: 9898
+    targetPort: 9898
+    gateways: [istio-system/public-gateway]
+    hosts: [app.example.com]
+    trafficPolicy: {tls: {mode: DISABLE}}
+    retries: {attempts: 3, perTryTimeout: 1s, retryOn: "gateway-error,connect-failure,refused-stream"}
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    sessionAffinity: {cookieName: flagger-cookie, maxAge: 21600}
+    metrics:
+    - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+    - {name: request-duration, thresholdRange: {max: 500}, interval: 30s}
+"""
+
+# From github.com/fluxcd/flagger test/gatewayapi/test-session-affinity.sh (installed there with
+# -mesh-provider=gatewayapi:v1, written out here); metric templates and webhooks dropped.
+FLAGGER_GATEWAYAPI_AFFINITY = """
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: sa-test}
+spec:
+  provider: gatewayapi:v1
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  progressDeadlineSeconds: 60
+  service:
+    port: 9898
+    portName: http
+    hosts: [www.example.com]
+    gatewayRefs: [{name: gateway, namespace: istio-ingress}]
+  analysis:
+    interval: 15s
+    threshold: 15
+    maxWeight: 50
+    stepWeight: 10
+    sessionAffinity: {cookieName: canary-flagger-cookie, primaryCookieName: primary-flagger-cookie}
+"""
+
+# From github.com/fluxcd/flagger docs/gitbook/tutorials/istio-progressive-delivery.md ("traffic
+# mirroring"); the tutorial's targetRef and service added, webhooks dropped.
+FLAGGER_ISTIO_MIRROR = """
+apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata: {name: podinfo, namespace: test}
+spec:
+  provider: istio
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 5
+    iterations: 10
+    mirror: true
+    mirrorWeight: 100
+    metrics:
+    - {name: request-success-rate, thresholdRange: {min: 99}, interval: 1m}
+    - {name: request-duration, thresholdRange: {max: 500}, interval: 1m}
+"""
+
+
+def test_flagger_documented_canaries() -> None:
+    istio_affinity = parse_canary(yaml.safe_load(FLAGGER_ISTIO_AFFINITY))
+    assert istio_affinity.spec.analysis.session_affinity == SessionAffinity("flagger-cookie", max_age=21600)
+    http = istio.desired_virtualservice(istio_affinity, 90, 10, False, Extras(cookie="flagger-cookie=x"))["spec"]
+    assert http["gateways"] == ["istio-system/public-gateway"] and len(http["http"]) == 2
+    assert all(r["retries"]["attempts"] == 3 for r in http["http"])
+    gw = parse_canary(yaml.safe_load(FLAGGER_GATEWAYAPI_AFFINITY))
+    rules = gatewayapi.desired_httproute(gw, 90, 10, False, Extras(cookie="canary-flagger-cookie=x"))["spec"]["rules"]
+    assert len(rules) == 3  # canary cookie, primary cookie, weighted
+    mirror = parse_canary(yaml.safe_load(FLAGGER_ISTIO_MIRROR))
+    [route] = istio.desired_virtualservice(mirror, 100, 0, False, Extras(mirror=True))["spec"]["http"]
+    assert route["mirror"] == {"host": "podinfo-canary"} and route["mirrorPercentage"] == {"value": 100}
