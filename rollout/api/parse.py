@@ -411,11 +411,11 @@ def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tupl
     mirror = a.bool("mirror", False)
     mirror_weight = a.int("mirrorWeight", lo=0, hi=100) or 0
     affinity = _session_affinity(a)
-    known = ", ".join(sorted(ROUTE_OPTION_PROVIDERS))
     for key in ("mirror", "mirrorWeight", "sessionAffinity"):
         if key in a and a.get(key) not in (False, None) and (blue_green or provider not in ROUTE_OPTION_PROVIDERS):
             where = "a BlueGreen" if blue_green else f"provider '{provider}'"
-            a.error(key, f"is not supported for {where}: only a Canary with provider {known} can do it")
+            a.error(key, f"is not supported for {where}: only a Canary with provider "
+                    f"{_either(ROUTE_OPTION_PROVIDERS, 'or')} can do it")
     if provider == Provider.GATEWAYAPI and not blue_green:
         if "mirrorWeight" in a:
             a.error("mirrorWeight", "is applicable to provider istio only (Gateway API mirrors every request)")
@@ -552,14 +552,20 @@ _SERVICE_OPTIONS: dict[str, frozenset[Provider]] = {
 }
 
 
+def _either(providers: frozenset[Provider], conjunction: str) -> str:
+    names = sorted(str(p) for p in providers)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
 def _service_options(spec: Fields, provider: Provider) -> None:
     svc = spec.map("service")
     if svc is None:
         return
     for key, providers in _SERVICE_OPTIONS.items():
         if svc.get(key) not in (None, False) and provider not in providers:
-            known = ", ".join(sorted(providers))
-            svc.error(key, f"is not supported for provider '{provider}': only {known} writes it into its route")
+            verb = "writes" if len(providers) == 1 else "write"
+            svc.error(key, f"is not supported for provider '{provider}': only {_either(providers, 'and')} {verb} "
+                      "it into the route")
     delegation = svc.bool("delegation", False)
     if delegation and (svc.get("hosts") or svc.get("gateways")):
         svc.error("delegation", "a delegate VirtualService has no hosts or gateways: remove service.hosts and "
