@@ -153,23 +153,41 @@ def test_a_mirror_run_sees_the_canary_and_promotes_or_rolls_back(mirror_runs: di
     assert metric["verdict"] == "fail" and metric["value"] < 95, metric
 
 
-def prometheus_shares(prometheus: str, ns: str, window: str) -> dict[str, float]:
-    query = (f'sum by (destination_workload) (increase(istio_requests_total{{reporter="destination",'
-             f'destination_workload_namespace="{ns}"}}[{window}]))')
+def prometheus_shares(prometheus: str, provider: str, ns: str, window: str) -> dict[str, float]:
+    """Share of the requests each version served over the last `window`, as the provider's metrics
+    count them (Istio by workload; Envoy, for Gateway API, by backend Service)."""
+    if provider == "istio":
+        query = (f'sum by (destination_workload) (increase(istio_requests_total{{reporter="destination",'
+                 f'destination_workload_namespace="{ns}"}}[{window}]))')
+        names = {app.APP: "canary", f"{app.APP}-primary": "primary"}
+    else:
+        query = (f'sum by (envoy_cluster_name) '
+                 f'(increase(envoy_cluster_upstream_rq{{envoy_cluster_name=~"{ns}_.*"}}[{window}]))')
+        names = {f"{ns}_{app.APP}-canary_{app.PORT}": "canary", f"{ns}_{app.APP}-primary_{app.PORT}": "primary"}
     url = f"{prometheus.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": query})
     with urllib.request.urlopen(url, timeout=10) as response:
         body = json.load(response)
-    counts = {r["metric"].get("destination_workload", ""): float(r["value"][1]) for r in body["data"]["result"]}
+    counts: dict[str, float] = {}
+    for r in body["data"]["result"]:
+        label = names.get(next(iter(r["metric"].values()), ""), "other")
+        counts[label] = counts.get(label, 0.0) + float(r["value"][1])
     total = sum(counts.values())
     return {k: v / total for k, v in counts.items()} if total else {}
 
 
-def test_session_affinity_keeps_cookie_carriers_on_the_canary(world: tuple[client.ApiClient, str]) -> None:
+def sticky_rule(provider: str, route: dict[str, Any]) -> dict[str, Any]:
+    rules = route["spec"]["http"] if provider == "istio" else route["spec"]["rules"]
+    return dict(rules[0])
+
+
+@pytest.mark.parametrize("provider", MIRRORED)
+def test_session_affinity_keeps_cookie_carriers_on_the_canary(world: tuple[client.ApiClient, str],
+                                                              provider: str) -> None:
     """At a 50% weight, clients that drew the canary once keep going there: well over half of the
-    requests reach the canary, where without affinity half would."""
+    requests reach the canary, where without affinity half would; the run's end expires the cookie."""
     api, prometheus = world
-    ns = namespace(api, "sticky", "istio")
-    obj = app.canary("istio", "threshold", 20.0, ns, git=False)
+    ns = namespace(api, "sticky", provider)
+    obj = app.canary(provider, "threshold", 20.0, ns, git=False)
     analysis = obj["spec"]["analysis"]
     for key in ("stepWeight", "maxWeight"):
         analysis.pop(key, None)
@@ -181,15 +199,17 @@ def test_session_affinity_keeps_cookie_carriers_on_the_canary(world: tuple[clien
     release_version(api, ns, GOOD)
     wait_for("weight 50", lambda: release_status(api, ns, app.APP).get("canaryWeight") == 50, timeout=90)
     started = time.monotonic()
-    http = route_of(api, "istio", ns)["spec"]["http"]
-    assert len(http) == 2 and "Cookie" in http[0]["match"][0]["headers"], http  # the sticky route first
+    sticky = sticky_rule(provider, route_of(api, provider, ns))
+    assert "Cookie" in str(sticky.get("match") or sticky.get("matches")), sticky  # the sticky rule comes first
     time.sleep(10)  # the clients draw the canary once, then keep its cookie
-    shares = prometheus_shares(prometheus, ns, "6s")
+    shares = prometheus_shares(prometheus, provider, ns, "6s")
     assert release_status(api, ns, app.APP).get("canaryWeight") == 50 and time.monotonic() - started < 20
-    assert shares.get(app.APP, 0.0) > 0.7, shares
+    assert shares.get("canary", 0.0) > 0.7, shares
     wait_for("the sticky release promoted", lambda: release_status(api, ns, app.APP).get("phase") == "Succeeded",
              timeout=120)
-    # the run ended: the route expires the run's cookie and sends everyone to the primary
-    http = route_of(api, "istio", ns)["spec"]["http"]
-    assert "Max-Age=-1" in http[0]["headers"]["response"]["add"]["Set-Cookie"], http
-    assert http[-1]["route"][0]["weight"] == 100
+    # the run ended: a first rule expires the run's cookie, and the weights are back on the primary
+    route = route_of(api, provider, ns)
+    assert "Max-Age=-1" in str(sticky_rule(provider, route)), route
+    rules = route["spec"]["http"] if provider == "istio" else route["spec"]["rules"]
+    last = rules[-1].get("route") or rules[-1].get("backendRefs")
+    assert last[0]["weight"] == 100, route
