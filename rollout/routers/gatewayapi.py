@@ -3,7 +3,11 @@ between the Services `<svc>-primary` and `<svc>-canary` by backend weights.
 
 For A/B testing, a first rule carries `analysis.match` (Flagger's Istio-style header and query
 matches, translated) and sends only the canary; the default rule after it carries the weights.
-Flagger's `gatewayapi:v1beta1` means the same router; the object is written as v1.
+Flagger's `gatewayapi:v1beta1` means the same router; the object is written as v1. As Flagger's
+router does, every rule carries the service's route options (`service.match` as matches; header
+modifiers, URL rewrite, request mirrors and CORS as filters; `timeout`/`backendTimeout` as
+timeouts); a mirrored split adds a RequestMirror filter to the canary, and session affinity puts
+cookie rules ahead of the weighted one (`affinity_rules`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,11 @@ destinations `<svc>-primary` and `<svc>-canary`, and one DestinationRule per des
 service's `trafficPolicy`, when it has one).
 
 `analysis.match` is already Istio's HTTPMatchRequest, so A/B routes take it verbatim (merged with
-`service.match`, as Flagger does), ahead of the weighted route.
+`service.match`, as Flagger does), ahead of the weighted route. As in Flagger's istio router:
+`service.delegation` leaves out hosts and gateways (a delegate VirtualService), `appProtocol: tcp`
+writes a `tcp` route instead of `http` ones, a mirrored split mirrors the weighted route to the
+canary (`mirrorPercentage` from `analysis.mirrorWeight`), and session affinity puts cookie rules
+ahead of it (`affinity_routes`).
 """
 
 from __future__ import annotations
