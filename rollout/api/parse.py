@@ -549,6 +549,7 @@ _SERVICE_OPTIONS: dict[str, frozenset[Provider]] = {
     "corsPolicy": ROUTE_OPTION_PROVIDERS,
     "timeout": ROUTE_OPTION_PROVIDERS,
     "backendTimeout": frozenset({Provider.GATEWAYAPI}),
+    "mirror": frozenset({Provider.GATEWAYAPI}),  # RequestMirror filters of the HTTPRoute
 }
 
 

@@ -107,6 +107,8 @@ def test_build_cookie_as_flagger() -> None:
     ("kubernetes", {"timeout": "10s"}, {"iterations": 5}, "spec.service.timeout"),
     ("istio", {"backendTimeout": "5s"}, {"stepWeight": 10}, "spec.service.backendTimeout"),
     ("gatewayapi", {"retries": {"attempts": 3}}, {"stepWeight": 10}, "spec.service.retries"),
+    ("istio", {"mirror": [{"backendRef": {"name": "shadow", "port": 80}}]}, {"stepWeight": 10},
+     "spec.service.mirror"),
     ("istio", {"delegation": True, "hosts": ["app.example.com"]}, {"stepWeight": 10}, "spec.service.delegation"),
     ("istio", {"appProtocol": "tcp", "headers": {"request": {"add": {"x": "y"}}}}, {"stepWeight": 10},
      "spec.service.headers"),
@@ -275,6 +277,12 @@ def test_gatewayapi_service_match() -> None:
     [rule] = gatewayapi.desired_httproute(release("gatewayapi", {"match": match}), 100, 0)["spec"]["rules"]
     assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/api"}, "method": "GET",
                                 "headers": [{"name": "x-team", "type": "Exact", "value": "a"}]}]
+
+
+def test_gatewayapi_service_mirror_filters() -> None:
+    shadow = {"backendRef": {"name": "shadow", "port": 80}}
+    [rule] = gatewayapi.desired_httproute(release("gatewayapi", {"mirror": [shadow]}), 100, 0)["spec"]["rules"]
+    assert rule["filters"] == [{"type": "RequestMirror", "requestMirror": shadow}]
 
 
 def test_gatewayapi_mirror_filter() -> None:
