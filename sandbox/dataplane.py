@@ -5,9 +5,10 @@ No pods run in the sandbox, yet canaries must be judged on real Prometheus queri
 (about a second of wall time) this engine reads the live objects from the store (on the sandbox's
 own event loop, so it never races a write), asks `routing` where each entry's requests go, draws
 how many requests arrived (Poisson), which of them carry the A/B match (binomial), where each went
-(multinomial over the shares), which failed (binomial at the pod's error rate) and how long each
-took (log-normal, see `pods`), and adds the results to cumulative counters and histograms with
-exactly the series and labels the built-in queries of `analysis.templates` read:
+(multinomial over the shares; one client at a time where session-affinity cookies decide), which
+copies a mirroring route sends to the canary (their responses are dropped), which failed (binomial
+at the pod's error rate) and how long each took (log-normal, see `pods`), and adds the results to
+cumulative counters and histograms with exactly the series and labels the built-in queries of `analysis.templates` read:
 
 - Istio: `istio_requests_total`, `istio_request_duration_milliseconds` (reporter="destination");
 - Linkerd/SMI: `response_total`, `response_latency_ms` (direction="inbound");
@@ -42,7 +43,7 @@ from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS
 
 from .metrics import Labels, Registry
 from .pods import behaviour_of, pod_names, version_of
-from .routing import Hop, Share, Split, World, splits, workloads
+from .routing import Entry, Hop, Share, Split, World, set_cookie, shares_for, splits, workloads
 from .store import ObjectStore
 
 __all__ = ["DataPlane", "DataPlaneConfig", "read_world"]
@@ -69,12 +70,14 @@ class DataPlaneConfig:
 
     `rps` requests per second arrive at every entry (see `routing`); `match_fraction` of them carry
     the headers or cookies of an A/B rule; `seed` makes the draws repeatable; counters advance every
-    `tick` seconds of wall time. The metrics server binds `host`:`port` (0: a free port).
+    `tick` seconds of wall time; on a route with session affinity the requests come from `clients`
+clients per entry, each keeping its cookies. The metrics server binds `host`:`port` (0: a free port).
     """
 
     rps: float = 50.0
     seed: int = 0
     match_fraction: float = 0.1
+    clients: int = 200  # distinct clients (cookie jars) per entry, for routes with session affinity
     tick: float = 1.0
     host: str = "127.0.0.1"
     port: int = 0
@@ -127,6 +130,8 @@ class DataPlane:
         # (namespace, image) -> time.monotonic() of the first request that version served: when a
         # bad version first hurt a user, for the demo's "first bad request to rollback".
         self.first_served: dict[tuple[str, str], float] = {}
+        # each entry's clients' cookie jars (name -> value), for routes with session affinity
+        self.clients: dict[Entry, list[dict[str, str]]] = {}
 
     @property
     def url(self) -> str:
@@ -182,27 +187,60 @@ class DataPlane:
         for split in splits(world):
             arrived = int(self._rng.poisson(self.config.rps * seconds))
             matched = int(self._rng.binomial(arrived, self.config.match_fraction)) if split.matched is not None else 0
-            self._send(split, split.plain, arrived - matched, deployments)
+            if split.affinity:
+                self._send_by_client(split, arrived - matched, deployments)
+            else:
+                self._send(split, split.plain, arrived - matched, deployments)
             if split.matched is not None:
                 self._send(split, split.matched, matched, deployments)
+            # mirrored copies of the plain requests: served and counted, their responses dropped
+            self._send(split, split.mirrored, arrived - matched, deployments, mirrored=True)
+
+    def _draw(self, shares: tuple[Share, ...], count: int) -> list[int]:
+        fractions = [max(s.fraction, 0.0) for s in shares]
+        lost = max(1.0 - sum(fractions), 0.0)  # sent to a backend without ready endpoints (or not mirrored)
+        p = np.asarray([*fractions, lost])
+        return [int(n) for n in self._rng.multinomial(count, p / p.sum())[:-1]]
 
     def _send(self, split: Split, shares: tuple[Share, ...], count: int,
-              deployments: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+              deployments: Mapping[tuple[str, str], Mapping[str, Any]], *, mirrored: bool = False) -> None:
         if count <= 0 or not shares:
             return
-        fractions = [max(s.fraction, 0.0) for s in shares]
-        lost = max(1.0 - sum(fractions), 0.0)  # sent to a backend without ready endpoints
-        p = np.asarray([*fractions, lost])
-        drawn = self._rng.multinomial(count, p / p.sum())
-        for share, n in zip(shares, drawn[:-1], strict=True):
+        for share, n in zip(shares, self._draw(shares, count), strict=True):
             deployment = deployments.get((split.entry.namespace, share.hop.deployment))
             if n > 0 and deployment is not None:
-                self._serve_requests(split, share.hop, deployment, int(n))
+                self._serve_requests(split, share.hop, deployment, n, mirrored=mirrored)
 
-    def _serve_requests(self, split: Split, hop: Hop, deployment: Mapping[str, Any], count: int) -> None:
+    def _send_by_client(self, split: Split, count: int,
+                        deployments: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        """Requests of a route with session affinity, one client at a time: each comes from one of
+        the entry's clients, goes where that client's cookies lead, and the client keeps the
+        cookies the response sets (as a browser would)."""
+        jars = self.clients.setdefault(split.entry, [{} for _ in range(self.config.clients)])
+        served: dict[Hop, int] = {}
+        for client in self._rng.integers(0, len(jars), size=max(count, 0)):
+            jar = jars[int(client)]
+            shares = shares_for(split, jar)
+            if not shares:
+                continue
+            drawn = self._draw(shares, 1)
+            share = next((s for s, n in zip(shares, drawn, strict=True) if n), None)
+            if share is None:
+                continue
+            served[share.hop] = served.get(share.hop, 0) + 1
+            if share.set_cookie:
+                set_cookie(jar, share.set_cookie)
+        for hop, n in served.items():
+            deployment = deployments.get((split.entry.namespace, hop.deployment))
+            if deployment is not None:
+                self._serve_requests(split, hop, deployment, n)
+
+    def _serve_requests(self, split: Split, hop: Hop, deployment: Mapping[str, Any], count: int, *,
+                        mirrored: bool = False) -> None:
         pods = pod_names(deployment) or [f"{hop.deployment}-0-0"]
         behaviour = behaviour_of(deployment)
-        self.first_served.setdefault((split.entry.namespace, version_of(deployment)), time.monotonic())
+        if not mirrored:  # a mirrored response never reaches a user
+            self.first_served.setdefault((split.entry.namespace, version_of(deployment)), time.monotonic())
         for pod, n in zip(pods, self._rng.multinomial(count, [1 / len(pods)] * len(pods)), strict=True):
             if n == 0:
                 continue

@@ -24,12 +24,21 @@ selector matches and that have ready pods, in proportion to their ready pods (as
 spreads over endpoints). Requests sent to a backend with no ready endpoints are not served and
 not counted. A/B testing: a request "carrying the match" holds the headers/cookies of the first
 rule that needs headers, cookies or query parameters; other requests carry none of them.
+
+Mirroring (an Istio route's `mirror`, an HTTPRoute rule's RequestMirror filter): a copy of the given
+share of the plain requests also goes to the mirror's Service; its response is dropped, but the
+pods serving it count it. Session affinity: when a route sets a cookie (`Set-Cookie` added to a
+response, as Flagger's sessionAffinity writes it), its rules matching only the Cookie header are
+sticky rules, not A/B rules: a client whose cookies match one takes it (`Split.sticky`,
+`shares_for`), and a share's `set_cookie` is what the client's cookie jar gets from the response
+(`set_cookie`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -37,8 +46,11 @@ __all__ = [
     "Hop",
     "Share",
     "Split",
+    "Sticky",
     "World",
     "endpoints",
+    "set_cookie",
+    "shares_for",
     "split_for",
     "splits",
     "workloads",
@@ -95,16 +107,57 @@ class Hop:
 class Share:
     hop: Hop
     fraction: float  # of the entry's requests (plain or matched)
+    set_cookie: str = ""  # the Set-Cookie the route adds to responses through this share
+
+
+@dataclass(frozen=True)
+class Sticky:
+    """A session-affinity rule: requests whose Cookie header matches `pattern` take its shares."""
+
+    pattern: str
+    shares: tuple[Share, ...]
 
 
 @dataclass(frozen=True)
 class Split:
-    """How the requests of one entry are shared out; `matched` is None when no rule needs a match."""
+    """How the requests of one entry are shared out; `matched` is None when no rule needs a match;
+    `mirrored` are copies of the plain requests (fractions of them), `sticky` the cookie rules."""
 
     entry: Entry
     provider: str
     plain: tuple[Share, ...]
     matched: tuple[Share, ...] | None = field(default=None)
+    mirrored: tuple[Share, ...] = ()
+    sticky: tuple[Sticky, ...] = ()
+
+    @property
+    def affinity(self) -> bool:
+        """Whether requests must be routed one client at a time (their cookies decide)."""
+        return bool(self.sticky) or any(s.set_cookie for s in self.plain)
+
+
+def shares_for(split: Split, cookies: Mapping[str, str]) -> tuple[Share, ...]:
+    """Where a plain request from a client holding `cookies` goes: the first sticky rule its Cookie
+    header matches (proxies match the regex against the whole header), else the plain shares."""
+    header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    for rule in split.sticky:
+        if header and re.fullmatch(rule.pattern, header):
+            return rule.shares
+    return split.plain
+
+
+def set_cookie(jar: dict[str, str], value: str) -> None:
+    """A browser taking a Set-Cookie: `name=value; Max-Age=N` stores it, Max-Age <= 0 deletes it."""
+    pair, *attributes = [part.strip() for part in value.split(";")]
+    name, _, cookie = pair.partition("=")
+    if not name:
+        return
+    for attribute in attributes:
+        key, _, number = attribute.partition("=")
+        if key.lower() == "max-age" and number.lstrip("-").isdigit() and int(number) <= 0:
+            jar.pop(name, None)
+            return
+    jar[name] = cookie
 
 
 # --- small readers --------------------------------------------------------------------------------
@@ -240,11 +293,66 @@ def _backend_refs(world: World, namespace: str, rule: Obj | None) -> list[tuple[
     return out
 
 
+def _httproute_cookie(condition: Obj) -> str | None:
+    """The Cookie-header regex of an HTTPRoute match that tests only the Cookie header."""
+    headers = condition.get("headers") or []
+    if len(headers) == 1 and str(headers[0].get("name", "")).lower() == "cookie" and not condition.get("queryParams"):
+        value = str(headers[0].get("value") or "")
+        return value if headers[0].get("type") == "RegularExpression" else re.escape(value)
+    return None
+
+
+def _filter_cookie(filters: Sequence[Obj]) -> str:
+    for f in filters or []:
+        for h in (f.get("responseHeaderModifier") or {}).get("add") or []:
+            if str(h.get("name", "")).lower() == "set-cookie":
+                return str(h.get("value") or "")
+    return ""
+
+
+def _httproute_shares(world: World, ns: str, rule: Obj | None) -> tuple[Share, ...]:
+    shares = _weighted(world, ns, _backend_refs(world, ns, rule))
+    rule_cookie = _filter_cookie((rule or {}).get("filters") or [])
+    cookies = {str(b.get("name")): _filter_cookie(b.get("filters") or [])
+               for b in (rule or {}).get("backendRefs") or []}
+    return tuple(replace(s, set_cookie=cookies.get(s.hop.service) or rule_cookie) for s in shares)
+
+
+def _httproute_mirrors(world: World, ns: str, rule: Obj | None) -> tuple[Share, ...]:
+    out: list[Share] = []
+    for f in (rule or {}).get("filters") or []:
+        mirror = f.get("requestMirror") or {}
+        ref = mirror.get("backendRef") or {}
+        if f.get("type") != "RequestMirror" or not ref.get("name"):
+            continue
+        part = _number(mirror.get("percent"), 100.0) / 100
+        fraction = mirror.get("fraction") or {}
+        if fraction:
+            part = _number(fraction.get("numerator")) / (_number(fraction.get("denominator"), 100.0) or 100.0)
+        name = str(ref["name"])
+        port = int(_number(ref.get("port"), 0)) or _service_port(world, ns, name)
+        out += [Share(s.hop, s.fraction * part) for s in _weighted(world, ns, [(name, port, 1.0)])]
+    return tuple(out)
+
+
+def _only_cookies(conditions: Sequence[Obj], cookie_of: Any) -> bool:
+    return bool(conditions) and all(cookie_of(c) for c in conditions)
+
+
 def _httproute_split(world: World, route: Obj, entry: Entry, provider: str) -> Split:
     ns = _ns(route)
-    plain, matched = _rule_order(_spec(route).get("rules") or [], "matches")
-    return Split(entry, provider, _weighted(world, ns, _backend_refs(world, ns, plain)),
-                 None if matched is None else _weighted(world, ns, _backend_refs(world, ns, matched)))
+    rules = _spec(route).get("rules") or []
+    sticky: list[Sticky] = []
+    if any(_filter_cookie(r.get("filters") or []) or any(_filter_cookie(b.get("filters") or [])
+                                                         for b in r.get("backendRefs") or []) for r in rules):
+        for r in rules:
+            if _only_cookies(r.get("matches") or [], _httproute_cookie):
+                sticky += [Sticky(str(_httproute_cookie(m)), _httproute_shares(world, ns, r)) for m in r["matches"]]
+        rules = [r for r in rules if not _only_cookies(r.get("matches") or [], _httproute_cookie)]
+    plain, matched = _rule_order(rules, "matches")
+    return Split(entry, provider, _httproute_shares(world, ns, plain),
+                 None if matched is None else _weighted(world, ns, _backend_refs(world, ns, matched)),
+                 _httproute_mirrors(world, ns, plain), tuple(sticky))
 
 
 def _destinations(world: World, namespace: str, route: Obj | None) -> list[tuple[str, int, float]]:
@@ -262,11 +370,57 @@ def _destinations(world: World, namespace: str, route: Obj | None) -> list[tuple
     return out
 
 
+def _vs_cookie(condition: Obj) -> str | None:
+    """The Cookie-header regex of a VirtualService match that tests only the Cookie header."""
+    headers = condition.get("headers") or {}
+    if len(headers) == 1 and not any(condition.get(k) for k in ("queryParams", "sourceLabels")):
+        name, value = next(iter(headers.items()))
+        if str(name).lower() == "cookie":
+            return str(value.get("regex")) if value.get("regex") else re.escape(str(value.get("exact") or ""))
+    return None
+
+
+def _headers_cookie(obj: Obj) -> str:
+    add = (((obj.get("headers") or {}).get("response") or {}).get("add")) or {}
+    return next((str(v) for k, v in add.items() if str(k).lower() == "set-cookie"), "")
+
+
+def _vs_shares(world: World, ns: str, route: Obj | None) -> tuple[Share, ...]:
+    shares = _weighted(world, ns, _destinations(world, ns, route))
+    route_cookie = _headers_cookie(route or {})
+    cookies: dict[str, str] = {}
+    for d in (route or {}).get("route") or []:
+        service = _host_service(world, ns, str((d.get("destination") or {}).get("host") or ""))
+        if service:
+            cookies[service] = _headers_cookie(d)
+    return tuple(replace(s, set_cookie=cookies.get(s.hop.service) or route_cookie) for s in shares)
+
+
+def _vs_mirrors(world: World, ns: str, route: Obj | None) -> tuple[Share, ...]:
+    mirror = (route or {}).get("mirror") or {}
+    service = _host_service(world, ns, str(mirror.get("host") or ""))
+    if service is None:
+        return ()
+    part = _number(((route or {}).get("mirrorPercentage") or {}).get("value"), 100.0) / 100
+    port = int(_number((mirror.get("port") or {}).get("number"), 0)) or _service_port(world, ns, service)
+    return tuple(Share(s.hop, s.fraction * part) for s in _weighted(world, ns, [(service, port, 1.0)]))
+
+
 def _virtualservice_split(world: World, vs: Obj, entry: Entry) -> Split:
     ns = _ns(vs)
-    plain, matched = _rule_order(_spec(vs).get("http") or [], "match")
-    return Split(entry, "istio", _weighted(world, ns, _destinations(world, ns, plain)),
-                 None if matched is None else _weighted(world, ns, _destinations(world, ns, matched)))
+    routes = _spec(vs).get("http") or []
+    sticky: list[Sticky] = []
+    if any(_headers_cookie(r) or any(_headers_cookie(d) for d in r.get("route") or []) for r in routes):
+        for r in routes:
+            if _only_cookies(r.get("match") or [], _vs_cookie):
+                sticky += [Sticky(str(_vs_cookie(m)), _vs_shares(world, ns, r)) for m in r["match"]]
+        routes = [r for r in routes if not _only_cookies(r.get("match") or [], _vs_cookie)]
+    if not routes:
+        routes = _spec(vs).get("tcp") or []  # a TCP service: its connections follow the tcp route
+    plain, matched = _rule_order(routes, "match")
+    return Split(entry, "istio", _vs_shares(world, ns, plain),
+                 None if matched is None else _weighted(world, ns, _destinations(world, ns, matched)),
+                 _vs_mirrors(world, ns, plain), tuple(sticky))
 
 
 def _trafficsplit_split(world: World, ts: Obj, entry: Entry) -> Split:

@@ -40,6 +40,7 @@ from rollout.api.spec import (
     BUILTIN_METRICS,
     HEADER_ROUTING_PROVIDERS,
     PROVIDER_ALIASES,
+    ROUTE_OPTION_PROVIDERS,
     ROUTE_OPTIONS,
     Analysis,
     AutoscalerRef,
@@ -68,6 +69,7 @@ from rollout.api.spec import (
     RevertMode,
     ServiceMetadata,
     ServiceSpec,
+    SessionAffinity,
     ThresholdRange,
     Webhook,
     WebhookType,
@@ -80,6 +82,7 @@ DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_PROGRESS_DEADLINE = 600
 
 _BUILTIN_LIST = ", ".join(sorted(BUILTIN_METRICS, reverse=True))  # request-success-rate, request-duration
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+:(?!//)\S+$")
 # Flagger's CustomMetadata of the generated Services, by role.
 _SERVICE_ROLES = ("apex", "primary", "canary")
@@ -434,6 +437,7 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
         seen.add(metric.name)
         metrics.append(metric)
     webhooks = [_webhook(w) for w in a.objects("webhooks", "with a name and a url")]
+    mirror, mirror_weight, affinity = _traffic_options(a, provider, blue_green=blue_green)
     return Analysis(
         interval=a.duration("interval", DEFAULT_INTERVAL),
         threshold=a.int("threshold", lo=1, limit=MAX_THRESHOLD) or 1,
@@ -447,7 +451,62 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
         webhooks=tuple(webhooks),
         judge=judge,
         alpha=0.05 if alpha is None else alpha,
+        mirror=mirror,
+        mirror_weight=mirror_weight,
+        session_affinity=affinity,
     )
+
+
+def _session_affinity(a: Fields) -> SessionAffinity | None:
+    sa = a.map("sessionAffinity")
+    if sa is None:
+        return None
+    name = sa.str("cookieName", required=True) or ""
+    primary = sa.str("primaryCookieName") or ""
+    for key, value in (("cookieName", name), ("primaryCookieName", primary)):
+        if value and not _COOKIE_NAME.fullmatch(value):
+            sa.error(key, f"must be a cookie name (letters, digits and !#$%&'*+-.^_`|~), got {value!r}")
+    if name and name == primary:
+        sa.error("primaryCookieName", "must differ from cookieName")
+    max_age = sa.int("maxAge", lo=1)
+    same_site = sa.get("sameSite")
+    if same_site not in (None, "", "Strict", "Lax", "None"):
+        sa.error("sameSite", f"must be Strict, Lax or None, got {show(same_site)}")
+        same_site = None
+    return SessionAffinity(
+        cookie_name=name, primary_cookie_name=primary, max_age=max_age or 86400,
+        domain=sa.str("domain") or "", path=sa.str("path") or "", http_only=sa.bool("httpOnly", False),
+        secure=sa.bool("secure", False), partitioned=sa.bool("partitioned", False), same_site=same_site or "",
+    )
+
+
+def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tuple[bool, int, SessionAffinity | None]:
+    """`mirror`, `mirrorWeight` and `sessionAffinity`, refused where Flagger's routers cannot do them."""
+    mirror = a.bool("mirror", False)
+    mirror_weight = a.int("mirrorWeight", lo=0, hi=100) or 0
+    affinity = _session_affinity(a)
+    for key in ("mirror", "mirrorWeight", "sessionAffinity"):
+        if key in a and a.get(key) not in (False, None) and (blue_green or provider not in ROUTE_OPTION_PROVIDERS):
+            where = "a BlueGreen" if blue_green else f"provider '{provider}'"
+            a.error(key, f"is not supported for {where}: only a Canary with provider "
+                    f"{_either(ROUTE_OPTION_PROVIDERS, 'or')} can do it")
+    if provider == Provider.GATEWAYAPI and not blue_green:
+        if "mirrorWeight" in a:
+            a.error("mirrorWeight", "is applicable to provider istio only (Gateway API mirrors every request)")
+        if mirror and "iterations" not in a:
+            a.error("mirror", "with provider gatewayapi mirroring is a blue/green stage: use iterations, not "
+                    "step weights (only istio mirrors before the first step)")
+    if "mirrorWeight" in a and not mirror:
+        a.error("mirrorWeight", "needs mirror: true (the share of requests mirrored to the canary)")
+    if mirror and "match" in a:
+        a.error("mirror", "cannot be combined with match: A/B testing routes matched requests to the canary instead")
+    if affinity is not None:
+        if "match" in a:
+            a.error("sessionAffinity", "cannot be combined with match: A/B testing routes by match, not by cookie")
+        elif "iterations" in a:
+            a.error("sessionAffinity", "needs step weights: with iterations (blue/green) the weighted route never "
+                    "sends users to the canary, so no one gets the cookie")
+    return mirror, mirror_weight, affinity
 
 
 def _analysis_of(spec: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
@@ -571,7 +630,52 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
     if autoscaler_ref is not None and common.target_ref.kind not in ("", "Deployment"):
         spec.error("autoscalerRef", f"scales a Deployment; a {common.target_ref.kind} target has no replicas to "
                    "autoscale: remove it")
+    _service_options(spec, common.provider)
     return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref}
+
+
+# service fields only some routers write (Flagger's istio and gatewayapi routers): the providers of each
+_SERVICE_OPTIONS: dict[str, frozenset[Provider]] = {
+    key: frozenset(p for p, keys in ROUTE_OPTIONS.items() if key in keys)
+    for key in sorted(set().union(*ROUTE_OPTIONS.values()))
+}
+
+
+def _either(providers: frozenset[Provider], conjunction: str) -> str:
+    names = sorted(str(p) for p in providers)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {conjunction} {names[-1]}"
+
+
+def _service_options(spec: Fields, provider: Provider) -> None:
+    svc = spec.map("service")
+    if svc is None:
+        return
+    for key, providers in _SERVICE_OPTIONS.items():
+        if svc.get(key) not in (None, False) and provider not in providers:
+            verb = "writes" if len(providers) == 1 else "write"
+            svc.error(key, f"is not supported for provider '{provider}': only {_either(providers, 'and')} {verb} "
+                      "it into the route")
+    delegation = svc.bool("delegation", False)
+    if delegation and (svc.get("hosts") or svc.get("gateways")):
+        svc.error("delegation", "a delegate VirtualService has no hosts or gateways: remove service.hosts and "
+                  "service.gateways (the root VirtualService names them)")
+    if provider == Provider.ISTIO and str(svc.get("appProtocol") or "").lower() == "tcp":
+        for key in ("headers", "rewrite", "corsPolicy", "timeout", "retries"):
+            if key in svc:
+                svc.error(key, "is an HTTP route option: with appProtocol tcp the VirtualService has a tcp route")
+        analysis = spec.get("analysis") if isinstance(spec.get("analysis"), Mapping) else {}
+        for key in ("match", "mirror", "sessionAffinity"):
+            if analysis.get(key):
+                spec.error(f"analysis.{key}", "needs HTTP routes: with service.appProtocol tcp the VirtualService "
+                           "has a tcp route")
+    rewrite = svc.map("rewrite")
+    if rewrite is not None and provider == Provider.GATEWAYAPI:
+        kind = rewrite.get("type")
+        if kind not in (None, "", "ReplaceFullPath", "ReplacePrefixMatch"):
+            rewrite.error("type", f"must be ReplaceFullPath or ReplacePrefixMatch, got {show(kind)}")
+    cors = svc.map("corsPolicy")
+    if cors is not None and provider == Provider.GATEWAYAPI and cors.get("allowOrigins"):
+        cors.error("allowOrigins", "is not supported by Gateway API: use corsPolicy.allowOrigin (a list of origins)")
 
 
 def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:

@@ -37,11 +37,19 @@ PROVIDER_ALIASES: dict[str, Provider] = {
 # that provider). A field not listed for the release's provider is refused by validation, never
 # accepted and dropped.
 ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
-    Provider.ISTIO: frozenset({"match", "retries", "timeout", "headers", "corsPolicy", "rewrite", "trafficPolicy"}),
+    Provider.ISTIO: frozenset({"match", "retries", "timeout", "headers", "corsPolicy", "rewrite", "trafficPolicy",
+                               "delegation"}),
+    # timeouts, header and URL-rewrite, CORS and RequestMirror filters of the HTTPRoute
+    Provider.GATEWAYAPI: frozenset({"match", "timeout", "backendTimeout", "headers", "rewrite", "corsPolicy",
+                                    "mirror"}),
 }
 
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
 HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
+# Providers whose routers mirror requests (`analysis.mirror`), set affinity cookies
+# (`analysis.sessionAffinity`) and write the service's route options (headers, rewrite, corsPolicy,
+# timeout), as Flagger's istio and gatewayapi routers do.
+ROUTE_OPTION_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO})
 
 
 class Judge(StrEnum):
@@ -168,6 +176,39 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class SessionAffinity:
+    """Flagger's `analysis.sessionAffinity`: a client the weighted route sent to the canary gets the
+    cookie `cookie_name` and keeps going to the canary while the release runs."""
+
+    cookie_name: str
+    primary_cookie_name: str = ""
+    max_age: int = 86400
+    domain: str = ""
+    path: str = ""
+    http_only: bool = False
+    secure: bool = False
+    partitioned: bool = False
+    same_site: str = ""
+
+    def set_cookie(self, pair: str, max_age: int) -> str:
+        """The Set-Cookie value for `name=value` (Flagger's SessionAffinity.BuildCookie)."""
+        cookie = f"{pair}; Max-Age={max_age}"
+        if self.domain:
+            cookie += f"; Domain={self.domain}"
+        if self.http_only:
+            cookie += "; HttpOnly"
+        if self.partitioned:
+            cookie += "; Partitioned"
+        if self.path:
+            cookie += f"; Path={self.path}"
+        if self.same_site:
+            cookie += f"; SameSite={self.same_site}"
+        if self.secure:
+            cookie += "; Secure"
+        return cookie
+
+
+@dataclass(frozen=True)
 class Analysis:
     interval: float = 60.0
     threshold: int = 1
@@ -181,6 +222,9 @@ class Analysis:
     webhooks: tuple[Webhook, ...] = ()
     judge: Judge = Judge.THRESHOLD
     alpha: float = 0.05
+    mirror: bool = False
+    mirror_weight: int = 0  # percent of requests mirrored; 0: all (Flagger omits mirrorPercentage)
+    session_affinity: SessionAffinity | None = None
 
     @property
     def steps(self) -> tuple[int, ...]:

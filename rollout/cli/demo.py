@@ -7,6 +7,7 @@ when the subcommand runs; without it the command says which install brings it.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from rollout.cli.common import Subcommands, no_sandbox
@@ -22,6 +23,9 @@ def add(subcommands: Subcommands) -> None:
     p.add_argument("--judge", default="threshold", choices=("threshold", "compare", "sequential"))
     p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="analysis interval (default 5)")
     p.add_argument("--rps", type=float, default=50.0, help="simulated requests per second (default 50)")
+    p.add_argument("--mirror", action="store_true",
+                   help="istio or gatewayapi: judge v2 and v3 on mirrored traffic while users stay on the primary "
+                        "(Flagger's blue/green with traffic mirroring)")
     p.add_argument("--keep", action="store_true", help="stay up afterwards for exploring (Ctrl-C stops)")
     p.add_argument("--json", action="store_true", help="no live view; print one result object")
     p.add_argument("--dir", type=Path, metavar="DIR", help="keep the demo's files here (default: a temp folder)")
@@ -35,5 +39,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         return no_sandbox("demo", e)
 
+    if args.mirror and args.provider not in ("istio", "gatewayapi"):
+        print(f"rollout demo: --mirror needs --provider istio or gatewayapi (provider {args.provider} cannot "
+              "mirror traffic)", file=sys.stderr)
+        return 2
     return run_demo(Options(provider=args.provider, judge=args.judge, interval=args.interval, rps=args.rps,
-                            keep=args.keep, json=args.json, workdir=args.dir, timeout=args.timeout))
+                            mirror=args.mirror, keep=args.keep, json=args.json, workdir=args.dir, timeout=args.timeout))

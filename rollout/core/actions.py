@@ -30,11 +30,15 @@ class ScaleTarget:
 
 @dataclass(frozen=True)
 class SetWeight:
-    """Route `canary` percent of traffic to the canary; `match` routes A/B-matched requests to it."""
+    """Route `canary` percent of traffic to the canary; `match` routes A/B-matched requests to it;
+    `mirror` copies the primary's requests to the canary too (responses dropped); `cookie` is the
+    run's session-affinity cookie (`name=value`, "" without `analysis.sessionAffinity`)."""
 
     primary: int
     canary: int
     match: bool = False
+    mirror: bool = False
+    cookie: str = ""
 
 
 @dataclass(frozen=True)

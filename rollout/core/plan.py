@@ -10,6 +10,7 @@ the same status and observations gets the same answer.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -112,9 +113,27 @@ class _Planner:
     def set_phase(self, phase: Phase) -> None:
         self.st = replace(self.st, phase=phase)
 
-    def set_weight(self, canary: int, match: bool = False) -> None:
+    def set_weight(self, canary: int, match: bool = False, mirror: bool = False) -> None:
         self.st = replace(self.st, canary_weight=canary)
-        self.act(SetWeight(primary=100 - canary, canary=canary, match=match))
+        self.act(SetWeight(primary=100 - canary, canary=canary, match=match, mirror=mirror,
+                           cookie=self.affinity_cookie(canary)))
+
+    def affinity_cookie(self, canary: int) -> str:
+        """This run's session-affinity cookie `name=value` (Flagger draws 10 random letters and keeps
+        them in status; here they derive from the run's candidate, so a restart finds the same one).
+        At weight 0 it is the cookie of the run that just ended, which the router expires."""
+        affinity = self.spec.analysis.session_affinity
+        candidate = self.st.candidate if canary else (self.old.candidate or self.st.candidate)
+        if affinity is None or candidate is None:
+            return ""
+        seed = f"{candidate.spec}|{candidate.started_at.isoformat() if candidate.started_at else ''}"
+        return f"{affinity.cookie_name}={hashlib.sha256(seed.encode()).hexdigest()[:10]}"
+
+    @property
+    def mirroring(self) -> bool:
+        """Whether the analysis now runs on mirrored traffic: Flagger mirrors during the iterations of
+        a blue/green run, and for one interval before the first step of a progressive one."""
+        return self.spec.analysis.mirror and self.st.analysis is not None and self.st.canary_weight == 0
 
     def has_hooks(self, kind: WebhookType) -> bool:
         return bool(self.spec.analysis.hooks(kind))
@@ -311,7 +330,8 @@ class _Planner:
         expected = self.expected_weights()
         if self.obs.weights is not None and self.obs.weights != expected:
             # The route drifted (or a write was lost): put it back before judging anything on it.
-            self.act(SetWeight(primary=expected[0], canary=expected[1], match=self.ab_testing))
+            self.act(SetWeight(primary=expected[0], canary=expected[1], match=self.ab_testing,
+                               mirror=self.mirroring, cookie=self.affinity_cookie(expected[1])))
             self.requeue = self.quick
             return
         if not self.due():
@@ -368,7 +388,10 @@ class _Planner:
                 self.emit("Halted", "Halt advancement: pre-rollout webhook failed", warning=True)
             return
         self.st = replace(self.st, analysis=AnalysisStatus(checked_at=self.now))
-        if self.spec.analysis.steps:
+        if self.spec.analysis.mirror:
+            self.set_weight(0, mirror=True)
+            self.emit("Progressing", f"Mirroring traffic to {self.target_name}")
+        elif self.spec.analysis.steps:
             self.advance_weight()
         elif self.spec.analysis.match:
             self.set_weight(0, match=True)
@@ -431,8 +454,8 @@ class _Planner:
             self.set_weight(weight)
             if weight > 0:
                 return
-        elif self.st.canary_weight or self.is_bluegreen:
-            self.set_weight(0)
+        elif self.st.canary_weight or self.is_bluegreen or self.spec.analysis.mirror:
+            self.set_weight(0)  # with mirror, this also stops the mirroring
         if self.is_bluegreen:
             self.st = replace(self.st, switched_at=self.now)
         self.set_phase(Phase.FINALISING)

@@ -98,7 +98,8 @@ class ClusterPorts:
             self.workloads.scale_target(release, action.up)
         elif isinstance(action, SetWeight):
             self.router.reconcile(release)
-            self.router.set_weight(release, action.primary, action.canary, action.match)
+            self.router.set_weight(release, action.primary, action.canary, action.match,
+                                   mirror=action.mirror, cookie=action.cookie)
         elif isinstance(action, PromotePrimary):
             self.workloads.promote(release)
         elif isinstance(action, CallWebhooks):

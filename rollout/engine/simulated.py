@@ -32,6 +32,7 @@ class SimulatedCluster:
     primary_ready: bool = True
     weights: tuple[int, int] = (100, 0)
     match: bool = False
+    mirror: bool = False
     target_up: bool = True
     generation: int = 1
 
@@ -52,6 +53,7 @@ class SimulatedCluster:
         elif isinstance(action, SetWeight):
             self.weights = (action.primary, action.canary)
             self.match = action.match
+            self.mirror = action.mirror
         elif isinstance(action, ScaleTarget):
             self.target_up = action.up
         return None

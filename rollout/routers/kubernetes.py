@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 
 from rollout.api.spec import Release
-from rollout.routers.base import RouterError
+from rollout.routers.base import Extras, RouterError, refuse_extras
 from rollout.routers.objects import SERVICE, Obj, Objects, check_weights, names
 from rollout.settings import Settings
 
@@ -104,7 +104,9 @@ class KubernetesRouter:
         # An apex already on one side keeps it; one selecting anything else goes to the primary.
         self._switch(release, 100, 0, only_unknown=True)
 
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False) -> None:
+    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
+                   mirror: bool = False, cookie: str = "") -> None:
+        refuse_extras("kubernetes", Extras(mirror, cookie))
         desired_selector(Sides({}, {}), primary, canary, match)
         self._switch(release, primary, canary)
 

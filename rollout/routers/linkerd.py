@@ -12,7 +12,7 @@ from kubernetes import client
 
 from rollout.api.spec import Release
 from rollout.routers import gatewayapi, smi
-from rollout.routers.base import RouterError
+from rollout.routers.base import PLAIN, Extras, RouterError, refuse_extras
 from rollout.routers.objects import Kind, Obj, Objects, metadata, names, owned_by
 from rollout.routers.route import Route, RouteIO
 from rollout.settings import Settings
@@ -20,8 +20,10 @@ from rollout.settings import Settings
 LINKERD_HTTPROUTE = Kind("policy.linkerd.io/v1beta2", "HTTPRoute", "httproutes")
 
 
-def desired_httproute(release: Release, primary: int, canary: int, match: bool = False) -> Obj:
+def desired_httproute(release: Release, primary: int, canary: int, match: bool = False,
+                      extras: Extras = PLAIN) -> Obj:
     """An HTTPRoute on the apex Service (Linkerd's outbound policy), rules as the Gateway API router's."""
+    refuse_extras("linkerd", extras)
     n = names(release)
     parent = {"group": "core", "kind": "Service", "name": n.apex, "port": release.spec.service.port}
     return {
@@ -64,7 +66,9 @@ class LinkerdRouter:
             self.objects.delete(unused.kind, namespace, name)
         self._io(release).reconcile(release)
 
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False) -> None:
+    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
+                   mirror: bool = False, cookie: str = "") -> None:
+        refuse_extras("linkerd", Extras(mirror, cookie))
         self._io(release).set_weight(release, primary, canary, match)
 
     def verify_weight(self, release: Release) -> tuple[int, int] | None:

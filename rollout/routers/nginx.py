@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes import client
 
 from rollout.api.spec import CanarySpec, Release
-from rollout.routers.base import RouterError
+from rollout.routers.base import Extras, RouterError, refuse_extras
 from rollout.routers.objects import (
     INGRESS,
     Obj,
@@ -159,7 +159,9 @@ class NginxRouter:
 
         self.objects.apply(INGRESS, release.metadata.namespace, ingress_names(release)[1], build)
 
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False) -> None:
+    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
+                   mirror: bool = False, cookie: str = "") -> None:
+        refuse_extras("nginx", Extras(mirror, cookie))
         desired = desired_ingress(release, self._source(release), primary, canary, match)
         self.objects.apply(INGRESS, release.metadata.namespace, ingress_names(release)[1],
                            lambda live: desired if live is None else merged(live, desired))

@@ -9,10 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rollout.api.spec import Release
+from rollout.routers.base import PLAIN, Extras
 from rollout.routers.objects import Kind, Obj, Objects, check_weights, merged, names
 
-Builder = Callable[[Release, int, int, bool], Obj]
+Builder = Callable[[Release, int, int, bool, Extras], Obj]
 Reader = Callable[[Obj], tuple[int, int] | None]
+
+
+def no_extras(_: Obj) -> Extras:
+    return PLAIN
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class Route:
     desired: Builder
     weights_of: Reader
     matched: Callable[[Obj], bool]  # does the live object route A/B-matched requests to the canary?
+    extras_of: Callable[[Obj], Extras] = no_extras  # the mirror and cookie the live object carries
 
     def name(self, release: Release) -> str:
         return names(release).apex
@@ -48,15 +54,17 @@ class RouteIO:
 
         def build(live: Obj | None) -> Obj | None:
             if live is None:
-                return route.desired(release, 100, 0, False)
+                return route.desired(release, 100, 0, False, PLAIN)
             match = bool(release.spec.analysis.match) and route.matched(live)
-            return merged(live, route.desired(release, *kept(route.weights_of(live)), match))
+            # what the planner set (weights, mirror, cookie) stays: only the rest follows the spec
+            return merged(live, route.desired(release, *kept(route.weights_of(live)), match, route.extras_of(live)))
 
         self.objects.apply(route.kind, release.metadata.namespace, route.name(release), build)
 
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False) -> None:
+    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
+                   mirror: bool = False, cookie: str = "") -> None:
         check_weights(primary, canary)
-        desired = self.route.desired(release, primary, canary, match)
+        desired = self.route.desired(release, primary, canary, match, Extras(mirror, cookie))
         self.objects.apply(
             self.route.kind,
             release.metadata.namespace,
@@ -69,7 +77,7 @@ class RouteIO:
         return None if live is None else self.route.weights_of(live)
 
     def finalize(self, release: Release) -> None:
-        desired = self.route.desired(release, 100, 0, False)
+        desired = self.route.desired(release, 100, 0, False, PLAIN)
         self.objects.apply(
             self.route.kind,
             release.metadata.namespace,

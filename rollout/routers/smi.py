@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes import client
 
 from rollout.api.spec import Release
-from rollout.routers.base import RouterError
+from rollout.routers.base import PLAIN, Extras, RouterError, refuse_extras
 from rollout.routers.objects import Kind, Obj, Objects, check_weights, metadata, names, weight_pair
 from rollout.routers.route import Route, RouteIO
 from rollout.settings import Settings
@@ -19,7 +19,9 @@ from rollout.settings import Settings
 TRAFFICSPLIT = Kind("split.smi-spec.io/v1alpha2", "TrafficSplit", "trafficsplits")
 
 
-def desired_trafficsplit(release: Release, primary: int, canary: int, match: bool = False) -> Obj:
+def desired_trafficsplit(release: Release, primary: int, canary: int, match: bool = False,
+                         extras: Extras = PLAIN) -> Obj:
+    refuse_extras("smi", extras)
     if match:
         raise RouterError("SMI TrafficSplit cannot route by header or cookie; A/B testing (analysis.match) "
                           "needs the istio, gatewayapi, nginx or linkerd provider", temporary=False)

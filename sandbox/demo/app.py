@@ -75,10 +75,14 @@ def _metrics(judge: str, interval: float) -> list[dict[str, Any]]:
             {"name": "request-duration", "interval": window, "compare": {"direction": "increase", "tolerance": 0.2}}]
 
 
-def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPACE, *, git: bool = True
-           ) -> dict[str, Any]:
+def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPACE, *, git: bool = True,
+           mirror: bool = False) -> dict[str, Any]:
     analysis: dict[str, Any] = {"interval": f"{interval:g}s", "threshold": 2, "metrics": _metrics(judge, interval)}
-    if provider == "kubernetes":
+    if mirror:
+        # Flagger's blue/green with traffic mirroring: users stay on the primary while a copy of
+        # each request goes to the canary, whose answers are dropped but whose metrics are judged
+        analysis.update({"iterations": 5, "mirror": True})
+    elif provider == "kubernetes":
         analysis["iterations"] = 5  # no traffic split without a mesh: the canary is judged in place
     else:
         analysis.update({"maxWeight": 50, "stepWeight": 10})
@@ -112,11 +116,11 @@ def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
-def files(version: int, provider: str, judge: str, interval: float) -> dict[str, str]:
+def files(version: int, provider: str, judge: str, interval: float, *, mirror: bool = False) -> dict[str, str]:
     """The app's folder in Git at `version`: path -> YAML."""
     out = {
         f"{FOLDER}/deployment.yaml": yaml.safe_dump(deployment(VERSIONS[version]), sort_keys=False),
-        f"{FOLDER}/canary.yaml": yaml.safe_dump(canary(provider, judge, interval), sort_keys=False),
+        f"{FOLDER}/canary.yaml": yaml.safe_dump(canary(provider, judge, interval, mirror=mirror), sort_keys=False),
     }
     if provider == "nginx":
         out[f"{FOLDER}/ingress.yaml"] = yaml.safe_dump(ingress(), sort_keys=False)

@@ -51,6 +51,7 @@ class Options:
     json: bool = False
     workdir: Path | None = None
     timeout: float = 240.0
+    mirror: bool = False  # istio and gatewayapi: analyse on mirrored traffic (blue/green with mirroring)
 
 
 class Repo:
@@ -136,8 +137,9 @@ class Demo:
         opts = self.options
         root = opts.workdir or Path(tempfile.mkdtemp(prefix="rollout-demo-"))
         root.mkdir(parents=True, exist_ok=True)
-        self.say(f"rollout demo: provider {opts.provider}, judge {opts.judge}, interval {opts.interval:g}s "
-                 f"(files in {root})")
+        mirrored = ", traffic mirrored to the canary" if opts.mirror else ""
+        self.say(f"rollout demo: provider {opts.provider}, judge {opts.judge}, interval {opts.interval:g}s"
+                 f"{mirrored} (files in {root})")
         with Sandbox(dataplane=DataPlaneConfig(rps=opts.rps), prometheus=True) as sandbox:
             kubeconfig = sandbox.write_kubeconfig(root / "kubeconfig")
             api = api_client(kubeconfig)
@@ -145,7 +147,7 @@ class Demo:
             self.say(f"sandbox API {sandbox.url}, data plane {sandbox.metrics_url}, "
                      f"Prometheus {sandbox.prometheus_url}")
             repo = Repo(root / "git")
-            v1 = repo.commit(app.files(1, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.0")
+            v1 = repo.commit(self.files(1), "feat(podinfo): 6.0.0")
             client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=app.NAMESPACE)))
             self.custom.create_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, PLURALS[GIT_SOURCE],
                                                         app.gitsource(repo.url))
@@ -165,7 +167,7 @@ class Demo:
                     self.keep(kubeconfig, sandbox.prometheus_url, repo)
                     raise
                 result.update(self.agreement(repo), provider=opts.provider, judge=opts.judge,
-                              interval=opts.interval, workdir=str(root),
+                              interval=opts.interval, mirror=opts.mirror, workdir=str(root),
                               reports=sorted(str(p) for p in reports.glob("*.html")))
                 if opts.json:
                     print(json.dumps(result, indent=2), file=self.out)
@@ -176,10 +178,10 @@ class Demo:
         return result
 
     def releases(self, repo: Repo, sandbox: Sandbox) -> dict[str, Any]:
-        opts = self.options
-        self.say("\ncommit v2 (healthy): the canary should progress step by step and be promoted")
+        how = "be judged on mirrored traffic" if self.options.mirror else "progress step by step"
+        self.say(f"\ncommit v2 (healthy): the canary should {how} and be promoted")
         committed = time.monotonic()
-        repo.commit(app.files(2, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.1")
+        repo.commit(self.files(2), "feat(podinfo): 6.0.1")
         status = self.wait("v2 to finish", self.finished(("Succeeded", "Failed", "Reverted")), 2)
         v2 = {"phase": status.get("phase"), "to_promote": round(time.monotonic() - committed, 1)}
         if status.get("phase") != "Succeeded":
@@ -187,7 +189,7 @@ class Demo:
                             f"{self._promoted_message(status)}")
 
         self.say("\ncommit v3 (fails 5% of requests): the canary should be rolled back and reverted in Git")
-        bad = repo.commit(app.files(3, opts.provider, opts.judge, opts.interval), "feat(podinfo): 6.0.2")
+        bad = repo.commit(self.files(3), "feat(podinfo): 6.0.2")
         marks: dict[str, float] = {}
         finished = self.finished(("Reverted", "Succeeded"))
 
@@ -216,6 +218,10 @@ class Demo:
         head = repo.head()
         return {"v2": v2, "v3": v3, "revert_commit": head, "revert_subject": repo.subject(head),
                 "revert_show": repo.show_stat(head), "revert_commits": repo.count("Rollout-Reverts: ")}
+
+    def files(self, version: int) -> dict[str, str]:
+        opts = self.options
+        return app.files(version, opts.provider, opts.judge, opts.interval, mirror=opts.mirror)
 
     @staticmethod
     def finished(phases: tuple[str, ...]) -> Callable[[Mapping[str, Any]], bool]:

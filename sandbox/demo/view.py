@@ -36,7 +36,9 @@ def tick_key(status: Mapping[str, Any]) -> tuple[Any, ...]:
 def summary(result: Mapping[str, Any]) -> str:
     lines = ["", "Summary", "======="]
     v2, v3 = result.get("v2") or {}, result.get("v3") or {}
-    lines.append(f"provider {result['provider']}, judge {result['judge']}, analysis interval {result['interval']:g}s")
+    mirrored = ", traffic mirrored to the canary (no user got its answers)" if result.get("mirror") else ""
+    lines.append(f"provider {result['provider']}, judge {result['judge']}, analysis interval {result['interval']:g}s"
+                 f"{mirrored}")
     lines.append(f"v2 (healthy):   {v2.get('phase', '-')}; promoted {_seconds(v2.get('to_promote'))} after its commit")
     lines.append(f"v3 (5% errors): {v3.get('phase', '-')}; rolled back {_seconds(v3.get('bad_to_rollback'))} after "
                  f"its first request, revert on the remote {_seconds(v3.get('bad_to_revert'))} after it "

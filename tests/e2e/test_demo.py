@@ -37,3 +37,24 @@ def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(tmp_path:
     assert v3["bad_to_rollback"] is not None and v3["rollback_to_revert"] is not None, v3
     assert 0 < v3["bad_to_rollback"] < v3["bad_to_revert"], v3
     assert len(result["reports"]) == 2 and all(Path(p).is_file() for p in result["reports"])
+
+
+def test_the_mirror_demo_judges_on_mirrored_traffic(tmp_path: Path) -> None:
+    """`rollout demo --mirror`: users stay on the primary; v2 passes and v3 fails on the canary's
+    mirrored requests alone, so no user ever got v3's answers."""
+    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--json", "--mirror", "--provider",
+                           "istio", "--interval", "2", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "operator.log").read_text()[-3000:]
+    result = json.loads(done.stdout)
+    assert result["mirror"] and result["v2"]["phase"] == "Succeeded" and result["v3"]["phase"] == "Reverted"
+    assert result["agree"] and result["target_image"] == "ghcr.io/stefanprodan/podinfo:6.0.1"
+    assert result["v3"]["bad_to_rollback"] is None  # no user request ever reached v3
+    canary = (tmp_path / "git" / "work" / "apps" / "podinfo" / "canary.yaml")
+    assert not canary.exists() or "mirror: true" in canary.read_text()
+
+
+def test_the_mirror_demo_needs_a_mirroring_provider() -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--mirror", "--provider", "nginx"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "--mirror needs --provider istio or gatewayapi" in done.stderr

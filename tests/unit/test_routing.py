@@ -13,8 +13,9 @@ import pytest
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Release
 from rollout.routers import gatewayapi, istio, linkerd, nginx, smi
+from rollout.routers.base import Extras
 from sandbox.pods import behaviour_of, pod_names
-from sandbox.routing import Entry, Split, World, endpoints, split_for, splits
+from sandbox.routing import Entry, Split, World, endpoints, set_cookie, shares_for, split_for, splits
 
 NS = "test"
 AB = [{"headers": {"x-canary": {"exact": "insider"}}}]
@@ -227,3 +228,89 @@ def test_pod_names_follow_kubernetes_and_the_template() -> None:
     assert all(n.startswith("podinfo-") and len(n.split("-")) == 3 for n in names)
     d["spec"]["template"]["metadata"]["annotations"] = {"v": "2"}
     assert set(pod_names(d)).isdisjoint(names)
+
+
+# --- mirroring and session affinity ----------------------------------------------------------------
+
+PAIR = "flagger-cookie=abcdefghij"
+
+
+def option_release(provider: str, **analysis: Any) -> Release:
+    return parse_canary({"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+                         "metadata": {"name": "podinfo", "namespace": NS, "uid": "u1"},
+                         "spec": {"provider": provider,
+                                  "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                                  "service": {"port": 9898, "gatewayRefs": [{"name": "public"}]},
+                                  "analysis": {"interval": "10s", **analysis}}})
+
+
+@pytest.mark.parametrize(("provider", "mirror_weight", "expected"), [
+    ("istio", 0, 1.0), ("istio", 30, 0.3), ("gatewayapi", 0, 1.0)])
+def test_mirrored_requests_also_reach_the_canary(provider: str, mirror_weight: int, expected: float) -> None:
+    analysis: dict[str, Any] = {"iterations": 3, "mirror": True}
+    if mirror_weight:
+        analysis["mirrorWeight"] = mirror_weight
+    rel = option_release(provider, **analysis)
+    extras = Extras(mirror=True)
+    if provider == "istio":
+        world = flagger_world(virtualservices=[istio.desired_virtualservice(rel, 100, 0, False, extras)])
+    else:
+        world = flagger_world(httproutes=[gatewayapi.desired_httproute(rel, 100, 0, False, extras)])
+    split = only(world)
+    assert by_deployment(split.plain) == {"podinfo-primary": 1.0}  # clients get the primary's answers
+    assert by_deployment(split.mirrored) == {"podinfo": expected}
+    assert {s.hop.service for s in split.mirrored} == {"podinfo-canary"}
+
+
+def test_no_mirror_without_the_mirror_rule() -> None:
+    rel = option_release("istio", iterations=3, mirror=True)
+    assert only(flagger_world(virtualservices=[istio.desired_virtualservice(rel, 100, 0)])).mirrored == ()
+
+
+@pytest.mark.parametrize("provider", ["istio", "gatewayapi"])
+def test_session_affinity_cookie_carriers_go_to_the_canary(provider: str) -> None:
+    rel = option_release(provider, stepWeight=10, maxWeight=50, sessionAffinity={"cookieName": "flagger-cookie"})
+    if provider == "istio":
+        build = lambda p, c: flagger_world(virtualservices=[  # noqa: E731
+            istio.desired_virtualservice(rel, p, c, False, Extras(cookie=PAIR))])
+    else:
+        build = lambda p, c: flagger_world(httproutes=[  # noqa: E731
+            gatewayapi.desired_httproute(rel, p, c, False, Extras(cookie=PAIR))])
+    split = only(build(90, 10))
+    assert split.affinity and split.matched is None  # the cookie rule is not an A/B rule
+    assert by_deployment(shares_for(split, {})) == {"podinfo-primary": 0.9, "podinfo": 0.1}
+    canary_share = next(s for s in shares_for(split, {}) if s.hop.deployment == "podinfo")
+    assert canary_share.set_cookie == f"{PAIR}; Max-Age=86400"
+    jar: dict[str, str] = {"session": "x"}
+    set_cookie(jar, canary_share.set_cookie)
+    assert jar == {"session": "x", "flagger-cookie": "abcdefghij"}
+    assert by_deployment(shares_for(split, jar)) == {"podinfo": 1.0}
+    assert by_deployment(shares_for(split, {"flagger-cookie": "other-run"})) == {"podinfo-primary": 0.9,
+                                                                                   "podinfo": 0.1}
+    # the run ended (weight 0): carriers go to the primary and lose the cookie
+    ended = only(build(100, 0))
+    shares = shares_for(ended, jar)
+    assert by_deployment(shares) == {"podinfo-primary": 1.0}
+    set_cookie(jar, shares[0].set_cookie)
+    assert jar == {"session": "x"}
+
+
+def test_set_cookie_keeps_and_expires() -> None:
+    jar: dict[str, str] = {}
+    set_cookie(jar, "a=1; Max-Age=300; Path=/; HttpOnly")
+    set_cookie(jar, "b=2")
+    assert jar == {"a": "1", "b": "2"}
+    set_cookie(jar, "a=1; Max-Age=-1")
+    set_cookie(jar, "b=2; max-age=0")
+    assert jar == {}
+
+
+def test_tcp_virtualservice_routes_connections() -> None:
+    rel = parse_canary({"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+                        "metadata": {"name": "podinfo", "namespace": NS, "uid": "u1"},
+                        "spec": {"provider": "istio",
+                                 "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+                                 "service": {"port": 9898, "appProtocol": "tcp"},
+                                 "analysis": {"interval": "10s", "stepWeight": 10}}})
+    split = only(flagger_world(virtualservices=[istio.desired_virtualservice(rel, 60, 40)]))
+    assert by_deployment(split.plain) == {"podinfo-primary": 0.6, "podinfo": 0.4}
