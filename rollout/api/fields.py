@@ -50,13 +50,20 @@ class Errors:
         """An error for every key of a checked object that no reader asked for, with `message(path)`,
         unless that key (or something inside it) already has an error of its own."""
         flagged = [e.path for e in self.items]
+        # One object may be read by several readers (each with its own view of it): a key counts as
+        # read when any of them asked for it.
+        read: dict[str, set[Any]] = {}
+        for obj in self.checked:
+            read.setdefault(obj.path, set()).update(obj.read)
+        reported: set[str] = set()
         for obj in self.checked:
             for key in obj.data:
-                if key in obj.read:
+                if key in read[obj.path]:
                     continue
                 path = obj.at(key) if isinstance(key, str) and _PLAIN_KEY.fullmatch(key) else f"{obj.path}[{key!r}]"
-                if any(p == path or p.startswith((path + ".", path + "[")) for p in flagged):
+                if path in reported or any(p == path or p.startswith((path + ".", path + "[")) for p in flagged):
                     continue
+                reported.add(path)
                 self.add(path, message(path))
 
     def raise_if_any(self) -> None:

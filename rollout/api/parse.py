@@ -669,11 +669,15 @@ def _service_options(spec: Fields, provider: Provider) -> None:
                 spec.error(f"analysis.{key}", "needs HTTP routes: with service.appProtocol tcp the VirtualService "
                            "has a tcp route")
     rewrite = svc.map("rewrite")
+    if rewrite is not None:
+        rewrite.free()  # taken whole by the router
     if rewrite is not None and provider == Provider.GATEWAYAPI:
         kind = rewrite.get("type")
         if kind not in (None, "", "ReplaceFullPath", "ReplacePrefixMatch"):
             rewrite.error("type", f"must be ReplaceFullPath or ReplacePrefixMatch, got {show(kind)}")
     cors = svc.map("corsPolicy")
+    if cors is not None:
+        cors.free()  # taken whole by the router
     if cors is not None and provider == Provider.GATEWAYAPI and cors.get("allowOrigins"):
         cors.error("allowOrigins", "is not supported by Gateway API: use corsPolicy.allowOrigin (a list of origins)")
 
