@@ -27,3 +27,12 @@ def no_sandbox(command: str, error: ImportError) -> int:
     """The sandbox is a separate distribution: say which install brings it, in one line; exit 1."""
     print(f"rollout {command}: the sandbox is not installed ({error}); {SANDBOX_INSTALL} brings it", file=sys.stderr)
     return 1
+
+
+def mesh_provider_problem(name: str) -> str | None:
+    """What is wrong with a `--mesh-provider` name, or None when it names a traffic provider."""
+    from rollout.api.spec import provider_named, provider_names
+
+    if provider_named(name) is not None:
+        return None
+    return f"must be one of {', '.join(provider_names())}, got {name!r}"

@@ -12,10 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rollout.cli.common import Subcommands, kube_args
+from rollout.cli.common import Subcommands, kube_args, mesh_provider_problem
 from rollout.settings import Settings, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N"}
+_NAMED_METAVARS = {"mesh_provider": "NAME"}
 
 
 def add(subcommands: Subcommands) -> None:
@@ -30,7 +31,7 @@ def add(subcommands: Subcommands) -> None:
                    help="where Git clones are kept between syncs (default $ROLLOUT_GIT_CACHE or a temp folder)")
     tuning = p.add_argument_group("settings", "each can also be set by the environment variable named; a flag wins")
     for name, flag, env, text in described():
-        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=_METAVARS[type_of(name)],
+        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=_NAMED_METAVARS.get(name) or _METAVARS[type_of(name)],
                             help=f"{text} [${env}]")
     p.set_defaults(run=run)
 
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.build(os.environ, **{name: getattr(args, name) for name, *_ in described()})
     except ValueError as e:
         print(f"rollout run: {e}", file=sys.stderr)
+        return 2
+    if (problem := mesh_provider_problem(settings.mesh_provider)) is not None:
+        print(f"rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}", file=sys.stderr)
         return 2
     from rollout.handlers import run as run_operator
 

@@ -78,7 +78,7 @@ class _Planner:
 
     def __post_init__(self) -> None:
         generation = self.obs.generation if self.obs.generation is not None else self.old.observed_generation
-        self.st = replace(self.old, observed_generation=generation)
+        self.st = replace(self.old, observed_generation=generation, provider=self.spec.provider.value)
         self.actions: list[Action] = []
         self.requeue = self.interval
         self.message = ""

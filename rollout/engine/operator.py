@@ -24,7 +24,7 @@ from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
-from rollout.api.spec import BlueGreen, Canary, MetricTemplate, Release
+from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
 from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
@@ -37,11 +37,6 @@ from rollout.routers.base import RouterError
 from rollout.settings import Settings
 from rollout.workloads import Workloads
 from rollout.workloads.errors import WorkloadError
-
-PARSERS: dict[str, Callable[[Mapping[str, Any]], Canary | BlueGreen]] = {
-    "Canary": parse_canary,
-    "BlueGreen": parse_bluegreen,
-}
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +88,17 @@ class Operator:
         self.webhooks = Webhooks()
         self.events = EventRecorder(api, settings)
         self.memory: dict[str, _Memory] = {}
+        mesh_provider = provider_named(settings.mesh_provider)
+        if mesh_provider is None:
+            raise ValueError(f"mesh provider must be one of {', '.join(provider_names())}, "
+                             f"got {settings.mesh_provider!r}")
+        self.mesh_provider = mesh_provider
+
+    def parse(self, obj: Mapping[str, Any]) -> Release:
+        """The release `obj` holds; a Canary without spec.provider routes with the mesh provider."""
+        if obj.get("kind") == "BlueGreen":
+            return parse_bluegreen(obj)
+        return parse_canary(obj, self.mesh_provider)
 
     # -- one tick ------------------------------------------------------------------------------
 
@@ -119,7 +125,7 @@ class Operator:
         now = self.clock()
         status = ReleaseStatus.from_dict(obj.get("status"))
         try:
-            release = PARSERS[obj["kind"]](obj)
+            release = self.parse(obj)
         except ValidationError as e:
             return self._invalid(obj, status, e, now)
         try:
@@ -296,7 +302,7 @@ class Operator:
         meta = obj.get("metadata") or {}
         where = f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
         try:
-            release = PARSERS[obj["kind"]](obj)
+            release = self.parse(obj)
         except ValidationError:
             return None
         except Exception:  # a spec the parser chokes on is still deletable

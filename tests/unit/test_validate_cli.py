@@ -201,3 +201,34 @@ def test_the_installed_console_script(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert len(failed.stdout.splitlines()) == 3
     assert "Traceback" not in failed.stderr
+
+
+NO_PROVIDER = GOOD.replace("  provider: istio\n", "")
+
+
+@pytest.mark.parametrize(
+    ("flag", "variable", "code", "said"),
+    [
+        (None, None, 0, ""),  # Flagger's default: istio, which shifts weights
+        ("gatewayapi", None, 1, "spec.service.gatewayRefs: is required with provider gatewayapi"),
+        (None, "kubernetes", 1, "spec.analysis.stepWeight: the operator's default provider 'kubernetes' "
+                                "(spec.provider is not set; the default is rollout run --mesh-provider or "
+                                "ROLLOUT_MESH_PROVIDER) switches all traffic at once"),
+        ("istio", "kubernetes", 0, ""),  # the flag wins over the variable
+        ("contour", None, 2, ""),
+    ],
+)
+def test_validate_judges_a_canary_without_provider_by_the_mesh_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    flag: str | None, variable: str | None, code: int, said: str,
+) -> None:
+    path = write(tmp_path, "canary.yaml", NO_PROVIDER)
+    if variable is None:
+        monkeypatch.delenv("ROLLOUT_MESH_PROVIDER", raising=False)
+    else:
+        monkeypatch.setenv("ROLLOUT_MESH_PROVIDER", variable)
+    got, out, err = run(["validate", *(["--mesh-provider", flag] if flag else []), str(path)], capsys)
+    assert got == code
+    assert said in out
+    if code == 2:
+        assert err.startswith("rollout validate: --mesh-provider (or ROLLOUT_MESH_PROVIDER) must be one of ")
