@@ -95,6 +95,8 @@ def setup_case(api: client.ApiClient, provider: str) -> Case:
     if provider == "linkerd":  # A/B testing: Linkerd's HTTPRoute, with a header rule first
         spec["analysis"] = {"interval": "10s", "threshold": 2, "iterations": 3,
                             "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}
+    if provider == "kubernetes":  # blue/green: a Service selector switches all traffic at once
+        spec["analysis"] = {"interval": "10s", "threshold": 2, "iterations": 3}
     ingress = None
     if provider == "nginx":
         ingress = "web"

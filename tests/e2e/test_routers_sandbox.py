@@ -98,7 +98,12 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
     if provider == "nginx":
         client.NetworkingV1Api(api).create_namespaced_ingress(namespace, ingress(namespace), _request_timeout=10)
     analysis: Obj = {"interval": "1m", "threshold": 2}
-    analysis.update({"iterations": 3, "match": match} if match else {"maxWeight": 50, "stepWeight": 10})
+    if match:
+        analysis.update(iterations=3, match=match)
+    elif provider == "kubernetes":
+        analysis.update(iterations=3)  # blue/green: a Service selector switches all traffic at once
+    else:
+        analysis.update(maxWeight=50, stepWeight=10)
     spec: Obj = {"provider": provider, "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET},
                  "service": {"port": 9898}, "analysis": analysis}
     if provider == "gatewayapi":

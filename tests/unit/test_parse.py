@@ -269,8 +269,9 @@ def test_a_flagger_canary_means_the_same_once_its_api_version_changes() -> None:
             "(the spec keeps its meaning)",
         )
     ]
-    c = parse_resource(ours)
+    c = parse_resource(ours, Provider.GATEWAYAPI)  # the tutorial's -mesh-provider
     assert isinstance(c, Canary)
+    assert c.spec.provider == Provider.GATEWAYAPI
     a = c.spec.analysis
     assert a.steps == (10, 20, 30, 40, 50)
     assert [(m.name, m.interval, m.threshold_range) for m in a.metrics] == [
