@@ -367,13 +367,11 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
                 f"{route.source} cannot route A/B tests (analysis.match) by header or cookie: set spec.provider "
                 f"to one of {known}",
             )
-        if "match" in a:
-            if "iterations" not in a:
-                a.error(
-                    "match",
-                    "A/B matching needs iterations (how many checks to run on the matched traffic) "
-                    "instead of step weights",
-                )
+        if "match" in a and "iterations" not in a:
+            a.error(
+                "match",
+                "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights",
+            )
 
     metrics: list[Metric] = []
     seen: set[str] = set()

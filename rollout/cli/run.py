@@ -31,8 +31,8 @@ def add(subcommands: Subcommands) -> None:
                    help="where Git clones are kept between syncs (default $ROLLOUT_GIT_CACHE or a temp folder)")
     tuning = p.add_argument_group("settings", "each can also be set by the environment variable named; a flag wins")
     for name, flag, env, text in described():
-        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=_NAMED_METAVARS.get(name) or _METAVARS[type_of(name)],
-                            help=f"{text} [${env}]")
+        metavar = _NAMED_METAVARS.get(name) or _METAVARS[type_of(name)]
+        tuning.add_argument(flag, dest=name, type=type_of(name), metavar=metavar, help=f"{text} [${env}]")
     p.set_defaults(run=run)
 
 

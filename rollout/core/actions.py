@@ -30,11 +30,15 @@ class ScaleTarget:
 
 @dataclass(frozen=True)
 class SetWeight:
-    """Route `canary` percent of traffic to the canary; `match` routes A/B-matched requests to it."""
+    """Route `canary` percent of traffic to the canary; `match` routes A/B-matched requests to it.
+
+    `best_effort`: a release failing because it cannot route sends traffic back where a route
+    exists, and a router error does not stop the failure from being recorded."""
 
     primary: int
     canary: int
     match: bool = False
+    best_effort: bool = False
 
 
 @dataclass(frozen=True)

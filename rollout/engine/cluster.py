@@ -6,6 +6,7 @@ is carried out here, idempotently, through the module that owns that kind of obj
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from rollout.core import (
     PromotePrimary,
     RevertInGit,
     RevertOutcome,
+    RouteProblem,
     ScaleTarget,
     SetWeight,
     Verdict,
@@ -30,8 +32,10 @@ from rollout.engine.checks import MetricChecks
 from rollout.engine.events import EventRecorder
 from rollout.engine.tick import Effect
 from rollout.engine.webhooks import Webhooks
-from rollout.routers.base import Router
+from rollout.routers.base import Router, RouterError
 from rollout.workloads import Workloads
+
+log = logging.getLogger(__name__)
 
 # (release, what to revert, its status, the failed run's report as Markdown) -> what happened in Git
 RevertWriter = Callable[[Release, RevertInGit, ReleaseStatus, str], RevertOutcome]
@@ -55,6 +59,8 @@ class ClusterPorts:
     report: Callable[[], str] = lambda: ""
     # Writes a status holding a recorded intent, before its effects are carried out.
     recorder: Callable[[ReleaseStatus], None] = lambda status: None
+    # The router error an earlier tick stopped on (the status's Ready condition), still unresolved.
+    routing: RouteProblem | None = None
 
     @property
     def phase(self) -> str:
@@ -67,8 +73,12 @@ class ClusterPorts:
 
     def observe(self) -> Observations:
         target, primary = self.workloads.observe(self.release)
-        weights = self.router.verify_weight(self.release) if primary.exists else None
-        return Observations(target, primary, weights, generation=self.release.metadata.generation)
+        weights, routing = None, self.routing
+        try:
+            weights = self.router.verify_weight(self.release) if primary.exists else None
+        except RouterError as e:  # e.g. the route's kind is not served: its CRDs are not installed
+            routing = RouteProblem(str(e), routing.since if routing else None)
+        return Observations(target, primary, weights, generation=self.release.metadata.generation, routing=routing)
 
     def run_checks(self) -> tuple[CheckResult, ...]:
         candidate = self.status.candidate
@@ -97,8 +107,14 @@ class ClusterPorts:
         elif isinstance(action, ScaleTarget):
             self.workloads.scale_target(release, action.up)
         elif isinstance(action, SetWeight):
-            self.router.reconcile(release)
-            self.router.set_weight(release, action.primary, action.canary, action.match)
+            try:
+                self.router.reconcile(release)
+                self.router.set_weight(release, action.primary, action.canary, action.match)
+            except RouterError as e:
+                if not action.best_effort:
+                    raise
+                log.warning("traffic of %s/%s not routed back to the primary: %s",
+                            release.metadata.namespace, release.metadata.name, e)
         elif isinstance(action, PromotePrimary):
             self.workloads.promote(release)
         elif isinstance(action, CallWebhooks):

@@ -26,6 +26,7 @@ from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
 from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
 from rollout.api.status import Condition, Phase, ReleaseStatus
+from rollout.core import RouteProblem
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
@@ -41,6 +42,7 @@ from rollout.workloads.errors import WorkloadError
 log = logging.getLogger(__name__)
 
 _RECONCILE_ERROR = "ReconcileError"
+_ROUTER_ERROR = "RouterError"
 # An error's text in a condition and an Event stays short (the log keeps the traceback).
 _MESSAGE_LIMIT = 500
 # Tries of a finalizer whose router or workload step failed for a temporary reason, before the
@@ -131,8 +133,14 @@ class Operator:
         try:
             return self._tick(obj, release, status, now)
         except (RouterError, WorkloadError) as e:
-            reason = "RouterError" if isinstance(e, RouterError) else "WorkloadError"
-            self._condition(obj, status, Condition("Ready", "False", reason, str(e), now))
+            reason = _ROUTER_ERROR if isinstance(e, RouterError) else "WorkloadError"
+            old = status.condition("Ready")
+            if old is not None and old.reason != reason:
+                # The error's clock (progressDeadlineSeconds) starts now, not when Ready last turned False.
+                status = replace(status, conditions=tuple(c for c in status.conditions if c.type != "Ready"))
+            self._condition(obj, replace(status, provider=release.spec.provider.value,
+                                         observed_generation=release.metadata.generation),
+                            Condition("Ready", "False", reason, str(e), now))
             if not e.temporary:
                 self.events.emit(release, reason, str(e), warning=True)
             return self.error_backoff if e.temporary else self.invalid_recheck
@@ -161,6 +169,7 @@ class Operator:
             revert=self.revert,
             report=lambda: memory.markdown or markdown_from_status(release, status),
             recorder=record,
+            routing=_routing(status),
         )
         before = len(memory.checks.readings) if memory.checks else 0
         decision = tick(release.spec, status, ports, now, uid=release.metadata.uid)
@@ -336,6 +345,14 @@ def _temporary(error: Exception) -> bool:
     if isinstance(error, ApiException):
         return error.status is None or error.status == 429 or error.status >= 500
     return True
+
+
+def _routing(status: ReleaseStatus) -> RouteProblem | None:
+    """The router error the last tick stopped on, if it did, and since when it keeps stopping ticks."""
+    ready = status.condition("Ready")
+    if ready is None or ready.status != "False" or ready.reason != _ROUTER_ERROR:
+        return None
+    return RouteProblem(ready.message, ready.last_transition_time)
 
 
 def _key(release: Release) -> str:
