@@ -96,6 +96,20 @@ class ClusterPorts:
     def record(self, status: ReleaseStatus) -> None:
         self.recorder(status)
 
+    def _route_back(self, action: SetWeight) -> None:
+        """The weights of a release failing for want of a route, where a route can take them: each
+        step is tried, and a router error is logged, never raised (the failure must be recorded)."""
+        release = self.release
+        for step in ("reconcile", "set_weight"):
+            try:
+                if step == "reconcile":
+                    self.router.reconcile(release)
+                else:
+                    self.router.set_weight(release, action.primary, action.canary, action.match)
+            except RouterError as e:
+                log.warning("traffic of %s/%s not routed back to the primary: %s",
+                            release.metadata.namespace, release.metadata.name, e)
+
     def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None:
         """Carry one action out; a recorded one (`effect`) under its key, so it happens once."""
         release = self.release
@@ -107,14 +121,11 @@ class ClusterPorts:
         elif isinstance(action, ScaleTarget):
             self.workloads.scale_target(release, action.up)
         elif isinstance(action, SetWeight):
-            try:
+            if action.best_effort:
+                self._route_back(action)
+            else:
                 self.router.reconcile(release)
                 self.router.set_weight(release, action.primary, action.canary, action.match)
-            except RouterError as e:
-                if not action.best_effort:
-                    raise
-                log.warning("traffic of %s/%s not routed back to the primary: %s",
-                            release.metadata.namespace, release.metadata.name, e)
         elif isinstance(action, PromotePrimary):
             self.workloads.promote(release)
         elif isinstance(action, CallWebhooks):

@@ -22,6 +22,7 @@ from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.settings import Settings
 from sandbox import Sandbox
+from sandbox.demo.app import gateway
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -107,7 +108,9 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
     spec: Obj = {"provider": provider, "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET},
                  "service": {"port": 9898}, "analysis": analysis}
     if provider == "gatewayapi":
-        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": namespace}]
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "gateways", gateway(namespace), _request_timeout=10)
     if provider == "nginx":
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
     obj: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
