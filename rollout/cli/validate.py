@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from rollout.cli.common import Subcommands, mesh_provider_problem
+from rollout.cli.common import Subcommands, mesh_provider
 
 if TYPE_CHECKING:
     from rollout.api.manifests import Problem, Report
@@ -42,15 +41,11 @@ def add(subcommands: Subcommands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rollout.api.spec import provider_named
-    from rollout.settings import Settings
-
-    name = args.mesh_provider or os.environ.get("ROLLOUT_MESH_PROVIDER") or Settings().mesh_provider
-    if (problem := mesh_provider_problem(name)) is not None:
-        print(f"rollout validate: --mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}", file=sys.stderr)
+    try:
+        provider = mesh_provider(args.mesh_provider)
+    except ValueError as e:
+        print(f"rollout validate: {e}", file=sys.stderr)
         return 2
-    provider = provider_named(name)
-    assert provider is not None
     report = validate_paths(args.paths, sys.stdin, provider)
     for note in report.notes:
         print(note, file=sys.stderr)
