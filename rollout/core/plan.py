@@ -185,6 +185,11 @@ class _Planner:
         if phase in (Phase.TERMINATING, Phase.TERMINATED):
             return
         if not self.obs.target.exists:
+            if phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION) and self.deadline_exceeded():
+                # Gone in the middle of a run: the run fails (nothing left to scale down).
+                self.rollback(f"target Deployment {self.target_name} not found within progressDeadlineSeconds "
+                              f"({self.spec.progress_deadline_seconds}s)", scale=False)
+                return
             self.emit("TargetMissing", f"target Deployment {self.target_name} not found", warning=True)
             self.requeue = self.quick
             return
@@ -493,13 +498,15 @@ class _Planner:
 
     # -- failure and revert ----------------------------------------------------------------------
 
-    def rollback(self, reason: str, route_lost: bool = False) -> None:
+    def rollback(self, reason: str, route_lost: bool = False, scale: bool = True) -> None:
         self.reason = reason
         self.st = replace(self.st, canary_weight=0)
         # When the route is what failed, sending traffic back is tried but must not stop the failure.
         self.act(SetWeight(primary=100, canary=0, best_effort=route_lost))
         self.st = replace(self.st, phase=Phase.FAILED)
-        self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
+        if scale:
+            self.act(ScaleTarget(up=False))
+        self.act(CallWebhooks(WebhookType.POST_ROLLOUT))
         self.emit("Failed", f"Canary failed! Rolling back {self.target_name}: {reason}", warning=True)
         self.requeue = min(self.quick, _CONFIRM) if self.reverts_in_git else self.quick
 

@@ -11,7 +11,7 @@ import pytest
 from rollout.api.spec import Analysis, CanarySpec, GitSpec, ObjectRef, Provider, ServiceSpec
 from rollout.api.status import Candidate, Phase, ReleaseStatus
 from rollout.core import Emit, Observations, RouteProblem, SetWeight, Workload, plan
-from rollout.core.actions import InitializePrimary, RevertInGit
+from rollout.core.actions import InitializePrimary, RevertInGit, ScaleTarget
 from tests.unit.world import T0, passing
 
 DEADLINE = 60
@@ -132,3 +132,23 @@ def test_the_status_shows_the_provider_in_effect() -> None:
     decision = plan(replace(SPEC, provider=Provider.LINKERD), PROGRESSING, obs(None), at(1))
     assert decision.status.provider == "linkerd"
     assert ReleaseStatus.from_dict(decision.status.to_dict()).provider == "linkerd"
+
+
+@pytest.mark.parametrize(("phase", "now", "fails"), [
+    (Phase.PROGRESSING, 59, False),  # held (with a TargetMissing Event) while time is left
+    (Phase.PROGRESSING, 61, True),
+    (Phase.WAITING_PROMOTION, 61, True),
+    (Phase.SUCCEEDED, 6000, False),  # nothing under way: nothing to fail
+])
+def test_a_target_gone_during_a_run_fails_it_at_the_deadline(phase: Phase, now: float, fails: bool) -> None:
+    gone = replace(obs(None), target=Workload(exists=False))
+    decision = plan(SPEC, replace(PROGRESSING, phase=phase), gone, at(now))
+    assert (decision.status.phase == Phase.FAILED) == fails
+    if fails:
+        promoted = decision.status.condition("Promoted")
+        assert promoted is not None
+        assert promoted.message == f"target Deployment podinfo not found within progressDeadlineSeconds ({DEADLINE}s)"
+        assert SetWeight(primary=100, canary=0) in decision.actions
+        assert not any(isinstance(a, ScaleTarget) for a in decision.actions)  # nothing to scale down
+    else:
+        assert [a.reason for a in decision.actions if isinstance(a, Emit)] == ["TargetMissing"]
