@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 from kubernetes import client
 
 from rollout.api.kinds import GROUP, VERSION
@@ -23,16 +25,18 @@ from tests.e2e.conftest import (
     OperatorProcess,
     create_deployment,
     create_release,
+    image_of,
     release_status,
     set_image,
     wait_phase,
 )
+from tests.gitrepo import GitRemote, deployment_yaml
 from tests.tools import wait_for
 
 pytestmark = pytest.mark.e2e
 
 ISTIO = ("virtualservices.networking.istio.io", "destinationrules.networking.istio.io")
-NEW = "ghcr.io/stefanprodan/podinfo:6.0.1"
+OLD, NEW = "ghcr.io/stefanprodan/podinfo:6.0.0", "ghcr.io/stefanprodan/podinfo:6.0.1"
 DEADLINE = 6
 GATEWAYS = ("gateway.networking.k8s.io", "v1")
 
@@ -158,3 +162,31 @@ def test_a_release_whose_gateway_is_gone_fails_at_the_deadline_with_traffic_on_t
     wait_for("the canary scaled to zero",
              lambda: client.AppsV1Api(api).read_namespaced_deployment(name, ns).spec.replicas == 0 or None,
              timeout=30)
+
+
+def test_with_git_a_release_that_cannot_route_is_reverted(world: World, tmp_path: Path) -> None:
+    """The Gateway is gone when a new version is committed: the release fails at its deadline and,
+    as for any failed release with spec.git, the commit is reverted and the revert applied."""
+    api, ns, name = world.api, world.gatewayapi, "cart"
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(*GATEWAYS, ns, "gateways", {**gateway(ns), "metadata": {
+        "name": "cart-gateway", "namespace": ns}})
+    obj = canary(name, ns, gatewayRefs=[{"name": "cart-gateway"}])
+    obj["spec"]["git"] = {"source": "cart", "author": {"name": "rollout-bot", "email": "rollout-bot@example.com"}}
+    remote = GitRemote(tmp_path / "git")
+    remote.commit({"apps/deployment.yaml": deployment_yaml(name, OLD, namespace=ns),
+                   "apps/canary.yaml": yaml.safe_dump(obj)}, "feat(cart): podinfo 6.0.0")
+    custom.create_namespaced_custom_object(GROUP, VERSION, ns, "gitsources", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "GitSource", "metadata": {"name": "cart", "namespace": ns},
+        "spec": {"url": remote.url, "branch": "main", "path": "./apps", "interval": "2s"}})
+    wait_phase(api, ns, name, "Initialized", timeout=60)
+    custom.delete_namespaced_custom_object(*GATEWAYS, ns, "gateways", "cart-gateway")
+    bad = remote.commit({"apps/deployment.yaml": deployment_yaml(name, NEW, namespace=ns)}, "feat(cart): podinfo 6.0.1")
+    status = wait_phase(api, ns, name, "Reverted", timeout=90)
+    assert promoted(status)["message"].startswith(
+        f"traffic cannot be routed within progressDeadlineSeconds ({DEADLINE}s): Gateway {ns}/cart-gateway"), \
+        world.output()
+    assert remote.log("-1")[0] == f"revert(cart): roll back {NEW} after failed canary"
+    assert status["revert"]["reverts"] == [bad] and status["revert"]["state"] == "Applied"
+    assert image_of(api, name, ns) == OLD and image_of(api, f"{name}-primary", ns) == OLD
+    assert route_weights(api, ns, name) == {f"{name}-primary": 100, f"{name}-canary": 0}
