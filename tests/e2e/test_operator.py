@@ -363,9 +363,10 @@ def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorP
     assert main(["status", "-n", namespace, *kube]) == 0
     table = capsys.readouterr().out
     assert "held" in table and "WaitingPromotion" in table and "request-success-rate" in table
+    assert "PROVIDER" in table and "  istio  " in table  # the provider in effect
     assert main(["status", "held", "-n", namespace, *kube]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith(f"Canary {namespace}/held (") and "  phase       WaitingPromotion" in shown, shown
+    assert shown.startswith(f"Canary {namespace}/held (provider istio, ") and "  phase       WaitingPromotion" in shown, shown
     assert main(["status", "nobody", "-n", namespace, *kube]) == 1
     assert "no Canary or BlueGreen named nobody" in capsys.readouterr().err
     assert main(["promote", "held", "-n", namespace, *kube]) == 0
