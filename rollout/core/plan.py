@@ -141,9 +141,11 @@ class _Planner:
         """Why the release fails for want of a route: a routing problem (a router error, a route
         kind not served, a missing Gateway or Ingress) outlasting progressDeadlineSeconds, counted
         as Flagger counts it, from the last progress (or, before any was recorded, from when the
-        problem was first seen). None while there is no problem or time is left."""
+        problem was first seen). None while there is no problem or time is left. A problem seen
+        for the first time (no `since`: no earlier tick stopped on it) never fails a release at
+        once, so one failed read after a long wait (a promotion gate held for hours) is not fatal."""
         problem = self.obs.routing
-        if problem is None:
+        if problem is None or problem.since is None:
             return None
         deadline = self.spec.progress_deadline_seconds
         start = self.st.last_transition_time or (self.st.candidate.started_at if self.st.candidate else None)

@@ -41,11 +41,15 @@ ROUTE_BACK = SetWeight(primary=100, canary=0, best_effort=True)
     [
         # Within the deadline a routing problem only holds the release (the engine retries).
         (PROGRESSING, RouteProblem(PROBLEM, T0), 59, False),
-        (PROGRESSING, RouteProblem(PROBLEM, None), 60, False),
-        # Past it, counted from the last progress (Flagger's meaning), the release fails.
-        (PROGRESSING, RouteProblem(PROBLEM, None), 61, True),
+        (PROGRESSING, RouteProblem(PROBLEM, T0), 60, False),
+        # Past it, counted from the last progress (Flagger's meaning), the release fails ...
+        (PROGRESSING, RouteProblem(PROBLEM, T0), 61, True),
         (PROGRESSING, RouteProblem(PROBLEM, at(50)), 61, True),
-        (replace(PROGRESSING, phase=Phase.WAITING_PROMOTION), RouteProblem(PROBLEM), 61, True),
+        (replace(PROGRESSING, phase=Phase.WAITING_PROMOTION), RouteProblem(PROBLEM, at(60)), 61, True),
+        # ... once a tick has stopped on the problem and it is still there: a first sighting (one
+        # failed read, say after hours held at a promotion gate) is only retried.
+        (PROGRESSING, RouteProblem(PROBLEM, None), 61, False),
+        (replace(PROGRESSING, phase=Phase.WAITING_PROMOTION), RouteProblem(PROBLEM), 6000, False),
         # Progress made since moves the clock: a step 30s ago leaves 30s.
         (replace(PROGRESSING, last_transition_time=at(31), canary_weight=10), RouteProblem(PROBLEM, T0), 61, False),
         # Promotion is under way: the primary already changes, so a routing problem does not fail it.
