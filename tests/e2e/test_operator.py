@@ -366,7 +366,8 @@ def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorP
     assert "PROVIDER" in table and "  istio  " in table  # the provider in effect
     assert main(["status", "held", "-n", namespace, *kube]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith(f"Canary {namespace}/held (provider istio, ") and "  phase       WaitingPromotion" in shown, shown
+    assert shown.startswith(f"Canary {namespace}/held (provider istio, "), shown
+    assert "  phase       WaitingPromotion" in shown, shown
     assert main(["status", "nobody", "-n", namespace, *kube]) == 1
     assert "no Canary or BlueGreen named nobody" in capsys.readouterr().err
     assert main(["promote", "held", "-n", namespace, *kube]) == 0
