@@ -319,7 +319,12 @@ class Operator:
             return None
         self.memory.pop(_key(release), None)
         try:
-            router_for(release.spec.provider, self.api, self.settings).finalize(release)
+            try:
+                router_for(release.spec.provider, self.api, self.settings).finalize(release)
+            except RouterError as e:
+                if not e.kind_missing:
+                    raise
+                log.info("finalizing %s: %s; there is no route to hand back", where, e)
             self.workloads.finalize(release)
         except (RouterError, WorkloadError, ApiException, HTTPError, OSError) as e:
             if _temporary(e) and attempt < FINALIZE_RETRIES:
