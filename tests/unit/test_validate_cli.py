@@ -232,3 +232,20 @@ def test_validate_judges_a_canary_without_provider_by_the_mesh_default(
     assert said in out
     if code == 2:
         assert err.startswith("rollout validate: --mesh-provider (or ROLLOUT_MESH_PROVIDER) must be one of ")
+
+
+def test_analyze_reads_a_canary_without_provider_under_the_mesh_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.api.spec import Provider
+    from rollout.cli.analyzer import load_release
+    from rollout.cli.common import mesh_provider
+
+    path = write(tmp_path, "canary.yaml", NO_PROVIDER)
+    monkeypatch.delenv("ROLLOUT_MESH_PROVIDER", raising=False)
+    assert load_release(path, None, None)[0].spec.provider == Provider.ISTIO
+    assert load_release(path, None, None, mesh_provider("linkerd"))[0].spec.provider == Provider.LINKERD
+    monkeypatch.setenv("ROLLOUT_MESH_PROVIDER", "smi:v1alpha2")
+    assert mesh_provider(None) == Provider.SMI
+    with pytest.raises(ValueError, match="must be one of"):
+        mesh_provider("contour")
