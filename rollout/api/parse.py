@@ -352,14 +352,15 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
             )
         if step_weight is not None and max_weight is not None and step_weight > max_weight:
             a.error("stepWeight", f"must not exceed maxWeight ({max_weight}), got {step_weight}")
-        if has_steps and route.provider == Provider.KUBERNETES:
-            step = "stepWeight" if "stepWeight" in a else "stepWeights"
-            a.error(
-                step,
-                f"{route.source} switches all traffic at once and cannot shift it in steps: remove {step} and "
-                "set iterations for a blue/green release, or set spec.provider to a mesh or gateway provider "
-                "(gatewayapi, istio, linkerd, nginx, smi)",
-            )
+        if route.provider == Provider.KUBERNETES:
+            for step in ("stepWeight", "stepWeights", "stepWeightPromotion"):
+                if step in a and (step != "stepWeights" or "stepWeight" not in a):
+                    a.error(
+                        step,
+                        f"{route.source} switches all traffic at once and cannot shift it in steps: remove {step} "
+                        "and set iterations for a blue/green release, or set spec.provider to a mesh or gateway "
+                        "provider (gatewayapi, istio, linkerd, nginx, smi)",
+                    )
         if "match" in a and route.provider not in HEADER_ROUTING_PROVIDERS:
             known = ", ".join(sorted(str(p) for p in HEADER_ROUTING_PROVIDERS))
             spec.error(

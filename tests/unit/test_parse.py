@@ -205,6 +205,9 @@ def _with(obj: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         ("BlueGreen", None, Provider.ISTIO, {}, Provider.KUBERNETES, None),
         # What the provider cannot do is refused naming the field, and the default when it applied.
         ("Canary", "kubernetes", None, {}, None, ("spec.analysis.stepWeight", "provider 'kubernetes'" + _NO_STEPS)),
+        ("Canary", "kubernetes", None, {**_BLUE_GREEN, "stepWeightPromotion": 50}, None,
+         ("spec.analysis.stepWeightPromotion",
+          "provider 'kubernetes'" + _NO_STEPS.replace("stepWeight", "stepWeightPromotion", 1))),
         ("Canary", None, Provider.KUBERNETES, {}, None,
          ("spec.analysis.stepWeight", _DEFAULTED.format("kubernetes") + _NO_STEPS)),
         ("Canary", "smi", None, _AB, None, ("spec.provider", "provider 'smi'" + _NO_AB)),
