@@ -92,7 +92,14 @@ class Sandbox:
         port: int = 0,
         dataplane: DataPlaneConfig | None = None,
         prometheus: bool = False,
+        without_kinds: Iterable[str] = (),
     ) -> None:
+        # Traffic providers' kinds ("virtualservices.networking.istio.io") not served, as on a
+        # cluster where that provider is not installed.
+        self._without_kinds = frozenset(without_kinds)
+        unknown = self._without_kinds - {f"{k.plural}.{k.group}" for k in PROVIDER_KINDS}
+        if unknown:
+            raise ValueError(f"without_kinds: not provider kinds of the sandbox: {sorted(unknown)}")
         self._crd_files = list(crd_files) if crd_files is not None else default_crd_files()
         self._ready_delay = deployment_ready_delay
         self._host = host
@@ -217,7 +224,7 @@ class Sandbox:
     def _build(self) -> SandboxAPI:
         api = SandboxAPI()
         api.register(builtin_specs())
-        api.register(PROVIDER_KINDS)
+        api.register(k for k in PROVIDER_KINDS if f"{k.plural}.{k.group}" not in self._without_kinds)
         api.register(AUTOSCALER_KINDS)
         store = api.store
         ns_spec = store.lookup("", "v1", "namespaces")

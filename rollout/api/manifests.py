@@ -20,9 +20,9 @@ from yaml.nodes import MappingNode
 
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION, GROUP
-from rollout.api.parse import PARSERS, flagger_hint
+from rollout.api.parse import PARSERS, flagger_hint, parser_for
 from rollout.api.schema import schema_errors
-from rollout.api.spec import Resource
+from rollout.api.spec import DEFAULT_MESH_PROVIDER, Provider, Resource
 
 
 @dataclass(frozen=True)
@@ -85,8 +85,9 @@ def is_rollout_kind(obj: Mapping[str, Any]) -> bool:
     return api_version.split("/")[0] == GROUP
 
 
-def check_object(obj: Mapping[str, Any]) -> list[FieldError] | None:
-    """Every problem with one object, schema first; None when it is not a rollout kind.
+def check_object(obj: Mapping[str, Any], mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> list[FieldError] | None:
+    """Every problem with one object, schema first; None when it is not a rollout kind. A Canary
+    without `spec.provider` is judged as routed by `mesh_provider`, as the operator would.
 
     A Flagger kind is checked as if its apiVersion were already ours, plus one error saying to
     change it, so the user sees everything that stands between the manifest and a valid one.
@@ -106,7 +107,7 @@ def check_object(obj: Mapping[str, Any]) -> list[FieldError] | None:
         known = ", ".join(sorted(PARSERS))
         return [*found, FieldError("kind", f"unknown kind {kind!r} in {GROUP}; known: {known}")]
     found.extend(schema)
-    parser = PARSERS.get(str(kind))
+    parser = parser_for(str(kind), mesh_provider)
     if parser is not None and not any(e.path == "apiVersion" for e in schema):
         try:
             parser(obj)
@@ -159,7 +160,7 @@ def _name_of(obj: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def validate_text(text: str, file: str) -> Report:
+def validate_text(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> Report:
     """Validate every document of one multi-document YAML text; `file` only labels the output."""
     report = Report()
     index = 0
@@ -173,7 +174,7 @@ def validate_text(text: str, file: str) -> Report:
                 )
                 continue
             kind = doc.get("kind") if isinstance(doc.get("kind"), str) else None
-            errors = check_object(doc)
+            errors = check_object(doc, mesh_provider)
             if errors is None:
                 label = f"{kind or '?'}/{_name_of(doc) or '?'}"
                 report.notes.append(f"{file}:{index}: ignored {label} (not a rollout kind)")
@@ -196,15 +197,17 @@ class InvalidManifests(ValueError):
         super().__init__("".join(p.line() + "\n" for p in report.problems).strip())
 
 
-def load_resources(text: str, file: str) -> list[Resource]:
+def load_resources(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> list[Resource]:
     """Every rollout resource in a multi-document YAML text, validated and parsed.
 
     Raises InvalidManifests when anything in it would fail `rollout validate`."""
-    report = validate_text(text, file)
+    report = validate_text(text, file, mesh_provider)
     if report.problems:
         raise InvalidManifests(report)
-    return [
-        PARSERS[str(doc["kind"])](doc)
-        for doc in _documents(text)
-        if isinstance(doc, Mapping) and is_rollout_kind(doc)
-    ]
+    found = []
+    for doc in _documents(text):
+        if isinstance(doc, Mapping) and is_rollout_kind(doc):
+            parser = parser_for(str(doc["kind"]), mesh_provider)
+            assert parser is not None  # validated above: a known kind
+            found.append(parser(doc))
+    return found

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,8 +39,8 @@ from rollout.api.limits import (
 from rollout.api.schema import declares
 from rollout.api.spec import (
     BUILTIN_METRICS,
+    DEFAULT_MESH_PROVIDER,
     HEADER_ROUTING_PROVIDERS,
-    PROVIDER_ALIASES,
     ROUTE_OPTION_PROVIDERS,
     ROUTE_OPTIONS,
     Analysis,
@@ -73,6 +74,7 @@ from rollout.api.spec import (
     ThresholdRange,
     Webhook,
     WebhookType,
+    provider_named,
 )
 
 # Flagger's defaults (pkg/apis/flagger/v1beta1 and pkg/controller/webhook.go).
@@ -152,18 +154,31 @@ def _metadata(root: Fields) -> Metadata:
     )
 
 
-def _provider(spec: Fields) -> Provider:
+@dataclass(frozen=True)
+class _Route:
+    """The provider a release routes with, and whether its spec names it (or the default applies)."""
+
+    provider: Provider
+    explicit: bool
+
+    @property
+    def source(self) -> str:
+        """How the provider was chosen, for a message whose cause it is."""
+        if self.explicit:
+            return f"provider '{self.provider}'"
+        return (f"the operator's default provider '{self.provider}' (spec.provider is not set; the default is "
+                "rollout run --mesh-provider or ROLLOUT_MESH_PROVIDER)")
+
+
+def _provider(spec: Fields, default: Provider) -> _Route:
     value = spec.get("provider")
     if value is None or value == "":
-        return Provider.KUBERNETES
-    if isinstance(value, str):
-        if value in PROVIDER_ALIASES:
-            return PROVIDER_ALIASES[value]
-        if value in names(Provider):
-            return Provider(value)
+        return _Route(default, explicit=False)
+    if isinstance(value, str) and (provider := provider_named(value)) is not None:
+        return _Route(provider, explicit=True)
     known = ", ".join(sorted(names(Provider)))
     spec.error("provider", f"unknown provider {show(value)}; known: {known}")
-    return Provider.KUBERNETES
+    return _Route(default, explicit=True)
 
 
 def _object_ref(ref: Fields, *, api_version: str = "", kind: str = "") -> ObjectRef:
@@ -370,7 +385,7 @@ def _step_weights(a: Fields) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
+def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> Analysis:
     judge = a.enum("judge", Judge, "judge", Judge.THRESHOLD)
     max_weight = a.int("maxWeight", lo=1, hi=100)
     step_weight = a.int("stepWeight", lo=1, hi=100)
@@ -414,19 +429,27 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
             )
         if step_weight is not None and max_weight is not None and step_weight > max_weight:
             a.error("stepWeight", f"must not exceed maxWeight ({max_weight}), got {step_weight}")
-        if "match" in a:
-            if provider not in HEADER_ROUTING_PROVIDERS:
-                known = ", ".join(sorted(str(p) for p in HEADER_ROUTING_PROVIDERS))
-                a.error(
-                    "match",
-                    f"A/B matching needs a provider that routes on headers ({known}); provider '{provider}' cannot",
-                )
-            if "iterations" not in a:
-                a.error(
-                    "match",
-                    "A/B matching needs iterations (how many checks to run on the matched traffic) "
-                    "instead of step weights",
-                )
+        if route.provider == Provider.KUBERNETES:
+            for step in ("stepWeight", "stepWeights", "stepWeightPromotion"):
+                if step in a and (step != "stepWeights" or "stepWeight" not in a):
+                    a.error(
+                        step,
+                        f"{route.source} switches all traffic at once and cannot shift it in steps: remove {step} "
+                        "and set iterations for a blue/green release, or set spec.provider to a mesh or gateway "
+                        "provider (gatewayapi, istio, linkerd, nginx, smi)",
+                    )
+        if "match" in a and route.provider not in HEADER_ROUTING_PROVIDERS:
+            known = ", ".join(sorted(str(p) for p in HEADER_ROUTING_PROVIDERS))
+            spec.error(
+                "provider",
+                f"{route.source} cannot route A/B tests (analysis.match) by header or cookie: set spec.provider "
+                f"to one of {known}",
+            )
+        if "match" in a and "iterations" not in a:
+            a.error(
+                "match",
+                "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights",
+            )
 
     metrics: list[Metric] = []
     seen: set[str] = set()
@@ -437,7 +460,7 @@ def _analysis(a: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
         seen.add(metric.name)
         metrics.append(metric)
     webhooks = [_webhook(w) for w in a.objects("webhooks", "with a name and a url")]
-    mirror, mirror_weight, affinity = _traffic_options(a, provider, blue_green=blue_green)
+    mirror, mirror_weight, affinity = _traffic_options(a, route.provider, blue_green=blue_green)
     return Analysis(
         interval=a.duration("interval", DEFAULT_INTERVAL),
         threshold=a.int("threshold", lo=1, limit=MAX_THRESHOLD) or 1,
@@ -509,13 +532,13 @@ def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tupl
     return mirror, mirror_weight, affinity
 
 
-def _analysis_of(spec: Fields, provider: Provider, *, blue_green: bool) -> Analysis:
+def _analysis_of(spec: Fields, route: _Route, *, blue_green: bool) -> Analysis:
     # Flagger still reads the deprecated spec.canaryAnalysis when spec.analysis is absent.
     key = "analysis" if "analysis" in spec or "canaryAnalysis" not in spec or blue_green else "canaryAnalysis"
     a = spec.map(key, required=True)
     if a is None:
         return Analysis()
-    return _analysis(a, provider, blue_green=blue_green)
+    return _analysis(a, spec, route, blue_green=blue_green)
 
 
 # --- git --------------------------------------------------------------------------------------------
@@ -590,18 +613,20 @@ def _refuse_unread(root: Fields, kind: str) -> None:
     root.errors.unread(message)
 
 
-def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapping[str, Any]]) -> tuple[Metadata, S]:
+def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapping[str, Any]],
+             default_provider: Provider) -> tuple[Metadata, S]:
     """What every release kind reads the same way, then `own(spec, common)`: the fields (and the
-    rules) of `kind` alone. Raises ValidationError listing every problem."""
+    rules) of `kind` alone; `default_provider` routes a release whose spec names none. Raises
+    ValidationError listing every problem."""
     root = _root(obj)
     metadata = _metadata(root)
     spec = _spec(root)
-    provider = _provider(spec)
+    route = _provider(spec, default_provider)
     common = ReleaseSpec(
         target_ref=_target_ref(spec),
-        service=_service(spec, provider),
-        analysis=_analysis_of(spec, provider, blue_green=issubclass(kind, BlueGreenSpec)),
-        provider=provider,
+        service=_service(spec, route.provider),
+        analysis=_analysis_of(spec, route, blue_green=issubclass(kind, BlueGreenSpec)),
+        provider=route.provider,
         progress_deadline_seconds=(
             spec.int("progressDeadlineSeconds", lo=1, limit=MAX_PROGRESS_DEADLINE) or DEFAULT_PROGRESS_DEADLINE
         ),
@@ -695,15 +720,18 @@ def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
     }
 
 
-def parse_canary(obj: Json) -> Canary:
-    """A Canary (or a Flagger Canary) as typed spec; raises ValidationError listing every problem."""
-    metadata, spec = _release(obj, CanarySpec, _canary_fields)
+def parse_canary(obj: Json, mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> Canary:
+    """A Canary (or a Flagger Canary) as typed spec; raises ValidationError listing every problem.
+
+    `mesh_provider` is the provider of a Canary without `spec.provider`: the operator's (and
+    `rollout validate`'s) `--mesh-provider`, by default Flagger's."""
+    metadata, spec = _release(obj, CanarySpec, _canary_fields, mesh_provider)
     return Canary(metadata=metadata, spec=spec)
 
 
 def parse_bluegreen(obj: Json) -> BlueGreen:
     """A BlueGreen as typed spec; raises ValidationError listing every problem."""
-    metadata, spec = _release(obj, BlueGreenSpec, _bluegreen_fields)
+    metadata, spec = _release(obj, BlueGreenSpec, _bluegreen_fields, Provider.KUBERNETES)
     return BlueGreen(metadata=metadata, spec=spec)
 
 
@@ -768,6 +796,13 @@ PARSERS: dict[str, Callable[[Json], Resource]] = {
 }
 
 
+def parser_for(kind: str, mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> Callable[[Json], Resource] | None:
+    """The parser of `kind`, a Canary's with `mesh_provider` as the provider its spec may leave out."""
+    if kind == "Canary":
+        return partial(parse_canary, mesh_provider=mesh_provider)
+    return PARSERS.get(kind)
+
+
 def flagger_hint(kind: str) -> str:
     return (
         f"this is a Flagger {kind}: change apiVersion from {FLAGGER_API_VERSION} to {API_VERSION} "
@@ -775,7 +810,7 @@ def flagger_hint(kind: str) -> str:
     )
 
 
-def parse_resource(obj: Json) -> Resource:
+def parse_resource(obj: Json, mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> Resource:
     """Any of our kinds, dispatched on kind for apiVersion rollout.gitops.dev/v1alpha1."""
     obj = _root(obj).data
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -784,7 +819,7 @@ def parse_resource(obj: Json) -> Resource:
         errors.append(FieldError("apiVersion", flagger_hint(str(kind))))
     elif api_version != API_VERSION:
         errors.append(FieldError("apiVersion", f"must be {API_VERSION}, got {show(api_version)}"))
-    parser = PARSERS.get(kind) if isinstance(kind, str) else None
+    parser = parser_for(kind, mesh_provider) if isinstance(kind, str) else None
     if parser is None:
         errors.append(FieldError("kind", f"unknown kind {show(kind)}; known: {', '.join(sorted(PARSERS))}"))
         raise ValidationError(errors)

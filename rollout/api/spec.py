@@ -44,6 +44,24 @@ ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
                                     "mirror"}),
 }
 
+# Flagger's `-mesh-provider` default: the provider of a Canary without `spec.provider`, unless the
+# operator is told otherwise (`rollout run --mesh-provider`). A BlueGreen without one switches the
+# Service selector (kubernetes), which works with or without a mesh.
+DEFAULT_MESH_PROVIDER = Provider.ISTIO
+
+
+def provider_named(name: str) -> Provider | None:
+    """The provider `name` spells (ours or one of Flagger's versioned aliases); None if unknown."""
+    if name in PROVIDER_ALIASES:
+        return PROVIDER_ALIASES[name]
+    return Provider(name) if name in {p.value for p in Provider} else None
+
+
+def provider_names() -> list[str]:
+    """Every accepted spelling of a provider, for error messages."""
+    return [*(p.value for p in Provider), *PROVIDER_ALIASES]
+
+
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
 HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
 # Providers whose routers mirror requests (`analysis.mirror`), set affinity cookies

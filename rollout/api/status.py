@@ -134,6 +134,8 @@ class ReleaseStatus:
     last_promoted_spec: str | None = None
     last_transition_time: datetime | None = None
     observed_generation: int | None = None
+    # The traffic provider in effect: spec.provider, or the operator's default when it is not set.
+    provider: str | None = None
     candidate: Candidate | None = None
     revert: RevertStatus | None = None
     analysis: AnalysisStatus | None = None
@@ -170,6 +172,7 @@ class ReleaseStatus:
                 "lastPromotedSpec": self.last_promoted_spec,
                 "lastTransitionTime": _t(self.last_transition_time),
                 "observedGeneration": self.observed_generation,
+                "provider": self.provider,
                 "switchedAt": _t(self.switched_at),
                 "command": str(self.command) if self.command else None,
                 "intent": {
@@ -233,7 +236,7 @@ class ReleaseStatus:
         raw = dict(raw or {})
         known = {
             "phase", "canaryWeight", "failedChecks", "iterations", "lastAppliedSpec", "lastPromotedSpec",
-            "lastTransitionTime", "observedGeneration", "candidate", "revert", "analysis", "conditions",
+            "lastTransitionTime", "observedGeneration", "provider", "candidate", "revert", "analysis", "conditions",
             "switchedAt", "command", "intent", "intents",
         }  # fmt: skip
         cand = raw.get("candidate")
@@ -249,6 +252,7 @@ class ReleaseStatus:
             last_promoted_spec=raw.get("lastPromotedSpec"),
             last_transition_time=parse_time(raw.get("lastTransitionTime")),
             observed_generation=raw.get("observedGeneration"),
+            provider=raw.get("provider"),
             candidate=Candidate(
                 spec=cand["spec"], revision=cand.get("revision"), started_at=parse_time(cand.get("startedAt"))
             )

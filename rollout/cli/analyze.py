@@ -34,11 +34,15 @@ def add(subcommands: Subcommands) -> None:
                    help="bearer token for Prometheus (default $ROLLOUT_PROMETHEUS_TOKEN)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     p.add_argument("--report", type=Path, metavar="PATH.html", help="write the HTML report with plots here")
+    p.add_argument("--mesh-provider", metavar="NAME", default=None,
+                   help="provider of a Canary without spec.provider, as the operator's --mesh-provider "
+                        "[$ROLLOUT_MESH_PROVIDER] (default istio, as Flagger)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from rollout.cli.analyzer import EXIT_USAGE, Request, UsageError, analyze, parse_instant
+    from rollout.cli.common import mesh_provider
 
     now = datetime.now(UTC)
     try:
@@ -46,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         request = Request(
             file=args.file, prometheus=args.prometheus, start=parse_instant(args.start, now),
             end=parse_instant(args.end, now), name=args.name, judge=Judge(args.judge) if args.judge else None,
-            step=step, token=args.token,
+            step=step, token=args.token, mesh_provider=mesh_provider(args.mesh_provider),
         )
         return analyze(request, sys.stdout, as_json=args.json, report=args.report)
     except (UsageError, ValueError) as e:

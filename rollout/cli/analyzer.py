@@ -22,7 +22,7 @@ from analysis.report import to_html
 from analysis.verdicts import Outcome
 from rollout.api.durations import parse_duration
 from rollout.api.manifests import InvalidManifests, load_resources
-from rollout.api.spec import BlueGreen, Canary, Judge, MetricTemplate
+from rollout.api.spec import DEFAULT_MESH_PROVIDER, BlueGreen, Canary, Judge, MetricTemplate, Provider
 from rollout.api.status import format_time
 from rollout.engine.checks import CheckError, MetricChecks, judge_for
 from rollout.engine.replay import Replay, replay
@@ -65,16 +65,19 @@ class Request:
     judge: Judge | None = None
     step: timedelta | None = None
     token: str | None = None
+    # The provider of a Canary without spec.provider (its built-in metrics' queries depend on it).
+    mesh_provider: Provider = DEFAULT_MESH_PROVIDER
 
 
-def load_release(path: Path, name: str | None, judge: Judge | None) -> tuple[Canary | BlueGreen, dict[tuple[str, str],
+def load_release(path: Path, name: str | None, judge: Judge | None,
+                 mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> tuple[Canary | BlueGreen, dict[tuple[str, str],
                                                                                                        MetricTemplate]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise UsageError(f"{path}: cannot read: {e.strerror}") from e
     try:
-        resources = load_resources(text, str(path))
+        resources = load_resources(text, str(path), mesh_provider)
     except InvalidManifests as e:
         raise UsageError(f"{path} is not valid (run `rollout validate {path}`):\n{e}") from e
     releases = [r for r in resources if isinstance(r, Canary | BlueGreen)]
@@ -102,7 +105,7 @@ def load_release(path: Path, name: str | None, judge: Judge | None) -> tuple[Can
 def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Path | None = None) -> int:
     if request.end <= request.start:
         raise UsageError("--end must be after --start")
-    release, templates = load_release(request.file, request.name, request.judge)
+    release, templates = load_release(request.file, request.name, request.judge, request.mesh_provider)
     auth = Auth(bearer_token=request.token) if request.token else None
     with closing(source_for("prometheus", request.prometheus, auth=auth)) as prometheus:
         if not prometheus.is_ready():

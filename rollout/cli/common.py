@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rollout.api.spec import Provider
 
 Subcommands = Any  # argparse's _SubParsersAction is private
 
@@ -27,3 +30,28 @@ def no_sandbox(command: str, error: ImportError) -> int:
     """The sandbox is a separate distribution: say which install brings it, in one line; exit 1."""
     print(f"rollout {command}: the sandbox is not installed ({error}); {SANDBOX_INSTALL} brings it", file=sys.stderr)
     return 1
+
+
+def mesh_provider_problem(name: str) -> str | None:
+    """What is wrong with a `--mesh-provider` name, or None when it names a traffic provider."""
+    from rollout.api.spec import provider_named, provider_names
+
+    if provider_named(name) is not None:
+        return None
+    return f"must be one of {', '.join(provider_names())}, got {name!r}"
+
+
+def mesh_provider(flag: str | None) -> Provider:
+    """The provider `--mesh-provider` (else $ROLLOUT_MESH_PROVIDER, else Flagger's istio) names, as a
+    `Provider`; ValueError saying what is accepted when it names none."""
+    import os
+
+    from rollout.api.spec import provider_named
+    from rollout.settings import Settings
+
+    name = flag or os.environ.get("ROLLOUT_MESH_PROVIDER") or Settings().mesh_provider
+    if (problem := mesh_provider_problem(name)) is not None:
+        raise ValueError(f"--mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}")
+    provider = provider_named(name)
+    assert provider is not None
+    return provider

@@ -56,7 +56,7 @@ def send(api: client.ApiClient, namespace: str, name: str, command: Command) -> 
     raise NotFound(f"no Canary or BlueGreen {namespace}/{name}")
 
 
-COLUMNS = ("NAMESPACE", "NAME", "KIND", "PHASE", "WEIGHT", "FAILED", "GIT", "METRICS")
+COLUMNS = ("NAMESPACE", "NAME", "KIND", "PROVIDER", "PHASE", "WEIGHT", "FAILED", "GIT", "METRICS")
 
 
 def rows(objs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, ...]]:
@@ -73,10 +73,18 @@ def rows(objs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, ...]]:
             phase = f"{phase} ({ready.get('reason')}: {ready.get('message')})"
         threshold = (o.get("spec", {}).get("analysis") or {}).get("threshold", "-")
         yield (
-            o["metadata"]["namespace"], o["metadata"]["name"], o["kind"], phase,
+            o["metadata"]["namespace"], o["metadata"]["name"], o["kind"], _provider(o), phase,
             str(status.get("canaryWeight", 0)), f"{status.get('failedChecks', 0)}/{threshold}",
             _revert(status.get("revert")), metrics or "-",
         )
+
+
+def _provider(obj: Mapping[str, Any]) -> str:
+    """The provider in effect (the operator records it, defaults included), else what the spec names."""
+    named = (obj.get("status") or {}).get("provider") or (obj.get("spec") or {}).get("provider")
+    if named:
+        return str(named)
+    return "kubernetes" if obj.get("kind") == "BlueGreen" else "default"
 
 
 def _revert(revert: Mapping[str, Any] | None) -> str:
@@ -109,7 +117,7 @@ def detail(obj: Mapping[str, Any]) -> str:
     meta = obj["metadata"]
     since = f", since {format_time(status.last_transition_time)}" if status.last_transition_time else ""
     lines = [
-        f"{obj['kind']} {meta['namespace']}/{meta['name']} (provider {spec.get('provider') or 'kubernetes'}, "
+        f"{obj['kind']} {meta['namespace']}/{meta['name']} (provider {_provider(obj)}, "
         f"judge {analysis.get('judge') or 'threshold'}, every {analysis.get('interval') or '1m'})",
         f"  phase       {status.phase.value if status.phase else '-'}{since}",
         f"  traffic     {status.canary_weight}% to the canary; failed checks "

@@ -12,10 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rollout.cli.common import Subcommands, kube_args
+from rollout.cli.common import Subcommands, kube_args, mesh_provider_problem
 from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
+_NAMED_METAVARS = {"mesh_provider": "NAME"}
 
 
 def add(subcommands: Subcommands) -> None:
@@ -31,7 +32,8 @@ def add(subcommands: Subcommands) -> None:
     tuning = p.add_argument_group("settings", "each can also be set by the environment variable named; a flag wins")
     for name, flag, env, text in described():
         kind = type_of(name)
-        tuning.add_argument(flag, dest=name, type=boolean if kind is bool else kind, metavar=_METAVARS[kind],
+        metavar = _NAMED_METAVARS.get(name) or _METAVARS[kind]
+        tuning.add_argument(flag, dest=name, type=boolean if kind is bool else kind, metavar=metavar,
                             help=f"{text} [${env}]")
     p.set_defaults(run=run)
 
@@ -41,6 +43,9 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.build(os.environ, **{name: getattr(args, name) for name, *_ in described()})
     except ValueError as e:
         print(f"rollout run: {e}", file=sys.stderr)
+        return 2
+    if (problem := mesh_provider_problem(settings.mesh_provider)) is not None:
+        print(f"rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}", file=sys.stderr)
         return 2
     from rollout.handlers import run as run_operator
 

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from rollout.cli.common import Subcommands
+from rollout.cli.common import Subcommands, mesh_provider
 
 if TYPE_CHECKING:
     from rollout.api.manifests import Problem, Report
+    from rollout.api.spec import Provider
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -33,11 +34,19 @@ def add(subcommands: Subcommands) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="FILE|DIR|-", help="manifests to check")
     p.add_argument("-o", "--output", choices=("text", "json"), default="text", help="error format on stdout")
+    p.add_argument("--mesh-provider", metavar="NAME", default=None,
+                   help="provider of a Canary without spec.provider, as the operator's --mesh-provider "
+                        "[$ROLLOUT_MESH_PROVIDER] (default istio, as Flagger)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = validate_paths(args.paths, sys.stdin)
+    try:
+        provider = mesh_provider(args.mesh_provider)
+    except ValueError as e:
+        print(f"rollout validate: {e}", file=sys.stderr)
+        return 2
+    report = validate_paths(args.paths, sys.stdin, provider)
     for note in report.notes:
         print(note, file=sys.stderr)
     sys.stdout.write(format_json(report.problems) if args.output == "json" else format_text(report.problems))
@@ -52,14 +61,19 @@ def collect_files(path: Path) -> list[Path]:
     return [path]
 
 
-def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None) -> Report:
-    """Validate files, directories and `-` (stdin); unreadable inputs become problems, never exceptions."""
+def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None, mesh_provider: Provider | None = None
+                   ) -> Report:
+    """Validate files, directories and `-` (stdin); unreadable inputs become problems, never exceptions.
+    A Canary without `spec.provider` is judged as routed by `mesh_provider` (default: the operator's)."""
     from rollout.api.manifests import Problem, Report, validate_text
+    from rollout.api.spec import DEFAULT_MESH_PROVIDER
+
+    provider = mesh_provider or DEFAULT_MESH_PROVIDER
 
     report = Report()
     for arg in paths:
         if arg == STDIN:
-            report.extend(validate_text((stdin or sys.stdin).read(), STDIN_NAME))
+            report.extend(validate_text((stdin or sys.stdin).read(), STDIN_NAME, provider))
             continue
         root = Path(arg)
         if not root.exists():
@@ -75,7 +89,7 @@ def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None) -> Report
                 reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
                 report.problems.append(Problem(str(file), None, None, None, "", f"cannot read: {reason}"))
                 continue
-            report.extend(validate_text(text, str(file)))
+            report.extend(validate_text(text, str(file), provider))
     return report
 
 

@@ -16,7 +16,7 @@ from rollout.core.actions import (
     SetWeight,
 )
 from rollout.core.decision import Decision
-from rollout.core.observations import CheckResult, Observations, RevertOutcome, Workload
+from rollout.core.observations import CheckResult, Observations, RevertOutcome, RouteProblem, Workload
 from rollout.core.plan import plan
 from rollout.core.requests import AskGate, Request, RunChecks
 
@@ -33,6 +33,7 @@ __all__ = [
     "Request",
     "RevertInGit",
     "RevertOutcome",
+    "RouteProblem",
     "RunChecks",
     "ScaleTarget",
     "SetWeight",

@@ -32,13 +32,17 @@ class ScaleTarget:
 class SetWeight:
     """Route `canary` percent of traffic to the canary; `match` routes A/B-matched requests to it;
     `mirror` copies the primary's requests to the canary too (responses dropped); `cookie` is the
-    run's session-affinity cookie (`name=value`, "" without `analysis.sessionAffinity`)."""
+    run's session-affinity cookie (`name=value`, "" without `analysis.sessionAffinity`).
+
+    `best_effort`: a release failing because it cannot route sends traffic back where a route
+    exists, and a router error does not stop the failure from being recorded."""
 
     primary: int
     canary: int
     match: bool = False
     mirror: bool = False
     cookie: str = ""
+    best_effort: bool = False
 
 
 @dataclass(frozen=True)

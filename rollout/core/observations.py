@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from analysis.verdicts import Verdict
 from rollout.api.spec import WebhookType
@@ -55,6 +56,16 @@ class RevertOutcome:
 
 
 @dataclass(frozen=True)
+class RouteProblem:
+    """Why traffic cannot be routed: a router error, a route kind nobody serves (its CRDs are not
+    installed), or an object the route needs (a Gateway, an Ingress, a Service) missing. `since` is
+    when it was first seen, when the engine knows (an earlier tick failed on it)."""
+
+    message: str
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
 class Observations:
     target: Workload
     primary: Workload = Workload(exists=False)
@@ -65,3 +76,4 @@ class Observations:
     # Per webhook type: True when every hook of that type answered 2xx.
     hooks: Mapping[WebhookType, bool] = field(default_factory=dict)
     revert: RevertOutcome | None = None
+    routing: RouteProblem | None = None

@@ -79,7 +79,7 @@ class _Planner:
 
     def __post_init__(self) -> None:
         generation = self.obs.generation if self.obs.generation is not None else self.old.observed_generation
-        self.st = replace(self.old, observed_generation=generation)
+        self.st = replace(self.old, observed_generation=generation, provider=self.spec.provider.value)
         self.actions: list[Action] = []
         self.requeue = self.interval
         self.message = ""
@@ -156,6 +156,23 @@ class _Planner:
     def deadline_exceeded(self) -> bool:
         return self.since_progress() > timedelta(seconds=self.spec.progress_deadline_seconds)
 
+    def cannot_route(self) -> str | None:
+        """Why the release fails for want of a route: a routing problem (a router error, a route
+        kind not served, a missing Gateway or Ingress) outlasting progressDeadlineSeconds, counted
+        as Flagger counts it, from the last progress (or, before any was recorded, from when the
+        problem was first seen). None while there is no problem or time is left. A problem seen
+        for the first time (no `since`: no earlier tick stopped on it) never fails a release at
+        once, so one failed read after a long wait (a promotion gate held for hours) is not fatal."""
+        problem = self.obs.routing
+        if problem is None or problem.since is None:
+            return None
+        deadline = self.spec.progress_deadline_seconds
+        start = self.st.last_transition_time or (self.st.candidate.started_at if self.st.candidate else None)
+        start = start or problem.since
+        if start is None or self.now - start <= timedelta(seconds=deadline):
+            return None
+        return f"traffic cannot be routed within progressDeadlineSeconds ({deadline}s): {problem.message}"
+
     def due(self) -> bool:
         """Whether a full analysis interval has passed since the last check (or the last step)."""
         last = self.st.analysis.checked_at if self.st.analysis else None
@@ -183,9 +200,17 @@ class _Planner:
         if phase is None or phase == Phase.INITIALIZING:
             self.initialize()
             return
+        if phase == Phase.FAILED and self.st.last_promoted_spec is None:
+            self.initialization_failed()
+            return
         if phase in (Phase.TERMINATING, Phase.TERMINATED):
             return
         if not self.obs.target.exists:
+            if phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION) and self.deadline_exceeded():
+                # Gone in the middle of a run: the run fails (nothing left to scale down).
+                self.rollback(f"target {self.spec.target_ref.kind} {self.target_name} not found within "
+                              f"progressDeadlineSeconds ({self.spec.progress_deadline_seconds}s)", scale=False)
+                return
             self.emit("TargetMissing", f"target {self.spec.target_ref.kind} {self.target_name} not found", warning=True)
             self.requeue = self.quick
             return
@@ -204,6 +229,15 @@ class _Planner:
     def initialize(self) -> None:
         self.set_phase(Phase.INITIALIZING)
         self.requeue = self.quick
+        if (why := self.cannot_route()) is not None:
+            # Nothing was released yet: the primary (where it exists) keeps serving through the Service.
+            self.reason = why
+            self.st = replace(self.st, phase=Phase.FAILED, last_applied_spec=self.obs.target.spec_hash,
+                              candidate=None, canary_weight=0)
+            self.act(SetWeight(primary=100, canary=0, best_effort=True))
+            self.emit("Failed", f"Initialization of {self.target_name} failed: {why}", warning=True)
+            self.requeue = self.interval
+            return
         if not self.obs.target.exists:
             self.emit("TargetMissing", f"target {self.spec.target_ref.kind} {self.target_name} not found", warning=True)
             return
@@ -224,6 +258,17 @@ class _Planner:
         self.act(ScaleTarget(up=False))
         self.emit("Initialized", f"Initialization done! {self.target_name}-primary serves all traffic")
         self.requeue = self.interval
+
+    def initialization_failed(self) -> None:
+        """Failed before anything was promoted (it could not route): a new spec (the Canary edited,
+        or a new target revision) or `rollout retry` initializes again; until then nothing happens."""
+        edited = self.obs.generation is not None and self.obs.generation != self.old.observed_generation
+        changed = self.obs.target.exists and self.obs.target.spec_hash != self.st.last_applied_spec
+        if self.take_command() == Command.RETRY or edited or changed:
+            # A fresh start: the deadline counts from now. (No Event here: one would be recorded with
+            # the initialization after it, which a router still failing would then repeat every tick.)
+            self.st = replace(self.st, last_transition_time=self.now)
+            self.initialize()
 
     def at_promoted_spec(self) -> None:
         """The target equals what the primary serves: nothing to release."""
@@ -307,6 +352,9 @@ class _Planner:
             return
         if self.has_hooks(WebhookType.ROLLBACK) and self.gate(WebhookType.ROLLBACK):
             self.rollback("rollback webhook asked for a rollback")
+            return
+        if (why := self.cannot_route()) is not None:
+            self.rollback(why, route_lost=True)
             return
         if not (self.obs.target.ready and self.obs.primary.ready):
             if self.deadline_exceeded():
@@ -475,11 +523,15 @@ class _Planner:
 
     # -- failure and revert ----------------------------------------------------------------------
 
-    def rollback(self, reason: str) -> None:
+    def rollback(self, reason: str, route_lost: bool = False, scale: bool = True) -> None:
         self.reason = reason
-        self.set_weight(0)
+        self.st = replace(self.st, canary_weight=0)
+        # When the route is what failed, sending traffic back is tried but must not stop the failure.
+        self.act(SetWeight(primary=100, canary=0, best_effort=route_lost))
         self.st = replace(self.st, phase=Phase.FAILED)
-        self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
+        if scale:
+            self.act(ScaleTarget(up=False))
+        self.act(CallWebhooks(WebhookType.POST_ROLLOUT))
         self.emit("Failed", f"Canary failed! Rolling back {self.target_name}: {reason}", warning=True)
         self.requeue = min(self.quick, _CONFIRM) if self.reverts_in_git else self.quick
 

@@ -6,6 +6,7 @@ is carried out here, idempotently, through the module that owns that kind of obj
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from rollout.core import (
     PromotePrimary,
     RevertInGit,
     RevertOutcome,
+    RouteProblem,
     ScaleTarget,
     SetWeight,
     Verdict,
@@ -30,8 +32,10 @@ from rollout.engine.checks import MetricChecks
 from rollout.engine.events import EventRecorder
 from rollout.engine.tick import Effect
 from rollout.engine.webhooks import Webhooks
-from rollout.routers.base import Router
+from rollout.routers.base import Router, RouterError
 from rollout.workloads import Workloads
+
+log = logging.getLogger(__name__)
 
 # (release, what to revert, its status, the failed run's report as Markdown) -> what happened in Git
 RevertWriter = Callable[[Release, RevertInGit, ReleaseStatus, str], RevertOutcome]
@@ -55,6 +59,8 @@ class ClusterPorts:
     report: Callable[[], str] = lambda: ""
     # Writes a status holding a recorded intent, before its effects are carried out.
     recorder: Callable[[ReleaseStatus], None] = lambda status: None
+    # The router error an earlier tick stopped on (the status's Ready condition), still unresolved.
+    routing: RouteProblem | None = None
 
     @property
     def phase(self) -> str:
@@ -67,8 +73,12 @@ class ClusterPorts:
 
     def observe(self) -> Observations:
         target, primary = self.workloads.observe(self.release)
-        weights = self.router.verify_weight(self.release) if primary.exists else None
-        return Observations(target, primary, weights, generation=self.release.metadata.generation)
+        weights, routing = None, self.routing
+        try:
+            weights = self.router.verify_weight(self.release) if primary.exists else None
+        except RouterError as e:  # e.g. the route's kind is not served: its CRDs are not installed
+            routing = RouteProblem(str(e), routing.since if routing else None)
+        return Observations(target, primary, weights, generation=self.release.metadata.generation, routing=routing)
 
     def run_checks(self) -> tuple[CheckResult, ...]:
         candidate = self.status.candidate
@@ -86,6 +96,20 @@ class ClusterPorts:
     def record(self, status: ReleaseStatus) -> None:
         self.recorder(status)
 
+    def _route_back(self, action: SetWeight) -> None:
+        """The weights of a release failing for want of a route, where a route can take them: each
+        step is tried, and a router error is logged, never raised (the failure must be recorded)."""
+        release = self.release
+        for step in ("reconcile", "set_weight"):
+            try:
+                if step == "reconcile":
+                    self.router.reconcile(release)
+                else:
+                    self.router.set_weight(release, action.primary, action.canary, action.match)
+            except RouterError as e:
+                log.warning("traffic of %s/%s not routed back to the primary: %s",
+                            release.metadata.namespace, release.metadata.name, e)
+
     def carry_out(self, action: Action, effect: Effect | None = None) -> RevertOutcome | None:
         """Carry one action out; a recorded one (`effect`) under its key, so it happens once."""
         release = self.release
@@ -97,9 +121,12 @@ class ClusterPorts:
         elif isinstance(action, ScaleTarget):
             self.workloads.scale_target(release, action.up)
         elif isinstance(action, SetWeight):
-            self.router.reconcile(release)
-            self.router.set_weight(release, action.primary, action.canary, action.match,
-                                   mirror=action.mirror, cookie=action.cookie)
+            if action.best_effort:
+                self._route_back(action)
+            else:
+                self.router.reconcile(release)
+                self.router.set_weight(release, action.primary, action.canary, action.match,
+                                       mirror=action.mirror, cookie=action.cookie)
         elif isinstance(action, PromotePrimary):
             self.workloads.promote(release)
         elif isinstance(action, CallWebhooks):

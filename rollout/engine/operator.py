@@ -24,8 +24,9 @@ from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
-from rollout.api.spec import BlueGreen, Canary, MetricTemplate, Release
+from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
 from rollout.api.status import Condition, Phase, ReleaseStatus
+from rollout.core import RouteProblem
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
@@ -38,14 +39,10 @@ from rollout.settings import Settings
 from rollout.workloads import Workloads
 from rollout.workloads.errors import WorkloadError
 
-PARSERS: dict[str, Callable[[Mapping[str, Any]], Canary | BlueGreen]] = {
-    "Canary": parse_canary,
-    "BlueGreen": parse_bluegreen,
-}
-
 log = logging.getLogger(__name__)
 
 _RECONCILE_ERROR = "ReconcileError"
+_ROUTER_ERROR = "RouterError"
 # An error's text in a condition and an Event stays short (the log keeps the traceback).
 _MESSAGE_LIMIT = 500
 # Tries of a finalizer whose router or workload step failed for a temporary reason, before the
@@ -93,6 +90,17 @@ class Operator:
         self.webhooks = Webhooks()
         self.events = EventRecorder(api, settings)
         self.memory: dict[str, _Memory] = {}
+        mesh_provider = provider_named(settings.mesh_provider)
+        if mesh_provider is None:
+            raise ValueError(f"mesh provider must be one of {', '.join(provider_names())}, "
+                             f"got {settings.mesh_provider!r}")
+        self.mesh_provider = mesh_provider
+
+    def parse(self, obj: Mapping[str, Any]) -> Release:
+        """The release `obj` holds; a Canary without spec.provider routes with the mesh provider."""
+        if obj.get("kind") == "BlueGreen":
+            return parse_bluegreen(obj)
+        return parse_canary(obj, self.mesh_provider)
 
     # -- one tick ------------------------------------------------------------------------------
 
@@ -119,14 +127,20 @@ class Operator:
         now = self.clock()
         status = ReleaseStatus.from_dict(obj.get("status"))
         try:
-            release = PARSERS[obj["kind"]](obj)
+            release = self.parse(obj)
         except ValidationError as e:
             return self._invalid(obj, status, e, now)
         try:
             return self._tick(obj, release, status, now)
         except (RouterError, WorkloadError) as e:
-            reason = "RouterError" if isinstance(e, RouterError) else "WorkloadError"
-            self._condition(obj, status, Condition("Ready", "False", reason, str(e), now))
+            reason = _ROUTER_ERROR if isinstance(e, RouterError) else "WorkloadError"
+            old = status.condition("Ready")
+            if old is not None and old.reason != reason:
+                # The error's clock (progressDeadlineSeconds) starts now, not when Ready last turned False.
+                status = replace(status, conditions=tuple(c for c in status.conditions if c.type != "Ready"))
+            self._condition(obj, replace(status, provider=release.spec.provider.value,
+                                         observed_generation=release.metadata.generation),
+                            Condition("Ready", "False", reason, str(e), now))
             if not e.temporary:
                 self.events.emit(release, reason, str(e), warning=True)
             return self.error_backoff if e.temporary else self.invalid_recheck
@@ -155,6 +169,7 @@ class Operator:
             revert=self.revert,
             report=lambda: memory.markdown or markdown_from_status(release, status),
             recorder=record,
+            routing=_routing(status),
         )
         before = len(memory.checks.readings) if memory.checks else 0
         decision = tick(release.spec, status, ports, now, uid=release.metadata.uid)
@@ -296,7 +311,7 @@ class Operator:
         meta = obj.get("metadata") or {}
         where = f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
         try:
-            release = PARSERS[obj["kind"]](obj)
+            release = self.parse(obj)
         except ValidationError:
             return None
         except Exception:  # a spec the parser chokes on is still deletable
@@ -304,7 +319,12 @@ class Operator:
             return None
         self.memory.pop(_key(release), None)
         try:
-            router_for(release.spec.provider, self.api, self.settings).finalize(release)
+            try:
+                router_for(release.spec.provider, self.api, self.settings).finalize(release)
+            except RouterError as e:
+                if not e.kind_missing:
+                    raise
+                log.info("finalizing %s: %s; there is no route to hand back", where, e)
             self.workloads.finalize(release)
         except (RouterError, WorkloadError, ApiException, HTTPError, OSError) as e:
             if _temporary(e) and attempt < FINALIZE_RETRIES:
@@ -330,6 +350,14 @@ def _temporary(error: Exception) -> bool:
     if isinstance(error, ApiException):
         return error.status is None or error.status == 429 or error.status >= 500
     return True
+
+
+def _routing(status: ReleaseStatus) -> RouteProblem | None:
+    """The router error the last tick stopped on, if it did, and since when it keeps stopping ticks."""
+    ready = status.condition("Ready")
+    if ready is None or ready.status != "False" or ready.reason != _ROUTER_ERROR:
+        return None
+    return RouteProblem(ready.message, ready.last_transition_time)
 
 
 def _key(release: Release) -> str:

@@ -15,11 +15,13 @@ from rollout.api.spec import Release
 
 
 class RouterError(Exception):
-    """A router could not do its work; `temporary` says whether a retry may help."""
+    """A router could not do its work; `temporary` says whether a retry may help, `kind_missing`
+    that the API does not serve the route's kind (its CRDs are not installed): no such object exists."""
 
-    def __init__(self, message: str, *, temporary: bool = True) -> None:
+    def __init__(self, message: str, *, temporary: bool = True, kind_missing: bool = False) -> None:
         super().__init__(message)
         self.temporary = temporary
+        self.kind_missing = kind_missing
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from rollout.routers.route import Route, RouteIO
 from rollout.settings import Settings
 
 HTTPROUTE = Kind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes")
+GATEWAY = Kind("gateway.networking.k8s.io/v1", "Gateway", "gateways")
 ROOT = {"path": {"type": "PathPrefix", "value": "/"}}
 # What a cookie named in an nginx-style match must be set to, as nginx's canary-by-cookie reads it.
 NGINX_COOKIE_VALUE = "always"
@@ -347,3 +348,13 @@ class GatewayAPIRouter(RouteIO):
 
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
         super().__init__(Objects(api, settings.api_timeout), ROUTE)
+
+    def reconcile(self, release: Release) -> None:
+        # A route whose Gateway is missing is accepted by the API and carries no traffic: say so.
+        for i, ref in enumerate(release.spec.service.gateway_refs):
+            if ref.get("kind", "Gateway") != "Gateway" or ref.get("group", GATEWAY.group) != GATEWAY.group:
+                continue  # a parent of another kind (a mesh Service) is not ours to check
+            namespace = str(ref.get("namespace") or release.metadata.namespace)
+            if self.objects.get(GATEWAY, namespace, str(ref["name"])) is None:
+                raise RouterError(f"Gateway {namespace}/{ref['name']} (spec.service.gatewayRefs[{i}]) not found")
+        super().reconcile(release)

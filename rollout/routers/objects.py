@@ -179,11 +179,12 @@ def _failure(action: str, kind: Kind, namespace: str, name: str, e: Exception) -
     if isinstance(e, ApiException):
         code = e.status or 0
         reason = e.reason or ""
-        if code == 404 and not _is_object_not_found(e):
+        kind_missing = code == 404 and not _is_object_not_found(e)
+        if kind_missing:
             reason = f"{reason} (is the {kind.kind} {kind.api_version} kind installed?)"
         return RouterError(
             f"{action} {kind.kind} {namespace}/{name} failed: {code} {reason}".rstrip(),
-            temporary=code not in _PERMANENT_CODES,
+            temporary=code not in _PERMANENT_CODES, kind_missing=kind_missing,
         )
     return RouterError(f"{action} {kind.kind} {namespace}/{name} failed: {e}")
 

@@ -106,6 +106,15 @@ def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPAC
             "metadata": {"name": APP, "namespace": namespace}, "spec": spec}
 
 
+def gateway(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The Gateway the gatewayapi provider's HTTPRoute attaches to (the router checks it exists)."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "public", "namespace": namespace},
+        "spec": {"gatewayClassName": "sandbox", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+    }
+
+
 def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
@@ -124,6 +133,8 @@ def files(version: int, provider: str, judge: str, interval: float, *, mirror: b
     }
     if provider == "nginx":
         out[f"{FOLDER}/ingress.yaml"] = yaml.safe_dump(ingress(), sort_keys=False)
+    if provider == "gatewayapi":
+        out[f"{FOLDER}/gateway.yaml"] = yaml.safe_dump(gateway(), sort_keys=False)
     return out
 
 

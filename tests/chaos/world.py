@@ -205,6 +205,8 @@ def create_lane(api: client.ApiClient, root: Path, namespace: str, mode: str, ho
     """A namespace, its remote at `image` (healthy), and the Canary initialized on it."""
     client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     lane = Lane(namespace, mode, GitRemote(root / namespace), hooks, image, 0.0)
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        "gateway.networking.k8s.io", "v1", namespace, "gateways", app.gateway(namespace))
     files: dict[str, str | None] = {lane.manifest: yaml.safe_dump(lane.deployment(image, 0.0), sort_keys=False)}
     custom = client.CustomObjectsApi(api)
     if mode == "gitsource":

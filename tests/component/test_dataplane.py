@@ -35,6 +35,7 @@ from sandbox import (
     DataPlaneConfig,
     Sandbox,
 )
+from sandbox.demo.app import gateway
 from tests.prom import require_prometheus
 from tests.tools import wait_for
 
@@ -95,6 +96,11 @@ def setup_case(api: client.ApiClient, provider: str) -> Case:
     if provider == "linkerd":  # A/B testing: Linkerd's HTTPRoute, with a header rule first
         spec["analysis"] = {"interval": "10s", "threshold": 2, "iterations": 3,
                             "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}
+    if provider == "kubernetes":  # blue/green: a Service selector switches all traffic at once
+        spec["analysis"] = {"interval": "10s", "threshold": 2, "iterations": 3}
+    if provider == "gatewayapi":
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", ns, "gateways", gateway(ns))
     ingress = None
     if provider == "nginx":
         ingress = "web"

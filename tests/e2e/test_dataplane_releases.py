@@ -82,6 +82,9 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
         apps.create_namespaced_deployment(ns, app.deployment(app.VERSIONS[1], ns))
         if provider == "nginx":
             client.NetworkingV1Api(api).create_namespaced_ingress(ns, app.ingress(ns))
+        if provider == "gatewayapi":
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", ns, "gateways", app.gateway(ns))
         create_release(api, canary(provider, ns))
 
     def phases(*wanted: str) -> bool:

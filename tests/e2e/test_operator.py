@@ -18,6 +18,7 @@ from kubernetes import client
 from rollout.api.parse import parse_canary
 from rollout.routers import router_for
 from rollout.settings import Settings
+from sandbox.demo.app import gateway
 from tests.e2e.conftest import (
     GROUP,
     VERSION,
@@ -312,7 +313,9 @@ def test_every_mesh_router_progresses(api: client.ApiClient, operator: OperatorP
         name = f"app-{provider}"
         obj = canary(name, namespace, provider, stepWeight=25, maxWeight=50, metrics=[])
         if provider == "gatewayapi":
-            obj["spec"]["service"]["gatewayRefs"] = [{"name": "public", "namespace": "gateway-system"}]
+            obj["spec"]["service"]["gatewayRefs"] = [{"name": "public", "namespace": namespace}]
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "gateway.networking.k8s.io", "v1", namespace, "gateways", gateway(namespace))
         if provider == "nginx":
             obj["spec"]["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": name}
             client.NetworkingV1Api(api).create_namespaced_ingress(namespace, {
@@ -360,9 +363,11 @@ def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorP
     assert main(["status", "-n", namespace, *kube]) == 0
     table = capsys.readouterr().out
     assert "held" in table and "WaitingPromotion" in table and "request-success-rate" in table
+    assert "PROVIDER" in table and "  istio  " in table  # the provider in effect
     assert main(["status", "held", "-n", namespace, *kube]) == 0
     shown = capsys.readouterr().out
-    assert shown.startswith(f"Canary {namespace}/held (") and "  phase       WaitingPromotion" in shown, shown
+    assert shown.startswith(f"Canary {namespace}/held (provider istio, "), shown
+    assert "  phase       WaitingPromotion" in shown, shown
     assert main(["status", "nobody", "-n", namespace, *kube]) == 1
     assert "no Canary or BlueGreen named nobody" in capsys.readouterr().err
     assert main(["promote", "held", "-n", namespace, *kube]) == 0

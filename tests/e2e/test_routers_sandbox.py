@@ -22,6 +22,7 @@ from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.settings import Settings
 from sandbox import Sandbox
+from sandbox.demo.app import gateway
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -99,11 +100,18 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
     if provider == "nginx":
         client.NetworkingV1Api(api).create_namespaced_ingress(namespace, ingress(namespace), _request_timeout=10)
     analysis: Obj = {"interval": "1m", "threshold": 2}
-    analysis.update({"iterations": 3, "match": match} if match else {"maxWeight": 50, "stepWeight": 10})
+    if match:
+        analysis.update(iterations=3, match=match)
+    elif provider == "kubernetes":
+        analysis.update(iterations=3)  # blue/green: a Service selector switches all traffic at once
+    else:
+        analysis.update(maxWeight=50, stepWeight=10)
     spec: Obj = {"provider": provider, "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": TARGET},
                  "service": {"port": 9898}, "analysis": analysis}
     if provider == "gatewayapi":
-        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": "gateways"}]
+        spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": namespace}]
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", namespace, "gateways", gateway(namespace), _request_timeout=10)
     if provider == "nginx":
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
     obj: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
@@ -265,11 +273,11 @@ def test_missing_pieces_are_reported(api: client.ApiClient, namespace: str, tmp_
     router = router_for("kubernetes", api, Settings())
     with pytest.raises(RouterError, match="the workloads create") as e:
         router.reconcile(release)
-    assert e.value.temporary
+    assert e.value.temporary and not e.value.kind_missing
     assert router.verify_weight(release) is None
     router.finalize(release)  # nothing to hand back: no error
     with pytest.raises(RouterError, match="installed") as e2:
         Objects(api, Settings().api_timeout).get(Kind("example.com/v1", "Nothing", "nothings"), namespace, "x")
-    assert e2.value.temporary
+    assert e2.value.temporary and e2.value.kind_missing
     with pytest.raises(ApiException):
         custom.get_namespaced_custom_object("example.com", "v1", namespace, "nothings", "x", _request_timeout=10)

@@ -54,4 +54,4 @@ def test_a_new_release_without_status_still_shows() -> None:
         "  phase       -",
         "  traffic     0% to the canary; failed checks 0/1",
     ]
-    assert "billing  BlueGreen  -" in table([fresh])
+    assert "billing  BlueGreen  kubernetes  -" in table([fresh])

@@ -145,7 +145,7 @@ def test_flagger_defaults_apply_to_a_minimal_canary() -> None:
     assert a.metrics[0].interval == 60.0
     assert (a.webhooks[0].type, a.webhooks[0].timeout) == (WebhookType.ROLLOUT, 10.0)
     assert c.spec.progress_deadline_seconds == 600
-    assert c.spec.provider == Provider.KUBERNETES
+    assert c.spec.provider == Provider.ISTIO  # Flagger's -mesh-provider default
     assert c.spec.service.port_name == "http"
     assert c.spec.target_ref == ObjectRef(api_version="apps/v1", kind="Deployment", name="podinfo")
     assert c.metadata.namespace == "default"
@@ -169,6 +169,67 @@ def test_provider_spellings_map_to_one_router(written: str, provider: Provider) 
     if provider == Provider.GATEWAYAPI:
         obj = mutate(obj, "spec.service.gatewayRefs", [{"name": "public", "namespace": "gateway-system"}])
     assert parse_canary(obj).spec.provider == provider
+
+
+_BLUE_GREEN = {"iterations": 5, "stepWeight": DELETE, "maxWeight": DELETE}
+_AB = {**_BLUE_GREEN, "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}
+_DEFAULTED = ("the operator's default provider '{}' (spec.provider is not set; the default is rollout run "
+              "--mesh-provider or ROLLOUT_MESH_PROVIDER)")
+_NO_STEPS = (" switches all traffic at once and cannot shift it in steps: remove stepWeight and set iterations for "
+             "a blue/green release, or set spec.provider to a mesh or gateway provider (gatewayapi, istio, linkerd, "
+             "nginx, smi)")
+_NO_AB = (" cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
+          "gatewayapi, istio, linkerd, nginx")
+
+
+def _with(obj: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    for key, value in changes.items():
+        obj = mutate(obj, f"spec.analysis.{key}", value)
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("kind", "written", "mesh_provider", "analysis", "effective", "error"),
+    [
+        # A Canary without spec.provider routes with the operator's default: Flagger's istio unless told.
+        ("Canary", None, None, {}, Provider.ISTIO, None),
+        ("Canary", None, Provider.LINKERD, {}, Provider.LINKERD, None),
+        ("Canary", None, Provider.KUBERNETES, _BLUE_GREEN, Provider.KUBERNETES, None),
+        ("Canary", None, Provider.ISTIO, _AB, Provider.ISTIO, None),
+        # spec.provider wins over the default.
+        ("Canary", "smi", Provider.LINKERD, {}, Provider.SMI, None),
+        ("Canary", "kubernetes", Provider.ISTIO, _BLUE_GREEN, Provider.KUBERNETES, None),
+        # Flagger's blue/green Canary: kubernetes with iterations, explicit or defaulted.
+        ("Canary", "kubernetes", None, {"iterations": 3, "stepWeight": DELETE}, Provider.KUBERNETES, None),
+        # A BlueGreen (our kind) without provider switches the Service selector, whatever the default.
+        ("BlueGreen", None, Provider.ISTIO, {}, Provider.KUBERNETES, None),
+        # What the provider cannot do is refused naming the field, and the default when it applied.
+        ("Canary", "kubernetes", None, {}, None, ("spec.analysis.stepWeight", "provider 'kubernetes'" + _NO_STEPS)),
+        ("Canary", "kubernetes", None, {**_BLUE_GREEN, "stepWeightPromotion": 50}, None,
+         ("spec.analysis.stepWeightPromotion",
+          "provider 'kubernetes'" + _NO_STEPS.replace("stepWeight", "stepWeightPromotion", 1))),
+        ("Canary", None, Provider.KUBERNETES, {}, None,
+         ("spec.analysis.stepWeight", _DEFAULTED.format("kubernetes") + _NO_STEPS)),
+        ("Canary", "smi", None, _AB, None, ("spec.provider", "provider 'smi'" + _NO_AB)),
+        ("Canary", None, Provider.KUBERNETES, _AB, None, ("spec.provider", _DEFAULTED.format("kubernetes") + _NO_AB)),
+        ("Canary", None, Provider.SMI, _AB, None, ("spec.provider", _DEFAULTED.format("smi") + _NO_AB)),
+    ],
+)
+def test_provider_of_a_release_without_one_is_the_mesh_default(
+    kind: str, written: str | None, mesh_provider: Provider | None, analysis: dict[str, Any],
+    effective: Provider | None, error: tuple[str, str] | None,
+) -> None:
+    obj = _with(canary(), analysis) if kind == "Canary" else bluegreen()
+    obj = mutate(obj, "spec.provider", written if written is not None else DELETE)
+    given = {} if mesh_provider is None else {"mesh_provider": mesh_provider}
+    if error is None:
+        assert parse_resource(obj, **given).spec.provider == effective  # type: ignore[union-attr]
+        assert check_object(obj, **given) == []
+    else:
+        with pytest.raises(ValidationError) as caught:
+            parse_resource(obj, **given)
+        assert caught.value.errors == [FieldError(*error)]
+        assert check_object(obj, **given) == [FieldError(*error)]
 
 
 def test_gatewayapi_needs_gateway_refs() -> None:
@@ -211,8 +272,9 @@ def test_a_flagger_canary_means_the_same_once_its_api_version_changes() -> None:
             "(the spec keeps its meaning)",
         )
     ]
-    c = parse_resource(ours)
+    c = parse_resource(ours, Provider.GATEWAYAPI)  # the tutorial's -mesh-provider
     assert isinstance(c, Canary)
+    assert c.spec.provider == Provider.GATEWAYAPI
     a = c.spec.analysis
     assert a.steps == (10, 20, 30, 40, 50)
     assert [(m.name, m.interval, m.threshold_range) for m in a.metrics] == [
@@ -384,8 +446,14 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
     ("match-needs-header-provider", "Canary",
      [("spec.provider", "smi"), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 10),
       ("spec.analysis.match", [{"headers": {"x-canary": {"exact": "insider"}}}])],
-     "spec.analysis.match",
-     f"A/B matching needs a provider that routes on headers ({HEADER_PROVIDERS}); provider 'smi' cannot"),
+     "spec.provider",
+     f"provider 'smi' cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
+     f"{HEADER_PROVIDERS}"),
+    ("kubernetes-steps", "Canary", [("spec.provider", "kubernetes")],
+     "spec.analysis.stepWeight",
+     "provider 'kubernetes' switches all traffic at once and cannot shift it in steps: remove stepWeight and set "
+     "iterations for a blue/green release, or set spec.provider to a mesh or gateway provider (gatewayapi, istio, "
+     "linkerd, nginx, smi)"),
     ("match-needs-iterations", "Canary", [("spec.analysis.match", [{"headers": {"x-canary": {"exact": "1"}}}])],
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),

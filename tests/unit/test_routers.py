@@ -36,6 +36,8 @@ def canary(provider: str = "gatewayapi", match: list[dict[str, Any]] | None = No
     analysis: dict[str, Any] = {"interval": "1m", "threshold": 2}
     if match:
         analysis.update(iterations=5, match=match)
+    elif provider == "kubernetes":
+        analysis.update(iterations=5)  # blue/green: a Service selector switches all traffic at once
     else:
         analysis.update(maxWeight=50, stepWeight=10)
     spec: dict[str, Any] = {

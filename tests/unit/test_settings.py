@@ -68,3 +68,19 @@ def test_rollout_run_refuses_a_bad_variable_in_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert done.stderr == "rollout run: ROLLOUT_ERROR_BACKOFF must not be negative, got -3.0\n"
+
+
+def test_rollout_run_refuses_an_unknown_mesh_provider_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rollout", "run", "--kubeconfig", str(tmp_path / "none"), "--mesh-provider", "contour"],
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) must be one of gatewayapi, ")
+    assert done.stderr.endswith(", got 'contour'\n")
+
+
+def test_the_mesh_provider_defaults_to_flaggers_and_reads_its_variable() -> None:
+    assert Settings().mesh_provider == "istio"
+    assert Settings.build({"ROLLOUT_MESH_PROVIDER": "gatewayapi"}).mesh_provider == "gatewayapi"
+    assert Settings.build({"ROLLOUT_MESH_PROVIDER": "gatewayapi"}, mesh_provider="linkerd").mesh_provider == "linkerd"

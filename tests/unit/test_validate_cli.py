@@ -215,3 +215,51 @@ def test_a_daemonset_target_validates_and_a_service_target_is_refused_by_field(
         f"{service}:1: Canary/podinfo: spec.targetRef.kind: a Service target is not supported; name the DaemonSet "
         "or Deployment behind it (its pods are cloned into <name>-primary)",
     ]
+
+
+NO_PROVIDER = GOOD.replace("  provider: istio\n", "")
+
+
+@pytest.mark.parametrize(
+    ("flag", "variable", "code", "said"),
+    [
+        (None, None, 0, ""),  # Flagger's default: istio, which shifts weights
+        ("gatewayapi", None, 1, "spec.service.gatewayRefs: is required with provider gatewayapi"),
+        (None, "kubernetes", 1, "spec.analysis.stepWeight: the operator's default provider 'kubernetes' "
+                                "(spec.provider is not set; the default is rollout run --mesh-provider or "
+                                "ROLLOUT_MESH_PROVIDER) switches all traffic at once"),
+        ("istio", "kubernetes", 0, ""),  # the flag wins over the variable
+        ("contour", None, 2, ""),
+    ],
+)
+def test_validate_judges_a_canary_without_provider_by_the_mesh_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    flag: str | None, variable: str | None, code: int, said: str,
+) -> None:
+    path = write(tmp_path, "canary.yaml", NO_PROVIDER)
+    if variable is None:
+        monkeypatch.delenv("ROLLOUT_MESH_PROVIDER", raising=False)
+    else:
+        monkeypatch.setenv("ROLLOUT_MESH_PROVIDER", variable)
+    got, out, err = run(["validate", *(["--mesh-provider", flag] if flag else []), str(path)], capsys)
+    assert got == code
+    assert said in out
+    if code == 2:
+        assert err.startswith("rollout validate: --mesh-provider (or ROLLOUT_MESH_PROVIDER) must be one of ")
+
+
+def test_analyze_reads_a_canary_without_provider_under_the_mesh_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rollout.api.spec import Provider
+    from rollout.cli.analyzer import load_release
+    from rollout.cli.common import mesh_provider
+
+    path = write(tmp_path, "canary.yaml", NO_PROVIDER)
+    monkeypatch.delenv("ROLLOUT_MESH_PROVIDER", raising=False)
+    assert load_release(path, None, None)[0].spec.provider == Provider.ISTIO
+    assert load_release(path, None, None, mesh_provider("linkerd"))[0].spec.provider == Provider.LINKERD
+    monkeypatch.setenv("ROLLOUT_MESH_PROVIDER", "smi:v1alpha2")
+    assert mesh_provider(None) == Provider.SMI
+    with pytest.raises(ValueError, match="must be one of"):
+        mesh_provider("contour")
