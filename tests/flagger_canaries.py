@@ -18,6 +18,7 @@ import yaml
 
 from rollout.api.kinds import API_VERSION
 from rollout.api.manifests import check_object
+from rollout.api.spec import DEFAULT_MESH_PROVIDER, provider_named
 
 CANARIES = Path(__file__).resolve().parent / "data" / "flagger" / "canaries"
 
@@ -58,10 +59,15 @@ def provider_of(path: Path) -> str:
 
 
 def problems(path: Path) -> list[str]:
-    """What validation says of the Canary: a refused field as its path, any other error as `path: message`
-    (a list of allowed values shortened to `unknown value`)."""
+    """What validation says of the Canary, judged as `rollout validate --mesh-provider` with the mesh
+    provider of the Flagger install it comes from: a refused field as its path, any other error as
+    `path: message` (a list of allowed values shortened to `unknown value`)."""
+    obj = load(path)
+    mesh = provider_of(path)
+    if not (obj.get("spec") or {}).get("provider") and provider_named(mesh) is None:
+        return [f"--mesh-provider: unknown value, got {mesh!r}"]
     out = []
-    for e in check_object(load(path)) or []:
+    for e in check_object(obj, provider_named(mesh) or DEFAULT_MESH_PROVIDER) or []:
         if REFUSED in e.message:
             out.append(e.path)
         else:

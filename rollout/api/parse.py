@@ -642,6 +642,10 @@ def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapp
 
 
 def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
+    if not spec.bool("revertOnDeletion", True):
+        # Deleting a release always gives the workload back (see rollout.workloads.deployments).
+        spec.error("revertOnDeletion", "rollout always reverts on deletion (the target serves again, or the "
+                   "primary is kept when the target is unproven); remove revertOnDeletion: false")
     ingress_ref = None
     ref = spec.map("ingressRef")
     if ref is not None:

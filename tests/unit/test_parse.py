@@ -615,7 +615,6 @@ FLAGGER_FIELD = "Flagger's field is not supported by rollout; remove it"
 
 
 @pytest.mark.parametrize(("path", "value"), [
-    ("spec.revertOnDeletion", True),
     ("spec.service.headless", True),
     ("spec.analysis.alerts", [{"name": "slack", "providerRef": {"name": "on-call"}}]),
     ("spec.analysis.canaryReadyThreshold", 50),
@@ -709,3 +708,11 @@ def test_a_bluegreen_refuses_an_unread_field_too() -> None:
     assert errors_of(obj) == [FieldError("spec.service.headless", FLAGGER_FIELD)]
     obj = mutate(bluegreen(), "spec.service.portDiscovery", True)
     assert parse_bluegreen(obj).spec.service.port_discovery is True
+
+
+def test_revert_on_deletion_is_what_rollout_always_does() -> None:
+    obj = mutate(canary(), "spec.revertOnDeletion", True)
+    parse_canary(obj)  # Flagger's opt-in is rollout's only behaviour
+    refused = errors_of(mutate(canary(), "spec.revertOnDeletion", False))
+    assert [e.path for e in refused] == ["spec.revertOnDeletion"]
+    assert "always reverts on deletion" in refused[0].message
