@@ -43,6 +43,7 @@ RELEASE_BOUND = 90.0  # seconds from commit to a terminal phase, faults included
 AGREE_BOUND = 30.0  # seconds for Git, the cluster and status to agree once terminal
 ROUTE_GRACE = 5.0  # a route may lag a Failed status while a freshly restarted operator catches up
 KILL_WINDOW = 8.0
+SLOW = 40.0  # a release slower than this is within the bound but printed with what was seen
 LOOPING = 3  # runs of one commit after which a release is judged stuck in a loop without waiting longer
 POLL = 0.25
 # A check sees few requests (one second of traffic at 10-20% of 80 requests/s, plus the tail of the
@@ -184,6 +185,10 @@ class Campaign:
         for r in releases:
             if r.outcome is None or r.runs > 1:
                 self.replace(r.lane, cycle)
+        for r in releases:
+            if r.finished is not None and r.finished - r.committed > SLOW:
+                ledger.say(f"NOTE cycle {cycle}: {r.where} took {r.finished - r.committed:.0f}s; seen: "
+                           f"{' | '.join(r.trace)}")
         outcomes = ", ".join(f"{r.lane.namespace} {'good' if r.good else 'bad'} {r.outcome or 'STUCK'}"
                              f"{'' if r.finished is None else f' {r.finished - r.committed:.1f}s'}" for r in releases)
         ledger.say(f"chaos cycle {cycle}: {outcomes}; {'; '.join(faults) or 'no fault fired'}")
@@ -255,7 +260,7 @@ class Campaign:
         # phases of this run only: the previous release's terminal phase is not one of them
         if phase and r.started and (not r.phases or r.phases[-1] != phase):
             r.phases.append(phase)
-        if phase in FAILED:
+        if phase in FAILED and r.started:  # before it starts, a Failed phase is the previous release's
             if r.failed_since is None:
                 r.failed_since = now
             self.check_weight(r, status, now)
