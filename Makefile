@@ -46,7 +46,7 @@ chromium:
 tools: $(PROMETHEUS) $(OPENSSH) chromium kubectl
 
 test: lint tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # The whole loop on the embedded sandbox: a healthy v2 promoted, a failing v3 reverted in Git.
 # Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--provider istio --judge sequential --keep"`.

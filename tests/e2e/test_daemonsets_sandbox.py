@@ -94,14 +94,14 @@ def test_clone_scale_to_zero_promote_and_hand_back(api: client.ApiClient, namesp
     primary = raw_daemonset(api, namespace, "podinfo-primary")
     assert primary is not None and primary["spec"]["selector"] == {"matchLabels": {"app": "podinfo-primary"}}
     assert "replicas" not in primary["spec"]
-    wait_for("target and primary ready", lambda: all(w.ready for w in workloads.observe(release)), timeout=20)
+    wait_for("target and primary ready", lambda: all(w.ready for w in workloads.observe(release)), timeout=60)
     assert raw_daemonset(api, namespace, "podinfo-primary")["status"]["numberReady"] == NODES  # type: ignore[index]
 
     # scaled "to zero": the node selector no node matches, no pods, the same version
     before = workloads.observe(release)[0].spec_hash
     workloads.scale_target(release, up=False)
     assert node_selector(raw_daemonset(api, namespace, "podinfo")) == {SCALE_TO_ZERO: "true"}
-    wait_for("no pods on the target", lambda: no_pods(api, namespace, "podinfo"), timeout=20)
+    wait_for("no pods on the target", lambda: no_pods(api, namespace, "podinfo"), timeout=60)
     target = raw_daemonset(api, namespace, "podinfo")
     assert target is not None and target["status"]["numberReady"] == 0
     seen_target, seen_primary = workloads.observe(release)
@@ -114,23 +114,23 @@ def test_clone_scale_to_zero_promote_and_hand_back(api: client.ApiClient, namesp
     assert seen_target.spec_hash != seen_primary.spec_hash
     workloads.scale_target(release, up=True)
     assert node_selector(raw_daemonset(api, namespace, "podinfo")) == {}
-    wait_for("target rolled out on every node", lambda: workloads.observe(release)[0].ready, timeout=20)
+    wait_for("target rolled out on every node", lambda: workloads.observe(release)[0].ready, timeout=60)
     assert raw_daemonset(api, namespace, "podinfo")["status"]["updatedNumberScheduled"] == NODES  # type: ignore[index]
     workloads.promote(release)
     promoted = raw_daemonset(api, namespace, "podinfo-primary")
     assert promoted is not None and promoted["spec"]["template"]["spec"]["containers"][0]["image"] == GOOD.image
     assert node_selector(promoted) == {}
-    wait_for("primary rolled out", lambda: workloads.observe(release)[1].ready, timeout=20)
+    wait_for("primary rolled out", lambda: workloads.observe(release)[1].ready, timeout=60)
     seen_target, seen_primary = workloads.observe(release)
     assert seen_target.spec_hash == seen_primary.spec_hash
 
     # deletion: the target comes back on every node, then the apex selects it
     workloads.scale_target(release, up=False)
-    wait_for("no pods on the target", lambda: no_pods(api, namespace, "podinfo"), timeout=20)
+    wait_for("no pods on the target", lambda: no_pods(api, namespace, "podinfo"), timeout=60)
     with pytest.raises(NotReady):
         workloads.finalize(release)
     assert node_selector(raw_daemonset(api, namespace, "podinfo")) == {}
-    wait_for("target ready", lambda: workloads.observe(release)[0].ready, timeout=20)
+    wait_for("target ready", lambda: workloads.observe(release)[0].ready, timeout=60)
     workloads.finalize(release)
     apex = Workloads(api, Settings(api_timeout=5)).service(namespace, "podinfo")
     assert apex is not None and apex["spec"]["selector"] == {"app": "podinfo"}
@@ -186,7 +186,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[client.Api
             operator.stop()
         sandbox.terminate()
         try:
-            sandbox.wait(timeout=20)
+            sandbox.wait(timeout=60)
         except subprocess.TimeoutExpired:
             sandbox.kill()
 
@@ -220,7 +220,7 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
         for provider, ns in names.items():
             status = release_status(api, ns, app.APP, KIND[provider])
             wait_for("the target scaled to zero", lambda n=ns: SCALE_TO_ZERO in node_selector(  # type: ignore[misc]
-                raw_daemonset(api, n, app.APP)), timeout=20)
+                raw_daemonset(api, n, app.APP)), timeout=60)
             events = client.CoreV1Api(api).list_namespaced_event(ns).items
             results[provider][f"v{version.number}"] = {
                 "phase": status["phase"], "weight": status.get("canaryWeight"), "analysis": status.get("analysis"),

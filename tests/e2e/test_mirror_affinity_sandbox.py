@@ -67,6 +67,9 @@ def namespace(api: client.ApiClient, prefix: str, provider: str) -> str:
     ns = f"{prefix}-{provider[:5]}-{uuid.uuid4().hex[:4]}"
     client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
     client.AppsV1Api(api).create_namespaced_deployment(ns, app.deployment(app.VERSIONS[1], ns))
+    if provider == "gatewayapi":  # the router checks that the Gateway it attaches to exists
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", ns, "gateways", app.gateway(ns))
     return ns
 
 
