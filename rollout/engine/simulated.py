@@ -38,7 +38,8 @@ class SimulatedCluster:
 
     def observe(self) -> Observations:
         return Observations(
-            target=Workload(True, self.target_hash, self.target_ready, self.target_revision),
+            # a target scaled to zero serves nothing, so it is not ready (as `is_ready` says of a Deployment)
+            target=Workload(True, self.target_hash, self.target_ready and self.target_up, self.target_revision),
             primary=Workload(self.primary_exists, self.primary_hash, self.primary_ready, self.primary_revision),
             weights=self.weights,
             generation=self.generation,

@@ -18,7 +18,17 @@ from typing import Protocol
 
 from rollout.api.spec import BlueGreenSpec, CanarySpec, WebhookType
 from rollout.api.status import Intent, ReleaseStatus, effect_key
-from rollout.core import Action, CheckResult, Decision, Observations, RevertInGit, RevertOutcome, RunChecks, plan
+from rollout.core import (
+    Action,
+    CheckResult,
+    Decision,
+    Observations,
+    RevertInGit,
+    RevertOutcome,
+    RunChecks,
+    SetWeight,
+    plan,
+)
 from rollout.core.actions import UNREPEATABLE, from_record, to_record
 
 # Each pass may ask for one more observation; a tick needs at most checks plus a few gates.
@@ -93,14 +103,17 @@ class _Acted:
 def _act(decision: Decision, ports: Ports, uid: str) -> _Acted:
     """Record the decision before its first unrepeatable action, then carry the rest out.
 
-    The idempotent actions ahead of it (routing traffic back, scaling) go first, so that the
-    status never says Failed while a killed operator leaves traffic on the canary; done again
-    after a kill, they change nothing."""
+    The traffic actions ahead of it go first, so that the status never says Failed while a killed
+    operator leaves traffic on the canary; done again after a kill, they change nothing, and a
+    route a kill left ahead of the status is put back by the planner, which then decides again.
+    Every other action waits for the record: a target scaled down before a failure was recorded
+    would leave the restarted planner waiting for a canary nobody scales up."""
     actions = decision.actions
     first = next((i for i, a in enumerate(actions) if isinstance(a, UNREPEATABLE)), None)
     if first is None:
         return _Acted(decision, _carry_out(actions, ports, None, uid))
-    _carry_out(actions[:first], ports, None, uid)
+    early = {i for i, a in enumerate(actions[:first]) if isinstance(a, SetWeight)}
+    _carry_out(tuple(a if i in early else None for i, a in enumerate(actions)), ports, None, uid)
     seq = decision.status.intents + 1
     decided = decision.status
     # The effects speak of the decided state, as Flagger's post-rollout hooks get Succeeded or Failed.
@@ -108,7 +121,7 @@ def _act(decision: Decision, ports: Ports, uid: str) -> _Acted:
                     tuple(to_record(a) for a in actions))
     ports.record(replace(decision.status, intent=intent, intents=seq))
     decision = replace(decision, status=replace(decision.status, intent=None, intents=seq))
-    rest = tuple(a if i >= first else None for i, a in enumerate(actions))
+    rest = tuple(None if i in early else a for i, a in enumerate(actions))
     return _Acted(decision, _carry_out(rest, ports, intent, uid))
 
 

@@ -129,3 +129,18 @@ def test_failed_and_back_on_the_promoted_spec_with_no_revert_recorded_looks_for_
     assert len(world.reverts) == 1
     assert world.status.revert is not None and world.status.revert.commit == "r1"
     assert ("event", "GitReverted: revert commit r1 pushed") in logical(world)
+
+
+@pytest.mark.parametrize("bad_release", [False, True], ids=["good", "bad-with-git"])
+def test_a_kill_between_the_early_traffic_actions_and_the_record_is_decided_again(bad_release: bool) -> None:
+    """Only traffic goes ahead of a record: a target scaled down before a failure was recorded
+    left the restarted planner waiting, Progressing, for a canary nobody scaled up, until
+    progressDeadlineSeconds failed it for "not ready" (seen in the chaos suite)."""
+    make = bad if bad_release else good
+    _, expected = undisturbed(make, bad_release)
+    world = make()
+    before = logical(world)
+    world.kill_before_recording = Phase.FAILED if bad_release else Phase.SUCCEEDED
+    finish(world, bad_release=bad_release)
+    assert logical(world) - before == expected
+    assert not any("not ready within" in a.message for a in world.actions if isinstance(a, Emit))

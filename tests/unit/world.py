@@ -68,6 +68,8 @@ class World:
     # the first recorded effect.
     kill_at: int | None = None
     kill_at_recorded: bool = False
+    # ... or just before the record of a tick that decided this phase (its early actions done).
+    kill_before_recording: Phase | None = None
 
     # -- the engine's ports ----------------------------------------------------------------------
 
@@ -83,6 +85,9 @@ class World:
         return self.hooks.get(kind, True)
 
     def record(self, status: ReleaseStatus) -> None:
+        if self.kill_before_recording is not None and status.phase == self.kill_before_recording:
+            self.kill_before_recording = None
+            raise Killed(f"killed before recording {status.phase}")
         self.recorded.append(status)
         self.status = status  # what the API holds now
 
