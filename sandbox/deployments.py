@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .resources import ResourceSpec
 from .store import ObjectStore
 
 __all__ = ["UNREADY_ANNOTATION", "DeploymentController", "deployment_status"]
@@ -193,29 +194,39 @@ class DeploymentController:
         seen: set[str] = set()
         for _, obj in self._store.live_objects(spec):
             meta = obj.get("metadata") or {}
-            uid = meta.get("uid", "")
-            seen.add(uid)
-            body = obj.get("spec") or {}
-            template_hash, desired = _template_hash(body), int(body.get("replicas", 1))
-            rollout = self._rollouts.get(uid)
-            if rollout is None:
-                rollout = self._rollouts[uid] = _Rollout(template_hash, desired, now)
-            elif (rollout.template_hash, rollout.replicas) != (template_hash, desired):
-                if rollout.template_hash == template_hash and desired < rollout.replicas:
-                    rollout.ready_count = min(rollout.ready_count, desired)  # scaling down is immediate
-                rollout.template_hash, rollout.replicas, rollout.changed_at = template_hash, desired, now
-            annotations = meta.get("annotations") or {}
-            unready = (
-                annotations.get(UNREADY_ANNOTATION, "").lower() == "true"
-                or (meta.get("namespace"), meta.get("name")) in self._unready
-            )
-            status, wake = deployment_status(
-                obj, rollout, now=now, unready=unready, ready_delay=self.ready_delay
-            )
-            if status != obj.get("status"):
-                self._store.update_status(spec, meta.get("namespace"), meta["name"], status)
+            seen.add(meta.get("uid", ""))
+            try:
+                wake = self._reconcile_one(spec, obj, now)
+            except Exception:  # one odd Deployment must not stop the others' status
+                logger.exception("sandbox deployment controller failed on %s/%s", meta.get("namespace"),
+                                 meta.get("name"))
+                continue
             if wake is not None:
                 wakes.append(wake)
         for uid in set(self._rollouts) - seen:
             del self._rollouts[uid]
         return min(wakes) if wakes else None
+
+    def _reconcile_one(self, spec: ResourceSpec, obj: dict[str, Any], now: float) -> float | None:
+        meta = obj.get("metadata") or {}
+        uid = meta.get("uid", "")
+        body = obj.get("spec") or {}
+        template_hash, desired = _template_hash(body), int(body.get("replicas", 1))
+        rollout = self._rollouts.get(uid)
+        if rollout is None:
+            rollout = self._rollouts[uid] = _Rollout(template_hash, desired, now)
+        elif (rollout.template_hash, rollout.replicas) != (template_hash, desired):
+            if rollout.template_hash == template_hash and desired < rollout.replicas:
+                rollout.ready_count = min(rollout.ready_count, desired)  # scaling down is immediate
+            rollout.template_hash, rollout.replicas, rollout.changed_at = template_hash, desired, now
+        annotations = meta.get("annotations") or {}
+        unready = (
+            annotations.get(UNREADY_ANNOTATION, "").lower() == "true"
+            or (meta.get("namespace"), meta.get("name")) in self._unready
+        )
+        status, wake = deployment_status(
+            obj, rollout, now=now, unready=unready, ready_delay=self.ready_delay
+        )
+        if status != obj.get("status"):
+            self._store.update_status(spec, meta.get("namespace"), meta["name"], status)
+        return wake

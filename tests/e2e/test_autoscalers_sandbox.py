@@ -124,10 +124,10 @@ def test_an_hpa_managed_target_is_promoted_with_the_primarys_hpa_in_place(
     assert primary_hpa["metadata"]["ownerReferences"][0]["uid"] == release.metadata.uid
     # the sandbox's HPA keeps the primary within its bounds and reports on it
     wait_for("primary within its HPA's bounds", lambda: low <= replicas(api, namespace, "podinfo-primary") <= high,
-             timeout=20)
+             timeout=60)
     wait_for("primary HPA status", lambda: (get(api, HPA, namespace, "podinfo-primary") or {}).get(
-        "status", {}).get("desiredReplicas") == replicas(api, namespace, "podinfo-primary"), timeout=20)
-    wait_for("primary ready", lambda: workloads.observe(release)[1].ready, timeout=20)
+        "status", {}).get("desiredReplicas") == replicas(api, namespace, "podinfo-primary"), timeout=60)
+    wait_for("primary ready", lambda: workloads.observe(release)[1].ready, timeout=60)
 
     # idle: the target at zero, and its HPA leaves it there
     workloads.scale_target(release, up=False)
@@ -145,7 +145,7 @@ def test_an_hpa_managed_target_is_promoted_with_the_primarys_hpa_in_place(
     # the run: the target starts at its HPA's minimum
     workloads.scale_target(release, up=True)
     assert replicas(api, namespace, "podinfo") == 2
-    wait_for("target ready", lambda: workloads.observe(release)[0].ready, timeout=20)
+    wait_for("target ready", lambda: workloads.observe(release)[0].ready, timeout=60)
     before = replicas(api, namespace, "podinfo-primary")
 
     # promotion: the primary runs the new version, its HPA follows the canary's, its replicas stay its HPA's
@@ -158,12 +158,12 @@ def test_an_hpa_managed_target_is_promoted_with_the_primarys_hpa_in_place(
     assert replicas(api, namespace, "podinfo-primary") == before
     workloads.scale_target(release, up=False)
     stays("target kept at zero after promotion", lambda: replicas(api, namespace, "podinfo") == 0)
-    wait_for("primary rolled out", lambda: workloads.observe(release)[1].ready, timeout=20)
+    wait_for("primary rolled out", lambda: workloads.observe(release)[1].ready, timeout=60)
 
     # deletion: the target comes back, the primary's HPA goes with the release, the canary's stays
     wait_for_finalized(workloads, release)
     release_deleted(api, namespace)
-    wait_for("primary HPA collected", lambda: get(api, HPA, namespace, "podinfo-primary") is None, timeout=20)
+    wait_for("primary HPA collected", lambda: get(api, HPA, namespace, "podinfo-primary") is None, timeout=60)
     assert get(api, HPA, namespace, "podinfo") is not None
     assert 2 <= replicas(api, namespace, "podinfo") <= 6
 
@@ -175,7 +175,7 @@ def wait_for_finalized(workloads: Workloads, release: Canary) -> None:
         except WorkloadError:
             return False
         return True
-    wait_for("finalized", done, timeout=20)
+    wait_for("finalized", done, timeout=60)
 
 
 def test_a_keda_managed_target_is_promoted_with_the_primarys_scaled_object_in_place(
@@ -195,7 +195,7 @@ def test_a_keda_managed_target_is_promoted_with_the_primarys_scaled_object_in_pl
     assert (spec["minReplicaCount"], spec["maxReplicaCount"]) == (2, 5)
     assert spec["triggers"][0]["metadata"]["query"] == 'sum(rate(http_requests_total{ app="podinfo-primary" }[30s]))'
     wait_for("primary at its ScaledObject's minimum", lambda: replicas(api, namespace, "podinfo-primary") == 2,
-             timeout=20)
+             timeout=60)
     workloads.scale_target(release, up=False)
     canary_so = get(api, SO, namespace, "podinfo-so")
     assert canary_so is not None
@@ -205,7 +205,7 @@ def test_a_keda_managed_target_is_promoted_with_the_primarys_scaled_object_in_pl
     # minReplicaCount 1 would bring the target back; paused, it stays at zero
     stays("target paused at zero", lambda: replicas(api, namespace, "podinfo") == 0)
     wait_for("paused status", lambda: {c["type"]: c["status"] for c in (get(api, SO, namespace, "podinfo-so") or {})
-                                       .get("status", {}).get("conditions", [])}.get("Paused") == "True", timeout=20)
+                                       .get("status", {}).get("conditions", [])}.get("Paused") == "True", timeout=60)
 
     # a run: resumed, the target starts at its minimum and the ScaledObject keeps it within bounds
     set_image(api, "podinfo", namespace, "ghcr.io/stefanprodan/podinfo:6.0.1")
@@ -216,8 +216,8 @@ def test_a_keda_managed_target_is_promoted_with_the_primarys_scaled_object_in_pl
     assert replicas(api, namespace, "podinfo") == 1
     client.AppsV1Api(api).patch_namespaced_deployment("podinfo", namespace, {"spec": {"replicas": 9}},
                                                       _content_type=MERGE)
-    wait_for("target back within bounds", lambda: replicas(api, namespace, "podinfo") == 3, timeout=20)
-    wait_for("target ready", lambda: workloads.observe(release)[0].ready, timeout=20)
+    wait_for("target back within bounds", lambda: replicas(api, namespace, "podinfo") == 3, timeout=60)
+    wait_for("target ready", lambda: workloads.observe(release)[0].ready, timeout=60)
     assert get(api, SO, namespace, "podinfo-so-primary")["spec"]["cooldownPeriod"] == 20  # type: ignore[index]
 
     # promotion: the primary's ScaledObject follows the canary's (target and bounds its own), then the
@@ -234,13 +234,13 @@ def test_a_keda_managed_target_is_promoted_with_the_primarys_scaled_object_in_pl
     stays("target paused at zero after promotion", lambda: replicas(api, namespace, "podinfo") == 0)
 
     # deletion resumes the canary's ScaledObject; the primary's goes with the release
-    wait_for("primary rolled out", lambda: workloads.observe(release)[1].ready, timeout=20)
+    wait_for("primary rolled out", lambda: workloads.observe(release)[1].ready, timeout=60)
     wait_for_finalized(workloads, release)
     assert PAUSED_REPLICAS_ANNOTATION not in (get(api, SO, namespace, "podinfo-so") or {})["metadata"].get(
         "annotations", {})
     release_deleted(api, namespace)
     wait_for("primary ScaledObject collected", lambda: get(api, SO, namespace, "podinfo-so-primary") is None,
-             timeout=20)
+             timeout=60)
     assert 1 <= replicas(api, namespace, "podinfo") <= 3
 
 
@@ -251,7 +251,7 @@ def test_deleted_mid_release_the_primary_keeps_its_autoscaler(
     release = create_canary(api, namespace, {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
                                              "name": "podinfo"})
     workloads.initialize(release)
-    wait_for("primary ready", lambda: workloads.observe(release)[1].ready, timeout=20)
+    wait_for("primary ready", lambda: workloads.observe(release)[1].ready, timeout=60)
     set_image(api, "podinfo", namespace, "ghcr.io/stefanprodan/podinfo:6.0.1")  # a release in flight
     workloads.finalize(release)
     kept = get(api, HPA, namespace, "podinfo-primary")
