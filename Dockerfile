@@ -1,6 +1,7 @@
-# The operator image: `docker build -t <registry>/rollout:<version> .`, then push it and set it in
-# deploy/rollout.yaml. git and ssh are needed at run time (GitSource sync and revert commits), and
-# kubectl for GitSources that hold a kustomization.yaml (`kubectl kustomize`).
+# The operator image: `docker build -t <registry>/rollout:<version> .`, then push it and set it with
+# `images:` in your kustomization over deploy/base (README). git and ssh are needed at run time
+# (GitSource sync and revert commits), and kubectl for GitSources that hold a kustomization.yaml
+# (`kubectl kustomize`).
 FROM python:3.11-slim
 
 ARG KUBECTL_VERSION=v1.31.4
