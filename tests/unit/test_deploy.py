@@ -1,19 +1,30 @@
-"""deploy/rollout.yaml and the Dockerfile install an operator that can start and do its work.
+"""deploy/ (a kustomize base, overlays and components) and the Dockerfile install an operator that
+can start and do its work.
 
-Every document passes a real Kubernetes schema validator; the Deployment's command line parses
-with the real CLI parser and writes only where a writable volume is mounted; the kubeconfig it is
-given loads with the operator's own loader; and the `rollout-releases` ClusterRole grants exactly
-the API calls the operator makes: the table below is read off the code, and an AST scan of the
-code makes sure no typed client call or router kind is missing from it.
+Every overlay and component is rendered with the real `kubectl kustomize`, and every object it
+yields passes a real Kubernetes schema validator (the ServiceMonitor: the Prometheus Operator's own
+CRD schema); the Deployment's command line parses with the real CLI parser and writes only where a
+writable volume is mounted; its probes and Service reach the one HTTP port; the kubeconfig it is
+given loads with the operator's own loader; and the `rollout-releases` role grants exactly the API
+calls the operator makes: the table below is read off the code, and an AST scan of the code makes
+sure no typed client call, cluster-wide call or router kind is missing from it.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
+import copy
+import functools
 import json
+import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+import shutil
+import subprocess
+import tempfile
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,25 +32,45 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 from kubernetes.config import incluster_config
 
 import rollout
+from rollout.api.schema import crd_documents, to_json_schema
 from rollout.cli import build_parser
 from rollout.engine.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
 from rollout.engine.kube import api_client, connection
 from rollout.routers import gatewayapi, istio, linkerd, objects, smi
+from tests.prom import require_prometheus
+from tests.tools import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFEST = ROOT / "deploy" / "rollout.yaml"
+DEPLOY = ROOT / "deploy"
+OVERLAYS = {
+    "base": DEPLOY / "base",
+    "namespaced": DEPLOY / "overlays" / "namespaced",
+    "single-replica": DEPLOY / "overlays" / "single-replica",
+}
+COMPONENTS = {
+    "servicemonitor": DEPLOY / "components" / "servicemonitor",
+    "grafana-dashboard": DEPLOY / "components" / "grafana-dashboard",
+}
+DASHBOARD = DEPLOY / "grafana" / "rollout.json"
+CRDS = ROOT / "crds"
+# The Prometheus Operator's ServiceMonitor CRD (its origin is named at the top of the file).
+SERVICEMONITOR_CRD = ROOT / "tests" / "data" / "prometheus-operator" / "servicemonitors.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
+README = ROOT / "README.md"
 NAMESPACE = "rollout-system"
 SERVICE_ACCOUNT = "rollout"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+METRICS_PORT = 8080
 
 Rule = Mapping[str, Any]
 Need = tuple[str, str, str]  # (apiGroup, resource, verb)
-
+Doc = dict[str, Any]
 
 
 def each(group: str, resources: tuple[str, ...], verbs: tuple[str, ...]) -> set[Need]:
@@ -49,8 +80,8 @@ def each(group: str, resources: tuple[str, ...], verbs: tuple[str, ...]) -> set[
 # What the operator calls, by the module that makes the call. rollout.gitops.apply (the dynamic
 # client of GitSource sync) is left out on purpose: it may touch any kind, and has its own role.
 NEEDED: frozenset[Need] = frozenset({
-    # rollout.handlers (kopf): watches releases and GitSources cluster-wide, patches them for its
-    # finalizer and progress annotations; lists/watches CRDs to notice new resources at run time.
+    # rollout.handlers (kopf): watches releases and GitSources, patches them for its finalizer and
+    # progress annotations; lists/watches CRDs to notice new resources at run time.
     *each("rollout.gitops.dev", ("canaries", "bluegreens", "gitsources"), ("list", "watch", "patch")),
     ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
     ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
@@ -60,6 +91,9 @@ NEEDED: frozenset[Need] = frozenset({
     ("rollout.gitops.dev", "canaries/status", "patch"),
     ("rollout.gitops.dev", "bluegreens/status", "patch"),
     ("rollout.gitops.dev", "metrictemplates", "get"),
+    # Alerts: the AlertProviders a release's analysis.alerts name (read, listed and watched); the
+    # Secret of a provider's secretRef is read with `secrets: get` (below).
+    *each("rollout.gitops.dev", ("alertproviders",), ("get", "list", "watch")),
     # rollout.gitops.source: reads the GitSource, writes its status, lists releases (rollout.cli.releases
     # lists and patches the same for `rollout status|promote|abort|retry`).
     ("rollout.gitops.dev", "gitsources", "get"),
@@ -96,8 +130,22 @@ NEEDED: frozenset[Need] = frozenset({
     *each("split.smi-spec.io", ("trafficsplits",), ("get", "create", "update", "delete")),
     *each("policy.linkerd.io", ("httproutes",), ("get", "create", "update", "delete")),
 })
+# Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
+CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions")}
 
-# Typed client calls (CoreV1Api, AppsV1Api, NetworkingV1Api): object name -> (group, resource).
+# Leader election: the Lease in the operator's own namespace (rollout.engine.leader), granted by
+# the Role rollout-leader-election.
+LEADER_NEEDED: frozenset[Need] = frozenset(each("coordination.k8s.io", ("leases",), ("get", "create", "update")))
+
+# Calls that read every namespace, by the operator module that makes them: a namespaced operator
+# still needs a ClusterRole for these (deploy/overlays/namespaced: rollout-gitsource-releases).
+CLUSTER_WIDE: Mapping[str, frozenset[Need]] = {
+    # GitSource sync lists every release so that it leaves the replicas of their targets alone.
+    "rollout/gitops/source.py": frozenset(each("rollout.gitops.dev", ("canaries", "bluegreens"), ("list",))),
+}
+CLUSTER_CALL = re.compile(r"^(list|watch)_cluster_custom_object$|_for_all_namespaces$")
+
+# Typed client calls (CoreV1Api, AppsV1Api, NetworkingV1Api, CoordinationV1Api): object -> (group, resource).
 TYPED_RESOURCES = {
     "deployment": ("apps", "deployments"),
     "daemon_set": ("apps", "daemonsets"),
@@ -106,6 +154,7 @@ TYPED_RESOURCES = {
     "secret": ("", "secrets"),
     "config_map": ("", "configmaps"),
     "ingress": ("networking.k8s.io", "ingresses"),
+    "lease": ("coordination.k8s.io", "leases"),
 }
 TYPED_VERBS = {"read": "get", "list": "list", "create": "create", "patch": "patch", "replace": "update",
                "delete": "delete"}
@@ -115,28 +164,114 @@ UNREACHED = {
     ("rollout/routers/objects.py", "delete_namespaced_service"):
         "Objects.delete is generic; only nginx (Ingress) and linkerd (TrafficSplit, HTTPRoute) call it",
 }
-SCANNED = [
+OPERATOR_MODULES = [
     *(path for package in ("engine", "workloads", "routers", "gitops")
-      for path in sorted((ROOT / "rollout" / package).glob("*.py"))),
+      for path in sorted((ROOT / "rollout" / package).rglob("*.py"))),
     ROOT / "rollout" / "handlers.py",
-    ROOT / "rollout" / "cli" / "releases.py",
 ]
+# `rollout status|promote|abort|retry` run with the user's credentials but ask for the same calls.
+SCANNED = [*OPERATOR_MODULES, ROOT / "rollout" / "cli" / "releases.py"]
+
+# `rollout run` flags the Deployment passes, with the number of values each takes.
+EXPECTED_FLAGS = {"--leader-elect": 0, "--metrics-addr": 1, "--prometheus": 1, "--reports": 1, "--git-cache": 1}
+# Flags the other parts of this release add to `rollout run` (leader election, the metrics server):
+# until they are in the parser, their presence and values are checked here and the rest of the
+# command line is parsed for real.
+PENDING_FLAGS = {"--leader-elect": 0, "--metrics-addr": 1, "--leader-election-namespace": 1}
+
+# The metric names the dashboard covers: Flagger's release metrics and rollout's own.
+FLAGGER_METRICS = {
+    "flagger_canary_status", "flagger_canary_weight", "flagger_canary_duration_seconds",
+    "flagger_canary_metric_analysis", "flagger_canary_successes_total", "flagger_canary_failures_total",
+    "flagger_canary_total",
+}
+ROLLOUT_METRICS = {
+    "rollout_reconcile_duration_seconds", "rollout_reconcile_errors_total", "rollout_tick_lag_seconds",
+    "rollout_leader", "rollout_gitsource_ready", "rollout_gitsource_applied_revision_info",
+    "rollout_gitsource_apply_errors_total", "rollout_gitsource_drift_corrections_total",
+    "rollout_gitsource_prunes_total", "rollout_reverts_total", "rollout_judge_evidence", "rollout_alerts_total",
+    "rollout_dora_deployments_total", "rollout_dora_change_failures_total", "rollout_dora_lead_time_seconds",
+    "rollout_dora_time_to_restore_seconds",
+}
+# Grafana's variables, replaced by values of their kind before PromQL is parsed.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range_s": "3600", "$__range": "1h",
+                     "$namespace": "(demo|prod)", "$name": "(podinfo|web)"}
 
 
-def documents() -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(MANIFEST.read_text()) if d]
+# --- rendering ----------------------------------------------------------------------------------
 
 
-def one(kind: str, name: str) -> dict[str, Any]:
-    found = [d for d in documents() if d["kind"] == kind and d["metadata"]["name"] == name]
+def kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        missing_tool("KUBECTL NOT FOUND - deploy/ is rendered with `kubectl kustomize`. Run `make kubectl` "
+                     "(or `make test`, which does).")
+    return found
+
+
+@functools.cache
+def _build(folder: str) -> tuple[Doc, ...]:
+    done = subprocess.run([kubectl(), "kustomize", folder], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, f"kubectl kustomize {folder} failed:\n{done.stderr}"
+    return tuple(d for d in yaml.safe_load_all(done.stdout) if d)
+
+
+def build(folder: Path) -> list[Doc]:
+    """The objects `kubectl kustomize folder` renders (copies: safe to change)."""
+    return copy.deepcopy(list(_build(str(folder))))
+
+
+@functools.cache
+def _build_kustomization(text: str) -> tuple[Doc, ...]:
+    with tempfile.TemporaryDirectory(prefix="rollout-kustomization-") as tmp:
+        spec = yaml.safe_load(text)
+        # kustomize refuses absolute paths; relative ones may leave the folder.
+        for key in ("resources", "components"):
+            if key in spec:
+                spec[key] = [os.path.relpath(path, tmp) for path in spec[key]]
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+        return tuple(build(Path(tmp)))
+
+
+def build_kustomization(spec: Mapping[str, Any]) -> list[Doc]:
+    """A user's own kustomization (`resources` and `components` as absolute paths), rendered."""
+    return copy.deepcopy(list(_build_kustomization(yaml.safe_dump(dict(spec)))))
+
+
+def build_with(overlay: str, components: Sequence[str] = ()) -> list[Doc]:
+    """An overlay with the named components, as a user's own kustomization would combine them."""
+    if not components:
+        return build(OVERLAYS[overlay])
+    return build_kustomization({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [str(OVERLAYS[overlay])], "components": [str(COMPONENTS[c]) for c in components],
+    })
+
+
+def one(kind: str, name: str, docs: list[Doc] | None = None) -> Doc:
+    docs = build(OVERLAYS["base"]) if docs is None else docs
+    found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
     assert len(found) == 1, f"{kind} {name}: {len(found)} documents"
     return found[0]
 
 
-def container() -> dict[str, Any]:
-    containers: list[dict[str, Any]] = one("Deployment", "rollout")["spec"]["template"]["spec"]["containers"]
+def kinds(docs: list[Doc]) -> set[tuple[str, str]]:
+    return {(d["kind"], d["metadata"]["name"]) for d in docs}
+
+
+def pod_spec(docs: list[Doc] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = one("Deployment", "rollout", docs)["spec"]["template"]["spec"]
+    return spec
+
+
+def container(docs: list[Doc] | None = None) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = pod_spec(docs)["containers"]
     assert len(containers) == 1
     return containers[0]
+
+
+def env_values(c: Mapping[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in c["env"] if "value" in e}
 
 
 def allows(rules: list[Rule], group: str, resource: str, verb: str) -> bool:
@@ -170,6 +305,49 @@ def expand(value: str, env: Mapping[str, str]) -> str:
     return re.sub(r"\$\((\w+)\)", lambda m: env.get(m.group(1), m.group(0)), value)
 
 
+def run_parser() -> argparse.ArgumentParser:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    run: argparse.ArgumentParser = sub.choices["run"]
+    return run
+
+
+def parse_run(argv: list[str]) -> tuple[argparse.Namespace, dict[str, list[str]]]:
+    """`rollout <argv>` parsed by the real parser, and the PENDING_FLAGS it does not know yet (with
+    their values), taken out before parsing."""
+    known = run_parser()._option_string_actions
+    rest: list[str] = []
+    pending: dict[str, list[str]] = {}
+    i = 0
+    while i < len(argv):
+        flag, eq, value = argv[i].partition("=")
+        if flag in PENDING_FLAGS and flag not in known:
+            count = PENDING_FLAGS[flag]
+            pending[flag] = [value] if eq else argv[i + 1:i + 1 + count]
+            i += 1 if eq else 1 + count
+            continue
+        rest.append(argv[i])
+        i += 1
+    try:
+        return build_parser().parse_args(rest), pending
+    except SystemExit:
+        raise AssertionError(f"`rollout {shlex.join(rest)}` does not parse (the error is printed above)") from None
+
+
+def deployment_args(docs: list[Doc] | None = None) -> tuple[argparse.Namespace, dict[str, list[str]], list[str]]:
+    c = container(docs)
+    env = {**env_values(c), "POD_NAMESPACE": NAMESPACE, "POD_NAME": "rollout-6d4f9-abcde"}
+    argv = [expand(a, env) for a in c["args"]]
+    return *parse_run(argv), argv
+
+
+def flag_value(args: argparse.Namespace, pending: Mapping[str, list[str]], flag: str) -> Any:
+    """A flag's value: parsed when the parser knows it, else the raw values found."""
+    if flag in pending:
+        return pending[flag]
+    return getattr(args, flag[2:].replace("-", "_"))
+
+
 def dockerfile_instruction(name: str) -> list[str]:
     lines = [line for line in DOCKERFILE.read_text().splitlines() if line.startswith(f"{name} ")]
     assert len(lines) == 1, f"one {name} expected in the Dockerfile, found {len(lines)}"
@@ -184,51 +362,279 @@ def typed_calls(path: Path) -> Iterator[tuple[str, int, str, str | None]]:
             yield node.attr, node.lineno, m.group(2), m.group(3)
 
 
-# --- the manifest is valid ----------------------------------------------------------------------
+def cluster_calls(path: Path) -> Iterator[tuple[str, int]]:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and CLUSTER_CALL.search(node.attr):
+            yield node.attr, node.lineno
 
 
-@pytest.mark.parametrize("index", range(len(documents())))
-def test_every_document_passes_kubernetes_validate_strict(index: int) -> None:
-    kubernetes_validate.validate(documents()[index], kubernetes_validate.latest_version(), strict=True)
+@functools.cache
+def _servicemonitor_validator() -> Draft202012Validator:
+    crd = next(d for d in yaml.safe_load_all(SERVICEMONITOR_CRD.read_text()) if d)
+    version = next(v for v in crd["spec"]["versions"] if v["name"] == "v1")
+    schema = to_json_schema(version["schema"]["openAPIV3Schema"])
+    schema["properties"]["metadata"] = {"type": "object"}
+    return Draft202012Validator(schema)
 
 
-def test_the_validator_rejects_a_misspelt_field() -> None:
+def validate(doc: Doc) -> None:
+    """A real schema check of one rendered object; raises on the first problem."""
+    if (doc["apiVersion"], doc["kind"]) == ("monitoring.coreos.com/v1", "ServiceMonitor"):
+        errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in _servicemonitor_validator().iter_errors(doc)]
+        assert not errors, errors
+        return
+    kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+# --- every overlay and component renders, and every object is valid ------------------------------
+
+VARIANTS = {
+    **{name: (name, ()) for name in OVERLAYS},
+    **{f"{name}+components": (name, tuple(COMPONENTS)) for name in OVERLAYS},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_object_of_every_overlay_and_component_passes_schema_validation(variant: str) -> None:
+    overlay, components = VARIANTS[variant]
+    docs = build_with(overlay, components)
+    assert len(docs) >= 10
+    for doc in docs:
+        try:
+            validate(doc)
+        except Exception as e:
+            raise AssertionError(f"{variant}: {doc['kind']} {doc['metadata']['name']}: {e}") from e
+    if components:
+        assert {("ServiceMonitor", "rollout"), ("ConfigMap", "rollout-grafana-dashboard")} <= kinds(docs)
+
+
+def test_the_validators_reject_a_misspelt_field() -> None:
     """Guards the test above: strict validation does look into our documents."""
     deployment = one("Deployment", "rollout")
     deployment["spec"]["template"]["spec"]["containers"][0]["volumeMount"] = []
     with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(deployment, kubernetes_validate.latest_version(), strict=True)
+        validate(deployment)
+    monitor = one("ServiceMonitor", "rollout", build_with("base", ["servicemonitor"]))
+    monitor["spec"]["endpoints"][0]["honourLabels"] = True
+    with pytest.raises(AssertionError, match="honourLabels"):
+        validate(monitor)
 
 
-def test_namespaced_objects_live_in_rollout_system_and_the_bindings_name_its_account() -> None:
-    kinds = {(d["kind"], d["metadata"]["name"]) for d in documents()}
-    assert {
-        ("Namespace", NAMESPACE), ("ServiceAccount", SERVICE_ACCOUNT), ("Deployment", "rollout"),
-        ("ClusterRole", "rollout-releases"), ("ClusterRole", "rollout-gitsource-apply"),
-        ("ClusterRoleBinding", "rollout-releases"), ("ClusterRoleBinding", "rollout-gitsource-apply"),
-    } <= kinds
-    for d in documents():
-        if d["kind"] in ("ServiceAccount", "Deployment", "ConfigMap"):
-            assert d["metadata"]["namespace"] == NAMESPACE, d["metadata"]["name"]
-    for role in ("rollout-releases", "rollout-gitsource-apply"):
-        binding = one("ClusterRoleBinding", role)
-        assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": role}
-        subject = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+def test_the_base_installs_every_crd_without_a_copy() -> None:
+    """deploy/base includes crds/ (its `Kustomization`), and that lists every CRD file there is."""
+    listed = yaml.safe_load((CRDS / "Kustomization").read_text())["resources"]
+    assert sorted(listed) == sorted(p.name for p in CRDS.glob("*.yaml")), "list the new CRD in crds/Kustomization"
+    assert "../../crds" in yaml.safe_load((OVERLAYS["base"] / "kustomization.yaml").read_text())["resources"]
+    rendered = [d for d in build(OVERLAYS["base"]) if d["kind"] == "CustomResourceDefinition"]
+    assert sorted(d["metadata"]["name"] for d in rendered) == sorted(d["metadata"]["name"] for d in crd_documents())
+    for crd in rendered:
+        source = next(d for d in crd_documents() if d["metadata"]["name"] == crd["metadata"]["name"])
+        assert crd["spec"] == source["spec"]
+    assert not (DEPLOY / "rollout.yaml").exists()  # one install, the kustomize base
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAYS))
+def test_namespaced_objects_live_in_rollout_system_and_the_bindings_name_its_account(overlay: str) -> None:
+    docs = build_with(overlay, tuple(COMPONENTS))
+    assert {("Namespace", NAMESPACE), ("ServiceAccount", SERVICE_ACCOUNT), ("Deployment", "rollout"),
+            ("Service", "rollout-metrics")} <= kinds(docs)
+    for d in docs:
+        if d["kind"] not in CLUSTER_SCOPED:
+            assert d["metadata"].get("namespace") == NAMESPACE, (d["kind"], d["metadata"]["name"])
+        else:
+            assert "namespace" not in d["metadata"], (d["kind"], d["metadata"]["name"])
+        assert d["metadata"]["labels"]["app.kubernetes.io/part-of"] == "rollout", (d["kind"], d["metadata"]["name"])
+    subject = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}
+    bindings = [d for d in docs if d["kind"] in ("RoleBinding", "ClusterRoleBinding")]
+    assert len(bindings) >= 2
+    for binding in bindings:
+        role_kind = "ClusterRole" if binding["kind"] == "ClusterRoleBinding" else "Role"
+        assert binding["roleRef"]["apiGroup"] == RBAC_GROUP
+        assert (binding["roleRef"]["kind"], binding["roleRef"]["name"]) in kinds(docs), binding["metadata"]["name"]
+        assert binding["roleRef"]["kind"] == role_kind or binding["roleRef"]["kind"] == "ClusterRole"
         assert binding["subjects"] == [subject]
-    spec = one("Deployment", "rollout")["spec"]
+    spec = one("Deployment", "rollout", docs)["spec"]
     assert spec["template"]["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
-def test_one_replica_replaced_with_recreate_because_kopf_runs_standalone() -> None:
-    spec = one("Deployment", "rollout")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
-    assert "standalone=True" in (ROOT / "rollout" / "handlers.py").read_text()
-
-
 def test_the_image_tag_is_the_package_version() -> None:
     assert container()["image"].rpartition(":")[2] == rollout.__version__
+
+
+# --- high availability: two replicas, leader election, probes, disruption budget ------------------
+
+
+def test_the_base_runs_two_replicas_with_leader_election_spread_over_nodes() -> None:
+    docs = build(OVERLAYS["base"])
+    deployment = one("Deployment", "rollout", docs)
+    spec, pod = deployment["spec"], pod_spec(docs)
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["replicas"] == 2
+    # A new pod starts before an old one stops: a standby stays while the Deployment rolls.
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    args, pending, _ = deployment_args(docs)
+    assert flag_value(args, pending, "--leader-elect") in ([], True)
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
+    budget = one("PodDisruptionBudget", "rollout", docs)["spec"]
+    assert budget["minAvailable"] == 1 and budget["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_pod_knows_its_name_and_namespace_for_the_lease() -> None:
+    fields = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container()["env"] if "valueFrom" in e}
+    assert fields == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+
+
+def test_the_leader_election_role_grants_the_lease_in_the_operators_namespace() -> None:
+    docs = build(OVERLAYS["base"])
+    role = one("Role", "rollout-leader-election", docs)
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert granted(role["rules"]) == LEADER_NEEDED
+    binding = one("RoleBinding", "rollout-leader-election", docs)
+    assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "rollout-leader-election"}
+    # The Lease's namespace is the pod's own: the default of --leader-election-namespace.
+    assert "--leader-election-namespace" not in container(docs)["args"]
+    assert not any(e["name"] == "ROLLOUT_LEADER_ELECTION_NAMESPACE" for e in container(docs)["env"])
+
+
+def test_probes_and_the_metrics_service_reach_the_one_http_port() -> None:
+    docs = build(OVERLAYS["base"])
+    c = container(docs)
+    (port,) = c["ports"]
+    assert port == {"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
+    args, pending, _ = deployment_args(docs)
+    assert flag_value(args, pending, "--metrics-addr") in ([f":{METRICS_PORT}"], f":{METRICS_PORT}")
+    probes = {name: c[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
+    assert probes == {"startupProbe": {"path": "/healthz", "port": "http-metrics"},
+                      "livenessProbe": {"path": "/healthz", "port": "http-metrics"},
+                      "readinessProbe": {"path": "/readyz", "port": "http-metrics"}}
+    service = one("Service", "rollout-metrics", docs)
+    assert service["spec"]["ports"] == [{"name": "http-metrics", "port": METRICS_PORT, "targetPort": "http-metrics",
+                                         "protocol": "TCP"}]
+    labels = one("Deployment", "rollout", docs)["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+
+
+def test_the_servicemonitor_scrapes_the_metrics_service_and_keeps_the_release_labels() -> None:
+    docs = build_with("base", ["servicemonitor"])
+    monitor = one("ServiceMonitor", "rollout", docs)["spec"]
+    service = one("Service", "rollout-metrics", docs)
+    assert monitor["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    # Only the metrics Service matches (not, say, a Service of a release in the same namespace).
+    assert [s["metadata"]["name"] for s in docs if s["kind"] == "Service"
+            and monitor["selector"]["matchLabels"].items() <= s["metadata"]["labels"].items()] == ["rollout-metrics"]
+    (endpoint,) = monitor["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert endpoint["path"] == "/metrics" and endpoint["honorLabels"] is True
+
+
+# --- the overlays ---------------------------------------------------------------------------------
+
+
+def test_single_replica_has_no_leader_election_and_is_replaced_with_recreate() -> None:
+    docs = build(OVERLAYS["single-replica"])
+    spec = one("Deployment", "rollout", docs)["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    argv = container(docs)["args"]
+    assert "--leader-elect" not in argv and not any(a.startswith("--leader-elect=") for a in argv)
+    base = container()["args"]
+    assert argv == [a for a in base if a != "--leader-elect"]
+    # minAvailable 1 of 1 would block every node drain; no Lease, no Lease Role.
+    assert not {k for k in kinds(docs) if k[0] == "PodDisruptionBudget"}
+    assert ("Role", "rollout-leader-election") not in kinds(docs)
+    assert ("RoleBinding", "rollout-leader-election") not in kinds(docs)
+
+
+def test_namespaced_watches_only_its_namespace() -> None:
+    docs = build(OVERLAYS["namespaced"])
+    args, _, _ = deployment_args(docs)
+    assert (args.namespace, args.all_namespaces) == ([NAMESPACE], False)
+    assert container(docs)["args"][-2:] == ["--namespace", "$(POD_NAMESPACE)"]
+
+
+def test_namespaced_has_no_cluster_role_for_releases() -> None:
+    docs = build(OVERLAYS["namespaced"])
+    cluster = {k for k in kinds(docs) if k[0] in ("ClusterRole", "ClusterRoleBinding")}
+    assert cluster == {(kind, "rollout-gitsource-releases") for kind in ("ClusterRole", "ClusterRoleBinding")}
+    releases = one("Role", "rollout-releases", docs)
+    base_rules = one("ClusterRole", "rollout-releases")["rules"]
+    namespaced_needs = {n for n in NEEDED if (n[0], n[1]) not in CLUSTER_RESOURCES}
+    assert granted(releases["rules"]) == namespaced_needs
+    assert releases["rules"] == [r for r in base_rules if "customresourcedefinitions" not in r["resources"]]
+    # A GitSource applies, reads back and prunes anything, but in this namespace only.
+    anything = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    assert one("Role", "rollout-gitsource-apply", docs)["rules"] == anything
+    for name in ("rollout-releases", "rollout-gitsource-apply", "rollout-leader-election"):
+        binding = one("RoleBinding", name, docs)
+        assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "Role", "name": name}
+
+
+def test_namespaced_keeps_exactly_the_cluster_wide_reads_the_operator_makes() -> None:
+    """The AST scan finds every call that reads all namespaces; each is in CLUSTER_WIDE, and the
+    namespaced overlay's one ClusterRole grants exactly those."""
+    found: dict[str, list[str]] = {}
+    for path in OPERATOR_MODULES:
+        for method, line in cluster_calls(path):
+            found.setdefault(path.relative_to(ROOT).as_posix(), []).append(f"{method}:{line}")
+    assert set(found) == set(CLUSTER_WIDE), f"cluster-wide calls: {found}; update CLUSTER_WIDE and the overlay"
+    rules = one("ClusterRole", "rollout-gitsource-releases", build(OVERLAYS["namespaced"]))["rules"]
+    assert granted(rules) == set().union(*CLUSTER_WIDE.values())
+
+
+def readme_kustomizations() -> list[dict[str, Any]]:
+    """The kustomizations the README shows, with their paths into deploy/ made absolute."""
+    found = []
+    # Fenced as ```yaml kustomization (tests/unit/test_examples.py checks the ```yaml blocks as releases).
+    for block in re.findall(r"```yaml kustomization\n(.*?)```", README.read_text(), flags=re.S):
+        docs = list(yaml.safe_load_all(textwrap.dedent(block)))
+        if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("kind") != "Kustomization":
+            continue
+        spec = docs[0]
+        for key in ("resources", "components"):
+            if key in spec:
+                spec[key] = [str(DEPLOY / path.split("/deploy/", 1)[1]) for path in spec[key]]
+        found.append(spec)
+    return found
+
+
+def test_every_kustomization_in_the_readme_renders_valid_objects() -> None:
+    specs = readme_kustomizations()
+    assert len(specs) >= 2
+    for spec in specs:
+        docs = build_kustomization(spec)
+        for d in docs:
+            validate(d)
+        for image in spec.get("images", []):
+            assert container(docs)["image"] == f"{image['newName']}:{image['newTag']}"
+        if spec.get("patches"):
+            assert env_values(container(docs))["ROLLOUT_PROMETHEUS_URL"] == "http://prometheus.observability:9090"
+
+
+def test_the_readme_team_overlay_moves_every_object_and_binding_to_the_team_namespace() -> None:
+    (team,) = [s for s in readme_kustomizations() if s["resources"] == [str(OVERLAYS["namespaced"])]]
+    namespace = team["namespace"]
+    docs = build_kustomization(team)
+    suffix = team.get("nameSuffix", "")
+    for d in docs:
+        validate(d)
+        if d["kind"] == "Namespace":
+            assert d["metadata"]["name"] == namespace
+        elif d["kind"] not in CLUSTER_SCOPED:
+            assert d["metadata"]["namespace"] == namespace, (d["kind"], d["metadata"]["name"])
+    account = {"kind": "ServiceAccount", "name": SERVICE_ACCOUNT + suffix, "namespace": namespace}
+    for d in docs:
+        if d["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+            assert d["subjects"] == [account], d["metadata"]["name"]
+            assert (d["roleRef"]["kind"], d["roleRef"]["name"]) in kinds(docs)
+    # Cluster-scoped names differ per team, so two teams' installs do not overwrite each other's.
+    assert suffix and all(d["metadata"]["name"].endswith(suffix) for d in docs
+                          if d["kind"] in ("ClusterRole", "ClusterRoleBinding"))
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == account["name"]
 
 
 # --- the Deployment runs `rollout run`, non-root, writing only to its volumes -------------------
@@ -236,15 +642,19 @@ def test_the_image_tag_is_the_package_version() -> None:
 
 def test_the_command_line_parses_with_the_real_cli_and_points_at_the_mounted_volumes() -> None:
     c = container()
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = env_values(c)
     assert env["ROLLOUT_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
-    argv = [expand(a, env) for a in c["args"]]
-    args = build_parser().parse_args(argv)
+    args, pending, argv = deployment_args()
+    flags = [a.partition("=")[0] for a in argv if a.startswith("--")]
+    assert sorted(flags) == sorted(EXPECTED_FLAGS)
+    assert set(pending) <= set(PENDING_FLAGS)
+    for flag, values in pending.items():
+        assert len(values) == PENDING_FLAGS[flag], flag
     assert args.command == "run"
     assert args.prometheus == env["ROLLOUT_PROMETHEUS_URL"]
     assert (args.namespace, args.all_namespaces) == ([], False)  # cluster-wide, as the roles are
     mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
-    volumes = {v["name"]: v for v in one("Deployment", "rollout")["spec"]["template"]["spec"]["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec()["volumes"]}
     for path in (args.reports, args.git_cache, Path("/tmp")):
         mount = mounts[str(path)]
         assert not mount.get("readOnly")
@@ -252,8 +662,17 @@ def test_the_command_line_parses_with_the_real_cli_and_points_at_the_mounted_vol
     assert env["HOME"].startswith("/tmp") and env["MPLCONFIGDIR"].startswith("/tmp")
 
 
+def test_the_pending_flag_check_refuses_what_the_parser_refuses() -> None:
+    """Guards parse_run: a flag neither known nor pending still fails, a known one still parses."""
+    with pytest.raises(AssertionError, match="does not parse"):
+        parse_run(["run", "--no-such-flag", "1"])
+    args, pending = parse_run(["run", "--leader-elect", "--metrics-addr", ":9090", "--workers", "3"])
+    assert args.workers == 3
+    assert flag_value(args, pending, "--metrics-addr") in ([":9090"], ":9090")
+
+
 def test_the_container_is_non_root_with_a_read_only_root_filesystem() -> None:
-    pod = one("Deployment", "rollout")["spec"]["template"]["spec"]
+    pod = pod_spec()
     c = container()
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == 65532
@@ -309,7 +728,7 @@ def test_the_image_entrypoint_and_the_deployment_run_rollout_run() -> None:
 def test_the_image_user_is_the_deployments_user() -> None:
     users = [line.split()[1] for line in DOCKERFILE.read_text().splitlines() if line.startswith("USER ")]
     assert users == ["65532:65532"]
-    pod = one("Deployment", "rollout")["spec"]["template"]["spec"]["securityContext"]
+    pod = pod_spec()["securityContext"]
     assert users[0] == f"{pod['runAsUser']}:{pod['runAsGroup']}"
 
 
@@ -347,6 +766,7 @@ def test_the_matcher_honours_wildcards_and_refuses_what_is_not_granted() -> None
     releases = one("ClusterRole", "rollout-releases")["rules"]
     assert not allows(releases, "", "secrets", "list")
     assert not allows(releases, "apps", "deployments", "delete")
+    assert not allows(releases, "coordination.k8s.io", "leases", "get")  # only in its own namespace
 
 
 def test_gitsource_apply_may_apply_read_and_prune_any_kind() -> None:
@@ -358,8 +778,8 @@ def test_gitsource_apply_may_apply_read_and_prune_any_kind() -> None:
 
 
 def test_every_typed_client_call_in_the_operator_is_in_the_table() -> None:
-    """The table is not only trusted: each CoreV1/AppsV1/NetworkingV1 method the operator names
-    maps to an entry (a new call fails here until the table and the ClusterRole have it)."""
+    """The table is not only trusted: each CoreV1/AppsV1/NetworkingV1/CoordinationV1 method the
+    operator names maps to an entry (a new call fails here until the table and the role have it)."""
     seen = 0
     for path in SCANNED:
         for method, line, obj, sub in typed_calls(path):
@@ -371,7 +791,7 @@ def test_every_typed_client_call_in_the_operator_is_in_the_table() -> None:
             assert obj in TYPED_RESOURCES, f"{where}: unknown resource, add it to the table and the role"
             group, resource = TYPED_RESOURCES[obj]
             verb = TYPED_VERBS[method.split("_", 1)[0]]
-            assert (group, resource + (f"/{sub[1:]}" if sub else ""), verb) in NEEDED, where
+            assert (group, resource + (f"/{sub[1:]}" if sub else ""), verb) in NEEDED | LEADER_NEEDED, where
             seen += 1
     assert seen >= 10  # the scan found the calls (workloads, routers, events, credentials, writer)
 
@@ -389,10 +809,104 @@ def test_no_router_deletes_a_service() -> None:
 
 
 def test_every_router_kind_is_in_the_table() -> None:
-    kinds = {k for module in (objects, gatewayapi, istio, linkerd, smi)
-             for k in vars(module).values() if isinstance(k, objects.Kind)}
-    assert len(kinds) >= 7
+    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi)
+              for k in vars(module).values() if isinstance(k, objects.Kind)}
+    assert len(kinds_) >= 7
     read_only = {gatewayapi.GATEWAY}  # looked at, never written
-    for kind in kinds:
+    for kind in kinds_:
         for verb in ("get",) if kind in read_only else ("get", "create", "update"):
             assert (kind.group, kind.plural, verb) in NEEDED, (kind, verb)
+
+
+# --- the Grafana dashboard ------------------------------------------------------------------------
+
+
+def dashboard() -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return value
+
+
+def dashboard_expressions() -> list[str]:
+    """Every PromQL expression of the dashboard: panel targets and the selectors of its variables."""
+    d = dashboard()
+    exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+    for var in d["templating"]["list"]:
+        if var["type"] == "query":
+            # Grafana's label_values(SELECTOR, LABEL): the selector is PromQL.
+            m = re.fullmatch(r"label_values\((.+), *(\w+)\)", var["query"]["query"])
+            assert m, var["query"]
+            exprs.append(m.group(1))
+    return exprs
+
+
+def promql(expr: str) -> str:
+    for variable in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
+        expr = expr.replace(variable, GRAFANA_VARIABLES[variable])
+    assert "$" not in expr, f"a Grafana variable the test does not know: {expr}"
+    return expr
+
+
+def promtool_check(exprs: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`promtool check rules` on the expressions as recording rules: Prometheus' own parser."""
+    _, promtool = require_prometheus()
+    rules = [{"record": f"dashboard:expr_{i}", "expr": promql(e)} for i, e in enumerate(exprs)]
+    path = tmp_path / "dashboard.rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    return subprocess.run([str(promtool), "check", "rules", str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def test_every_dashboard_expression_parses_with_prometheus(tmp_path: Path) -> None:
+    exprs = dashboard_expressions()
+    assert len(exprs) >= 25
+    done = promtool_check(exprs, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in done.stdout
+
+
+def test_promtool_refuses_a_broken_expression(tmp_path: Path) -> None:
+    """Guards the test above: the check does parse the expressions."""
+    done = promtool_check(['sum by (kind (rate(rollout_reconcile_errors_total[$__rate_interval]))'], tmp_path)
+    assert done.returncode != 0 and "parse error" in done.stdout + done.stderr
+
+
+def test_the_dashboard_has_a_panel_for_every_metric_and_names_no_other() -> None:
+    used = {re.sub(r"_(bucket|count|sum)$", "", m)
+            for e in dashboard_expressions() for m in re.findall(r"\b(?:flagger|rollout)_[a-z_]+", e)}
+    assert used == FLAGGER_METRICS | ROLLOUT_METRICS
+
+
+def test_the_dashboard_is_templated_like_flaggers() -> None:
+    d = dashboard()
+    variables = {v["name"]: v for v in d["templating"]["list"]}
+    assert set(variables) == {"datasource", "namespace", "name"}
+    assert variables["datasource"]["query"] == "prometheus"
+    for p in d["panels"]:
+        if p["type"] != "row":
+            assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, p["title"]
+            assert p["title"] and p["description"], p["id"]
+    ids = [p["id"] for p in d["panels"]]
+    assert len(ids) == len(set(ids))
+    rows = [p["title"] for p in d["panels"] if p["type"] == "row"]
+    assert rows == ["Releases", "Judges", "Git", "DORA", "Alerts", "Operator"]
+
+
+def test_the_dashboard_component_ships_the_json_as_a_labelled_configmap() -> None:
+    docs = build_with("base", ["grafana-dashboard"])
+    configmap = one("ConfigMap", "rollout-grafana-dashboard", docs)
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["namespace"] == NAMESPACE
+    assert json.loads(configmap["data"]["rollout.json"]) == dashboard()
+
+
+# --- the README -----------------------------------------------------------------------------------
+
+
+def test_the_readme_documents_the_kustomize_install() -> None:
+    text = README.read_text()
+    section = text[text.index("## Install in a cluster"):]
+    section = section[:section.index("\n## ", 3)]
+    assert "kubectl apply -k deploy/base" in section
+    for path in (*OVERLAYS.values(), *COMPONENTS.values(), DASHBOARD):
+        assert path.relative_to(ROOT).as_posix() in section, path
+    assert "deploy/rollout.yaml" not in text
