@@ -103,7 +103,8 @@ def test_every_type_is_accepted(kind: str) -> None:
      "must be an http:// or https:// URL, got 'hooks.slack.com/x'"),
     ({"type": "slack", "address": "https://x/", "proxy": "proxy:3128"}, "spec.proxy",
      "must be an http:// or https:// URL, got 'proxy:3128'"),
-    ({"type": "slack", "address": "https://x/", "chanel": "c"}, "spec.chanel", "unknown field; did you mean 'channel'?"),
+    ({"type": "slack", "address": "https://x/", "chanel": "c"}, "spec.chanel",
+     "unknown field; did you mean 'channel'?"),
     ({"address": "https://x/"}, "spec.type", "is required"),
 ])
 def test_an_invalid_provider_is_refused_naming_the_field(spec: dict[str, Any], path: str, message: str) -> None:
