@@ -60,6 +60,9 @@ NEEDED: frozenset[Need] = frozenset({
     ("rollout.gitops.dev", "canaries/status", "patch"),
     ("rollout.gitops.dev", "bluegreens/status", "patch"),
     ("rollout.gitops.dev", "metrictemplates", "get"),
+    # rollout.engine.alerts: the AlertProvider an alert names, read when it is sent (and the Secret
+    # holding its address: the secrets `get` below).
+    ("rollout.gitops.dev", "alertproviders", "get"),
     # rollout.gitops.source: reads the GitSource, writes its status, lists releases (rollout.cli.releases
     # lists and patches the same for `rollout status|promote|abort|retry`).
     ("rollout.gitops.dev", "gitsources", "get"),
@@ -396,3 +399,12 @@ def test_every_router_kind_is_in_the_table() -> None:
     for kind in kinds:
         for verb in ("get",) if kind in read_only else ("get", "create", "update"):
             assert (kind.group, kind.plural, verb) in NEEDED, (kind, verb)
+
+
+def test_every_kind_of_the_group_is_readable() -> None:
+    """Each of our kinds is read by name somewhere (releases, templates, GitSources, AlertProviders):
+    a kind added to rollout.api.kinds fails here until the table and the ClusterRole have it."""
+    from rollout.api.kinds import GROUP, PLURALS
+
+    for plural in PLURALS.values():
+        assert (GROUP, plural, "get") in NEEDED, plural
