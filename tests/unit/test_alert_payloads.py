@@ -198,7 +198,7 @@ def alerter(**settings: Any) -> tuple[Alerter, list[float]]:
 def test_a_post_is_retried_after_a_500_then_given_up(server: Recorder) -> None:
     sender, waits = alerter(alert_retries=2)
     server.codes["/hook"] = 500
-    with pytest.raises(AlertError, match="HTTP 500 from http://127.0.0.1"):
+    with pytest.raises(AlertError, match=r"HTTP 500 from http://127\.0\.0\.1"):
         sender._post(builder(AlertProviderType.SLACK)(FAILED, Destination(server.url("/hook"), "c", "u")), None)
     assert len(server.received) == 3 and waits == [1.0, 2.0]
 
