@@ -147,7 +147,7 @@ class _Planner:
             if m.primary is not None:
                 numbers.append(f"primary {_num(m.primary)}")
             if m.limit:
-                numbers.append(f"limit {m.limit}")
+                numbers.append(f"limit {m.limit.removeprefix(m.name).strip()}")
             out.append((m.name, ", ".join(numbers)))
         out.append(("Failed checks", f"{self.st.failed_checks}/{self.spec.analysis.threshold}"))
         return tuple(out)
