@@ -132,4 +132,4 @@ def run(
         )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
-        alerts.flush(settings.alert_timeout)
+        alerts.close(settings.alert_timeout)

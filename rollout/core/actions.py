@@ -88,6 +88,7 @@ class Alert:
     message: str
     fields: tuple[tuple[str, str], ...] = ()
     commit: str | None = None
+    reason: str = ""  # the Event's reason (the generic type sends it)
 
 
 Action = InitializePrimary | ScaleTarget | SetWeight | PromotePrimary | CallWebhooks | RevertInGit | Emit | Alert

@@ -113,7 +113,7 @@ class _Planner:
         self.message = message
         self.act(Emit(reason, message, warning))
         if alert is not None and self.spec.analysis.alerts:
-            self.act(Alert(alert, message, fields, commit))
+            self.act(Alert(alert, message, fields, commit, reason))
 
     def target_fields(self) -> tuple[tuple[str, str], ...]:
         """Flagger's alert metadata: the target, the failed-checks threshold, the deadline, the routing."""

@@ -84,15 +84,14 @@ class Alerter:
 
     # -- what the engine calls ---------------------------------------------------------------------
 
-    def release(self, release: Release, action: Alert, phase: str, *, reason: str = "", key: str | None = None
-                ) -> None:
+    def release(self, release: Release, action: Alert, phase: str, *, key: str | None = None) -> None:
         """Tell the release's `analysis.alerts` that receive `action.severity`."""
         fields = list(action.fields)
         if action.commit and (link := self._commit_link(release, action.commit)):
             fields.append(("Commit", link))
         meta = release.metadata
         message = Message(release.kind, meta.name, meta.namespace, action.message, action.severity,
-                          tuple(fields), phase, reason, int(self.clock() * 1000))
+                          tuple(fields), phase, action.reason, int(self.clock() * 1000))
         self.send(release.spec.analysis.alerts, meta.namespace, message, key)
 
     def gitsource(self, obj: Mapping[str, Any], reason: str, text: str) -> None:
@@ -139,6 +138,12 @@ class Alerter:
             if time.monotonic() >= deadline:
                 return False
             pending[0].exception(timeout=max(0.0, deadline - time.monotonic()))
+
+    def close(self, timeout: float) -> None:
+        """Give queued alerts `timeout` seconds, then drop what is left (the process is stopping)."""
+        if not self.flush(timeout):
+            log.warning("stopping with alerts not sent yet; they are dropped")
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one delivery ------------------------------------------------------------------------------
 

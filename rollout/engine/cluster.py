@@ -65,8 +65,6 @@ class ClusterPorts:
     routing: RouteProblem | None = None
     # Sends `analysis.alerts` (None: alerts are not sent, e.g. by `rollout analyze`).
     alerts: Alerter | None = None
-    # The reason of the Event carried out last: an Alert follows the Event of its transition.
-    _reason: str = ""
 
     @property
     def phase(self) -> str:
@@ -138,12 +136,11 @@ class ClusterPorts:
         elif isinstance(action, CallWebhooks):
             self.webhooks.notify(release, action.type, phase, key=key)
         elif isinstance(action, Emit):
-            self._reason = action.reason
             self.events.emit(release, action.reason, action.message, action.warning, key=key)
             self.webhooks.notify_event(release, action.reason, action.message, phase, warning=action.warning, key=key)
         elif isinstance(action, Alert):
             if self.alerts is not None:
-                self.alerts.release(release, action, phase, reason=self._reason, key=key)
+                self.alerts.release(release, action, phase, key=key)
         elif isinstance(action, RevertInGit):
             return self.revert(release, action, self.status, self.report())
         return None

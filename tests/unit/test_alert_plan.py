@@ -52,7 +52,7 @@ def test_a_rollback_sends_an_error_naming_the_failed_metric_and_its_numbers() ->
     world.checks = lambda w: failing()
     world.run_until(Phase.FAILED)
     error = [a for a in alerts(world) if a.severity == AlertSeverity.ERROR]
-    assert len(error) == 1
+    assert len(error) == 1 and error[0].reason == "Failed"
     assert "Rolling back podinfo" in error[0].message and "90% < 99%" in error[0].message
     assert "failed checks 2/2" in error[0].message
     assert error[0].fields == (("request-success-rate", "canary 90, primary 99.9, limit >= 99"),
@@ -150,8 +150,8 @@ def test_an_alert_is_recorded_before_it_is_sent_and_finished_once_after_a_kill()
 
 
 def test_an_alert_survives_the_status_record() -> None:
-    alert = Alert(AlertSeverity.ERROR, "m", (("request-success-rate", "canary 90"),), commit="abc")
+    alert = Alert(AlertSeverity.ERROR, "m", (("request-success-rate", "canary 90"),), commit="abc", reason="Failed")
     record = to_record(alert)
     assert record == {"kind": "Alert", "severity": "error", "message": "m",
-                      "fields": [["request-success-rate", "canary 90"]], "commit": "abc"}
+                      "fields": [["request-success-rate", "canary 90"]], "commit": "abc", "reason": "Failed"}
     assert from_record(record) == alert
