@@ -149,7 +149,8 @@ class _Planner:
             if m.limit:
                 numbers.append(f"limit {m.limit.removeprefix(m.name).strip()}")
             out.append((m.name, ", ".join(numbers)))
-        out.append(("Failed checks", f"{self.st.failed_checks}/{self.spec.analysis.threshold}"))
+        if self.st.failed_checks:
+            out.append(("Failed checks", f"{self.st.failed_checks}/{self.spec.analysis.threshold}"))
         return tuple(out)
 
     def muted(self, kind: WebhookType) -> bool:
