@@ -7,6 +7,8 @@ The Flagger manifests below are the examples of Flagger's alerting guide
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from rollout.api.errors import FieldError, ValidationError
 from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION
 from rollout.api.manifests import check_object, validate_text
 from rollout.api.parse import parse_alert_provider, parse_bluegreen, parse_canary, parse_gitsource
+from rollout.api.schema import crd_documents
 from rollout.api.spec import AlertProviderType, AlertRef, AlertSeverity
 
 # From docs/gitbook/usage/alerting.md (fluxcd/flagger), apiVersion changed.
@@ -185,3 +188,33 @@ def test_validate_reads_a_provider_and_a_canary_from_one_file() -> None:
 def test_flaggers_severity_semantics(subscribed: AlertSeverity, receives: set[str]) -> None:
     """Flagger's controller/events.go `alert`: info gets everything, warn gets warn and error, error only error."""
     assert {s.value for s in AlertSeverity if subscribed.receives(s)} == receives
+
+
+# Flagger's published AlertProvider CRD (origin in the file's header).
+FLAGGER_CRD = Path(__file__).resolve().parents[1] / "data" / "flagger" / "alertprovider-crd.yaml"
+
+
+def _fields(node: dict[str, Any], path: str = "spec") -> Iterator[tuple[str, dict[str, Any]]]:
+    for key, child in (node.get("properties") or {}).items():
+        yield f"{path}.{key}", child
+        yield from _fields(child, f"{path}.{key}")
+
+
+def test_every_field_of_flaggers_alert_provider_is_ours_with_its_type() -> None:
+    theirs = yaml.safe_load(FLAGGER_CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    ours = next(d for d in crd_documents() if d["spec"]["names"]["kind"] == "AlertProvider")
+    ours_spec = dict(_fields(ours["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]))
+    found = dict(_fields(theirs["properties"]["spec"]))
+    assert len(found) >= 7
+    for path, node in found.items():
+        assert path in ours_spec, path
+        assert ours_spec[path]["type"] == node["type"], path
+        assert set(node.get("enum", ())) <= set(ours_spec[path].get("enum", node.get("enum", ()))), path
+    # Filled from Flagger's schema alone (every field, each type), it is valid here and reads each field.
+    samples = {"type": "rocket", "address": "https://chat.example.com/hooks/x", "proxy": "http://proxy.test:3128"}
+    spec = {k.split(".")[1]: samples.get(k.split(".")[1], "v") for k in found if k.count(".") == 1}
+    spec["secretRef"] = {"name": "hook"}
+    obj = provider(**spec)
+    assert check_object(obj) == []
+    parsed = parse_alert_provider(obj).spec
+    assert (parsed.channel, parsed.username, parsed.secret_ref) == ("v", "v", "hook")
