@@ -6,12 +6,13 @@ fails, blocks or slows a release. Each post runs on a small pool of worker threa
 `--alert-timeout` per attempt and retried `--alert-retries` times after no answer, a 429 or a
 5xx other than 501 (waiting 1s, 2s, 4s... as Flagger's webhook client does).
 
-When: an alert is an action the planner decides with the Event of the same transition and the
-tick records before carrying it out (`rollout.engine.tick`), so a restarted operator never decides
-it again; one that died between recording the decision and finishing it sends it once more (at
-least once, as `event` webhooks: a lost failure alert is worse than a repeated one), with the
-same idempotency key for `generic` receivers. GitSources have no analysis; their `spec.alerts` are told when the sync fails
-(stalls, or cannot fetch or apply), next to the Warning Event of that change of Ready.
+When: an alert is an action the planner decides with the Event of the same transition and the tick
+records before carrying it out (`rollout.engine.tick`), so a restarted operator never decides it
+again; one that died between recording the decision and finishing it sends it once more (at least
+once, as `event` webhooks: a lost failure alert is worse than a repeated one), with the same
+idempotency key for `generic` receivers. GitSources have no analysis; their `spec.alerts` are told
+when the sync fails (stalls, or cannot fetch or apply), next to the Warning Event of that change of
+Ready.
 """
 
 from __future__ import annotations
