@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
+from rollout.engine.alerts import Alerter
 from rollout.engine.events import EventRecorder
 from rollout.engine.kube import api_client, connection
 from rollout.engine.operator import Operator
@@ -110,8 +111,10 @@ def run(
 ) -> None:
     """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
     api = api_client(kubeconfig)
-    sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings)
-    operator = Operator(api, settings=settings, reports=reports)
+    alerts = Alerter(api, settings)
+    sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
+                               alert=alerts.gitsource)
+    operator = Operator(api, settings=settings, reports=reports, alerts=alerts)
     # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
     operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
                                       tracked=operator.workloads.tracked_documents)
@@ -129,3 +132,4 @@ def run(
         )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        alerts.close(settings.alert_timeout)

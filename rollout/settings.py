@@ -83,6 +83,13 @@ class Settings:
     enable_config_tracking: bool = _setting(
         True, "ROLLOUT_ENABLE_CONFIG_TRACKING", "copy the ConfigMaps and Secrets a target's pods use to `-primary` "
                                                  "copies and start a release when one changes, as Flagger does")
+    alert_timeout: float = _setting(
+        5.0, "ROLLOUT_ALERT_TIMEOUT", "seconds one post to an AlertProvider may take (Flagger's 5s)")
+    alert_retries: int = _setting(
+        2, "ROLLOUT_ALERT_RETRIES", "extra attempts of an alert after no answer, a 429 or a 5xx (waiting 1s, 2s, ...)")
+    cluster_name: str = _setting(
+        "", "ROLLOUT_CLUSTER_NAME", "name of this cluster, shown as the Cluster field of every alert, as "
+                                    "Flagger's -cluster-name (default none)")
 
     def __post_init__(self) -> None:
         for f in fields(self):

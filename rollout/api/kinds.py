@@ -13,12 +13,15 @@ API_VERSION = f"{GROUP}/{VERSION}"
 FLAGGER_API_VERSION = "flagger.app/v1beta1"
 
 CANARY, BLUEGREEN, METRIC_TEMPLATE, GIT_SOURCE = "Canary", "BlueGreen", "MetricTemplate", "GitSource"
+# Flagger's AlertProvider: where `analysis.alerts` (and a GitSource's `alerts`) send their messages.
+ALERT_PROVIDER = "AlertProvider"
 RELEASE_KINDS = (CANARY, BLUEGREEN)
 PLURALS = {
     CANARY: "canaries",
     BLUEGREEN: "bluegreens",
     METRIC_TEMPLATE: "metrictemplates",
     GIT_SOURCE: "gitsources",
+    ALERT_PROVIDER: "alertproviders",
 }
 
 # The autoscalers a release's `autoscalerRef` may name (Flagger's kinds), and where the API serves them.

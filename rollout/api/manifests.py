@@ -1,6 +1,6 @@
 """Manifest loading: rollout resources out of YAML text, checked as `rollout validate` checks them.
 
-Each Canary, BlueGreen, MetricTemplate and GitSource is checked twice: against the CRD schema (what
+Each Canary, BlueGreen, MetricTemplate, GitSource and AlertProvider is checked twice: against the CRD schema (what
 the API server would refuse) and against the semantic rules of `rollout.api.parse` (what the
 operator would refuse). Other kinds pass through with a note, so a whole kustomize folder can be
 checked at once. It lives in the API layer, apart from the command, because it reads no files:

@@ -39,10 +39,17 @@ from rollout.api.limits import (
 from rollout.api.schema import declares
 from rollout.api.spec import (
     BUILTIN_METRICS,
+    DEFAULT_ALERT_CHANNEL,
+    DEFAULT_ALERT_USERNAME,
     DEFAULT_MESH_PROVIDER,
     HEADER_ROUTING_PROVIDERS,
     ROUTE_OPTION_PROVIDERS,
     ROUTE_OPTIONS,
+    AlertProvider,
+    AlertProviderSpec,
+    AlertProviderType,
+    AlertRef,
+    AlertSeverity,
     Analysis,
     AutoscalerRef,
     BlueGreen,
@@ -353,6 +360,25 @@ def _metric(m: Fields, judge: Judge) -> Metric:
     )
 
 
+def _alerts(parent: Fields) -> tuple[AlertRef, ...]:
+    """Flagger's `alerts`: each names an AlertProvider (`providerRef`) and a severity (default info)."""
+    out: list[AlertRef] = []
+    seen: set[str] = set()
+    for a in parent.objects("alerts", "with a name and a providerRef"):
+        name = a.str("name", required=True) or ""
+        if name and name in seen:
+            a.error("name", f"duplicate alert name {name!r}; alert names must be unique")
+        seen.add(name)
+        ref = a.map("providerRef", required=True)
+        out.append(AlertRef(
+            name=name,
+            provider=(ref.str("name", required=True) or "") if ref is not None else "",
+            provider_namespace=ref.str("namespace") if ref is not None else None,
+            severity=a.enum("severity", AlertSeverity, "alert severity", AlertSeverity.INFO),
+        ))
+    return tuple(out)
+
+
 def _webhook(w: Fields) -> Webhook:
     url = w.str("url", required=True) or ""
     if url and (problem := _http_url_problem(url)):
@@ -477,6 +503,7 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
         mirror=mirror,
         mirror_weight=mirror_weight,
         session_affinity=affinity,
+        alerts=_alerts(a),
     )
 
 
@@ -786,10 +813,42 @@ def parse_gitsource(obj: Json) -> GitSource:
         prune=spec.bool("prune", True),
         self_heal=spec.bool("selfHeal", True),
         suspend=spec.bool("suspend", False),
+        alerts=_alerts(spec),
     )
     _refuse_unread(root, "GitSource")
     root.errors.raise_if_any()
     return GitSource(metadata=metadata, spec=source_spec)
+
+
+def parse_alert_provider(obj: Json) -> AlertProvider:
+    """An AlertProvider (Flagger's, once its apiVersion is ours) as typed spec; raises ValidationError
+    listing every problem."""
+    root = _root(obj)
+    metadata = _metadata(root)
+    spec = _spec(root)
+    kind = spec.enum("type", AlertProviderType, "alert provider type", AlertProviderType.GENERIC)
+    if "type" not in spec and "spec" in root:
+        spec.error("type", f"is required: one of {', '.join(names(AlertProviderType))}")
+    address = spec.str("address")
+    secret_ref = _secret_name(spec)
+    if address is None and secret_ref is None and "spec" in root:
+        spec.error("", "set address (the webhook URL) or secretRef (a Secret whose key `address` holds it)")
+    if address is not None and (problem := _http_url_problem(address)):
+        spec.error("address", problem)
+    proxy = spec.str("proxy")
+    if proxy is not None and (problem := _http_url_problem(proxy)):
+        spec.error("proxy", problem)
+    provider_spec = AlertProviderSpec(
+        type=kind,
+        address=address,
+        secret_ref=secret_ref,
+        channel=spec.str("channel") or DEFAULT_ALERT_CHANNEL,
+        username=spec.str("username") or DEFAULT_ALERT_USERNAME,
+        proxy=proxy,
+    )
+    _refuse_unread(root, "AlertProvider")
+    root.errors.raise_if_any()
+    return AlertProvider(metadata=metadata, spec=provider_spec)
 
 
 PARSERS: dict[str, Callable[[Json], Resource]] = {
@@ -797,6 +856,7 @@ PARSERS: dict[str, Callable[[Json], Resource]] = {
     "BlueGreen": parse_bluegreen,
     "MetricTemplate": parse_metric_template,
     "GitSource": parse_gitsource,
+    "AlertProvider": parse_alert_provider,
 }
 
 

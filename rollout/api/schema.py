@@ -256,6 +256,11 @@ def _explain(v: SchemaViolation, where: tuple[str | int, ...]) -> Iterator[Field
         yield FieldError(path, f"must match the pattern {expected}, got {_show(value)}")
     elif kind == "oneOf":
         yield from _one_of(v, where)
+    elif kind == "anyOf" and isinstance(value, Mapping) and all(
+            isinstance(b, Mapping) and set(b) == {"required"} for b in expected):
+        # "at least one of": an AlertProvider's address or secretRef
+        names = " or ".join(k for b in expected for k in b["required"])
+        yield FieldError(path, f"must set {names}")
     else:
         yield FieldError(path, v.message)
 

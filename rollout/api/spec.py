@@ -87,6 +87,31 @@ class WebhookType(StrEnum):
     EVENT = "event"
 
 
+class AlertSeverity(StrEnum):
+    """Flagger's alert severities. An alert subscribed at one level receives the messages of that
+    level and above: info receives everything, warn receives warn and error, error only error."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+    def receives(self, message: AlertSeverity) -> bool:
+        """Whether an alert subscribed at this severity receives a message of severity `message`."""
+        order = list(AlertSeverity)
+        return order.index(message) >= order.index(self)
+
+
+class AlertProviderType(StrEnum):
+    """Flagger's AlertProvider types, plus `generic`: Flagger's event webhook JSON to any URL."""
+
+    SLACK = "slack"
+    MSTEAMS = "msteams"
+    DISCORD = "discord"
+    ROCKET = "rocket"
+    GCHAT = "gchat"
+    GENERIC = "generic"
+
+
 class RevertMode(StrEnum):
     AUTO = "auto"
     COMMIT = "commit"
@@ -194,6 +219,17 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class AlertRef:
+    """One of Flagger's `analysis.alerts`: which AlertProvider to tell, and from which severity on.
+    `provider_namespace` None means the namespace of the object the alert belongs to."""
+
+    name: str
+    provider: str
+    provider_namespace: str | None = None
+    severity: AlertSeverity = AlertSeverity.INFO
+
+
+@dataclass(frozen=True)
 class SessionAffinity:
     """Flagger's `analysis.sessionAffinity`: a client the weighted route sent to the canary gets the
     cookie `cookie_name` and keeps going to the canary while the release runs."""
@@ -243,6 +279,7 @@ class Analysis:
     mirror: bool = False
     mirror_weight: int = 0  # percent of requests mirrored; 0: all (Flagger omits mirrorPercentage)
     session_affinity: SessionAffinity | None = None
+    alerts: tuple[AlertRef, ...] = ()
 
     @property
     def steps(self) -> tuple[int, ...]:
@@ -369,6 +406,8 @@ class GitSourceSpec:
     prune: bool = True
     self_heal: bool = True
     suspend: bool = False
+    # NEW: told when the GitSource stalls or fails to fetch or apply (it has no analysis).
+    alerts: tuple[AlertRef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -378,5 +417,30 @@ class GitSource:
     kind: str = "GitSource"
 
 
+# Flagger's defaults for an AlertProvider without channel or username (the bot is named for this operator).
+DEFAULT_ALERT_CHANNEL = "general"
+DEFAULT_ALERT_USERNAME = "rollout"
+
+
+@dataclass(frozen=True)
+class AlertProviderSpec:
+    """Flagger's AlertProvider: a chat service (or any URL, `generic`) and how to reach it. The URL is
+    `address`, or the key `address` of the Secret `secret_ref` (which wins, as in Flagger)."""
+
+    type: AlertProviderType
+    address: str | None = None
+    secret_ref: str | None = None
+    channel: str = DEFAULT_ALERT_CHANNEL
+    username: str = DEFAULT_ALERT_USERNAME
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertProvider:
+    metadata: Metadata
+    spec: AlertProviderSpec
+    kind: str = "AlertProvider"
+
+
 Release = Canary | BlueGreen
-Resource = Canary | BlueGreen | MetricTemplate | GitSource
+Resource = Canary | BlueGreen | MetricTemplate | GitSource | AlertProvider

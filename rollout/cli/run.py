@@ -16,7 +16,7 @@ from rollout.cli.common import Subcommands, kube_args, mesh_provider_problem
 from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
-_NAMED_METAVARS = {"mesh_provider": "NAME"}
+_NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME"}
 
 
 def add(subcommands: Subcommands) -> None:

@@ -26,7 +26,7 @@ STDIN_NAME = "<stdin>"
 def add(subcommands: Subcommands) -> None:
     p = subcommands.add_parser(
         "validate",
-        help="check Canary, BlueGreen, MetricTemplate and GitSource manifests offline",
+        help="check Canary, BlueGreen, MetricTemplate, GitSource and AlertProvider manifests offline",
         description=(
             "Check manifests against the CRD schema and the operator's rules. Directories are searched "
             "recursively for *.yaml and *.yml; '-' reads standard input. Other kinds are ignored."

@@ -7,6 +7,7 @@ asks the planner what to do, and carries the answer out.
 from analysis.verdicts import Verdict
 from rollout.core.actions import (
     Action,
+    Alert,
     CallWebhooks,
     Emit,
     InitializePrimary,
@@ -22,6 +23,7 @@ from rollout.core.requests import AskGate, Request, RunChecks
 
 __all__ = [
     "Action",
+    "Alert",
     "AskGate",
     "CallWebhooks",
     "CheckResult",

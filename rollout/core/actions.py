@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rollout.api.spec import WebhookType
+from rollout.api.spec import AlertSeverity, WebhookType
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,29 @@ class Emit:
     warning: bool = False
 
 
-Action = InitializePrimary | ScaleTarget | SetWeight | PromotePrimary | CallWebhooks | RevertInGit | Emit
+@dataclass(frozen=True)
+class Alert:
+    """A message for the release's `analysis.alerts` (Flagger's AlertProviders), planned next to the
+    Event of the same transition and recorded with it. Each alert whose severity receives
+    `severity` gets it; `fields` are (title, value) pairs shown under the message (the failing
+    metrics with their numbers, Flagger's target and routing facts); `commit` is a revert commit
+    the engine links to when the repository's URL allows."""
+
+    severity: AlertSeverity
+    message: str
+    fields: tuple[tuple[str, str], ...] = ()
+    commit: str | None = None
+    reason: str = ""  # the Event's reason (the generic type sends it)
+
+
+Action = InitializePrimary | ScaleTarget | SetWeight | PromotePrimary | CallWebhooks | RevertInGit | Emit | Alert
 
 # Actions that must not happen twice for one decision: recorded before they are carried out.
-UNREPEATABLE = (CallWebhooks, RevertInGit, Emit)
+UNREPEATABLE = (CallWebhooks, RevertInGit, Emit, Alert)
 
 _KINDS: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (InitializePrimary, ScaleTarget, SetWeight, PromotePrimary, CallWebhooks, RevertInGit, Emit)
+    for cls in (InitializePrimary, ScaleTarget, SetWeight, PromotePrimary, CallWebhooks, RevertInGit, Emit, Alert)
 }
 
 
@@ -101,6 +116,9 @@ def from_record(record: Mapping[str, Any]) -> Action | None:
     try:
         if cls is CallWebhooks:
             values["type"] = WebhookType(values["type"])
+        if cls is Alert:
+            values["severity"] = AlertSeverity(values["severity"])
+            values["fields"] = tuple((str(k), str(v)) for k, v in values.get("fields") or ())
         action: Action = cls(**values)
     except (KeyError, TypeError, ValueError):
         return None
@@ -108,4 +126,8 @@ def from_record(record: Mapping[str, Any]) -> Action | None:
 
 
 def _plain(value: Any) -> Any:
-    return str(value) if isinstance(value, WebhookType) else value
+    if isinstance(value, WebhookType | AlertSeverity):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from analysis.verdicts import Verdict
-from rollout.api.spec import BlueGreenSpec, CanarySpec, RevertMode, WebhookType
+from rollout.api.spec import AlertSeverity, BlueGreenSpec, CanarySpec, RevertMode, WebhookType
 from rollout.api.status import (
     RUNNING_PHASES,
     AnalysisStatus,
@@ -30,6 +30,7 @@ from rollout.api.status import (
 )
 from rollout.core.actions import (
     Action,
+    Alert,
     CallWebhooks,
     Emit,
     InitializePrimary,
@@ -106,9 +107,61 @@ class _Planner:
     def act(self, *actions: Action) -> None:
         self.actions.extend(actions)
 
-    def emit(self, reason: str, message: str, warning: bool = False) -> None:
+    def emit(self, reason: str, message: str, warning: bool = False, *, alert: AlertSeverity | None = None,
+             fields: tuple[tuple[str, str], ...] = (), commit: str | None = None) -> None:
+        """An Event; with `alert`, the same message for `analysis.alerts` too (in the same intent)."""
         self.message = message
         self.act(Emit(reason, message, warning))
+        if alert is not None and self.spec.analysis.alerts:
+            self.act(Alert(alert, message, fields, commit, reason))
+
+    def target_fields(self) -> tuple[tuple[str, str], ...]:
+        """Flagger's alert metadata: the target, the failed-checks threshold, the deadline, the routing."""
+        analysis = self.spec.analysis
+        ref = self.spec.target_ref
+        if self.is_bluegreen:
+            routing = "Blue/Green"
+        elif analysis.match:
+            routing = "A/B Testing"
+        elif analysis.step_weights:
+            routing = f"Weight steps: {','.join(map(str, analysis.step_weights))} max: {analysis.max_weight}"
+        elif analysis.step_weight:
+            routing = f"Weight step: {analysis.step_weight} max: {analysis.max_weight}"
+        else:
+            routing = f"Iterations: {analysis.iterations or 1}"
+        return (
+            ("Target", f"{ref.kind}/{ref.name}"),
+            ("Failed checks threshold", str(analysis.threshold)),
+            ("Progress deadline", f"{self.spec.progress_deadline_seconds}s"),
+            ("Traffic routing", routing),
+        )
+
+    def failure_fields(self) -> tuple[tuple[str, str], ...]:
+        """What failed, with its numbers: each failing metric of the last analysis, and the count."""
+        out: list[tuple[str, str]] = []
+        analysis = self.st.analysis
+        for m in analysis.metrics if analysis else ():
+            if m.verdict != Verdict.FAIL.value:
+                continue
+            numbers = [f"canary {_num(m.value)}" if m.value is not None else "canary no data"]
+            if m.primary is not None:
+                numbers.append(f"primary {_num(m.primary)}")
+            if m.limit:
+                numbers.append(f"limit {m.limit.removeprefix(m.name).strip()}")
+            out.append((m.name, ", ".join(numbers)))
+        if self.st.failed_checks:
+            out.append(("Failed checks", f"{self.st.failed_checks}/{self.spec.analysis.threshold}"))
+        return tuple(out)
+
+    def muted(self, kind: WebhookType) -> bool:
+        """Flagger's `muteAlert`: a closed gate whose hooks are all muted sends no alert."""
+        hooks = self.spec.analysis.hooks(kind)
+        return bool(hooks) and all(h.mute_alert for h in hooks)
+
+    def waiting(self, kind: WebhookType | None, message: str, reason: str = "Waiting") -> None:
+        """Halted on a gate: an Event, and (Flagger's) a warn alert unless the gate's hooks mute it."""
+        quiet = kind is not None and self.muted(kind)
+        self.emit(reason, message, alert=None if quiet else AlertSeverity.WARN)
 
     def set_phase(self, phase: Phase) -> None:
         self.st = replace(self.st, phase=phase)
@@ -235,7 +288,8 @@ class _Planner:
             self.st = replace(self.st, phase=Phase.FAILED, last_applied_spec=self.obs.target.spec_hash,
                               candidate=None, canary_weight=0)
             self.act(SetWeight(primary=100, canary=0, best_effort=True))
-            self.emit("Failed", f"Initialization of {self.target_name} failed: {why}", warning=True)
+            self.emit("Failed", f"Initialization of {self.target_name} failed: {why}", warning=True,
+                      alert=AlertSeverity.ERROR)
             self.requeue = self.interval
             return
         if not self.obs.target.exists:
@@ -256,7 +310,8 @@ class _Planner:
         )
         self.set_weight(0)
         self.act(ScaleTarget(up=False))
-        self.emit("Initialized", f"Initialization done! {self.target_name}-primary serves all traffic")
+        self.emit("Initialized", f"Initialization done! {self.target_name}-primary serves all traffic",
+                  alert=AlertSeverity.INFO, fields=self.target_fields())
         self.requeue = self.interval
 
     def initialization_failed(self) -> None:
@@ -284,9 +339,10 @@ class _Planner:
             if outcome is not None and outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
                 # Finished after a restart, and applied meanwhile: keep what the writer found.
                 revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
-                self.emit("GitReverted", f"revert commit {outcome.commit} {outcome.state.value.lower()}")
+                self.reverted_in_git(outcome.commit, outcome.state, outcome.branch)
             self.st = replace(self.st, phase=Phase.REVERTED, revert=replace(revert, state=RevertState.APPLIED))
-            self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec")
+            self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec",
+                      alert=AlertSeverity.INFO)
         elif phase in RUNNING_PHASES:
             self.set_weight(0)
             self.act(ScaleTarget(up=False))
@@ -313,14 +369,16 @@ class _Planner:
             self.set_weight(0)
         if self.has_hooks(WebhookType.CONFIRM_ROLLOUT) and not self.gate(WebhookType.CONFIRM_ROLLOUT):
             self.set_phase(Phase.WAITING)
-            self.emit("Waiting", f"Halt {self.target_name} advancement: waiting for rollout approval")
+            self.waiting(WebhookType.CONFIRM_ROLLOUT,
+                         f"Halt {self.target_name} advancement: waiting for rollout approval")
             return
         self.begin()
 
     def begin(self) -> None:
         self.set_phase(Phase.PROGRESSING)
         self.act(ScaleTarget(up=True))
-        self.emit("Progressing", f"New revision detected! Scaling up {self.target_name}")
+        self.emit("Progressing", f"New revision detected! Scaling up {self.target_name}",
+                  alert=AlertSeverity.INFO, fields=self.target_fields())
         self.requeue = self.interval
 
     def continue_run(self, phase: Phase) -> None:
@@ -433,7 +491,9 @@ class _Planner:
             if self.st.failed_checks >= threshold:
                 self.rollback(f"pre-rollout webhook failed (failed checks {self.st.failed_checks}/{threshold})")
             else:
-                self.emit("Halted", "Halt advancement: pre-rollout webhook failed", warning=True)
+                self.emit("Halted", f"Halt advancement: pre-rollout webhook failed (failed checks "
+                          f"{self.st.failed_checks}/{threshold})", warning=True, alert=AlertSeverity.WARN,
+                          fields=self.failure_fields())
             return
         self.st = replace(self.st, analysis=AnalysisStatus(checked_at=self.now))
         if self.spec.analysis.mirror:
@@ -459,7 +519,8 @@ class _Planner:
         if self.has_hooks(WebhookType.CONFIRM_TRAFFIC_INCREASE) and not self.gate(
             WebhookType.CONFIRM_TRAFFIC_INCREASE
         ):
-            self.emit("Waiting", f"Halt {self.target_name} advancement: waiting for traffic increase approval")
+            self.waiting(WebhookType.CONFIRM_TRAFFIC_INCREASE,
+                         f"Halt {self.target_name} advancement: waiting for traffic increase approval")
             return
         step = next(w for w in self.spec.analysis.steps if w > self.st.canary_weight)
         self.set_weight(step)
@@ -474,7 +535,8 @@ class _Planner:
         if held:
             if self.st.phase != Phase.WAITING_PROMOTION:
                 self.set_phase(Phase.WAITING_PROMOTION)
-                self.emit("WaitingPromotion", f"Halt {self.target_name} advancement: waiting for promotion")
+                gate = WebhookType.CONFIRM_PROMOTION if self.has_hooks(WebhookType.CONFIRM_PROMOTION) else None
+                self.waiting(gate, f"Halt {self.target_name} advancement: waiting for promotion", "WaitingPromotion")
             return
         self.promote()
 
@@ -519,7 +581,7 @@ class _Planner:
         candidate = self.st.candidate.spec if self.st.candidate else self.st.last_applied_spec
         self.st = replace(self.st, phase=Phase.SUCCEEDED, last_promoted_spec=candidate, canary_weight=0)
         self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
-        self.emit("Succeeded", f"Promotion completed! {self.target_name} is promoted")
+        self.emit("Succeeded", f"Promotion completed! {self.target_name} is promoted", alert=AlertSeverity.INFO)
 
     # -- failure and revert ----------------------------------------------------------------------
 
@@ -532,7 +594,8 @@ class _Planner:
         if scale:
             self.act(ScaleTarget(up=False))
         self.act(CallWebhooks(WebhookType.POST_ROLLOUT))
-        self.emit("Failed", f"Canary failed! Rolling back {self.target_name}: {reason}", warning=True)
+        self.emit("Failed", f"Canary failed! Rolling back {self.target_name}: {reason}", warning=True,
+                  alert=AlertSeverity.ERROR, fields=self.failure_fields())
         self.requeue = min(self.quick, _CONFIRM) if self.reverts_in_git else self.quick
 
     @property
@@ -557,6 +620,18 @@ class _Planner:
         self.emit("Reverting", f"Reverting {revision} in Git: {reason}")
         self.requeue = self.quick
 
+    def reverted_in_git(self, commit: str | None, state: RevertState, branch: str | None) -> None:
+        """The revert commit was written: an Event, and an error alert linking the commit (the
+        release failed; this is how its owners learn Git was changed)."""
+        candidate = self.st.candidate.revision if self.st.candidate else None
+        fields = [("Revert commit", commit or "?")]
+        if candidate:
+            fields.append(("Reverted", candidate))
+        if branch:
+            fields.append(("Branch", branch))
+        self.emit("GitReverted", f"revert commit {commit} {state.value.lower()}", alert=AlertSeverity.ERROR,
+                  fields=tuple(fields), commit=commit)
+
     def failure_reason(self) -> str:
         promoted = self.st.condition("Promoted")
         return promoted.message if promoted and promoted.status == "False" else "canary analysis failed"
@@ -575,16 +650,19 @@ class _Planner:
         outcome = self.obs.revert
         revert = self.st.revert or RevertStatus()
         if outcome is not None:
+            # The writer tries again every interval: its Event says so each time, the alert once per reason.
+            again = revert.state == RevertState.FAILED and revert.message == outcome.message
             revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
             self.st = replace(self.st, revert=revert)
             if outcome.state == RevertState.FAILED:
-                self.emit("GitRevertFailed", f"revert not written yet: {outcome.message}", warning=True)
+                self.emit("GitRevertFailed", f"revert not written yet: {outcome.message}", warning=True,
+                          alert=None if again else AlertSeverity.ERROR)
                 self.requeue = self.interval
             elif outcome.state == RevertState.SKIPPED:
                 self.set_phase(Phase.FAILED)
-                self.emit("GitRevertSkipped", outcome.message, warning=True)
+                self.emit("GitRevertSkipped", outcome.message, warning=True, alert=AlertSeverity.WARN)
             elif outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
-                self.emit("GitReverted", f"revert commit {outcome.commit} {outcome.state.value.lower()}")
+                self.reverted_in_git(outcome.commit, outcome.state, outcome.branch)
                 if self.spec.git is not None and self.spec.git.source and not outcome.branch:
                     self.requeue = min(self.quick, _CONFIRM)  # our GitSource applies it right away
             return
@@ -633,6 +711,10 @@ class _Planner:
                 )
             )
         return st
+
+
+def _num(value: float) -> str:
+    return f"{value:.6g}"
 
 
 def _why(result: CheckResult) -> str:

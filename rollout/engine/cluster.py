@@ -15,6 +15,7 @@ from rollout.api.spec import Release, WebhookType
 from rollout.api.status import ReleaseStatus, RevertState
 from rollout.core import (
     Action,
+    Alert,
     CallWebhooks,
     CheckResult,
     Emit,
@@ -28,6 +29,7 @@ from rollout.core import (
     SetWeight,
     Verdict,
 )
+from rollout.engine.alerts import Alerter
 from rollout.engine.checks import MetricChecks
 from rollout.engine.events import EventRecorder
 from rollout.engine.tick import Effect
@@ -61,6 +63,8 @@ class ClusterPorts:
     recorder: Callable[[ReleaseStatus], None] = lambda status: None
     # The router error an earlier tick stopped on (the status's Ready condition), still unresolved.
     routing: RouteProblem | None = None
+    # Sends `analysis.alerts` (None: alerts are not sent, e.g. by `rollout analyze`).
+    alerts: Alerter | None = None
 
     @property
     def phase(self) -> str:
@@ -134,6 +138,9 @@ class ClusterPorts:
         elif isinstance(action, Emit):
             self.events.emit(release, action.reason, action.message, action.warning, key=key)
             self.webhooks.notify_event(release, action.reason, action.message, phase, warning=action.warning, key=key)
+        elif isinstance(action, Alert):
+            if self.alerts is not None:
+                self.alerts.release(release, action, phase, key=key)
         elif isinstance(action, RevertInGit):
             return self.revert(release, action, self.status, self.report())
         return None

@@ -27,6 +27,7 @@ from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_templa
 from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
 from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.core import RouteProblem
+from rollout.engine.alerts import Alerter
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
@@ -72,6 +73,7 @@ class Operator:
         reports: Path | None = None,
         revert: RevertWriter = no_revert_writer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alerts: Alerter | None = None,
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
@@ -89,6 +91,7 @@ class Operator:
         self.workloads = Workloads(api, settings)
         self.webhooks = Webhooks()
         self.events = EventRecorder(api, settings)
+        self.alerts = alerts or Alerter(api, settings)
         self.memory: dict[str, _Memory] = {}
         mesh_provider = provider_named(settings.mesh_provider)
         if mesh_provider is None:
@@ -170,6 +173,7 @@ class Operator:
             report=lambda: memory.markdown or markdown_from_status(release, status),
             recorder=record,
             routing=_routing(status),
+            alerts=self.alerts,
         )
         before = len(memory.checks.readings) if memory.checks else 0
         decision = tick(release.spec, status, ports, now, uid=release.metadata.uid)

@@ -48,6 +48,8 @@ FIRST_KINDS = ("Namespace", "CustomResourceDefinition")
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Mapping[str, Any], str, str, bool], None]
+# (GitSource, reason, message): tells the GitSource's `spec.alerts` that its sync failed.
+Alert = Callable[[Mapping[str, Any], str, str], None]
 
 
 @dataclass
@@ -73,6 +75,7 @@ class SourceReconciler:
         settings: Settings,
         kubectl: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alert: Alert | None = None,
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
@@ -83,6 +86,7 @@ class SourceReconciler:
         self.retry = timedelta(seconds=settings.git_retry)
         self.cache = cache
         self.emit = emit
+        self.alert = alert
         self.kubectl = kubectl
         self.clock = clock
         self._wake: dict[tuple[str, str], threading.Event] = {}
@@ -286,7 +290,10 @@ class SourceReconciler:
         if result.applied and result.applied != before.get("lastAppliedRevision"):
             self.emit(obj, "Applied", message, False)
         elif state == "False" and (old_ready.get("reason"), old_ready.get("message")) != (reason, message):
+            # The Warning Event of a failed sync, once per reason and message: the alert goes with it.
             self.emit(obj, reason, message, True)
+            if self.alert is not None:
+                self.alert(obj, reason, message)
         for what in result.corrected:
             self.emit(obj, "DriftCorrected", f"{what} was changed in the cluster; re-applied from Git", False)
         for what in result.pruned:

@@ -33,6 +33,7 @@ EXPECTED = {
     "BlueGreen": ("bluegreens", "bg"),
     "MetricTemplate": ("metrictemplates", "rmt"),
     "GitSource": ("gitsources", "gsrc"),
+    "AlertProvider": ("alertproviders", "ralert"),
 }
 
 
@@ -58,7 +59,8 @@ def node(kind: str, dotted: str) -> dict[str, Any]:
 
 def test_each_kind_has_its_own_file_and_nothing_else_is_there() -> None:
     files = sorted(p.name for p in crds_dir().glob("*.yaml"))
-    assert files == ["bluegreens.yaml", "canaries.yaml", "gitsources.yaml", "metrictemplates.yaml"]
+    assert files == ["alertproviders.yaml", "bluegreens.yaml", "canaries.yaml", "gitsources.yaml",
+                     "metrictemplates.yaml"]
     for name in files:
         docs = [d for d in yaml.safe_load_all((crds_dir() / name).read_text()) if d]
         assert len(docs) == 1
@@ -102,7 +104,7 @@ def test_names_scope_version_subresource_categories(kind: str) -> None:
     assert openapi(kind)["properties"]["spec"]["type"] == "object"
 
 
-def test_known_kinds_are_the_four_kinds_of_the_group() -> None:
+def test_known_kinds_are_the_five_kinds_of_the_group() -> None:
     assert known_kinds() == {(GROUP, k) for k in EXPECTED}
 
 
@@ -312,9 +314,17 @@ def test_bluegreen_shares_service_and_git_with_canary() -> None:
         "threshold",
         "metrics",
         "webhooks",
+        "alerts",
         "judge",
         "alpha",
     }
+    assert node("BlueGreen", "spec.analysis.alerts") == node("Canary", "spec.analysis.alerts")
+    assert node("GitSource", "spec.alerts.[]") == node("Canary", "spec.analysis.alerts.[]")
+
+
+def test_alert_enums_match_the_python_api() -> None:
+    assert node("AlertProvider", "spec.type")["enum"] == [t.value for t in api_spec.AlertProviderType]
+    assert node("Canary", "spec.analysis.alerts.[].severity")["enum"] == ["", *api_spec.AlertSeverity]
 
 
 def test_status_declares_everything_the_operator_writes() -> None:

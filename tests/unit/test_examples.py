@@ -11,7 +11,7 @@ import yaml
 
 from rollout.api.manifests import is_rollout_kind
 from rollout.api.parse import parse_resource
-from rollout.api.spec import BlueGreen, Canary, GitSource, Judge, MetricTemplate, Provider
+from rollout.api.spec import AlertProvider, BlueGreen, Canary, GitSource, Judge, MetricTemplate, Provider
 from rollout.cli.validate import validate_paths
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -63,7 +63,7 @@ def test_the_promised_examples_exist() -> None:
 
 def test_examples_cover_every_kind_provider_and_mode() -> None:
     found = resources()
-    assert {type(r) for r in found} == {Canary, BlueGreen, MetricTemplate, GitSource}
+    assert {type(r) for r in found} == {Canary, BlueGreen, MetricTemplate, GitSource, AlertProvider}
     canaries = [r for r in found if isinstance(r, Canary)]
     assert {c.spec.provider for c in canaries} == set(Provider)
     analyses = [c.spec.analysis for c in canaries]
@@ -84,6 +84,11 @@ def test_examples_cover_every_kind_provider_and_mode() -> None:
     for c in canaries:
         if c.spec.git and c.spec.git.source:
             assert (c.metadata.namespace, c.spec.git.source) in sources
+    # Every alert's providerRef points at an example AlertProvider.
+    providers = {(p.metadata.namespace, p.metadata.name) for p in found if isinstance(p, AlertProvider)}
+    refs = [(a.provider_namespace or c.metadata.namespace, a.provider)
+            for c in canaries for a in c.spec.analysis.alerts]
+    assert refs and set(refs) <= providers
 
 
 def test_every_yaml_block_of_the_readme_validates(tmp_path: Path) -> None:

@@ -517,7 +517,7 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
     ("mt-query", "MetricTemplate", [("spec.query", "  \n")], "spec.query",
      "is required: a PromQL query that returns one number"),
     ("unknown-kind", "Canary", [("kind", "Rollout")], "kind",
-     "unknown kind 'Rollout'; known: BlueGreen, Canary, GitSource, MetricTemplate"),
+     "unknown kind 'Rollout'; known: AlertProvider, BlueGreen, Canary, GitSource, MetricTemplate"),
     ("api-version", "Canary", [("apiVersion", "rollout.gitops.dev/v2")], "apiVersion",
      "must be rollout.gitops.dev/v1alpha1, got 'rollout.gitops.dev/v2'"),
 ]  # fmt: skip
@@ -591,7 +591,10 @@ def test_flagger_api_version_is_checked_as_ours_with_a_hint() -> None:
 
 def test_other_kinds_are_not_ours() -> None:
     assert check_object({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}) is None
-    assert check_object({"apiVersion": FLAGGER_API_VERSION, "kind": "AlertProvider"}) is None
+    assert check_object({"apiVersion": FLAGGER_API_VERSION, "kind": "Rollout"}) is None
+    # Flagger's AlertProvider is one of ours now: it is told to change its apiVersion.
+    found = check_object({"apiVersion": FLAGGER_API_VERSION, "kind": "AlertProvider"})
+    assert found is not None and found[0].path == "apiVersion"
 
 
 def test_parse_never_crashes_on_wrong_types() -> None:
@@ -616,7 +619,7 @@ FLAGGER_FIELD = "Flagger's field is not supported by rollout; remove it"
 
 @pytest.mark.parametrize(("path", "value"), [
     ("spec.service.headless", True),
-    ("spec.analysis.alerts", [{"name": "slack", "providerRef": {"name": "on-call"}}]),
+    ("spec.analysis.alerts", [{"name": "slack", "providerRef": {"name": "on-call"}, "madeUp": 1}]),
     ("spec.analysis.canaryReadyThreshold", 50),
     ("spec.analysis.metrics[0].templateRef.apiVersion", "flagger.app/v1beta1"),
     ("spec.analysis.webhooks", [{"name": "w", "url": "http://hook/", "muteAlert": False, "madeUp": 1}]),
@@ -625,10 +628,11 @@ def test_a_field_no_reader_asks_for_is_refused_by_name(path: str, value: Any) ->
     obj = mutate(canary(), path, value) if "metrics[0]" not in path else mutate(
         mutate(canary(), "spec.analysis.metrics[0]", {"name": "m", "templateRef": {"name": "t"},
                                                      "thresholdRange": {"max": 1}}), path, value)
-    where = path if not path.endswith("webhooks") else "spec.analysis.webhooks[0].madeUp"
+    where = path if not path.endswith(("webhooks", "alerts")) else f"{path}[0].madeUp"
     errors = errors_of(obj)
     assert [e.path for e in errors] == [where]
-    known = {"spec.analysis.metrics[0].templateRef.apiVersion", "spec.analysis.webhooks[0].madeUp"}
+    known = {"spec.analysis.metrics[0].templateRef.apiVersion", "spec.analysis.webhooks[0].madeUp",
+             "spec.analysis.alerts[0].madeUp"}
     assert errors[0].message == ("unknown field; remove it" if where in known else FLAGGER_FIELD)
 
 

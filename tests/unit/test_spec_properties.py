@@ -132,7 +132,7 @@ def test_any_mutation_is_checked_without_raising_and_what_parses_plans(obj: dict
 
 def test_the_bases_are_valid_and_many() -> None:
     kinds = {str(b["kind"]) for b in BASES}
-    assert kinds == {"Canary", "BlueGreen", "MetricTemplate", "GitSource"} and len(BASES) >= 15
+    assert kinds == {"Canary", "BlueGreen", "MetricTemplate", "GitSource", "AlertProvider"} and len(BASES) >= 15
 
 
 def _at(obj: dict[str, Any], edge: str) -> dict[str, Any]:
