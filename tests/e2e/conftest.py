@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from rollout.api.kinds import GROUP, VERSION
 from rollout.engine.kube import api_client
@@ -97,6 +99,16 @@ class OperatorProcess:
     def metrics_url(self) -> str:
         """Where it serves /metrics, /healthz and /readyz."""
         return f"http://127.0.0.1:{self.metrics_port}"
+
+    def sample(self, metric: str, /, **labels: str) -> float | None:
+        """One sample of its /metrics now, None when it has no such series."""
+        with urllib.request.urlopen(f"{self.metrics_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == metric and s.labels == labels:
+                    return float(s.value)
+        return None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-5000:]
