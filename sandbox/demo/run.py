@@ -278,6 +278,7 @@ class Demo:
         self.say("\nStill running, for exploring (Ctrl-C stops everything):")
         self.say(f"  export KUBECONFIG={kubeconfig}")
         self.say(f"  Prometheus: {prometheus}")
+        self.say(f"  the operator's metrics: {self.metrics_url}/metrics (and /healthz, /readyz)")
         self.say(f"  Git remote: {repo.bare} (working copy {repo.work})")
         self.say("  try: rollout status; kubectl get canaries,gitsources -A; git -C "
                  f"{repo.work} log --oneline origin/main")
