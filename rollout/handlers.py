@@ -54,8 +54,8 @@ def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> No
 
 @kopf.on.startup()
 async def _heartbeat(memo: kopf.Memo, **_: Any) -> None:
-    # The last startup handler: kopf opens its watches right after. It beats from kopf's own loop,
-    # which runs every watch stream: a stuck or dead loop stops the beat.
+    # kopf opens its watches once its startup handlers are done. The beat comes from kopf's own
+    # loop, which runs every watch stream: a stuck or dead loop stops it.
     health: Health = memo["health"]
     health.started()
 

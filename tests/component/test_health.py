@@ -147,3 +147,18 @@ current-context: x
     assert done.returncode == 2, done.stderr
     assert done.stderr == (f"rollout run: --metrics-addr 127.0.0.1:{port} cannot be served: Address already in use; "
                            "pick another HOST:PORT (or 0 for no metrics and health server)\n")
+
+
+def test_an_ipv6_address_is_served() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("this machine has no IPv6")
+    try:
+        server = serve(f"[::1]:{free_port()}", Health())
+    except OSError as e:  # IPv6 compiled in but no ::1 configured
+        pytest.skip(f"no IPv6 loopback here: {e}")
+    assert server is not None
+    try:
+        assert server.url.startswith("http://[::1]:")
+        assert get(f"{server.url}/healthz") == (200, "ok: kopf not started\n")
+    finally:
+        server.stop()
