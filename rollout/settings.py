@@ -90,8 +90,8 @@ class Settings:
         True, "ROLLOUT_ENABLE_CONFIG_TRACKING", "copy the ConfigMaps and Secrets a target's pods use to `-primary` "
                                                  "copies and start a release when one changes, as Flagger does")
     metrics_addr: str = _setting(
-        ":8080", "ROLLOUT_METRICS_ADDR", "HOST:PORT serving /metrics, /healthz and /readyz (`:8080`: every "
-                                         "interface; `0` or empty: no server) (default :8080)")
+        ":8080", "ROLLOUT_METRICS_ADDR", "HOST:PORT serving /metrics, /healthz and /readyz (`:8080`: every IPv4 "
+                                         "interface, `[::]:8080` IPv6 too; `0` or empty: no server) (default :8080)")
 
     def __post_init__(self) -> None:
         for f in fields(self):

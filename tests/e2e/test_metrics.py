@@ -86,7 +86,8 @@ def test_prometheus_scrapes_the_release_figures(api: client.ApiClient, operator:
     assert query(scraper, 'rollout_tick_lag_seconds_count{kind="Canary"}') is not None
     assert query(scraper, 'flagger_info{mesh_provider="istio"}') == 1
 
-    assert get(f"{operator.metrics_url}/healthz")[0] == 200
+    code, text = get(f"{operator.metrics_url}/healthz")
+    assert code == 200 and text.startswith("ok: kopf running, its event loop ran "), text
     code, text = get(f"{operator.metrics_url}/readyz")
     assert (code, text) == (200, "ok: no leader election\n")
     scrape = get(f"{operator.metrics_url}/metrics")[1]
