@@ -1,6 +1,8 @@
 """kopf registrations only: thin, no logic.
 
-Each Canary and BlueGreen gets a daemon that ticks it at the interval the planner asks for (a
+`run` serves /metrics, /healthz and /readyz (`rollout.engine.health`) from before kopf starts
+until after it stops; kopf's loop beats a heartbeat there while it runs. Each Canary and BlueGreen
+gets a daemon that ticks it at the interval the planner asks for (a
 daemon waits on its stop flag between ticks, never sleeps in a handler); deletion goes through a
 finalizer that sends all traffic back to the primary. Each GitSource gets a daemon that syncs it
 every interval, or at once when a revert was pushed. Everything else is `rollout.engine.operator`
@@ -19,11 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import kopf
+from kubernetes import client
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
+from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.events import EventRecorder
-from rollout.engine.kube import api_client, connection
+from rollout.engine.health import HEARTBEAT, Health, Readiness, always_ready, serve
+from rollout.engine.kube import api_answers, api_client, connection
 from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
@@ -48,6 +53,27 @@ def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> No
     settings.networking.request_timeout = memo["settings"].watch_request_timeout
 
 
+@kopf.on.startup()
+async def _heartbeat(memo: kopf.Memo, **_: Any) -> None:
+    # kopf opens its watches once its startup handlers are done. The beat comes from kopf's own
+    # loop, which runs every watch stream: a stuck or dead loop stops it.
+    health: Health = memo["health"]
+    health.started()
+
+    async def beat() -> None:
+        while True:
+            health.beat()
+            await asyncio.sleep(HEARTBEAT)
+
+    memo["heartbeat"] = asyncio.create_task(beat())
+
+
+@kopf.on.cleanup()
+async def _heartbeat_stop(memo: kopf.Memo, **_: Any) -> None:
+    if (task := memo.get("heartbeat")) is not None:
+        task.cancel()
+
+
 @kopf.on.login()
 def _login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(**connection(memo["operator"].api))
@@ -62,7 +88,8 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     loop = asyncio.get_running_loop()
     while not stopped:
         try:
-            delay = await loop.run_in_executor(memo["pool"], operator.reconcile, kind, namespace, name)
+            delay = await loop.run_in_executor(memo["pool"], telemetry.reconciled, kind, operator.reconcile,
+                                               kind, namespace, name)
         except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
             await loop.run_in_executor(memo["pool"], operator.fail, kind, namespace, name, e)
             delay = operator.error_backoff
@@ -78,7 +105,8 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     wake = sources.wake_event(namespace, name)
     while not stopped:
         try:
-            delay = await asyncio.get_running_loop().run_in_executor(memo["pool"], sources.reconcile, namespace, name)
+            delay = await asyncio.get_running_loop().run_in_executor(
+                memo["pool"], telemetry.reconciled, GIT_SOURCE, sources.reconcile, namespace, name)
         except Exception:  # the daemon's edge: a bug in a sync must not end the source's daemon
             log.exception("sync of GitSource %s/%s failed unexpectedly; trying again", namespace, name)
             delay = timedelta(seconds=memo["settings"].error_backoff)
@@ -108,12 +136,29 @@ def run(
     git_cache: Path,
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
+    readiness: Readiness = always_ready,
 ) -> None:
-    """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
+    """Run the operator until stopped: on `namespaces`, or on every namespace when empty.
+
+    `readiness` is what /readyz asks besides the API and kopf (leader election plugs in there).
+    OSError when --metrics-addr cannot be bound."""
     api = api_client(kubeconfig)
+    health = Health(readiness, api_answers(api))
+    server = serve(settings.metrics_addr, health)
+    try:
+        _run(namespaces, api, health, settings=settings, reports=reports, git_cache=git_cache, stop=stop,
+             ready=ready)
+    finally:
+        health.stopped()
+        if server is not None:
+            server.stop()
+
+
+def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, settings: Settings, reports: Path | None,
+         git_cache: Path, stop: threading.Event | None, ready: threading.Event | None) -> None:
     alerts = Alerter(api, settings)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
-                               alert=alerts.gitsource)
+                               alert=alerts.gitsource, on_error=lambda: telemetry.reconcile_failed(GIT_SOURCE))
     operator = Operator(api, settings=settings, reports=reports, alerts=alerts)
     # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
     operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
@@ -121,12 +166,13 @@ def run(
     # Ticks, syncs and kopf's own sync handlers share one bounded pool.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rollout")
     logging.getLogger("kopf").setLevel(logging.WARNING)
+    health.starting()
     try:
         kopf.run(
             standalone=True,
             clusterwide=not namespaces,
             namespaces=list(namespaces),
-            memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings),
+            memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings, health=health),
             stop_flag=stop,
             ready_flag=ready,
         )

@@ -30,6 +30,12 @@ def _setting(default: Any, env: str, help: str, *, default_factory: Any = None) 
 def _problem(name: str, value: Any) -> str | None:
     if name == "prometheus" and not str(value).startswith(("http://", "https://")):
         return f"must start with http:// or https://, got {value!r}"
+    if name == "metrics_addr":
+        try:
+            listen_address(value)
+        except ValueError as e:
+            return str(e)
+        return None
     if name == "workers" and value < 1:
         return f"must be at least 1, got {value}"
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
@@ -90,6 +96,9 @@ class Settings:
     cluster_name: str = _setting(
         "", "ROLLOUT_CLUSTER_NAME", "name of this cluster, shown as the Cluster field of every alert, as "
                                     "Flagger's -cluster-name (default none)")
+    metrics_addr: str = _setting(
+        ":8080", "ROLLOUT_METRICS_ADDR", "HOST:PORT serving /metrics, /healthz and /readyz (`:8080`: every IPv4 "
+                                         "interface, `[::]:8080` IPv6 too; `0` or empty: no server) (default :8080)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -108,6 +117,18 @@ class Settings:
                     raise ValueError(f"{f.metadata['env']} {problem}")
         values.update({k: v for k, v in given.items() if v is not None})
         return replace(cls(), **values)
+
+
+def listen_address(addr: str) -> tuple[str, int] | None:
+    """(host, port) of a `HOST:PORT` address (`:8080` is every interface, `[::1]:8080` IPv6), or
+    None for `0` or empty (no server); ValueError when it is neither."""
+    text = addr.strip()
+    if text in ("", "0"):
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be HOST:PORT with a port from 1 to 65535 (`:8080`), or 0 for none, got {addr!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 def option(name: str) -> str:

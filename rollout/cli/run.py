@@ -7,6 +7,7 @@ Its settings (timeouts, backoffs, the pool size, the Prometheus address) are fla
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import tempfile
@@ -16,7 +17,7 @@ from rollout.cli.common import Subcommands, kube_args, mesh_provider_problem
 from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
-_NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME"}
+_NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT"}
 
 
 def add(subcommands: Subcommands) -> None:
@@ -49,6 +50,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from rollout.handlers import run as run_operator
 
-    run_operator(args.namespace, kubeconfig=args.kubeconfig, settings=settings, reports=args.reports,
-                 git_cache=args.git_cache)
+    try:
+        run_operator(args.namespace, kubeconfig=args.kubeconfig, settings=settings, reports=args.reports,
+                     git_cache=args.git_cache)
+    except OSError as e:
+        if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            raise
+        print(f"rollout run: --metrics-addr {settings.metrics_addr} cannot be served: {e.strerror}; pick another "
+              "HOST:PORT (or 0 for no metrics and health server)", file=sys.stderr)
+        return 2
     return 0

@@ -98,6 +98,8 @@ class MetricChecks:
         self.templates = dict(templates or {})
         self.strict = strict
         self.readings: list[Reading] = []
+        # Per metric, the judge's evidence at its last check: (judge, statistic, value).
+        self.evidence: dict[str, tuple[str, str, float]] = {}
 
     @property
     def interval(self) -> timedelta:
@@ -124,6 +126,9 @@ class MetricChecks:
             if self.strict:
                 raise CheckError(f"{metric.name}: {e}") from e
             return CheckResult(metric.name, Verdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
+        judge = judge_for(self.release, metric)
+        if (found := evidence(judge, result.details)) is not None:
+            self.evidence[metric.name] = (judge.value, *found)
         return CheckResult(
             metric.name,
             result.verdict,
@@ -132,7 +137,7 @@ class MetricChecks:
             result.limit,
             result.reason,
             # An anytime-valid test that crossed its boundary stays crossed: waiting adds nothing.
-            final=judge_for(self.release, metric) == Judge.SEQUENTIAL,
+            final=judge == Judge.SEQUENTIAL,
         )
 
     # -- queries -----------------------------------------------------------------------------
@@ -253,6 +258,15 @@ class MetricChecks:
         if not series:
             raise NoDataError("no latency histogram since the run started", query)
         return stack_buckets(series, looks)
+
+
+def evidence(judge: Judge, details: Mapping[str, object]) -> tuple[str, float] | None:
+    """(statistic, value) of a judgement: the compare judge's Mann-Whitney p-value, or the sequential
+    test's largest e-value of the run so far (it fails the release once it reaches 1/alpha)."""
+    key, statistic = {Judge.COMPARE: ("p_value", "p_value"), Judge.SEQUENTIAL: ("max_evalue", "e_value")}.get(
+        judge, ("", ""))
+    value = details.get(key) if key else None
+    return (statistic, float(value)) if isinstance(value, int | float) else None
 
 
 def _bad_direction(metric: Metric) -> Direction:

@@ -29,6 +29,7 @@ from rollout.core import (
     SetWeight,
     Verdict,
 )
+from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.checks import MetricChecks
 from rollout.engine.events import EventRecorder
@@ -88,6 +89,8 @@ class ClusterPorts:
         candidate = self.status.candidate
         since = candidate.started_at if candidate and candidate.started_at else self.now
         results = list(self.checks.run(self.now, since)) if self.checks else []
+        if self.checks:
+            telemetry.checks_recorded(self.release, results, self.checks.evidence)
         for hook in self.release.spec.analysis.hooks(WebhookType.ROLLOUT):
             answer = self.webhooks.call(self.release, hook, self.phase, checksum=self.checksum)
             verdict = Verdict.PASS if answer.ok else Verdict.FAIL

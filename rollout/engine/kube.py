@@ -4,13 +4,15 @@ service account when running in a cluster with none."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config.incluster_config import InClusterConfigLoader
+from urllib3.exceptions import HTTPError
 
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -53,3 +55,20 @@ def connection(api: client.ApiClient) -> dict[str, Any]:
         "username": cfg.username or None,
         "password": cfg.password or None,
     }
+
+
+def api_answers(api: client.ApiClient, timeout: float = 2.0) -> Callable[[], str | None]:
+    """A check for the readiness probe: None when the API server answers `GET /version` within
+    `timeout` seconds (every authenticated client may read it), else one line saying what failed."""
+    versions = client.VersionApi(api)
+
+    def check() -> str | None:
+        try:
+            versions.get_code(_request_timeout=timeout)
+        except ApiException as e:
+            return f"GET /version answered {e.status} {e.reason}"
+        except (HTTPError, OSError) as e:
+            return f"GET /version failed: {e}"
+        return None
+
+    return check

@@ -9,6 +9,8 @@ a condition where a person will look, and retried after a delay.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -27,6 +29,7 @@ from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_templa
 from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
 from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.core import RouteProblem
+from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
@@ -98,6 +101,12 @@ class Operator:
             raise ValueError(f"mesh provider must be one of {', '.join(provider_names())}, "
                              f"got {settings.mesh_provider!r}")
         self.mesh_provider = mesh_provider
+        telemetry.set_info(settings.mesh_provider)
+        # Per release (kind, namespace, name): when its next tick is due (monotonic), for the tick lag;
+        # and every release seen, for flagger_canary_total.
+        self._due: dict[tuple[str, str, str], float] = {}
+        self._known: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
 
     def parse(self, obj: Mapping[str, Any]) -> Release:
         """The release `obj` holds; a Canary without spec.provider routes with the mesh provider."""
@@ -109,6 +118,10 @@ class Operator:
 
     def reconcile(self, kind: str, namespace: str, name: str) -> timedelta | None:
         """One tick for one release; returns when to look again, or None when it is gone."""
+        key = (kind, namespace, name)
+        due = self._due.pop(key, None)
+        if due is not None:
+            telemetry.tick_late(kind, time.monotonic() - due)
         obj: dict[str, Any]
         try:
             obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
@@ -116,26 +129,44 @@ class Operator:
             ))
         except ApiException as e:
             if e.status == 404:
+                self._known_as(key, present=False)
                 return None
             log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e.reason)
+            telemetry.reconcile_failed(kind)
             return self.error_backoff
         except (HTTPError, OSError) as e:
             log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e)
+            telemetry.reconcile_failed(kind)
             return self.error_backoff
         if obj.get("metadata", {}).get("deletionTimestamp"):
+            self._known_as(key, present=False)
             return None
-        return self.reconcile_object(obj)
+        self._known_as(key, present=True)
+        delay = self.reconcile_object(obj)
+        self._due[key] = time.monotonic() + delay.total_seconds()
+        return delay
+
+    def _known_as(self, key: tuple[str, str, str], *, present: bool) -> None:
+        with self._lock:
+            if present == (key in self._known):
+                return
+            if present:
+                self._known.add(key)
+            else:
+                self._known.discard(key)
+            telemetry.totals(self._known, (key[1],))
 
     def reconcile_object(self, obj: Mapping[str, Any]) -> timedelta:
-        now = self.clock()
+        now, began = self.clock(), time.monotonic()
         status = ReleaseStatus.from_dict(obj.get("status"))
         try:
             release = self.parse(obj)
         except ValidationError as e:
             return self._invalid(obj, status, e, now)
         try:
-            return self._tick(obj, release, status, now)
+            return self._tick(obj, release, status, now, began)
         except (RouterError, WorkloadError) as e:
+            telemetry.reconcile_failed(str(obj.get("kind")))
             reason = _ROUTER_ERROR if isinstance(e, RouterError) else "WorkloadError"
             old = status.condition("Ready")
             if old is not None and old.reason != reason:
@@ -149,9 +180,11 @@ class Operator:
             return self.error_backoff if e.temporary else self.invalid_recheck
         except (ApiException, HTTPError, OSError) as e:
             log.warning("tick of %s/%s failed, retrying: %s", release.metadata.namespace, release.metadata.name, e)
+            telemetry.reconcile_failed(str(obj.get("kind")))
             return self.error_backoff
 
-    def _tick(self, obj: Mapping[str, Any], release: Release, status: ReleaseStatus, now: datetime) -> timedelta:
+    def _tick(self, obj: Mapping[str, Any], release: Release, status: ReleaseStatus, now: datetime,
+              began: float) -> timedelta:
         memory = self._memory(release, status)
         stored = dict(obj.get("status") or {})  # the status as the API holds it, write after write
 
@@ -182,6 +215,7 @@ class Operator:
         memory.ticks.append(TickRecord(now, new.canary_weight, checked, new.phase.value if new.phase else ""))
         self._report_end(release, status, new, memory, now)
         self._write_status(obj, new, stored)
+        telemetry.tick_recorded(release, status, new, time.monotonic() - began)
         return decision.requeue_after
 
     def _report_end(self, release: Release, old: ReleaseStatus, new: ReleaseStatus, memory: _Memory,
@@ -322,6 +356,8 @@ class Operator:
             log.exception("finalizing %s: its spec could not be read; letting go", where)
             return None
         self.memory.pop(_key(release), None)
+        telemetry.forget(release)
+        self._known_as((str(obj.get("kind")), release.metadata.namespace, release.metadata.name), present=False)
         try:
             try:
                 router_for(release.spec.provider, self.api, self.settings).finalize(release)

@@ -28,6 +28,7 @@ from rollout.api.spec import GitSource
 from rollout.api.status import format_time
 from rollout.settings import Settings
 
+from . import telemetry
 from .apply import Applier, ApplyError
 from .credentials import SecretError, read_credentials
 from .desired import (
@@ -76,8 +77,11 @@ class SourceReconciler:
         kubectl: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         alert: Alert | None = None,
+        on_error: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_error()` is told of each sync that ended on an error it will retry (for the metrics)."""
         self.api = api
+        self.on_error = on_error
         self.objects = client.CustomObjectsApi(api)
         self.settings = settings
         self.applier = Applier(api, settings.apply_timeout)
@@ -110,13 +114,17 @@ class SourceReconciler:
                 GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.timeout))
         except ApiException as e:
             if e.status == 404:
+                telemetry.gone(namespace, name)
                 return None
             log.warning("reading GitSource %s/%s failed: %s", namespace, name, e.reason)
+            self.on_error()
             return self.retry
         except (HTTPError, OSError) as e:
             log.warning("reading GitSource %s/%s failed: %s", namespace, name, e)
+            self.on_error()
             return self.retry
         if obj.get("metadata", {}).get("deletionTimestamp"):
+            telemetry.gone(namespace, name)
             return None
         try:
             source = parse_gitsource(obj)
@@ -124,18 +132,27 @@ class SourceReconciler:
             message = "; ".join(str(x) for x in e.errors)
             self._write(obj, SyncResult(ready=("False", "InvalidSpec", message),
                                         stalled=("True", "InvalidSpec", message)))
+            telemetry.synced(namespace, name, ready=False, reason="InvalidSpec", applied=None)
             return timedelta(seconds=30)
         interval = timedelta(seconds=source.spec.interval)
         if source.spec.suspend:
             self._write(obj, SyncResult(ready=("Unknown", "Suspended", "spec.suspend is true")))
+            telemetry.synced(namespace, name, ready=False, reason="Suspended", applied=None)
             return interval
         try:
             result = self.sync(obj, source)
         except (ApiException, HTTPError, OSError) as e:
             log.warning("sync of GitSource %s/%s failed, retrying: %s", namespace, name, e)
+            self.on_error()
             return self.retry
         self._write(obj, result)
-        return self.retry if result.ready[1] in ("FetchFailed", "ApplyFailed") else interval
+        state, reason, _ = result.ready
+        telemetry.synced(namespace, name, ready=state == "True", reason=reason, applied=result.applied,
+                         corrected=len(result.corrected), pruned=len(result.pruned))
+        if reason in ("FetchFailed", "ApplyFailed"):
+            self.on_error()
+            return self.retry
+        return interval
 
     def sync(self, obj: Mapping[str, Any], source: GitSource) -> SyncResult:
         status = obj.get("status") or {}

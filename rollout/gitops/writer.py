@@ -28,6 +28,7 @@ from rollout.api.status import ReleaseStatus, RevertState
 from rollout.core import RevertInGit, RevertOutcome
 from rollout.settings import Settings
 
+from . import telemetry
 from .credentials import SecretError, read_credentials
 from .manifests import WorkloadId
 from .repo import Credentials
@@ -67,6 +68,11 @@ class GitRevertWriter:
         self.objects = client.CustomObjectsApi(api)
 
     def __call__(self, release: Release, action: RevertInGit, status: ReleaseStatus, report: str) -> RevertOutcome:
+        outcome = self._outcome(release, action, report)
+        telemetry.reverted(release.metadata.namespace, release.metadata.name, outcome.state)
+        return outcome
+
+    def _outcome(self, release: Release, action: RevertInGit, report: str) -> RevertOutcome:
         try:
             return self._write(release, action, report)
         except (SecretError, LookupError, ValidationError) as e:

@@ -28,6 +28,7 @@ from kubernetes import client
 from rollout.api.kinds import CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.engine.kube import api_client
 from sandbox import DataPlaneConfig, Sandbox
+from sandbox.prometheus import free_port
 
 from . import app
 from .view import summary, tick_key, tick_line
@@ -102,10 +103,10 @@ class Repo:
 
 
 @contextmanager
-def operator_process(kubeconfig: Path, prometheus: str, reports: Path, cache: Path, log: Path
-                     ) -> Iterator[subprocess.Popen[bytes]]:
+def operator_process(kubeconfig: Path, prometheus: str, reports: Path, cache: Path, log: Path,
+                     metrics_addr: str = "0") -> Iterator[subprocess.Popen[bytes]]:
     args = [sys.executable, "-m", "rollout", "run", "--kubeconfig", str(kubeconfig), "--prometheus", prometheus,
-            "--reports", str(reports), "--git-cache", str(cache)]
+            "--reports", str(reports), "--git-cache", str(cache), "--metrics-addr", metrics_addr]
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -128,6 +129,7 @@ class Demo:
         self.started = time.monotonic()
         self.custom: Any = None
         self.apps: Any = None
+        self.metrics_url = ""
 
     def say(self, text: str) -> None:
         if not self.options.json:
@@ -153,8 +155,11 @@ class Demo:
                                                         app.gitsource(repo.url))
             self.say(f"Git remote {repo.bare} at {v1[:12]}; GitSource {app.NAMESPACE}/{app.APP} syncs ./{app.FOLDER}")
             reports = root / "reports"
+            # On loopback and a free port: the demo must not take (or fail on) a port the machine uses.
+            self.metrics_url = f"http://127.0.0.1:{free_port()}"
+            self.say(f"operator metrics {self.metrics_url}/metrics, probes /healthz and /readyz")
             with operator_process(kubeconfig, sandbox.prometheus_url, reports, root / "git-cache",
-                                  root / "operator.log") as operator:
+                                  root / "operator.log", self.metrics_url.removeprefix("http://")) as operator:
                 self.operator = operator
                 try:
                     self.wait("the Canary to initialize", lambda s: s.get("phase") == "Initialized", 1)
@@ -273,6 +278,7 @@ class Demo:
         self.say("\nStill running, for exploring (Ctrl-C stops everything):")
         self.say(f"  export KUBECONFIG={kubeconfig}")
         self.say(f"  Prometheus: {prometheus}")
+        self.say(f"  the operator's metrics: {self.metrics_url}/metrics (and /healthz, /readyz)")
         self.say(f"  Git remote: {repo.bare} (working copy {repo.work})")
         self.say("  try: rollout status; kubectl get canaries,gitsources -A; git -C "
                  f"{repo.work} log --oneline origin/main")

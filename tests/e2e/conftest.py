@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +16,12 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from rollout.api.kinds import GROUP, VERSION
 from rollout.engine.kube import api_client
 from tests.e2e.exporter import Exporter
-from tests.prom import RunningPrometheus, running_prometheus
+from tests.prom import RunningPrometheus, free_port, running_prometheus
 from tests.tools import wait_for
 
 T = TypeVar("T")
@@ -67,8 +69,11 @@ class OperatorProcess:
     """`rollout run` in its own process; `kill()` is SIGKILL, as a crashed pod would die."""
 
     def __init__(self, kubeconfig: Path, prometheus: str, reports: Path, log: Path) -> None:
+        # Its own port for /metrics, /healthz and /readyz: several operators run at once in the tests.
+        self.metrics_port = free_port()
         self.args = [str(Path(sys.executable).parent / "rollout"), "run", "--kubeconfig", str(kubeconfig),
-                     "--prometheus", prometheus, "--reports", str(reports), "--git-cache", str(reports.parent / "git")]
+                     "--prometheus", prometheus, "--reports", str(reports), "--git-cache", str(reports.parent / "git"),
+                     "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
         self.log = log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -89,6 +94,21 @@ class OperatorProcess:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    @property
+    def metrics_url(self) -> str:
+        """Where it serves /metrics, /healthz and /readyz."""
+        return f"http://127.0.0.1:{self.metrics_port}"
+
+    def sample(self, metric: str, /, **labels: str) -> float | None:
+        """One sample of its /metrics now, None when it has no such series."""
+        with urllib.request.urlopen(f"{self.metrics_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == metric and s.labels == labels:
+                    return float(s.value)
+        return None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-5000:]

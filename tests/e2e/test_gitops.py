@@ -122,6 +122,14 @@ def test_a_failed_canary_is_reverted_in_git_and_the_revert_is_applied(
     about_canary = [(e.reason, e.message) for e in events if e.involved_object.kind == "Canary"]
     assert sum("New revision detected" in m for _, m in about_canary) == 1  # no second run
     assert {"Failed", "Reverting", "GitReverted", "Reverted"} <= {r for r, _ in about_canary}
+    # /metrics: one failed run, one revert pushed, the GitSource ready on the revert it applied
+    assert operator.sample("flagger_canary_failures_total", name="web", namespace=namespace,
+                           deployment_strategy="canary", analysis_status="completed") == 1
+    assert operator.sample("flagger_canary_status", name="web", namespace=namespace) == 2
+    assert operator.sample("rollout_reverts_total", namespace=namespace, name="web", outcome="pushed") == 1
+    assert operator.sample("rollout_gitsource_ready", namespace=namespace, name="apps") == 1
+    assert operator.sample("rollout_gitsource_applied_revision_info", namespace=namespace, name="apps",
+                           revision=head) == 1
     print(f"\nrollback decision -> revert on the remote: {reverted_at - failed_at:.2f}s")
     print(subprocess.run(["git", "show", "--stat", head], cwd=remote.bare, capture_output=True, text=True).stdout)
 

@@ -251,3 +251,37 @@ def test_sequential_before_the_first_interval_is_no_data() -> None:
     canary = release("sequential")
     results = MetricChecks(canary, sequential_source(100, 1)).run(T0 + timedelta(seconds=30), T0)
     assert results[0].verdict is Verdict.NO_DATA and "no complete analysis interval" in results[0].reason
+
+
+# ---- the judge's evidence (rollout_judge_evidence) --------------------------------------------------
+
+def test_compare_leaves_its_p_value_as_evidence() -> None:
+    canary = release("compare", [{"name": "request-success-rate"}])
+    q_canary, q_primary = success_rate_queries(canary)
+    rng = np.random.default_rng(7)
+    checks = MetricChecks(canary, MemorySource({q_canary: points(90 + rng.normal(0, 0.3, 11)),
+                                                q_primary: points(99.9 + rng.normal(0, 0.02, 11))}))
+    (result,) = checks.run(AT, T0)
+    judge, statistic, value = checks.evidence["request-success-rate"]
+    assert (judge, statistic) == ("compare", "p_value")
+    assert result.verdict is Verdict.FAIL and value < canary.spec.analysis.alpha
+
+
+def test_sequential_leaves_its_e_value_as_evidence() -> None:
+    canary = release("sequential")
+    failing = MetricChecks(canary, sequential_source(100, 1))
+    failing.run(AT, T0)
+    judge, statistic, value = failing.evidence["request-success-rate"]
+    assert (judge, statistic) == ("sequential", "e_value")
+    assert value >= 1 / canary.spec.analysis.alpha  # it crossed the boundary: the release fails
+    passing = MetricChecks(canary, sequential_source(1, 1))
+    passing.run(AT, T0)
+    assert passing.evidence["request-success-rate"][2] < 1 / canary.spec.analysis.alpha
+
+
+def test_threshold_has_no_evidence_to_give() -> None:
+    canary = release()
+    q_canary, _ = success_rate_queries(canary)
+    checks = MetricChecks(canary, MemorySource({q_canary: points([99.5] * 11)}))
+    checks.run(AT, T0)
+    assert checks.evidence == {}
