@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -127,3 +128,64 @@ def test_rollout_dora_says_in_one_line_what_is_wrong(tmp_path: Path) -> None:
                               env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
         assert done.returncode == code and done.stderr.startswith(expected), done.stderr
         assert len(done.stderr.splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_dora_metrics_count_each_run_once_even_when_the_operator_restarts(tmp_path: Path) -> None:
+    """The operator's reconcile in-process (no kopf) on an in-process sandbox, so the default
+    registry it records in is this one: a promoted run and an aborted run are counted once each,
+    and a second operator (a restart) reading the same status counts nothing again."""
+    from prometheus_client import REGISTRY
+
+    from rollout.engine.kube import api_client
+    from rollout.engine.operator import Operator
+    from rollout.settings import Settings
+    from sandbox import Sandbox
+    from tests.e2e.conftest import create_deployment, create_release, set_image
+    from tests.e2e.test_operator import canary
+
+    def sample(metric: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(metric, labels) or 0.0
+
+    ns = "dora-metrics"
+    with Sandbox(deployment_ready_delay=0.1) as sb:
+        api = api_client(sb.write_kubeconfig(tmp_path / "kubeconfig"))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": ns}})
+        create_deployment(api, "app", ns)
+        create_release(api, canary("app", ns, "istio", metrics=[], stepWeight=50, interval="1s"))
+        custom = client.CustomObjectsApi(api)
+
+        def status() -> dict[str, Any]:
+            return dict(custom.get_namespaced_custom_object(GROUP, VERSION, ns, "canaries", "app").get("status") or {})
+
+        def run_until(operator: Operator, phase: str) -> dict[str, Any]:
+            for _ in range(60):
+                operator.reconcile("Canary", ns, "app")
+                if status().get("phase") == phase:
+                    return status()
+                time.sleep(0.3)
+            raise AssertionError(f"never reached {phase}: {status().get('phase')}")
+
+        first = Operator(api, settings=Settings(prometheus="http://127.0.0.1:9"))
+        run_until(first, "Initialized")
+        set_image(api, "app", ns, "x:2")
+        run_until(first, "Succeeded")
+        assert sample("rollout_dora_deployments_total", namespace=ns, name="app") == 1
+        assert sample("rollout_dora_lead_time_seconds_count", namespace=ns) == 0  # no Git: no commit time
+
+        set_image(api, "app", ns, "x:3")
+        run_until(first, "Progressing")
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "canaries", "app",
+                                                     {"status": {"command": "abort"}})
+        failed = run_until(first, "Failed")
+        assert [r["outcome"] for r in failed["history"]] == ["Succeeded", "Failed"]
+        assert sample("rollout_dora_change_failures_total", namespace=ns, name="app") == 1
+        assert sample("rollout_dora_time_to_restore_seconds_count", namespace=ns, stage="traffic") == 1
+        assert sample("rollout_dora_time_to_restore_seconds_count", namespace=ns, stage="revert") == 0
+
+        restarted = Operator(api, settings=Settings(prometheus="http://127.0.0.1:9"))
+        for _ in range(5):
+            restarted.reconcile("Canary", ns, "app")
+            time.sleep(0.2)
+        assert status()["history"] == failed["history"]
+        assert sample("rollout_dora_deployments_total", namespace=ns, name="app") == 1
+        assert sample("rollout_dora_change_failures_total", namespace=ns, name="app") == 1

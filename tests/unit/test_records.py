@@ -20,6 +20,7 @@ from rollout.api.status import (
 )
 from rollout.core import RevertInGit, RevertOutcome, RouteProblem
 from rollout.core.records import end_run
+from rollout.workloads import workload_of
 from tests.unit.test_plan import canary
 from tests.unit.world import T0, World, failing
 
@@ -209,3 +210,16 @@ def test_the_revert_action_is_unchanged_by_recording() -> None:
     world = bad()
     world.run_until(Phase.REVERTING)
     assert world.reverts == [RevertInGit("c2", "c1", world.reverts[0].reason)]
+
+
+@pytest.mark.parametrize(("annotation", "expected"), [
+    ("2026-01-01T00:00:00Z", T0), ("2026-01-01T01:00:00+01:00", T0), ("not a time", None), (None, None),
+])
+def test_the_commit_time_a_run_records_is_the_targets_annotation(annotation: str | None, expected: object) -> None:
+    annotations = {"rollout.gitops.dev/revision": "c2"}
+    if annotation is not None:
+        annotations["rollout.gitops.dev/committed-at"] = annotation
+    target = {"metadata": {"name": "podinfo", "annotations": annotations},
+              "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "x:1"}]}}}}
+    workload = workload_of(target)
+    assert workload.revision == "c2" and workload.committed_at == expected
