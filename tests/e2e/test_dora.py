@@ -9,18 +9,33 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
+from prometheus_client import REGISTRY
 
-from tests.e2e.conftest import GROUP, VERSION, OperatorProcess, release_status, wait_phase
+from rollout.engine.kube import api_client
+from rollout.engine.operator import Operator
+from rollout.settings import Settings
+from sandbox import Sandbox
+from tests.e2e.conftest import (
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    create_deployment,
+    create_release,
+    release_status,
+    set_image,
+    wait_phase,
+)
 from tests.e2e.exporter import Exporter
 from tests.e2e.test_gitops import canary_yaml, gitsource
+from tests.e2e.test_operator import canary
 from tests.gitrepo import GitRemote, deployment_yaml, git
 
 pytestmark = pytest.mark.e2e
@@ -134,15 +149,6 @@ def test_the_dora_metrics_count_each_run_once_even_when_the_operator_restarts(tm
     """The operator's reconcile in-process (no kopf) on an in-process sandbox, so the default
     registry it records in is this one: a promoted run and an aborted run are counted once each,
     and a second operator (a restart) reading the same status counts nothing again."""
-    from prometheus_client import REGISTRY
-
-    from rollout.engine.kube import api_client
-    from rollout.engine.operator import Operator
-    from rollout.settings import Settings
-    from sandbox import Sandbox
-    from tests.e2e.conftest import create_deployment, create_release, set_image
-    from tests.e2e.test_operator import canary
-
     def sample(metric: str, **labels: str) -> float:
         return REGISTRY.get_sample_value(metric, labels) or 0.0
 
