@@ -21,7 +21,7 @@ from rollout.api.status import (
 from rollout.core import RevertInGit, RevertOutcome, RouteProblem
 from rollout.core.records import end_run
 from rollout.workloads import workload_of
-from tests.unit.test_plan import canary
+from tests.unit.test_plan import bluegreen, canary
 from tests.unit.world import T0, World, failing
 
 COMMITTED = T0 - timedelta(minutes=7)
@@ -223,3 +223,17 @@ def test_the_commit_time_a_run_records_is_the_targets_annotation(annotation: str
               "spec": {"template": {"spec": {"containers": [{"name": "app", "image": "x:1"}]}}}}
     workload = workload_of(target)
     assert workload.revision == "c2" and workload.committed_at == expected
+
+
+def test_bluegreen_runs_are_recorded_as_canary_runs_are() -> None:
+    world = start(World(bluegreen()))
+    world.run_until(Phase.SUCCEEDED)
+    world.cluster.release("v3", "c3", committed_at=T0)
+    world.checks = lambda w: failing()
+    world.run_until(Phase.PROGRESSING)
+    world.run_until(Phase.FAILED)
+    assert [(r.outcome, r.revision) for r in world.status.history] == [(RunOutcome.SUCCEEDED, "c2"),
+                                                                         (RunOutcome.FAILED, "c3")]
+    promoted = world.status.history[0]
+    assert promoted.started_at is not None and promoted.committed_at == COMMITTED
+    assert promoted.ended_at > promoted.started_at
