@@ -94,7 +94,9 @@ def render(summary: Summary) -> str:
 def to_json(summary: Summary) -> dict[str, Any]:
     return {
         **summary.total.to_dict(),
-        "releases": [{"namespace": r.namespace, "name": r.name, "kind": r.kind, **r.figures.to_dict()}
+        # Each release's figures, over the same window (said once, above).
+        "releases": [{"namespace": r.namespace, "name": r.name, "kind": r.kind,
+                      **{k: v for k, v in r.figures.to_dict().items() if k not in ("since", "until")}}
                      for r in summary.releases],
     }
 
