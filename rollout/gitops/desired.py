@@ -82,10 +82,15 @@ def matches(want: Any, have: Any) -> bool:
 
 
 def drifted(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """Whether the live object lost something Git sets (or is gone)."""
+    """Whether the live object lost something Git sets (or is gone). The commit-time annotation is
+    bookkeeping written with each new revision: an object applied before it existed has not drifted."""
     if live is None:
         return True
     want = {k: v for k, v in desired.items() if k != "status"}
+    annotations = (want.get("metadata") or {}).get("annotations") or {}
+    if COMMITTED_AT_ANNOTATION in annotations:
+        want["metadata"] = {**want["metadata"],
+                            "annotations": {k: v for k, v in annotations.items() if k != COMMITTED_AT_ANNOTATION}}
     return not matches(want, live)
 
 

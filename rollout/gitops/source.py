@@ -148,7 +148,7 @@ class SourceReconciler:
         try:
             with clone.opened():
                 revision = clone.fetch()
-                committed_at = format_time(clone.commit_time(revision))
+                committed_at = self._commit_time(clone, revision)
                 root = clone.checkout(revision)
                 manifests = render(root, spec.path, timeout=self.settings.kustomize_timeout, kubectl=self.kubectl)
         except GitError as e:
@@ -181,6 +181,16 @@ class SourceReconciler:
         result.ready = ("True", "Applied", f"applied revision {spec.branch}@{revision[:12]}")
         result.stalled = ("False", "Applied", "")
         return result
+
+    @staticmethod
+    def _commit_time(clone: Clone, revision: str) -> str | None:
+        """When `revision` was committed, for the releases' lead time; a revision is applied without it
+        rather than not at all when git cannot say."""
+        try:
+            return format_time(clone.commit_time(revision))
+        except (GitError, ValueError) as e:
+            log.warning("commit time of %s not read: %s", revision[:12], e)
+            return None
 
     def _stalled(self, revision: str, reason: str, message: str) -> SyncResult:
         return SyncResult(revision=revision, ready=("False", reason, message), stalled=("True", reason, message))
