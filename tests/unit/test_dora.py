@@ -149,3 +149,31 @@ def test_metrics_count_each_ended_run_once_per_status_write() -> None:
     assert sample("rollout_dora_lead_time_seconds_sum", namespace=ns) == 600
     assert sample("rollout_dora_lead_time_seconds_bucket", namespace=ns, le="600.0") == 1
     assert sample("rollout_dora_lead_time_seconds_bucket", namespace=ns, le="300.0") == 0
+
+
+def release(kind: str, namespace: str, name: str, *records: RunRecord) -> dict[str, object]:
+    return {"kind": kind, "metadata": {"namespace": namespace, "name": name},
+            "status": {"phase": "Succeeded", "history": [r.to_dict() for r in records]}}
+
+
+def test_rollout_dora_sums_canaries_and_bluegreens_and_shows_each() -> None:
+    from rollout.cli.dora import render, summarize, to_json
+
+    objs = [release("Canary", "shop", "web", run(S, 60, commit=50), run(R, 200, failed=195, restored=195,
+                                                                           reverted=200)),
+            release("BlueGreen", "shop", "api", run(S, 100, commit=99)),
+            release("Canary", "shop", "idle")]
+    summary = summarize(objs, T0, T0 + WEEK)
+    assert (summary.total.runs, summary.total.promotions, summary.total.failures) == (3, 2, 1)
+    assert summary.total.lead_time == Durations(2, 330.0, 546.0)
+    text = render(summary)
+    assert text.splitlines()[:4] == [
+        "NAMESPACE  NAME  KIND       RUNS  PROMOTED  FAILED  LEAD TIME  RESTORE TRAFFIC  RESTORE REVERT",
+        "shop       web   Canary     2     1         1       10m        0.0s             5m",
+        "shop       api   BlueGreen  1     1         0       1m         -                -",
+        "shop       idle  Canary     0     0         0       -          -                -",
+    ]
+    assert "DORA figures from 2026-01-01T00:00:00Z to 2026-01-08T00:00:00Z, 3 releases:" in text
+    data = to_json(summary)
+    assert data["runs"] == 3 and [r["name"] for r in data["releases"]] == ["web", "api", "idle"]
+    assert "since" not in data["releases"][0] and data["releases"][1]["kind"] == "BlueGreen"
