@@ -177,3 +177,23 @@ def test_rollout_dora_sums_canaries_and_bluegreens_and_shows_each() -> None:
     data = to_json(summary)
     assert data["runs"] == 3 and [r["name"] for r in data["releases"]] == ["web", "api", "idle"]
     assert "since" not in data["releases"][0] and data["releases"][1]["kind"] == "BlueGreen"
+
+
+def test_what_keeps_the_cluster_from_being_read_is_said_in_one_line() -> None:
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import MaxRetryError
+
+    from rollout.cli.common import cluster_problem
+
+    what = "Canaries and BlueGreens"
+    assert cluster_problem(ApiException(status=404, reason="Not Found"), what) == (
+        "the cluster serves no Canaries and BlueGreens: are rollout's CRDs installed (kubectl apply -f crds/)?")
+    assert cluster_problem(ApiException(status=403, reason="Forbidden"), what) == (
+        "not allowed to list Canaries and BlueGreens (403 Forbidden); check the kubeconfig's user and RBAC")
+    assert cluster_problem(ApiException(status=500, reason="Internal"), what) == (
+        "listing Canaries and BlueGreens failed: 500 Internal")
+    assert str(cluster_problem(ConfigException("no context"), what)).startswith("no usable kubeconfig (no context)")
+    refused = cluster_problem(MaxRetryError(None, "/apis", "refused"), what)  # type: ignore[arg-type]
+    assert refused is not None and refused.startswith("cannot reach the Kubernetes API (MaxRetryError")
+    assert cluster_problem(KeyError("bug"), what) is None  # a bug is not dressed up as a cluster problem
