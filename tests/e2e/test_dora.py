@@ -19,6 +19,7 @@ import pytest
 from kubernetes import client
 from prometheus_client import REGISTRY
 
+from rollout.cli.releases import detail, releases
 from rollout.engine.kube import api_client
 from rollout.engine.operator import Operator
 from rollout.settings import Settings
@@ -120,7 +121,11 @@ def test_rollout_dora_after_a_promoted_and_a_reverted_release(
     assert "  change failure rate    50% (1 of 2 runs)" in table.stdout
     assert "  lead time for changes  median " in table.stdout and "(n=1)" in table.stdout
 
-    # A window that ends before the runs, and a namespace with no releases: said, never a traceback.
+    # `rollout status web` names the records too.
+    shown = detail(releases(api, namespace, "web")[0])
+    assert f"  runs        2 recorded (rollout dora); last Reverted {bad[:12]} at {reverted['endedAt']}\n" in shown
+
+    # Nothing more is recorded later, and a namespace with no releases is said, never a traceback.
     assert release_status(api, namespace, "web")["history"] == status["history"]  # nothing more was recorded
     none = dora(sandbox, "-n", f"{namespace}-none")
     assert none.returncode == 1 and none.stdout == ""
