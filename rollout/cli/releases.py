@@ -133,8 +133,8 @@ def detail(obj: Mapping[str, Any]) -> str:
     if status.history:
         last = status.history[-1]
         revision = f" {last.revision[:12]}" if last.revision else ""
-        lines.append(f"  runs        {len(status.history)} recorded (rollout dora); last {last.outcome.value}{revision} "
-                     f"at {format_time(last.ended_at)}")
+        lines.append(f"  runs        {len(status.history)} recorded (rollout dora); "
+                     f"last {last.outcome.value}{revision} at {format_time(last.ended_at)}")
     if status.revert is not None:
         lines.append(f"  git         {_revert((obj.get('status') or {}).get('revert'))}"
                      + (f": {status.revert.message}" if status.revert.message else ""))
