@@ -9,6 +9,8 @@ from rollout.api.kinds import GROUP
 ANNOTATION_DOMAIN = GROUP
 # The commit an object was last applied from.
 REVISION_ANNOTATION = f"{ANNOTATION_DOMAIN}/revision"
+# When that commit was made (RFC 3339, UTC): where a release's lead time for changes starts.
+COMMITTED_AT_ANNOTATION = f"{ANNOTATION_DOMAIN}/committed-at"
 # The file (relative to the repository root) that declared the object.
 SOURCE_PATH_ANNOTATION = f"{ANNOTATION_DOMAIN}/source-path"
 # The GitSource (`<namespace>/<name>`) that applied the object: pruning only touches its own.

@@ -66,11 +66,93 @@ def parse_time(text: str | None) -> datetime | None:
 
 @dataclass(frozen=True)
 class Candidate:
-    """The target spec under release: its pod-template hash and the Git revision that produced it."""
+    """The target spec under release: its pod-template hash and the Git revision that produced it.
+
+    The times are the run's own record, kept until it ends in `ReleaseStatus.history`: when the
+    revision was committed (as the GitSource that applied it read it from Git), when the run
+    started, when its failure was detected and when traffic was back on the primary."""
 
     spec: str
     revision: str | None = None
     started_at: datetime | None = None
+    committed_at: datetime | None = None
+    failed_at: datetime | None = None
+    restored_at: datetime | None = None
+
+
+class RunOutcome(StrEnum):
+    """How a run ended, as its history record says."""
+
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    REVERTED = "Reverted"
+
+
+# The history keeps the newest runs only: a status is one object of at most 1.5 MiB in etcd.
+HISTORY_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run, as `status.history` keeps it: what the DORA figures are computed from.
+
+    `failed_at` is when the failure was detected, `restored_at` when traffic was back on the
+    primary, `reverted_at` when the revert in Git was applied (outcome Reverted)."""
+
+    outcome: RunOutcome
+    spec: str
+    started_at: datetime | None
+    ended_at: datetime
+    revision: str | None = None
+    committed_at: datetime | None = None
+    failed_at: datetime | None = None
+    restored_at: datetime | None = None
+    reverted_at: datetime | None = None
+    revert_commit: str | None = None
+
+    @property
+    def key(self) -> tuple[str, datetime | None]:
+        """The run this records: its candidate spec and start. A run is recorded once."""
+        return (self.spec, self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "outcome": self.outcome.value,
+            "spec": self.spec,
+            "revision": self.revision,
+            "committedAt": _t(self.committed_at),
+            "startedAt": _t(self.started_at),
+            "endedAt": _t(self.ended_at),
+            "failedAt": _t(self.failed_at),
+            "restoredAt": _t(self.restored_at),
+            "revertedAt": _t(self.reverted_at),
+            "revertCommit": self.revert_commit,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunRecord | None:
+        """A stored record; None for one this version cannot read (it is dropped at the next write)."""
+        if not isinstance(raw, dict):
+            return None
+        try:
+            ended = parse_time(raw.get("endedAt"))
+            if ended is None:
+                return None
+            return cls(
+                outcome=RunOutcome(str(raw.get("outcome"))),
+                spec=str(raw.get("spec") or ""),
+                started_at=parse_time(raw.get("startedAt")),
+                ended_at=ended,
+                revision=raw.get("revision") or None,
+                committed_at=parse_time(raw.get("committedAt")),
+                failed_at=parse_time(raw.get("failedAt")),
+                restored_at=parse_time(raw.get("restoredAt")),
+                reverted_at=parse_time(raw.get("revertedAt")),
+                revert_commit=raw.get("revertCommit") or None,
+            )
+        except (TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -147,6 +229,8 @@ class ReleaseStatus:
     # Side effects recorded and not yet known to be done, and how many intents were ever recorded.
     intent: Intent | None = None
     intents: int = 0
+    # Finished runs, oldest first, at most HISTORY_LIMIT: the release records `rollout dora` reads.
+    history: tuple[RunRecord, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def condition(self, kind: str) -> Condition | None:
@@ -184,9 +268,15 @@ class ReleaseStatus:
                 "intents": self.intents,
             }
         )
+        if self.history:  # absent until a run ends, so releases that never ran write nothing new
+            out["history"] = [r.to_dict() for r in self.history]
         if self.candidate:
             c = self.candidate
             out["candidate"] = {"spec": c.spec, "revision": c.revision, "startedAt": _t(c.started_at)}
+            # Written only when known, so a status without them reads and writes as before.
+            out["candidate"].update({k: _t(v) for k, v in (("committedAt", c.committed_at),
+                                                            ("failedAt", c.failed_at),
+                                                            ("restoredAt", c.restored_at)) if v})
         else:
             out["candidate"] = None
         if self.revert:
@@ -237,7 +327,7 @@ class ReleaseStatus:
         known = {
             "phase", "canaryWeight", "failedChecks", "iterations", "lastAppliedSpec", "lastPromotedSpec",
             "lastTransitionTime", "observedGeneration", "provider", "candidate", "revert", "analysis", "conditions",
-            "switchedAt", "command", "intent", "intents",
+            "switchedAt", "command", "intent", "intents", "history",
         }  # fmt: skip
         cand = raw.get("candidate")
         rev = raw.get("revert")
@@ -254,7 +344,9 @@ class ReleaseStatus:
             observed_generation=raw.get("observedGeneration"),
             provider=raw.get("provider"),
             candidate=Candidate(
-                spec=cand["spec"], revision=cand.get("revision"), started_at=parse_time(cand.get("startedAt"))
+                spec=cand["spec"], revision=cand.get("revision"), started_at=parse_time(cand.get("startedAt")),
+                committed_at=parse_time(cand.get("committedAt")), failed_at=parse_time(cand.get("failedAt")),
+                restored_at=parse_time(cand.get("restoredAt")),
             )
             if cand
             else None,
@@ -298,6 +390,7 @@ class ReleaseStatus:
             command=_command(raw.get("command")),
             intent=_intent(raw.get("intent")),
             intents=int(raw.get("intents") or 0),
+            history=tuple(r for r in map(RunRecord.from_dict, raw.get("history") or ()) if r is not None),
             extra={k: v for k, v in raw.items() if k not in known},
         )
 

@@ -26,6 +26,26 @@ def api(args: argparse.Namespace) -> Any:
     return api_client(args.kubeconfig)
 
 
+def cluster_problem(error: BaseException, what: str) -> str | None:
+    """One line saying why reading `what` from the cluster failed and what to do, for the errors that
+    mean the cluster cannot be read (no kubeconfig, unreachable, refused); None for any other error."""
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    if isinstance(error, ConfigException):
+        return f"no usable kubeconfig ({error}); set KUBECONFIG or pass --kubeconfig PATH"
+    if isinstance(error, ApiException):
+        if error.status == 404:
+            return f"the cluster serves no {what}: are rollout's CRDs installed (kubectl apply -f crds/)?"
+        if error.status in (401, 403):
+            return f"not allowed to list {what} ({error.status} {error.reason}); check the kubeconfig's user and RBAC"
+        return f"listing {what} failed: {error.status} {error.reason}"
+    if isinstance(error, HTTPError | OSError):
+        return f"cannot reach the Kubernetes API ({type(error).__name__}: {str(error)[:200]}); is the cluster up?"
+    return None
+
+
 def no_sandbox(command: str, error: ImportError) -> int:
     """The sandbox is a separate distribution: say which install brings it, in one line; exit 1."""
     print(f"rollout {command}: the sandbox is not installed ({error}); {SANDBOX_INSTALL} brings it", file=sys.stderr)

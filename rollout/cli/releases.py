@@ -130,6 +130,11 @@ def detail(obj: Mapping[str, Any]) -> str:
         revision = f"revision {status.candidate.revision[:12]}" if status.candidate.revision else "no Git revision"
         started = f", started {format_time(status.candidate.started_at)}" if status.candidate.started_at else ""
         lines.append(f"  candidate   {revision}{started}")
+    if status.history:
+        last = status.history[-1]
+        revision = f" {last.revision[:12]}" if last.revision else ""
+        lines.append(f"  runs        {len(status.history)} recorded (rollout dora); "
+                     f"last {last.outcome.value}{revision} at {format_time(last.ended_at)}")
     if status.revert is not None:
         lines.append(f"  git         {_revert((obj.get('status') or {}).get('revert'))}"
                      + (f": {status.revert.message}" if status.revert.message else ""))

@@ -19,12 +19,14 @@ from rollout.api.status import RevertState
 
 @dataclass(frozen=True)
 class Workload:
-    """A Deployment as seen now: `spec_hash` is its pod-template hash, `revision` its Git revision."""
+    """A Deployment as seen now: `spec_hash` is its pod-template hash, `revision` its Git revision,
+    `committed_at` that revision's commit time (both as the GitSource that applied it annotated it)."""
 
     exists: bool = True
     spec_hash: str | None = None
     ready: bool = True
     revision: str | None = None
+    committed_at: datetime | None = None
 
 
 @dataclass(frozen=True)

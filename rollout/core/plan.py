@@ -27,6 +27,7 @@ from rollout.api.status import (
     ReleaseStatus,
     RevertState,
     RevertStatus,
+    RunOutcome,
 )
 from rollout.core.actions import (
     Action,
@@ -41,6 +42,7 @@ from rollout.core.actions import (
 )
 from rollout.core.decision import Decision
 from rollout.core.observations import CheckResult, Observations
+from rollout.core.records import end_run, failure_detected, traffic_restored
 from rollout.core.requests import AskGate, Request, RunChecks
 
 Spec = CanarySpec | BlueGreenSpec
@@ -341,6 +343,7 @@ class _Planner:
                 revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
                 self.reverted_in_git(outcome.commit, outcome.state, outcome.branch)
             self.st = replace(self.st, phase=Phase.REVERTED, revert=replace(revert, state=RevertState.APPLIED))
+            self.st = end_run(self.st, RunOutcome.REVERTED, self.now, reverted=True)
             self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec",
                       alert=AlertSeverity.INFO)
         elif phase in RUNNING_PHASES:
@@ -354,9 +357,13 @@ class _Planner:
         assert target.spec_hash is not None
         if restart:
             self.emit("Restart", f"New revision detected! Restarting analysis for {self.target_name}")
+        if self.st.phase in (Phase.FAILED, Phase.REVERTING):
+            # A failed run whose revert never landed ends here, when a new one takes its place.
+            self.st = end_run(self.st, RunOutcome.FAILED, self.now)
         self.st = replace(
             self.st,
-            candidate=Candidate(spec=target.spec_hash, revision=target.revision, started_at=self.now),
+            candidate=Candidate(spec=target.spec_hash, revision=target.revision, started_at=self.now,
+                                committed_at=target.committed_at),
             last_applied_spec=target.spec_hash,
             failed_checks=0,
             iterations=0,
@@ -580,6 +587,7 @@ class _Planner:
                 return
         candidate = self.st.candidate.spec if self.st.candidate else self.st.last_applied_spec
         self.st = replace(self.st, phase=Phase.SUCCEEDED, last_promoted_spec=candidate, canary_weight=0)
+        self.st = end_run(self.st, RunOutcome.SUCCEEDED, self.now)
         self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
         self.emit("Succeeded", f"Promotion completed! {self.target_name} is promoted", alert=AlertSeverity.INFO)
 
@@ -591,6 +599,11 @@ class _Planner:
         # When the route is what failed, sending traffic back is tried but must not stop the failure.
         self.act(SetWeight(primary=100, canary=0, best_effort=route_lost))
         self.st = replace(self.st, phase=Phase.FAILED)
+        # The route back is carried out before the status is written (a router error stops the tick
+        # first), so traffic is back now; only a best-effort route back is not known to have landed.
+        self.st = failure_detected(self.st, self.now, restored=not route_lost)
+        if not self.reverts_in_git:
+            self.st = end_run(self.st, RunOutcome.FAILED, self.now)
         if scale:
             self.act(ScaleTarget(up=False))
         self.act(CallWebhooks(WebhookType.POST_ROLLOUT))
@@ -613,8 +626,10 @@ class _Planner:
             self.set_weight(0)
             self.requeue = self.quick
             return
+        if self.obs.weights == (100, 0):
+            self.st = traffic_restored(self.st, self.now)
         reason = self.failure_reason()
-        revision = self.st.candidate.revision or self.target_name
+        revision = (self.st.candidate.revision if self.st.candidate else None) or self.target_name
         self.st = replace(self.st, phase=Phase.REVERTING, revert=RevertStatus(state=RevertState.PENDING))
         self.act(self.revert_action(reason))
         self.emit("Reverting", f"Reverting {revision} in Git: {reason}")
@@ -660,6 +675,7 @@ class _Planner:
                 self.requeue = self.interval
             elif outcome.state == RevertState.SKIPPED:
                 self.set_phase(Phase.FAILED)
+                self.st = end_run(self.st, RunOutcome.FAILED, self.now)
                 self.emit("GitRevertSkipped", outcome.message, warning=True, alert=AlertSeverity.WARN)
             elif outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
                 self.reverted_in_git(outcome.commit, outcome.state, outcome.branch)

@@ -29,7 +29,7 @@ from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_templa
 from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
 from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.core import RouteProblem
-from rollout.engine import telemetry
+from rollout.engine import dora, telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
@@ -287,6 +287,7 @@ class Operator:
             GROUP, VERSION, meta["namespace"], PLURALS[obj["kind"]], meta["name"], {"status": diff},
             _request_timeout=self.timeout, _content_type="application/merge-patch+json",
         )
+        dora.written(meta["namespace"], meta["name"], before, new.history)
         if stored is not None:
             stored.update(diff)
 

@@ -8,6 +8,7 @@ would, but instantly and in memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from rollout.core import (
     Action,
@@ -25,6 +26,7 @@ from rollout.core import (
 class SimulatedCluster:
     target_hash: str = "v1"
     target_revision: str | None = None
+    target_committed_at: datetime | None = None
     target_ready: bool = True
     primary_exists: bool = False
     primary_hash: str | None = None
@@ -39,7 +41,8 @@ class SimulatedCluster:
     def observe(self) -> Observations:
         return Observations(
             # a target scaled to zero serves nothing, so it is not ready (as `is_ready` says of a Deployment)
-            target=Workload(True, self.target_hash, self.target_ready and self.target_up, self.target_revision),
+            target=Workload(True, self.target_hash, self.target_ready and self.target_up, self.target_revision,
+                            self.target_committed_at),
             primary=Workload(self.primary_exists, self.primary_hash, self.primary_ready, self.primary_revision),
             weights=self.weights,
             generation=self.generation,
@@ -59,7 +62,8 @@ class SimulatedCluster:
             self.target_up = action.up
         return None
 
-    def release(self, spec_hash: str, revision: str | None = None) -> None:
-        """A new target spec arrives (a commit synced from Git)."""
+    def release(self, spec_hash: str, revision: str | None = None, committed_at: datetime | None = None) -> None:
+        """A new target spec arrives (a commit synced from Git, made at `committed_at`)."""
         self.target_hash = spec_hash
         self.target_revision = revision
+        self.target_committed_at = committed_at

@@ -13,7 +13,12 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_ANNOTATION, SOURCE_PATH_ANNOTATION
+from rollout.api.annotations import (
+    COMMITTED_AT_ANNOTATION,
+    REVISION_ANNOTATION,
+    SOURCE_ANNOTATION,
+    SOURCE_PATH_ANNOTATION,
+)
 
 InventoryKey = tuple[str, str, str, str]  # (group, kind, namespace or "", name)
 
@@ -37,8 +42,10 @@ def desired_object(
     namespace: str | None,
     live: Mapping[str, Any] | None,
     keep_replicas: bool,
+    committed_at: str | None = None,
 ) -> dict[str, Any]:
-    """The object to apply: `namespace` is set when the kind is namespaced and Git left it out."""
+    """The object to apply: `namespace` is set when the kind is namespaced and Git left it out;
+    `committed_at` (the revision's commit time) is annotated when known."""
     out = copy.deepcopy(dict(obj))
     meta = out.setdefault("metadata", {})
     if namespace is None:
@@ -48,6 +55,8 @@ def desired_object(
     annotations = meta.get("annotations") or {}
     meta["annotations"] = {**annotations, REVISION_ANNOTATION: revision, SOURCE_PATH_ANNOTATION: path,
                            SOURCE_ANNOTATION: source}
+    if committed_at:
+        meta["annotations"][COMMITTED_AT_ANNOTATION] = committed_at
     if keep_replicas and live is not None:
         replicas = (live.get("spec") or {}).get("replicas")
         if replicas is not None:
@@ -73,10 +82,15 @@ def matches(want: Any, have: Any) -> bool:
 
 
 def drifted(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
-    """Whether the live object lost something Git sets (or is gone)."""
+    """Whether the live object lost something Git sets (or is gone). The commit-time annotation is
+    bookkeeping written with each new revision: an object applied before it existed has not drifted."""
     if live is None:
         return True
     want = {k: v for k, v in desired.items() if k != "status"}
+    annotations = (want.get("metadata") or {}).get("annotations") or {}
+    if COMMITTED_AT_ANNOTATION in annotations:
+        want["metadata"] = {**want["metadata"],
+                            "annotations": {k: v for k, v in annotations.items() if k != COMMITTED_AT_ANNOTATION}}
     return not matches(want, live)
 
 

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from git import GitCommandError, Repo, Tree
@@ -258,6 +259,10 @@ class Clone:
             return self.git("rev-parse", "--verify", "--quiet", revision).strip() or None
         except GitError:
             return None
+
+    def commit_time(self, revision: str) -> datetime:
+        """When `revision` was committed (its committer date; a shallow clone holds it too)."""
+        return datetime.fromisoformat(self.git("show", "-s", "--format=%cI", revision).strip())
 
     def rev_parse(self, revision: str) -> str:
         return self.git("rev-parse", revision).strip()

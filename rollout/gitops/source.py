@@ -169,6 +169,7 @@ class SourceReconciler:
         try:
             with clone.opened():
                 revision = clone.fetch()
+                committed_at = self._commit_time(clone, revision)
                 root = clone.checkout(revision)
                 manifests = render(root, spec.path, timeout=self.settings.kustomize_timeout, kubectl=self.kubectl)
         except GitError as e:
@@ -177,7 +178,7 @@ class SourceReconciler:
             return self._stalled(revision, e.reason, f"revision {revision[:12]}: {e}")
         new_revision = revision != status.get("lastAppliedRevision")
         try:
-            wanted = self._desired(manifests, revision, ident, meta.namespace)
+            wanted = self._desired(manifests, revision, ident, meta.namespace, committed_at)
         except ApplyError as e:
             return self._stalled(revision, "ValidationFailed", f"revision {revision[:12]}: {e}")
         result = SyncResult(revision=revision, applied=revision)
@@ -202,11 +203,21 @@ class SourceReconciler:
         result.stalled = ("False", "Applied", "")
         return result
 
+    @staticmethod
+    def _commit_time(clone: Clone, revision: str) -> str | None:
+        """When `revision` was committed, for the releases' lead time; a revision is applied without it
+        rather than not at all when git cannot say."""
+        try:
+            return format_time(clone.commit_time(revision))
+        except (GitError, ValueError) as e:
+            log.warning("commit time of %s not read: %s", revision[:12], e)
+            return None
+
     def _stalled(self, revision: str, reason: str, message: str) -> SyncResult:
         return SyncResult(revision=revision, ready=("False", reason, message), stalled=("True", reason, message))
 
-    def _desired(self, manifests: list[Manifest], revision: str, ident: str, namespace: str
-                 ) -> list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]]:
+    def _desired(self, manifests: list[Manifest], revision: str, ident: str, namespace: str,
+                 committed_at: str | None = None) -> list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]]:
         """Each manifest as it will be applied, with the live object; FIRST_KINDS first."""
         ordered = sorted(manifests, key=lambda m: m.kind not in FIRST_KINDS)
         declared = {(m.obj["spec"].get("group"), m.obj["spec"].get("names", {}).get("kind"))
@@ -227,7 +238,7 @@ class SourceReconciler:
             live = self.applier.get(m.api_version, m.kind, ns, m.name)
             keep = m.kind == "Deployment" and (ns or "", m.name) in targets
             desired = desired_object(m.obj, path=m.path, revision=revision, source=ident, namespace=ns,
-                                     live=live, keep_replicas=keep)
+                                     live=live, keep_replicas=keep, committed_at=committed_at)
             out.append((m, desired, live))
         return out
 

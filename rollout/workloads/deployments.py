@@ -40,7 +40,7 @@ from . import builders as b
 from . import configs
 from .autoscalers import Autoscalers, autoscaler_of
 from .errors import NotReady, TargetMissing, WorkloadError
-from .hashing import PRIMARY_SUFFIX, pod_template, revision_of
+from .hashing import PRIMARY_SUFFIX, committed_at_of, pod_template, revision_of
 from .kinds import KINDS, WorkloadKind, kind_of
 
 Json = dict[str, Any]
@@ -60,6 +60,7 @@ def workload_of(obj: Mapping[str, Any] | None, kind: WorkloadKind = KINDS["Deplo
         spec_hash=kind.spec_hash(obj, tracked),
         ready=kind.is_ready(obj),
         revision=revision_of(obj),
+        committed_at=committed_at_of(obj),
     )
 
 

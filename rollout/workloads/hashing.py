@@ -26,9 +26,11 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from rollout.api.annotations import ANNOTATION_DOMAIN, REVISION_ANNOTATION
+from rollout.api.annotations import ANNOTATION_DOMAIN, COMMITTED_AT_ANNOTATION, REVISION_ANNOTATION
+from rollout.api.status import parse_time
 
 # The labels Flagger accepts as the pod selector (its `-selector-labels` default), in its order.
 SELECTOR_LABELS = ("app", "name", "app.kubernetes.io/name")
@@ -86,6 +88,15 @@ def pod_template_hash(deployment_or_template: Mapping[str, Any], configs: Mappin
         hashed = {"template": hashed, "configs": dict(configs)}
     text = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def committed_at_of(deployment: Mapping[str, Any]) -> datetime | None:
+    """When that revision was committed (the GitSource's annotation), if known and readable."""
+    annotations = (deployment.get("metadata") or {}).get("annotations") or {}
+    try:
+        return parse_time(annotations.get(COMMITTED_AT_ANNOTATION))
+    except (TypeError, ValueError):
+        return None
 
 
 def revision_of(deployment: Mapping[str, Any]) -> str | None:

@@ -20,12 +20,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from kubernetes import client
 
 from rollout.api.kinds import CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
+from rollout.cli.dora import render, summarize, to_json
+from rollout.cli.releases import releases as list_releases
 from rollout.engine.kube import api_client
 from sandbox import DataPlaneConfig, Sandbox
 from sandbox.prometheus import free_port
@@ -127,6 +130,7 @@ class Demo:
         self.options = options
         self.out = out
         self.started = time.monotonic()
+        self.began = datetime.now(UTC)
         self.custom: Any = None
         self.apps: Any = None
         self.metrics_url = ""
@@ -174,10 +178,13 @@ class Demo:
                 result.update(self.agreement(repo), provider=opts.provider, judge=opts.judge,
                               interval=opts.interval, mirror=opts.mirror, workdir=str(root),
                               reports=sorted(str(p) for p in reports.glob("*.html")))
+                # The DORA figures of the demo's own runs, computed as `rollout dora` computes them.
+                dora = summarize(list_releases(api, app.NAMESPACE), self.began, datetime.now(UTC))
+                result.update(dora=to_json(dora), namespace=app.NAMESPACE)
                 if opts.json:
                     print(json.dumps(result, indent=2), file=self.out)
                 else:
-                    self.say(summary(result))
+                    self.say(summary(result, dora=render(dora)))
                 if opts.keep:
                     self.keep(kubeconfig, sandbox.prometheus_url, repo)
         return result

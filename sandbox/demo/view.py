@@ -33,7 +33,8 @@ def tick_key(status: Mapping[str, Any]) -> tuple[Any, ...]:
     return status.get("phase"), status.get("canaryWeight"), analysis.get("checkedAt")
 
 
-def summary(result: Mapping[str, Any]) -> str:
+def summary(result: Mapping[str, Any], dora: str = "") -> str:
+    """The end of the demo; `dora` is `rollout dora`'s table of the demo's runs."""
     lines = ["", "Summary", "======="]
     v2, v3 = result.get("v2") or {}, result.get("v3") or {}
     mirrored = ", traffic mirrored to the canary (no user got its answers)" if result.get("mirror") else ""
@@ -46,6 +47,9 @@ def summary(result: Mapping[str, Any]) -> str:
     lines.append(f"Git and cluster agree: {'yes' if result.get('agree') else 'NO'} "
                  f"(remote head {str(result.get('remote_head', ''))[:12]}, applied "
                  f"{str(result.get('applied_revision', ''))[:12]}, target image {result.get('target_image')})")
+    if dora:
+        lines += ["", f"DORA figures of this demo (rollout dora -n {result.get('namespace', 'demo')}):", "",
+                  dora.rstrip()]
     if result.get("revert_show"):
         lines += ["", "The revert commit (git show --stat):", "", result["revert_show"].rstrip()]
     reports: Sequence[str] = result.get("reports") or []

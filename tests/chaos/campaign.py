@@ -390,6 +390,11 @@ class Campaign:
             commit = (status.get("revert") or {}).get("commit")
             if not commit or not lane.remote.is_ancestor(commit, head):
                 problems.append(f"status.revert.commit {commit} is not on the remote's branch (head {head[:10]})")
+        if lane.mode == "gitsource" and r.outcome:
+            # The release record (what `rollout dora` reads): one per run, whatever killed the operator.
+            records = [h.get("outcome") for h in status.get("history") or [] if h.get("revision") == r.sha]
+            if records != [r.outcome]:
+                problems.append(f"status.history holds {records} for {r.sha[:10]}, expected [{r.outcome!r}]")
         if lane.mode == "gitsource":
             source: Any = self.custom.get_namespaced_custom_object(GROUP, VERSION, ns, "gitsources", "apps")
             applied = (source.get("status") or {}).get("lastAppliedRevision")

@@ -37,6 +37,32 @@ def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(tmp_path:
     assert v3["bad_to_rollback"] is not None and v3["rollback_to_revert"] is not None, v3
     assert 0 < v3["bad_to_rollback"] < v3["bad_to_revert"], v3
     assert len(result["reports"]) == 2 and all(Path(p).is_file() for p in result["reports"])
+    # The DORA figures of the demo's two runs, as `rollout dora` computes them from the Canary's records.
+    dora = result["dora"]
+    assert dora["runs"] == 2 and dora["deploymentFrequency"]["promotions"] == 1
+    assert dora["changeFailureRate"] == {"failures": 1, "runs": 2, "rate": 0.5}
+    assert dora["leadTimeForChanges"]["count"] == 1 and 0 < dora["leadTimeForChanges"]["medianSeconds"] < 300
+    assert dora["timeToRestore"]["traffic"]["count"] == dora["timeToRestore"]["revert"]["count"] == 1
+    assert 0 < dora["timeToRestore"]["revert"]["medianSeconds"] < v3["bad_to_revert"] + 60
+
+
+def test_make_demo_prints_the_summary_and_the_dora_figures(tmp_path: Path) -> None:
+    """What `make demo` shows a person: the summary, then `rollout dora`'s table of the demo's runs."""
+    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--interval", "2",
+                           "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "operator.log").read_text()[-3000:]
+    out = done.stdout
+    assert "Git and cluster agree: yes" in out
+    dora = out[out.index("DORA figures of this demo (rollout dora -n demo):"):]
+    lines = dora.splitlines()
+    assert lines[2].split() == ["NAMESPACE", "NAME", "KIND", "RUNS", "PROMOTED", "FAILED", "LEAD", "TIME",
+                                "RESTORE", "TRAFFIC", "RESTORE", "REVERT"]
+    assert lines[3].split()[:6] == ["demo", "podinfo", "Canary", "2", "1", "1"]
+    for expected in ("  deployment frequency   1 promotion in ", "  lead time for changes  median ",
+                     "  change failure rate    50% (1 of 2 runs)",
+                     "  time to restore        traffic back on the primary: median ",
+                     "                         revert applied from Git:     median "):
+        assert expected in dora, dora
 
 
 def test_the_mirror_demo_judges_on_mirrored_traffic(tmp_path: Path) -> None:

@@ -187,6 +187,8 @@ def test_enums_match_the_python_api() -> None:
         assert set(node(kind, "spec.analysis.webhooks.[].type")["enum"]) == {"", *api_spec.WebhookType}
         assert node(kind, "status.phase")["enum"] == [p.value for p in api_status.Phase]
         assert node(kind, "status.revert.state")["enum"] == [s.value for s in api_status.RevertState]
+        assert node(kind, "status.history.[].outcome")["enum"] == [o.value for o in api_status.RunOutcome]
+        assert node(kind, "status.history")["maxItems"] == api_status.HISTORY_LIMIT
 
 
 def test_bounds_and_defaults() -> None:
@@ -342,7 +344,8 @@ def test_status_declares_everything_the_operator_writes() -> None:
         last_promoted_spec="def",
         last_transition_time=t,
         observed_generation=4,
-        candidate=api_status.Candidate(spec="abc", revision="1234", started_at=t),
+        candidate=api_status.Candidate(spec="abc", revision="1234", started_at=t, committed_at=t, failed_at=t,
+                                       restored_at=t),
         revert=api_status.RevertStatus(
             state=api_status.RevertState.PUSHED, commit="c0ffee", reverts=("1234",), message="m", branch="b"
         ),
@@ -357,6 +360,9 @@ def test_status_declares_everything_the_operator_writes() -> None:
                                  actions=({"kind": "Emit", "reason": "Succeeded", "message": "m", "warning": False},)),
         intents=3,
         command="retry",
+        history=(api_status.RunRecord(outcome=api_status.RunOutcome.REVERTED, spec="abc", started_at=t, ended_at=t,
+                                      revision="1234", committed_at=t, failed_at=t, restored_at=t, reverted_at=t,
+                                      revert_commit="c0ffee"),),
     )
     written = {k: v for k, v in full.to_dict().items() if v is not None}
     strict = to_json_schema(status_schema)

@@ -81,6 +81,19 @@ def test_the_applied_object_carries_its_origin_and_keeps_a_releases_replicas() -
                           keep_replicas=False)["spec"]["replicas"] == 3
 
 
+def test_the_applied_object_carries_its_commit_time_when_known() -> None:
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "annotations": {"a": "b"}}}
+    desired = desired_object(obj, path="p", revision="abc", source="ns/src", namespace="ns", live=None,
+                             keep_replicas=False, committed_at="2026-01-01T10:00:00Z")
+    assert desired["metadata"]["annotations"]["rollout.gitops.dev/committed-at"] == "2026-01-01T10:00:00Z"
+    assert desired["metadata"]["annotations"]["a"] == "b"
+    # An object applied before commit times were annotated has not drifted for lack of one.
+    live = {**obj, "metadata": {"name": "web", "namespace": "ns", "annotations": {
+        k: v for k, v in desired["metadata"]["annotations"].items() if k != "rollout.gitops.dev/committed-at"}}}
+    assert not drifted(desired, live)
+    assert drifted(desired, {**live, "metadata": {"name": "web", "namespace": "ns"}})
+
+
 def test_drift_is_what_git_sets_and_the_cluster_lost() -> None:
     want = {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1"}]}}, "replicas": 2}}
     have = {"spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x:1", "imagePullPolicy": "Always"
