@@ -85,6 +85,10 @@ def test_prometheus_scrapes_the_release_figures(api: client.ApiClient, operator:
     assert (query(scraper, 'rollout_reconcile_duration_seconds_count{kind="Canary"}') or 0) > 0
     assert query(scraper, 'rollout_tick_lag_seconds_count{kind="Canary"}') is not None
     assert query(scraper, 'flagger_info{mesh_provider="istio"}') == 1
+    # DORA: the promoted run counts as one deployment (this release has no Git revision, so no lead time).
+    wait_for("one deployment in the DORA figures",
+             lambda: query(scraper, f'rollout_dora_deployments_total{{name="podinfo",{labels}}}') == 1, timeout=30)
+    assert query(scraper, f'rollout_dora_change_failures_total{{name="podinfo",{labels}}}') is None
 
     code, text = get(f"{operator.metrics_url}/healthz")
     assert code == 200 and text.startswith("ok: kopf running, its event loop ran "), text
@@ -110,5 +114,10 @@ def test_a_rollback_is_counted_as_a_failure(api: client.ApiClient, operator: Ope
     failures = f'flagger_canary_failures_total{{{labels},deployment_strategy="canary",analysis_status="completed"}}'
     wait_for("one failure counted", lambda: query(scraper, failures) == 1, timeout=30)
     assert query(scraper, f"flagger_canary_successes_total{{{labels}}}") is None
+    # DORA: a change failure, and the time until traffic was back on the primary (one tick or less).
+    wait_for("one change failure in the DORA figures",
+             lambda: query(scraper, f"rollout_dora_change_failures_total{{{labels}}}") == 1, timeout=30)
+    restored = f'rollout_dora_time_to_restore_seconds_count{{namespace="{namespace}",stage="traffic"}}'
+    assert query(scraper, restored) == 1
     rate = query(scraper, f'flagger_canary_metric_analysis{{{labels},metric="request-success-rate"}}')
     assert rate is not None and rate < 99  # the failing check's value
