@@ -4,7 +4,8 @@ Each Canary and BlueGreen gets a daemon that ticks it at the interval the planne
 daemon waits on its stop flag between ticks, never sleeps in a handler); deletion goes through a
 finalizer that sends all traffic back to the primary. Each GitSource gets a daemon that syncs it
 every interval, or at once when a revert was pushed. Everything else is `rollout.engine.operator`
-and `rollout.gitops`.
+and `rollout.gitops`. With leader election the process first campaigns (`rollout.engine.leader`) and
+starts kopf only once it leads: a standby registers nothing and acts on nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import kopf
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.engine.events import EventRecorder
 from rollout.engine.kube import api_client, connection
+from rollout.engine.leader import LeaderElector, lead
 from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MIN_WAIT = 0.2
 # A GitSource waits for its interval in slices this long, so a pushed revert is applied at once.
 WAKE_SLICE = 0.5
+# How long a release or GitSource waits while the leader's Lease is overdue (the process is about to exit).
+NOT_LEADING_WAIT = 1.0
 
 
 @kopf.on.startup()
@@ -60,6 +64,9 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     kind, namespace, name = body["kind"], body.metadata.namespace or "default", body.metadata.name or ""
     loop = asyncio.get_running_loop()
     while not stopped:
+        if not memo.get("leading", _always)():
+            await stopped.wait(NOT_LEADING_WAIT)
+            continue
         try:
             delay = await loop.run_in_executor(memo["pool"], operator.reconcile, kind, namespace, name)
         except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
@@ -76,6 +83,9 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     wake = sources.wake_event(namespace, name)
     while not stopped:
+        if not memo.get("leading", _always)():
+            await stopped.wait(NOT_LEADING_WAIT)
+            continue
         try:
             delay = await asyncio.get_running_loop().run_in_executor(memo["pool"], sources.reconcile, namespace, name)
         except Exception:  # the daemon's edge: a bug in a sync must not end the source's daemon
@@ -91,6 +101,8 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
 @kopf.on.delete(GROUP, VERSION, PLURALS[CANARY])
 @kopf.on.delete(GROUP, VERSION, PLURALS[BLUEGREEN])
 def _delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    if not memo.get("leading", _always)():
+        raise kopf.TemporaryError("this replica's leader Lease is overdue", delay=NOT_LEADING_WAIT)
     # The operator bounds the retries and never raises: a deletion always completes.
     delay = memo["operator"].finalize(dict(body), attempt=retry)
     if delay is not None:
@@ -107,8 +119,10 @@ def run(
     git_cache: Path,
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
+    elector: LeaderElector | None = None,
 ) -> None:
-    """Run the operator until stopped: on `namespaces`, or on every namespace when empty."""
+    """Run the operator until stopped: on `namespaces`, or on every namespace when empty; with an
+    `elector`, only while it holds the leader Lease (it exits the process when the Lease is lost)."""
     api = api_client(kubeconfig)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings)
     operator = Operator(api, settings=settings, reports=reports)
@@ -118,14 +132,34 @@ def run(
     # Ticks, syncs and kopf's own sync handlers share one bounded pool.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rollout")
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    try:
-        kopf.run(
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=list(namespaces),
-            memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings),
-            stop_flag=stop,
-            ready_flag=ready,
-        )
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    # kopf waits on a threading.Event in a thread that only setting it ends: after a SIGTERM (which kopf
+    # handles itself) that thread would hold the process forever. So kopf gets only a caller's flag, and
+    # the campaign its own, which SIGTERM sets while kopf is not running.
+    campaign = stop if stop is not None else threading.Event()
+
+    def operate() -> None:
+        if campaign.is_set():  # stopped between taking the lead and starting kopf
+            return
+        try:
+            # standalone: kopf's own peering stays off; with leader election only the leader runs kopf.
+            kopf.run(
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=list(namespaces),
+                memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings,
+                               leading=elector.leading if elector is not None else _always),
+                stop_flag=stop,
+                ready_flag=ready,
+            )
+        finally:
+            # A leader lets the ticks in flight finish before it releases the Lease to a standby.
+            pool.shutdown(wait=elector is not None, cancel_futures=True)
+
+    if elector is None:
+        operate()
+    else:
+        lead(elector, campaign, operate)
+
+
+def _always() -> bool:
+    return True
