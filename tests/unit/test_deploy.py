@@ -28,6 +28,7 @@ from rollout.cli import build_parser
 from rollout.engine.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
 from rollout.engine.kube import api_client, connection
 from rollout.routers import gatewayapi, istio, linkerd, objects, smi
+from rollout.settings import Settings, described
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = ROOT / "deploy" / "rollout.yaml"
@@ -97,7 +98,11 @@ NEEDED: frozenset[Need] = frozenset({
     *each("policy.linkerd.io", ("httproutes",), ("get", "create", "update", "delete")),
 })
 
-# Typed client calls (CoreV1Api, AppsV1Api, NetworkingV1Api): object name -> (group, resource).
+# rollout.engine.leader: the Lease of leader election, read, created when absent, updated to take or
+# renew the lead. Granted by the Role rollout-leader-election in rollout-system only, not cluster-wide.
+LEADER_ELECTION: frozenset[Need] = frozenset(each("coordination.k8s.io", ("leases",), ("get", "create", "update")))
+
+# Typed client calls (CoreV1Api, AppsV1Api, NetworkingV1Api, CoordinationV1Api): object name -> (group, resource).
 TYPED_RESOURCES = {
     "deployment": ("apps", "deployments"),
     "daemon_set": ("apps", "daemonsets"),
@@ -106,6 +111,7 @@ TYPED_RESOURCES = {
     "secret": ("", "secrets"),
     "config_map": ("", "configmaps"),
     "ingress": ("networking.k8s.io", "ingresses"),
+    "lease": ("coordination.k8s.io", "leases"),
 }
 TYPED_VERBS = {"read": "get", "list": "list", "create": "create", "patch": "patch", "replace": "update",
                "delete": "delete"}
@@ -206,9 +212,10 @@ def test_namespaced_objects_live_in_rollout_system_and_the_bindings_name_its_acc
         ("Namespace", NAMESPACE), ("ServiceAccount", SERVICE_ACCOUNT), ("Deployment", "rollout"),
         ("ClusterRole", "rollout-releases"), ("ClusterRole", "rollout-gitsource-apply"),
         ("ClusterRoleBinding", "rollout-releases"), ("ClusterRoleBinding", "rollout-gitsource-apply"),
+        ("Role", "rollout-leader-election"), ("RoleBinding", "rollout-leader-election"),
     } <= kinds
     for d in documents():
-        if d["kind"] in ("ServiceAccount", "Deployment", "ConfigMap"):
+        if d["kind"] in ("ServiceAccount", "Deployment", "ConfigMap", "Role", "RoleBinding"):
             assert d["metadata"]["namespace"] == NAMESPACE, d["metadata"]["name"]
     for role in ("rollout-releases", "rollout-gitsource-apply"):
         binding = one("ClusterRoleBinding", role)
@@ -220,10 +227,17 @@ def test_namespaced_objects_live_in_rollout_system_and_the_bindings_name_its_acc
     assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items()
 
 
-def test_one_replica_replaced_with_recreate_because_kopf_runs_standalone() -> None:
+def test_two_replicas_elect_a_leader_named_by_their_pod() -> None:
+    """kopf runs standalone (no peering of its own): leader election is what keeps the second replica idle."""
     spec = one("Deployment", "rollout")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    env = {e["name"]: e for e in container()["env"]}
+    values = {name: e["value"] for name, e in env.items() if "value" in e}
+    args = build_parser().parse_args([expand(a, values) for a in container()["args"]])
+    settings = Settings.build(values, **{name: getattr(args, name) for name, *_ in described()})
+    assert settings.leader_elect is True
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert "standalone=True" in (ROOT / "rollout" / "handlers.py").read_text()
 
 
@@ -236,7 +250,7 @@ def test_the_image_tag_is_the_package_version() -> None:
 
 def test_the_command_line_parses_with_the_real_cli_and_points_at_the_mounted_volumes() -> None:
     c = container()
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
     assert env["ROLLOUT_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
     argv = [expand(a, env) for a in c["args"]]
     args = build_parser().parse_args(argv)
@@ -337,6 +351,15 @@ def test_rollout_releases_grants_nothing_beyond_the_table() -> None:
     assert granted(rules) - NEEDED == set()
 
 
+def test_the_leader_election_role_grants_exactly_the_lease_calls_in_its_namespace() -> None:
+    rules = one("Role", "rollout-leader-election")["rules"]
+    assert granted(rules) == LEADER_ELECTION
+    binding = one("RoleBinding", "rollout-leader-election")
+    assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "rollout-leader-election"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}]
+    assert not allows(one("ClusterRole", "rollout-releases")["rules"], "coordination.k8s.io", "leases", "update")
+
+
 def test_the_matcher_honours_wildcards_and_refuses_what_is_not_granted() -> None:
     rules: list[Rule] = [{"apiGroups": ["apps"], "resources": ["*"], "verbs": ["get"]},
                          {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["*"]}]
@@ -371,7 +394,7 @@ def test_every_typed_client_call_in_the_operator_is_in_the_table() -> None:
             assert obj in TYPED_RESOURCES, f"{where}: unknown resource, add it to the table and the role"
             group, resource = TYPED_RESOURCES[obj]
             verb = TYPED_VERBS[method.split("_", 1)[0]]
-            assert (group, resource + (f"/{sub[1:]}" if sub else ""), verb) in NEEDED, where
+            assert (group, resource + (f"/{sub[1:]}" if sub else ""), verb) in NEEDED | LEADER_ELECTION, where
             seen += 1
     assert seen >= 10  # the scan found the calls (workloads, routers, events, credentials, writer)
 
