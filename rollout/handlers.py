@@ -6,7 +6,8 @@ gets a daemon that ticks it at the interval the planner asks for (a
 daemon waits on its stop flag between ticks, never sleeps in a handler); deletion goes through a
 finalizer that sends all traffic back to the primary. Each GitSource gets a daemon that syncs it
 every interval, or at once when a revert was pushed. Everything else is `rollout.engine.operator`
-and `rollout.gitops`.
+and `rollout.gitops`. With leader election the process first campaigns (`rollout.engine.leader`) and
+starts kopf only once it leads: a standby registers nothing and acts on nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VER
 from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.events import EventRecorder
-from rollout.engine.health import HEARTBEAT, Health, Readiness, always_ready, serve
+from rollout.engine.health import HEARTBEAT, Health, always_ready, serve
 from rollout.engine.kube import api_answers, api_client, connection
+from rollout.engine.leader import LeaderElector, lead
 from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
@@ -40,6 +42,8 @@ log = logging.getLogger(__name__)
 MIN_WAIT = 0.2
 # A GitSource waits for its interval in slices this long, so a pushed revert is applied at once.
 WAKE_SLICE = 0.5
+# How long a release or GitSource waits while the leader's Lease is overdue (the process is about to exit).
+NOT_LEADING_WAIT = 1.0
 
 
 @kopf.on.startup()
@@ -87,6 +91,9 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     kind, namespace, name = body["kind"], body.metadata.namespace or "default", body.metadata.name or ""
     loop = asyncio.get_running_loop()
     while not stopped:
+        if not memo.get("leading", _always)():
+            await stopped.wait(NOT_LEADING_WAIT)
+            continue
         try:
             delay = await loop.run_in_executor(memo["pool"], telemetry.reconciled, kind, operator.reconcile,
                                                kind, namespace, name)
@@ -104,6 +111,9 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
     namespace, name = body.metadata.namespace or "default", body.metadata.name or ""
     wake = sources.wake_event(namespace, name)
     while not stopped:
+        if not memo.get("leading", _always)():
+            await stopped.wait(NOT_LEADING_WAIT)
+            continue
         try:
             delay = await asyncio.get_running_loop().run_in_executor(
                 memo["pool"], telemetry.reconciled, GIT_SOURCE, sources.reconcile, namespace, name)
@@ -120,6 +130,8 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
 @kopf.on.delete(GROUP, VERSION, PLURALS[CANARY])
 @kopf.on.delete(GROUP, VERSION, PLURALS[BLUEGREEN])
 def _delete(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    if not memo.get("leading", _always)():
+        raise kopf.TemporaryError("this replica's leader Lease is overdue", delay=NOT_LEADING_WAIT)
     # The operator bounds the retries and never raises: a deletion always completes.
     delay = memo["operator"].finalize(dict(body), attempt=retry)
     if delay is not None:
@@ -136,18 +148,19 @@ def run(
     git_cache: Path,
     stop: threading.Event | None = None,
     ready: threading.Event | None = None,
-    readiness: Readiness = always_ready,
+    elector: LeaderElector | None = None,
 ) -> None:
-    """Run the operator until stopped: on `namespaces`, or on every namespace when empty.
+    """Run the operator until stopped: on `namespaces`, or on every namespace when empty; with an
+    `elector`, only while it holds the leader Lease (it exits the process when the Lease is lost).
 
-    `readiness` is what /readyz asks besides the API and kopf (leader election plugs in there).
-    OSError when --metrics-addr cannot be bound."""
+    /metrics, /healthz and /readyz are served all along, a standby's too. OSError when
+    --metrics-addr cannot be bound."""
     api = api_client(kubeconfig)
-    health = Health(readiness, api_answers(api))
+    health = Health(elector.readiness if elector is not None else always_ready, api_answers(api))
     server = serve(settings.metrics_addr, health)
     try:
         _run(namespaces, api, health, settings=settings, reports=reports, git_cache=git_cache, stop=stop,
-             ready=ready)
+             ready=ready, elector=elector)
     finally:
         health.stopped()
         if server is not None:
@@ -155,7 +168,8 @@ def run(
 
 
 def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, settings: Settings, reports: Path | None,
-         git_cache: Path, stop: threading.Event | None, ready: threading.Event | None) -> None:
+         git_cache: Path, stop: threading.Event | None, ready: threading.Event | None,
+         elector: LeaderElector | None) -> None:
     alerts = Alerter(api, settings)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
                                alert=alerts.gitsource, on_error=lambda: telemetry.reconcile_failed(GIT_SOURCE))
@@ -166,16 +180,38 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
     # Ticks, syncs and kopf's own sync handlers share one bounded pool.
     pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rollout")
     logging.getLogger("kopf").setLevel(logging.WARNING)
-    health.starting()
+    # kopf waits on a threading.Event in a thread that only setting it ends: after a SIGTERM (which kopf
+    # handles itself) that thread would hold the process forever. So kopf gets only a caller's flag, and
+    # the campaign its own, which SIGTERM sets while kopf is not running.
+    campaign = stop if stop is not None else threading.Event()
+
+    def operate() -> None:
+        if campaign.is_set():  # stopped between taking the lead and starting kopf
+            return
+        health.starting()
+        try:
+            # standalone: kopf's own peering stays off; with leader election only the leader runs kopf.
+            kopf.run(
+                standalone=True,
+                clusterwide=not namespaces,
+                namespaces=list(namespaces),
+                memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings, health=health,
+                               leading=elector.leading if elector is not None else _always),
+                stop_flag=stop,
+                ready_flag=ready,
+            )
+        finally:
+            # A leader lets the ticks in flight finish before it releases the Lease to a standby.
+            pool.shutdown(wait=elector is not None, cancel_futures=True)
+
     try:
-        kopf.run(
-            standalone=True,
-            clusterwide=not namespaces,
-            namespaces=list(namespaces),
-            memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings, health=health),
-            stop_flag=stop,
-            ready_flag=ready,
-        )
+        if elector is None:
+            operate()
+        else:
+            lead(elector, campaign, operate)
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
         alerts.close(settings.alert_timeout)
+
+
+def _always() -> bool:
+    return True

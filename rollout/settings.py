@@ -27,6 +27,10 @@ def _setting(default: Any, env: str, help: str, *, default_factory: Any = None) 
     return field(default=default, metadata=metadata)
 
 
+# Durations that must be more than zero (the others may be 0: no wait, no retry).
+_POSITIVE = ("lease_duration", "renew_deadline", "retry_period")
+
+
 def _problem(name: str, value: Any) -> str | None:
     if name == "prometheus" and not str(value).startswith(("http://", "https://")):
         return f"must start with http:// or https://, got {value!r}"
@@ -40,7 +44,7 @@ def _problem(name: str, value: Any) -> str | None:
         return f"must be at least 1, got {value}"
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         return f"must not be negative, got {value}"
-    if name.endswith("timeout") and value == 0:
+    if (name.endswith("timeout") or name in _POSITIVE) and value == 0:
         return "must be more than 0 seconds"
     return None
 
@@ -99,11 +103,32 @@ class Settings:
     metrics_addr: str = _setting(
         ":8080", "ROLLOUT_METRICS_ADDR", "HOST:PORT serving /metrics, /healthz and /readyz (`:8080`: every IPv4 "
                                          "interface, `[::]:8080` IPv6 too; `0` or empty: no server) (default :8080)")
+    leader_elect: bool = _setting(
+        False, "ROLLOUT_LEADER_ELECT", "campaign for the Lease `rollout-leader` and act only while holding it, so "
+                                       "that 2 or more replicas can run: one acts, the others stand by")
+    leader_election_namespace: str = _setting(
+        "", "ROLLOUT_LEADER_ELECTION_NAMESPACE", "namespace of the leader election Lease (default $POD_NAMESPACE, "
+                                                 "else default)")
+    lease_duration: float = _setting(
+        15.0, "ROLLOUT_LEASE_DURATION", "seconds a standby waits, after it last saw the Lease renewed, before it "
+                                        "takes the lead")
+    renew_deadline: float = _setting(
+        10.0, "ROLLOUT_RENEW_DEADLINE", "seconds the leader keeps trying to renew the Lease before it stops acting "
+                                        "and exits (less than --lease-duration)")
+    retry_period: float = _setting(
+        2.0, "ROLLOUT_RETRY_PERIOD", "seconds between two tries to take or renew the Lease")
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if problem := _problem(f.name, getattr(self, f.name)):
                 raise ValueError(f"{option(f.name)} {problem}")
+        # client-go's rules: the leader gives up before a standby may take over, and retries in between.
+        if self.renew_deadline >= self.lease_duration:
+            raise ValueError(f"--renew-deadline ({self.renew_deadline:g}) must be less than --lease-duration "
+                             f"({self.lease_duration:g})")
+        if self.retry_period >= self.renew_deadline:
+            raise ValueError(f"--retry-period ({self.retry_period:g}) must be less than --renew-deadline "
+                             f"({self.renew_deadline:g})")
 
     @classmethod
     def build(cls, environ: Mapping[str, str] = os.environ, **given: Any) -> Settings:

@@ -17,7 +17,8 @@ from rollout.cli.common import Subcommands, kube_args, mesh_provider_problem
 from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
-_NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT"}
+_NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT",
+                   "leader_election_namespace": "NS"}
 
 
 def add(subcommands: Subcommands) -> None:
@@ -34,8 +35,10 @@ def add(subcommands: Subcommands) -> None:
     for name, flag, env, text in described():
         kind = type_of(name)
         metavar = _NAMED_METAVARS.get(name) or _METAVARS[kind]
+        # A yes/no flag alone means yes (`--leader-elect`), as Go's flags read it.
+        extra = {"nargs": "?", "const": True} if kind is bool else {}
         tuning.add_argument(flag, dest=name, type=boolean if kind is bool else kind, metavar=metavar,
-                            help=f"{text} [${env}]")
+                            help=f"{text} [${env}]", **extra)
     p.set_defaults(run=run)
 
 
@@ -48,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if (problem := mesh_provider_problem(settings.mesh_provider)) is not None:
         print(f"rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}", file=sys.stderr)
         return 2
+    from rollout.engine.kube import api_client
+    from rollout.engine.leader import LeaderElector
     from rollout.handlers import run as run_operator
 
+    # Its readiness() is what /readyz asks when leader election is on.
+    elector = LeaderElector.from_settings(api_client(args.kubeconfig), settings) if settings.leader_elect else None
     try:
         run_operator(args.namespace, kubeconfig=args.kubeconfig, settings=settings, reports=args.reports,
-                     git_cache=args.git_cache)
+                     git_cache=args.git_cache, elector=elector)
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise

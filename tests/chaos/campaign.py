@@ -209,9 +209,10 @@ class Campaign:
         except AssertionError as e:
             self.ledger.violation("stuck releases", cycle, f"{name}/{APP}", f"a fresh lane did not initialize: {e}")
 
-    def release(self, lane: Lane, cycle: int) -> Release:
+    def release(self, lane: Lane, cycle: int, good: bool | None = None) -> Release:
+        """Commit a new version to the lane's remote: good or failing as `good` says, else drawn."""
         self.version += 1
-        good = self.rng.random() < 0.5
+        good = self.rng.random() < 0.5 if good is None else good
         image = f"ghcr.io/stefanprodan/podinfo:6.{self.version}.0"
         error_rate = 0.0 if good else BAD_ERROR_RATE
         self.ledger.count("good" if good else "bad")

@@ -167,6 +167,34 @@ def test_every_write_changes_resource_version_and_a_stale_one_is_409(
     assert api.read_namespaced_config_map("cm", namespace).data == {"a": "2"}
 
 
+def test_a_lease_is_a_compare_and_swap_lock(cluster: Cluster, namespace: str) -> None:
+    """Leader election (client-go's, and rollout's) rests on this: a Lease update carrying a stale
+    resourceVersion is refused with 409, so of two candidates that read the same Lease only one wins;
+    a second create of the same name is 409 AlreadyExists; MicroTime fields keep their microseconds."""
+    api: Any = kubernetes.client.CoordinationV1Api(cluster.client)
+    spec = {"holderIdentity": "a", "leaseDurationSeconds": 15, "acquireTime": "2026-12-04T10:00:00.123456Z",
+            "renewTime": "2026-12-04T10:00:00.123456Z", "leaseTransitions": 0}
+    lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "lock"}, "spec": spec}
+    created = api.create_namespaced_lease(namespace, lease)
+    assert status_code(lambda: api.create_namespaced_lease(namespace, lease)) == 409
+    read = api.read_namespaced_lease("lock", namespace)
+    assert read.spec.renew_time.microsecond == 123456 and read.spec.holder_identity == "a"
+    seen = read.metadata.resource_version
+
+    def take(holder: str) -> dict[str, Any]:
+        return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "lock", "resourceVersion": seen},
+                "spec": {**spec, "holderIdentity": holder, "leaseTransitions": 1}}
+
+    won = api.replace_namespaced_lease("lock", namespace, take("b"))
+    assert won.metadata.resource_version not in (seen, created.metadata.resource_version)
+    assert status_code(lambda: api.replace_namespaced_lease("lock", namespace, take("c"))) == 409
+    code, body = cluster.raw("PUT", f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/lock", take("c"))
+    assert (code, body["reason"]) == (409, "Conflict")
+    after = api.read_namespaced_lease("lock", namespace)
+    assert (after.spec.holder_identity, after.spec.lease_transitions) == ("b", 1)
+
+
 def test_json_patch_with_a_failing_test_op_is_422(cluster: Cluster, namespace: str) -> None:
     api = core(cluster)
     cm = api.create_namespaced_config_map(namespace, {"metadata": {"name": "cm"}, "data": {"a": "1"}})

@@ -75,12 +75,13 @@ class OperatorProcess:
                      "--prometheus", prometheus, "--reports", str(reports), "--git-cache", str(reports.parent / "git"),
                      "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
         self.log = log
+        self.env: dict[str, str] = {}  # e.g. POD_NAME, the identity of a leader election candidate
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

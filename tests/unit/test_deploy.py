@@ -174,10 +174,6 @@ SCANNED = [*OPERATOR_MODULES, ROOT / "rollout" / "cli" / "releases.py"]
 
 # `rollout run` flags the Deployment passes, with the number of values each takes.
 EXPECTED_FLAGS = {"--leader-elect": 0, "--metrics-addr": 1, "--prometheus": 1, "--reports": 1, "--git-cache": 1}
-# Flags the other parts of this release add to `rollout run` (leader election, the metrics server):
-# until they are in the parser, their presence and values are checked here and the rest of the
-# command line is parsed for real.
-PENDING_FLAGS = {"--leader-elect": 0, "--metrics-addr": 1, "--leader-election-namespace": 1}
 
 # The metric names the dashboard covers: Flagger's release metrics and rollout's own.
 FLAGGER_METRICS = {
@@ -312,40 +308,19 @@ def run_parser() -> argparse.ArgumentParser:
     return run
 
 
-def parse_run(argv: list[str]) -> tuple[argparse.Namespace, dict[str, list[str]]]:
-    """`rollout <argv>` parsed by the real parser, and the PENDING_FLAGS it does not know yet (with
-    their values), taken out before parsing."""
-    known = run_parser()._option_string_actions
-    rest: list[str] = []
-    pending: dict[str, list[str]] = {}
-    i = 0
-    while i < len(argv):
-        flag, eq, value = argv[i].partition("=")
-        if flag in PENDING_FLAGS and flag not in known:
-            count = PENDING_FLAGS[flag]
-            pending[flag] = [value] if eq else argv[i + 1:i + 1 + count]
-            i += 1 if eq else 1 + count
-            continue
-        rest.append(argv[i])
-        i += 1
+def parse_run(argv: list[str]) -> argparse.Namespace:
+    """`rollout <argv>` parsed by the real parser."""
     try:
-        return build_parser().parse_args(rest), pending
+        return build_parser().parse_args(argv)
     except SystemExit:
-        raise AssertionError(f"`rollout {shlex.join(rest)}` does not parse (the error is printed above)") from None
+        raise AssertionError(f"`rollout {shlex.join(argv)}` does not parse (the error is printed above)") from None
 
 
-def deployment_args(docs: list[Doc] | None = None) -> tuple[argparse.Namespace, dict[str, list[str]], list[str]]:
+def deployment_args(docs: list[Doc] | None = None) -> tuple[argparse.Namespace, list[str]]:
     c = container(docs)
     env = {**env_values(c), "POD_NAMESPACE": NAMESPACE, "POD_NAME": "rollout-6d4f9-abcde"}
     argv = [expand(a, env) for a in c["args"]]
-    return *parse_run(argv), argv
-
-
-def flag_value(args: argparse.Namespace, pending: Mapping[str, list[str]], flag: str) -> Any:
-    """A flag's value: parsed when the parser knows it, else the raw values found."""
-    if flag in pending:
-        return pending[flag]
-    return getattr(args, flag[2:].replace("-", "_"))
+    return parse_run(argv), argv
 
 
 def dockerfile_instruction(name: str) -> list[str]:
@@ -476,8 +451,8 @@ def test_the_base_runs_two_replicas_with_leader_election_spread_over_nodes() -> 
     assert spec["replicas"] == 2
     # A new pod starts before an old one stops: a standby stays while the Deployment rolls.
     assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    args, pending, _ = deployment_args(docs)
-    assert flag_value(args, pending, "--leader-elect") in ([], True)
+    args, _ = deployment_args(docs)
+    assert args.leader_elect is True
     (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
     assert term["podAffinityTerm"]["labelSelector"]["matchLabels"].items() <= labels.items()
@@ -507,8 +482,8 @@ def test_probes_and_the_metrics_service_reach_the_one_http_port() -> None:
     c = container(docs)
     (port,) = c["ports"]
     assert port == {"name": "http-metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}
-    args, pending, _ = deployment_args(docs)
-    assert flag_value(args, pending, "--metrics-addr") in ([f":{METRICS_PORT}"], f":{METRICS_PORT}")
+    args, _ = deployment_args(docs)
+    assert args.metrics_addr == f":{METRICS_PORT}"
     probes = {name: c[name]["httpGet"] for name in ("startupProbe", "livenessProbe", "readinessProbe")}
     assert probes == {"startupProbe": {"path": "/healthz", "port": "http-metrics"},
                       "livenessProbe": {"path": "/healthz", "port": "http-metrics"},
@@ -545,6 +520,7 @@ def test_single_replica_has_no_leader_election_and_is_replaced_with_recreate() -
     assert "--leader-elect" not in argv and not any(a.startswith("--leader-elect=") for a in argv)
     base = container()["args"]
     assert argv == [a for a in base if a != "--leader-elect"]
+    assert deployment_args(docs)[0].leader_elect is False
     # minAvailable 1 of 1 would block every node drain; no Lease, no Lease Role.
     assert not {k for k in kinds(docs) if k[0] == "PodDisruptionBudget"}
     assert ("Role", "rollout-leader-election") not in kinds(docs)
@@ -553,7 +529,7 @@ def test_single_replica_has_no_leader_election_and_is_replaced_with_recreate() -
 
 def test_namespaced_watches_only_its_namespace() -> None:
     docs = build(OVERLAYS["namespaced"])
-    args, _, _ = deployment_args(docs)
+    args, _ = deployment_args(docs)
     assert (args.namespace, args.all_namespaces) == ([NAMESPACE], False)
     assert container(docs)["args"][-2:] == ["--namespace", "$(POD_NAMESPACE)"]
 
@@ -646,12 +622,9 @@ def test_the_command_line_parses_with_the_real_cli_and_points_at_the_mounted_vol
     c = container()
     env = env_values(c)
     assert env["ROLLOUT_PROMETHEUS_URL"] == "http://prometheus.monitoring:9090"
-    args, pending, argv = deployment_args()
+    args, argv = deployment_args()
     flags = [a.partition("=")[0] for a in argv if a.startswith("--")]
     assert sorted(flags) == sorted(EXPECTED_FLAGS)
-    assert set(pending) <= set(PENDING_FLAGS)
-    for flag, values in pending.items():
-        assert len(values) == PENDING_FLAGS[flag], flag
     assert args.command == "run"
     assert args.prometheus == env["ROLLOUT_PROMETHEUS_URL"]
     assert (args.namespace, args.all_namespaces) == ([], False)  # cluster-wide, as the roles are
@@ -662,15 +635,6 @@ def test_the_command_line_parses_with_the_real_cli_and_points_at_the_mounted_vol
         assert not mount.get("readOnly")
         assert "emptyDir" in volumes[mount["name"]], path
     assert env["HOME"].startswith("/tmp") and env["MPLCONFIGDIR"].startswith("/tmp")
-
-
-def test_the_pending_flag_check_refuses_what_the_parser_refuses() -> None:
-    """Guards parse_run: a flag neither known nor pending still fails, a known one still parses."""
-    with pytest.raises(AssertionError, match="does not parse"):
-        parse_run(["run", "--no-such-flag", "1"])
-    args, pending = parse_run(["run", "--leader-elect", "--metrics-addr", ":9090", "--workers", "3"])
-    assert args.workers == 3
-    assert flag_value(args, pending, "--metrics-addr") in ([":9090"], ":9090")
 
 
 def test_the_container_is_non_root_with_a_read_only_root_filesystem() -> None:
@@ -756,6 +720,15 @@ def test_rollout_releases_grants_nothing_beyond_the_table() -> None:
     rules = one("ClusterRole", "rollout-releases")["rules"]
     assert not any("*" in rule.get(key, []) for rule in rules for key in ("apiGroups", "resources", "verbs"))
     assert granted(rules) - NEEDED == set()
+
+
+def test_the_leader_election_role_grants_exactly_the_lease_calls_in_its_namespace() -> None:
+    rules = one("Role", "rollout-leader-election")["rules"]
+    assert granted(rules) == LEADER_ELECTION
+    binding = one("RoleBinding", "rollout-leader-election")
+    assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "rollout-leader-election"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}]
+    assert not allows(one("ClusterRole", "rollout-releases")["rules"], "coordination.k8s.io", "leases", "update")
 
 
 def test_the_matcher_honours_wildcards_and_refuses_what_is_not_granted() -> None:
