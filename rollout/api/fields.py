@@ -83,7 +83,10 @@ def show(value: Any) -> str:
         return repr(value)
     if isinstance(value, int | float):
         return show_number(value)
-    return str(value)
+    try:
+        return str(value)
+    except ValueError:  # a list or object holding an integer of more digits than Python prints
+        return f"a {type(value).__name__} holding a number too large to print"
 
 
 def type_name(value: Any) -> str:

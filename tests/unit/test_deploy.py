@@ -520,7 +520,7 @@ def test_single_replica_has_no_leader_election_and_is_replaced_with_recreate() -
     assert "--leader-elect" not in argv and not any(a.startswith("--leader-elect=") for a in argv)
     base = container()["args"]
     assert argv == [a for a in base if a != "--leader-elect"]
-    assert deployment_args(docs)[0].leader_elect is False
+    assert deployment_args(docs)[0].leader_elect in (None, False)  # not set: the default, false
     # minAvailable 1 of 1 would block every node drain; no Lease, no Lease Role.
     assert not {k for k in kinds(docs) if k[0] == "PodDisruptionBudget"}
     assert ("Role", "rollout-leader-election") not in kinds(docs)
@@ -724,7 +724,7 @@ def test_rollout_releases_grants_nothing_beyond_the_table() -> None:
 
 def test_the_leader_election_role_grants_exactly_the_lease_calls_in_its_namespace() -> None:
     rules = one("Role", "rollout-leader-election")["rules"]
-    assert granted(rules) == LEADER_ELECTION
+    assert granted(rules) == LEADER_NEEDED
     binding = one("RoleBinding", "rollout-leader-election")
     assert binding["roleRef"] == {"apiGroup": RBAC_GROUP, "kind": "Role", "name": "rollout-leader-election"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": NAMESPACE}]

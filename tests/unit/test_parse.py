@@ -720,3 +720,13 @@ def test_revert_on_deletion_is_what_rollout_always_does() -> None:
     refused = errors_of(mutate(canary(), "spec.revertOnDeletion", False))
     assert [e.path for e in refused] == ["spec.revertOnDeletion"]
     assert "always reverts on deletion" in refused[0].message
+
+
+def test_a_list_holding_an_integer_too_long_to_print_is_refused_with_a_message() -> None:
+    """Python refuses to print integers of more than 4300 digits; a message quoting such a list must
+    not raise (found by the spec-mutation property test)."""
+    from rollout.api.fields import show
+
+    huge = 10 ** 5000
+    assert show([huge]) == "a list holding a number too large to print"
+    assert show(huge) == "a 5001-digit number"
