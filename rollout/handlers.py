@@ -30,7 +30,7 @@ from rollout.engine.alerts import Alerter
 from rollout.engine.events import EventRecorder
 from rollout.engine.health import HEARTBEAT, Health, always_ready, serve
 from rollout.engine.kube import api_answers, api_client, connection
-from rollout.engine.leader import LeaderElector, lead
+from rollout.engine.leader import LEADER, LeaderElector, lead
 from rollout.engine.operator import Operator
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
@@ -206,6 +206,7 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
 
     try:
         if elector is None:
+            LEADER.set(1)  # the only replica: it acts
             operate()
         else:
             lead(elector, campaign, operate)

@@ -17,7 +17,7 @@ def add(subcommands: Subcommands) -> None:
     p = subcommands.add_parser(
         "demo", help="the whole loop on the embedded sandbox: a good release promoted, a bad one reverted in Git",
         description="Start the sandbox (API, data plane, Prometheus), a local Git remote with an example app, "
-                    "a GitSource and the operator; commit a healthy v2 and a v3 failing 5% of requests.")
+                    "a GitSource and the operator; commit a healthy v2 and a v3 failing 10% of requests.")
     p.add_argument("--provider", default="gatewayapi", choices=("gatewayapi", "istio", "linkerd", "nginx", "smi",
                                                                 "kubernetes"))
     p.add_argument("--judge", default="threshold", choices=("threshold", "compare", "sequential"))

@@ -41,7 +41,8 @@ LEASE_NAME = "rollout-leader"
 # candidates started together do not keep asking in step.
 JITTER = 1.2
 
-LEADER = Gauge("rollout_leader", "1 while this replica holds the leader election Lease and acts, else 0")
+LEADER = Gauge("rollout_leader", "1 while this replica acts: it holds the leader election Lease, or runs "
+               "without leader election; 0 while it stands by")
 
 
 class Role(StrEnum):

@@ -1,6 +1,6 @@
 """The demo's example app as it sits in Git: podinfo, its Canary, and what its provider needs.
 
-Three versions: v1 is what runs when the demo starts, v2 is healthy, v3 fails 5% of requests.
+Three versions: v1 is what runs when the demo starts, v2 is healthy, v3 fails 10% of requests.
 How a version behaves is written in its pod template annotations, which the sandbox's simulated
 data plane reads: the same manifest a user would commit, with the traffic it would see.
 """
@@ -35,7 +35,7 @@ class Version:
 VERSIONS = {
     1: Version(1, "ghcr.io/stefanprodan/podinfo:6.0.0", 0.0),
     2: Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0),
-    3: Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.05),
+    3: Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.1),
 }
 
 

@@ -3,7 +3,7 @@
 It starts the sandbox (API, simulated controllers, data plane, a real Prometheus), makes a local
 Git remote holding the example app, a GitSource syncing it and the operator as its own process
 (as it runs in a cluster), then commits a healthy v2 (promoted step by step) and a v3 that fails
-5% of requests (rolled back, reverted in Git, the revert applied: Reverted), and prints what
+10% of requests (rolled back, reverted in Git, the revert applied: Reverted), and prints what
 happened as it happens and a summary at the end.
 """
 
@@ -200,7 +200,8 @@ class Demo:
             raise DemoError(f"v2 should have been promoted but ended {status.get('phase')}: "
                             f"{self._promoted_message(status)}")
 
-        self.say("\ncommit v3 (fails 5% of requests): the canary should be rolled back and reverted in Git")
+        self.say(f"\ncommit v3 (fails {app.VERSIONS[3].error_rate:.0%} of requests): the canary should be rolled back "
+                 "and reverted in Git")
         bad = repo.commit(self.files(3), "feat(podinfo): 6.0.2")
         marks: dict[str, float] = {}
         finished = self.finished(("Reverted", "Succeeded"))

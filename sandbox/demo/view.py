@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .app import VERSIONS
+
 _SHORT = {"request-success-rate": "success", "request-duration": "latency"}
 
 
@@ -41,8 +43,9 @@ def summary(result: Mapping[str, Any], dora: str = "") -> str:
     lines.append(f"provider {result['provider']}, judge {result['judge']}, analysis interval {result['interval']:g}s"
                  f"{mirrored}")
     lines.append(f"v2 (healthy):   {v2.get('phase', '-')}; promoted {_seconds(v2.get('to_promote'))} after its commit")
-    lines.append(f"v3 (5% errors): {v3.get('phase', '-')}; rolled back {_seconds(v3.get('bad_to_rollback'))} after "
-                 f"its first request, revert on the remote {_seconds(v3.get('bad_to_revert'))} after it "
+    lines.append(f"v3 ({VERSIONS[3].error_rate:.0%} errors): {v3.get('phase', '-')}; rolled back "
+                 f"{_seconds(v3.get('bad_to_rollback'))} after its first request, revert on the remote "
+                 f"{_seconds(v3.get('bad_to_revert'))} after it "
                  f"({_seconds(v3.get('rollback_to_revert'))} after the rollback)")
     lines.append(f"Git and cluster agree: {'yes' if result.get('agree') else 'NO'} "
                  f"(remote head {str(result.get('remote_head', ''))[:12]}, applied "

@@ -85,6 +85,7 @@ def test_prometheus_scrapes_the_release_figures(api: client.ApiClient, operator:
     assert (query(scraper, 'rollout_reconcile_duration_seconds_count{kind="Canary"}') or 0) > 0
     assert query(scraper, 'rollout_tick_lag_seconds_count{kind="Canary"}') is not None
     assert query(scraper, 'flagger_info{mesh_provider="istio"}') == 1
+    assert query(scraper, "rollout_leader") == 1  # no leader election: the only replica acts
     # DORA: the promoted run counts as one deployment (this release has no Git revision, so no lead time).
     wait_for("one deployment in the DORA figures",
              lambda: query(scraper, f'rollout_dora_deployments_total{{name="podinfo",{labels}}}') == 1, timeout=30)
