@@ -24,6 +24,7 @@ p < alpha (up to R's root tolerance when the root lies within it of 0).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -124,10 +125,9 @@ def qwilcox(x: float, m: int, n: int) -> int:
 # ---- R's uniroot ------------------------------------------------------------------------------------
 
 
-def zeroin2(f: object, ax: float, bx: float, fa: float, fb: float, tol: float = TOL_ROOT,
+def zeroin2(f: Callable[[float], float], ax: float, bx: float, fa: float, fb: float, tol: float = TOL_ROOT,
             maxit: int = MAXITER) -> float:
     """R's R_zeroin2 (Brent's method), step for step, so that roots agree with R's to rounding."""
-    assert callable(f)
     a, b = ax, bx
     c, fc = a, fa
     if fa == 0.0:
@@ -188,18 +188,23 @@ def _tie_sum(ranks: FloatArray) -> float:
     return float(np.sum(t.astype(np.float64) ** 3 - t))
 
 
-def _w_function(x: FloatArray, y: FloatArray, alternative: Alternative, correct: bool):  # type: ignore[no-untyped-def]
+def _correction(z: float, alternative: Alternative) -> float:
+    """R's continuity correction: half a rank toward the null, sign(z) * 0.5 when two-sided."""
+    if alternative == "greater":
+        return 0.5
+    if alternative == "less":
+        return -0.5
+    return math.copysign(0.5, z) if z != 0 else 0.0
+
+
+def _w_function(x: FloatArray, y: FloatArray, alternative: Alternative, correct: bool) -> Callable[[float], float]:
     """R's W(d): the continuity-corrected standardised statistic of x - d against y."""
     nx, ny = float(x.size), float(y.size)
 
     def w(d: float) -> float:
         dr = stats.rankdata(np.concatenate([x - d, y]))
         dz = float(np.sum(dr[: x.size])) - nx * (nx + 1) / 2 - nx * ny / 2
-        if correct:
-            corr = {"two.sided": math.copysign(0.5, dz) if dz != 0 else 0.0, "greater": 0.5, "less": -0.5}[
-                alternative]
-        else:
-            corr = 0.0
+        corr = _correction(dz, alternative) if correct else 0.0
         sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - _tie_sum(dr) / ((nx + ny) * (nx + ny - 1))))
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.float64(dz - corr) / np.float64(sigma))
@@ -207,7 +212,7 @@ def _w_function(x: FloatArray, y: FloatArray, alternative: Alternative, correct:
     return w
 
 
-def _jump_root(w, diffs: FloatArray, zq: float) -> float:  # type: ignore[no-untyped-def]
+def _jump_root(w: Callable[[float], float], diffs: FloatArray, zq: float) -> float:
     """Where the nonincreasing step function w crosses zq: the pairwise difference at which it drops
     to zq or below (the point R's uniroot approaches), by bisection over the distinct differences."""
     v = np.unique(diffs)
@@ -258,10 +263,8 @@ def rank_sum(x: npt.ArrayLike, y: npt.ArrayLike, *, alternative: Alternative = "
     m, n = xa.size, ya.size
     if exact and not ties:
         if alternative == "two.sided":
-            if statistic > nx * ny / 2:
-                p = pwilcox(statistic - 1, m, n, lower_tail=False)
-            else:
-                p = pwilcox(statistic, m, n)
+            upper_half = statistic > nx * ny / 2
+            p = pwilcox(statistic - 1, m, n, lower_tail=False) if upper_half else pwilcox(statistic, m, n)
             p_value = min(2 * p, 1.0)
         elif alternative == "greater":
             p_value = pwilcox(statistic - 1, m, n, lower_tail=False)
@@ -277,9 +280,7 @@ def rank_sum(x: npt.ArrayLike, y: npt.ArrayLike, *, alternative: Alternative = "
 
     z = statistic - nx * ny / 2
     sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - _tie_sum(r) / ((nx + ny) * (nx + ny - 1))))
-    corr = 0.0
-    if correct:
-        corr = {"two.sided": math.copysign(0.5, z) if z != 0 else 0.0, "greater": 0.5, "less": -0.5}[alternative]
+    corr = _correction(z, alternative) if correct else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         zz = float(np.float64(z - corr) / np.float64(sigma))
     if alternative == "less":
