@@ -154,3 +154,46 @@ def test_sequential_counts_requests_above_the_top_bucket_as_the_slowest() -> Non
     assert r.details["le"] == LE[-1] and r.value == pytest.approx(0.1) and r.primary == 0.0
     # the same requests below the top bucket instead: still slower than the primary, but by less
     assert sequential_histogram(primary, canary, le=LE).verdict is Verdict.PASS
+
+
+# ---- through the operator's checks --------------------------------------------------------------------
+
+
+def test_operator_threshold_fails_an_infinite_p99_and_the_status_carries_null() -> None:
+    from rollout.api.status import AnalysisStatus, MetricStatus, ReleaseStatus
+    from tests.unit.test_checks import MemorySource, check, points, release
+
+    query = 'histogram_quantile(0.99, sum(rate(x_bucket{app="{{ target }}"}[1m])) by (le))'
+    canary = release(metrics=[{"name": "p99", "query": query, "thresholdRange": {"max": 500}}])
+    rendered = query.replace("{{ target }}", "podinfo")
+    (result,) = check(MemorySource({rendered: points([120.0, math.inf])}), canary)
+    assert result.verdict is Verdict.FAIL and result.value == math.inf and "inf > max 500" in result.reason
+    status = ReleaseStatus(analysis=AnalysisStatus("fail", None, (
+        MetricStatus(result.name, result.verdict.value, result.value, None, result.limit, result.reason),)))
+    assert status.to_dict()["analysis"]["metrics"][0]["value"] is None  # JSON has no infinity
+
+
+def test_operator_compare_keeps_infinite_points_and_catches_a_zero_heavy_error_rate() -> None:
+    from tests.unit.test_checks import MemorySource, check, points, release, success_rate_queries
+
+    query = 'p99{app="{{ target }}"}'
+    canary = release("compare", [{"name": "p99", "query": query, "compare": {"direction": "increase"}}])
+    rng = np.random.default_rng(2)
+    slow = rng.normal(100, 5, 11)
+    slow[:9] = math.inf  # most windows above the top bucket
+    source = MemorySource({'p99{app="podinfo"}': points(slow),
+                           'p99{app="podinfo-primary"}': points(rng.normal(100, 5, 11))})
+    (result,) = check(source, canary)
+    assert result.verdict is Verdict.FAIL and result.value == math.inf, result.reason
+
+    # success rate 100% in most windows: judged as an error rate that is mostly zero
+    canary = release("compare", [{"name": "request-success-rate"}])
+    q_canary, q_primary = success_rate_queries(canary)
+    errors_c = np.array([0, 2, 0, 0, 1, 0, 3, 0, 1, 0, 2], dtype=float)  # % of requests failed
+    errors_p = np.array([0] * 10 + [1], dtype=float)
+    source = MemorySource({q_canary: points(100 - errors_c), q_primary: points(100 - errors_p)})
+    (result,) = check(source, canary)
+    assert result.verdict is Verdict.FAIL and "mostly zero" in result.reason, result.reason
+    assert result.value == pytest.approx(100 - errors_c.mean())
+    source = MemorySource({q_canary: points(100 - errors_p), q_primary: points(100 - errors_c)})
+    assert check(source, canary)[0].verdict is Verdict.PASS
