@@ -251,11 +251,12 @@ def compare(
         verdict = Verdict.FAIL if significant and beyond else Verdict.PASS
         return JudgeResult(verdict, c_mean, p_mean, limit, reason, details)
     tol = tolerance * abs(p_med) if math.isfinite(p_med) else 0.0
+    sided = "" if direction is Direction.EITHER else "one-sided "
     beyond = bool(_beyond(np.array([lo]), np.array([hi]), np.array([tol]), direction)[0])
     verdict = Verdict.FAIL if significant and beyond else Verdict.PASS
     reason = (
         f"{name} median {fmt(c_med)} vs primary {fmt(p_med)}: shift {fmt(est)} "
-        f"[{fmt(lo)}, {fmt(hi)}] ({fmt(confidence * 100)}% CI), tolerance {fmt(tol)} "
+        f"[{fmt(lo)}, {fmt(hi)}] ({fmt(confidence * 100)}% {sided}CI), tolerance {fmt(tol)} "
         f"({fmt(tolerance * 100)}% of primary median), {verdict_word}"
     )
     details |= {"effect": "median shift", "tolerance": tol}
