@@ -2,7 +2,9 @@
 the same thing here.
 
 A metric query yields one number per check; it passes when it lies within {min, max} (both inclusive,
-either optional). A missing value (None, NaN, an empty result) is NO_DATA, never a pass.
+either optional). A missing value (None, NaN, an empty result) is NO_DATA, never a pass. An infinite
+value is a value: +Inf (a p99 above the top histogram bucket) fails any max and passes any min, -Inf
+the other way round, as Flagger's comparisons order them.
 """
 
 from __future__ import annotations
@@ -16,15 +18,15 @@ from analysis.judges import JudgeResult, Verdict, fmt
 
 
 def latest_value(values: float | npt.ArrayLike | None) -> float | None:
-    """The number a check judges: a scalar as is, or the last finite element of a series (the most
-    recent sample of a range query). None when there is nothing finite."""
+    """The number a check judges: a scalar as is, or the last non-NaN element of a series (the most
+    recent sample of a range query; infinities count). None when there is none."""
     if values is None:
         return None
     arr = np.asarray(values, dtype=np.float64).ravel()
-    finite = arr[np.isfinite(arr)]
-    if finite.size == 0:
+    present = arr[~np.isnan(arr)]
+    if present.size == 0:
         return None
-    return float(finite[-1])
+    return float(present[-1])
 
 
 def describe_range(min_value: float | None, max_value: float | None) -> str:

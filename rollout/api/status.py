@@ -6,6 +6,7 @@ through the JSON the API server stores (`to_dict` / `from_dict`) without loss.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -299,8 +300,8 @@ class ReleaseStatus:
                     {
                         "name": m.name,
                         "verdict": m.verdict,
-                        "value": m.value,
-                        "primary": m.primary,
+                        "value": _number(m.value),
+                        "primary": _number(m.primary),
                         "limit": m.limit,
                         "reason": m.reason,
                     }
@@ -414,6 +415,12 @@ def _command(raw: Any) -> Command | None:
         return Command(raw) if raw else None
     except ValueError:
         return None
+
+
+def _number(x: float | None) -> float | None:
+    """A number JSON can carry: an infinite reading (a p99 above the top bucket) is written as null,
+    its reason says inf."""
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _t(t: datetime | None) -> str | None:

@@ -186,8 +186,9 @@ class MetricChecks:
     def _compare(self, metric: Metric, at: datetime) -> JudgeResult:
         start = at - self.interval
         step = max(self.interval / 10, timedelta(seconds=1))
-        canary = self.prometheus.query_range_series(self.query(metric, "canary"), start, at, step).finite().values
-        primary = self.prometheus.query_range_series(self.query(metric, "primary"), start, at, step).finite().values
+        # NaN points are no data (the judge drops them); infinite ones are values, the worst of all
+        canary = self.prometheus.query_range_series(self.query(metric, "canary"), start, at, step).values
+        primary = self.prometheus.query_range_series(self.query(metric, "primary"), start, at, step).values
         rule = metric.compare
         direction = rule.direction if rule else _bad_direction(metric)
         tolerance = rule.tolerance if rule else DEFAULT_TOLERANCE

@@ -67,13 +67,17 @@ def test_threshold_reason_has_the_numbers() -> None:
 
 
 def test_compare_p_value_agrees_with_scipy() -> None:
+    # R's rule: exact below 50 values a side without ties, the corrected normal approximation otherwise
     rng = np.random.default_rng(3)
     for _ in range(20):
-        c = rng.lognormal(0.1, 0.3, rng.integers(4, 30))
-        p = rng.lognormal(0.0, 0.3, rng.integers(4, 30))
+        c = rng.lognormal(0.1, 0.3, rng.integers(4, 70))
+        p = rng.lognormal(0.0, 0.3, rng.integers(4, 70))
+        method = "exact" if c.size < 50 and p.size < 50 else "asymptotic"
         for d, alt in [("increase", "greater"), ("decrease", "less"), ("either", "two-sided")]:
             r = compare(c, p, direction=d, tolerance=0.0)
-            assert r.details["p_value"] == pytest.approx(stats.mannwhitneyu(c, p, alternative=alt).pvalue)
+            ref = stats.mannwhitneyu(c, p, alternative=alt, method=method).pvalue
+            assert r.details["p_value"] == pytest.approx(ref)
+            assert r.details["exact"] is (method == "exact")
 
 
 def test_batch_mannwhitney_agrees_with_scipy_asymptotic_with_ties_and_nans() -> None:
@@ -135,8 +139,10 @@ def test_compare_no_data_nan_and_constant() -> None:
     # NaNs are dropped, not treated as values
     rng = np.random.default_rng(8)
     c, p = rng.normal(0, 1, 20), rng.normal(0, 1, 20)
-    with_nan = np.concatenate([c, [np.nan, np.inf]])
+    with_nan = np.concatenate([c, [np.nan, np.nan]])
     assert compare(with_nan, p).details["p_value"] == compare(c, p).details["p_value"]
+    # an infinite value is a value (the worst one), not a gap
+    assert compare(np.concatenate([c, [np.inf]]), p).details["canary_samples"] == 21
 
 
 def test_compare_batch_matches_compare_on_large_samples() -> None:
