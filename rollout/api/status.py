@@ -90,6 +90,8 @@ class MetricStatus:
     primary: float | None = None
     limit: str = ""
     reason: str = ""
+    # A dry-run metric: reported, never deciding the release.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,7 @@ class ReleaseStatus:
                         "primary": m.primary,
                         "limit": m.limit,
                         "reason": m.reason,
+                        **({"dryRun": True} if m.dry_run else {}),
                     }
                     for m in a.metrics
                 ],
@@ -278,6 +281,7 @@ class ReleaseStatus:
                         primary=m.get("primary"),
                         limit=m.get("limit") or "",
                         reason=m.get("reason") or "",
+                        dry_run=m.get("dryRun") is True,
                     )
                     for m in ana.get("metrics") or ()
                 ),

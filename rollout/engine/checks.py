@@ -110,6 +110,11 @@ class MetricChecks:
         return results
 
     def check(self, metric: Metric, at: datetime, since: datetime) -> CheckResult:
+        result = self._check(metric, at, since)
+        # A dry-run metric is judged like any other; the planner reads the mark and lets it decide nothing.
+        return replace(result, dry_run=True) if metric.dry_run else result
+
+    def _check(self, metric: Metric, at: datetime, since: datetime) -> CheckResult:
         try:
             result = self._judge(metric, at, since)
         except NoDataError as e:

@@ -251,3 +251,41 @@ def test_sequential_before_the_first_interval_is_no_data() -> None:
     canary = release("sequential")
     results = MetricChecks(canary, sequential_source(100, 1)).run(T0 + timedelta(seconds=30), T0)
     assert results[0].verdict is Verdict.NO_DATA and "no complete analysis interval" in results[0].reason
+
+
+# ---- dry run -------------------------------------------------------------------------------------
+
+
+def test_a_dry_run_metric_is_queried_and_judged_and_marked() -> None:
+    canary = release(metrics=[{"name": "request-success-rate", "thresholdRange": {"min": 99}, "dryRun": True}])
+    q_canary, q_primary = success_rate_queries(canary)
+    (result,) = check(MemorySource({q_canary: points([95.0]), q_primary: points([99.9])}), canary)
+    assert (result.verdict, result.value, result.dry_run) == (Verdict.FAIL, 95.0, True)
+
+
+def test_a_dry_run_sequential_metric_keeps_its_verdict_and_mark() -> None:
+    canary = release("sequential", [{"name": "request-success-rate", "dryRun": True}])
+    (result,) = check(sequential_source(100, 1), canary)
+    assert result.verdict is Verdict.FAIL and result.dry_run and result.final
+
+
+def test_the_run_report_counts_a_dry_run_metrics_would_be_failures() -> None:
+    from analysis.report import Outcome, outcome_line
+    from rollout.engine.reports import TickRecord, build_report
+
+    canary = release(metrics=[{"name": "request-success-rate", "thresholdRange": {"min": 99}},
+                              {"name": "errors", "query": "sum(x)", "thresholdRange": {"max": 1}, "dryRun": True}])
+    q_canary, _ = success_rate_queries(canary)
+    end = T0 + timedelta(minutes=3)
+    checks = MetricChecks(canary, MemorySource({q_canary: points([99.9] * 7, end=end, step=30.0),
+                                                "sum(x)": points([5.0] * 7, end=end, step=30.0)}))
+    ticks = []
+    for k in range(3):
+        at = T0 + timedelta(minutes=k + 1)
+        ticks.append(TickRecord(at, 10 * (k + 1), checks.run(at, T0), "advance"))
+    run = build_report(canary, checks.readings, ticks, Outcome.SUCCEEDED, ticks[-1].at)
+    shadow = run.metrics[1]
+    assert shadow.dry_run and shadow.verdict is Verdict.FAIL
+    assert shadow.detail.startswith("dry run: would have failed 3 of 3 checks")
+    assert all(t.verdict is Verdict.PASS for t in run.ticks)
+    assert "dry run: errors would have failed" in outcome_line(run)

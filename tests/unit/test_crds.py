@@ -261,6 +261,7 @@ def test_flagger_canary_fields_are_all_declared() -> None:
         "webhooks",
         "judge",
         "alpha",
+        "warmup",
     } <= analysis
     metric = set(node("Canary", "spec.analysis.metrics.[]")["properties"])
     assert metric == {
@@ -272,6 +273,7 @@ def test_flagger_canary_fields_are_all_declared() -> None:
         "templateRef",
         "templateVariables",
         "compare",
+        "dryRun",
     }
     top = set(node("Canary", "spec")["properties"])
     assert {
@@ -314,6 +316,7 @@ def test_bluegreen_shares_service_and_git_with_canary() -> None:
         "webhooks",
         "judge",
         "alpha",
+        "warmup",
     }
 
 
