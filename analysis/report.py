@@ -62,7 +62,8 @@ class MetricSeries:
 
     `canary_value`/`primary_value` are the numbers the verdict was based on (default: the last
     finite sample). `limit_text` replaces the rendering of `limit_min`/`limit_max` when the
-    judge's limit is not a fixed range (e.g. "≤ primary +10%").
+    judge's limit is not a fixed range (e.g. "≤ primary +10%"). A `dry_run` metric (Argo Rollouts'
+    dryRun) was judged and is shown, but its verdict never decided the run.
     """
 
     name: str
@@ -76,6 +77,16 @@ class MetricSeries:
     primary_value: float | None = None
     limit_text: str | None = None
     detail: str = ""
+    dry_run: bool = False
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict as the tables show it: a dry-run metric's failure is one that did not count."""
+        if not self.dry_run:
+            return self.verdict.value
+        if self.verdict is Verdict.FAIL:
+            return "fail (dry run: would have failed)"
+        return f"{self.verdict.value} (dry run)"
 
     def judged_canary(self) -> float | None:
         return self.canary_value if self.canary_value is not None else self.canary.last()
@@ -148,6 +159,7 @@ def to_dict(run: AnalysisRun) -> dict[str, Any]:
                 "name": m.name,
                 "unit": m.unit,
                 "verdict": m.verdict.value,
+                "dryRun": m.dry_run,
                 "canary": _finite(m.judged_canary()),
                 "primary": _finite(m.judged_primary()),
                 "limit": {"min": _finite(m.limit_min), "max": _finite(m.limit_max), "text": m.limit_text,
@@ -187,7 +199,7 @@ def from_json(text: str) -> AnalysisRun:
             name=m["name"], canary=canary, primary=samples(m["series"]["primary"]),
             limit_min=limit["min"], limit_max=limit["max"], verdict=Verdict(m["verdict"]), unit=m["unit"],
             canary_value=m["canary"], primary_value=m["primary"], detail=m["detail"],
-            limit_text=limit["text"],
+            limit_text=limit["text"], dry_run=bool(m.get("dryRun", False)),
         ))
     ticks = [Tick(at=_unix(t["at"]), verdict=Verdict(t["verdict"]), action=t["action"], weight=t["weight"],
                   message=t["message"]) for t in data["ticks"]]
@@ -204,8 +216,9 @@ def from_json(text: str) -> AnalysisRun:
 
 def outcome_line(run: AnalysisRun) -> str:
     """One line saying how the run ended and why."""
-    failed = [m.name for m in run.metrics if m.verdict is Verdict.FAIL]
-    missing = [m.name for m in run.metrics if m.verdict is Verdict.NO_DATA]
+    failed = [m.name for m in run.metrics if m.verdict is Verdict.FAIL and not m.dry_run]
+    missing = [m.name for m in run.metrics if m.verdict is Verdict.NO_DATA and not m.dry_run]
+    shadow = [m.name for m in run.metrics if m.verdict is Verdict.FAIL and m.dry_run]
     when = f" at {_iso(run.decided_at)}" if run.decided_at is not None else ""
     what = f"{run.namespace}/{run.name}"
     if run.outcome is Outcome.SUCCEEDED:
@@ -217,6 +230,8 @@ def outcome_line(run: AnalysisRun) -> str:
         text = f"{what} still running after {len(run.ticks)} checks ({run.judge} judge)"
     if missing:
         text += f"; no data for {', '.join(missing)}"
+    if shadow:
+        text += f"; dry run: {', '.join(shadow)} would have failed"
     return text + "."
 
 
@@ -229,8 +244,8 @@ def markdown_table(run: AnalysisRun) -> str:
     """The metrics as a Markdown table: canary, primary, limit and verdict per metric."""
     rows = ["| metric | canary | primary | limit | verdict |", "|---|---|---|---|---|"]
     for m in run.metrics:
-        cells = [m.name, _value(m.judged_canary(), m.unit), _value(m.judged_primary(), m.unit), m.limit(),
-                 m.verdict.value]
+        cells = [_label(m), _value(m.judged_canary(), m.unit), _value(m.judged_primary(), m.unit), m.limit(),
+                 m.verdict_text]
         rows.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return "\n".join(rows) + "\n"
 
@@ -248,6 +263,7 @@ table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #
 th { background: #f3f3f3; text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .pass { color: #2e7d32; font-weight: bold; } .fail { color: #c62828; font-weight: bold; }
 .no-data { color: #757575; font-weight: bold; } .outcome { font-size: 1.05em; }
+.dry-run { font-style: italic; opacity: .75; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #555; font-size: .9em; }
 """
@@ -272,15 +288,16 @@ def to_html(run: AnalysisRun) -> str:
                  "<th>verdict</th><th>detail</th></tr></thead><tbody>")
     for m in run.metrics:
         parts.append(
-            f"<tr><td>{e(m.name)}</td><td class=\"num\">{e(_value(m.judged_canary(), m.unit))}</td>"
+            f"<tr><td>{e(_label(m))}</td><td class=\"num\">{e(_value(m.judged_canary(), m.unit))}</td>"
             f"<td class=\"num\">{e(_value(m.judged_primary(), m.unit))}</td><td>{e(m.limit())}</td>"
-            f'<td class="{e(m.verdict.value)}">{e(m.verdict.value)}</td><td>{e(m.detail)}</td></tr>'
+            f'<td class="{e(m.verdict.value)}{" dry-run" if m.dry_run else ""}">{e(m.verdict_text)}</td>'
+            f"<td>{e(m.detail)}</td></tr>"
         )
     parts.append("</tbody></table>")
     for m in run.metrics:
         png = base64.b64encode(plot_metric(run, m)).decode("ascii")
         parts.append(
-            f"<h2>{e(m.name)}</h2><figure>"
+            f"<h2>{e(_label(m))}</h2><figure>"
             f'<img alt="{e(m.name)}: canary and primary over time" src="data:image/png;base64,{png}">'
             f"<figcaption>Canary and primary; dashed lines: limits; vertical lines: checks "
             f"(green pass, red fail, grey no data).</figcaption></figure>"
@@ -329,7 +346,7 @@ def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
             color = "#c62828" if run.outcome is Outcome.FAILED else "#2e7d32"
             word = "rollback" if run.outcome is Outcome.FAILED else "promotion"
             ax.axvline(_x(run.decided_at), color=color, linewidth=2.5, label=word)
-        ax.set_title(f"{metric.name} — {metric.verdict.value}", loc="left", fontsize=11)
+        ax.set_title(f"{_label(metric)} — {metric.verdict_text}", loc="left", fontsize=11)
         if metric.unit:
             ax.set_ylabel(metric.unit)
         ax.xaxis_date(tz=UTC)
@@ -412,6 +429,10 @@ def _value(value: float | None, unit: str) -> str:
     if value is None:
         return "no data"
     return f"{_num(value)} {unit}".rstrip()
+
+
+def _label(metric: MetricSeries) -> str:
+    return f"{metric.name} (dry run)" if metric.dry_run else metric.name
 
 
 def _md_cell(text: str) -> str:

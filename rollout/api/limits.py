@@ -21,6 +21,8 @@ MAX_ITERATIONS = 1000
 MAX_SCALE_DOWN_DELAY = 24 * 3600
 # compare.tolerance: the canary may be at most 100 times worse than the primary.
 MAX_TOLERANCE = 100.0
+# analysis.warmup.allowance: a canary may start at most 101 times worse than its tolerance allows.
+MAX_WARMUP_ALLOWANCE = 100.0
 
 
 def printable(value: int | float) -> bool:

@@ -35,6 +35,7 @@ from rollout.api.limits import (
     MAX_SCALE_DOWN_DELAY,
     MAX_THRESHOLD,
     MAX_TOLERANCE,
+    MAX_WARMUP_ALLOWANCE,
 )
 from rollout.api.schema import declares
 from rollout.api.spec import (
@@ -79,6 +80,7 @@ from rollout.api.spec import (
     ServiceSpec,
     SessionAffinity,
     ThresholdRange,
+    Warmup,
     Webhook,
     WebhookType,
     provider_named,
@@ -357,6 +359,7 @@ def _metric(m: Fields, judge: Judge) -> Metric:
         template_ref=template_ref,
         template_variables=m.string_map("templateVariables"),
         compare=compare,
+        dry_run=m.bool("dryRun", False),
     )
 
 
@@ -504,7 +507,29 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
         mirror_weight=mirror_weight,
         session_affinity=affinity,
         alerts=_alerts(a),
+        warmup=_warmup(a, judge),
     )
+
+
+def _warmup(a: Fields, judge: Judge) -> Warmup | None:
+    """`analysis.warmup {allowance, decay}`: the sequential judge's forgiveness of a benign start."""
+    w = a.map("warmup")
+    if w is None:
+        return None
+    if judge != Judge.SEQUENTIAL:
+        a.error("warmup", "is used by the sequential judge only: set analysis.judge to sequential, or remove it")
+    allowance = w.number("allowance", limit=MAX_WARMUP_ALLOWANCE)
+    if "allowance" not in w:
+        w.error("allowance", "is required: how many times worse than its tolerance the canary may start (1 = twice)")
+    elif allowance is not None and allowance < 0:
+        w.error("allowance", f"must be zero or more, got {show(allowance)}")
+        allowance = None
+    decay = w.duration("decay", -1.0)
+    if "decay" not in w:
+        w.error("decay", "is required: how fast the allowance fades, a duration like 30s (it shrinks by e each time)")
+    elif decay == 0:
+        w.error("decay", f"must be longer than zero, got {w.get('decay')!r}")
+    return Warmup(allowance=allowance or 0.0, decay=decay if decay > 0 else 1.0)
 
 
 def _session_affinity(a: Fields) -> SessionAffinity | None:

@@ -7,6 +7,7 @@ Flagger's where Flagger has one.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -199,6 +200,8 @@ class Metric:
     template_ref: ObjectRef | None = None
     template_variables: tuple[tuple[str, str], ...] = ()
     compare: Compare | None = None
+    # Argo Rollouts' dryRun: queried, judged and reported, but never fails, holds or rolls back a release.
+    dry_run: bool = False
 
     @property
     def builtin(self) -> bool:
@@ -263,6 +266,20 @@ class SessionAffinity:
 
 
 @dataclass(frozen=True)
+class Warmup:
+    """`analysis.warmup`: a benign start the sequential judge forgives. At `t` seconds into the run the
+    canary may be `1 + allowance * exp(-t / decay)` times worse than its metric's tolerance allows;
+    the allowance fades to nothing (after 3 x decay it is 5% of itself)."""
+
+    allowance: float
+    decay: float  # seconds
+
+    def factor(self, elapsed: float) -> float:
+        """The multiplier of a metric's margin `elapsed` seconds into the run."""
+        return 1.0 + self.allowance * math.exp(-max(elapsed, 0.0) / self.decay)
+
+
+@dataclass(frozen=True)
 class Analysis:
     interval: float = 60.0
     threshold: int = 1
@@ -280,6 +297,7 @@ class Analysis:
     mirror_weight: int = 0  # percent of requests mirrored; 0: all (Flagger omits mirrorPercentage)
     session_affinity: SessionAffinity | None = None
     alerts: tuple[AlertRef, ...] = ()
+    warmup: Warmup | None = None
 
     @property
     def steps(self) -> tuple[int, ...]:

@@ -173,6 +173,8 @@ class MetricStatus:
     primary: float | None = None
     limit: str = ""
     reason: str = ""
+    # A dry-run metric: reported, never deciding the release.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -304,6 +306,7 @@ class ReleaseStatus:
                         "primary": _number(m.primary),
                         "limit": m.limit,
                         "reason": m.reason,
+                        **({"dryRun": True} if m.dry_run else {}),
                     }
                     for m in a.metrics
                 ],
@@ -371,6 +374,7 @@ class ReleaseStatus:
                         primary=m.get("primary"),
                         limit=m.get("limit") or "",
                         reason=m.get("reason") or "",
+                        dry_run=m.get("dryRun") is True,
                     )
                     for m in ana.get("metrics") or ()
                 ),

@@ -155,7 +155,8 @@ def to_json(release: Canary | BlueGreen, result: Replay) -> dict[str, Any]:
     for metric in release.spec.analysis.metrics:
         seen = [c for t in result.ticks for c in t.checks if c.name == metric.name]
         counts = {v: sum(1 for c in seen if c.verdict.value == v) for v in ("pass", "fail", "no-data")}
-        metrics.append({"name": metric.name, "judge": judge_for(release, metric).value, "verdicts": counts,
+        metrics.append({"name": metric.name, "judge": judge_for(release, metric).value, "dryRun": metric.dry_run,
+                        "verdicts": counts,
                         "last": _check(seen[-1]) if seen else None})
     return {
         "canary": f"{release.metadata.namespace}/{release.metadata.name}",
@@ -173,4 +174,4 @@ def to_json(release: Canary | BlueGreen, result: Replay) -> dict[str, Any]:
 
 def _check(c: Any) -> dict[str, Any]:
     return {"name": c.name, "verdict": c.verdict.value, "canary": c.value, "primary": c.primary,
-            "limit": c.limit, "reason": c.reason}
+            "limit": c.limit, "reason": c.reason, "dryRun": c.dry_run}

@@ -35,6 +35,7 @@ class CheckResult:
 
     `final` marks a failure that no later check can undo (an anytime-valid test that crossed its
     boundary): the release rolls back at once instead of counting up to `analysis.threshold`.
+    `dry_run` marks a shadow metric's check: recorded and reported, never deciding the release.
     """
 
     name: str
@@ -44,6 +45,7 @@ class CheckResult:
     limit: str = ""
     reason: str = ""
     final: bool = False
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)

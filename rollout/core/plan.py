@@ -454,8 +454,12 @@ class _Planner:
             return
         results = self.checks()
         self.record(results)
-        failed = [r for r in results if r.verdict == Verdict.FAIL]
-        missing = [r for r in results if r.verdict == Verdict.NO_DATA]
+        shadow = [r for r in results if r.dry_run and r.verdict == Verdict.FAIL]
+        if shadow:
+            # A dry-run metric is judged and reported like any other, but never decides the release.
+            self.emit("DryRun", "; ".join(f"dry run: would have failed: {_why(r)}" for r in shadow))
+        failed = [r for r in results if r.verdict == Verdict.FAIL and not r.dry_run]
+        missing = [r for r in results if r.verdict == Verdict.NO_DATA and not r.dry_run]
         if failed:
             self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
             reasons = "; ".join(_why(r) for r in failed)
@@ -513,12 +517,13 @@ class _Planner:
             self.emit("Progressing", f"Routing matched requests to {self.target_name} (A/B testing)")
 
     def record(self, results: tuple[CheckResult, ...]) -> None:
-        verdicts = {r.verdict for r in results}
+        verdicts = {r.verdict for r in results if not r.dry_run}
         verdict = next(
             (v for v in (Verdict.FAIL, Verdict.NO_DATA) if v in verdicts), Verdict.PASS
         )
         metrics = tuple(
-            MetricStatus(r.name, r.verdict.value, r.value, r.primary, r.limit, r.reason) for r in results
+            MetricStatus(r.name, r.verdict.value, r.value, r.primary, r.limit, r.reason, dry_run=r.dry_run)
+            for r in results
         )
         self.st = replace(self.st, analysis=AnalysisStatus(verdict.value, self.now, metrics))
 

@@ -2,14 +2,9 @@
 
 The operator runs them every tick and `rollout analyze` runs them at moments in the past; both get
 the same `CheckResult`s. Queries go to a `MetricSource`; the numeric shaping of what it answers is
-`analysis.shaping`'s. Judge choice per metric: under `analysis.judge: sequential` the built-in
-metrics get the sequential test (their raw counts are known; a `compare` block sets its tolerance)
-and custom queries are compared with the primary; otherwise a metric with `compare` is compared
-with the primary and the rest follow `analysis.judge` (`threshold` is Flagger's thresholdRange).
-
-`compare.tolerance` is always relative: how much worse than the primary the canary may be, as a
-fraction of the primary's value (0.1 = 10%). For `request-success-rate` it applies to the error
-rate (100 - success rate), since a tolerance relative to ~100% would mean nothing.
+`analysis.shaping`'s; what the spec says about judging the numbers (judge choice, direction,
+tolerance, alpha, warm-up) and the verdict itself are `rollout.engine.judging`'s pure functions,
+which the judge benchmark calls too.
 """
 
 from __future__ import annotations
@@ -21,9 +16,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from analysis.judges import JudgeResult
-from analysis.judges.compare import compare
-from analysis.judges.sequential import sequential_counts, sequential_histogram
-from analysis.judges.threshold import threshold
 from analysis.providers.base import (
     AmbiguousResultError,
     AuthError,
@@ -35,10 +27,9 @@ from analysis.providers.base import (
     NoDataError,
     Series,
 )
-from analysis.shaping import complement_percent, cumsum_on_grid, flip, look_times, p99, stack_buckets, success_percent
+from analysis.shaping import cumsum_on_grid, look_times, stack_buckets
 from analysis.templates import (
     REQUEST_DURATION,
-    REQUEST_SUCCESS_RATE,
     Arm,
     TemplateError,
     builtin_counts_queries,
@@ -46,13 +37,11 @@ from analysis.templates import (
     render_template,
     template_variables,
 )
-from analysis.verdicts import Direction, Verdict
+from analysis.verdicts import Verdict
 from rollout.api.durations import format_duration
 from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, MetricTemplate
 from rollout.core import CheckResult
-
-# Without a `compare` block, a difference of 10% of the primary's value is tolerated.
-DEFAULT_TOLERANCE = 0.1
+from rollout.engine import judging
 
 # Errors that no retry will cure: the check fails (and counts toward the threshold) instead of holding.
 _CONFIG_ERRORS = (BadQueryError, AuthError, AmbiguousResultError, TemplateError)
@@ -71,11 +60,7 @@ class Reading:
 
 
 def judge_for(release: Canary | BlueGreen, metric: Metric) -> Judge:
-    judge = release.spec.analysis.judge
-    if judge == Judge.SEQUENTIAL:
-        # Its `compare` block, if any, gives the sequential test its direction and tolerance.
-        return Judge.SEQUENTIAL if metric.builtin else Judge.COMPARE
-    return Judge.COMPARE if metric.compare is not None else judge
+    return judging.judge_for(release.spec.analysis, metric)
 
 
 class MetricChecks:
@@ -112,6 +97,11 @@ class MetricChecks:
         return results
 
     def check(self, metric: Metric, at: datetime, since: datetime) -> CheckResult:
+        result = self._check(metric, at, since)
+        # A dry-run metric is judged like any other; the planner reads the mark and lets it decide nothing.
+        return replace(result, dry_run=True) if metric.dry_run else result
+
+    def _check(self, metric: Metric, at: datetime, since: datetime) -> CheckResult:
         try:
             result = self._judge(metric, at, since)
         except NoDataError as e:
@@ -178,10 +168,7 @@ class MetricChecks:
             primary: float | None = self.prometheus.query_value(self.query(metric, "primary"), at)
         except (MetricSourceError, TemplateError):
             primary = None
-        bounds = metric.threshold_range
-        result = threshold(value, min_value=bounds.min if bounds else None, max_value=bounds.max if bounds else None,
-                           name=metric.name)
-        return JudgeResult(result.verdict, result.value, primary, result.limit, result.reason, result.details)
+        return judging.judge_threshold(metric, value, primary)
 
     def _compare(self, metric: Metric, at: datetime) -> JudgeResult:
         start = at - self.interval
@@ -189,17 +176,7 @@ class MetricChecks:
         # NaN points are no data (the judge drops them); infinite ones are values, the worst of all
         canary = self.prometheus.query_range_series(self.query(metric, "canary"), start, at, step).values
         primary = self.prometheus.query_range_series(self.query(metric, "primary"), start, at, step).values
-        rule = metric.compare
-        direction = rule.direction if rule else _bad_direction(metric)
-        tolerance = rule.tolerance if rule else DEFAULT_TOLERANCE
-        if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
-            # A tolerance relative to ~100% would mean nothing: judge the error rate, 100 - success rate.
-            result = compare(100.0 - canary, 100.0 - primary, direction=flip(direction), tolerance=tolerance,
-                             alpha=self.release.spec.analysis.alpha, name="error rate (%)")
-            return replace(result, value=complement_percent(result.value),
-                           primary=complement_percent(result.primary))
-        return compare(canary, primary, direction=direction, tolerance=tolerance,
-                       alpha=self.release.spec.analysis.alpha, name=metric.name)
+        return judging.judge_compare(self.release.spec.analysis, metric, canary, primary)
 
     def _increments(self, query: str, looks: FloatArray) -> list[Series]:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)
@@ -230,29 +207,22 @@ class MetricChecks:
                                         target_kind=spec.target_ref.kind)
             for arm in ("canary", "primary")
         }
-        margin = 1.0 + (metric.compare.tolerance if metric.compare else 0.0)
-        # alpha is the release's false-alarm budget: split it over the sequential metrics (Bonferroni).
-        sequential = [m for m in spec.analysis.metrics if judge_for(self.release, m) == Judge.SEQUENTIAL]
-        alpha = spec.analysis.alpha / max(1, len(sequential))
+        # Each look's counts come from the interval before it: the warm-up allowance is the one at its start.
+        elapsed = looks - since.timestamp() - spec.analysis.interval
         if metric.name == REQUEST_DURATION:
             canary, le = self._buckets(arms["canary"].latency_buckets, looks)
             primary, le_p = self._buckets(arms["primary"].latency_buckets, looks)
             if le != le_p:
                 raise NoDataError("canary and primary latency histograms have different buckets")
             le_ms = [b * arms["canary"].bucket_to_ms for b in le]
-            result = sequential_histogram(canary, primary, le=le_ms[:-1], alpha=alpha, margin=margin,
-                                          name="latency (ms)")
-            # Shown as P99 over the run, like the other judges, so readings stay comparable.
-            return replace(result, value=p99(canary, le_ms), primary=p99(primary, le_ms))
-        result = sequential_counts(
+            return judging.judge_histogram(spec.analysis, metric, elapsed, canary, primary, le_ms)
+        return judging.judge_counts(
+            spec.analysis, metric, elapsed,
             self._cumulative(arms["canary"].errors, looks, none_is_zero=True),
             self._cumulative(arms["canary"].requests, looks),
             self._cumulative(arms["primary"].errors, looks, none_is_zero=True),
             self._cumulative(arms["primary"].requests, looks),
-            alpha=alpha, margin=margin, name="error rate",
         )
-        # Shown as a success rate in percent, like the other judges.
-        return replace(result, value=success_percent(result.value), primary=success_percent(result.primary))
 
     def _buckets(self, query: str, looks: FloatArray) -> tuple[FloatArray, list[float]]:
         series = self._increments(query, looks)
@@ -268,8 +238,3 @@ def evidence(judge: Judge, details: Mapping[str, object]) -> tuple[str, float] |
         judge, ("", ""))
     value = details.get(key) if key else None
     return (statistic, float(value)) if isinstance(value, int | float) else None
-
-
-def _bad_direction(metric: Metric) -> Direction:
-    """Without a `compare` block: success rates are bad when they fall, everything else when it rises."""
-    return Direction.DECREASE if metric.name == REQUEST_SUCCESS_RATE else Direction.INCREASE

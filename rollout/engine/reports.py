@@ -32,7 +32,8 @@ class TickRecord:
 
 
 def tick_verdict(checks: Sequence[CheckResult]) -> Verdict:
-    verdicts = {c.verdict.value for c in checks}
+    # A dry-run metric never decides a check, so it never colours one.
+    verdicts = {c.verdict.value for c in checks if not c.dry_run}
     for v in (Verdict.FAIL, Verdict.NO_DATA):
         if v.value in verdicts:
             return v
@@ -56,6 +57,10 @@ def build_report(
         last = mine[-1].check if mine else None
         bounds = metric.threshold_range
         judge = judge_for(release, metric)
+        detail = last.reason if last else ""
+        if metric.dry_run:
+            failed = sum(1 for r in mine if r.check.verdict is Verdict.FAIL)
+            detail = f"dry run: would have failed {failed} of {len(mine)} checks" + (f"; {detail}" if detail else "")
         metrics.append(
             MetricSeries(
                 name=metric.name,
@@ -68,7 +73,8 @@ def build_report(
                 canary_value=last.value if last else None,
                 primary_value=last.primary if last else None,
                 limit_text=last.limit if last and last.limit else None,
-                detail=last.reason if last else "",
+                detail=detail,
+                dry_run=metric.dry_run,
             )
         )
     return AnalysisRun(
@@ -98,7 +104,7 @@ def markdown_from_status(release: Canary | BlueGreen, status: ReleaseStatus) -> 
                 name=m.name, canary=Samples.of([], []), primary=None, limit_min=None, limit_max=None,
                 verdict=Verdict(m.verdict) if m.verdict in {v.value for v in Verdict} else Verdict.NO_DATA,
                 unit="", canary_value=m.value, primary_value=m.primary, limit_text=m.limit or None,
-                detail=m.reason,
+                detail=m.reason, dry_run=m.dry_run,
             )
             for m in metrics
         ),

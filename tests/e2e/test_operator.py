@@ -7,9 +7,11 @@ an exporter whose numbers each test sets, scraped every second by Prometheus.
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -378,3 +380,39 @@ def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorP
     assert "aborted on request" in next(c["message"] for c in doomed_status["conditions"] if c["type"] == "Promoted")
     assert image_of(api, "held-primary", namespace) == NEW and image_of(api, "doomed-primary", namespace) == OLD
     assert main(["promote", "nobody", "-n", namespace, *kube]) == 1
+
+
+def test_dry_run_metric_that_fails_every_check_never_stops_the_release(
+        api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str) -> None:
+    # request-duration is 20 ms on both arms: its dry-run limit of 10 ms fails every check.
+    obj = canary("shadow", namespace, interval="2s", metrics=[
+        {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
+        {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 10}, "dryRun": True},
+    ])
+    healthy(exporter, namespace, "shadow")
+    start(api, obj)
+    set_image(api, "shadow", namespace, NEW)
+    marked: list[dict[str, Any]] = []
+
+    def shadow_failed() -> bool:
+        metrics = (release_status(api, namespace, "shadow").get("analysis") or {}).get("metrics") or []
+        marked[:] = [m for m in metrics if m.get("dryRun")]
+        return bool(marked) and marked[0]["verdict"] == "fail"
+
+    wait_for("the dry-run metric's failure in status", shadow_failed, timeout=60)
+    assert marked[0]["name"] == "request-duration" and "> max 10" in marked[0]["reason"]
+    status = wait_phase(api, namespace, "shadow", "Succeeded", "Failed", timeout=120)
+    assert status["phase"] == "Succeeded", operator.output()
+    assert status["failedChecks"] == 0
+    assert image_of(api, "shadow-primary", namespace) == NEW
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    assert any(e.reason == "DryRun" and "dry run: would have failed: request-duration" in e.message for e in events)
+    reports = Path(operator.args[operator.args.index("--reports") + 1])
+    found = wait_for("the run's report", lambda: sorted(reports.glob(f"{namespace}-shadow-*.json")), timeout=30)
+    report = json.loads(found[-1].read_text())
+    assert report["outcome"] == "succeeded"
+    duration = next(m for m in report["metrics"] if m["name"] == "request-duration")
+    assert duration["dryRun"] and duration["verdict"] == "fail"
+    assert duration["detail"].startswith("dry run: would have failed")
+    markdown = found[-1].with_suffix(".md").read_text()
+    assert "request-duration (dry run)" in markdown and "would have failed" in markdown

@@ -1,24 +1,35 @@
 """Smoke test of the judge benchmark: a handful of runs through every scenario and judge, so the
-benchmark keeps working as the judges change. Checks completeness, not figures."""
+benchmark keeps working as the judges change. Checks completeness and that the benchmark's judges
+are the operator's (its Canary analysis blocks, its functions), not figures."""
 
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
+import pytest
 
-from analysis.judges.sequential import sequential_counts
+from analysis.verdicts import Verdict
 from benchmarks.judge import (
+    ANALYSES,
+    INTERVAL,
     JUDGES,
-    WARMUP_LOOKS,
+    PLAN_CHECKS,
     Scenario,
     benchmark,
+    calibrated,
+    canary_analysis,
+    fast_threshold,
     scenarios,
+    sequential_outcome,
     simulate,
     table,
+    threshold_verdicts,
     to_json,
+    views,
 )
+from rollout.api.spec import Judge
+from rollout.engine import judging
 
 
 def test_benchmark_core_covers_every_judge_and_scenario(tmp_path: object) -> None:
@@ -36,13 +47,43 @@ def test_benchmark_core_covers_every_judge_and_scenario(tmp_path: object) -> Non
         assert j in text
     for name in names:
         assert name in text
+    assert "warmup:" in text and "judge: sequential" in text  # the blocks a user copies
     assert set(result["summary"]["false_alarms"]) == set(JUDGES)
     json.dumps(to_json(result))  # serialisable, no NaN/inf left
 
 
-def test_benchmark_counts_agree_with_the_public_judge() -> None:
+@pytest.mark.parametrize(("name", "judge"), [("threshold", Judge.THRESHOLD), ("compare", Judge.COMPARE),
+                                             ("sequential", Judge.SEQUENTIAL)])
+def test_each_judge_is_a_canary_analysis_block_the_operator_accepts(name: str, judge: Judge) -> None:
+    analysis = canary_analysis(ANALYSES[name])
+    assert {judging.judge_for(analysis, m) for m in analysis.metrics} == {judge}
+    assert len(analysis.steps) == PLAN_CHECKS and analysis.interval == INTERVAL * 10
+    canary_analysis(calibrated(0.02, 0.3))
+
+
+def test_the_sequential_judge_is_the_operators_function_at_its_looks() -> None:
     sim = simulate(Scenario("x", "errors", 200.0, 0.01, 5.0), 3, np.random.default_rng(0))
+    out = sequential_outcome(sim, ANALYSES["sequential"])
+    analysis = canary_analysis(ANALYSES["sequential"])
+    looks = slice(INTERVAL - 1, PLAN_CHECKS * INTERVAL, INTERVAL)
     for i in range(3):
-        r = sequential_counts(sim.ce[i], sim.cn[i], sim.pe[i], sim.pn[i], start=WARMUP_LOOKS)
-        assert r.verdict.value == "fail"
-        assert not math.isnan(r.details["evalue"])
+        r = judging.judge_counts(analysis, analysis.metrics[0], np.arange(PLAN_CHECKS) * 60.0, sim.ce[i, looks],
+                                 sim.cn[i, looks], sim.pe[i, looks], sim.pn[i, looks])
+        assert r.verdict is Verdict.FAIL and out.rollback[i]
+        assert out.at[i] <= (r.details["crossed_at"] + 1) * INTERVAL - 1
+
+
+def test_batch_twins_give_the_operators_verdicts_on_the_simulated_checks() -> None:
+    analysis = canary_analysis(ANALYSES["compare"])
+    for sc in (Scenario("good", "null", 20.0, 0.01), Scenario("bad", "errors", 200.0, 0.01, 2.0)):
+        v = views(simulate(sc, 6, np.random.default_rng(3)))
+        for metric, c, p in ((analysis.metrics[0], v.roll_success_c, v.roll_success_p),
+                             (analysis.metrics[1], v.roll_p99_c, v.roll_p99_p)):
+            for k in range(0, PLAN_CHECKS, 3):
+                w = slice(k * INTERVAL, (k + 1) * INTERVAL)
+                batch = judging.compare_verdicts(analysis, metric, c[:, w], p[:, w])
+                one = [judging.judge_compare(analysis, metric, c[i, w], p[i, w]).verdict.value for i in range(6)]
+                assert list(batch) == one
+        limits = canary_analysis(calibrated(0.012, 0.25))
+        for metric, values in ((limits.metrics[0], v.success), (limits.metrics[1], v.p99_ms)):
+            assert (fast_threshold(metric, values) == threshold_verdicts(metric, values)).all()

@@ -3,7 +3,9 @@ each outcome of the source (no data, NaN, unreachable, bad query) becomes a verd
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +26,8 @@ from analysis.providers.base import (
 from analysis.templates import builtin_counts_queries
 from analysis.verdicts import Verdict
 from rollout.api.parse import parse_canary
-from rollout.api.spec import Canary
+from rollout.api.spec import Canary, Compare
+from rollout.engine import judging
 from rollout.engine.checks import CheckError, MetricChecks
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -285,3 +288,86 @@ def test_threshold_has_no_evidence_to_give() -> None:
     checks = MetricChecks(canary, MemorySource({q_canary: points([99.5] * 11)}))
     checks.run(AT, T0)
     assert checks.evidence == {}
+
+
+# ---- dry run -------------------------------------------------------------------------------------
+
+
+def test_a_dry_run_metric_is_queried_and_judged_and_marked() -> None:
+    canary = release(metrics=[{"name": "request-success-rate", "thresholdRange": {"min": 99}, "dryRun": True}])
+    q_canary, q_primary = success_rate_queries(canary)
+    (result,) = check(MemorySource({q_canary: points([95.0]), q_primary: points([99.9])}), canary)
+    assert (result.verdict, result.value, result.dry_run) == (Verdict.FAIL, 95.0, True)
+
+
+def test_a_dry_run_sequential_metric_keeps_its_verdict_and_mark() -> None:
+    canary = release("sequential", [{"name": "request-success-rate", "dryRun": True}])
+    (result,) = check(sequential_source(100, 1), canary)
+    assert result.verdict is Verdict.FAIL and result.dry_run and result.final
+
+
+def test_the_run_report_counts_a_dry_run_metrics_would_be_failures() -> None:
+    from analysis.report import Outcome, outcome_line
+    from rollout.engine.reports import TickRecord, build_report
+
+    canary = release(metrics=[{"name": "request-success-rate", "thresholdRange": {"min": 99}},
+                              {"name": "errors", "query": "sum(x)", "thresholdRange": {"max": 1}, "dryRun": True}])
+    q_canary, _ = success_rate_queries(canary)
+    end = T0 + timedelta(minutes=3)
+    checks = MetricChecks(canary, MemorySource({q_canary: points([99.9] * 7, end=end, step=30.0),
+                                                "sum(x)": points([5.0] * 7, end=end, step=30.0)}))
+    ticks = []
+    for k in range(3):
+        at = T0 + timedelta(minutes=k + 1)
+        ticks.append(TickRecord(at, 10 * (k + 1), checks.run(at, T0), "advance"))
+    run = build_report(canary, checks.readings, ticks, Outcome.SUCCEEDED, ticks[-1].at)
+    shadow = run.metrics[1]
+    assert shadow.dry_run and shadow.verdict is Verdict.FAIL
+    assert shadow.detail.startswith("dry run: would have failed 3 of 3 checks")
+    assert all(t.verdict is Verdict.PASS for t in run.ticks)
+    assert "dry run: errors would have failed" in outcome_line(run)
+
+
+# ---- warm-up -------------------------------------------------------------------------------------
+
+
+def warm_start_source() -> MemorySource:
+    """A canary with 30x the primary's errors in its first minute, then the same as the primary."""
+    answers: dict[str, Answer] = {}
+    for arm, first in (("canary", 30.0), ("primary", 1.0)):
+        q = builtin_counts_queries("istio", "test", "podinfo", "1m", arm)  # type: ignore[arg-type]
+        answers[q.requests] = counts(1000)
+        answers[q.errors] = points([first] + [1.0] * 9, end=T0 + timedelta(minutes=10), step=MINUTE)
+    return MemorySource(answers)
+
+
+def sequential_with(warmup: dict[str, Any] | None) -> Canary:
+    raw = release("sequential")
+    return parse_canary({
+        "apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {
+            "provider": "istio", "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+            "service": {"port": 9898},
+            "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10, "judge": "sequential",
+                         "metrics": [{"name": m.name} for m in raw.spec.analysis.metrics],
+                         **({"warmup": warmup} if warmup else {})},
+        },
+    })
+
+
+def test_a_warm_up_allowance_forgives_a_bad_first_minute_that_fails_without_it() -> None:
+    (without,) = check(warm_start_source(), sequential_with(None))
+    assert without.verdict is Verdict.FAIL, without.reason
+    (forgiven,) = check(warm_start_source(), sequential_with({"allowance": 40, "decay": "1m"}))
+    assert forgiven.verdict is Verdict.PASS, forgiven.reason
+    (none,) = check(warm_start_source(), sequential_with({"allowance": 0, "decay": "1m"}))
+    assert none.verdict is Verdict.FAIL
+
+
+def test_the_warm_up_multiplies_the_tolerance_and_fades() -> None:
+    canary = sequential_with({"allowance": 1, "decay": "30s"})
+    metric = replace(canary.spec.analysis.metrics[0], compare=Compare(tolerance=0.5))
+    got = judging.margins(canary.spec.analysis, metric, [0.0, 30.0, 600.0])
+    assert got == pytest.approx([3.0, 1.5 * (1 + math.exp(-1)), 1.5 * (1 + math.exp(-20))])
+    assert judging.margins(release("sequential").spec.analysis, metric, [0.0]) == pytest.approx([1.5])

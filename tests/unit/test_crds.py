@@ -265,6 +265,7 @@ def test_flagger_canary_fields_are_all_declared() -> None:
         "webhooks",
         "judge",
         "alpha",
+        "warmup",
     } <= analysis
     metric = set(node("Canary", "spec.analysis.metrics.[]")["properties"])
     assert metric == {
@@ -276,6 +277,7 @@ def test_flagger_canary_fields_are_all_declared() -> None:
         "templateRef",
         "templateVariables",
         "compare",
+        "dryRun",
     }
     top = set(node("Canary", "spec")["properties"])
     assert {
@@ -319,6 +321,7 @@ def test_bluegreen_shares_service_and_git_with_canary() -> None:
         "alerts",
         "judge",
         "alpha",
+        "warmup",
     }
     assert node("BlueGreen", "spec.analysis.alerts") == node("Canary", "spec.analysis.alerts")
     assert node("GitSource", "spec.alerts.[]") == node("Canary", "spec.analysis.alerts.[]")

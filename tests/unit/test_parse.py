@@ -730,3 +730,32 @@ def test_a_list_holding_an_integer_too_long_to_print_is_refused_with_a_message()
     huge = 10 ** 5000
     assert show([huge]) == "a list holding a number too large to print"
     assert show(huge) == "a 5001-digit number"
+
+
+def test_dry_run_metric_and_warmup_are_read() -> None:
+    metrics = [{"name": "request-success-rate", "dryRun": True}, {"name": "request-duration"}]
+    a = parse_canary(canary(judge="sequential", metrics=metrics,
+                            warmup={"allowance": 1.5, "decay": "45s"})).spec.analysis
+    assert [m.dry_run for m in a.metrics] == [True, False]
+    assert a.warmup is not None and (a.warmup.allowance, a.warmup.decay) == (1.5, 45.0)
+    assert a.warmup.factor(0) == 2.5 and a.warmup.factor(45) == pytest.approx(1 + 1.5 / 2.718281828)
+    assert parse_canary(canary()).spec.analysis.warmup is None
+
+
+@pytest.mark.parametrize(("changes", "path", "words"), [
+    ({"metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "dryRun": "yes"}]},
+     "spec.analysis.metrics[0].dryRun", "must be true or false, got 'yes'"),
+    ({"judge": "sequential", "warmup": {"allowance": -1, "decay": "30s"}}, "spec.analysis.warmup.allowance",
+     "must be zero or more"),
+    ({"judge": "sequential", "warmup": {"allowance": 1, "decay": "soon"}}, "spec.analysis.warmup.decay",
+     "must be a duration"),
+    ({"judge": "sequential", "warmup": {"allowance": 1, "decay": "0s"}}, "spec.analysis.warmup.decay",
+     "longer than zero"),
+    ({"judge": "sequential", "warmup": {"decay": "30s"}}, "spec.analysis.warmup.allowance", "is required"),
+    ({"warmup": {"allowance": 1, "decay": "30s"}}, "spec.analysis.warmup", "sequential judge only"),
+    ({"judge": "sequential", "warmup": {"allowance": 1, "decay": "30s", "start": "1m"}},
+     "spec.analysis.warmup.start", "unknown field"),
+])
+def test_dry_run_and_warmup_are_refused_by_name(changes: dict[str, Any], path: str, words: str) -> None:
+    errors = errors_of(canary(**changes))
+    assert any(e.path == path and words in e.message for e in errors), errors

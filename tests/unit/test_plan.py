@@ -24,6 +24,7 @@ from rollout.api.status import Candidate, Phase, ReleaseStatus, RevertState
 from rollout.core import (
     AskGate,
     CallWebhooks,
+    CheckResult,
     Emit,
     InitializePrimary,
     Observations,
@@ -526,3 +527,49 @@ def test_a_conclusive_failure_rolls_back_without_waiting_for_the_threshold() -> 
     assert world.status.phase == Phase.FAILED and world.status.failed_checks == 1
     promoted = world.status.condition("Promoted")
     assert promoted is not None and "(conclusive)" in promoted.message
+
+
+# -- dry-run (shadow) metrics ---------------------------------------------------------------------
+
+
+def _shadow_failing() -> tuple[CheckResult, ...]:
+    return (*passing(), replace(failing(("latency-shadow",))[0], dry_run=True, final=True))
+
+
+def test_a_failing_dry_run_metric_next_to_a_passing_one_advances_and_promotes() -> None:
+    world = started(World(canary(threshold=1)))
+    world.checks = lambda w: _shadow_failing()
+    world.run_until(Phase.SUCCEEDED)
+    assert world.status.failed_checks == 0
+    assert weights(world)[:6] == [0, 10, 20, 30, 40, 50]
+    assert world.primary_hash == "v2"
+    shadow = [e for e in world.actions if isinstance(e, Emit) and e.reason == "DryRun"]
+    assert shadow and all("dry run: would have failed: latency-shadow: 90% < 99%" in e.message for e in shadow)
+
+
+def test_status_marks_the_dry_run_metric_and_keeps_it_out_of_the_verdict() -> None:
+    world = started(World(canary(threshold=1)))
+    world.checks = lambda w: _shadow_failing()
+    world.tick()
+    world.tick()
+    analysis = world.status.analysis
+    assert analysis is not None and analysis.verdict == "pass"
+    by_name = {m.name: m for m in analysis.metrics}
+    assert by_name["latency-shadow"].dry_run and by_name["latency-shadow"].verdict == "fail"
+    assert not by_name["request-success-rate"].dry_run
+    raw = world.status.to_dict()["analysis"]["metrics"]
+    assert [m.get("dryRun") for m in raw] == [None, True]
+    assert ReleaseStatus.from_dict(world.status.to_dict()).analysis == analysis
+
+
+def test_a_failing_real_metric_still_fails_next_to_a_dry_run_one() -> None:
+    world = started(World(canary(threshold=1)))
+    world.checks = lambda w: (*failing(), replace(passing(("latency-shadow",))[0], dry_run=True))
+    world.run_until(Phase.FAILED)
+    assert world.status.failed_checks == 1 and world.primary_hash == "v1"
+
+
+def test_a_dry_run_metric_without_data_does_not_hold_the_release() -> None:
+    world = started(World(canary()))
+    world.checks = lambda w: (*passing(), replace(no_data(("latency-shadow",))[0], dry_run=True))
+    world.run_until(Phase.SUCCEEDED)

@@ -7,6 +7,7 @@ import html.parser
 import io
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.image
@@ -167,3 +168,26 @@ def test_write_reports(tmp_path: Path) -> None:
     for path in paths.values():
         assert path.parent == tmp_path and path.stat().st_size > 0 and "/" not in path.name
     assert from_json(paths["json"].read_text()).name == "pod/../info"
+
+
+def test_a_dry_run_metric_is_marked_in_every_format_and_decides_nothing() -> None:
+    ts = np.arange(T0, T0 + 300, 30.0)
+    shadow = MetricSeries("latency-shadow", Samples.of(ts, ts - T0 + 900), None, limit_max=500,
+                          verdict=Verdict.FAIL, unit="ms", dry_run=True)
+    passing = MetricSeries("request-success-rate", Samples.of(ts, np.full_like(ts, 99.9)), None, limit_min=99,
+                           verdict=Verdict.PASS, unit="%")
+    run = AnalysisRun(name="podinfo", namespace="test", outcome=Outcome.SUCCEEDED, decided_at=T0 + 290,
+                      metrics=[passing, shadow])
+    line = outcome_line(run)
+    assert "promoted" in line and "dry run: latency-shadow would have failed" in line
+    data = json.loads(to_json(run))
+    assert [m["dryRun"] for m in data["metrics"]] == [False, True]
+    assert from_json(to_json(run)).metrics[1].dry_run
+    md = to_markdown(run)
+    assert "| latency-shadow (dry run) |" in md and "fail (dry run: would have failed)" in md
+    page = to_html(run)
+    assert "latency-shadow (dry run)" in page and 'class="fail dry-run"' in page
+    # A failed run names only the metrics that decided it.
+    failed = AnalysisRun(name="podinfo", namespace="test", outcome=Outcome.FAILED,
+                         metrics=[replace(passing, verdict=Verdict.FAIL), shadow])
+    assert ": request-success-rate failed" in outcome_line(failed)
