@@ -290,6 +290,8 @@ def test_the_operator_releases_a_keda_managed_target(api: client.ApiClient, oper
     create_release(api, obj)
     wait_phase(api, namespace, "podinfo", "Initialized", timeout=60)
     assert get(api, SO, namespace, "podinfo-so-primary")["spec"]["minReplicaCount"] == 2  # type: ignore[index]
+    # The phase is recorded before the scale-down it decided is carried out (intent before effect).
+    wait_for("target paused at zero", lambda: replicas(api, namespace, "podinfo") == 0, timeout=60)
     assert get(api, SO, namespace, "podinfo-so")["metadata"]["annotations"][  # type: ignore[index]
         PAUSED_REPLICAS_ANNOTATION] == "0"
     stays("target paused at zero", lambda: replicas(api, namespace, "podinfo") == 0)

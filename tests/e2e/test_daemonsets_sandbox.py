@@ -209,6 +209,9 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
     wait_for("every Canary initialized", lambda: phases("Initialized"), timeout=60)
     results: dict[str, dict[str, Any]] = {p: {} for p in PROVIDERS}
     for provider, ns in names.items():
+        # The phase is recorded before the scale-down it decided is carried out (intent before effect).
+        wait_for("the target scaled to zero", lambda n=ns: SCALE_TO_ZERO in node_selector(  # type: ignore[misc]
+            raw_daemonset(api, n, app.APP)), timeout=60)
         results[provider]["v1"] = {"target": raw_daemonset(api, ns, app.APP),
                                    "primary": raw_daemonset(api, ns, f"{app.APP}-primary")}
     for version, done in ((GOOD, ("Succeeded", "Failed")), (BAD, ("Failed", "Succeeded"))):
@@ -320,7 +323,9 @@ def test_a_failed_daemonset_is_reverted_in_git_and_the_sync_keeps_it_without_pod
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "GitSource", "metadata": {"name": "apps", "namespace": namespace},
         "spec": {"url": remote.url, "branch": "main", "path": "./apps", "interval": "2s"}})
     wait_phase(api, namespace, "agent", "Initialized", timeout=60)
-    assert node_selector(raw_daemonset(api, namespace, "agent")) == {SCALE_TO_ZERO: "true"}
+    # The phase is recorded before the scale-down it decided is carried out (intent before effect).
+    assert wait_for("the target kept without pods", lambda: node_selector(raw_daemonset(api, namespace, "agent")),
+                    timeout=30) == {SCALE_TO_ZERO: "true"}
 
     bad_commit = remote.commit({"apps/agent/daemonset.yaml": manifest(bad)}, "feat(agent): podinfo 6.0.1")
     exporter.set(namespace, "agent", rps=50, error_ratio=0.3)
