@@ -133,7 +133,9 @@ def test_failing_metric_rolls_back_at_the_threshold(api: client.ApiClient, opera
     release = parse_canary(obj)
     assert router_for(release.spec.provider, api, Settings()).verify_weight(release) == (100, 0)
     assert image_of(api, "web-primary", namespace) == OLD
-    assert not client.AppsV1Api(api).read_namespaced_deployment("web", namespace).spec.replicas
+    # Traffic goes back before Failed is recorded; the scale-down follows the record.
+    wait_for("the target scaled to zero",
+             lambda: not client.AppsV1Api(api).read_namespaced_deployment("web", namespace).spec.replicas, timeout=30)
     events = client.CoreV1Api(api).list_namespaced_event(namespace).items
     assert any(e.reason == "Failed" and "request-success-rate" in e.message for e in events)
 
