@@ -17,7 +17,6 @@ Ready.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -39,6 +38,7 @@ from rollout.api.spec import AlertProvider, AlertRef, AlertSeverity, Release
 from rollout.core import Alert
 from rollout.engine.notifiers import Destination, Message, Post, builder
 from rollout.engine.webhooks import RETRY_WAIT_MAX, RETRY_WAIT_MIN, redact
+from rollout.gitops.credentials import SecretError, secret_data
 from rollout.gitops.weblinks import commit_url
 from rollout.settings import Settings
 
@@ -71,7 +71,7 @@ class Alerter:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time,
                  workers: int = 2) -> None:
         self.objects = client.CustomObjectsApi(api)
-        self.core = client.CoreV1Api(api)
+        self.api = api
         self.api_timeout = settings.api_timeout
         self.timeout = settings.alert_timeout
         self.retries = settings.alert_retries
@@ -204,22 +204,13 @@ class Alerter:
 
     def _secret(self, namespace: str, name: str) -> dict[str, str]:
         try:
-            secret = self.core.read_namespaced_secret(name, namespace, _request_timeout=self.api_timeout)
+            return secret_data(self.api, namespace, name, timeout=self.api_timeout)
+        except SecretError as e:
+            raise AlertError(str(e)) from None
         except ApiException as e:
-            if e.status == 404:
-                raise AlertError(f"Secret {namespace}/{name} not found") from None
             raise AlertError(f"reading Secret {namespace}/{name} failed: {e.reason}") from None
         except (HTTPError, OSError) as e:
             raise AlertError(f"reading Secret {namespace}/{name} failed: {e}") from None
-        out: dict[str, str] = {}
-        for key, value in (secret.data or {}).items():
-            try:
-                out[key] = base64.b64decode(value).decode()
-            except (ValueError, UnicodeDecodeError):
-                raise AlertError(f"Secret {namespace}/{name}: key {key} is not base64 UTF-8 text") from None
-        for key, value in (secret.string_data or {}).items():
-            out.setdefault(key, value)
-        return out
 
     def _post(self, post: Post, proxy: str | None) -> None:
         """POST with retries after no answer, 429 or a 5xx other than 501; raises AlertError at the end."""
