@@ -13,18 +13,16 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
 from rollout.engine.kube import api_client
-from rollout.engine.leader import LEASE_NAME
 from tests.chaos.campaign import RELEASE_BOUND, Campaign
 from tests.chaos.ledger import Ledger
 from tests.chaos.receiver import Receiver
 from tests.chaos.world import APP, Flux, Operator, PrometheusProcess, SandboxProcess, create_lane
-from tests.e2e.conftest import release_status
+from tests.e2e.conftest import lease_holder, release_status
 from tests.gitrepo import git
 from tests.tools import wait_for
 
@@ -44,14 +42,6 @@ class Candidate(Operator):
         self.env = {"POD_NAME": name}
         self.args += ["--leader-elect", "--leader-election-namespace", lease_namespace, "--lease-duration",
                       str(LEASE), "--renew-deadline", str(RENEW), "--retry-period", str(RETRY)]
-
-
-def lease_holder(api: client.ApiClient, namespace: str) -> str | None:
-    try:
-        lease: Any = client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, namespace)
-    except client.exceptions.ApiException:
-        return None
-    return str(lease.spec.holder_identity or "")
 
 
 def test_sigkill_of_the_leader_mid_release_one_promotion_one_revert(

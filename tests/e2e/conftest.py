@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rollout.api.kinds import GROUP, VERSION
 from rollout.engine.kube import api_client
+from rollout.engine.leader import LEASE_NAME
 from tests.e2e.exporter import Exporter
 from tests.prom import RunningPrometheus, free_port, running_prometheus
 from tests.tools import wait_for
@@ -191,3 +192,12 @@ def wait_phase(api: client.ApiClient, namespace: str, name: str, *phases: str, k
         return status if status.get("phase") in phases else None
 
     return wait_for(f"{kind} {namespace}/{name} in {phases}", probe, timeout)
+
+
+def lease_holder(api: client.ApiClient, namespace: str) -> str | None:
+    """The leader election Lease's holder ("" when released), None while there is no Lease."""
+    try:
+        lease: Any = client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, namespace)
+    except client.exceptions.ApiException:
+        return None
+    return str(lease.spec.holder_identity or "")

@@ -13,13 +13,11 @@ import signal
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from rollout.engine.leader import LEASE_NAME
-from tests.e2e.conftest import OperatorProcess
+from tests.e2e.conftest import OperatorProcess, lease_holder
 from tests.tools import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -36,14 +34,6 @@ def candidate(sandbox: Path, root: Path, name: str, lease_namespace: str) -> Ope
     return process
 
 
-def holder(api: client.ApiClient, namespace: str) -> str | None:
-    try:
-        lease: Any = client.CoordinationV1Api(api).read_namespaced_lease(LEASE_NAME, namespace)
-    except client.exceptions.ApiException:
-        return None
-    return str(lease.spec.holder_identity or "")
-
-
 def test_a_frozen_leader_loses_the_lease_and_exits_and_a_stopped_one_releases_it(
     sandbox: Path, api: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -52,23 +42,23 @@ def test_a_frozen_leader_loses_the_lease_and_exits_and_a_stopped_one_releases_it
     a, b = candidate(sandbox, tmp_path, "a", namespace), candidate(sandbox, tmp_path, "b", namespace)
     try:
         a.start()
-        wait_for("a leads", lambda: holder(api, namespace) == "a", timeout=30, every=0.2)
+        wait_for("a leads", lambda: lease_holder(api, namespace) == "a", timeout=30, every=0.2)
         b.start()
         time.sleep(LEASE + 2 * RETRY)  # b campaigns all along and stands by
-        assert holder(api, namespace) == "a"
+        assert lease_holder(api, namespace) == "a"
         assert a.process is not None and b.process is not None
 
         a.process.send_signal(signal.SIGSTOP)
-        wait_for("b leads", lambda: holder(api, namespace) == "b", timeout=LEASE + 4 * RETRY + 10, every=0.1)
+        wait_for("b leads", lambda: lease_holder(api, namespace) == "b", timeout=LEASE + 4 * RETRY + 10, every=0.1)
         a.process.send_signal(signal.SIGCONT)
         code = a.process.wait(timeout=10)
         assert code == 1, a.output()
         assert "leadership lost" in a.output()
-        assert holder(api, namespace) == "b" and b.process.poll() is None
+        assert lease_holder(api, namespace) == "b" and b.process.poll() is None
 
         b.process.terminate()
         assert b.process.wait(timeout=15) == 0, b.output()
-        assert holder(api, namespace) == ""  # released: a new candidate need not wait out the lease
+        assert lease_holder(api, namespace) == ""  # released: a new candidate need not wait out the lease
     finally:
         if a.process is not None and a.process.poll() is None:
             a.process.send_signal(signal.SIGCONT)
@@ -84,13 +74,13 @@ def test_a_standby_stopped_before_it_leads_exits_cleanly(sandbox: Path, api: cli
     a, b = candidate(sandbox, tmp_path, "a", namespace), candidate(sandbox, tmp_path, "b", namespace)
     try:
         a.start()
-        wait_for("a leads", lambda: holder(api, namespace) == "a", timeout=30, every=0.2)
+        wait_for("a leads", lambda: lease_holder(api, namespace) == "a", timeout=30, every=0.2)
         b.start()
         time.sleep(2 * RETRY + 1)
         assert b.process is not None
         b.process.terminate()
         assert b.process.wait(timeout=10) == 0, b.output()
-        assert holder(api, namespace) == "a"
+        assert lease_holder(api, namespace) == "a"
     finally:
         a.stop()
         b.stop()
