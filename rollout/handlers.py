@@ -27,11 +27,13 @@ from kubernetes import client
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
+from rollout.engine.cache import CachingApiClient
 from rollout.engine.events import EventRecorder
 from rollout.engine.health import HEARTBEAT, Health, always_ready, serve
 from rollout.engine.kube import api_answers, api_client, connection
 from rollout.engine.leader import LEADER, LeaderElector, lead
 from rollout.engine.operator import Operator
+from rollout.engine.wakes import Wakes
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
 from rollout.settings import Settings
@@ -90,19 +92,25 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     operator: Operator = memo["operator"]
     kind, namespace, name = body["kind"], body.metadata.namespace or "default", body.metadata.name or ""
     loop = asyncio.get_running_loop()
-    while not stopped:
-        if not memo.get("leading", _always)():
-            await stopped.wait(NOT_LEADING_WAIT)
-            continue
-        try:
-            delay = await loop.run_in_executor(memo["pool"], telemetry.reconciled, kind, operator.reconcile,
-                                               kind, namespace, name)
-        except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
-            await loop.run_in_executor(memo["pool"], operator.fail, kind, namespace, name, e)
-            delay = operator.error_backoff
-        if delay is None:
-            return
-        await stopped.wait(max(delay.total_seconds(), MIN_WAIT))
+    wakes: Wakes = memo["wakes"]
+    wake = wakes.register((kind, namespace, name))
+    try:
+        while not stopped:
+            if not memo.get("leading", _always)():
+                await stopped.wait(NOT_LEADING_WAIT)
+                continue
+            try:
+                delay = await loop.run_in_executor(memo["pool"], telemetry.reconciled, kind, operator.reconcile,
+                                                   kind, namespace, name)
+            except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
+                await loop.run_in_executor(memo["pool"], operator.fail, kind, namespace, name, e)
+                delay = operator.error_backoff
+            if delay is None:
+                return
+            # Until the next tick is due, or something the tick read changes (the watch-fed cache wakes it).
+            await wakes.pause(wake, stopped.wait(max(delay.total_seconds(), MIN_WAIT)), MIN_WAIT)
+    finally:
+        wakes.unregister((kind, namespace, name))
 
 
 @kopf.daemon(GROUP, VERSION, PLURALS[GIT_SOURCE], cancellation_timeout=10)
@@ -156,6 +164,8 @@ def run(
     /metrics, /healthz and /readyz are served all along, a standby's too. OSError when
     --metrics-addr cannot be bound."""
     api = api_client(kubeconfig)
+    if settings.watch_cache:
+        api = CachingApiClient(api.configuration, settings, tuple(namespaces))
     health = Health(elector.readiness if elector is not None else always_ready, api_answers(api))
     server = serve(settings.metrics_addr, health)
     try:
@@ -165,6 +175,8 @@ def run(
         health.stopped()
         if server is not None:
             server.stop()
+        if isinstance(api, CachingApiClient):
+            api.cache.stop()
 
 
 def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, settings: Settings, reports: Path | None,
@@ -174,6 +186,9 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
                                alert=alerts.gitsource, on_error=lambda: telemetry.reconcile_failed(GIT_SOURCE))
     operator = Operator(api, settings=settings, reports=reports, alerts=alerts)
+    wakes = Wakes()
+    if isinstance(api, CachingApiClient):
+        api.cache.wake = wakes.wake
     # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
     operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
                                       tracked=operator.workloads.tracked_documents)
@@ -196,7 +211,7 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
                 clusterwide=not namespaces,
                 namespaces=list(namespaces),
                 memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings, health=health,
-                               leading=elector.leading if elector is not None else _always),
+                               wakes=wakes, leading=elector.leading if elector is not None else _always),
                 stop_flag=stop,
                 ready_flag=ready,
             )

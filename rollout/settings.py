@@ -71,6 +71,11 @@ class Settings:
         15.0, "ROLLOUT_APPLY_TIMEOUT", "seconds one server-side apply (or prune) of a GitSource's object may take")
     conflict_retries: int = _setting(
         3, "ROLLOUT_CONFLICT_RETRIES", "times a workload write re-reads and tries again after a 409 Conflict")
+    watch_cache: bool = _setting(
+        True, "ROLLOUT_WATCH_CACHE", "answer the operator's reads of releases, workloads, Services, routes, "
+                                     "autoscalers, ConfigMaps and Secrets from memory fed by one list+watch stream "
+                                     "per kind (informers), instead of a GET per read; a change wakes the releases "
+                                     "that read it")
     workers: int = _setting(
         None, "ROLLOUT_WORKERS", "threads that run ticks and syncs (default: CPUs + 4, at most 32)",
         default_factory=_default_workers)

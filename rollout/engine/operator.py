@@ -31,6 +31,7 @@ from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.core import RouteProblem
 from rollout.engine import dora, telemetry
 from rollout.engine.alerts import Alerter
+from rollout.engine.cache import CachingApiClient
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
@@ -117,8 +118,19 @@ class Operator:
     # -- one tick ------------------------------------------------------------------------------
 
     def reconcile(self, kind: str, namespace: str, name: str) -> timedelta | None:
-        """One tick for one release; returns when to look again, or None when it is gone."""
+        """One tick for one release; returns when to look again, or None when it is gone. With the
+        watch-fed cache, what the tick reads is remembered: a change to any of it wakes the release."""
         key = (kind, namespace, name)
+        if not isinstance(self.api, CachingApiClient):
+            return self._reconcile(key)
+        with self.api.cache.reading(key):
+            delay = self._reconcile(key)
+        if delay is None:
+            self.api.cache.forget_reader(key)
+        return delay
+
+    def _reconcile(self, key: tuple[str, str, str]) -> timedelta | None:
+        kind, namespace, name = key
         due = self._due.pop(key, None)
         if due is not None:
             telemetry.tick_late(kind, time.monotonic() - due)
