@@ -25,6 +25,7 @@ import kopf
 from kubernetes import client
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
+from rollout.api.status import Phase
 from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.cache import CachingApiClient
@@ -50,7 +51,7 @@ NOT_LEADING_WAIT = 1.0
 
 @kopf.on.startup()
 def _configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.execution.executor = memo["pool"]
+    settings.execution.executor = memo["pools"].quick
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
@@ -99,11 +100,15 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
             if not memo.get("leading", _always)():
                 await stopped.wait(NOT_LEADING_WAIT)
                 continue
+            # A release under way may wait on Prometheus, a webhook or Git: it ticks on a pool of its own,
+            # so that however slow those are, idle releases' ticks are not held up behind it.
+            pools: Pools = memo["pools"]
+            pool = pools.quick if _idle(body) else pools.under_way
             try:
-                delay = await loop.run_in_executor(memo["pool"], telemetry.reconciled, kind, operator.reconcile,
+                delay = await loop.run_in_executor(pool, telemetry.reconciled, kind, operator.reconcile,
                                                    kind, namespace, name)
             except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
-                await loop.run_in_executor(memo["pool"], operator.fail, kind, namespace, name, e)
+                await loop.run_in_executor(pool, operator.fail, kind, namespace, name, e)
                 delay = operator.error_backoff
             if delay is None:
                 return
@@ -124,7 +129,7 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
             continue
         try:
             delay = await asyncio.get_running_loop().run_in_executor(
-                memo["pool"], telemetry.reconciled, GIT_SOURCE, sources.reconcile, namespace, name)
+                memo["pools"].syncs, telemetry.reconciled, GIT_SOURCE, sources.reconcile, namespace, name)
         except Exception:  # the daemon's edge: a bug in a sync must not end the source's daemon
             log.exception("sync of GitSource %s/%s failed unexpectedly; trying again", namespace, name)
             delay = timedelta(seconds=memo["settings"].error_backoff)
@@ -192,8 +197,7 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
     # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
     operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
                                       tracked=operator.workloads.tracked_documents)
-    # Ticks, syncs and kopf's own sync handlers share one bounded pool.
-    pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="rollout")
+    pools = Pools(settings.workers)
     logging.getLogger("kopf").setLevel(logging.WARNING)
     # kopf waits on a threading.Event in a thread that only setting it ends: after a SIGTERM (which kopf
     # handles itself) that thread would hold the process forever. So kopf gets only a caller's flag, and
@@ -210,14 +214,14 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
                 standalone=True,
                 clusterwide=not namespaces,
                 namespaces=list(namespaces),
-                memo=kopf.Memo(operator=operator, sources=sources, pool=pool, settings=settings, health=health,
+                memo=kopf.Memo(operator=operator, sources=sources, pools=pools, settings=settings, health=health,
                                wakes=wakes, leading=elector.leading if elector is not None else _always),
                 stop_flag=stop,
                 ready_flag=ready,
             )
         finally:
             # A leader lets the ticks in flight finish before it releases the Lease to a standby.
-            pool.shutdown(wait=elector is not None, cancel_futures=True)
+            pools.shutdown(wait=elector is not None)
 
     try:
         if elector is None:
@@ -231,3 +235,28 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
 
 def _always() -> bool:
     return True
+
+
+# Phases in which a tick only looks (the release is not under way): no metric query, no webhook, no Git.
+_IDLE = frozenset({None, Phase.INITIALIZED.value, Phase.SUCCEEDED.value, Phase.REVERTED.value,
+                   Phase.TERMINATED.value})
+
+
+def _idle(body: kopf.Body) -> bool:
+    # kopf keeps a daemon's body up to date with the watch events.
+    return (body.get("status") or {}).get("phase") in _IDLE
+
+
+class Pools:
+    """Three bounded thread pools of `workers` threads each: ticks of idle releases (and kopf's own
+    handlers), ticks of releases under way, and GitSource syncs, so that no slow kind of work holds up
+    another (Argo Rollouts' --rollout-threads, per kind of work)."""
+
+    def __init__(self, workers: int) -> None:
+        self.quick = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-tick")
+        self.under_way = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-release")
+        self.syncs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-sync")
+
+    def shutdown(self, *, wait: bool) -> None:
+        for pool in (self.quick, self.under_way, self.syncs):
+            pool.shutdown(wait=wait, cancel_futures=True)

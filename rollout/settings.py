@@ -77,7 +77,9 @@ class Settings:
                                      "per kind (informers), instead of a GET per read; a change wakes the releases "
                                      "that read it")
     workers: int = _setting(
-        None, "ROLLOUT_WORKERS", "threads that run ticks and syncs (default: CPUs + 4, at most 32)",
+        None, "ROLLOUT_WORKERS", "threads in each of the three pools: ticks of idle releases, ticks of releases "
+                                 "under way (which query metrics, call webhooks, write Git), GitSource syncs "
+                                 "(default: CPUs + 4, at most 32)",
         default_factory=_default_workers)
     error_backoff: float = _setting(
         5.0, "ROLLOUT_ERROR_BACKOFF", "seconds before a release whose tick failed (API, network) is looked at again")

@@ -18,9 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.engine.cache import CachingApiClient, address_of, cacheable
 from rollout.engine.kube import api_client
+from rollout.routers.base import RouterError
 from rollout.routers.istio import VIRTUALSERVICE
 from rollout.routers.objects import Objects
-from rollout.routers.base import RouterError
 from rollout.settings import Settings
 from sandbox import Sandbox
 from tests.tools import wait_for
@@ -76,7 +76,7 @@ def test_reads_after_the_list_are_answered_from_memory(world: tuple[Sandbox, cli
 
 def test_a_change_by_someone_else_arrives_and_wakes_its_reader(
         world: tuple[Sandbox, client.ApiClient, CachingApiClient]) -> None:
-    sb, plain, cached = world
+    _, plain, cached = world
     client.CoreV1Api(plain).create_namespaced_config_map("c", _config_map("one"))
     core = client.CoreV1Api(cached)
     _synced(cached, core, "one")
@@ -143,7 +143,7 @@ def test_410_gone_lists_again(world: tuple[Sandbox, client.ApiClient, CachingApi
 
 def test_a_kind_that_is_not_installed_is_read_from_the_api_server(
         world: tuple[Sandbox, client.ApiClient, CachingApiClient]) -> None:
-    sb, _, cached = world
+    _, _, cached = world
     objects = Objects(cached, timeout=5)
     for _ in range(2):
         with pytest.raises(RouterError) as missing:

@@ -12,6 +12,7 @@ import copy
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -22,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from rollout import handlers
 from rollout.engine import operator as operator_module
 from rollout.engine.operator import FINALIZE_RETRIES, Operator
+from rollout.engine.wakes import Wakes
 from rollout.routers.base import RouterError
 from rollout.settings import Settings
 from rollout.workloads.errors import WorkloadError
@@ -65,8 +67,9 @@ class FlakyOperator:
 def run_daemon(daemon: Any, memo: dict[str, Any], body: dict[str, Any]) -> Stopped:
     stopped = Stopped()
     with ThreadPoolExecutor(1) as pool:
-        asyncio.run(asyncio.wait_for(daemon(stopped=stopped, body=kopf.Body(body), memo=kopf.Memo(pool=pool, **memo)),
-                                     timeout=10))
+        pools = SimpleNamespace(quick=pool, under_way=pool, syncs=pool)
+        asyncio.run(asyncio.wait_for(daemon(stopped=stopped, body=kopf.Body(body),
+                                            memo=kopf.Memo(pools=pools, wakes=Wakes(), **memo)), timeout=10))
     return stopped
 
 
