@@ -13,8 +13,8 @@ write answers is stored at once, so a tick never reads its own write back stale;
 (409 Conflict, or anything else) drops the object, so the next read of it goes to the API server
 and a 409 re-reads before it re-plans. A kind that cannot be listed or watched (not installed, not
 permitted) is read from the API server, and tried again later. Until a stream has listed, and while
-it lists again, its objects are read from the API server too: memory never answers for a list it
-does not hold.
+it lists again, its objects are read from the API server too; and memory never says "not found": an
+object it does not hold may have been made a moment ago, so a miss is asked of the API server.
 
 Who read what is remembered (`WatchCache.reading`): a watch event that brings an object newer than
 the one held (not the echo of the operator's own write), or a write by another part of the operator
@@ -167,7 +167,7 @@ class _Stream:
     # -- reads and writes from ticks -----------------------------------------------------------------
 
     def get(self, key: Key) -> tuple[bool, bytes | None]:
-        """(whether memory may answer, the object held or None: it does not exist)."""
+        """(whether memory may answer, the object held or None: not held)."""
         with self.lock:
             if not self.synced or key in self.dirty:
                 return False, None
@@ -207,11 +207,6 @@ class _Stream:
             self.objects.pop(key, None)
             self.dirty.add(key)
 
-    def absent(self, key: Key) -> None:
-        """The API server just said it does not exist."""
-        with self.lock:
-            self.objects.pop(key, None)
-            self.dirty.discard(key)
 
     # -- the stream ------------------------------------------------------------------------------------
 
@@ -455,17 +450,15 @@ class CachingApiClient(client.ApiClient):
         key = (address.namespace, address.name)
         if stream is not None:
             answers, held = stream.get(key)
-            if answers:
+            # Only what memory holds is answered from it: an object it lacks may have been made a moment
+            # ago (kopf starts a release's daemon on its own watch's event), so a miss asks the API server.
+            if answers and held is not None:
                 READS.labels("cache").inc()
-                if held is not None:
-                    return _answer(200, "OK", held)
-                return _answer(404, "Not Found", _not_found(address))
+                return _answer(200, "OK", held)
         READS.labels("api").inc()
         response = self.direct("GET", url, headers, None, None, timeout)
         if stream is not None and response.status == 200:
             stream.put(json.loads(_body(response)), fresh=True)
-        elif stream is not None and response.status == 404:
-            stream.absent(key)
         return response
 
     def _written(self, method: str, address: Address, query: str, response: rest.RESTResponse) -> None:
@@ -506,12 +499,3 @@ def _answer(status: int, reason: str, data: bytes) -> rest.RESTResponse:
     response = urllib3.HTTPResponse(body=data, status=status, reason=reason, preload_content=True,
                                     headers={"Content-Type": "application/json"})
     return rest.RESTResponse(response)
-
-
-def _not_found(address: Address) -> bytes:
-    """The API server's 404 for a missing object, so that readers tell it from a kind not installed."""
-    return json.dumps({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": f'{address.plural} "{address.name}" not found', "reason": "NotFound",
-        "details": {"name": address.name, "group": address.group, "kind": address.plural}, "code": 404,
-    }).encode()
