@@ -129,6 +129,18 @@ NEEDED: frozenset[Need] = frozenset({
     # deletes the one a release no longer uses.
     *each("split.smi-spec.io", ("trafficsplits",), ("get", "create", "update", "delete")),
     *each("policy.linkerd.io", ("httproutes",), ("get", "create", "update", "delete")),
+    # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
+    # its reads answered from memory.
+    *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
+    *each("apps", ("deployments", "daemonsets"), ("list", "watch")),
+    *each("", ("services", "configmaps", "secrets"), ("list", "watch")),
+    *each("autoscaling", ("horizontalpodautoscalers",), ("list", "watch")),
+    *each("keda.sh", ("scaledobjects",), ("list", "watch")),
+    *each("networking.k8s.io", ("ingresses",), ("list", "watch")),
+    *each("gateway.networking.k8s.io", ("httproutes", "gateways"), ("list", "watch")),
+    *each("networking.istio.io", ("virtualservices", "destinationrules"), ("list", "watch")),
+    *each("split.smi-spec.io", ("trafficsplits",), ("list", "watch")),
+    *each("policy.linkerd.io", ("httproutes",), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
 CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions")}
@@ -739,7 +751,7 @@ def test_the_matcher_honours_wildcards_and_refuses_what_is_not_granted() -> None
     assert not allows(rules, "apps", "deployments", "patch")
     assert not allows(rules, "", "services", "get")
     releases = one("ClusterRole", "rollout-releases")["rules"]
-    assert not allows(releases, "", "secrets", "list")
+    assert not allows(releases, "", "pods", "list")
     assert not allows(releases, "apps", "deployments", "delete")
     assert not allows(releases, "coordination.k8s.io", "leases", "get")  # only in its own namespace
 
