@@ -51,6 +51,9 @@ Spec = CanarySpec | BlueGreenSpec
 _DUE_SLACK = 0.02
 # How soon to look again while waiting on something that is not the analysis clock.
 _QUICK = timedelta(seconds=5)
+# How soon to look again while a workload rolls out (the primary at initialisation and after
+# promotion, the canary scaling up): the next phase follows as soon as it is ready, not an interval later.
+_ROLLOUT_POLL = timedelta(seconds=1)
 # After a rollback whose revert goes to Git, the next look only confirms the route is back on the
 # primary (nothing is judged), so it comes at once: the revert should not wait on a timer.
 _CONFIRM = timedelta(seconds=1)
@@ -97,6 +100,10 @@ class _Planner:
     @property
     def quick(self) -> timedelta:
         return min(self.interval, _QUICK)
+
+    @property
+    def poll(self) -> timedelta:
+        return min(self.interval, _ROLLOUT_POLL)
 
     @property
     def is_bluegreen(self) -> bool:
@@ -299,6 +306,7 @@ class _Planner:
             return
         if not (self.obs.primary.exists and self.obs.primary.ready):
             self.act(InitializePrimary())
+            self.requeue = self.poll
             return
         target = self.obs.target.spec_hash
         self.st = replace(
@@ -386,7 +394,7 @@ class _Planner:
         self.act(ScaleTarget(up=True))
         self.emit("Progressing", f"New revision detected! Scaling up {self.target_name}",
                   alert=AlertSeverity.INFO, fields=self.target_fields())
-        self.requeue = self.interval
+        self.requeue = self.poll
 
     def continue_run(self, phase: Phase) -> None:
         if phase == Phase.WAITING:
@@ -428,7 +436,7 @@ class _Planner:
                     f"{which} not ready within progressDeadlineSeconds ({self.spec.progress_deadline_seconds}s)"
                 )
             else:
-                self.requeue = self.quick
+                self.requeue = self.poll
             return
         if self.st.failed_checks >= analysis.threshold:
             self.rollback(f"failed checks threshold reached ({self.st.failed_checks})")
@@ -447,10 +455,15 @@ class _Planner:
                                mirror=self.mirroring, cookie=self.affinity_cookie(expected[1])))
             self.requeue = self.quick
             return
+        first = self.st.analysis is None and self.st.canary_weight == 0 and self.st.iterations == 0
+        if first and self.st.failed_checks == 0:
+            # Nothing is judged before the first step: it comes as soon as the canary is ready.
+            self.start_traffic()
+            return
         if not self.due():
             return
-        if self.st.analysis is None and self.st.canary_weight == 0 and self.st.iterations == 0:
-            self.start_traffic()
+        if first:
+            self.start_traffic()  # a pre-rollout gate that said no is asked again once per interval
             return
         results = self.checks()
         self.record(results)
@@ -561,20 +574,21 @@ class _Planner:
         else:
             self.emit("Promoting", f"Copying {self.target_name} template spec to {self.target_name}-primary")
         self.act(PromotePrimary())
-        self.requeue = self.quick
+        self.requeue = self.poll
 
     def promoting(self) -> None:
         self.take_command()
-        self.requeue = self.quick
         candidate = self.st.candidate.spec if self.st.candidate else None
         if not (self.obs.primary.ready and self.obs.primary.spec_hash == candidate):
             self.act(PromotePrimary())
+            self.requeue = self.poll
             return
         step = self.spec.analysis.step_weight_promotion
         if not self.is_bluegreen and step and self.st.canary_weight > 0:
             weight = max(0, self.st.canary_weight - step)
             self.set_weight(weight)
             if weight > 0:
+                self.requeue = self.quick
                 return
         elif self.st.canary_weight or self.is_bluegreen or self.spec.analysis.mirror:
             self.set_weight(0)  # with mirror, this also stops the mirroring
@@ -582,6 +596,7 @@ class _Planner:
             self.st = replace(self.st, switched_at=self.now)
         self.set_phase(Phase.FINALISING)
         self.emit("Finalising", f"Routing all traffic to {self.target_name}-primary")
+        self.requeue = timedelta(0)  # nothing to wait for: Succeeded (or the scale-down delay) follows
 
     def finalising(self) -> None:
         self.take_command()

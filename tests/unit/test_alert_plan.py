@@ -68,7 +68,7 @@ def test_the_progress_deadline_sends_an_error() -> None:
     world.run_until(Phase.INITIALIZED)
     world.release("v2", "c2")
     world.target_ready = False
-    world.run_until(Phase.FAILED)
+    world.run_until(Phase.FAILED, limit=200)  # looked at every second while the canary scales up
     last = alerts(world)[-1]
     assert last.severity == AlertSeverity.ERROR and "progressDeadlineSeconds (120s)" in last.message
 

@@ -267,7 +267,7 @@ def test_progress_deadline_rolls_back_an_unready_canary() -> None:
     world.run_until(Phase.INITIALIZED)
     world.release("v2", "c2")
     world.target_ready = False
-    world.run_until(Phase.FAILED)
+    world.run_until(Phase.FAILED, limit=200)  # looked at every second while the canary scales up
     promoted = world.status.condition("Promoted")
     assert promoted is not None and "progressDeadlineSeconds (120s)" in promoted.message
     assert world.now - T0 < timedelta(seconds=200)
@@ -499,6 +499,98 @@ def test_decision_table(
     assert decision.status.phase == phase
     assert decision.status.canary_weight == weight
     assert [a for a in decision.actions if not isinstance(a, Emit)] == actions
+
+
+# -- how soon the next look comes ----------------------------------------------------------------------
+# Waits on a workload rolling out are looked at every second; a phase with nothing to wait for is
+# followed at once; the analysis clock (one check per interval) is untouched.
+
+BEGUN = replace(MID, canary_weight=0, analysis=None)  # Progressing, the canary scaling up
+STEPPING = canary(step_weight_promotion=20)
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "obs", "now", "phase", "weight", "requeue"),
+    [
+        pytest.param(canary(), ReleaseStatus(), replace(OBS, primary=Workload(exists=False)), T0,
+                     Phase.INITIALIZING, 0, 1, id="init-primary-created"),
+        pytest.param(canary(), replace(ReleaseStatus(), phase=Phase.INITIALIZING),
+                     replace(OBS, primary=Workload(True, "v2", False)), T0, Phase.INITIALIZING, 0, 1,
+                     id="init-primary-rolling-out"),
+        pytest.param(canary(), replace(ReleaseStatus(), phase=Phase.INITIALIZING), OBS, T0, Phase.INITIALIZED, 0, 60,
+                     id="init-done-then-idle"),
+        pytest.param(canary(), replace(MID, phase=Phase.SUCCEEDED, last_promoted_spec="v2", canary_weight=0),
+                     replace(OBS, target=Workload(True, "v3", True, "c3")), LATER, Phase.PROGRESSING, 0, 1,
+                     id="new-revision-scales-the-canary-up"),
+        pytest.param(canary(), BEGUN, replace(OBS, target=Workload(True, "v2", False, "c2"), weights=(100, 0)),
+                     T0 + timedelta(seconds=1), Phase.PROGRESSING, 0, 1, id="canary-scaling-up"),
+        pytest.param(canary(), BEGUN, replace(OBS, weights=(100, 0)), T0 + timedelta(seconds=1), Phase.PROGRESSING,
+                     10, 60, id="first-step-once-the-canary-is-ready"),
+        pytest.param(canary(), MID, OBS, SOON, Phase.PROGRESSING, 20, 30, id="next-step-on-the-analysis-clock"),
+        pytest.param(canary(), replace(MID, canary_weight=50), replace(OBS, checks=passing(), weights=(50, 50)),
+                     LATER, Phase.PROMOTING, 50, 1, id="promote"),
+        pytest.param(canary(), replace(MID, phase=Phase.PROMOTING, canary_weight=50),
+                     replace(OBS, primary=Workload(True, "v2", False)), LATER, Phase.PROMOTING, 50, 1,
+                     id="primary-rolling-out"),
+        pytest.param(canary(), replace(MID, phase=Phase.PROMOTING, canary_weight=50),
+                     replace(OBS, primary=Workload(True, "v2", True)), LATER, Phase.FINALISING, 0, 0,
+                     id="primary-ready-finalise-at-once"),
+        pytest.param(STEPPING, replace(MID, phase=Phase.PROMOTING, canary_weight=50),
+                     replace(OBS, primary=Workload(True, "v2", True)), LATER, Phase.PROMOTING, 30, 5,
+                     id="step-weight-promotion-step"),
+        pytest.param(canary(), replace(MID, phase=Phase.FINALISING, canary_weight=0), replace(OBS, weights=(100, 0)),
+                     LATER, Phase.SUCCEEDED, 0, 60, id="succeeded-then-idle"),
+    ],
+)
+def test_requeue_table(spec: CanarySpec, status: ReleaseStatus, obs: Observations, now: object, phase: Phase,
+                       weight: int, requeue: float) -> None:
+    decision = plan(spec, status, obs, now)  # type: ignore[arg-type]
+    assert decision.complete
+    assert (decision.status.phase, decision.status.canary_weight) == (phase, weight)
+    assert decision.requeue_after == timedelta(seconds=requeue)
+
+
+def test_a_short_interval_bounds_the_rollout_poll() -> None:
+    decision = plan(canary(interval=0.5), BEGUN, replace(OBS, target=Workload(True, "v2", False, "c2")), T0)
+    assert decision.requeue_after == timedelta(seconds=0.5)
+
+
+def test_a_three_step_canary_succeeds_within_its_steps_times_interval() -> None:
+    """From the change to Succeeded: the first step once the canary is ready, a step (and its check)
+    per interval, then Promoting, Finalising and Succeeded as soon as the primary is ready."""
+    world = World(canary(interval=10.0, step_weight=33, max_weight=99))
+    world.run_until(Phase.INITIALIZED)
+    world.release("v2", "c2")
+    changed = world.now
+    world.tick()
+    world.target_ready = False  # the canary is scaling up
+    world.tick()
+    world.target_ready = True
+    world.run_until(Phase.PROMOTING)
+    world.cluster.primary_ready = False  # rolling out the promoted spec
+    world.tick()
+    assert world.status.phase == Phase.PROMOTING
+    world.cluster.primary_ready = True
+    world.run_until(Phase.SUCCEEDED)
+    succeeded = world.status.last_transition_time
+    assert succeeded is not None and succeeded - changed <= timedelta(seconds=1.2 * 3 * 10), succeeded - changed
+    assert world.phases()[-4:] == ["Progressing", "Promoting", "Finalising", "Succeeded"]
+    reasons = [a.reason for a in world.actions if isinstance(a, Emit)]
+    assert reasons[-7:] == ["Progressing", "Progressing", "Progressing", "Progressing", "Promoting", "Finalising",
+                            "Succeeded"]
+    assert world.check_runs == 3  # at 33 and 66 (each step judged), and at 99 before promotion
+
+
+def test_a_failing_pre_rollout_gate_is_asked_at_once_then_once_per_interval() -> None:
+    world = started(World(with_hooks(WebhookType.PRE_ROLLOUT, threshold=5), hooks={WebhookType.PRE_ROLLOUT: False}))
+    first = world.tick(advance=timedelta(seconds=10))  # a second after the canary was scaled up
+    assert world.hook_calls.count(WebhookType.PRE_ROLLOUT) == 1 and world.status.failed_checks == 1
+    assert first.requeue_after == timedelta(seconds=60)
+    for _ in range(5):  # looks 11 to 51 s after the run began: not yet an interval
+        world.tick(advance=timedelta(seconds=10))
+    assert world.hook_calls.count(WebhookType.PRE_ROLLOUT) == 1
+    world.tick()
+    assert world.hook_calls.count(WebhookType.PRE_ROLLOUT) == 2 and world.status.failed_checks == 2
 
 
 def test_missing_observations_are_asked_for_not_guessed() -> None:
