@@ -173,7 +173,7 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
     alerts = Alerter(api, settings)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
                                alert=alerts.gitsource, on_error=lambda: telemetry.reconcile_failed(GIT_SOURCE))
-    operator = Operator(api, settings=settings, reports=reports, alerts=alerts)
+    operator = Operator(api, settings=settings, reports=reports, alerts=alerts, namespaces=namespaces)
     # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
     operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
                                       tracked=operator.workloads.tracked_documents)
