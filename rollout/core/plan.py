@@ -43,7 +43,7 @@ from rollout.core.actions import (
 )
 from rollout.core.decision import Decision
 from rollout.core.observations import CheckResult, Observations
-from rollout.core.queue import QUEUE_LOOK, QUEUED, queued_message
+from rollout.core.queue import QUEUED, look_again, queued_message
 from rollout.core.records import end_run, failure_detected, traffic_restored
 from rollout.core.requests import AskGate, AskSlot, Request, RunChecks
 
@@ -411,7 +411,7 @@ class _Planner:
         self.queue_message = queued_message(slot)
         if joined:
             self.emit(QUEUED, f"{self.target_name} {self.queue_message}")
-        self.requeue = min(self.interval, QUEUE_LOOK)
+        self.requeue = look_again(slot, self.interval)
         return False
 
     def continue_run(self, phase: Phase) -> None:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from rollout.api.spec import WebhookType
 from rollout.api.status import Command, Phase, ReleaseStatus
 from rollout.core import Emit, ScaleTarget, Slot
-from rollout.core.queue import ordinal, queued_message
+from rollout.core.queue import look_again, ordinal, queued_message
 from tests.unit.test_plan import canary, started, with_hooks
 from tests.unit.world import World, failing
 
@@ -188,3 +188,14 @@ def test_ordinals() -> None:
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
     assert queued_message(Slot(False, 1, 1, 1, 1)) == (
         "waiting for a release slot: 1st of 1 in the queue, 1 release running, --max-concurrent-releases 1")
+
+
+def test_the_first_in_the_queue_look_every_second_the_far_ones_less_often() -> None:
+    minute = timedelta(minutes=1)
+    looks = [look_again(Slot(False, place, 500, 10, 10), minute) for place in (1, 10, 11, 25, 295, 500)]
+    assert looks == [timedelta(seconds=s) for s in (1, 1, 2, 3, 30, 30)]
+    assert look_again(Slot(False, 400, 500, 10, 10), timedelta(seconds=5)) == timedelta(seconds=5)
+    world = World(canary(interval=60.0), slot=lambda w: Slot(False, 7, 9, 3, 3))
+    world.run_until(Phase.INITIALIZED)
+    world.release("v2", "c2")
+    assert world.tick().requeue_after == timedelta(seconds=3)
