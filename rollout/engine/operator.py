@@ -370,7 +370,7 @@ class Operator:
             return None
         self.memory.pop(_key(release), None)
         telemetry.forget(release)
-        self.admission.forget((str(obj.get("kind")), release.metadata.namespace, release.metadata.name))
+        self.admission.forget(_release_key(obj))
         self._known_as((str(obj.get("kind")), release.metadata.namespace, release.metadata.name), present=False)
         try:
             try:
