@@ -1,5 +1,6 @@
-"""`rollout run --max-concurrent-releases 1` on the sandbox: three canaries changed at once run one
-after another, oldest first; the others wait in Waiting with their place, across an operator kill."""
+"""`rollout run --max-concurrent-releases 1` on the sandbox: three canaries changed within seconds
+run one after another, oldest first; the others wait in Waiting with their place, across an
+operator kill."""
 
 from __future__ import annotations
 
@@ -87,9 +88,13 @@ def test_with_a_cap_of_one_three_changed_canaries_run_one_after_another_oldest_f
         wait_for("three Initialized", lambda: all(
             release_status(api, namespace, n).get("phase") == "Initialized" for n in NAMES), timeout=90)
         with Watch(api, namespace) as watch:
-            for name in NAMES:  # a little apart, so that the order in which they ask is the order of change
-                set_image(api, name, namespace, NEW)
-                time.sleep(1.5)
+            # Changed one after another, each once the one before has asked for a slot, so that the order
+            # in which they ask is known whatever the machine's load.
+            set_image(api, "cart", namespace, NEW)
+            wait_for("cart running", lambda: "cart" in watch.started, timeout=30)
+            set_image(api, "orders", namespace, NEW)
+            wait_for("orders queued", lambda: "orders" in watch.queued_at, timeout=30)
+            set_image(api, "payment", namespace, NEW)
             wait_for("two queued behind the first", lambda: len(watch.queued_at) == 2 and watch.started, timeout=60)
             first = watch.started[0]
             queued = sorted(watch.queued_at, key=lambda n: watch.queued_at[n])
