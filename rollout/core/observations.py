@@ -73,13 +73,15 @@ class RouteProblem:
 class Slot:
     """The answer to `AskSlot`: whether this release may start a run now under the operator's cap
     on concurrent releases (`limit`, 0 for none), and when not, where it waits: `place` in a queue
-    of `queued` (1 is next), with `running` runs holding the slots."""
+    of `queued` (1 is next), with `running` runs holding the slots; or, when the operator does not
+    know yet which releases run (it could not list them), why not (`unknown`)."""
 
     granted: bool = True
     place: int = 0
     queued: int = 0
     running: int = 0
     limit: int = 0
+    unknown: str = ""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ def ordinal(n: int) -> str:
 
 
 def queued_message(slot: Slot) -> str:
+    if slot.unknown:
+        return f"waiting for a release slot: {slot.unknown}, --max-concurrent-releases {slot.limit}"
     running = f"{slot.running} release{'' if slot.running == 1 else 's'} running"
     return (f"waiting for a release slot: {ordinal(slot.place)} of {slot.queued} in the queue, {running}, "
             f"--max-concurrent-releases {slot.limit}")

@@ -16,6 +16,7 @@ keeps its place but no longer holds back the ones behind it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,11 +25,15 @@ from datetime import datetime
 from typing import Any, cast
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.status import SLOT_PHASES, Phase, ReleaseStatus
 from rollout.core import Slot
 from rollout.engine import telemetry
+
+log = logging.getLogger(__name__)
 
 # (kind, namespace, name) of a Canary or BlueGreen.
 Key = tuple[str, str, str]
@@ -63,17 +68,26 @@ class Admission:
         self._waiting: dict[Key, _Waiting] = {}
         # Releases whose status a tick reported: fresher than any list.
         self._seen: set[Key] = set()
+        self._load_error = ""
 
     # -- asking --------------------------------------------------------------------------------
 
     def ask(self, key: Key, since: datetime) -> Slot:
         """A slot for a new run of `key`, or its place in the queue (joined at `since` if new).
 
-        May list every release first (the first ask after a start); an API error from that list
-        propagates, and no slot is granted before it succeeds."""
+        Lists every release first (the first ask after a start); until that list is read, no slot
+        is granted and the answer says why."""
         if self.limit <= 0:
             return Slot()
-        self._load()
+        try:
+            self._load()
+        except (ApiException, HTTPError, OSError) as e:
+            why = f"{e.status} {e.reason}" if isinstance(e, ApiException) else str(e)
+            if why != self._load_error:  # once per distinct error, not once per queued release's tick
+                log.warning("listing the releases for --max-concurrent-releases failed: %s", why)
+            self._load_error = why
+            return Slot(granted=False, limit=self.limit,
+                        unknown=f"the releases running are not known yet (listing them failed: {why})")
         with self._lock:
             now = self._clock()
             busy = len(self._running | self._reserved)

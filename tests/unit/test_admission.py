@@ -15,11 +15,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import pytest
 from prometheus_client import REGISTRY
 
 from rollout.api.status import Phase, ReleaseStatus
 from rollout.core import Slot
+from rollout.core.queue import queued_message
 from rollout.engine.admission import Admission, Key
 from tests.unit.test_plan import canary
 from tests.unit.world import T0, World
@@ -193,9 +193,13 @@ def test_a_failed_list_holds_every_start_and_is_tried_again() -> None:
         return answer
 
     admission = Admission(1, lister)
-    with pytest.raises(OSError):
-        admission.ask(key("a"), at(0))
-    assert not admission.ask(key("a"), at(0)).granted
+    slot = admission.ask(key("a"), at(0))
+    assert not slot.granted and slot.unknown == (
+        "the releases running are not known yet (listing them failed: connection refused)")
+    assert queued_message(slot) == ("waiting for a release slot: the releases running are not known yet (listing "
+                                    "them failed: connection refused), --max-concurrent-releases 1")
+    slot = admission.ask(key("a"), at(0))
+    assert (slot.granted, slot.place, slot.running) == (False, 1, 1) and not answers
 
 
 def test_what_a_tick_told_wins_over_an_older_list() -> None:
