@@ -4,9 +4,9 @@ The engine keeps the slots and the queue (`rollout.engine.admission`); the plann
 as a `Slot`, whether this release may start its run now. When it may not, the release waits in
 phase Waiting with its Promoted condition's reason `Queued`, a message giving its place, and
 looks again soon, so that a freed slot is taken within about a second. Only the first `limit`
-in the queue can take the next free slots; one further back has at least one run of every slot
-to wait for per `limit` places ahead of it, so it looks a second later per such round (at most
-30s): a thousand queued releases do not tick a thousand times a second.
+in the queue can take the next free slots; every `limit` places further back is one more round
+of runs to wait for, so such a release looks a second later per round (at most every 30s): a
+thousand queued releases do not tick a thousand times a second.
 """
 
 from __future__ import annotations
