@@ -81,6 +81,9 @@ class Settings:
                                  "under way (which query metrics, call webhooks, write Git), GitSource syncs "
                                  "(default: CPUs + 4, at most 32)",
         default_factory=_default_workers)
+    max_concurrent_releases: int = _setting(
+        0, "ROLLOUT_MAX_CONCURRENT_RELEASES", "Canaries and BlueGreens that may run at once, from a new revision to "
+                                              "its end; more wait in phase Waiting, oldest first (default 0: no cap)")
     error_backoff: float = _setting(
         5.0, "ROLLOUT_ERROR_BACKOFF", "seconds before a release whose tick failed (API, network) is looked at again")
     invalid_recheck: float = _setting(

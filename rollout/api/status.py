@@ -33,6 +33,10 @@ class Phase(StrEnum):
 RUNNING_PHASES = frozenset(
     {Phase.WAITING, Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING}
 )
+# Phases in which a run holds one of the operator's `--max-concurrent-releases` slots: from the
+# moment it starts (its canary scaled up) until it ends. Waiting, at a confirm-rollout gate or in
+# the queue for a slot, holds none.
+SLOT_PHASES = RUNNING_PHASES - {Phase.WAITING}
 
 
 class RevertState(StrEnum):
@@ -234,6 +238,8 @@ class ReleaseStatus:
     intents: int = 0
     # Finished runs, oldest first, at most HISTORY_LIMIT: the release records `rollout dora` reads.
     history: tuple[RunRecord, ...] = ()
+    # Waiting for a slot under `--max-concurrent-releases`: since when (the queue's order, oldest first).
+    queued_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def condition(self, kind: str) -> Condition | None:
@@ -271,6 +277,8 @@ class ReleaseStatus:
                 "intents": self.intents,
             }
         )
+        # None (not absent) once it leaves the queue, so the merge patch removes it.
+        out["queuedAt"] = _t(self.queued_at)
         if self.history:  # absent until a run ends, so releases that never ran write nothing new
             out["history"] = [r.to_dict() for r in self.history]
         if self.candidate:
@@ -331,7 +339,7 @@ class ReleaseStatus:
         known = {
             "phase", "canaryWeight", "failedChecks", "iterations", "lastAppliedSpec", "lastPromotedSpec",
             "lastTransitionTime", "observedGeneration", "provider", "candidate", "revert", "analysis", "conditions",
-            "switchedAt", "command", "intent", "intents", "history",
+            "switchedAt", "command", "intent", "intents", "history", "queuedAt",
         }  # fmt: skip
         cand = raw.get("candidate")
         rev = raw.get("revert")
@@ -396,6 +404,7 @@ class ReleaseStatus:
             intent=_intent(raw.get("intent")),
             intents=int(raw.get("intents") or 0),
             history=tuple(r for r in map(RunRecord.from_dict, raw.get("history") or ()) if r is not None),
+            queued_at=parse_time(raw.get("queuedAt")),
             extra={k: v for k, v in raw.items() if k not in known},
         )
 

@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.status import Command, ReleaseStatus, format_time
+from rollout.core.queue import QUEUED
 from rollout.settings import Settings
 
 TIMEOUT = Settings().api_timeout
@@ -71,6 +72,9 @@ def rows(objs: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, ...]]:
         phase = status.get("phase") or "-"
         if ready and ready.get("status") == "False":
             phase = f"{phase} ({ready.get('reason')}: {ready.get('message')})"
+        promoted = next((c for c in status.get("conditions") or [] if c.get("type") == "Promoted"), None)
+        if promoted and promoted.get("reason") == QUEUED and status.get("phase") == "Waiting":
+            phase = f"{phase} ({promoted.get('message')})"
         threshold = (o.get("spec", {}).get("analysis") or {}).get("threshold", "-")
         yield (
             o["metadata"]["namespace"], o["metadata"]["name"], o["kind"], _provider(o), phase,

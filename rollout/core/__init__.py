@@ -17,14 +17,15 @@ from rollout.core.actions import (
     SetWeight,
 )
 from rollout.core.decision import Decision
-from rollout.core.observations import CheckResult, Observations, RevertOutcome, RouteProblem, Workload
+from rollout.core.observations import CheckResult, Observations, RevertOutcome, RouteProblem, Slot, Workload
 from rollout.core.plan import plan
-from rollout.core.requests import AskGate, Request, RunChecks
+from rollout.core.requests import AskGate, AskSlot, Request, RunChecks
 
 __all__ = [
     "Action",
     "Alert",
     "AskGate",
+    "AskSlot",
     "CallWebhooks",
     "CheckResult",
     "Decision",
@@ -39,6 +40,7 @@ __all__ = [
     "RunChecks",
     "ScaleTarget",
     "SetWeight",
+    "Slot",
     "Verdict",
     "Workload",
     "plan",

@@ -2,7 +2,7 @@
 
 Some observations are expensive or have effects of their own (metric queries, webhooks, the Git
 revert); they are `None` until gathered. When the planner needs one it asks for it with a request
-(`RunChecks`, `AskGate`) or, for the revert, the `RevertInGit` action; the engine gathers it and
+(`RunChecks`, `AskGate`, `AskSlot`) or, for the revert, the `RevertInGit` action; the engine gathers it and
 plans again.
 """
 
@@ -70,6 +70,21 @@ class RouteProblem:
 
 
 @dataclass(frozen=True)
+class Slot:
+    """The answer to `AskSlot`: whether this release may start a run now under the operator's cap
+    on concurrent releases (`limit`, 0 for none), and when not, where it waits: `place` in a queue
+    of `queued` (1 is next), with `running` runs holding the slots; or, when the operator does not
+    know yet which releases run (it could not list them), why not (`unknown`)."""
+
+    granted: bool = True
+    place: int = 0
+    queued: int = 0
+    running: int = 0
+    limit: int = 0
+    unknown: str = ""
+
+
+@dataclass(frozen=True)
 class Observations:
     target: Workload
     primary: Workload = Workload(exists=False)
@@ -81,3 +96,4 @@ class Observations:
     hooks: Mapping[WebhookType, bool] = field(default_factory=dict)
     revert: RevertOutcome | None = None
     routing: RouteProblem | None = None
+    slot: Slot | None = None

@@ -18,6 +18,7 @@ from analysis.verdicts import Verdict
 from rollout.api.spec import AlertSeverity, BlueGreenSpec, CanarySpec, RevertMode, WebhookType
 from rollout.api.status import (
     RUNNING_PHASES,
+    SLOT_PHASES,
     AnalysisStatus,
     Candidate,
     Command,
@@ -42,8 +43,9 @@ from rollout.core.actions import (
 )
 from rollout.core.decision import Decision
 from rollout.core.observations import CheckResult, Observations
+from rollout.core.queue import QUEUED, look_again, queued_message
 from rollout.core.records import end_run, failure_detected, traffic_restored
-from rollout.core.requests import AskGate, Request, RunChecks
+from rollout.core.requests import AskGate, AskSlot, Request, RunChecks
 
 Spec = CanarySpec | BlueGreenSpec
 
@@ -90,6 +92,8 @@ class _Planner:
         self.requeue = self.interval
         self.message = ""
         self.reason: str | None = None
+        # While queued for a slot: the Promoted condition's message (the place in the queue).
+        self.queue_message = ""
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -280,7 +284,7 @@ class _Planner:
         if target == self.st.last_promoted_spec:
             self.at_promoted_spec()
         elif target != self.st.last_applied_spec:
-            self.start_run(restart=phase in RUNNING_PHASES)
+            self.start_run(restart=phase in RUNNING_PHASES and self.old.queued_at is None)
         elif self.st.command == Command.RETRY and phase in (Phase.FAILED, Phase.REVERTED):
             self.take_command()
             self.emit("Retry", f"retrying the release of {self.target_name} on request")
@@ -390,17 +394,40 @@ class _Planner:
         self.begin()
 
     def begin(self) -> None:
+        if self.old.phase not in SLOT_PHASES and not self.admitted():
+            return
+        if self.old.queued_at is not None and self.st.candidate is not None:
+            # The run starts when it leaves the queue, not when it joined it.
+            self.st = replace(self.st, candidate=replace(self.st.candidate, started_at=self.now))
         self.set_phase(Phase.PROGRESSING)
         self.act(ScaleTarget(up=True))
         self.emit("Progressing", f"New revision detected! Scaling up {self.target_name}",
                   alert=AlertSeverity.INFO, fields=self.target_fields())
         self.requeue = self.poll
 
+    def admitted(self) -> bool:
+        """Whether this new run may start now (the engine's answer on the operator's cap); when it
+        may not, the release waits in the queue, in the place it took when it first asked."""
+        slot = self.obs.slot
+        if slot is None:
+            raise _Need(AskSlot())
+        if slot.granted:
+            return True
+        joined = self.st.queued_at is None
+        self.set_phase(Phase.WAITING)
+        self.st = replace(self.st, queued_at=self.st.queued_at or self.now)
+        self.queue_message = queued_message(slot)
+        if joined:
+            self.emit(QUEUED, f"{self.target_name} {self.queue_message}")
+        self.requeue = look_again(slot, self.interval)
+        return False
+
     def continue_run(self, phase: Phase) -> None:
         if phase == Phase.WAITING:
             if self.take_command() == Command.ABORT:
                 self.rollback("aborted on request")
-            elif self.gate(WebhookType.CONFIRM_ROLLOUT):
+            elif self.st.queued_at is not None or self.gate(WebhookType.CONFIRM_ROLLOUT):
+                # A queued release passed its confirm-rollout gate before it joined the queue.
                 self.begin()
         elif phase in (Phase.PROGRESSING, Phase.WAITING_PROMOTION):
             self.analyse()
@@ -712,6 +739,8 @@ class _Planner:
         old = self.old
         if (st.phase, st.canary_weight, st.iterations) != (old.phase, old.canary_weight, old.iterations):
             st = replace(st, last_transition_time=self.now)
+        if st.phase != Phase.WAITING and st.queued_at is not None:
+            st = replace(st, queued_at=None)  # out of the queue: started, cancelled or aborted
         st = self.conditions(st)
         return Decision(actions=tuple(self.actions), status=st, requeue_after=max(self.requeue, timedelta(0)))
 
@@ -726,14 +755,18 @@ class _Planner:
         else:
             status = "Unknown"
         old = st.condition("Promoted")
-        if self.reason:
+        reason = phase.value
+        if phase == Phase.WAITING and st.queued_at is not None:
+            reason = QUEUED
+            message = self.queue_message or (old.message if old else "")
+        elif self.reason:
             message = self.reason
         elif old is not None and (old.status == status or phase == self.old.phase):
             # Failed -> Reverting -> Reverted keeps the reason the release failed.
             message = old.message
         else:
             message = self.message or phase.value
-        cond = Condition("Promoted", status, phase.value, message, self.now)
+        cond = Condition("Promoted", status, reason, message, self.now)
         st = st.with_condition(cond)
         if phase == Phase.REVERTING and st.revert is not None:
             failed = st.revert.state == RevertState.FAILED

@@ -24,4 +24,10 @@ class AskGate:
     type: WebhookType
 
 
-Request = RunChecks | AskGate
+@dataclass(frozen=True)
+class AskSlot:
+    """Take one of the operator's slots for a new run, or learn the place in the queue for one
+    (`Slot`). Asked only by a release about to start a run; a granted slot is held from then on."""
+
+
+Request = RunChecks | AskGate | AskSlot

@@ -27,6 +27,7 @@ from rollout.core import (
     RouteProblem,
     ScaleTarget,
     SetWeight,
+    Slot,
     Verdict,
 )
 from rollout.engine import telemetry
@@ -66,6 +67,8 @@ class ClusterPorts:
     routing: RouteProblem | None = None
     # Sends `analysis.alerts` (None: alerts are not sent, e.g. by `rollout analyze`).
     alerts: Alerter | None = None
+    # Takes a slot for a new run under the operator's cap, or tells the place in its queue.
+    admit: Callable[[], Slot] = Slot
 
     @property
     def phase(self) -> str:
@@ -99,6 +102,9 @@ class ClusterPorts:
 
     def call_webhooks(self, kind: WebhookType) -> bool:
         return self.webhooks.gate(self.release, kind, self.phase, checksum=self.checksum)
+
+    def ask_slot(self) -> Slot:
+        return self.admit()
 
     def record(self, status: ReleaseStatus) -> None:
         self.recorder(status)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from rollout.api.spec import MetricTemplate, Release, provider_named, provider_n
 from rollout.api.status import Condition, Phase, ReleaseStatus
 from rollout.core import RouteProblem
 from rollout.engine import dora, telemetry
+from rollout.engine.admission import Admission, Key, release_lister
 from rollout.engine.alerts import Alerter
 from rollout.engine.cache import CachingApiClient
 from rollout.engine.checks import MetricChecks
@@ -78,6 +79,7 @@ class Operator:
         revert: RevertWriter = no_revert_writer,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         alerts: Alerter | None = None,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.api = api
         self.objects = client.CustomObjectsApi(api)
@@ -108,6 +110,9 @@ class Operator:
         self._due: dict[tuple[str, str, str], float] = {}
         self._known: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
+        # The slots of --max-concurrent-releases, learnt from every release in scope (`namespaces`).
+        self.admission = Admission(settings.max_concurrent_releases,
+                                   release_lister(self.objects, namespaces, settings.api_timeout))
 
     def parse(self, obj: Mapping[str, Any]) -> Release:
         """The release `obj` holds; a Canary without spec.provider routes with the mesh provider."""
@@ -142,6 +147,7 @@ class Operator:
         except ApiException as e:
             if e.status == 404:
                 self._known_as(key, present=False)
+                self.admission.forget(key)
                 return None
             log.warning("reading %s %s/%s failed: %s", kind, namespace, name, e.reason)
             telemetry.reconcile_failed(kind)
@@ -152,6 +158,7 @@ class Operator:
             return self.error_backoff
         if obj.get("metadata", {}).get("deletionTimestamp"):
             self._known_as(key, present=False)
+            self.admission.forget(key)
             return None
         self._known_as(key, present=True)
         delay = self.reconcile_object(obj)
@@ -194,6 +201,8 @@ class Operator:
             log.warning("tick of %s/%s failed, retrying: %s", release.metadata.namespace, release.metadata.name, e)
             telemetry.reconcile_failed(str(obj.get("kind")))
             return self.error_backoff
+        finally:
+            self.admission.done(_release_key(obj))
 
     def _tick(self, obj: Mapping[str, Any], release: Release, status: ReleaseStatus, now: datetime,
               began: float) -> timedelta:
@@ -219,6 +228,7 @@ class Operator:
             recorder=record,
             routing=_routing(status),
             alerts=self.alerts,
+            admit=lambda: self.admission.ask(_release_key(obj), status.queued_at or now),
         )
         before = len(memory.checks.readings) if memory.checks else 0
         decision = tick(release.spec, status, ports, now, uid=release.metadata.uid)
@@ -293,6 +303,7 @@ class Operator:
         before = stored if stored is not None else (obj.get("status") or {})
         diff = {k: v for k, v in new.to_dict().items() if before.get(k) != v}
         if not diff:
+            self.admission.settle(_release_key(obj), new)
             return
         meta = obj["metadata"]
         self.objects.patch_namespaced_custom_object_status(
@@ -300,6 +311,7 @@ class Operator:
             _request_timeout=self.timeout, _content_type="application/merge-patch+json",
         )
         dora.written(meta["namespace"], meta["name"], before, new.history)
+        self.admission.settle(_release_key(obj), new)
         if stored is not None:
             stored.update(diff)
 
@@ -370,6 +382,7 @@ class Operator:
             return None
         self.memory.pop(_key(release), None)
         telemetry.forget(release)
+        self.admission.forget(_release_key(obj))
         self._known_as((str(obj.get("kind")), release.metadata.namespace, release.metadata.name), present=False)
         try:
             try:
@@ -411,6 +424,11 @@ def _routing(status: ReleaseStatus) -> RouteProblem | None:
     if ready is None or ready.status != "False" or ready.reason != _ROUTER_ERROR:
         return None
     return RouteProblem(ready.message, ready.last_transition_time)
+
+
+def _release_key(obj: Mapping[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return (str(obj.get("kind")), meta.get("namespace") or "default", meta.get("name") or "")
 
 
 def _key(release: Release) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from analysis.verdicts import Outcome
 from rollout.api.spec import BlueGreen, Canary, WebhookType
 from rollout.api.status import Phase, ReleaseStatus
-from rollout.core import Action, CheckResult, Emit, Observations, RevertOutcome
+from rollout.core import Action, CheckResult, Emit, Observations, RevertOutcome, Slot
 from rollout.engine.reports import TickRecord
 from rollout.engine.simulated import SimulatedCluster
 from rollout.engine.tick import Effect, tick
@@ -56,6 +56,9 @@ class _Ports:
 
     def call_webhooks(self, kind: WebhookType) -> bool:
         return True
+
+    def ask_slot(self) -> Slot:
+        return Slot()  # a replay is alone: no cap on concurrent releases
 
     def record(self, status: ReleaseStatus) -> None:
         """Nothing to keep: a replay is not killed halfway and repeats nothing outside itself."""

@@ -57,6 +57,8 @@ RECONCILE_ERRORS = Counter("rollout_reconcile_errors_total",
 TICK_LAG = Histogram("rollout_tick_lag_seconds",
                      "Seconds a release's tick started later than the planner asked for", ["kind"],
                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, float("inf")))
+QUEUED = Gauge("rollout_releases_queued",
+               "Releases waiting in phase Waiting for a slot under --max-concurrent-releases")
 EVIDENCE = Gauge("rollout_judge_evidence",
                  "The judge's evidence at the last check of a metric: p-value (compare) or e-value (sequential)",
                  ["namespace", "name", "metric", "judge", "statistic"])
@@ -168,6 +170,11 @@ def reconciled(kind: str, reconcile: Callable[..., T], *args: object) -> T:
 def reconcile_failed(kind: str) -> None:
     """A reconcile ended on an error it handled (the API, Git or a router failed) and will retry."""
     RECONCILE_ERRORS.labels(kind).inc()
+
+
+def queued(count: int) -> None:
+    """How many releases wait for a slot under --max-concurrent-releases."""
+    QUEUED.set(count)
 
 
 def tick_late(kind: str, seconds: float) -> None:

@@ -20,6 +20,8 @@ from rollout.api.spec import BlueGreenSpec, CanarySpec, WebhookType
 from rollout.api.status import Intent, ReleaseStatus, effect_key
 from rollout.core import (
     Action,
+    AskGate,
+    AskSlot,
     CheckResult,
     Decision,
     Observations,
@@ -27,6 +29,7 @@ from rollout.core import (
     RevertOutcome,
     RunChecks,
     SetWeight,
+    Slot,
     plan,
 )
 from rollout.core.actions import UNREPEATABLE, from_record, to_record
@@ -52,6 +55,8 @@ class Ports(Protocol):
     def run_checks(self) -> tuple[CheckResult, ...]: ...
 
     def call_webhooks(self, kind: WebhookType) -> bool: ...
+
+    def ask_slot(self) -> Slot: ...
 
     def record(self, status: ReleaseStatus) -> None: ...
 
@@ -89,7 +94,9 @@ def _plan_complete(
         for request in decision.gather:
             if isinstance(request, RunChecks):
                 obs = replace(obs, checks=ports.run_checks())
-            else:
+            elif isinstance(request, AskSlot):
+                obs = replace(obs, slot=ports.ask_slot())
+            elif isinstance(request, AskGate):
                 obs = replace(obs, hooks={**obs.hooks, request.type: ports.call_webhooks(request.type)})
     raise RuntimeError(f"the planner kept asking for observations after {MAX_PASSES} passes")
 

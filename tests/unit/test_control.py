@@ -55,3 +55,21 @@ def test_a_new_release_without_status_still_shows() -> None:
         "  traffic     0% to the canary; failed checks 0/1",
     ]
     assert "billing  BlueGreen  kubernetes  -" in table([fresh])
+
+
+def test_a_queued_release_shows_its_place_in_the_table_and_in_full() -> None:
+    message = "waiting for a release slot: 2nd of 5 in the queue, 10 releases running, --max-concurrent-releases 10"
+    queued = {
+        "kind": "Canary", "metadata": {"name": "orders", "namespace": "shop"}, "spec": {"provider": "istio"},
+        "status": {"phase": "Waiting", "queuedAt": "2026-12-03T06:20:00Z",
+                   "lastTransitionTime": "2026-12-03T06:20:00Z",
+                   "conditions": [{"type": "Promoted", "status": "Unknown", "reason": "Queued", "message": message}]},
+    }
+    assert f"Waiting ({message})" in table([queued])
+    lines = detail(queued).splitlines()
+    assert lines[1] == "  phase       Waiting, since 2026-12-03T06:20:00Z"
+    assert f"  why         {message}" in lines
+    # A confirm-rollout gate's Waiting is shown as before.
+    gated = {**queued, "status": {"phase": "Waiting", "conditions": [
+        {"type": "Promoted", "status": "Unknown", "reason": "Waiting", "message": "Halt orders advancement"}]}}
+    assert "Waiting  " in table([gated]) and "slot" not in table([gated])

@@ -154,6 +154,8 @@ LEADER_NEEDED: frozenset[Need] = frozenset(each("coordination.k8s.io", ("leases"
 CLUSTER_WIDE: Mapping[str, frozenset[Need]] = {
     # GitSource sync lists every release so that it leaves the replicas of their targets alone.
     "rollout/gitops/source.py": frozenset(each("rollout.gitops.dev", ("canaries", "bluegreens"), ("list",))),
+    # --max-concurrent-releases lists every release once, to learn which run (per namespace under -n).
+    "rollout/engine/admission.py": frozenset(each("rollout.gitops.dev", ("canaries", "bluegreens"), ("list",))),
 }
 CLUSTER_CALL = re.compile(r"^(list|watch)_cluster_custom_object$|_for_all_namespaces$")
 

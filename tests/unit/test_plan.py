@@ -34,6 +34,7 @@ from rollout.core import (
     RunChecks,
     ScaleTarget,
     SetWeight,
+    Slot,
     Verdict,
     Workload,
     plan,
@@ -443,7 +444,8 @@ MID = ReleaseStatus(
     last_transition_time=T0,
     candidate=RUN,
 )
-OBS = Observations(target=Workload(True, "v2", True, "c2"), primary=Workload(True, "v1", True, "c1"), weights=(80, 20))
+OBS = Observations(target=Workload(True, "v2", True, "c2"), primary=Workload(True, "v1", True, "c1"), weights=(80, 20),
+                   slot=Slot())
 LATER = T0 + timedelta(seconds=61)
 SOON = T0 + timedelta(seconds=30)
 

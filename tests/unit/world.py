@@ -20,6 +20,7 @@ from rollout.core import (
     Observations,
     RevertInGit,
     RevertOutcome,
+    Slot,
     Verdict,
 )
 from rollout.engine.simulated import SimulatedCluster
@@ -56,6 +57,9 @@ class World:
     now: datetime = T0
     checks: Callable[[World], tuple[CheckResult, ...]] = lambda w: passing()
     hooks: dict[WebhookType, bool] = field(default_factory=dict)
+    # The operator's answer when the release asks for a slot to start a run.
+    slot: Callable[[World], Slot] = lambda w: Slot()
+    slot_asks: int = 0
     revert_outcome: Callable[[RevertInGit], RevertOutcome] = pushed
     log: list[Decision] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
@@ -83,6 +87,10 @@ class World:
     def call_webhooks(self, kind: WebhookType) -> bool:
         self.hook_calls.append(kind)
         return self.hooks.get(kind, True)
+
+    def ask_slot(self) -> Slot:
+        self.slot_asks += 1
+        return self.slot(self)
 
     def record(self, status: ReleaseStatus) -> None:
         if self.kill_before_recording is not None and status.phase == self.kill_before_recording:
