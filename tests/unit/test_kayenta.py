@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,20 @@ import pytest
 
 from analysis.judges.compare import compare
 from analysis.judges.kayenta import Rules, classify, cles, iqr_outliers, mean_ratio, prepare
+from analysis.providers.base import Series
+from analysis.report import from_json, markdown_table, to_dict, to_json
 from analysis.scoring import ScoreClass, Scored, classify_score, score, summary_score
-from analysis.verdicts import Direction, EffectMeasure, NanStrategy, Verdict
+from analysis.verdicts import Direction, EffectMeasure, NanStrategy, Outcome, Verdict
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.parse import parse_canary, parse_resource
 from rollout.api.spec import Analysis, CanarySpec, Metric, ThresholdRange
 from rollout.api.status import Phase, ReleaseStatus
+from rollout.cli.analyzer import tick_line
 from rollout.core import CheckResult, Emit, SetWeight
 from rollout.engine import judging
 from rollout.engine.checks import MetricChecks
+from rollout.engine.replay import replay
+from rollout.engine.reports import build_report
 from tests.unit.test_checks import AT, T0, MemorySource, points, release
 from tests.unit.test_parse import canary as canary_manifest
 from tests.unit.world import World, failing, no_data, passing
@@ -412,3 +418,52 @@ def test_checks_under_nan_replace_read_a_query_without_series_as_zeros() -> None
     plain = release("compare", [{**metrics[0], "compare": {}}])
     (result,) = MetricChecks(plain, only_primary).run(AT, T0)
     assert result.verdict is Verdict.NO_DATA and result.classification == "Nodata"
+
+
+# -- `rollout analyze` (replay) and the report honour the same fields ---------------------------------
+
+
+def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_effect() -> None:
+    # Two metrics weighted 80/20: the light one fails every check (score 80: marginal under pass 90), so
+    # every step is held and the release never advances; with pass at 80 the same data promotes.
+    def spec(pass_at: int) -> Any:
+        metrics = [
+            {"name": "latency", "query": "lat{pod=~'{{ target }}.*'}",
+             "compare": {"weight": 80, "effectSize": {"allowedIncrease": 1.2}}},
+            {"name": "errors", "query": "err{pod=~'{{ target }}.*'}", "compare": {"weight": 20}},
+        ]
+        return parse_canary(canary_manifest(judge="compare", metrics=metrics, webhooks=[],
+                                            scoring={"pass": pass_at, "marginal": 50}))
+
+    def source(canary: Any) -> MemorySource:
+        checks = MetricChecks(canary, MemorySource({}))
+        lat, err = canary.spec.analysis.metrics
+        ts = np.arange(0, 3600, 6.0) + T0.timestamp()
+        rng = np.random.default_rng(3)
+        return MemorySource({
+            checks.query(lat, "canary"): [Series({}, ts, 100 + rng.normal(0, 1, ts.size))],
+            checks.query(lat, "primary"): [Series({}, ts, 100 + rng.normal(0, 1, ts.size))],
+            checks.query(err, "canary"): [Series({}, ts, 5 + rng.normal(0, 0.1, ts.size))],
+            checks.query(err, "primary"): [Series({}, ts, 1 + rng.normal(0, 0.1, ts.size))],
+        })
+
+    held = spec(90)
+    checks = MetricChecks(held, source(held), strict=True)
+    result = replay(held, checks.run, T0, T0 + timedelta(minutes=12))
+    assert result.outcome is Outcome.RUNNING and result.final_weight == 10
+    assert {t.score for t in result.ticks if t.checks} == {80.0}
+    assert all(t.action == "hold" for t in result.ticks[2:])
+    last = result.ticks[-1].checks
+    assert [c.classification for c in last] == ["Pass", "High"] and last[1].effect_size == pytest.approx(5, rel=0.05)
+    line = tick_line(result.ticks[-1])
+    assert "errors canary" in line and "(High, effect" in line and "score 80" in line
+    run = build_report(held, checks.readings, result.ticks, result.outcome, result.decided_at)
+    data = to_dict(run)
+    assert data["metrics"][1]["classification"] == "High" and data["metrics"][1]["effectSize"] > 4
+    assert {t.get("score") for t in data["ticks"]} == {80.0}
+    assert "[High, effect size" in markdown_table(run)
+    assert from_json(to_json(run)).metrics[1].classification == "High"
+
+    passing_spec = spec(80)
+    checks = MetricChecks(passing_spec, source(passing_spec), strict=True)
+    assert replay(passing_spec, checks.run, T0, T0 + timedelta(minutes=12)).outcome is Outcome.SUCCEEDED
