@@ -464,9 +464,10 @@ class _Planner:
         failed = [r for r in results if r.verdict == Verdict.FAIL and not r.dry_run]
         missing = [r for r in results if r.verdict == Verdict.NO_DATA and not r.dry_run]
         if score is not None:
-            # Kayenta's score decides the check: a metric counts through it, except a critical failure.
+            # Kayenta's score decides the check: a metric counts through it, except a final failure
+            # (a critical metric's, or a sequential test's that crossed its boundary).
             metrics = {m.name for m in analysis.metrics}
-            failed = [r for r in failed if r.critical or r.name not in metrics]
+            failed = [r for r in failed if r.final or r.name not in metrics]
             missing = [r for r in missing if r.name not in metrics]
             if not failed and score.classification == ScoreClass.FAIL:
                 failed = [CheckResult("score", Verdict.FAIL, score.value, reason=score.reason)]

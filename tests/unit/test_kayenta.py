@@ -467,3 +467,11 @@ def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_e
     passing_spec = spec(80)
     checks = MetricChecks(passing_spec, source(passing_spec), strict=True)
     assert replay(passing_spec, checks.run, T0, T0 + timedelta(minutes=12)).outcome is Outcome.SUCCEEDED
+
+
+def test_under_scoring_a_sequential_tests_final_failure_still_rolls_back_at_once() -> None:
+    world = _started(World(_scored_canary(threshold=5, scoring={"pass": 70, "marginal": 50})))
+    crossed = replace(failing(NAMES[3:])[0], final=True)  # 75 would pass, but the boundary was crossed
+    world.checks = lambda w: (*passing(NAMES[:3]), crossed)
+    world.run_until(Phase.FAILED)
+    assert world.status.failed_checks == 1
