@@ -166,10 +166,14 @@ def finish(metric: Metric, check: CheckResult) -> CheckResult:
 
 def compare_verdicts(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike
                      ) -> npt.NDArray[np.str_]:
-    """`judge_compare` for many windows (rows) at once, for simulations: one verdict value per row."""
+    """`judge_compare` for many windows (rows) at once, for simulations: one verdict value per row. With
+    Kayenta's rules (`rules_of`) each row goes through `judge_compare` itself (exact, one at a time)."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
+    if rules_of(metric) is not None:
+        rows = zip(np.atleast_2d(c), np.atleast_2d(p), strict=True)
+        return np.array([judge_compare(analysis, metric, cr, pr).verdict.value for cr, pr in rows], dtype=np.str_)
     if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
         return compare_batch(100.0 - c, 100.0 - p, direction=flip(direction), tolerance=tolerance,
                              alpha=analysis.alpha)

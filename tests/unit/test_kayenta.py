@@ -475,3 +475,12 @@ def test_under_scoring_a_sequential_tests_final_failure_still_rolls_back_at_once
     world.checks = lambda w: (*passing(NAMES[:3]), crossed)
     world.run_until(Phase.FAILED)
     assert world.status.failed_checks == 1
+
+
+def test_the_batch_judge_applies_the_rules_row_by_row() -> None:
+    analysis, metric = _metric({"direction": "either", "effectSize": {"allowedIncrease": 13}})
+    rows_c = [[20.0, 22.0, 21.0, 25.0, 30.0], [20.0, 22.0, 21.0, 25.0, 30.0]]
+    rows_p = [[1.0, 2.2, 1.1, 2.5, 3.0], [20.0, 22.0, 21.0, 25.0, 30.0]]
+    assert judging.compare_verdicts(analysis, metric, rows_c, rows_p).tolist() == ["pass", "pass"]
+    analysis, metric = _metric({"direction": "either", "effectSize": {"allowedIncrease": 5}})
+    assert judging.compare_verdicts(analysis, metric, rows_c, rows_p).tolist() == ["fail", "pass"]
