@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from rollout.cli.releases import detail, table
 
 REVERTED = {
@@ -55,3 +57,14 @@ def test_a_new_release_without_status_still_shows() -> None:
         "  traffic     0% to the canary; failed checks 0/1",
     ]
     assert "billing  BlueGreen  kubernetes  -" in table([fresh])
+
+
+def test_a_scored_release_shows_its_score_and_each_metrics_classification() -> None:
+    scored = copy.deepcopy(REVERTED)
+    analysis = scored["status"]["analysis"]
+    analysis.update(score=40.0, scoreClassification="fail")
+    analysis["metrics"][0].update(classification="High", effectSize=2.5, critical=True)
+    lines = detail(scored).splitlines()
+    assert ("  metrics     request-success-rate  canary 94.9  primary 100  fail [High, effect size 2.5, critical]"
+            "  (request-success-rate >= 99)") in lines
+    assert "  score       40 (fail)" in lines
