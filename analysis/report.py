@@ -63,7 +63,9 @@ class MetricSeries:
     `canary_value`/`primary_value` are the numbers the verdict was based on (default: the last
     finite sample). `limit_text` replaces the rendering of `limit_min`/`limit_max` when the
     judge's limit is not a fixed range (e.g. "≤ primary +10%"). A `dry_run` metric (Argo Rollouts'
-    dryRun) was judged and is shown, but its verdict never decided the run.
+    dryRun) was judged and is shown, but its verdict never decided the run. `classification` is
+    Kayenta's label of the last check (Pass, High, Low, Nodata, NodataFailMetric), `effect_size` the
+    compare judge's effect size under Kayenta's rules, `critical` a critical failure.
     """
 
     name: str
@@ -78,15 +80,25 @@ class MetricSeries:
     limit_text: str | None = None
     detail: str = ""
     dry_run: bool = False
+    classification: str = ""
+    effect_size: float | None = None
+    critical: bool = False
 
     @property
     def verdict_text(self) -> str:
-        """The verdict as the tables show it: a dry-run metric's failure is one that did not count."""
-        if not self.dry_run:
-            return self.verdict.value
-        if self.verdict is Verdict.FAIL:
-            return "fail (dry run: would have failed)"
-        return f"{self.verdict.value} (dry run)"
+        """The verdict as the tables show it: a dry-run metric's failure is one that did not count; under
+        Kayenta's rules, with the classification and effect size."""
+        text = self.verdict.value
+        if self.dry_run:
+            text = "fail (dry run: would have failed)" if self.verdict is Verdict.FAIL else f"{text} (dry run)"
+        if self.effect_size is not None or self.critical:
+            extra = [self.classification] if self.classification else []
+            if self.effect_size is not None:
+                extra.append(f"effect size {_num(self.effect_size)}")
+            if self.critical:
+                extra.append("critical")
+            text += f" [{', '.join(extra)}]"
+        return text
 
     def judged_canary(self) -> float | None:
         return self.canary_value if self.canary_value is not None else self.canary.last()
@@ -118,6 +130,7 @@ class Tick:
     action: str  # e.g. advance, hold, promote, rollback
     weight: int | None = None
     message: str = ""
+    score: float | None = None  # Kayenta's 0-100 score of the check (`analysis.scoring`)
 
 
 @dataclass(frozen=True)
@@ -151,7 +164,7 @@ def to_dict(run: AnalysisRun) -> dict[str, Any]:
         "summary": run.summary or outcome_line(run),
         "ticks": [
             {"at": _iso(t.at), "verdict": t.verdict.value, "action": t.action, "weight": t.weight,
-             "message": t.message}
+             "message": t.message, **({"score": t.score} if t.score is not None else {})}
             for t in run.ticks
         ],
         "metrics": [
@@ -160,6 +173,9 @@ def to_dict(run: AnalysisRun) -> dict[str, Any]:
                 "unit": m.unit,
                 "verdict": m.verdict.value,
                 "dryRun": m.dry_run,
+                **({"classification": m.classification} if m.classification else {}),
+                **({"effectSize": _finite(m.effect_size)} if m.effect_size is not None else {}),
+                **({"critical": True} if m.critical else {}),
                 "canary": _finite(m.judged_canary()),
                 "primary": _finite(m.judged_primary()),
                 "limit": {"min": _finite(m.limit_min), "max": _finite(m.limit_max), "text": m.limit_text,
@@ -200,9 +216,11 @@ def from_json(text: str) -> AnalysisRun:
             limit_min=limit["min"], limit_max=limit["max"], verdict=Verdict(m["verdict"]), unit=m["unit"],
             canary_value=m["canary"], primary_value=m["primary"], detail=m["detail"],
             limit_text=limit["text"], dry_run=bool(m.get("dryRun", False)),
+            classification=m.get("classification", ""), effect_size=m.get("effectSize"),
+            critical=bool(m.get("critical", False)),
         ))
     ticks = [Tick(at=_unix(t["at"]), verdict=Verdict(t["verdict"]), action=t["action"], weight=t["weight"],
-                  message=t["message"]) for t in data["ticks"]]
+                  message=t["message"], score=t.get("score")) for t in data["ticks"]]
     decided = data["decidedAt"]
     return AnalysisRun(
         name=data["name"], namespace=data["namespace"], outcome=Outcome(data["outcome"]),
@@ -309,12 +327,16 @@ def to_html(run: AnalysisRun) -> str:
             weight = "" if t.weight is None else f"{t.weight}%"
             parts.append(
                 f"<tr><td>{e(_iso(t.at) or '')}</td>"
-                f'<td class="{e(t.verdict.value)}">{e(t.verdict.value)}</td><td>{e(t.action)}</td>'
+                f'<td class="{e(t.verdict.value)}">{e(t.verdict.value)}{e(_score(t))}</td><td>{e(t.action)}</td>'
                 f"<td class=\"num\">{e(weight)}</td><td>{e(t.message)}</td></tr>"
             )
         parts.append("</tbody></table>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _score(tick: Tick) -> str:
+    return "" if tick.score is None else f" (score {_num(tick.score)})"
 
 
 def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:

@@ -33,3 +33,28 @@ class Outcome(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+
+class Classification(StrEnum):
+    """Kayenta's metric classification labels (`BaseMetricClassifier.scala`): what one metric's check
+    was, as the score counts it."""
+
+    PASS = "Pass"
+    HIGH = "High"
+    LOW = "Low"
+    NODATA = "Nodata"
+    NODATA_FAIL = "NodataFailMetric"  # no data in a `mustHaveData` metric: a failure, scored as one
+
+
+class EffectMeasure(StrEnum):
+    """Kayenta's `effectSize.measure`: the ratio of means, or the common-language effect size."""
+
+    MEAN_RATIO = "meanRatio"
+    CLES = "cles"
+
+
+class NanStrategy(StrEnum):
+    """Kayenta's `nanStrategy`: drop NaN samples, or count them as 0."""
+
+    REMOVE = "remove"
+    REPLACE = "replace"

@@ -59,6 +59,8 @@ from rollout.api.spec import (
     CanarySpec,
     Compare,
     Direction,
+    EffectMeasure,
+    EffectSize,
     GitAuthor,
     GitSource,
     GitSourceSpec,
@@ -68,7 +70,9 @@ from rollout.api.spec import (
     Metric,
     MetricTemplate,
     MetricTemplateSpec,
+    NanStrategy,
     ObjectRef,
+    Outliers,
     PreviewService,
     Provider,
     ProviderRef,
@@ -76,6 +80,7 @@ from rollout.api.spec import (
     ReleaseSpec,
     Resource,
     RevertMode,
+    Scoring,
     ServiceMetadata,
     ServiceSpec,
     SessionAffinity,
@@ -309,7 +314,9 @@ def _threshold_range(m: Fields) -> ThresholdRange | None:
     return ThresholdRange(min=lo, max=hi)
 
 
-def _compare(m: Fields) -> Compare | None:
+def _compare(m: Fields, sequential: bool) -> Compare | None:
+    """`compare`: direction and tolerance, and Kayenta's optional rules. `sequential`: the metric gets
+    the sequential judge, where the rules on samples (effectSize, nanStrategy, outliers) do not apply."""
     c = m.map("compare")
     if c is None:
         return None
@@ -318,7 +325,62 @@ def _compare(m: Fields) -> Compare | None:
     if tolerance is not None and tolerance < 0:
         c.error("tolerance", f"must be zero or more, got {show(tolerance)}")
         tolerance = None
-    return Compare(direction=direction, tolerance=tolerance or 0.0)
+    if sequential:
+        for key in ("effectSize", "nanStrategy", "outliers"):
+            if key in c:
+                c.error(key, "is a rule of the compare judge (Mann-Whitney on samples); under the sequential "
+                             "judge the built-in metrics are judged on raw counts: remove it")
+    weight = c.number("weight")
+    if weight is not None and not 0 <= weight <= 100:
+        c.error("weight", f"must be between 0 and 100 (a share of the 0-100 score), got {show(weight)}")
+        weight = None
+    nan = c.get("nanStrategy")
+    return Compare(
+        direction=direction,
+        tolerance=tolerance or 0.0,
+        effect_size=_effect_size(c),
+        critical=c.bool("critical", False),
+        must_have_data=c.bool("mustHaveData", False),
+        nan_strategy=None if nan is None else c.enum("nanStrategy", NanStrategy, "nanStrategy", NanStrategy.REMOVE),
+        outliers=_outliers(c),
+        weight=weight,
+    )
+
+
+def _effect_size(c: Fields) -> EffectSize | None:
+    """Kayenta's `effectSize {measure, allowedIncrease, allowedDecrease, criticalIncrease, criticalDecrease}`."""
+    e = c.map("effectSize")
+    if e is None:
+        return None
+    measure = e.enum("measure", EffectMeasure, "measure", EffectMeasure.MEAN_RATIO)
+    limits: dict[str, float | None] = {}
+    for key in ("allowedIncrease", "allowedDecrease", "criticalIncrease", "criticalDecrease"):
+        value = e.number(key)
+        if value is not None and measure == EffectMeasure.CLES and not 0 <= value <= 1:
+            e.error(key, f"a cles limit is a probability between 0 and 1 (0.5: no effect), got {show(value)}")
+            value = None
+        elif value is not None and measure == EffectMeasure.MEAN_RATIO and value <= 0:
+            e.error(key, f"a meanRatio limit is a ratio of means above 0 (1: no effect), got {show(value)}")
+            value = None
+        limits[key] = value
+    return EffectSize(measure=measure, allowed_increase=limits["allowedIncrease"],
+                      allowed_decrease=limits["allowedDecrease"], critical_increase=limits["criticalIncrease"],
+                      critical_decrease=limits["criticalDecrease"])
+
+
+def _outliers(c: Fields) -> Outliers | None:
+    """Kayenta's `outliers {strategy: remove | keep, factor}` (IQR fences, factor 3 by default)."""
+    o = c.map("outliers")
+    if o is None:
+        return None
+    strategy = o.str("strategy") or "keep"
+    if strategy not in ("remove", "keep"):
+        o.error("strategy", f"unknown outlier strategy {show(strategy)}; known: remove, keep")
+    factor = o.number("factor")
+    if factor is not None and factor <= 0:
+        o.error("factor", f"must be greater than zero, got {show(factor)}")
+        factor = None
+    return Outliers(remove=strategy == "remove", factor=3.0 if factor is None else factor)
 
 
 def _metric(m: Fields, judge: Judge) -> Metric:
@@ -344,7 +406,7 @@ def _metric(m: Fields, judge: Judge) -> Metric:
             threshold_range = ThresholdRange(min=threshold)
         else:
             threshold_range = ThresholdRange(max=threshold)
-    compare = _compare(m)
+    compare = _compare(m, sequential=judge == Judge.SEQUENTIAL and builtin)
     if threshold_range is None and compare is None and judge == Judge.THRESHOLD:
         m.error(
             "",
@@ -508,7 +570,39 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
         session_affinity=affinity,
         alerts=_alerts(a),
         warmup=_warmup(a, judge),
+        scoring=_scoring(a, metrics),
     )
+
+
+def _scoring(a: Fields, metrics: list[Metric]) -> Scoring | None:
+    """`analysis.scoring {pass, marginal}`: Kayenta's 0-100 score per check, and the metrics' weights."""
+    sc = a.map("scoring")
+    weighted = [(i, m) for i, m in enumerate(metrics) if m.compare is not None and m.compare.weight is not None]
+    if sc is None:
+        for i, _ in weighted:
+            a.error(f"metrics[{i}].compare.weight", "is a share of analysis.scoring's score: add analysis.scoring "
+                                                    "(e.g. {pass: 95, marginal: 75}), or remove it")
+        return None
+    for i, m in weighted:
+        if m.dry_run:
+            a.error(f"metrics[{i}].compare.weight", "a dry-run metric is not scored: remove the weight or dryRun")
+    scored = [m for m in metrics if not m.dry_run]
+    given = [m.compare.weight for m in scored if m.compare is not None and m.compare.weight is not None]
+    if sum(given) > 100:
+        a.error("metrics", f"the weights of the scored metrics add up to {show(sum(given))}; they must not exceed 100")
+    elif scored and len(given) == len(scored) and sum(given) != 100:
+        a.error("metrics", f"every scored metric has a weight and they add up to {show(sum(given))}; "
+                           "Kayenta's weights total 100")
+    values: dict[str, float] = {}
+    for key, default in (("pass", 95.0), ("marginal", 75.0)):
+        value = sc.number(key)
+        if value is not None and not 0 <= value <= 100:
+            sc.error(key, f"must be between 0 and 100, got {show(value)}")
+            value = None
+        values[key] = default if value is None else value
+    if values["marginal"] > values["pass"]:
+        sc.error("marginal", f"must not exceed pass ({show(values['pass'])}), got {show(values['marginal'])}")
+    return Scoring(pass_at=values["pass"], marginal=min(values["marginal"], values["pass"]))
 
 
 def _warmup(a: Fields, judge: Judge) -> Warmup | None:

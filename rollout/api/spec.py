@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from analysis.verdicts import Direction as Direction  # one definition, shared with the compare judge
+from analysis.verdicts import EffectMeasure as EffectMeasure  # Kayenta's names, shared with the judge
+from analysis.verdicts import NanStrategy as NanStrategy
 
 
 class Provider(StrEnum):
@@ -186,9 +188,46 @@ class ThresholdRange:
 
 
 @dataclass(frozen=True)
+class EffectSize:
+    """Kayenta's `effectSize`: how large a significant difference must be to fail (`allowed*`) or to fail
+    critically (`critical*`), as a ratio of means or a common-language effect size; None is Kayenta's
+    default (1 for meanRatio, 0.5 for cles)."""
+
+    measure: EffectMeasure = EffectMeasure.MEAN_RATIO
+    allowed_increase: float | None = None
+    allowed_decrease: float | None = None
+    critical_increase: float | None = None
+    critical_decrease: float | None = None
+
+
+@dataclass(frozen=True)
+class Outliers:
+    """Kayenta's `outliers`: remove (or keep) values beyond `factor` interquartile ranges."""
+
+    remove: bool = False
+    factor: float = 3.0
+
+
+@dataclass(frozen=True)
 class Compare:
     direction: Direction = Direction.INCREASE
     tolerance: float = 0.0
+    # Kayenta's NetflixACAJudge rules (analysis.judges.kayenta); None/False: not asked for.
+    effect_size: EffectSize | None = None
+    critical: bool = False
+    must_have_data: bool = False
+    nan_strategy: NanStrategy | None = None
+    outliers: Outliers | None = None
+    weight: float | None = None  # of the metric in `analysis.scoring`'s 0-100 score
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """`analysis.scoring`: Kayenta's 0-100 weighted score per check; below `marginal` the check fails,
+    from `marginal` to below `pass_at` the step is held for one more interval, from `pass_at` it passes."""
+
+    pass_at: float = 95.0
+    marginal: float = 75.0
 
 
 @dataclass(frozen=True)
@@ -298,6 +337,7 @@ class Analysis:
     session_affinity: SessionAffinity | None = None
     alerts: tuple[AlertRef, ...] = ()
     warmup: Warmup | None = None
+    scoring: Scoring | None = None
 
     @property
     def steps(self) -> tuple[int, ...]:

@@ -179,6 +179,11 @@ class MetricStatus:
     reason: str = ""
     # A dry-run metric: reported, never deciding the release.
     dry_run: bool = False
+    # Kayenta's label (Pass, High, Low, Nodata, NodataFailMetric), the compare judge's effect size, and
+    # whether a critical metric failed critically.
+    classification: str = ""
+    effect_size: float | None = None
+    critical: bool = False
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,9 @@ class AnalysisStatus:
     verdict: str = ""
     checked_at: datetime | None = None
     metrics: tuple[MetricStatus, ...] = ()
+    # `analysis.scoring`: Kayenta's 0-100 score of the check and its class (pass, marginal, fail).
+    score: float | None = None
+    score_classification: str = ""
 
 
 @dataclass(frozen=True)
@@ -306,6 +314,7 @@ class ReleaseStatus:
             out["analysis"] = {
                 "verdict": a.verdict,
                 "checkedAt": _t(a.checked_at),
+                **({"score": a.score, "scoreClassification": a.score_classification} if a.score is not None else {}),
                 "metrics": [
                     {
                         "name": m.name,
@@ -315,6 +324,9 @@ class ReleaseStatus:
                         "limit": m.limit,
                         "reason": m.reason,
                         **({"dryRun": True} if m.dry_run else {}),
+                        **({"classification": m.classification} if m.classification else {}),
+                        **({"effectSize": _number(m.effect_size)} if m.effect_size is not None else {}),
+                        **({"critical": True} if m.critical else {}),
                     }
                     for m in a.metrics
                 ],
@@ -383,9 +395,14 @@ class ReleaseStatus:
                         limit=m.get("limit") or "",
                         reason=m.get("reason") or "",
                         dry_run=m.get("dryRun") is True,
+                        classification=m.get("classification") or "",
+                        effect_size=m.get("effectSize"),
+                        critical=m.get("critical") is True,
                     )
                     for m in ana.get("metrics") or ()
                 ),
+                score=ana.get("score"),
+                score_classification=ana.get("scoreClassification") or "",
             )
             if ana
             else None,

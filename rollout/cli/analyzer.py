@@ -137,7 +137,10 @@ def _num(x: float | None) -> str:
 def tick_line(record: TickRecord) -> str:
     parts = [format_time(record.at), f"weight {record.weight:3d}"]
     for c in record.checks:
-        parts.append(f"{c.name} canary {_num(c.value)} primary {_num(c.primary)} {c.verdict.value}")
+        kayenta = f" ({c.classification}, effect {_num(c.effect_size)})" if c.effect_size is not None else ""
+        parts.append(f"{c.name} canary {_num(c.value)} primary {_num(c.primary)} {c.verdict.value}{kayenta}")
+    if record.score is not None:
+        parts.append(f"score {record.score:g}")
     parts.append(record.action)
     return "  ".join(parts)
 
@@ -165,6 +168,7 @@ def to_json(release: Canary | BlueGreen, result: Replay) -> dict[str, Any]:
         "reason": result.reason,
         "ticks": [
             {"at": format_time(t.at), "weight": t.weight, "action": t.action,
+             **({"score": t.score} if t.score is not None else {}),
              "checks": [_check(c) for c in t.checks]}
             for t in result.ticks
         ],
@@ -174,4 +178,5 @@ def to_json(release: Canary | BlueGreen, result: Replay) -> dict[str, Any]:
 
 def _check(c: Any) -> dict[str, Any]:
     return {"name": c.name, "verdict": c.verdict.value, "canary": c.value, "primary": c.primary,
-            "limit": c.limit, "reason": c.reason, "dryRun": c.dry_run}
+            "limit": c.limit, "reason": c.reason, "dryRun": c.dry_run, "classification": c.classification,
+            "effectSize": c.effect_size, "critical": c.critical}

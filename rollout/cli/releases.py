@@ -146,8 +146,14 @@ def detail(obj: Mapping[str, Any]) -> str:
         width = max(len(m.name) for m in status.analysis.metrics)
         for i, m in enumerate(status.analysis.metrics):
             label = "metrics    " if i == 0 else " " * 11
+            kayenta = [m.classification] if m.effect_size is not None or m.critical else []
+            kayenta += [f"effect size {_num(m.effect_size)}"] if m.effect_size is not None else []
+            kayenta += ["critical"] if m.critical else []
             lines.append(f"  {label} {m.name.ljust(width)}  canary {_num(m.value)}  primary {_num(m.primary)}  "
-                         f"{m.verdict}" + (f"  ({m.limit})" if m.limit else ""))
+                         f"{m.verdict}" + (f" [{', '.join(kayenta)}]" if kayenta else "")
+                         + (f"  ({m.limit})" if m.limit else ""))
+        if status.analysis.score is not None:
+            lines.append(f"  score       {_num(status.analysis.score)} ({status.analysis.score_classification})")
     for i, c in enumerate(status.conditions):
         label = "conditions " if i == 0 else " " * 11
         lines.append(f"  {label} {c.type}={c.status} {c.reason}" + (f": {c.message}" if c.message else ""))

@@ -36,6 +36,8 @@ class CheckResult:
     `final` marks a failure that no later check can undo (an anytime-valid test that crossed its
     boundary): the release rolls back at once instead of counting up to `analysis.threshold`.
     `dry_run` marks a shadow metric's check: recorded and reported, never deciding the release.
+    `classification` is Kayenta's label (Pass, High, Low, Nodata, NodataFailMetric), `effect_size` the
+    compare judge's effect size, and `critical` a critical metric's failure (which is also `final`).
     """
 
     name: str
@@ -46,6 +48,9 @@ class CheckResult:
     reason: str = ""
     final: bool = False
     dry_run: bool = False
+    classification: str = ""
+    effect_size: float | None = None
+    critical: bool = False
 
 
 @dataclass(frozen=True)

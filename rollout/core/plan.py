@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from analysis.scoring import Score, ScoreClass
 from analysis.verdicts import Verdict
 from rollout.api.spec import AlertSeverity, BlueGreenSpec, CanarySpec, RevertMode, WebhookType
 from rollout.api.status import (
@@ -46,6 +47,7 @@ from rollout.core.observations import CheckResult, Observations
 from rollout.core.queue import QUEUED, look_again, queued_message
 from rollout.core.records import end_run, failure_detected, traffic_restored
 from rollout.core.requests import AskGate, AskSlot, Request, RunChecks
+from rollout.core.scores import score_check
 
 Spec = CanarySpec | BlueGreenSpec
 
@@ -493,13 +495,25 @@ class _Planner:
             self.start_traffic()  # a pre-rollout gate that said no is asked again once per interval
             return
         results = self.checks()
-        self.record(results)
+        score = score_check(analysis, results)
+        self.record(results, score)
         shadow = [r for r in results if r.dry_run and r.verdict == Verdict.FAIL]
         if shadow:
             # A dry-run metric is judged and reported like any other, but never decides the release.
             self.emit("DryRun", "; ".join(f"dry run: would have failed: {_why(r)}" for r in shadow))
         failed = [r for r in results if r.verdict == Verdict.FAIL and not r.dry_run]
         missing = [r for r in results if r.verdict == Verdict.NO_DATA and not r.dry_run]
+        if score is not None:
+            # Kayenta's score decides the check: a metric counts through it, except a final failure
+            # (a critical metric's, or a sequential test's that crossed its boundary).
+            metrics = {m.name for m in analysis.metrics}
+            failed = [r for r in failed if r.final or r.name not in metrics]
+            missing = [r for r in missing if r.name not in metrics]
+            if not failed and score.classification == ScoreClass.FAIL:
+                failed = [CheckResult("score", Verdict.FAIL, score.value, reason=score.reason)]
+            elif not failed and not missing and score.classification == ScoreClass.MARGINAL:
+                self.emit("Marginal", f"Halt advancement for one interval: {score.reason}", warning=True)
+                return
         if failed:
             self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
             reasons = "; ".join(_why(r) for r in failed)
@@ -556,16 +570,19 @@ class _Planner:
             self.set_weight(0, match=True)
             self.emit("Progressing", f"Routing matched requests to {self.target_name} (A/B testing)")
 
-    def record(self, results: tuple[CheckResult, ...]) -> None:
+    def record(self, results: tuple[CheckResult, ...], score: Score | None = None) -> None:
         verdicts = {r.verdict for r in results if not r.dry_run}
         verdict = next(
             (v for v in (Verdict.FAIL, Verdict.NO_DATA) if v in verdicts), Verdict.PASS
         )
         metrics = tuple(
-            MetricStatus(r.name, r.verdict.value, r.value, r.primary, r.limit, r.reason, dry_run=r.dry_run)
+            MetricStatus(r.name, r.verdict.value, r.value, r.primary, r.limit, r.reason, dry_run=r.dry_run,
+                         classification=r.classification, effect_size=r.effect_size, critical=r.critical)
             for r in results
         )
-        self.st = replace(self.st, analysis=AnalysisStatus(verdict.value, self.now, metrics))
+        self.st = replace(self.st, analysis=AnalysisStatus(
+            verdict.value, self.now, metrics, score=score.value if score else None,
+            score_classification=score.classification.value if score else ""))
 
     def advance_weight(self) -> None:
         if self.has_hooks(WebhookType.CONFIRM_TRAFFIC_INCREASE) and not self.gate(

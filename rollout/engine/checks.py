@@ -26,6 +26,7 @@ from analysis.providers.base import (
     NaNError,
     NoDataError,
     Series,
+    single_series,
 )
 from analysis.shaping import cumsum_on_grid, look_times, stack_buckets
 from analysis.templates import (
@@ -37,7 +38,7 @@ from analysis.templates import (
     render_template,
     template_variables,
 )
-from analysis.verdicts import Verdict
+from analysis.verdicts import NanStrategy, Verdict
 from rollout.api.durations import format_duration
 from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, MetricTemplate
 from rollout.core import CheckResult
@@ -97,7 +98,7 @@ class MetricChecks:
         return results
 
     def check(self, metric: Metric, at: datetime, since: datetime) -> CheckResult:
-        result = self._check(metric, at, since)
+        result = judging.finish(metric, self._check(metric, at, since))
         # A dry-run metric is judged like any other; the planner reads the mark and lets it decide nothing.
         return replace(result, dry_run=True) if metric.dry_run else result
 
@@ -119,6 +120,8 @@ class MetricChecks:
         judge = judge_for(self.release, metric)
         if (found := evidence(judge, result.details)) is not None:
             self.evidence[metric.name] = (judge.value, *found)
+        effect = result.details.get("effect_size")
+        critical = result.details.get("critical") is True
         return CheckResult(
             metric.name,
             result.verdict,
@@ -127,7 +130,10 @@ class MetricChecks:
             result.limit,
             result.reason,
             # An anytime-valid test that crossed its boundary stays crossed: waiting adds nothing.
-            final=judge == Judge.SEQUENTIAL,
+            final=judge == Judge.SEQUENTIAL or critical,
+            classification=str(result.details.get("classification", "")),
+            effect_size=float(effect) if isinstance(effect, int | float) and np.isfinite(effect) else None,
+            critical=critical,
         )
 
     # -- queries -----------------------------------------------------------------------------
@@ -174,9 +180,20 @@ class MetricChecks:
         start = at - self.interval
         step = max(self.interval / 10, timedelta(seconds=1))
         # NaN points are no data (the judge drops them); infinite ones are values, the worst of all
-        canary = self.prometheus.query_range_series(self.query(metric, "canary"), start, at, step).values
-        primary = self.prometheus.query_range_series(self.query(metric, "primary"), start, at, step).values
+        canary = self._samples(metric, "canary", start, at, step)
+        primary = self._samples(metric, "primary", start, at, step)
         return judging.judge_compare(self.release.spec.analysis, metric, canary, primary)
+
+    def _samples(self, metric: Metric, arm: Arm, start: datetime, at: datetime, step: timedelta) -> FloatArray:
+        """One arm's samples. Under `nanStrategy: replace` (Kayenta's, for counts that report nothing when
+        nothing happened) a query with no series or only NaN points gives no samples or zeros, not no data."""
+        query = self.query(metric, arm)
+        if metric.compare is None or metric.compare.nan_strategy != NanStrategy.REPLACE:
+            return self.prometheus.query_range_series(query, start, at, step).values
+        series = self.prometheus.query_range(query, start, at, step)
+        if not series:
+            return np.zeros(0)
+        return single_series(series, query).values if len(series) > 1 else series[0].values
 
     def _increments(self, query: str, looks: FloatArray) -> list[Series]:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)

@@ -20,12 +20,14 @@ import numpy.typing as npt
 
 from analysis.judges import JudgeResult
 from analysis.judges.compare import compare, compare_batch
+from analysis.judges.kayenta import Rules, classify, no_data, prepare
 from analysis.judges.sequential import sequential_counts, sequential_histogram
 from analysis.judges.threshold import threshold
 from analysis.shaping import complement_percent, flip, p99, success_percent
 from analysis.templates import REQUEST_DURATION, REQUEST_SUCCESS_RATE
-from analysis.verdicts import Direction
-from rollout.api.spec import Analysis, Judge, Metric
+from analysis.verdicts import Classification, Direction, NanStrategy, Verdict
+from rollout.api.spec import Analysis, EffectSize, Judge, Metric
+from rollout.core import CheckResult
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -81,25 +83,97 @@ def judge_threshold(metric: Metric, value: float | None, primary: float | None =
     return replace(result, primary=primary)
 
 
+def rules_of(metric: Metric) -> Rules | None:
+    """Kayenta's rules a metric's `compare` block asks for; None when it asks for none (the compare judge
+    as it is, result for result)."""
+    c = metric.compare
+    if c is None or (c.effect_size is None and not c.critical and not c.must_have_data and c.nan_strategy is None
+                     and c.outliers is None and c.weight is None):
+        return None
+    e = c.effect_size or EffectSize()
+    return Rules(
+        measure=e.measure,
+        allowed_increase=e.allowed_increase,
+        allowed_decrease=e.allowed_decrease,
+        critical_increase=e.critical_increase,
+        critical_decrease=e.critical_decrease,
+        effect_limits=c.effect_size is not None,
+        critical=c.critical,
+        must_have_data=c.must_have_data,
+        nan_strategy=c.nan_strategy or NanStrategy.REMOVE,
+        outlier_factor=c.outliers.factor if c.outliers is not None and c.outliers.remove else None,
+    )
+
+
 def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike) -> JudgeResult:
-    """The canary's samples over the last interval against the primary's."""
+    """The canary's samples over the last interval against the primary's; with Kayenta's rules
+    (`rules_of`), the samples are prepared first (NaNs, outliers) and the result classified after."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
-    if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
+    rules = rules_of(metric)
+    success_rate = metric.builtin and metric.name == REQUEST_SUCCESS_RATE
+    if success_rate:
         # A tolerance relative to ~100% would mean nothing: judge the error rate, 100 - success rate.
-        result = compare(100.0 - c, 100.0 - p, direction=flip(direction), tolerance=tolerance, alpha=analysis.alpha,
-                         name="error rate (%)")
+        c, p, direction = 100.0 - c, 100.0 - p, flip(direction)
+    if rules is not None:
+        c, p = prepare(c, rules), prepare(p, rules)
+    name = "error rate (%)" if success_rate else metric.name
+    result = compare(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, name=name)
+    if rules is not None:
+        result = classify(result, c, p, direction, rules)
+    if success_rate:
         return replace(result, value=complement_percent(result.value), primary=complement_percent(result.primary))
-    return compare(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, name=metric.name)
+    return result
+
+
+def classification_of(metric: Metric, check: CheckResult) -> Classification:
+    """Kayenta's label of a check whose judge did not give one: Pass, Nodata, or High/Low by the bad
+    direction (for `either`, by the canary's value against the primary's or the threshold's max)."""
+    if check.verdict is Verdict.PASS:
+        return Classification.PASS
+    if check.verdict is Verdict.NO_DATA:
+        return Classification.NODATA
+    direction = bad_direction(metric)
+    if direction is Direction.INCREASE:
+        return Classification.HIGH
+    if direction is Direction.DECREASE:
+        return Classification.LOW
+    bounds = metric.threshold_range
+    if check.value is not None and bounds is not None and bounds.max is not None:
+        return Classification.HIGH if check.value > bounds.max else Classification.LOW
+    if check.value is not None and check.primary is not None:
+        return Classification.HIGH if check.value > check.primary else Classification.LOW
+    return Classification.HIGH
+
+
+def finish(metric: Metric, check: CheckResult) -> CheckResult:
+    """Kayenta's metric-level rules on any judge's check: its classification, no data under `critical`
+    (fails the release) and `mustHaveData` (fails the metric), and a critical failure that is final."""
+    c = metric.compare
+    if check.verdict is Verdict.NO_DATA and c is not None and (c.critical or c.must_have_data):
+        rules = Rules(critical=c.critical, must_have_data=c.must_have_data)
+        verdict, nodata, critical, reason = no_data(rules, check.reason)
+        return replace(check, verdict=verdict, classification=nodata.value, critical=critical,
+                       final=check.final or critical, reason=reason)
+    label = check.classification or classification_of(metric, check).value
+    # The compare judge weighs a critical failure against criticalIncrease/Decrease; the others have no
+    # effect size, so any failure of a critical metric is critical.
+    critical = check.critical or (c is not None and c.critical and check.verdict is Verdict.FAIL
+                                  and not check.classification)
+    return replace(check, classification=label, critical=critical, final=check.final or critical)
 
 
 def compare_verdicts(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike
                      ) -> npt.NDArray[np.str_]:
-    """`judge_compare` for many windows (rows) at once, for simulations: one verdict value per row."""
+    """`judge_compare` for many windows (rows) at once, for simulations: one verdict value per row. With
+    Kayenta's rules (`rules_of`) each row goes through `judge_compare` itself (exact, one at a time)."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
+    if rules_of(metric) is not None:
+        rows = zip(np.atleast_2d(c), np.atleast_2d(p), strict=True)
+        return np.array([judge_compare(analysis, metric, cr, pr).verdict.value for cr, pr in rows], dtype=np.str_)
     if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
         return compare_batch(100.0 - c, 100.0 - p, direction=flip(direction), tolerance=tolerance,
                              alpha=analysis.alpha)
@@ -129,7 +203,7 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "compare_verdicts",
-    "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold", "margins",
-    "sequential_alpha", "tolerance_of",
+    "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "classification_of",
+    "compare_verdicts", "finish", "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold",
+    "margins", "rules_of", "sequential_alpha", "tolerance_of",
 ]

@@ -234,7 +234,9 @@ class Operator:
         decision = tick(release.spec, status, ports, now, uid=release.metadata.uid)
         new = decision.status.with_condition(Condition("Ready", "True", "Reconciled", "", now))
         checked = tuple(r.check for r in memory.checks.readings[before:]) if memory.checks else ()
-        memory.ticks.append(TickRecord(now, new.canary_weight, checked, new.phase.value if new.phase else ""))
+        score = new.analysis.score if checked and new.analysis else None
+        memory.ticks.append(TickRecord(now, new.canary_weight, checked, new.phase.value if new.phase else "",
+                                       score=score))
         self._report_end(release, status, new, memory, now)
         self._write_status(obj, new, stored)
         telemetry.tick_recorded(release, status, new, time.monotonic() - began)

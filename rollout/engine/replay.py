@@ -95,7 +95,8 @@ def replay(release: Canary | BlueGreen, checker: Checker, start: datetime, end: 
         decision = tick(spec, status, ports, now)
         status = decision.status
         action = _action(status.phase, ports.events)
-        records.append(TickRecord(now, status.canary_weight, ports.checks, action, "; ".join(ports.events)))
+        score = status.analysis.score if ports.checks and status.analysis else None
+        records.append(TickRecord(now, status.canary_weight, ports.checks, action, "; ".join(ports.events), score))
         if status.phase in (Phase.PROMOTING, Phase.FINALISING, Phase.SUCCEEDED):
             return Replay(Outcome.SUCCEEDED, now, "analysis passed", tuple(records), status.canary_weight)
         if status.phase == Phase.FAILED:

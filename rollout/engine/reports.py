@@ -29,6 +29,7 @@ class TickRecord:
     checks: tuple[CheckResult, ...]
     action: str
     message: str = ""
+    score: float | None = None  # `analysis.scoring`'s score of this tick's check
 
 
 def tick_verdict(checks: Sequence[CheckResult]) -> Verdict:
@@ -75,6 +76,9 @@ def build_report(
                 limit_text=last.limit if last and last.limit else None,
                 detail=detail,
                 dry_run=metric.dry_run,
+                classification=last.classification if last else "",
+                effect_size=last.effect_size if last else None,
+                critical=last.critical if last else False,
             )
         )
     return AnalysisRun(
@@ -83,7 +87,8 @@ def build_report(
         outcome=outcome,
         decided_at=decided_at.timestamp() if decided_at else None,
         ticks=tuple(
-            Tick(t.at.timestamp(), tick_verdict(t.checks), t.action, t.weight, t.message) for t in ticks if t.checks
+            Tick(t.at.timestamp(), tick_verdict(t.checks), t.action, t.weight, t.message, t.score)
+            for t in ticks if t.checks
         ),
         metrics=tuple(metrics),
         judge=release.spec.analysis.judge.value,
@@ -104,7 +109,8 @@ def markdown_from_status(release: Canary | BlueGreen, status: ReleaseStatus) -> 
                 name=m.name, canary=Samples.of([], []), primary=None, limit_min=None, limit_max=None,
                 verdict=Verdict(m.verdict) if m.verdict in {v.value for v in Verdict} else Verdict.NO_DATA,
                 unit="", canary_value=m.value, primary_value=m.primary, limit_text=m.limit or None,
-                detail=m.reason, dry_run=m.dry_run,
+                detail=m.reason, dry_run=m.dry_run, classification=m.classification, effect_size=m.effect_size,
+                critical=m.critical,
             )
             for m in metrics
         ),

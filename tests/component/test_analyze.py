@@ -208,3 +208,58 @@ def test_step_interval_changes_the_tick_rate(prom: RunningPrometheus, tmp_path: 
     assert out[-1] == f"promote at {at(330)}"
     assert len(out) - 1 == 12
     _ = timedelta
+
+
+KAYENTA = """
+apiVersion: rollout.gitops.dev/v1alpha1
+kind: Canary
+metadata: {{name: podinfo, namespace: test}}
+spec:
+  provider: istio
+  targetRef: {{apiVersion: apps/v1, kind: Deployment, name: podinfo}}
+  service: {{port: 9898}}
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    judge: compare
+{scoring}
+    metrics:
+      - {{name: request-success-rate, compare: {{direction: decrease, effectSize: {{allowedIncrease: 1.5}}, {rules}}}}}
+      - {{name: request-duration, compare: {{tolerance: 0.5, weight: 50}}}}
+"""
+
+
+def test_kayenta_critical_metric_rolls_back_at_its_first_failure(
+    prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "critical.yaml"
+    path.write_text(KAYENTA.format(scoring="", rules="critical: true").replace(", weight: 50", ""))
+    code = main(analyze(prom, path, "--json"))
+    result = json.loads(capsys.readouterr().out)
+    assert code == 3 and "(conclusive)" in result["reason"]
+    # Before the incident the canary's error rate is 1.08x the primary's: significant, but within the
+    # allowed 1.5x, so it passes; the first check that sees the incident fails the release at once.
+    decided = datetime.fromisoformat(result["decided_at"].replace("Z", "+00:00")).timestamp()
+    assert BAD_AT < decided <= BAD_AT + 2 * 60
+    last = next(c for c in result["ticks"][-1]["checks"] if c["name"] == "request-success-rate")
+    assert last["verdict"] == "fail" and last["critical"] and last["classification"] == "High"
+    assert last["effectSize"] > 1  # the error rate's mean ratio, canary over primary
+    fails = [c for t in result["ticks"] for c in t["checks"] if c["verdict"] == "fail"]
+    assert len(fails) == 1  # threshold 5 never counted: the first failure was final
+
+
+def test_kayenta_marginal_score_holds_the_release(
+    prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "scored.yaml"
+    path.write_text(KAYENTA.format(scoring="    scoring: {pass: 95, marginal: 40}", rules="weight: 50"))
+    code = main(analyze(prom, path))
+    out = capsys.readouterr().out.splitlines()
+    assert code != 3, out  # a score of 50 is marginal: held, never a failed check
+    # Advances while the error rate is within the allowed 1.5x (score 100), then holds on a score of 50.
+    assert "weight  40" in out[4] and "score 100" in out[4] and "(Pass, effect 1.081)" in out[4]
+    scored = [line for line in out if "score 50" in line]
+    assert scored and all(line.endswith("hold") and "weight  40" in line for line in scored)
+    assert "request-success-rate canary 92" in scored[-1] and "(High, effect 16)" in scored[-1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from rollout.cli.releases import detail, table
 
 REVERTED = {
@@ -73,3 +75,14 @@ def test_a_queued_release_shows_its_place_in_the_table_and_in_full() -> None:
     gated = {**queued, "status": {"phase": "Waiting", "conditions": [
         {"type": "Promoted", "status": "Unknown", "reason": "Waiting", "message": "Halt orders advancement"}]}}
     assert "Waiting  " in table([gated]) and "slot" not in table([gated])
+
+
+def test_a_scored_release_shows_its_score_and_each_metrics_classification() -> None:
+    scored = copy.deepcopy(REVERTED)
+    analysis = scored["status"]["analysis"]
+    analysis.update(score=40.0, scoreClassification="fail")
+    analysis["metrics"][0].update(classification="High", effectSize=2.5, critical=True)
+    lines = detail(scored).splitlines()
+    assert ("  metrics     request-success-rate  canary 94.9  primary 100  fail [High, effect size 2.5, critical]"
+            "  (request-success-rate >= 99)") in lines
+    assert "  score       40 (fail)" in lines

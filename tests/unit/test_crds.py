@@ -322,8 +322,10 @@ def test_bluegreen_shares_service_and_git_with_canary() -> None:
         "judge",
         "alpha",
         "warmup",
+        "scoring",
     }
     assert node("BlueGreen", "spec.analysis.alerts") == node("Canary", "spec.analysis.alerts")
+    assert node("BlueGreen", "spec.analysis.scoring") == node("Canary", "spec.analysis.scoring")
     assert node("GitSource", "spec.alerts.[]") == node("Canary", "spec.analysis.alerts.[]")
 
 
