@@ -512,8 +512,14 @@ class _Planner:
             if not failed and score.classification == ScoreClass.FAIL:
                 failed = [CheckResult("score", Verdict.FAIL, score.value, reason=score.reason)]
             elif not failed and not missing and score.classification == ScoreClass.MARGINAL:
-                self.emit("Marginal", f"Halt advancement for one interval: {score.reason}", warning=True)
-                return
+                before = self.old.analysis
+                if before is None or before.score_classification != ScoreClass.MARGINAL.value:
+                    self.emit("Marginal", f"Halt advancement for one interval: {score.reason}", warning=True)
+                    return
+                # Held once already: a step that stays marginal is a failed check, so a canary that
+                # never reaches `pass` is rolled back after `threshold` of them rather than held forever.
+                failed = [CheckResult("score", Verdict.FAIL, score.value,
+                                      reason=f"{score.reason}, marginal again after one interval's hold")]
         if failed:
             self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
             reasons = "; ".join(_why(r) for r in failed)

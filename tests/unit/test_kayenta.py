@@ -344,19 +344,29 @@ def test_a_marginal_score_holds_the_step_for_one_interval() -> None:
     world.checks = lambda w: (*passing(NAMES[:3]), *failing(NAMES[3:]))  # 75: marginal
     world.tick()  # first step
     world.tick()
-    world.tick()
     assert _weights(world)[-1] == 10 and world.status.failed_checks == 0
     analysis = world.status.analysis
     assert analysis is not None and analysis.score == 75.0 and analysis.score_classification == "marginal"
     assert [m.classification for m in analysis.metrics] == ["", "", "", ""]  # the test's checks carry none
     held = [e for e in world.actions if isinstance(e, Emit) and e.reason == "Marginal"]
-    assert len(held) == 2 and "score 75 (marginal" in held[0].message
+    assert len(held) == 1 and "score 75 (marginal" in held[0].message
+    # Held once already: marginal again is a failed check (the step is still held).
+    world.tick()
+    assert _weights(world)[-1] == 10 and world.status.failed_checks == 1
     world.checks = lambda w: passing(NAMES)
     world.tick()
     assert _weights(world)[-1] == 20
     raw = world.status.to_dict()["analysis"]
     assert raw["score"] == 100.0 and raw["scoreClassification"] == "pass"
     assert ReleaseStatus.from_dict(world.status.to_dict()).analysis == world.status.analysis
+
+
+def test_a_step_that_stays_marginal_is_rolled_back_after_threshold_failed_checks() -> None:
+    world = _started(World(_scored_canary()))
+    world.checks = lambda w: (*passing(NAMES[:3]), *failing(NAMES[3:]))  # 75: marginal, every time
+    world.run_until(Phase.FAILED)
+    assert world.status.failed_checks == 2 and world.primary_hash == "v1"
+    assert "marginal again" in world.status.condition("Promoted").message  # type: ignore[union-attr]
 
 
 def test_a_score_below_marginal_counts_as_a_failed_check() -> None:
@@ -425,7 +435,8 @@ def test_checks_under_nan_replace_read_a_query_without_series_as_zeros() -> None
 
 def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_effect() -> None:
     # Two metrics weighted 80/20: the light one fails every check (score 80: marginal under pass 90), so
-    # every step is held and the release never advances; with pass at 80 the same data promotes.
+    # the first step is held, then each marginal check counts as failed until the threshold rolls the
+    # release back; with pass at 80 the same data promotes.
     def spec(pass_at: int) -> Any:
         metrics = [
             {"name": "latency", "query": "lat{pod=~'{{ target }}.*'}",
@@ -450,9 +461,10 @@ def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_e
     held = spec(90)
     checks = MetricChecks(held, source(held), strict=True)
     result = replay(held, checks.run, T0, T0 + timedelta(minutes=12))
-    assert result.outcome is Outcome.RUNNING and result.final_weight == 10
+    assert result.outcome is Outcome.FAILED and result.final_weight == 0
     assert {t.score for t in result.ticks if t.checks} == {80.0}
-    assert all(t.action == "hold" for t in result.ticks[2:])
+    assert max(t.weight for t in result.ticks) == 10  # never advanced past the first step
+    assert "marginal again after one interval's hold (failed checks 5/5)" in str(result.decided_at) + repr(result)
     last = result.ticks[-1].checks
     assert [c.classification for c in last] == ["Pass", "High"] and last[1].effect_size == pytest.approx(5, rel=0.05)
     line = tick_line(result.ticks[-1])
