@@ -409,18 +409,19 @@ def threshold_outcome(v: Views, block: dict[str, Any]) -> Outcome:
 
 
 def compare_outcome(v: Views, block: dict[str, Any]) -> Outcome:
-    """Each check compares the last interval's samples through `judging.compare_verdicts`, the batch
-    twin of the operator's `judge_compare` (same spec rules; Mann-Whitney's asymptotic p-value where
-    the operator's scipy call is exact for small tie-free samples: tests hold the two together)."""
+    """Each check compares the samples since the run started through `judging.compare_verdicts`, the
+    batch twin of the operator's `judge_compare` (same spec rules and serial-correlation correction;
+    tests hold the two together)."""
     analysis = canary_analysis(block)
     success, duration = analysis.metrics
     runs, checks = v.success.shape
     verdicts = np.empty((runs, checks), dtype="<U8")
     for k in range(checks):
-        w = slice(k * INTERVAL, (k + 1) * INTERVAL)
+        w = slice(0, (k + 1) * INTERVAL)
         verdicts[:, k] = release_verdict([
-            judging.compare_verdicts(analysis, success, v.roll_success_c[:, w], v.roll_success_p[:, w]),
-            judging.compare_verdicts(analysis, duration, v.roll_p99_c[:, w], v.roll_p99_p[:, w]),
+            judging.compare_verdicts(analysis, success, v.roll_success_c[:, w], v.roll_success_p[:, w],
+                                     step=SCRAPE_S),
+            judging.compare_verdicts(analysis, duration, v.roll_p99_c[:, w], v.roll_p99_p[:, w], step=SCRAPE_S),
         ])
     return planned_outcome(verdicts, analysis.threshold)
 

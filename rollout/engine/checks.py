@@ -43,6 +43,9 @@ from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, Metri
 from rollout.core import CheckResult
 from rollout.engine import judging
 
+# The compare judge's look-back in intervals (10 samples each), well inside Prometheus's 11000 points.
+COMPARE_INTERVALS = 100
+
 # Errors that no retry will cure: the check fails (and counts toward the threshold) instead of holding.
 _CONFIG_ERRORS = (BadQueryError, AuthError, AmbiguousResultError, TemplateError)
 
@@ -162,7 +165,7 @@ class MetricChecks:
         if judge == Judge.SEQUENTIAL:
             return self._sequential(metric, at, since)
         if judge == Judge.COMPARE:
-            return self._compare(metric, at)
+            return self._compare(metric, at, since)
         value = self.prometheus.query_value(self.query(metric, "canary"), at)
         try:
             primary: float | None = self.prometheus.query_value(self.query(metric, "primary"), at)
@@ -170,13 +173,16 @@ class MetricChecks:
             primary = None
         return judging.judge_threshold(metric, value, primary)
 
-    def _compare(self, metric: Metric, at: datetime) -> JudgeResult:
-        start = at - self.interval
+    def _compare(self, metric: Metric, at: datetime, since: datetime) -> JudgeResult:
+        # Every sample since the run started (the last interval alone holds about one independent rate
+        # per arm once the test counts the overlap), at most COMPARE_INTERVALS intervals back.
+        start = max(since, at - COMPARE_INTERVALS * self.interval)
         step = max(self.interval / 10, timedelta(seconds=1))
         # NaN points are no data (the judge drops them); infinite ones are values, the worst of all
         canary = self.prometheus.query_range_series(self.query(metric, "canary"), start, at, step).values
         primary = self.prometheus.query_range_series(self.query(metric, "primary"), start, at, step).values
-        return judging.judge_compare(self.release.spec.analysis, metric, canary, primary)
+        return judging.judge_compare(self.release.spec.analysis, metric, canary, primary,
+                                     step=step.total_seconds())
 
     def _increments(self, query: str, looks: FloatArray) -> list[Series]:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)

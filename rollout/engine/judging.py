@@ -81,29 +81,40 @@ def judge_threshold(metric: Metric, value: float | None, primary: float | None =
     return replace(result, primary=primary)
 
 
-def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike) -> JudgeResult:
-    """The canary's samples over the last interval against the primary's."""
+def sample_window(metric: Metric, step: float) -> float:
+    """How many sampling steps (seconds apart) one compare sample spans: the metric's queries are rates
+    over its `interval`, so samples closer than that overlap and the test corrects for it."""
+    return metric.interval / step
+
+
+def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike, *,
+                  step: float) -> JudgeResult:
+    """The canary's samples since the run started, `step` seconds apart, against the primary's: a
+    Mann-Whitney test corrected for the samples' serial correlation (overlapping rates)."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
+    window = sample_window(metric, step)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
     if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
         # A tolerance relative to ~100% would mean nothing: judge the error rate, 100 - success rate.
         result = compare(100.0 - c, 100.0 - p, direction=flip(direction), tolerance=tolerance, alpha=analysis.alpha,
-                         name="error rate (%)")
+                         name="error rate (%)", window=window)
         return replace(result, value=complement_percent(result.value), primary=complement_percent(result.primary))
-    return compare(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, name=metric.name)
+    return compare(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, name=metric.name,
+                   window=window)
 
 
-def compare_verdicts(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike
-                     ) -> npt.NDArray[np.str_]:
+def compare_verdicts(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike, *,
+                     step: float) -> npt.NDArray[np.str_]:
     """`judge_compare` for many windows (rows) at once, for simulations: one verdict value per row."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
+    window = sample_window(metric, step)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
     if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
         return compare_batch(100.0 - c, 100.0 - p, direction=flip(direction), tolerance=tolerance,
-                             alpha=analysis.alpha)
-    return compare_batch(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha)
+                             alpha=analysis.alpha, window=window)
+    return compare_batch(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, window=window)
 
 
 def judge_counts(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, canary_errors: npt.ArrayLike,
@@ -131,5 +142,5 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
 __all__ = [
     "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "compare_verdicts",
     "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold", "margins",
-    "sequential_alpha", "tolerance_of",
+    "sample_window", "sequential_alpha", "tolerance_of",
 ]

@@ -174,23 +174,23 @@ def test_operator_threshold_fails_an_infinite_p99_and_the_status_carries_null() 
 
 
 def test_operator_compare_keeps_infinite_points_and_catches_a_zero_heavy_error_rate() -> None:
-    from tests.unit.test_checks import MemorySource, check, points, release, success_rate_queries
+    from tests.unit.test_checks import RUN_SAMPLES, MemorySource, check, points, release, success_rate_queries
 
     query = 'p99{app="{{ target }}"}'
     canary = release("compare", [{"name": "p99", "query": query, "compare": {"direction": "increase"}}])
     rng = np.random.default_rng(2)
-    slow = rng.normal(100, 5, 11)
-    slow[:9] = math.inf  # most windows above the top bucket
+    slow = rng.normal(100, 5, RUN_SAMPLES)
+    slow[:80] = math.inf  # most windows above the top bucket
     source = MemorySource({'p99{app="podinfo"}': points(slow),
-                           'p99{app="podinfo-primary"}': points(rng.normal(100, 5, 11))})
+                           'p99{app="podinfo-primary"}': points(rng.normal(100, 5, RUN_SAMPLES))})
     (result,) = check(source, canary)
     assert result.verdict is Verdict.FAIL and result.value == math.inf, result.reason
 
     # success rate 100% in most windows: judged as an error rate that is mostly zero
     canary = release("compare", [{"name": "request-success-rate"}])
     q_canary, q_primary = success_rate_queries(canary)
-    errors_c = np.array([0, 2, 0, 0, 1, 0, 3, 0, 1, 0, 2], dtype=float)  # % of requests failed
-    errors_p = np.array([0] * 10 + [1], dtype=float)
+    errors_c = np.resize(np.array([0, 2, 0, 0, 1, 0, 3, 0, 1, 0, 2], dtype=float), RUN_SAMPLES)  # % failed
+    errors_p = np.resize(np.array([0] * 10 + [1], dtype=float), RUN_SAMPLES)
     source = MemorySource({q_canary: points(100 - errors_c), q_primary: points(100 - errors_p)})
     (result,) = check(source, canary)
     assert result.verdict is Verdict.FAIL and "mostly zero" in result.reason, result.reason
