@@ -409,15 +409,15 @@ def threshold_outcome(v: Views, block: dict[str, Any]) -> Outcome:
 
 
 def compare_outcome(v: Views, block: dict[str, Any]) -> Outcome:
-    """Each check compares the samples since the run started through `judging.compare_verdicts`, the
-    batch twin of the operator's `judge_compare` (same spec rules and serial-correlation correction;
-    tests hold the two together)."""
+    """Each check compares the samples of the last `judging.COMPARE_INTERVALS` intervals through
+    `judging.compare_verdicts`, the batch twin of the operator's `judge_compare` (same window, spec rules
+    and serial-correlation correction; tests hold the two together)."""
     analysis = canary_analysis(block)
     success, duration = analysis.metrics
     runs, checks = v.success.shape
     verdicts = np.empty((runs, checks), dtype="<U8")
     for k in range(checks):
-        w = slice(0, (k + 1) * INTERVAL)
+        w = slice(max(0, k + 1 - judging.COMPARE_INTERVALS) * INTERVAL, (k + 1) * INTERVAL)
         verdicts[:, k] = release_verdict([
             judging.compare_verdicts(analysis, success, v.roll_success_c[:, w], v.roll_success_p[:, w],
                                      step=SCRAPE_S),

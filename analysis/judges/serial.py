@@ -47,16 +47,23 @@ def _packed_ranks(values: FloatArray) -> tuple[FloatArray, npt.NDArray[np.int64]
     return np.asarray(centred, dtype=np.float64), n
 
 
-def autocorrelations(values: npt.ArrayLike, lags: int) -> FloatArray:
+def autocorrelations(values: npt.ArrayLike, lags: int, *, initial_positive: bool = False) -> FloatArray:
     """Per row, the lag-1 .. lag-`lags` autocorrelations of the values' ranks (rows x lags), NaNs dropped
-    (see `_packed_ranks`); 0 where a row has too few values or is constant."""
+    (see `_packed_ranks`); 0 where a row has too few values or is constant. With `initial_positive`, 0
+    from a row's first lag that is not positive on (Geyer's initial positive sequence)."""
     d, n = _packed_ranks(_rows(values))
     den = np.nansum(d**2, axis=1)
     out = np.zeros((d.shape[0], lags))
-    ok = (n >= 3) & (den > 0)
+    alive = (n >= 3) & (den > 0)
+    safe = np.where(alive, den, 1.0)
     for k in range(1, min(lags, d.shape[1] - 1) + 1):
-        num = np.nansum(d[:, :-k] * d[:, k:], axis=1)
-        out[:, k - 1] = np.where(ok & (k < n - 1), num / np.where(ok, den, 1.0), 0.0)
+        if not alive.any():
+            break
+        alive &= k < n - 1
+        out[:, k - 1] = np.where(alive, np.nansum(d[:, :-k] * d[:, k:], axis=1) / safe, 0.0)
+        if initial_positive:
+            alive &= out[:, k - 1] > 0
+            out[:, k - 1] = np.where(alive, out[:, k - 1], 0.0)
     return out
 
 
@@ -76,8 +83,8 @@ def arm_factor(values: npt.ArrayLike, window: float) -> FloatArray:
     r = _rows(values)
     n = np.sum(~np.isnan(r), axis=1)
     lags = max(int(n.max(initial=0)) - 1, 0)
-    rho = autocorrelations(r, lags)
-    initial = np.cumprod(rho > 0, axis=1).astype(bool)
+    rho = autocorrelations(r, lags, initial_positive=True)
+    initial = rho > 0
     k = np.arange(1, lags + 1, dtype=np.float64)[None, :]
     overlap = _factor(n, np.broadcast_to(np.maximum(0.0, 1 - k / max(window, 1.0)), (r.shape[0], lags)))
     f = np.maximum(_factor(n, np.where(initial, rho, 0.0)), overlap)

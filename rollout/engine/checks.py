@@ -43,9 +43,6 @@ from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, Metri
 from rollout.core import CheckResult
 from rollout.engine import judging
 
-# The compare judge's look-back in intervals (10 samples each), well inside Prometheus's 11000 points.
-COMPARE_INTERVALS = 100
-
 # Errors that no retry will cure: the check fails (and counts toward the threshold) instead of holding.
 _CONFIG_ERRORS = (BadQueryError, AuthError, AmbiguousResultError, TemplateError)
 
@@ -174,9 +171,9 @@ class MetricChecks:
         return judging.judge_threshold(metric, value, primary)
 
     def _compare(self, metric: Metric, at: datetime, since: datetime) -> JudgeResult:
-        # Every sample since the run started (the last interval alone holds about one independent rate
-        # per arm once the test counts the overlap), at most COMPARE_INTERVALS intervals back.
-        start = max(since, at - COMPARE_INTERVALS * self.interval)
+        # The last few intervals, not before the run started: the last interval alone holds about one
+        # independent rate per arm once the test counts the overlap.
+        start = max(since, at - judging.COMPARE_INTERVALS * self.interval)
         step = max(self.interval / 10, timedelta(seconds=1))
         # NaN points are no data (the judge drops them); infinite ones are values, the worst of all
         canary = self.prometheus.query_range_series(self.query(metric, "canary"), start, at, step).values

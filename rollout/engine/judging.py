@@ -32,6 +32,12 @@ FloatArray = npt.NDArray[np.float64]
 # Without a `compare` block, a difference of 10% of the primary's value is tolerated.
 DEFAULT_TOLERANCE = 0.1
 
+# The compare judge's window, in analysis intervals back from the check (not before the run started).
+# Its samples are rates over the metric's `interval` every interval / 10: one interval of them is worth
+# about one independent rate per arm, too few for any test; three are enough to see a clear regression
+# while one that starts mid-run still fills most of the window within two checks.
+COMPARE_INTERVALS = 3
+
 
 def judge_for(analysis: Analysis, metric: Metric) -> Judge:
     """The judge of one metric: under `sequential` the built-in metrics get the sequential test (their
@@ -89,8 +95,8 @@ def sample_window(metric: Metric, step: float) -> float:
 
 def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike, *,
                   step: float) -> JudgeResult:
-    """The canary's samples since the run started, `step` seconds apart, against the primary's: a
-    Mann-Whitney test corrected for the samples' serial correlation (overlapping rates)."""
+    """The canary's samples over the last `COMPARE_INTERVALS` intervals, `step` seconds apart, against the
+    primary's: a Mann-Whitney test corrected for the samples' serial correlation (overlapping rates)."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
     window = sample_window(metric, step)
     c = np.asarray(canary, dtype=np.float64)
@@ -140,7 +146,7 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "compare_verdicts",
+    "COMPARE_INTERVALS", "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "compare_verdicts",
     "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold", "margins",
     "sample_window", "sequential_alpha", "tolerance_of",
 ]

@@ -113,7 +113,7 @@ def test_autocorrelations_close_up_gaps_and_the_overlap_is_a_floor() -> None:
 
 def test_the_operators_compare_counts_overlapping_samples_as_what_they_are_worth() -> None:
     """One interval of 1 m rates sampled every 6 s is about one independent rate per arm: a canary ahead
-    in all of them is no evidence; the same gap over the whole run is."""
+    in all of them is no evidence; the same gap over the judge's window of three intervals is."""
     analysis = release("compare", [{"name": "latency", "query": "q", "compare": {"tolerance": 0.1}}]).spec.analysis
     metric = analysis.metrics[0]
     rng = np.random.default_rng(4)
@@ -121,10 +121,31 @@ def test_the_operators_compare_counts_overlapping_samples_as_what_they_are_worth
     assert compare(*last, tolerance=0.1).verdict is Verdict.FAIL  # as if independent
     one = judging.judge_compare(analysis, metric, *last, step=6.0)
     assert one.verdict is Verdict.PASS and one.details["effective_samples"] < 6, one.reason
-    run = (130 + rng.normal(0, 1, 101), 100 + rng.normal(0, 1, 101))
-    whole = judging.judge_compare(analysis, metric, *run, step=6.0)
-    assert whole.verdict is Verdict.FAIL, whole.reason
-    batch = judging.compare_verdicts(analysis, metric, np.stack([last[0][:11], run[0][:11]]),
-                                     np.stack([last[1][:11], run[1][:11]]), step=6.0)
+    window = (130 + rng.normal(0, 1, 31), 100 + rng.normal(0, 1, 31))
+    three = judging.judge_compare(analysis, metric, *window, step=6.0)
+    assert three.verdict is Verdict.FAIL, three.reason
+    batch = judging.compare_verdicts(analysis, metric, np.stack([last[0], window[0][:11]]),
+                                     np.stack([last[1], window[1][:11]]), step=6.0)
     assert batch.tolist() == ["pass", "pass"]
+    assert judging.compare_verdicts(analysis, metric, window[0], window[1], step=6.0).tolist() == ["fail"]
     assert compare_batch(*last, window=10).tolist() == ["pass"]
+
+
+def test_the_operator_reads_the_last_three_intervals() -> None:
+    """Ten minutes into the run, a canary that was bad until four minutes ago and is like the primary
+    since passes; one that turned bad two and a half minutes ago fails."""
+    from tests.unit.test_checks import MemorySource, check, points, success_rate_queries
+
+    assert judging.COMPARE_INTERVALS == 3
+    canary = release("compare", [{"name": "request-success-rate"}])
+    q_canary, q_primary = success_rate_queries(canary)
+    rng = np.random.default_rng(9)
+    good, primary = 99.9 + rng.normal(0, 0.02, 101), points(99.9 + rng.normal(0, 0.02, 101))
+    healed = good.copy()
+    healed[:61] = 90.0
+    (result,) = check(MemorySource({q_canary: points(healed), q_primary: primary}), canary)
+    assert result.verdict is Verdict.PASS, result.reason
+    broken = good.copy()
+    broken[-25:] = 90.0
+    (result,) = check(MemorySource({q_canary: points(broken), q_primary: primary}), canary)
+    assert result.verdict is Verdict.FAIL, result.reason
