@@ -146,7 +146,7 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
 
 
 __all__ = [
-    "COMPARE_INTERVALS", "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "compare_verdicts",
-    "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold", "margins",
+    "COMPARE_INTERVALS", "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction",
+    "compare_verdicts", "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold", "margins",
     "sample_window", "sequential_alpha", "tolerance_of",
 ]
