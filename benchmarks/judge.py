@@ -15,8 +15,9 @@ toward `threshold`, no data holds, a sequential failure is final):
   threshold-cal  the same block with both limits set from the good canary's own history so that its
                  false-alarm rate equals the sequential judge's (measured on separate calibration null
                  runs, pooled; limits set per base rate and traffic; printed per scenario in --json)
-  compare        `judge: compare`: the last interval's samples of each metric (1 m rates and P99s at
-                 every scrape) against the primary's, Mann-Whitney + Hodges-Lehmann beyond a 10% tolerance
+  compare        `judge: compare`: the last three intervals' samples of each metric (1 m rates and P99s
+                 at every scrape) against the primary's, Mann-Whitney + Hodges-Lehmann beyond a 10%
+                 tolerance, the test's variance corrected for the samples' serial correlation
   sequential     `judge: sequential` with `warmup`: error counts and latency histograms since the run
                  started, one look per interval, alpha split over the two metrics
 

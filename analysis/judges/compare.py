@@ -4,11 +4,13 @@ After Kayenta's NetflixACAJudge: a Mann-Whitney U (Wilcoxon rank-sum) test says 
 differ, and the Hodges-Lehmann shift with its distribution-free confidence interval says by how much.
 The canary fails only when the difference is significant at `alpha` AND the whole interval lies beyond
 the tolerance in the bad direction, so a statistically clear but harmless difference passes. Samples
-are the metric's values over the analysis window (one per scrape or step); NaNs are dropped.
+are the metric's values over the analysis window (one per scrape or step); NaNs are dropped. When
+they are rates over overlapping windows (`window`), the test's variance is corrected for their
+serial correlation (`analysis.judges.serial`): they are then worth fewer independent values.
 
-The test and the interval are R's `wilcox.test(canary, primary, alternative, conf.int = TRUE,
-correct = TRUE)`, number for number (`analysis.judges.wilcoxon`): exact for small samples without
-ties, the corrected normal approximation otherwise. For a one-sided direction the interval is R's
+For independent samples the test and the interval are R's `wilcox.test(canary, primary, alternative,
+conf.int = TRUE, correct = TRUE)`, number for number (`analysis.judges.wilcoxon`): exact for small
+samples without ties, the corrected normal approximation otherwise. For a one-sided direction the interval is R's
 one-sided (1 - alpha) bound, so the interval and the p-value never contradict each other.
 
 Metrics that are mostly zero (error counts in short windows, rare events). When half or more of
