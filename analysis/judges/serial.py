@@ -12,11 +12,14 @@ with rho_k the lag-k autocorrelation of the values' ranks. By the rank statistic
 U / (n1 n2) - 1/2 is a mean of the canary's and a mean of the primary's ranks, so its variance is inflated by
 `(n2 f_x + n1 f_y) / (n1 + n2)`, each arm's factor f weighted by the other arm's size.
 
-Each arm's factor is the larger of two: an AR(1) fit (rho_k = rho^k, rho the lag-1 autocorrelation of the
-arm's ranks, negative taken as 0), and the factor the overlap alone gives (a rate over `window` steps shares
-1 - k/window of its window with the value k steps later, rho_k = max(0, 1 - k/window)). The second is known
-and needs no estimate: a lag-1 autocorrelation from a few values is biased low (Zwiers & von Storch 1995,
-J. Climate 8), which would make the corrected test liberal exactly on short windows.
+Each arm's factor is the larger of two. The estimate sums the arm's rank autocorrelations up to the first
+lag that is not positive (Geyer's initial positive sequence, 1992, Stat. Sci. 7), each corrected for the
+bias of measuring it around the sample mean. The overlap's needs no estimate: a rate over `window` steps
+shares 1 - k/window of its window with the value k steps later (rho_k = max(0, 1 - k/window)). Estimated
+autocorrelations from short series are too low (Zwiers & von Storch 1995, J. Climate 8), which would make
+the corrected test liberal on exactly the short windows a judge reads; the known overlap bounds that.
+On simulated nulls the corrected test rejects at about its alpha for overlapping rates and AR(1) noise
+of lag-1 correlation up to 0.5; at 0.8 with 120 values, about 1.1 alpha (`tests/unit/test_serial.py`).
 """
 
 from __future__ import annotations
