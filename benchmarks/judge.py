@@ -15,8 +15,9 @@ toward `threshold`, no data holds, a sequential failure is final):
   threshold-cal  the same block with both limits set from the good canary's own history so that its
                  false-alarm rate equals the sequential judge's (measured on separate calibration null
                  runs, pooled; limits set per base rate and traffic; printed per scenario in --json)
-  compare        `judge: compare`: the last interval's samples of each metric (1 m rates and P99s at
-                 every scrape) against the primary's, Mann-Whitney + Hodges-Lehmann beyond a 10% tolerance
+  compare        `judge: compare`: the last three intervals' samples of each metric (1 m rates and P99s
+                 at every scrape) against the primary's, Mann-Whitney + Hodges-Lehmann beyond a 10%
+                 tolerance, the test's variance corrected for the samples' serial correlation
   sequential     `judge: sequential` with `warmup`: error counts and latency histograms since the run
                  started, one look per interval, alpha split over the two metrics
 
@@ -409,18 +410,19 @@ def threshold_outcome(v: Views, block: dict[str, Any]) -> Outcome:
 
 
 def compare_outcome(v: Views, block: dict[str, Any]) -> Outcome:
-    """Each check compares the last interval's samples through `judging.compare_verdicts`, the batch
-    twin of the operator's `judge_compare` (same spec rules; Mann-Whitney's asymptotic p-value where
-    the operator's scipy call is exact for small tie-free samples: tests hold the two together)."""
+    """Each check compares the samples of the last `judging.COMPARE_INTERVALS` intervals through
+    `judging.compare_verdicts`, the batch twin of the operator's `judge_compare` (same window, spec rules
+    and serial-correlation correction; tests hold the two together)."""
     analysis = canary_analysis(block)
     success, duration = analysis.metrics
     runs, checks = v.success.shape
     verdicts = np.empty((runs, checks), dtype="<U8")
     for k in range(checks):
-        w = slice(k * INTERVAL, (k + 1) * INTERVAL)
+        w = slice(max(0, k + 1 - judging.COMPARE_INTERVALS) * INTERVAL, (k + 1) * INTERVAL)
         verdicts[:, k] = release_verdict([
-            judging.compare_verdicts(analysis, success, v.roll_success_c[:, w], v.roll_success_p[:, w]),
-            judging.compare_verdicts(analysis, duration, v.roll_p99_c[:, w], v.roll_p99_p[:, w]),
+            judging.compare_verdicts(analysis, success, v.roll_success_c[:, w], v.roll_success_p[:, w],
+                                     step=SCRAPE_S),
+            judging.compare_verdicts(analysis, duration, v.roll_p99_c[:, w], v.roll_p99_p[:, w], step=SCRAPE_S),
         ])
     return planned_outcome(verdicts, analysis.threshold)
 

@@ -4,11 +4,13 @@ After Kayenta's NetflixACAJudge: a Mann-Whitney U (Wilcoxon rank-sum) test says 
 differ, and the Hodges-Lehmann shift with its distribution-free confidence interval says by how much.
 The canary fails only when the difference is significant at `alpha` AND the whole interval lies beyond
 the tolerance in the bad direction, so a statistically clear but harmless difference passes. Samples
-are the metric's values over the analysis window (one per scrape or step); NaNs are dropped.
+are the metric's values over the analysis window (one per scrape or step); NaNs are dropped. When
+they are rates over overlapping windows (`window`), the test's variance is corrected for their
+serial correlation (`analysis.judges.serial`): they are then worth fewer independent values.
 
-The test and the interval are R's `wilcox.test(canary, primary, alternative, conf.int = TRUE,
-correct = TRUE)`, number for number (`analysis.judges.wilcoxon`): exact for small samples without
-ties, the corrected normal approximation otherwise. For a one-sided direction the interval is R's
+For independent samples the test and the interval are R's `wilcox.test(canary, primary, alternative,
+conf.int = TRUE, correct = TRUE)`, number for number (`analysis.judges.wilcoxon`): exact for small
+samples without ties, the corrected normal approximation otherwise. For a one-sided direction the interval is R's
 one-sided (1 - alpha) bound, so the interval and the p-value never contradict each other.
 
 Metrics that are mostly zero (error counts in short windows, rare events). When half or more of
@@ -42,6 +44,7 @@ import numpy.typing as npt
 from scipy import stats
 
 from analysis.judges import JudgeResult, Verdict, fmt
+from analysis.judges.serial import rank_sum_inflation
 from analysis.judges.wilcoxon import rank_sum
 from analysis.verdicts import Direction
 
@@ -65,11 +68,12 @@ def _rows(values: npt.ArrayLike) -> FloatArray:
 
 
 def mannwhitney_batch(
-    x: npt.ArrayLike, y: npt.ArrayLike, alternative: str = "two-sided"
+    x: npt.ArrayLike, y: npt.ArrayLike, alternative: str = "two-sided", inflation: npt.ArrayLike = 1.0
 ) -> tuple[FloatArray, FloatArray]:
     """U statistic of x and asymptotic p-value per row, NaNs omitted, with tie and continuity
     correction: the same numbers as `scipy.stats.mannwhitneyu(..., method="asymptotic")` row by row,
-    but vectorised. Rows with an empty sample get NaN."""
+    but vectorised. Rows with an empty sample get NaN. `inflation` (per row) multiplies U's variance
+    (serially correlated samples, `analysis.judges.serial`)."""
     xr, yr = _rows(x), _rows(y)
     n1 = np.sum(~np.isnan(xr), axis=1).astype(np.float64)
     n2 = np.sum(~np.isnan(yr), axis=1).astype(np.float64)
@@ -84,7 +88,7 @@ def mannwhitney_batch(
     tie_term = np.nansum(tie_size**2 - 1, axis=1)  # sum over tie groups of t^3 - t
     n = n1 + n2
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+        s = np.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term / (n * (n - 1))) * np.asarray(inflation))
         if alternative == "greater":
             u = u1
         elif alternative == "less":
@@ -104,13 +108,14 @@ def mannwhitney_batch(
 
 
 def hodges_lehmann_batch(
-    x: npt.ArrayLike, y: npt.ArrayLike, confidence: float = 0.95
+    x: npt.ArrayLike, y: npt.ArrayLike, confidence: float = 0.95, inflation: npt.ArrayLike = 1.0
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Hodges-Lehmann estimate of the shift x - y (median of all pairwise differences) and the
     two-sided distribution-free confidence interval: the pairwise differences at which R's
     continuity-corrected normal statistic crosses its quantile (the points R's wilcox.test root-finder
     approaches), with the tie correction of the pooled samples. Per row, NaNs omitted, infinities kept
-    (two equal infinities differ by 0); rows with an empty sample get NaN."""
+    (two equal infinities differ by 0); rows with an empty sample get NaN. `inflation` (per row) multiplies
+    the statistic's variance, as in `mannwhitney_batch`."""
     xr, yr = _rows(x), _rows(y)
     with np.errstate(invalid="ignore"):
         diffs = xr[:, :, None] - yr[:, None, :]
@@ -138,7 +143,7 @@ def hodges_lehmann_batch(
     tie_term = np.nansum(tie_size**2 - 1, axis=1)  # sum over tie groups of t^3 - t
     n = (n1 + n2).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = np.sqrt(npairs / 12 * ((n + 1) - tie_term / (n * (n - 1))))
+        sigma = np.sqrt(npairs / 12 * ((n + 1) - tie_term / (n * (n - 1))) * np.asarray(inflation))
         # W(d) <= z once d passes the k-th smallest difference, k = ceil(N/2 - 1/2 - z sigma) (1-based)
         k = np.ceil(npairs / 2 - 0.5 - z * sigma) - 1
     c = np.clip(np.nan_to_num(k, nan=0.0), 0, last).astype(np.int64)
@@ -199,13 +204,16 @@ def compare(
     alpha: float = 0.05,
     min_samples: int = 3,
     name: str = "value",
+    window: float | None = None,
 ) -> JudgeResult:
     """Judge the canary's samples against the primary's over the same window.
 
     `tolerance` is relative to the primary's median (0.1 = a shift of 10% of it is acceptable), or to
     its mean when the metric is mostly zero. Fewer than `min_samples` values (NaN is no value) on
     either side is NO_DATA; two identical constant series PASS. The p-value and interval are R's
-    wilcox.test's (one-sided in the bad direction)."""
+    wilcox.test's (one-sided in the bad direction), for independent samples. `window` says the samples are
+    a series of rates each over `window` steps (overlapping when > 1): the test's variance is then
+    corrected for their serial correlation (`analysis.judges.serial`) and the interval widens with it."""
     direction = Direction(direction)
     if tolerance < 0 or not 0 < alpha < 1:
         raise ValueError("tolerance must be >= 0 and alpha in (0, 1)")
@@ -224,12 +232,17 @@ def compare(
         details = {**counts, "p_value": 1.0, "shift": 0.0, "ci": [0.0, 0.0], "tolerance": 0.0}
         return JudgeResult(Verdict.PASS, c_med, p_med, limit, reason, details)
     confidence = 1 - alpha
-    test = rank_sum(c, p, alternative=R_ALTERNATIVE[direction], conf_level=confidence)  # type: ignore[arg-type]
+    inflation = 1.0 if window is None else float(rank_sum_inflation(c, p, window)[0])
+    test = rank_sum(c, p, alternative=R_ALTERNATIVE[direction], conf_level=confidence,  # type: ignore[arg-type]
+                    inflation=inflation)
     p_value, est, lo, hi = test.p_value, test.estimate, test.lower, test.upper
     significant = p_value < alpha
     verdict_word = f"p {fmt(p_value)} {'<' if significant else '>='} {fmt(alpha)}"
     details = {**counts, "p_value": p_value, "shift": est, "ci": [lo, hi], "confidence": confidence,
                "exact": test.exact, "direction": direction.value}
+    if window is not None:
+        # as many independent samples as the correlated ones are worth
+        details["effective_samples"] = (c.size + p.size) / inflation
     zero_heavy = bool(_zero_heavy(c[None, :])[0] or _zero_heavy(p[None, :])[0])
     diffs, tols, usable = _mean_effect(c[None, :], p[None, :], tolerance)
     mean_diff = float(diffs[0])
@@ -271,6 +284,7 @@ def compare_batch(
     tolerance: float = 0.1,
     alpha: float = 0.05,
     min_samples: int = 3,
+    window: float | None = None,
 ) -> npt.NDArray[np.str_]:
     """`compare` for many windows (rows) at once, with the asymptotic p-value: an array of Verdict
     values, one per row."""
@@ -278,8 +292,9 @@ def compare_batch(
     c, p = _rows(canary), _rows(primary)
     nc = np.sum(~np.isnan(c), axis=1)
     npr = np.sum(~np.isnan(p), axis=1)
-    _, pv = mannwhitney_batch(c, p, ALTERNATIVE[direction])
-    _, lo, hi = hodges_lehmann_batch(c, p, _confidence(direction, alpha))
+    inflation = np.ones(c.shape[0]) if window is None else rank_sum_inflation(c, p, window)
+    _, pv = mannwhitney_batch(c, p, ALTERNATIVE[direction], inflation)
+    _, lo, hi = hodges_lehmann_batch(c, p, _confidence(direction, alpha), inflation)
     with np.errstate(all="ignore"):
         med = np.nanmedian(np.where(npr[:, None] > 0, p, 0.0), axis=1)
         tol = tolerance * np.abs(np.where(np.isfinite(med), med, 0.0))

@@ -197,15 +197,18 @@ def _correction(z: float, alternative: Alternative) -> float:
     return math.copysign(0.5, z) if z != 0 else 0.0
 
 
-def _w_function(x: FloatArray, y: FloatArray, alternative: Alternative, correct: bool) -> Callable[[float], float]:
-    """R's W(d): the continuity-corrected standardised statistic of x - d against y."""
+def _w_function(x: FloatArray, y: FloatArray, alternative: Alternative, correct: bool,
+                inflation: float = 1.0) -> Callable[[float], float]:
+    """R's W(d): the continuity-corrected standardised statistic of x - d against y (its variance times
+    `inflation`)."""
     nx, ny = float(x.size), float(y.size)
 
     def w(d: float) -> float:
         dr = stats.rankdata(np.concatenate([x - d, y]))
         dz = float(np.sum(dr[: x.size])) - nx * (nx + 1) / 2 - nx * ny / 2
         corr = _correction(dz, alternative) if correct else 0.0
-        sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - _tie_sum(dr) / ((nx + ny) * (nx + ny - 1))))
+        sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - _tie_sum(dr) / ((nx + ny) * (nx + ny - 1)))
+                          * inflation)
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.float64(dz - corr) / np.float64(sigma))
 
@@ -245,17 +248,25 @@ def _jump_root(w: Callable[[float], float], diffs: FloatArray, zq: float) -> flo
 
 
 def rank_sum(x: npt.ArrayLike, y: npt.ArrayLike, *, alternative: Alternative = "two.sided",
-             conf_level: float = 0.95, correct: bool = True, exact: bool | None = None) -> RankSum:
+             conf_level: float = 0.95, correct: bool = True, exact: bool | None = None,
+             inflation: float = 1.0) -> RankSum:
     """R's `wilcox.test(x, y, alternative, conf.int = TRUE, conf.level, correct, exact)`, two samples.
 
-    NaNs must be removed by the caller; infinities are values (see the module docstring)."""
+    NaNs must be removed by the caller; infinities are values (see the module docstring). `inflation` > 1
+    is a variance correction for serially correlated samples (`analysis.judges.serial`): the normal
+    approximation with the statistic's variance multiplied by it, for the p-value and the interval alike
+    (the exact distribution assumes independence, so it is not used then). At 1 the result is R's."""
+    if not inflation >= 1:
+        raise ValueError("inflation must be >= 1")
     xa = np.asarray(x, dtype=np.float64).ravel()
     ya = np.asarray(y, dtype=np.float64).ravel()
     if xa.size == 0 or ya.size == 0 or np.isnan(xa).any() or np.isnan(ya).any():
         raise ValueError("both samples need at least one value and no NaN")
     nx, ny = float(xa.size), float(ya.size)
     r = stats.rankdata(np.concatenate([xa, ya]))
-    if exact is None:
+    if inflation > 1:
+        exact = False
+    elif exact is None:
         exact = xa.size < EXACT_BELOW and ya.size < EXACT_BELOW
     statistic = float(np.sum(r[: xa.size])) - nx * (nx + 1) / 2
     ties = np.unique(r).size != r.size
@@ -279,7 +290,7 @@ def rank_sum(x: npt.ArrayLike, y: npt.ArrayLike, *, alternative: Alternative = "
         return RankSum(statistic, p_value, float(np.median(diffs)), lower, upper, True)
 
     z = statistic - nx * ny / 2
-    sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - _tie_sum(r) / ((nx + ny) * (nx + ny - 1))))
+    sigma = math.sqrt((nx * ny / 12) * ((nx + ny + 1) - _tie_sum(r) / ((nx + ny) * (nx + ny - 1))) * inflation)
     corr = _correction(z, alternative) if correct else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
         zz = float(np.float64(z - corr) / np.float64(sigma))
@@ -290,7 +301,7 @@ def rank_sum(x: npt.ArrayLike, y: npt.ArrayLike, *, alternative: Alternative = "
     else:
         p_value = 2 * min(float(special.ndtr(zz)), float(special.ndtr(-zz)))
 
-    w = _w_function(xa, ya, alternative, correct)
+    w = _w_function(xa, ya, alternative, correct, inflation)
     w0 = _w_function(xa, ya, alternative, False)  # R sets correct <- FALSE before the estimate
     if np.isinf(xa).any() or np.isinf(ya).any():
         diffs = _differences(xa, ya)

@@ -168,7 +168,7 @@ class MetricChecks:
         if judge == Judge.SEQUENTIAL:
             return self._sequential(metric, at, since)
         if judge == Judge.COMPARE:
-            return self._compare(metric, at)
+            return self._compare(metric, at, since)
         value = self.prometheus.query_value(self.query(metric, "canary"), at)
         try:
             primary: float | None = self.prometheus.query_value(self.query(metric, "primary"), at)
@@ -176,13 +176,16 @@ class MetricChecks:
             primary = None
         return judging.judge_threshold(metric, value, primary)
 
-    def _compare(self, metric: Metric, at: datetime) -> JudgeResult:
-        start = at - self.interval
+    def _compare(self, metric: Metric, at: datetime, since: datetime) -> JudgeResult:
+        # The last few intervals, not before the run started: the last interval alone holds about one
+        # independent rate per arm once the test counts the overlap.
+        start = max(since, at - judging.COMPARE_INTERVALS * self.interval)
         step = max(self.interval / 10, timedelta(seconds=1))
         # NaN points are no data (the judge drops them); infinite ones are values, the worst of all
         canary = self._samples(metric, "canary", start, at, step)
         primary = self._samples(metric, "primary", start, at, step)
-        return judging.judge_compare(self.release.spec.analysis, metric, canary, primary)
+        return judging.judge_compare(self.release.spec.analysis, metric, canary, primary,
+                                     step=step.total_seconds())
 
     def _samples(self, metric: Metric, arm: Arm, start: datetime, at: datetime, step: timedelta) -> FloatArray:
         """One arm's samples. Under `nanStrategy: replace` (Kayenta's, for counts that report nothing when

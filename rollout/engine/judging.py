@@ -34,6 +34,12 @@ FloatArray = npt.NDArray[np.float64]
 # Without a `compare` block, a difference of 10% of the primary's value is tolerated.
 DEFAULT_TOLERANCE = 0.1
 
+# The compare judge's window, in analysis intervals back from the check (not before the run started).
+# Its samples are rates over the metric's `interval` every interval / 10: one interval of them is worth
+# about one independent rate per arm, too few for any test; three are enough to see a clear regression
+# while one that starts mid-run still fills most of the window within two checks.
+COMPARE_INTERVALS = 3
+
 
 def judge_for(analysis: Analysis, metric: Metric) -> Judge:
     """The judge of one metric: under `sequential` the built-in metrics get the sequential test (their
@@ -105,10 +111,21 @@ def rules_of(metric: Metric) -> Rules | None:
     )
 
 
-def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike) -> JudgeResult:
-    """The canary's samples over the last interval against the primary's; with Kayenta's rules
-    (`rules_of`), the samples are prepared first (NaNs, outliers) and the result classified after."""
+def sample_window(metric: Metric, step: float | None) -> float | None:
+    """How many sampling steps (seconds apart) one compare sample spans: the metric's queries are rates
+    over its `interval`, so samples closer than that overlap and the test corrects for it. None (no
+    `step`): samples known to be independent, judged by the R-exact test as they are."""
+    return None if step is None else metric.interval / step
+
+
+def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike, *,
+                  step: float | None = None) -> JudgeResult:
+    """The canary's samples over the last `COMPARE_INTERVALS` intervals, `step` seconds apart, against the
+    primary's: a Mann-Whitney test corrected for the samples' serial correlation (overlapping rates). With
+    Kayenta's rules (`rules_of`), the samples are prepared first (NaNs, outliers) and the result
+    classified after."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
+    window = sample_window(metric, step)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
     rules = rules_of(metric)
@@ -119,7 +136,7 @@ def judge_compare(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, pri
     if rules is not None:
         c, p = prepare(c, rules), prepare(p, rules)
     name = "error rate (%)" if success_rate else metric.name
-    result = compare(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, name=name)
+    result = compare(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, name=name, window=window)
     if rules is not None:
         result = classify(result, c, p, direction, rules)
     if success_rate:
@@ -164,20 +181,22 @@ def finish(metric: Metric, check: CheckResult) -> CheckResult:
     return replace(check, classification=label, critical=critical, final=check.final or critical)
 
 
-def compare_verdicts(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike
-                     ) -> npt.NDArray[np.str_]:
+def compare_verdicts(analysis: Analysis, metric: Metric, canary: npt.ArrayLike, primary: npt.ArrayLike, *,
+                     step: float | None = None) -> npt.NDArray[np.str_]:
     """`judge_compare` for many windows (rows) at once, for simulations: one verdict value per row. With
     Kayenta's rules (`rules_of`) each row goes through `judge_compare` itself (exact, one at a time)."""
     direction, tolerance = bad_direction(metric), tolerance_of(metric)
+    window = sample_window(metric, step)
     c = np.asarray(canary, dtype=np.float64)
     p = np.asarray(primary, dtype=np.float64)
     if rules_of(metric) is not None:
         rows = zip(np.atleast_2d(c), np.atleast_2d(p), strict=True)
-        return np.array([judge_compare(analysis, metric, cr, pr).verdict.value for cr, pr in rows], dtype=np.str_)
+        return np.array([judge_compare(analysis, metric, cr, pr, step=step).verdict.value for cr, pr in rows],
+                        dtype=np.str_)
     if metric.builtin and metric.name == REQUEST_SUCCESS_RATE:
         return compare_batch(100.0 - c, 100.0 - p, direction=flip(direction), tolerance=tolerance,
-                             alpha=analysis.alpha)
-    return compare_batch(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha)
+                             alpha=analysis.alpha, window=window)
+    return compare_batch(c, p, direction=direction, tolerance=tolerance, alpha=analysis.alpha, window=window)
 
 
 def judge_counts(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, canary_errors: npt.ArrayLike,
@@ -203,7 +222,7 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction", "classification_of",
-    "compare_verdicts", "finish", "judge_compare", "judge_counts", "judge_for", "judge_histogram", "judge_threshold",
-    "margins", "rules_of", "sequential_alpha", "tolerance_of",
+    "COMPARE_INTERVALS", "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction",
+    "classification_of", "compare_verdicts", "finish", "judge_compare", "judge_counts", "judge_for", "judge_histogram",
+    "judge_threshold", "margins", "rules_of", "sample_window", "sequential_alpha", "tolerance_of",
 ]

@@ -104,9 +104,9 @@ def prom() -> Iterator[RunningPrometheus]:
         yield server
 
 
-def canary_file(tmp_path: Path, target: str) -> Path:
+def canary_file(tmp_path: Path, target: str, step_weight: int = 10) -> Path:
     path = tmp_path / f"{target}.yaml"
-    path.write_text(CANARY.format(target=target))
+    path.write_text(CANARY.format(target=target).replace("stepWeight: 10", f"stepWeight: {step_weight}"))
     return path
 
 
@@ -146,17 +146,20 @@ def test_clean_window_promotes(prom: RunningPrometheus, tmp_path: Path, capsys: 
     assert weights == [0, 10, 20, 30, 40, 50, 50]
 
 
-@pytest.mark.parametrize("judge", ["compare", "sequential"])
+@pytest.mark.parametrize(("judge", "within"), [("compare", 5 * 60), ("sequential", 4 * 60)])
 def test_statistical_judges_agree_on_the_incident(
-    prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str], judge: str
+    prom: RunningPrometheus, tmp_path: Path, capsys: pytest.CaptureFixture[str], judge: str, within: int
 ) -> None:
-    assert main(analyze(prom, canary_file(tmp_path, "stable"), "--judge", judge)) == 0
+    # A plan of ten steps, so that the regression (4m30s in) lasts several checks: the compare judge
+    # reads its last three intervals of overlapping 1 m rates and fails once most of them are worse
+    # (the third or fourth check after the regression; threshold 2).
+    assert main(analyze(prom, canary_file(tmp_path, "stable", 5), "--judge", judge)) == 0
     capsys.readouterr()
-    code = main(analyze(prom, canary_file(tmp_path, "podinfo"), "--judge", judge, "--json"))
+    code = main(analyze(prom, canary_file(tmp_path, "podinfo", 5), "--judge", judge, "--json"))
     result = json.loads(capsys.readouterr().out)
     assert code == 3 and result["outcome"] == "rollback"
     decided = datetime.fromisoformat(result["decided_at"].replace("Z", "+00:00")).timestamp()
-    assert BAD_AT < decided <= BAD_AT + 4 * 60
+    assert BAD_AT < decided <= BAD_AT + within
     failed = [m for m in result["metrics"] if m["verdicts"]["fail"]]
     assert [m["name"] for m in failed] == ["request-success-rate"]
     assert failed[0]["judge"] == judge

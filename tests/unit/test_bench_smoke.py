@@ -15,6 +15,7 @@ from benchmarks.judge import (
     INTERVAL,
     JUDGES,
     PLAN_CHECKS,
+    SCRAPE_S,
     Scenario,
     benchmark,
     calibrated,
@@ -80,9 +81,11 @@ def test_batch_twins_give_the_operators_verdicts_on_the_simulated_checks() -> No
         for metric, c, p in ((analysis.metrics[0], v.roll_success_c, v.roll_success_p),
                              (analysis.metrics[1], v.roll_p99_c, v.roll_p99_p)):
             for k in range(0, PLAN_CHECKS, 3):
-                w = slice(k * INTERVAL, (k + 1) * INTERVAL)
-                batch = judging.compare_verdicts(analysis, metric, c[:, w], p[:, w])
-                one = [judging.judge_compare(analysis, metric, c[i, w], p[i, w]).verdict.value for i in range(6)]
+                # the operator's window: the last COMPARE_INTERVALS intervals
+                w = slice(max(0, k + 1 - judging.COMPARE_INTERVALS) * INTERVAL, (k + 1) * INTERVAL)
+                batch = judging.compare_verdicts(analysis, metric, c[:, w], p[:, w], step=SCRAPE_S)
+                one = [judging.judge_compare(analysis, metric, c[i, w], p[i, w], step=SCRAPE_S).verdict.value
+                       for i in range(6)]
                 assert list(batch) == one
         limits = canary_analysis(calibrated(0.012, 0.25))
         for metric, values in ((limits.metrics[0], v.success), (limits.metrics[1], v.p99_ms)):

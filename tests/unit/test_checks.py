@@ -184,12 +184,16 @@ def test_custom_query_reads_the_primary_under_its_own_name() -> None:
 # ---- compare -------------------------------------------------------------------------------------
 
 
+# The compare judge reads the last three intervals, one sample every interval / 10 (6 s).
+WINDOW_SAMPLES = 31
+
+
 def test_compare_fails_a_canary_clearly_worse_than_the_primary() -> None:
     canary = release("compare", [{"name": "request-success-rate"}])
     q_canary, q_primary = success_rate_queries(canary)
     rng = np.random.default_rng(7)
-    source = MemorySource({q_canary: points(90 + rng.normal(0, 0.3, 11)),
-                           q_primary: points(99.9 + rng.normal(0, 0.02, 11))})
+    source = MemorySource({q_canary: points(90 + rng.normal(0, 0.3, WINDOW_SAMPLES)),
+                           q_primary: points(99.9 + rng.normal(0, 0.02, WINDOW_SAMPLES))})
     (result,) = check(source, canary)
     assert result.verdict is Verdict.FAIL, result.reason
     # Shown as success rates again, although judged as error rates.
@@ -262,8 +266,8 @@ def test_compare_leaves_its_p_value_as_evidence() -> None:
     canary = release("compare", [{"name": "request-success-rate"}])
     q_canary, q_primary = success_rate_queries(canary)
     rng = np.random.default_rng(7)
-    checks = MetricChecks(canary, MemorySource({q_canary: points(90 + rng.normal(0, 0.3, 11)),
-                                                q_primary: points(99.9 + rng.normal(0, 0.02, 11))}))
+    checks = MetricChecks(canary, MemorySource({q_canary: points(90 + rng.normal(0, 0.3, WINDOW_SAMPLES)),
+                                                q_primary: points(99.9 + rng.normal(0, 0.02, WINDOW_SAMPLES))}))
     (result,) = checks.run(AT, T0)
     judge, statistic, value = checks.evidence["request-success-rate"]
     assert (judge, statistic) == ("compare", "p_value")

@@ -174,23 +174,25 @@ def test_operator_threshold_fails_an_infinite_p99_and_the_status_carries_null() 
 
 
 def test_operator_compare_keeps_infinite_points_and_catches_a_zero_heavy_error_rate() -> None:
-    from tests.unit.test_checks import MemorySource, check, points, release, success_rate_queries
+    from tests.unit.test_checks import WINDOW_SAMPLES, MemorySource, check, points, release, success_rate_queries
 
     query = 'p99{app="{{ target }}"}'
     canary = release("compare", [{"name": "p99", "query": query, "compare": {"direction": "increase"}}])
     rng = np.random.default_rng(2)
-    slow = rng.normal(100, 5, 11)
-    slow[:9] = math.inf  # most windows above the top bucket
+    slow = rng.normal(100, 5, WINDOW_SAMPLES)
+    slow[:25] = math.inf  # most windows above the top bucket
     source = MemorySource({'p99{app="podinfo"}': points(slow),
-                           'p99{app="podinfo-primary"}': points(rng.normal(100, 5, 11))})
+                           'p99{app="podinfo-primary"}': points(rng.normal(100, 5, WINDOW_SAMPLES))})
     (result,) = check(source, canary)
     assert result.verdict is Verdict.FAIL and result.value == math.inf, result.reason
 
     # success rate 100% in most windows: judged as an error rate that is mostly zero
     canary = release("compare", [{"name": "request-success-rate"}])
     q_canary, q_primary = success_rate_queries(canary)
-    errors_c = np.array([0, 2, 0, 0, 1, 0, 3, 0, 1, 0, 2], dtype=float)  # % of requests failed
-    errors_p = np.array([0] * 10 + [1], dtype=float)
+    # % of requests failed; the canary's 1 m error rate never drops to 0 (the window counts as ~3
+    # independent rates per arm, so a difference must hold throughout to be significant)
+    errors_c = np.resize(np.array([1, 2, 1, 3, 1, 2], dtype=float), WINDOW_SAMPLES)
+    errors_p = np.resize(np.array([0] * 10 + [1], dtype=float), WINDOW_SAMPLES)
     source = MemorySource({q_canary: points(100 - errors_c), q_primary: points(100 - errors_p)})
     (result,) = check(source, canary)
     assert result.verdict is Verdict.FAIL and "mostly zero" in result.reason, result.reason

@@ -35,7 +35,7 @@ from rollout.engine import judging
 from rollout.engine.checks import MetricChecks
 from rollout.engine.replay import replay
 from rollout.engine.reports import build_report
-from tests.unit.test_checks import AT, T0, MemorySource, points, release
+from tests.unit.test_checks import AT, T0, WINDOW_SAMPLES, MemorySource, points, release
 from tests.unit.test_parse import canary as canary_manifest
 from tests.unit.world import World, failing, no_data, passing
 
@@ -408,11 +408,13 @@ def test_checks_carry_classification_effect_size_and_critical() -> None:
     canary = release("compare", [{"name": "errors", "query": "sum(x{pod=~'{{ target }}.*'})",
                                   "compare": {"critical": True, "effectSize": {"criticalIncrease": 1.5}}}])
     q_canary, q_primary = _queries(canary)
-    source = MemorySource({q_canary: points([20.0, 22.0, 21.0, 25.0, 30.0, 24.0]),
-                           q_primary: points([10.0, 11.0, 12.0, 10.5, 11.5, 10.2])})
+    rng = np.random.default_rng(11)
+    # The compare judge reads the last three intervals, a sample every interval / 10.
+    errors, base = 22 + rng.normal(0, 2, WINDOW_SAMPLES), 11 + rng.normal(0, 0.7, WINDOW_SAMPLES)
+    source = MemorySource({q_canary: points(errors), q_primary: points(base)})
     (result,) = MetricChecks(canary, source).run(AT, T0)
     assert result.verdict is Verdict.FAIL and result.classification == "High"
-    assert result.effect_size == pytest.approx(142 / 65.2) and result.critical and result.final
+    assert result.effect_size == pytest.approx(errors.mean() / base.mean()) and result.critical and result.final
 
 
 def test_checks_under_nan_replace_read_a_query_without_series_as_zeros() -> None:
