@@ -58,10 +58,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[client.Api
 
 
 def scored_canary(namespace: str) -> dict[str, Any]:
-    obj = app.canary("istio", "compare", 3.0, namespace, git=False)
+    # The compare judge counts overlapping rates as one sample per rate window: 3 s rates over up to three
+    # 5 s intervals give it enough independent samples to decide.
+    obj = app.canary("istio", "compare", 5.0, namespace, git=False)
     obj["spec"]["analysis"].update(
-        threshold=2, stepWeight=25, maxWeight=50, scoring={"pass": 95, "marginal": 75},
-        metrics=[{"name": "request-success-rate", "interval": "6s",
+        threshold=2, stepWeight=20, maxWeight=60, scoring={"pass": 95, "marginal": 75},
+        metrics=[{"name": "request-success-rate", "interval": "3s",
                   "compare": {"direction": "decrease", "weight": 100,
                               "effectSize": {"measure": "cles", "allowedIncrease": 0.6}}}])
     return obj
