@@ -5,7 +5,9 @@ The operator's reconcile runs in-process here (no kopf), so every request counte
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from rollout.engine.kube import api_client
 from rollout.engine.operator import Operator
 from rollout.settings import Settings
 from sandbox import Sandbox
+from sandbox.apiserver import REQUESTS_PATH
 from tests.e2e.conftest import create_deployment, create_release, set_image, wait_for
 from tests.e2e.test_operator import canary
 
@@ -85,3 +88,26 @@ def test_prometheus_down_holds_the_release_without_failing_it(tmp_path: Path) ->
         final = status()
         assert final["phase"] == "Progressing" and final["failedChecks"] == 0
         assert "Prometheus unavailable" in final["analysis"]["metrics"][0]["reason"]
+
+
+def test_the_sandbox_counts_requests_by_client_and_watches_apart(tmp_path: Path) -> None:
+    """What a process outside reads (the scale benchmark): each client's requests by User-Agent, a
+    watch as "WATCH path" once when opened; reading the counts is not itself counted."""
+    with Sandbox() as sb:
+        api = api_client(sb.write_kubeconfig(tmp_path / "kubeconfig"))
+        api.user_agent = "counted-client"
+        core = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": "counted"}})
+        core.list_namespaced_config_map("counted")
+        core.list_namespaced_config_map("counted", watch=True, timeout_seconds=1, _preload_content=False).read()
+
+        def counts() -> dict[str, dict[str, int]]:
+            with urllib.request.urlopen(sb.url + REQUESTS_PATH, timeout=5) as answer:
+                return dict(json.loads(answer.read())["agents"])
+
+        first = counts()
+        mine = first["counted-client"]
+        path = "/api/v1/namespaces/counted/configmaps"
+        assert mine["POST /api/v1/namespaces"] == 1
+        assert mine[f"GET {path}"] == 1 and mine[f"WATCH {path}"] == 1
+        assert counts() == first
