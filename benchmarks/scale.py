@@ -17,9 +17,9 @@ Where the figures come from:
                       benchmark's own (set-up, image changes, its watch of the phases) are told apart
                       by its User-Agent and left out. GET = read, POST/PUT/PATCH/DELETE = write, a
                       watch counts once when opened (reported apart)
-  per progressing     requests in `scale-busy` over the progressing window divided by that window's
-  tick                ticks less the idle releases' share (their tick rate in the idle window): the
-                      ticks of the P releases are not counted apart by the operator
+  per progressing     requests in `scale-busy` over the progressing window divided by the P releases'
+  tick                ticks: those begun in a run's phases (`rollout_release_ticks_total` by phase) and
+                      the one that started each run
   CPU, RSS            /proc/<pid>/stat (utime + stime) and /proc/<pid>/status (VmRSS) of each process;
                       cores = CPU seconds / wall seconds
   to Succeeded        per progressing release, from its image change to phase Succeeded (seen on a
@@ -65,6 +65,7 @@ AGENT = "rollout-scale-benchmark"
 IDLE_NS, BUSY_NS = "scale-idle", "scale-busy"
 OLD, NEW = "ghcr.io/stefanprodan/podinfo:6.0.0", "ghcr.io/stefanprodan/podinfo:6.0.1"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
+IDLE_PHASES = frozenset({"Initialized", "Succeeded", "Initializing", "none"})  # not in a run
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -317,15 +318,17 @@ class Snapshot:
     requests: Counter[str]  # the operator's: "METHOD path" ("WATCH path" for a watch opened)
     ticks: float
     lag: dict[float, float]  # cumulative counts by upper bound (seconds)
+    phase_ticks: dict[str, float]  # by the phase a tick began in
     operator_cpu: float
     sandbox_cpu: float
     operator_rss: int
     sandbox_rss: int
 
 
-def operator_metrics(url: str) -> tuple[float, dict[float, float]]:
+def operator_metrics(url: str) -> tuple[float, dict[float, float], dict[str, float]]:
+    """The operator's ticks, tick lag buckets and ticks by the phase they began in (Canaries)."""
     text = urllib.request.urlopen(url, timeout=10).read().decode()
-    ticks, lag = 0.0, {}
+    ticks, lag, phases = 0.0, {}, {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.labels.get("kind") != "Canary":
@@ -334,7 +337,9 @@ def operator_metrics(url: str) -> tuple[float, dict[float, float]]:
                 ticks = s.value
             elif s.name == "rollout_tick_lag_seconds_bucket":
                 lag[float(s.labels["le"])] = s.value
-    return ticks, lag
+            elif s.name == "rollout_release_ticks_total":
+                phases[s.labels["phase"]] = s.value
+    return ticks, lag, phases
 
 
 def served(sandbox_url: str) -> Counter[str]:
@@ -348,8 +353,8 @@ def served(sandbox_url: str) -> Counter[str]:
 
 
 def snapshot(sandbox: Process, sandbox_url: str, operator: Process, metrics_url: str) -> Snapshot:
-    ticks, lag = operator_metrics(metrics_url)
-    return Snapshot(time.monotonic(), served(sandbox_url), ticks, lag, _proc_cpu(operator.pid),
+    ticks, lag, phases = operator_metrics(metrics_url)
+    return Snapshot(time.monotonic(), served(sandbox_url), ticks, lag, phases, _proc_cpu(operator.pid),
                     _proc_cpu(sandbox.pid), _proc_rss(operator.pid), _proc_rss(sandbox.pid))
 
 
@@ -401,6 +406,7 @@ class Window:
     operator_cpu: float
     sandbox_cpu: float
     lag_buckets: dict[float, float]
+    run_ticks: float | None  # ticks begun in a run's phases (not idle), when the operator counts them
     by_namespace: dict[str, tuple[int, int]] = field(default_factory=dict)  # (reads, writes)
     by_shape: dict[str, int] = field(default_factory=dict)  # "GET /apis/apps/v1/namespaces/*/deployments/*": n
 
@@ -425,6 +431,8 @@ class Window:
                 slot[0] += n
         return cls(b.at - a.at, b.ticks - a.ticks, reads, writes, watches, b.operator_cpu - a.operator_cpu,
                    b.sandbox_cpu - a.sandbox_cpu, {k: b.lag.get(k, 0) - a.lag.get(k, 0) for k in b.lag},
+                   sum(v - a.phase_ticks.get(k, 0) for k, v in b.phase_ticks.items() if k not in IDLE_PHASES)
+                   if b.phase_ticks else None,
                    {k: (v[0], v[1]) for k, v in by_ns.items()}, dict(shapes.most_common()))
 
     def per_tick(self, n: float) -> float:
@@ -454,8 +462,11 @@ class Row:
 
     @property
     def busy_ticks(self) -> float:
-        """The progressing releases' ticks in the progressing window: all ticks less the idle
-        releases' share at their idle-window rate."""
+        """The progressing releases' ticks in the progressing window: those begun in a run's phases
+        and the one that started each run (from Initialized). An operator that does not count ticks by
+        phase: all ticks less the idle releases' share at their idle-window rate (an estimate)."""
+        if self.progressing.run_ticks is not None:
+            return max(1.0, self.progressing.run_ticks + self.busy)
         rate = self.idle.ticks / (self.n * self.idle.seconds) if self.idle.seconds else 0.0
         others = rate * (self.n - self.busy) * self.progressing.seconds
         return max(1.0, self.progressing.ticks - others)
@@ -467,7 +478,7 @@ class Row:
         reads, writes = self.busy_requests()
         ratios = sorted(self.to_succeed)
         both = Window(self.idle.seconds + self.progressing.seconds, 0, 0, 0, 0, 0, 0,
-                      {k: self.idle.lag_buckets.get(k, 0) + v for k, v in self.progressing.lag_buckets.items()})
+                      {k: self.idle.lag_buckets.get(k, 0) + v for k, v in self.progressing.lag_buckets.items()}, None)
         return {
             "n": self.n, "progressing": self.busy, "initialized": self.initialized,
             "init_seconds": round(self.init_seconds, 1),
@@ -480,7 +491,8 @@ class Row:
             "idle_watches_opened": self.idle.watches,
             "progressing_reads_per_tick": reads / self.busy_ticks,
             "progressing_writes_per_tick": writes / self.busy_ticks,
-            "progressing_ticks_estimated": round(self.busy_ticks, 1),
+            "progressing_ticks": round(self.busy_ticks, 1),
+            "progressing_ticks_counted": self.progressing.run_ticks is not None,
             "progressing_watches_opened": self.progressing.watches,
             "operator_cpu_ms_per_tick_idle": 1000 * self.idle.per_tick(self.idle.operator_cpu),
             "operator_cpu_ms_per_tick_progressing": 1000 * self.progressing.per_tick(self.progressing.operator_cpu),
