@@ -172,6 +172,7 @@ class DeploymentController:
         self._dirty: set[tuple[str | None, str]] = set()
         self._wakes: dict[tuple[str | None, str], float] = {}
         self._listening = False
+        self._writing = False  # its own status writes need no second look
 
     def set_unready(self, namespace: str, name: str, unready: bool = True) -> None:
         """Keep a Deployment's new pods from becoming ready (or let them)."""
@@ -183,7 +184,7 @@ class DeploymentController:
         self._store.nudge()
 
     def _on_write(self, spec: ResourceSpec, event: WatchEvent) -> None:
-        if (spec.group, spec.plural) != ("apps", "deployments"):
+        if (spec.group, spec.plural) != ("apps", "deployments") or self._writing:
             return
         meta = event.obj.get("metadata") or {}
         key = (meta.get("namespace"), str(meta.get("name")))
@@ -277,5 +278,9 @@ class DeploymentController:
             obj, rollout, now=now, unready=unready, ready_delay=self.ready_delay
         )
         if status != obj.get("status"):
-            self._store.update_status(spec, meta.get("namespace"), meta["name"], status)
+            self._writing = True
+            try:
+                self._store.update_status(spec, meta.get("namespace"), meta["name"], status)
+            finally:
+                self._writing = False
         return wake
