@@ -32,10 +32,9 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class GarbageCollector:
-    """Sweeps after every change that can leave something to collect (a deletion begun or done, an
-    object with owners stored or its owners changed), and every `idle_interval` seconds; each sweep
-    is one bounded pass over the objects. Other writes (a status, a spec) start no sweep, so that
-    a busy store does not pay a pass over every object per write."""
+    """Sweeps after every deletion (begun or done) and every `idle_interval` seconds, which also finds
+    objects whose owners never existed; each sweep is one bounded pass over the objects. Other writes
+    start no sweep, so that a busy store does not pay a pass over every object per write."""
 
     def __init__(self, store: ObjectStore, *, idle_interval: float = 1.0) -> None:
         self._store = store
@@ -43,9 +42,7 @@ class GarbageCollector:
         self._due = True
 
     def _on_write(self, spec: ResourceSpec, event: WatchEvent) -> None:
-        meta, old = _meta(event.obj), _meta(event.old or {})
-        if (event.type == "DELETED" or meta.get("deletionTimestamp")
-                or meta.get("ownerReferences") != old.get("ownerReferences")):
+        if event.type == "DELETED" or _meta(event.obj).get("deletionTimestamp"):
             self._due = True
 
     async def run(self) -> None:
