@@ -531,15 +531,19 @@ def run_size(n: int, plan: Plan, log: Any = print) -> Row:
         create_all(api, items, plan)
         phases = Phases(api, (IDLE_NS, BUSY_NS))
         operator, metrics_url = start_operator(root, kubeconfig, plan)
+
+        def both_alive() -> bool:
+            return operator.alive() and sandbox.alive()
+
         began = time.monotonic()
         notes: list[str] = []
         try:
-            _wait("every release Initialized", lambda: phases.count("Initialized") >= n or not operator.alive(),
+            _wait("every release Initialized", lambda: phases.count("Initialized") >= n or not both_alive(),
                   plan.init_timeout, every=0.5)
         except RuntimeError:
             notes.append(f"only {phases.count('Initialized')} of {n} Initialized after {plan.init_timeout:.0f}s")
-        if not operator.alive():
-            raise RuntimeError(f"the operator stopped:\n{operator.tail()}")
+        if not both_alive():
+            raise RuntimeError(f"the operator or the sandbox stopped:\n{operator.tail()}\n{sandbox.tail()}")
         init_seconds = time.monotonic() - began
         initialized = phases.count("Initialized")
         log(f"N={n}: {initialized} Initialized in {init_seconds:.0f}s; idle window")
@@ -552,7 +556,7 @@ def run_size(n: int, plan: Plan, log: Any = print) -> Row:
         deadline = plan.progress_factor * plan.nominal + 60
         try:
             _wait("the progressing releases Succeeded",
-                  lambda: len(phases.succeeded_after) >= len(busy) or not operator.alive(), deadline, every=0.25)
+                  lambda: len(phases.succeeded_after) >= len(busy) or not both_alive(), deadline, every=0.25)
         except RuntimeError:
             notes.append(f"only {len(phases.succeeded_after)} of {len(busy)} Succeeded after {deadline:.0f}s")
         c = snapshot(sandbox, sandbox_url, operator, metrics_url)
