@@ -274,14 +274,15 @@ class Phases:
     def _follow(self, namespace: str) -> None:
         while not self._stop.is_set():
             try:
+                # Bounded in time: a saturated API server must not leave the phases unwatched for good.
                 listing: dict[str, Any] = self.custom.list_namespaced_custom_object(  # type: ignore[assignment]
-                    GROUP, VERSION, namespace, "canaries")
+                    GROUP, VERSION, namespace, "canaries", _request_timeout=120)
                 for obj in listing.get("items", []):
                     self._seen(namespace, obj)
                 version = listing["metadata"]["resourceVersion"]
                 stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
                     self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, "canaries",
-                    resource_version=version, timeout_seconds=60)
+                    resource_version=version, timeout_seconds=60, _request_timeout=90)
                 for event in stream:
                     if self._stop.is_set():
                         return
