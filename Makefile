@@ -64,12 +64,16 @@ CHAOS_SEED   ?=
 chaos: $(STAMP) $(PROMETHEUS)
 	CHAOS_CYCLES=$(CHAOS_CYCLES) CHAOS_SEED=$(CHAOS_SEED) $(BIN)/pytest -q tests/chaos -k test_chaos_long
 
-# Benchmarks print figures and ratios; they never fail on speed.
+# Benchmarks print figures and ratios; they never fail on speed. The scale benchmark runs the sandbox
+# and the operator as processes with SCALE_SIZES releases each (`make bench SCALE_SIZES=100,500`).
+SCALE_SIZES ?= 100,500,1000
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.judge --json .cache/bench-judge.json
+	$(BIN)/python -m benchmarks.scale --sizes $(SCALE_SIZES) --json .cache/bench-scale.json
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks.judge --quick --json .cache/bench-judge-quick.json
+	$(BIN)/python -m benchmarks.scale --quick --json .cache/bench-scale-quick.json
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .pytest_cache .ruff_cache

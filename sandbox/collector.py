@@ -9,13 +9,15 @@ Operators rely on this to clean up what they created, so the sandbox does it too
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from typing import Any
 
 import kmock
 
 from .resources import ResourceSpec
-from .store import ObjectStore
+from .store import ObjectStore, WatchEvent
 
 __all__ = ["GarbageCollector"]
 
@@ -30,19 +32,35 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class GarbageCollector:
-    """Sweeps after every change in the store; each sweep is one bounded pass over the objects."""
+    """Sweeps after every deletion (begun or done) and every `idle_interval` seconds, which also finds
+    objects whose owners never existed; each sweep is one bounded pass over the objects. Other writes
+    start no sweep, so that a busy store does not pay a pass over every object per write."""
 
     def __init__(self, store: ObjectStore, *, idle_interval: float = 1.0) -> None:
         self._store = store
         self._idle_interval = idle_interval
+        self._due = True
+
+    def _on_write(self, spec: ResourceSpec, event: WatchEvent) -> None:
+        if event.type == "DELETED" or _meta(event.obj).get("deletionTimestamp"):
+            self._due = True
 
     async def run(self) -> None:
-        while not self._store.stopping.is_set():
-            try:
-                self.sweep()
-            except Exception:  # keep collecting: one odd object must not stop the collector
-                logger.exception("sandbox garbage collection failed")
-            await self._store.wait_changed(self._idle_interval)
+        loop = asyncio.get_running_loop()
+        self._store.listeners.append(self._on_write)
+        swept = -math.inf
+        try:
+            while not self._store.stopping.is_set():
+                if self._due or loop.time() - swept >= self._idle_interval:
+                    self._due = False
+                    swept = loop.time()
+                    try:
+                        self.sweep()
+                    except Exception:  # keep collecting: one odd object must not stop the collector
+                        logger.exception("sandbox garbage collection failed")
+                await self._store.wait_changed(max(swept + self._idle_interval - loop.time(), 0.0))
+        finally:
+            self._store.listeners.remove(self._on_write)
 
     def _delete(self, spec: ResourceSpec, obj: dict[str, Any], policy: str = "Background") -> None:
         meta = _meta(obj)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .resources import ResourceSpec
-from .store import ObjectStore
+from .store import ObjectStore, WatchEvent
 
 __all__ = ["UNREADY_ANNOTATION", "DeploymentController", "deployment_status"]
 
@@ -158,13 +158,21 @@ def deployment_status(
 
 
 class DeploymentController:
-    """Keeps the status of every apps/v1 Deployment in the store as a real controller would."""
+    """Keeps the status of every apps/v1 Deployment in the store as a real controller would.
+
+    While it runs it looks only at the Deployments a write touched and those whose status is due to
+    change (their pods become ready, their deadline passes), not at every Deployment after every
+    write: the cost of a write stays the same however many Deployments there are."""
 
     def __init__(self, store: ObjectStore, *, ready_delay: float = 0.5) -> None:
         self._store = store
         self.ready_delay = ready_delay
         self._rollouts: dict[str, _Rollout] = {}
         self._unready: set[tuple[str, str]] = set()
+        self._dirty: set[tuple[str | None, str]] = set()
+        self._wakes: dict[tuple[str | None, str], float] = {}
+        self._listening = False
+        self._writing = False  # its own status writes need no second look
 
     def set_unready(self, namespace: str, name: str, unready: bool = True) -> None:
         """Keep a Deployment's new pods from becoming ready (or let them)."""
@@ -172,26 +180,66 @@ class DeploymentController:
             self._unready.add((namespace, name))
         else:
             self._unready.discard((namespace, name))
+        self._dirty.add((namespace, name))
         self._store.nudge()
+
+    def _on_write(self, spec: ResourceSpec, event: WatchEvent) -> None:
+        if (spec.group, spec.plural) != ("apps", "deployments") or self._writing:
+            return
+        meta = event.obj.get("metadata") or {}
+        key = (meta.get("namespace"), str(meta.get("name")))
+        if event.type == "DELETED":
+            self._rollouts.pop(meta.get("uid", ""), None)
+            self._wakes.pop(key, None)
+        else:
+            self._dirty.add(key)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        while not self._store.stopping.is_set():
-            try:
-                wake = self.reconcile(loop.time())
-            except Exception:  # keep reporting: one odd Deployment must not stop the controller
-                logger.exception("sandbox deployment controller failed")
-                wake = None
-            timeout = 1.0 if wake is None else min(max(wake - loop.time(), 0.0), 1.0)
-            await self._store.wait_changed(timeout)
+        self.reconcile(loop.time())  # every Deployment once, then only what changes
+        self._store.listeners.append(self._on_write)
+        self._listening = True
+        try:
+            while not self._store.stopping.is_set():
+                try:
+                    wake = self.reconcile(loop.time())
+                except Exception:  # keep reporting: one odd Deployment must not stop the controller
+                    logger.exception("sandbox deployment controller failed")
+                    wake = None
+                timeout = 1.0 if wake is None else min(max(wake - loop.time(), 0.0), 1.0)
+                await self._store.wait_changed(timeout)
+        finally:
+            self._listening = False
+            self._store.listeners.remove(self._on_write)
 
     def reconcile(self, now: float) -> float | None:
-        """Bring every Deployment's status up to date; returns the earliest next change (loop time)."""
+        """Bring the Deployments' status up to date (all of them when not running, else those written
+        to or due); returns the earliest next change (loop time)."""
         spec = self._store.lookup("apps", "v1", "deployments")
         if spec is None:
             return None
+        if not self._listening:
+            return self._reconcile_all(spec, now)
+        due = {key for key, at in self._wakes.items() if at <= now}
+        keys, self._dirty = self._dirty | due, set()
+        for key in keys:
+            self._wakes.pop(key, None)
+            obj = self._store.peek(spec, *key)
+            if obj is None:
+                continue
+            try:
+                wake = self._reconcile_one(spec, obj, now)
+            except Exception:  # one odd Deployment must not stop the others' status
+                logger.exception("sandbox deployment controller failed on %s/%s", *key)
+                continue
+            if wake is not None:
+                self._wakes[key] = wake
+        return min(self._wakes.values()) if self._wakes else None
+
+    def _reconcile_all(self, spec: ResourceSpec, now: float) -> float | None:
         wakes: list[float] = []
         seen: set[str] = set()
+        self._wakes.clear()
         for _, obj in self._store.live_objects(spec):
             meta = obj.get("metadata") or {}
             seen.add(meta.get("uid", ""))
@@ -203,8 +251,10 @@ class DeploymentController:
                 continue
             if wake is not None:
                 wakes.append(wake)
+                self._wakes[(meta.get("namespace"), str(meta.get("name")))] = wake
         for uid in set(self._rollouts) - seen:
             del self._rollouts[uid]
+        self._dirty.clear()
         return min(wakes) if wakes else None
 
     def _reconcile_one(self, spec: ResourceSpec, obj: dict[str, Any], now: float) -> float | None:
@@ -228,5 +278,9 @@ class DeploymentController:
             obj, rollout, now=now, unready=unready, ready_delay=self.ready_delay
         )
         if status != obj.get("status"):
-            self._store.update_status(spec, meta.get("namespace"), meta["name"], status)
+            self._writing = True
+            try:
+                self._store.update_status(spec, meta.get("namespace"), meta["name"], status)
+            finally:
+                self._writing = False
         return wake

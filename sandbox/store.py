@@ -137,6 +137,9 @@ class ObjectStore:
         self._logs: dict[tuple[str, str], deque[WatchEvent]] = {}
         self._compacted: dict[tuple[str, str], int] = {}
         self._applied: dict[tuple[str, str, str | None, str, str], Any] = {}
+        # Every key ever stored, by kind (storage key), in the order stored: one kind's objects are
+        # read without a pass over every other kind's (the controllers read theirs after each write).
+        self._kinds: dict[kmock.resource, dict[Key, None]] = {}
         self._changed = asyncio.Event()
         self._dry = False
         self.stopping = asyncio.Event()
@@ -190,10 +193,22 @@ class ObjectStore:
         live = self._live(self._key(spec, namespace, name))
         return copy.deepcopy(live) if live is not None else None
 
+    def peek(self, spec: ResourceSpec, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The live object itself, not a copy, for the controllers inside the sandbox: read, never change."""
+        return self._live(self._key(spec, namespace, name))
+
     def live_objects(self, spec: ResourceSpec | None = None) -> list[tuple[ResourceSpec, dict[str, Any]]]:
         """All live objects (of one kind or of all), for the controllers inside the sandbox."""
         by_key = {s.storage_key: s for s in self.specs()}
         result: list[tuple[ResourceSpec, dict[str, Any]]] = []
+        if spec is not None:
+            if by_key.get(spec.storage_key) is not spec:
+                return result
+            for key in list(self._kinds.get(spec.storage_key, ())):
+                obj = self.objects[key]
+                if not obj.deleted:
+                    result.append((spec, obj.last.raw))
+            return result
         for (resource, _, _), obj in list(self.objects.items()):
             owner_spec = by_key.get(resource)
             if owner_spec is None or obj.deleted or (spec is not None and owner_spec is not spec):
@@ -270,6 +285,7 @@ class ObjectStore:
         _meta(new)["resourceVersion"] = str(self._rv)
         if key not in self.objects:
             self.objects[key] = new
+            self._kinds.setdefault(key[0], {})[key] = None
         else:
             stored = self.objects[key]
             stored.history.append(new)

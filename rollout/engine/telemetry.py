@@ -59,6 +59,9 @@ TICK_LAG = Histogram("rollout_tick_lag_seconds",
                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, float("inf")))
 QUEUED = Gauge("rollout_releases_queued",
                "Releases waiting in phase Waiting for a slot under --max-concurrent-releases")
+TICKS = Counter("rollout_release_ticks_total",
+                "Ticks of releases that completed, by the phase the release was in when the tick began",
+                ["kind", "phase"])
 EVIDENCE = Gauge("rollout_judge_evidence",
                  "The judge's evidence at the last check of a metric: p-value (compare) or e-value (sequential)",
                  ["namespace", "name", "metric", "judge", "statistic"])
@@ -106,6 +109,7 @@ def status_value(phase: Phase) -> int:
 def tick_recorded(release: Release, old: ReleaseStatus, new: ReleaseStatus, seconds: float) -> None:
     """A tick took `seconds` and wrote `new` over `old`: status, weights, analysis time, a run's end."""
     target, namespace = release.spec.target_ref.name, release.metadata.namespace
+    TICKS.labels(release.kind, old.phase.value if old.phase else "none").inc()
     if new.phase is None:
         return
     STATUS.labels(target, namespace).set(status_value(new.phase))

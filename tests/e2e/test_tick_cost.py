@@ -5,7 +5,9 @@ The operator's reconcile runs in-process here (no kopf), so every request counte
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from rollout.engine.kube import api_client
 from rollout.engine.operator import Operator
 from rollout.settings import Settings
 from sandbox import Sandbox
+from sandbox.apiserver import REQUESTS_PATH
 from tests.e2e.conftest import create_deployment, create_release, set_image, wait_for
 from tests.e2e.test_operator import canary
 
@@ -105,3 +108,66 @@ def test_prometheus_down_holds_the_release_without_failing_it(tmp_path: Path) ->
         final = status()
         assert final["phase"] == "Progressing" and final["failedChecks"] == 0
         assert "Prometheus unavailable" in final["analysis"]["metrics"][0]["reason"]
+
+
+def test_the_sandbox_counts_requests_by_client_and_watches_apart(tmp_path: Path) -> None:
+    """What a process outside reads (the scale benchmark): each client's requests by User-Agent, a
+    watch as "WATCH path" once when opened; reading the counts is not itself counted."""
+    with Sandbox() as sb:
+        api = api_client(sb.write_kubeconfig(tmp_path / "kubeconfig"))
+        api.user_agent = "counted-client"
+        core = client.CoreV1Api(api)
+        core.create_namespace({"metadata": {"name": "counted"}})
+        core.list_namespaced_config_map("counted")
+        core.list_namespaced_config_map("counted", watch=True, timeout_seconds=1, _preload_content=False).read()
+
+        def counts() -> dict[str, dict[str, int]]:
+            with urllib.request.urlopen(sb.url + REQUESTS_PATH, timeout=5) as answer:
+                return dict(json.loads(answer.read())["agents"])
+
+        first = counts()
+        mine = first["counted-client"]
+        path = "/api/v1/namespaces/counted/configmaps"
+        assert mine["POST /api/v1/namespaces"] == 1
+        assert mine[f"GET {path}"] == 1 and mine[f"WATCH {path}"] == 1
+        assert counts() == first
+
+
+def test_a_write_to_one_deployment_costs_the_sandbox_that_one_not_all(tmp_path: Path) -> None:
+    """The simulated Deployment controller looks at the Deployments written to (and those due to
+    become ready), not at every Deployment after every write; their status is still kept."""
+    with Sandbox(deployment_ready_delay=0.2) as sb:
+        api = api_client(sb.write_kubeconfig(tmp_path / "kubeconfig"))
+        client.CoreV1Api(api).create_namespace({"metadata": {"name": "many"}})
+        for i in range(30):
+            create_deployment(api, f"app-{i}", "many")
+        apps = client.AppsV1Api(api)
+
+        def available(name: str) -> bool:
+            d = apps.read_namespaced_deployment(name, "many")
+            return bool(d.status.ready_replicas == d.spec.replicas and d.status.updated_replicas == d.spec.replicas
+                        and d.status.observed_generation == d.metadata.generation and not
+                        (d.status.replicas or 0) > d.spec.replicas)
+
+        wait_for("every Deployment available", lambda: all(available(f"app-{i}") for i in range(30)), timeout=20)
+        time.sleep(0.5)  # the last status writes looked at once more
+        controller = sb.deployments
+        assert controller is not None
+        looked_at: list[str] = []
+        original = controller._reconcile_one
+
+        def counting(spec: Any, obj: dict[str, Any], now: float) -> float | None:
+            looked_at.append(obj["metadata"]["name"])
+            return original(spec, obj, now)
+
+        sb.call(lambda: setattr(controller, "_reconcile_one", counting))
+        set_image(api, "app-7", "many", "x:2")
+        wait_for("the changed Deployment rolled out", lambda: available("app-7") and image_is(apps, "app-7", "x:2"),
+                 timeout=20)
+        time.sleep(0.5)
+        assert set(looked_at) == {"app-7"}
+        assert len(looked_at) <= 10
+
+
+def image_is(apps: client.AppsV1Api, name: str, image: str) -> bool:
+    return str(apps.read_namespaced_deployment(name, "many").spec.template.spec.containers[0].image) == image

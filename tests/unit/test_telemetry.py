@@ -83,6 +83,20 @@ def test_a_promotion_counts_one_success_and_sets_status_1(ns: str) -> None:
     assert sample("flagger_canary_duration_seconds_count", name="podinfo", namespace=ns) is None
 
 
+def test_ticks_are_counted_by_the_phase_they_began_in() -> None:
+    release = canary(f"t-{uuid.uuid4().hex[:8]}")
+
+    def ticks(phase: str) -> float:
+        return sample("rollout_release_ticks_total", kind="Canary", phase=phase) or 0.0
+
+    before = {p: ticks(p) for p in ("Initialized", "Progressing", "none")}
+    telemetry.tick_recorded(release, ReleaseStatus(), status(Phase.INITIALIZING), 0.01)
+    telemetry.tick_recorded(release, status(Phase.INITIALIZED), status(Phase.INITIALIZED), 0.01)
+    telemetry.tick_recorded(release, status(Phase.INITIALIZED), status(Phase.PROGRESSING, 10), 0.01)
+    telemetry.tick_recorded(release, status(Phase.PROGRESSING, 10), status(Phase.PROGRESSING, 20), 0.01)
+    assert {p: ticks(p) - before[p] for p in before} == {"Initialized": 2, "Progressing": 1, "none": 1}
+
+
 def test_a_failure_counts_once_through_the_revert(ns: str) -> None:
     release = canary(ns)
     labels = {"name": "podinfo", "namespace": ns, "deployment_strategy": "canary", "analysis_status": "completed"}
