@@ -46,6 +46,13 @@ FloatArray = npt.NDArray[np.float64]
 DEFAULT_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0)
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.25, 0.35, 0.25, 0.15)
 
+# Latency boundaries bet up to 10x: above the primary's tail a tail-only regression multiplies the share
+# of slow requests by far more than 5 (3% of requests 3x slower: ~8x above the primary's P99.9), and the
+# 5x cap made the test wait for more requests there. Measured with the judge benchmark: median requests
+# to catch that regression at 200 req/s fall by a third; median shifts of 10-25% take 1-3% more.
+LATENCY_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
+LATENCY_WEIGHTS: tuple[float, ...] = (0.2, 0.3, 0.2, 0.2, 0.1)
+
 
 def _prior(ratios: Sequence[float], weights: Sequence[float] | None) -> tuple[FloatArray, FloatArray]:
     r = np.asarray(ratios, dtype=np.float64)
@@ -152,8 +159,8 @@ def boundary_log_evalues(
     *,
     margin: Margin = 1.0,
     start: int = 0,
-    ratios: Sequence[float] = DEFAULT_RATIOS,
-    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+    ratios: Sequence[float] = LATENCY_RATIOS,
+    weights: Sequence[float] | None = LATENCY_WEIGHTS,
 ) -> FloatArray:
     """log of each bucket boundary's e-process after each look: shape (..., looks, boundaries)."""
     m = _margin(margin)[..., None]  # per look -> per look and boundary
@@ -170,8 +177,8 @@ def histogram_log_evalues(
     *,
     margin: Margin = 1.0,
     start: int = 0,
-    ratios: Sequence[float] = DEFAULT_RATIOS,
-    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+    ratios: Sequence[float] = LATENCY_RATIOS,
+    weights: Sequence[float] | None = LATENCY_WEIGHTS,
 ) -> FloatArray:
     """log of the latency e-process after each look. Buckets are Prometheus-style: cumulative over time
     and over `le`, shape (..., looks, buckets), the last bucket being +Inf (all requests)."""
