@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import logsumexp
+from scipy.special import logsumexp, ndtri
 
 from analysis.judges import JudgeResult, Verdict, fmt
 
@@ -52,6 +52,10 @@ DEFAULT_WEIGHTS: tuple[float, ...] = (0.25, 0.35, 0.25, 0.15)
 # to catch that regression at 200 req/s fall by a third; median shifts of 10-25% take 1-3% more.
 LATENCY_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
 LATENCY_WEIGHTS: tuple[float, ...] = (0.2, 0.3, 0.2, 0.2, 0.1)
+
+# Shifts of the whole latency distribution the shift bets look for, in standard deviations of its
+# normal scores: with a lognormal spread of 0.5, about 8%, 16%, 28% and 50% slower.
+LATENCY_SHIFTS: tuple[float, ...] = (0.15, 0.3, 0.5, 0.8)
 
 
 def _prior(ratios: Sequence[float], weights: Sequence[float] | None) -> tuple[FloatArray, FloatArray]:
@@ -171,6 +175,80 @@ def boundary_log_evalues(
     return np.asarray(logsumexp(comps + np.log(w), axis=-1), dtype=np.float64)
 
 
+def bucket_increments(buckets: npt.ArrayLike, missing: npt.ArrayLike, start: int = 0) -> FloatArray:
+    """Requests per look and (non-cumulative) bucket, +Inf last, from Prometheus-style buckets (cumulative
+    over time and `le`), with the looks in `missing` counted at the next look: shape (..., looks, buckets)."""
+    b = np.where(np.asarray(missing, dtype=bool)[..., None], np.nan, np.asarray(buckets, dtype=np.float64))
+    per_le = np.moveaxis(increments(np.moveaxis(b, -1, -2), start), -2, -1)
+    return np.asarray(np.clip(np.diff(per_le, axis=-1, prepend=0.0), 0.0, None), dtype=np.float64)
+
+
+def _shift_bets(past: FloatArray, shifts: FloatArray) -> FloatArray:
+    """Per shift and bucket, the ratio rho >= 1 the canary's share of that bucket is bet up by: the
+    likelihood ratio of a location shift of `shift` standard deviations on normal scores of the pooled
+    distribution seen BEFORE this look (so the bet is predictable), floored at 1 and nondecreasing from
+    fast to slow buckets. Before any data every rho is 1 (no bet). Shape past.shape[:-1] + (shifts, buckets)."""
+    n = past.sum(axis=-1, keepdims=True)
+    seen = n > 0
+    share = past / np.where(seen, n, 1.0)
+    ridit = np.cumsum(share, axis=-1) - share / 2  # mid-rank of each bucket in the pooled past
+    lo = 0.5 / np.maximum(n, 1.0)
+    z = np.maximum.accumulate(ndtri(np.clip(ridit, lo, 1 - lo)), axis=-1)
+    rho = np.maximum(1.0, np.exp(shifts[:, None] * z[..., None, :] - shifts[:, None] ** 2 / 2))
+    return np.asarray(np.where(seen[..., None], rho, 1.0), dtype=np.float64)
+
+
+def shift_log_evalues(
+    canary_buckets: npt.ArrayLike,
+    primary_buckets: npt.ArrayLike,
+    *,
+    margin: Margin = 1.0,
+    start: int = 0,
+    shifts: Sequence[float] = LATENCY_SHIFTS,
+) -> FloatArray:
+    """log of each shift bet's e-process after each look: shape (..., looks, shifts).
+
+    One test over all buckets at once. In each look and bucket, given the requests both arms served in
+    it, the canary's count is binomial with the share theta0 = m*s / (m*s + 1 - s) (the count test
+    above); the bet raises it to theta(m * rho) in every bucket, rho >= 1 and nondecreasing from fast to
+    slow. Under Poisson traffic the log of the look's expected factor is proportional to
+    sum_j (theta_j - theta0) (c_j / m - p_j) with c, p the two arms' bucket shares; summed by parts it is
+    <= 0 whenever every canary tail share is <= m times the primary's (the per-boundary null above),
+    because the increments of theta are >= 0 and theta_j >= theta0. So each product is a test
+    supermartingale under the same null, and a bet shaped like a whole-distribution shift collects the
+    evidence of every slow bucket at once instead of paying the union over boundaries."""
+    m = _margin(margin)
+    sh = np.asarray(shifts, dtype=np.float64)
+    if sh.ndim != 1 or sh.size == 0 or np.any(sh <= 0):
+        raise ValueError("shifts must be > 0")
+    cb = np.asarray(canary_buckets, dtype=np.float64)
+    pb = np.asarray(primary_buckets, dtype=np.float64)
+    if cb.shape != pb.shape or cb.ndim < 2 or cb.shape[-1] < 2:
+        raise ValueError("bucket arrays must have the same shape (..., looks, buckets) with >= 2 buckets")
+    missing = np.any(~np.isfinite(cb), axis=-1) | np.any(~np.isfinite(pb), axis=-1)
+    x, y = bucket_increments(cb, missing, start), bucket_increments(pb, missing, start)
+    nx, ny = x.sum(axis=-1), y.sum(axis=-1)
+    usable = (nx > 0) & (ny > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(usable, nx / (nx + ny), 0.5)
+    mt = np.broadcast_to(m, s.shape)
+    th0 = mt * s / (mt * s + 1 - s)
+    past = np.zeros(x.shape[:-2] + x.shape[-1:])
+    total = np.zeros(x.shape[:-2] + sh.shape)
+    out = np.empty(x.shape[:-1] + sh.shape)
+    for t in range(x.shape[-2]):
+        lam = mt[..., t, None, None] * _shift_bets(past, sh)
+        st = s[..., t, None, None]
+        th1 = lam * st / (lam * st + 1 - st)
+        t0 = th0[..., t, None, None]
+        step = np.sum(x[..., t, None, :] * np.log(th1 / t0) + y[..., t, None, :] * np.log((1 - th1) / (1 - t0)),
+                      axis=-1)
+        total = total + np.where(usable[..., t, None], step, 0.0)
+        out[..., t, :] = total
+        past = past + x[..., t, :] + y[..., t, :]
+    return out
+
+
 def histogram_log_evalues(
     canary_buckets: npt.ArrayLike,
     primary_buckets: npt.ArrayLike,
@@ -179,17 +257,23 @@ def histogram_log_evalues(
     start: int = 0,
     ratios: Sequence[float] = LATENCY_RATIOS,
     weights: Sequence[float] | None = LATENCY_WEIGHTS,
+    shifts: Sequence[float] = LATENCY_SHIFTS,
 ) -> FloatArray:
     """log of the latency e-process after each look. Buckets are Prometheus-style: cumulative over time
     and over `le`, shape (..., looks, buckets), the last bucket being +Inf (all requests)."""
     per = boundary_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start, ratios=ratios,
                                weights=weights)
-    return _average_boundaries(per)
+    return combine(per, shift_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start,
+                                          shifts=shifts))
 
 
-def _average_boundaries(per: FloatArray) -> FloatArray:
-    """log of the mean of the boundaries' e-processes: an average of e-processes is one."""
-    return np.asarray(logsumexp(per, axis=-1) - np.log(per.shape[-1]), dtype=np.float64)
+def combine(per_boundary: FloatArray, per_shift: FloatArray) -> FloatArray:
+    """log of the latency e-process: half on the boundaries' e-processes (a regression in one part of
+    the distribution, e.g. the tail), half on the shift bets (a slower distribution), each averaged;
+    an average of e-processes with fixed weights is one."""
+    a = logsumexp(per_boundary, axis=-1) - np.log(per_boundary.shape[-1])
+    b = logsumexp(per_shift, axis=-1) - np.log(per_shift.shape[-1])
+    return np.asarray(np.logaddexp(a, b) - np.log(2.0), dtype=np.float64)
 
 
 def first_crossing(log_evalues: npt.ArrayLike, alpha: float) -> npt.NDArray[np.int64]:
@@ -292,7 +376,7 @@ def sequential_histogram(
     if cb.ndim != 2:
         raise ValueError("bucket arrays must have shape (looks, buckets)")
     per = boundary_log_evalues(cb, pb, margin=margin, start=start)
-    log_e = _average_boundaries(per)
+    log_e = combine(per, shift_log_evalues(cb, pb, margin=margin, start=start))
     x, nx, y, ny = _histogram_parts(cb, pb, start)
     used = int(np.sum((nx[:, 0] > 0) & (ny[:, 0] > 0)))
     bounds = [float(b) for b in np.asarray(le, dtype=np.float64).ravel()] if le is not None else list(
