@@ -183,18 +183,19 @@ def bucket_increments(buckets: npt.ArrayLike, missing: npt.ArrayLike, start: int
     return np.asarray(np.clip(np.diff(per_le, axis=-1, prepend=0.0), 0.0, None), dtype=np.float64)
 
 
-def _shift_bets(past: FloatArray, shifts: FloatArray) -> FloatArray:
-    """Per shift and bucket, the ratio rho >= 1 the canary's share of that bucket is bet up by: the
+def _shift_bets(past: FloatArray, shifts: FloatArray, floor: FloatArray) -> FloatArray:
+    """Per shift and bucket, the ratio rho the canary's share of that bucket is bet up by: the
     likelihood ratio of a location shift of `shift` standard deviations on normal scores of the pooled
-    distribution seen BEFORE this look (so the bet is predictable), floored at 1 and nondecreasing from
-    fast to slow buckets. Before any data every rho is 1 (no bet). Shape past.shape[:-1] + (shifts, buckets)."""
+    distribution seen BEFORE this look (so the bet is predictable), at least `floor` and nondecreasing
+    from fast to slow buckets. Before any data every rho is 1 (no bet). Shape past.shape[:-1] + (shifts,
+    buckets)."""
     n = past.sum(axis=-1, keepdims=True)
     seen = n > 0
     share = past / np.where(seen, n, 1.0)
     ridit = np.cumsum(share, axis=-1) - share / 2  # mid-rank of each bucket in the pooled past
     lo = 0.5 / np.maximum(n, 1.0)
     z = np.maximum.accumulate(ndtri(np.clip(ridit, lo, 1 - lo)), axis=-1)
-    rho = np.maximum(1.0, np.exp(shifts[:, None] * z[..., None, :] - shifts[:, None] ** 2 / 2))
+    rho = np.maximum(floor[..., None, None], np.exp(shifts[:, None] * z[..., None, :] - shifts[:, None] ** 2 / 2))
     return np.asarray(np.where(seen[..., None], rho, 1.0), dtype=np.float64)
 
 
@@ -210,13 +211,16 @@ def shift_log_evalues(
 
     One test over all buckets at once. In each look and bucket, given the requests both arms served in
     it, the canary's count is binomial with the share theta0 = m*s / (m*s + 1 - s) (the count test
-    above); the bet raises it to theta(m * rho) in every bucket, rho >= 1 and nondecreasing from fast to
-    slow. Under Poisson traffic the log of the look's expected factor is proportional to
+    above); the bet moves it to theta(m * rho) in every bucket, rho nondecreasing from fast to slow.
+    Under Poisson traffic the log of the look's expected factor is proportional to
     sum_j (theta_j - theta0) (c_j / m - p_j) with c, p the two arms' bucket shares; summed by parts it is
-    <= 0 whenever every canary tail share is <= m times the primary's (the per-boundary null above),
-    because the increments of theta are >= 0 and theta_j >= theta0. So each product is a test
-    supermartingale under the same null, and a bet shaped like a whole-distribution shift collects the
-    evidence of every slow bucket at once instead of paying the union over boundaries."""
+    (theta_0 - theta0) (1/m - 1) + sum_k (theta_k+1 - theta_k) (C_k / m - P_k), C and P the tail shares
+    above boundary k. Every term is <= 0 whenever every canary tail share is <= m times the primary's
+    (the per-boundary null above): the increments of theta are >= 0, and the first term is <= 0 because
+    rho >= 1 where m > 1 (where m = 1 it vanishes, and the bet may also lower the canary's share of the
+    fast buckets). So each product is a test supermartingale under the same null, and a bet shaped like a
+    whole-distribution shift collects the evidence of every slow bucket at once instead of paying the
+    union over boundaries."""
     m = _margin(margin)
     sh = np.asarray(shifts, dtype=np.float64)
     if sh.ndim != 1 or sh.size == 0 or np.any(sh <= 0):
@@ -237,7 +241,8 @@ def shift_log_evalues(
     total = np.zeros(x.shape[:-2] + sh.shape)
     out = np.empty(x.shape[:-1] + sh.shape)
     for t in range(x.shape[-2]):
-        lam = mt[..., t, None, None] * _shift_bets(past, sh)
+        floor = np.where(mt[..., t] > 1.0, 1.0, 0.0)
+        lam = mt[..., t, None, None] * _shift_bets(past, sh, floor)
         st = s[..., t, None, None]
         th1 = lam * st / (lam * st + 1 - st)
         t0 = th0[..., t, None, None]
