@@ -20,7 +20,11 @@ above the margin carries weight, so a better canary drives it toward 0: it never
 Latency histograms (Prometheus `le` buckets). For every bucket boundary, "slower than le" is an error
 and the count test above applies; the average of those e-processes over the boundaries is again an
 e-process, and it grows only when the canary has MORE slow requests than the primary at some boundary,
-i.e. when it is slower, never when it is faster.
+i.e. when it is slower, never when it is faster. That average pays for not knowing which boundary will
+show a regression (a union over ~14 boundaries), and each boundary sees only "above or below". So half
+of the latency e-process goes to shift bets (`shift_log_evalues`): one product over all buckets at once,
+shaped like the likelihood ratio of a slower distribution (normal scores of the buckets seen at earlier
+looks), valid under the same null; the other half stays on the boundaries, which catch a slow tail.
 
 Inputs are per-look cumulative arrays; a look with a missing value (NaN) is skipped and its traffic
 counted at the next look; a decreasing counter adds nothing. Everything is recomputed from the arrays,
