@@ -187,6 +187,24 @@ def bucket_increments(buckets: npt.ArrayLike, missing: npt.ArrayLike, start: int
     return np.asarray(np.clip(np.diff(per_le, axis=-1, prepend=0.0), 0.0, None), dtype=np.float64)
 
 
+def _bucket_parts(canary_buckets: npt.ArrayLike, primary_buckets: npt.ArrayLike, start: int
+                  ) -> tuple[FloatArray, FloatArray]:
+    """Both arms' requests per look and bucket; a look lost on either side is counted at the next."""
+    cb = np.asarray(canary_buckets, dtype=np.float64)
+    pb = np.asarray(primary_buckets, dtype=np.float64)
+    if cb.shape != pb.shape or cb.ndim < 2 or cb.shape[-1] < 2:
+        raise ValueError("bucket arrays must have the same shape (..., looks, buckets) with >= 2 buckets")
+    missing = np.any(~np.isfinite(cb), axis=-1) | np.any(~np.isfinite(pb), axis=-1)
+    return bucket_increments(cb, missing, start), bucket_increments(pb, missing, start)
+
+
+def _unseen(canary_buckets: npt.ArrayLike, primary_buckets: npt.ArrayLike, start: int) -> npt.NDArray[np.bool_]:
+    """Per look, whether no request was seen before it: the looks at which the shift bets cannot bet yet."""
+    x, y = _bucket_parts(canary_buckets, primary_buckets, start)
+    total = (x + y).sum(axis=-1)
+    return np.asarray(np.cumsum(total, axis=-1) - total <= 0, dtype=np.bool_)
+
+
 def _shift_bets(past: FloatArray, shifts: FloatArray, floor: FloatArray) -> FloatArray:
     """Per shift and bucket, the ratio rho the canary's share of that bucket is bet up by: the
     likelihood ratio of a location shift of `shift` standard deviations on normal scores of the pooled
@@ -229,12 +247,7 @@ def shift_log_evalues(
     sh = np.asarray(shifts, dtype=np.float64)
     if sh.ndim != 1 or sh.size == 0 or np.any(sh <= 0):
         raise ValueError("shifts must be > 0")
-    cb = np.asarray(canary_buckets, dtype=np.float64)
-    pb = np.asarray(primary_buckets, dtype=np.float64)
-    if cb.shape != pb.shape or cb.ndim < 2 or cb.shape[-1] < 2:
-        raise ValueError("bucket arrays must have the same shape (..., looks, buckets) with >= 2 buckets")
-    missing = np.any(~np.isfinite(cb), axis=-1) | np.any(~np.isfinite(pb), axis=-1)
-    x, y = bucket_increments(cb, missing, start), bucket_increments(pb, missing, start)
+    x, y = _bucket_parts(canary_buckets, primary_buckets, start)
     nx, ny = x.sum(axis=-1), y.sum(axis=-1)
     usable = (nx > 0) & (ny > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -273,16 +286,21 @@ def histogram_log_evalues(
     per = boundary_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start, ratios=ratios,
                                weights=weights)
     return combine(per, shift_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start,
-                                          shifts=shifts))
+                                          shifts=shifts), _unseen(canary_buckets, primary_buckets, start))
 
 
-def combine(per_boundary: FloatArray, per_shift: FloatArray) -> FloatArray:
+def combine(per_boundary: FloatArray, per_shift: FloatArray, unseen: npt.NDArray[np.bool_]) -> FloatArray:
     """log of the latency e-process: half on the boundaries' e-processes (a regression in one part of
-    the distribution, e.g. the tail), half on the shift bets (a slower distribution), each averaged;
-    an average of e-processes with fixed weights is one."""
+    the distribution, e.g. the tail), half on the shift bets (a slower distribution), each averaged; an
+    average of e-processes with fixed weights is one. Until the shift bets have seen data (`unseen`: the
+    looks up to the first with requests) their half bets as the boundaries do, so that first look
+    counts in full; from the next look on it multiplies by the shift bets' factors."""
     a = logsumexp(per_boundary, axis=-1) - np.log(per_boundary.shape[-1])
     b = logsumexp(per_shift, axis=-1) - np.log(per_shift.shape[-1])
-    return np.asarray(np.logaddexp(a, b) - np.log(2.0), dtype=np.float64)
+    looks = np.arange(a.shape[-1])
+    last_unseen = np.maximum.accumulate(np.where(unseen, looks, -1), axis=-1)
+    head = np.where(last_unseen >= 0, np.take_along_axis(a, np.maximum(last_unseen, 0), axis=-1), 0.0)
+    return np.asarray(np.logaddexp(a, b + head) - np.log(2.0), dtype=np.float64)
 
 
 def first_crossing(log_evalues: npt.ArrayLike, alpha: float) -> npt.NDArray[np.int64]:
@@ -385,7 +403,7 @@ def sequential_histogram(
     if cb.ndim != 2:
         raise ValueError("bucket arrays must have shape (looks, buckets)")
     per = boundary_log_evalues(cb, pb, margin=margin, start=start)
-    log_e = combine(per, shift_log_evalues(cb, pb, margin=margin, start=start))
+    log_e = combine(per, shift_log_evalues(cb, pb, margin=margin, start=start), _unseen(cb, pb, start))
     x, nx, y, ny = _histogram_parts(cb, pb, start)
     used = int(np.sum((nx[:, 0] > 0) & (ny[:, 0] > 0)))
     bounds = [float(b) for b in np.asarray(le, dtype=np.float64).ravel()] if le is not None else list(

@@ -96,6 +96,9 @@ def test_bets_use_only_earlier_looks() -> None:
     later = canary.copy()
     later[6:] *= 3  # a different future leaves the past e-values as they were
     assert np.allclose(histogram_log_evalues(later, primary)[:6], histogram_log_evalues(canary, primary)[:6])
+    # until the shift bets have seen data, their half bets as the boundaries do: the first look counts in full
+    per = boundary_log_evalues(canary, primary)
+    assert np.isclose(histogram_log_evalues(canary, primary)[0], logsumexp(per[0]) - np.log(per.shape[-1]))
 
 
 def test_missing_looks_and_the_operators_function_use_the_same_e_process() -> None:
