@@ -52,8 +52,9 @@ DEFAULT_WEIGHTS: tuple[float, ...] = (0.25, 0.35, 0.25, 0.15)
 
 # Latency boundaries bet up to 10x: above the primary's tail a tail-only regression multiplies the share
 # of slow requests by far more than 5 (3% of requests 3x slower: ~8x above the primary's P99.9), and the
-# 5x cap made the test wait for more requests there. Measured with the judge benchmark: median requests
-# to catch that regression at 200 req/s fall by a third; median shifts of 10-25% take 1-3% more.
+# 5x cap made the test wait for more requests there. Measured on the judge benchmark's scenarios (300
+# runs, boundaries only, no tolerance): median requests to catch that regression at 200 req/s fell by a
+# third; median shifts of 10-25% took 1-3% more.
 LATENCY_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
 LATENCY_WEIGHTS: tuple[float, ...] = (0.2, 0.3, 0.2, 0.2, 0.1)
 
