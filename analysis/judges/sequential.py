@@ -20,7 +20,11 @@ above the margin carries weight, so a better canary drives it toward 0: it never
 Latency histograms (Prometheus `le` buckets). For every bucket boundary, "slower than le" is an error
 and the count test above applies; the average of those e-processes over the boundaries is again an
 e-process, and it grows only when the canary has MORE slow requests than the primary at some boundary,
-i.e. when it is slower, never when it is faster.
+i.e. when it is slower, never when it is faster. That average pays for not knowing which boundary will
+show a regression (a union over ~14 boundaries), and each boundary sees only "above or below". So half
+of the latency e-process goes to shift bets (`shift_log_evalues`): one product over all buckets at once,
+shaped like the likelihood ratio of a slower distribution (normal scores of the buckets seen at earlier
+looks), valid under the same null; the other half stays on the boundaries, which catch a slow tail.
 
 Inputs are per-look cumulative arrays; a look with a missing value (NaN) is skipped and its traffic
 counted at the next look; a decreasing counter adds nothing. Everything is recomputed from the arrays,
@@ -34,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import logsumexp
+from scipy.special import logsumexp, ndtri
 
 from analysis.judges import JudgeResult, Verdict, fmt
 
@@ -45,6 +49,18 @@ FloatArray = npt.NDArray[np.float64]
 # component anyway (their evidence grows fast); ratios near 1 are slow to show and left to the margin.
 DEFAULT_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0)
 DEFAULT_WEIGHTS: tuple[float, ...] = (0.25, 0.35, 0.25, 0.15)
+
+# Latency boundaries bet up to 10x: above the primary's tail a tail-only regression multiplies the share
+# of slow requests by far more than 5 (3% of requests 3x slower: ~8x above the primary's P99.9), and the
+# 5x cap made the test wait for more requests there. Measured on the judge benchmark's scenarios (300
+# runs, boundaries only, no tolerance): median requests to catch that regression at 200 req/s fell by a
+# third; median shifts of 10-25% took 1-3% more.
+LATENCY_RATIOS: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
+LATENCY_WEIGHTS: tuple[float, ...] = (0.2, 0.3, 0.2, 0.2, 0.1)
+
+# Shifts of the whole latency distribution the shift bets look for, in standard deviations of its
+# normal scores: with a lognormal spread of 0.5, about 8%, 16%, 28% and 50% slower.
+LATENCY_SHIFTS: tuple[float, ...] = (0.15, 0.3, 0.5, 0.8)
 
 
 def _prior(ratios: Sequence[float], weights: Sequence[float] | None) -> tuple[FloatArray, FloatArray]:
@@ -152,8 +168,8 @@ def boundary_log_evalues(
     *,
     margin: Margin = 1.0,
     start: int = 0,
-    ratios: Sequence[float] = DEFAULT_RATIOS,
-    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+    ratios: Sequence[float] = LATENCY_RATIOS,
+    weights: Sequence[float] | None = LATENCY_WEIGHTS,
 ) -> FloatArray:
     """log of each bucket boundary's e-process after each look: shape (..., looks, boundaries)."""
     m = _margin(margin)[..., None]  # per look -> per look and boundary
@@ -164,25 +180,128 @@ def boundary_log_evalues(
     return np.asarray(logsumexp(comps + np.log(w), axis=-1), dtype=np.float64)
 
 
+def bucket_increments(buckets: npt.ArrayLike, missing: npt.ArrayLike, start: int = 0) -> FloatArray:
+    """Requests per look and (non-cumulative) bucket, +Inf last, from Prometheus-style buckets (cumulative
+    over time and `le`), with the looks in `missing` counted at the next look: shape (..., looks, buckets)."""
+    b = np.where(np.asarray(missing, dtype=bool)[..., None], np.nan, np.asarray(buckets, dtype=np.float64))
+    per_le = np.moveaxis(increments(np.moveaxis(b, -1, -2), start), -2, -1)
+    return np.asarray(np.clip(np.diff(per_le, axis=-1, prepend=0.0), 0.0, None), dtype=np.float64)
+
+
+def _bucket_parts(canary_buckets: npt.ArrayLike, primary_buckets: npt.ArrayLike, start: int
+                  ) -> tuple[FloatArray, FloatArray]:
+    """Both arms' requests per look and bucket; a look lost on either side is counted at the next."""
+    cb = np.asarray(canary_buckets, dtype=np.float64)
+    pb = np.asarray(primary_buckets, dtype=np.float64)
+    if cb.shape != pb.shape or cb.ndim < 2 or cb.shape[-1] < 2:
+        raise ValueError("bucket arrays must have the same shape (..., looks, buckets) with >= 2 buckets")
+    missing = np.any(~np.isfinite(cb), axis=-1) | np.any(~np.isfinite(pb), axis=-1)
+    return bucket_increments(cb, missing, start), bucket_increments(pb, missing, start)
+
+
+def _unseen(canary_buckets: npt.ArrayLike, primary_buckets: npt.ArrayLike, start: int) -> npt.NDArray[np.bool_]:
+    """Per look, whether no request was seen before it: the looks at which the shift bets cannot bet yet."""
+    x, y = _bucket_parts(canary_buckets, primary_buckets, start)
+    total = (x + y).sum(axis=-1)
+    return np.asarray(np.cumsum(total, axis=-1) - total <= 0, dtype=np.bool_)
+
+
+def _shift_bets(past: FloatArray, shifts: FloatArray, floor: FloatArray) -> FloatArray:
+    """Per shift and bucket, the ratio rho the canary's share of that bucket is bet up by: the
+    likelihood ratio of a location shift of `shift` standard deviations on normal scores of the pooled
+    distribution seen BEFORE this look (so the bet is predictable), at least `floor` and nondecreasing
+    from fast to slow buckets. Before any data every rho is 1 (no bet). Shape past.shape[:-1] + (shifts,
+    buckets)."""
+    n = past.sum(axis=-1, keepdims=True)
+    seen = n > 0
+    share = past / np.where(seen, n, 1.0)
+    ridit = np.cumsum(share, axis=-1) - share / 2  # mid-rank of each bucket in the pooled past
+    lo = 0.5 / np.maximum(n, 1.0)
+    z = np.maximum.accumulate(ndtri(np.clip(ridit, lo, 1 - lo)), axis=-1)
+    rho = np.maximum(floor[..., None, None], np.exp(shifts[:, None] * z[..., None, :] - shifts[:, None] ** 2 / 2))
+    return np.asarray(np.where(seen[..., None], rho, 1.0), dtype=np.float64)
+
+
+def shift_log_evalues(
+    canary_buckets: npt.ArrayLike,
+    primary_buckets: npt.ArrayLike,
+    *,
+    margin: Margin = 1.0,
+    start: int = 0,
+    shifts: Sequence[float] = LATENCY_SHIFTS,
+) -> FloatArray:
+    """log of each shift bet's e-process after each look: shape (..., looks, shifts).
+
+    One test over all buckets at once. In each look and bucket, given the requests both arms served in
+    it, the canary's count is binomial with the share theta0 = m*s / (m*s + 1 - s) (the count test
+    above); the bet moves it to theta(m * rho) in every bucket, rho nondecreasing from fast to slow.
+    Under Poisson traffic the log of the look's expected factor is proportional to
+    sum_j (theta_j - theta0) (c_j / m - p_j) with c, p the two arms' bucket shares; summed by parts it is
+    (theta_0 - theta0) (1/m - 1) + sum_k (theta_k+1 - theta_k) (C_k / m - P_k), C and P the tail shares
+    above boundary k. Every term is <= 0 whenever every canary tail share is <= m times the primary's
+    (the per-boundary null above): the increments of theta are >= 0, and the first term is <= 0 because
+    rho >= 1 where m > 1 (where m = 1 it vanishes, and the bet may also lower the canary's share of the
+    fast buckets). So each product is a test supermartingale under the same null, and a bet shaped like a
+    whole-distribution shift collects the evidence of every slow bucket at once instead of paying the
+    union over boundaries."""
+    m = _margin(margin)
+    sh = np.asarray(shifts, dtype=np.float64)
+    if sh.ndim != 1 or sh.size == 0 or np.any(sh <= 0):
+        raise ValueError("shifts must be > 0")
+    x, y = _bucket_parts(canary_buckets, primary_buckets, start)
+    nx, ny = x.sum(axis=-1), y.sum(axis=-1)
+    usable = (nx > 0) & (ny > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.where(usable, nx / (nx + ny), 0.5)
+    mt = np.broadcast_to(m, s.shape)
+    th0 = mt * s / (mt * s + 1 - s)
+    past = np.zeros(x.shape[:-2] + x.shape[-1:])
+    total = np.zeros(x.shape[:-2] + sh.shape)
+    out = np.empty(x.shape[:-1] + sh.shape)
+    for t in range(x.shape[-2]):
+        floor = np.where(mt[..., t] > 1.0, 1.0, 0.0)
+        lam = mt[..., t, None, None] * _shift_bets(past, sh, floor)
+        st = s[..., t, None, None]
+        th1 = lam * st / (lam * st + 1 - st)
+        t0 = th0[..., t, None, None]
+        step = np.sum(x[..., t, None, :] * np.log(th1 / t0) + y[..., t, None, :] * np.log((1 - th1) / (1 - t0)),
+                      axis=-1)
+        total = total + np.where(usable[..., t, None], step, 0.0)
+        out[..., t, :] = total
+        past = past + x[..., t, :] + y[..., t, :]
+    return out
+
+
 def histogram_log_evalues(
     canary_buckets: npt.ArrayLike,
     primary_buckets: npt.ArrayLike,
     *,
     margin: Margin = 1.0,
     start: int = 0,
-    ratios: Sequence[float] = DEFAULT_RATIOS,
-    weights: Sequence[float] | None = DEFAULT_WEIGHTS,
+    ratios: Sequence[float] = LATENCY_RATIOS,
+    weights: Sequence[float] | None = LATENCY_WEIGHTS,
+    shifts: Sequence[float] = LATENCY_SHIFTS,
 ) -> FloatArray:
     """log of the latency e-process after each look. Buckets are Prometheus-style: cumulative over time
     and over `le`, shape (..., looks, buckets), the last bucket being +Inf (all requests)."""
     per = boundary_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start, ratios=ratios,
                                weights=weights)
-    return _average_boundaries(per)
+    return combine(per, shift_log_evalues(canary_buckets, primary_buckets, margin=margin, start=start,
+                                          shifts=shifts), _unseen(canary_buckets, primary_buckets, start))
 
 
-def _average_boundaries(per: FloatArray) -> FloatArray:
-    """log of the mean of the boundaries' e-processes: an average of e-processes is one."""
-    return np.asarray(logsumexp(per, axis=-1) - np.log(per.shape[-1]), dtype=np.float64)
+def combine(per_boundary: FloatArray, per_shift: FloatArray, unseen: npt.NDArray[np.bool_]) -> FloatArray:
+    """log of the latency e-process: half on the boundaries' e-processes (a regression in one part of
+    the distribution, e.g. the tail), half on the shift bets (a slower distribution), each averaged; an
+    average of e-processes with fixed weights is one. Until the shift bets have seen data (`unseen`: the
+    looks up to the first with requests) their half bets as the boundaries do, so that first look
+    counts in full; from the next look on it multiplies by the shift bets' factors."""
+    a = logsumexp(per_boundary, axis=-1) - np.log(per_boundary.shape[-1])
+    b = logsumexp(per_shift, axis=-1) - np.log(per_shift.shape[-1])
+    looks = np.arange(a.shape[-1])
+    last_unseen = np.maximum.accumulate(np.where(unseen, looks, -1), axis=-1)
+    head = np.where(last_unseen >= 0, np.take_along_axis(a, np.maximum(last_unseen, 0), axis=-1), 0.0)
+    return np.asarray(np.logaddexp(a, b + head) - np.log(2.0), dtype=np.float64)
 
 
 def first_crossing(log_evalues: npt.ArrayLike, alpha: float) -> npt.NDArray[np.int64]:
@@ -285,7 +404,7 @@ def sequential_histogram(
     if cb.ndim != 2:
         raise ValueError("bucket arrays must have shape (looks, buckets)")
     per = boundary_log_evalues(cb, pb, margin=margin, start=start)
-    log_e = _average_boundaries(per)
+    log_e = combine(per, shift_log_evalues(cb, pb, margin=margin, start=start), _unseen(cb, pb, start))
     x, nx, y, ny = _histogram_parts(cb, pb, start)
     used = int(np.sum((nx[:, 0] > 0) & (ny[:, 0] > 0)))
     bounds = [float(b) for b in np.asarray(le, dtype=np.float64).ravel()] if le is not None else list(

@@ -14,6 +14,7 @@ from benchmarks.judge import (
     ANALYSES,
     INTERVAL,
     JUDGES,
+    LATENCY_SUMMARY,
     PLAN_CHECKS,
     SCRAPE_S,
     Scenario,
@@ -50,6 +51,13 @@ def test_benchmark_core_covers_every_judge_and_scenario(tmp_path: object) -> Non
         assert name in text
     assert "warmup:" in text and "judge: sequential" in text  # the blocks a user copies
     assert set(result["summary"]["false_alarms"]) == set(JUDGES)
+    # events to detect a latency regression against the oracle looking every scrape and once per interval
+    latency = {d["scenario"] for d in result["summary"]["latency"]}
+    assert latency == {n for n in names if n.startswith("latency") and any(k in n for k in LATENCY_SUMMARY)}
+    assert "oracle-looks" in text and "seq/oracle-looks" in text
+    by = {(r.scenario, r.judge): r for r in rows}
+    for name in latency:  # the oracle that looks less often never stops sooner than the one that looks each scrape
+        assert by[(name, "oracle-looks")].t50 >= by[(name, "oracle")].t50
     json.dumps(to_json(result))  # serialisable, no NaN/inf left
 
 

@@ -1,0 +1,116 @@
+"""The sequential latency test on simulated histograms: false alarms <= alpha on good canaries (equal,
+faster, slower within the margin, uneven traffic), power on median shifts and a tail-only regression,
+and bets that only use the looks before (so the verdict never changes when later data arrive)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from scipy import stats
+from scipy.special import logsumexp
+
+from analysis.judges.sequential import (
+    boundary_log_evalues,
+    first_crossing,
+    histogram_log_evalues,
+    sequential_histogram,
+    shift_log_evalues,
+)
+
+ALPHA = 0.05
+LE = np.array([0.025, 0.05, 0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5])
+
+
+def histograms(rng: np.random.Generator, runs: int, looks: int, n: float, median: float, *, tail: float = 0.0,
+               sigma: float = 0.5) -> npt.NDArray[np.float64]:
+    """Prometheus-style buckets (cumulative over time and le, +Inf last) of lognormal latencies."""
+    cdf = stats.norm.cdf((np.log(LE) - np.log(median)) / sigma)
+    slow = stats.norm.cdf((np.log(LE) - np.log(3 * median)) / sigma)
+    cdf = (1 - tail) * cdf + tail * slow
+    probs = np.diff(np.concatenate([[0.0], cdf, [1.0]]))
+    counts = rng.multinomial(rng.poisson(n, (runs, looks)), probs)
+    return np.cumsum(np.cumsum(counts, axis=2), axis=1).astype(float)
+
+
+def alarms(log_e: npt.NDArray[np.float64]) -> float:
+    return float((first_crossing(log_e, ALPHA) >= 0).mean())
+
+
+def upper_95(rate: float, runs: int) -> float:
+    k = round(rate * runs)
+    return float(stats.binomtest(k, runs).proportion_ci(0.95, method="exact").high)
+
+
+@pytest.mark.parametrize(("canary_n", "canary_median", "margin"), [
+    (200.0, 0.1, 1.0),     # the same service, even split
+    (20.0, 0.1, 1.0),      # the same service, the canary at 1/11 of the traffic
+    (200.0, 0.103, 1.5),   # 3% slower, within a 1.5x margin on every slow share
+])
+def test_false_alarms_at_most_alpha_on_good_canaries(canary_n: float, canary_median: float, margin: float) -> None:
+    rng = np.random.default_rng(7)
+    runs = 1000
+    primary = histograms(rng, runs, 20, 200.0, 0.1)
+    canary = histograms(rng, runs, 20, canary_n, canary_median)
+    for log_e in (histogram_log_evalues(canary, primary, margin=margin),
+                  logsumexp(shift_log_evalues(canary, primary, margin=margin), axis=-1) - np.log(4)):
+        rate = alarms(log_e)
+        assert rate <= ALPHA and upper_95(rate, runs) <= 0.07
+
+
+def test_never_flags_a_faster_canary() -> None:
+    rng = np.random.default_rng(8)
+    primary = histograms(rng, 300, 30, 200.0, 0.1)
+    faster = histograms(rng, 300, 30, 200.0, 0.085)
+    assert (first_crossing(histogram_log_evalues(faster, primary), ALPHA) < 0).all()
+    assert (shift_log_evalues(faster, primary)[:, -1] < 0).all()  # the shift bets lose on a faster canary
+
+
+@pytest.mark.parametrize(("canary_n", "median", "tail"), [(100.0, 0.11, 0.0), (20.0, 0.125, 0.0), (200.0, 0.1, 0.03)])
+def test_power_on_median_shifts_and_a_tail_regression(canary_n: float, median: float, tail: float) -> None:
+    """10% and 25% median shifts and 3% of requests 3x slower: caught, and the median shifts sooner than
+    by the boundaries alone (the previous test)."""
+    rng = np.random.default_rng(9)
+    runs, looks = 300, 20
+    primary = histograms(rng, runs, looks, 200.0, 0.1)
+    canary = histograms(rng, runs, looks, canary_n, median, tail=tail)
+    now = first_crossing(histogram_log_evalues(canary, primary), ALPHA)
+    per = boundary_log_evalues(canary, primary)
+    before = first_crossing(logsumexp(per, axis=-1) - np.log(per.shape[-1]), ALPHA)
+    assert (now >= 0).mean() >= 0.9
+    looks_now = np.mean(np.where(now >= 0, now, looks))
+    looks_before = np.mean(np.where(before >= 0, before, looks))
+    if tail == 0:
+        assert looks_now < 0.9 * looks_before
+    else:
+        assert looks_now <= 1.2 * looks_before
+
+
+def test_bets_use_only_earlier_looks() -> None:
+    rng = np.random.default_rng(10)
+    primary = histograms(rng, 1, 12, 200.0, 0.1)[0]
+    canary = histograms(rng, 1, 12, 100.0, 0.12)[0]
+    full = shift_log_evalues(canary, primary)
+    assert np.all(full[0] == 0.0)  # nothing seen before the first look: no bet
+    assert np.allclose(shift_log_evalues(canary[:6], primary[:6]), full[:6])
+    later = canary.copy()
+    later[6:] *= 3  # a different future leaves the past e-values as they were
+    assert np.allclose(histogram_log_evalues(later, primary)[:6], histogram_log_evalues(canary, primary)[:6])
+    # until the shift bets have seen data, their half bets as the boundaries do: the first look counts in full
+    per = boundary_log_evalues(canary, primary)
+    assert np.isclose(histogram_log_evalues(canary, primary)[0], logsumexp(per[0]) - np.log(per.shape[-1]))
+
+
+def test_missing_looks_and_the_operators_function_use_the_same_e_process() -> None:
+    rng = np.random.default_rng(11)
+    primary = histograms(rng, 1, 10, 200.0, 0.1)[0]
+    canary = histograms(rng, 1, 10, 100.0, 0.13)[0]
+    gappy = canary.copy()
+    gappy[4] = np.nan  # a lost scrape: its requests count at the next look
+    e_full = histogram_log_evalues(canary, primary)
+    e_gap = histogram_log_evalues(gappy, primary)
+    assert np.isfinite(e_gap).all() and e_gap[4] == e_gap[3]
+    result = sequential_histogram(canary, primary, le=LE, alpha=ALPHA)
+    assert np.allclose(np.log(result.details["evalues"]), np.minimum(e_full, 700.0))
+    with pytest.raises(ValueError):
+        shift_log_evalues(canary, primary, shifts=[0.0])
