@@ -198,7 +198,7 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
     # The writer reverts the target's tracked ConfigMaps and Secrets with it (the workloads know them).
     operator.revert = GitRevertWriter(api, git_cache, settings, on_pushed=sources.request,
                                       tracked=operator.workloads.tracked_documents)
-    pools = Pools(settings.workers)
+    pools = Pools(settings.workers, settings.release_workers)
     logging.getLogger("kopf").setLevel(logging.WARNING)
     # kopf waits on a threading.Event in a thread that only setting it ends: after a SIGTERM (which kopf
     # handles itself) that thread would hold the process forever. So kopf gets only a caller's flag, and
@@ -249,13 +249,14 @@ def _idle(body: kopf.Body) -> bool:
 
 
 class Pools:
-    """Three bounded thread pools of `workers` threads each: ticks of idle releases (and kopf's own
-    handlers), ticks of releases under way, and GitSource syncs, so that no slow kind of work holds up
-    another (Argo Rollouts' --rollout-threads, per kind of work)."""
+    """Three bounded thread pools, so that no slow kind of work holds up another: ticks of idle releases
+    (and kopf's own handlers), which compute, with `--workers` threads; ticks of releases under way,
+    which mostly wait (on the API server, Prometheus, webhooks, Git) and come in bursts when many
+    releases step at once, with `--release-workers`; GitSource syncs, with `--workers`."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, release_workers: int) -> None:
         self.quick = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-tick")
-        self.under_way = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-release")
+        self.under_way = ThreadPoolExecutor(max_workers=release_workers, thread_name_prefix="rollout-release")
         self.syncs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-sync")
 
     def shutdown(self, *, wait: bool) -> None:

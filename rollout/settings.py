@@ -40,7 +40,7 @@ def _problem(name: str, value: Any) -> str | None:
         except ValueError as e:
             return str(e)
         return None
-    if name == "workers" and value < 1:
+    if name in ("workers", "release_workers") and value < 1:
         return f"must be at least 1, got {value}"
     if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
         return f"must not be negative, got {value}"
@@ -77,10 +77,13 @@ class Settings:
                                      "per kind (informers), instead of a GET per read; a change wakes the releases "
                                      "that read it")
     workers: int = _setting(
-        None, "ROLLOUT_WORKERS", "threads in each of the three pools: ticks of idle releases, ticks of releases "
-                                 "under way (which query metrics, call webhooks, write Git), GitSource syncs "
-                                 "(default: CPUs + 4, at most 32)",
+        None, "ROLLOUT_WORKERS", "threads that tick idle releases (and run kopf's own handlers), and threads that "
+                                 "sync GitSources: two pools of this size (default: CPUs + 4, at most 32)",
         default_factory=_default_workers)
+    release_workers: int = _setting(
+        32, "ROLLOUT_RELEASE_WORKERS", "threads that tick releases under way, which wait on the API server, "
+                                       "Prometheus, webhooks and Git more than they compute (Argo Rollouts' "
+                                       "--rollout-threads)")
     max_concurrent_releases: int = _setting(
         0, "ROLLOUT_MAX_CONCURRENT_RELEASES", "Canaries and BlueGreens that may run at once, from a new revision to "
                                               "its end; more wait in phase Waiting, oldest first (default 0: no cap)")

@@ -56,7 +56,8 @@ RECONCILE_ERRORS = Counter("rollout_reconcile_errors_total",
                            "Reconciles that ended on an error and will be retried", ["kind"])
 TICK_LAG = Histogram("rollout_tick_lag_seconds",
                      "Seconds a release's tick started later than the planner asked for", ["kind"],
-                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, float("inf")))
+                     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                              float("inf")))
 QUEUED = Gauge("rollout_releases_queued",
                "Releases waiting in phase Waiting for a slot under --max-concurrent-releases")
 TICKS = Counter("rollout_release_ticks_total",

@@ -62,7 +62,8 @@ def test_a_silent_prometheus_does_not_hold_up_idle_releases(tmp_path: Path, sile
         client.CoreV1Api(api).create_namespace({"metadata": {"name": "slow"}})
         operator = OperatorProcess(kubeconfig, silent_prometheus.url, tmp_path / "reports", tmp_path / "operator.log")
         # One thread per pool, and each query waits 4 s for an answer that never comes.
-        operator.args += ["--workers", "1", "--prometheus-timeout", "4", "--prometheus-retries", "0"]
+        operator.args += ["--workers", "1", "--release-workers", "1", "--prometheus-timeout", "4",
+                          "--prometheus-retries", "0"]
         operator.start()
         try:
             for name in ("a", "b", "idle"):
