@@ -95,15 +95,17 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     loop = asyncio.get_running_loop()
     wakes: Wakes = memo["wakes"]
     wake = wakes.register((kind, namespace, name))
+    woken = False
     try:
         while not stopped:
             if not memo.get("leading", _always)():
                 await stopped.wait(NOT_LEADING_WAIT)
                 continue
-            # A release under way may wait on Prometheus, a webhook or Git: it ticks on a pool of its own,
-            # so that however slow those are, idle releases' ticks are not held up behind it.
+            # A release under way may wait on Prometheus, a webhook or Git, and an idle one woken by a
+            # change is about to write (a new run starts): they tick on a pool of their own, so that
+            # however slow those are, the idle releases' timer ticks (reads from memory) are not held up.
             pools: Pools = memo["pools"]
-            pool = pools.quick if _idle(body) else pools.under_way
+            pool = pools.quick if _idle(body) and not woken else pools.under_way
             try:
                 delay = await loop.run_in_executor(pool, telemetry.reconciled, kind, operator.reconcile,
                                                    kind, namespace, name)
@@ -113,7 +115,7 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
             if delay is None:
                 return
             # Until the next tick is due, or something the tick read changes (the watch-fed cache wakes it).
-            await wakes.pause(wake, stopped.wait(max(delay.total_seconds(), MIN_WAIT)), MIN_WAIT)
+            woken = await wakes.pause(wake, stopped.wait(max(delay.total_seconds(), MIN_WAIT)), MIN_WAIT)
     finally:
         wakes.unregister((kind, namespace, name))
 

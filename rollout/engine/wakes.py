@@ -41,8 +41,9 @@ class Wakes:
                 loop.call_soon_threadsafe(event.set)
 
     @staticmethod
-    async def pause(event: asyncio.Event, timer: Awaitable[Any], settle: float) -> None:
-        """Until `timer` ends (the next tick is due, or the daemon is stopping) or `event` is set."""
+    async def pause(event: asyncio.Event, timer: Awaitable[Any], settle: float) -> bool:
+        """Until `timer` ends (the next tick is due, or the daemon is stopping) or `event` is set; True
+        when woken by the event (something the release reads changed)."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         woken = asyncio.ensure_future(event.wait())
@@ -56,3 +57,4 @@ class Wakes:
         event.clear()
         if early and (rest := settle - (loop.time() - began)) > 0:
             await asyncio.sleep(rest)
+        return early

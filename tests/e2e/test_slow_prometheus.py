@@ -1,5 +1,6 @@
-"""A Prometheus that never answers holds up only the releases that query it: idle releases tick on a
-pool of their own, so a change to one is seen at once (`rollout run` as a process, on its own sandbox)."""
+"""A Prometheus that never answers holds up only the releases that query it: they tick on a pool of their
+own (`--release-workers`), apart from idle releases, so a change to an idle release is seen at once
+(`rollout run` as a process, on its own sandbox)."""
 
 from __future__ import annotations
 
@@ -61,8 +62,9 @@ def test_a_silent_prometheus_does_not_hold_up_idle_releases(tmp_path: Path, sile
         api = api_client(kubeconfig)
         client.CoreV1Api(api).create_namespace({"metadata": {"name": "slow"}})
         operator = OperatorProcess(kubeconfig, silent_prometheus.url, tmp_path / "reports", tmp_path / "operator.log")
-        # One thread per pool, and each query waits 4 s for an answer that never comes.
-        operator.args += ["--workers", "1", "--release-workers", "1", "--prometheus-timeout", "4",
+        # One thread for idle releases, three for releases under way (two of them will be stuck), and each
+        # query waits 4 s for an answer that never comes.
+        operator.args += ["--workers", "1", "--release-workers", "3", "--prometheus-timeout", "4",
                           "--prometheus-retries", "0"]
         operator.start()
         try:
