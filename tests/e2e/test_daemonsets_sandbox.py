@@ -86,8 +86,10 @@ def test_clone_scale_to_zero_promote_and_hand_back(api: client.ApiClient, namesp
     workloads = Workloads(api, Settings(api_timeout=5))
     apps = client.AppsV1Api(api)
     apps.create_namespaced_daemon_set(namespace, daemonset(app.VERSIONS[1], namespace))
+    body = canary_object(namespace)
+    body["spec"]["suspend"] = True  # driven by the test itself: the shared operator must leave it alone
     created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(  # type: ignore[assignment]
-        GROUP, VERSION, namespace, "canaries", canary_object(namespace))
+        GROUP, VERSION, namespace, "canaries", body)
     release: Canary = parse_canary(created)
 
     workloads.initialize(release)

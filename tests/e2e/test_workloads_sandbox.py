@@ -28,6 +28,9 @@ def _canary_object(namespace: str, target: str, service: str | None = None) -> d
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary",
         "metadata": {"name": target, "namespace": namespace},
         "spec": {
+            # These tests drive the workloads themselves: the shared operator, when a test of the same
+            # worker has started it, must not act on the release (it reacts to every change at once).
+            "suspend": True,
             "provider": "kubernetes",
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "service": svc,
