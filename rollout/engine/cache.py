@@ -66,6 +66,9 @@ _COLLECTION = re.compile(
     r"^/(?:api|apis/(?P<group>[^/]+))/(?P<version>[^/]+)/namespaces/(?P<namespace>[^/]+)/(?P<plural>[^/]+)$"
 )
 
+# A private header naming the credentials left out of a GET that memory was to answer (never sent).
+_DEFERRED_AUTH = "X-Rollout-Deferred-Auth"
+
 # A kind whose list or watch failed (not installed, forbidden) is read directly for this long.
 RETRY_AFTER = 60.0
 # Seconds to wait after a failed list or broken watch before listing again.
@@ -427,9 +430,31 @@ class CachingApiClient(client.ApiClient):
         response: rest.RESTResponse = super().call_api(method, url, headers, body, post, _request_timeout=timeout)
         return response
 
+    def update_params_for_auth(self, headers: Any, queries: Any, auth_settings: Any, resource_path: str,
+                               method: str, body: Any, request_auth: Any = None) -> None:
+        """Credentials for a request, except a GET that memory will answer: the kubeconfig's refresh of
+        them costs a third of a tick that reads only memory. Should memory no longer hold the object
+        when the request is made, `call_api` adds them then."""
+        if method == "GET" and not queries and auth_settings and request_auth is None and self._held(resource_path):
+            headers[_DEFERRED_AUTH] = ",".join(auth_settings)
+            return
+        super().update_params_for_auth(headers, queries, auth_settings, resource_path, method, body,
+                                       request_auth=request_auth)
+
+    def _held(self, path: str) -> bool:
+        address = address_of(path)
+        if address is None or address.subresource:
+            return False
+        stream = self.cache.stream(address, start=False)
+        return stream is not None and stream.get((address.namespace, address.name))[1] is not None
+
     def call_api(self, method: str, url: str, header_params: Any = None, body: Any = None, post_params: Any = None,
                  _request_timeout: Any = None) -> rest.RESTResponse:
         path, _, query = url.removeprefix(self.configuration.host).partition("?")
+        if header_params and _DEFERRED_AUTH in header_params:
+            deferred = header_params.pop(_DEFERRED_AUTH).split(",")
+            if not self._held(path):
+                super().update_params_for_auth(header_params, [], deferred, path, method, body)
         address = address_of(path, body if method == "POST" else None)
         if address is None:
             return self.direct(method, url, header_params, body, post_params, _request_timeout)

@@ -11,6 +11,7 @@ import collections
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -164,3 +165,41 @@ def test_which_paths_and_kinds_are_cached() -> None:
     assert cacheable("apps", "deployments") and cacheable("", "secrets") and cacheable("rollout.gitops.dev", "canaries")
     assert cacheable("gateway.networking.k8s.io", "httproutes") and cacheable("networking.istio.io", "virtualservices")
     assert not cacheable("coordination.k8s.io", "leases") and not cacheable("", "events") and not cacheable("", "pods")
+
+
+def test_credentials_are_left_out_only_of_what_memory_answers(
+        world: tuple[Sandbox, client.ApiClient, CachingApiClient]) -> None:
+    _, plain, cached = world
+    sent: list[dict[str, str]] = []
+    direct = cached.direct
+
+    def recording(method: str, url: str, headers: Any, body: Any, post: Any, timeout: Any) -> Any:
+        if method == "GET" and "/configmaps/" in url:
+            sent.append(dict(headers or {}))
+        return direct(method, url, headers, body, post, timeout)
+
+    cached.direct = recording  # type: ignore[method-assign]
+    client.CoreV1Api(plain).create_namespaced_config_map("c", _config_map("one"))
+    core = client.CoreV1Api(cached)
+    _synced(cached, core, "one")
+    wait_for("the ConfigMap in memory", lambda: cached._held("/api/v1/namespaces/c/configmaps/one"), timeout=5)
+    sent.clear()
+    core.read_namespaced_config_map("one", "c")
+    assert sent == []  # answered from memory: no credentials needed, none refreshed
+    # Dropped between building the request and sending it (a failed write, a deletion): the
+    # credentials are added after all.
+    original = cached.update_params_for_auth
+    stream = next(iter(cached.cache.streams.values()))
+
+    def then_forget(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        stream.forget(("c", "one"))
+
+    cached.update_params_for_auth = then_forget  # type: ignore[method-assign]
+    core.read_namespaced_config_map("one", "c")
+    assert len(sent) == 1 and sent[0].get("authorization") == "Bearer rollout-sandbox"  # the kubeconfig's token
+    assert "X-Rollout-Deferred-Auth" not in sent[0]
+    cached.update_params_for_auth = original  # type: ignore[method-assign]
+    with pytest.raises(ApiException):
+        core.read_namespaced_config_map("none", "c")
+    assert sent[-1].get("authorization") == "Bearer rollout-sandbox"  # the kubeconfig's token
