@@ -9,52 +9,22 @@ the metric's classification and effect size and the check's score.
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from rollout.engine.kube import api_client
 from sandbox.demo import app
 from tests.e2e.conftest import OperatorProcess, create_release, release_status, wait_for
+from tests.e2e.test_dataplane_releases import BAD, GOOD
+from tests.e2e.test_dataplane_releases import world as dataplane_world
 
 pytestmark = pytest.mark.e2e
 
-GOOD = app.Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0)
-BAD = app.Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.2)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[client.ApiClient, OperatorProcess]]:
-    root = tmp_path_factory.mktemp("kayenta")
-    kubeconfig, log = root / "kubeconfig", root / "sandbox.log"
-    with log.open("wb") as out:
-        sandbox = subprocess.Popen([str(Path(sys.executable).parent / "rollout"), "sandbox", "up", "--dataplane",
-                                    "--rps", "60", "--kubeconfig", str(kubeconfig)], stdout=out,
-                                   stderr=subprocess.STDOUT)
-    operator: OperatorProcess | None = None
-    try:
-        text = wait_for("the sandbox with its data plane", lambda: "kubeconfig:" in log.read_text() and log.read_text(),
-                        timeout=60)
-        prometheus = re.search(r"prometheus: (\S+)", text)
-        assert prometheus, text
-        operator = OperatorProcess(kubeconfig, prometheus.group(1), root / "reports", root / "operator.log")
-        operator.start()
-        yield api_client(kubeconfig), operator
-    finally:
-        if operator is not None:
-            operator.stop()
-        sandbox.terminate()
-        try:
-            sandbox.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            sandbox.kill()
+# The same world as the data-plane releases: `rollout sandbox up --dataplane` and `rollout run`, each its own
+# process (a module-scoped fixture, so this module gets its own pair).
+world = dataplane_world
 
 
 def scored_canary(namespace: str) -> dict[str, Any]:
