@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -76,6 +78,9 @@ def test_a_standby_stopped_before_it_leads_exits_cleanly(sandbox: Path, api: cli
         a.start()
         wait_for("a leads", lambda: lease_holder(api, namespace) == "a", timeout=30, every=0.2)
         b.start()
+        # Stopped only once it runs (its health endpoint answers): under load, importing takes seconds,
+        # and a SIGTERM before the process has set up its handling would test nothing of ours.
+        wait_for("b serves its health endpoint", lambda: _answers(b.metrics_url + "/healthz"), timeout=60)
         time.sleep(2 * RETRY + 1)
         assert b.process is not None
         b.process.terminate()
@@ -85,3 +90,13 @@ def test_a_standby_stopped_before_it_leads_exits_cleanly(sandbox: Path, api: cli
         a.stop()
         b.stop()
         client.CoreV1Api(api).delete_namespace(namespace)
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answers, if not yet 200
+    except OSError:
+        return False
