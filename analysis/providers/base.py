@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -89,6 +89,27 @@ class Series:
         """The same series without NaN and infinite points."""
         keep = np.isfinite(self.values)
         return Series(self.labels, self.timestamps[keep], self.values[keep])
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """What a MetricTemplate's `provider` says, with its Secret's keys already read and decoded.
+
+    `address` is None when the template gives none (the provider's default applies). `secret` holds
+    the decoded keys of `provider.secretRef` (empty without one). `options` holds the fields a
+    provider declares beyond Flagger's common ones (`ProviderKind.fields`), as written.
+    `template` ("namespace/name") is for messages only.
+    """
+
+    type: str
+    address: str | None = None
+    secret: Mapping[str, str] = field(default_factory=dict, repr=False)
+    insecure_skip_verify: bool = False
+    region: str | None = None
+    options: Mapping[str, object] = field(default_factory=dict)
+    template: str = ""
+    timeout: float = 10.0
+    retries: int = 2
 
 
 class MetricSource(Protocol):

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from analysis.providers.prometheus import Auth
-from analysis.providers.registry import source_for
+from analysis.providers.base import ProviderConfig
+from analysis.providers.registry import build
 from analysis.report import to_html
 from analysis.verdicts import Outcome
 from rollout.api.durations import parse_duration
@@ -106,8 +106,8 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
     if request.end <= request.start:
         raise UsageError("--end must be after --start")
     release, templates = load_release(request.file, request.name, request.judge, request.mesh_provider)
-    auth = Auth(bearer_token=request.token) if request.token else None
-    with closing(source_for("prometheus", request.prometheus, auth=auth)) as prometheus:
+    secret = {"token": request.token} if request.token else {}
+    with closing(build(ProviderConfig("prometheus", request.prometheus, secret=secret))) as prometheus:
         if not prometheus.is_ready():
             raise UsageError(f"cannot reach Prometheus at {request.prometheus} (its /-/ready did not answer 200)")
         checks = MetricChecks(release, prometheus, templates, strict=True)

@@ -21,7 +21,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from analysis.providers.registry import source_for
+from analysis.providers.base import ProviderConfig
+from analysis.providers.registry import build
 from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
@@ -89,8 +90,8 @@ class Operator:
         self.invalid_recheck = timedelta(seconds=settings.invalid_recheck)
         # After an unexpected error: retry soon, but not in a tight loop.
         self.error_backoff = timedelta(seconds=settings.error_backoff)
-        self.prometheus = source_for("prometheus", settings.prometheus, timeout=settings.prometheus_timeout,
-                                     retries=settings.prometheus_retries)
+        self.prometheus = build(ProviderConfig("prometheus", settings.prometheus, timeout=settings.prometheus_timeout,
+                                               retries=settings.prometheus_retries))
         self.reports = reports
         self.revert = revert
         self.clock = clock
