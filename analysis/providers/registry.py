@@ -1,9 +1,8 @@
 """Metric sources by provider type, as a MetricTemplate's `provider.type` names them.
 
 One explicit table, so that an unknown type is refused with the list of known ones instead of
-failing somewhere later. Each entry is a `ProviderKind`: how to build the source from a
-`ProviderConfig`, and what validation needs to know before anything is queried (whether the
-address has a default, which Secret keys the provider reads, whether it serves range series).
+failing somewhere later. Each entry is a `ProviderKind`: the type's validation rules (the pure table
+in `analysis.providers.rules`) and how to build its source from a `ProviderConfig`.
 """
 
 from __future__ import annotations
@@ -13,30 +12,19 @@ from dataclasses import dataclass
 
 from analysis.providers.base import MetricSource, ProviderConfig
 from analysis.providers.prometheus import Auth, PrometheusProvider
+from analysis.providers.rules import RULES, ProviderRules
 
 
 @dataclass(frozen=True)
 class ProviderKind:
-    """One provider type: its builder and the rules `rollout validate` checks.
+    """One provider type: its validation rules (`analysis.providers.rules`) and its builder."""
 
-    `default_address` None means `provider.address` is required. `secret_keys` must all be in the
-    Secret (and `secret_required` says a `secretRef` must be given); `optional_secret_keys` are read
-    when present. `range_queries` False means the source cannot give a range series, so only the
-    threshold judge can use it. `fields` are the provider's own fields beyond `type`, `address`,
-    `secretRef`, `insecureSkipVerify` and `region` (passed through `ProviderConfig.options`).
-    `docs` is the vendor's API page that the provider follows.
-    """
-
-    type: str
+    rules: ProviderRules
     build: Callable[[ProviderConfig], MetricSource]
-    docs: str
-    default_address: str | None = None
-    secret_keys: tuple[str, ...] = ()
-    secret_required: bool = False
-    optional_secret_keys: tuple[str, ...] = ()
-    range_queries: bool = True
-    region: bool = False
-    fields: tuple[str, ...] = ()
+
+    @property
+    def type(self) -> str:
+        return self.rules.type
 
 
 _KINDS: dict[str, ProviderKind] = {}
@@ -72,13 +60,11 @@ def build(config: ProviderConfig) -> MetricSource:
 
 
 def _prometheus(config: ProviderConfig) -> MetricSource:
-    return PrometheusProvider(config.address or PROMETHEUS.default_address or "", auth=Auth.from_secret(config.secret),
+    return PrometheusProvider(config.address or RULES["prometheus"].default_address or "",
+                              auth=Auth.from_secret(config.secret),
                               insecure_skip_verify=config.insecure_skip_verify, timeout=config.timeout,
                               retries=config.retries)
 
 
-PROMETHEUS = ProviderKind(
-    "prometheus", _prometheus, docs="https://prometheus.io/docs/prometheus/latest/querying/api/",
-    default_address="http://prometheus.monitoring:9090", optional_secret_keys=("username", "password", "token"),
-)
+PROMETHEUS = ProviderKind(RULES["prometheus"], _prometheus)
 register_kind(PROMETHEUS)

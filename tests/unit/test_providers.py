@@ -13,6 +13,7 @@ from requests.adapters import BaseAdapter
 
 from analysis.providers.base import AuthError, BadQueryError, MetricSource, ProviderConfig, UnreachableError
 from analysis.providers.http import HttpApi
+from analysis.providers.rules import RULES
 from analysis.providers.prometheus import Auth, PrometheusProvider
 from analysis.providers.registry import PROMETHEUS, UnknownSourceError, build, known_types, register_kind
 
@@ -51,6 +52,10 @@ def test_prometheus_is_registered() -> None:
 def test_an_unknown_type_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(UnknownSourceError, match=r"unknown metric provider type 'nosuch'; known: .*prometheus"):
         build(ProviderConfig("nosuch", "https://metrics.example.com"))
+
+
+def test_every_registered_type_has_rules_and_every_rule_a_builder() -> None:
+    assert set(known_types()) == set(RULES)
 
 
 def test_a_type_is_registered_once() -> None:

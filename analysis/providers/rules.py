@@ -1,0 +1,58 @@
+"""What validation knows of each metric provider type, without importing any client.
+
+`rollout validate` and the operator's parser (`rollout.api`, which stays free of network code) check
+a MetricTemplate's `provider` against this table before anything is queried: whether the address
+has a default, which Secret keys the provider reads, whether it serves range series, and the
+provider's own fields. The builders that use these settings register in `analysis.providers.registry`;
+a type is usable when it is in both (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+# (field path under `provider`, problem) pairs; empty when the options are fine.
+OptionProblems = list[tuple[str, str]]
+
+
+def _no_options(options: Mapping[str, object]) -> OptionProblems:
+    return []
+
+
+@dataclass(frozen=True)
+class ProviderRules:
+    """One provider type's rules.
+
+    `default_address` None means `provider.address` is required. `secret_keys` must all be in the
+    Secret (and `secret_required` says a `secretRef` must be given); `optional_secret_keys` are read
+    when present. `range_queries` False means the source cannot give a range series, so only the
+    threshold judge can use it. `region` says `provider.region` is read (and required when
+    `region_required`). `fields` are the provider's own fields beyond `type`, `address`,
+    `secretRef`, `insecureSkipVerify` and `region`, checked by `check_options`. `docs` is the
+    vendor's API page the provider follows, shown in error messages.
+    """
+
+    type: str
+    docs: str
+    default_address: str | None = None
+    secret_keys: tuple[str, ...] = ()
+    secret_required: bool = False
+    optional_secret_keys: tuple[str, ...] = ()
+    range_queries: bool = True
+    region: bool = False
+    region_required: bool = False
+    fields: tuple[str, ...] = ()
+    check_options: Callable[[Mapping[str, object]], OptionProblems] = field(default=_no_options)
+
+
+RULES: dict[str, ProviderRules] = {
+    rules.type: rules
+    for rules in (
+        ProviderRules(
+            "prometheus", docs="https://docs.flagger.app/usage/metrics#prometheus",
+            default_address="http://prometheus.monitoring:9090",
+            optional_secret_keys=("username", "password", "token"),
+        ),
+    )
+}
