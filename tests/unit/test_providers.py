@@ -13,9 +13,9 @@ from requests.adapters import BaseAdapter
 
 from analysis.providers.base import AuthError, BadQueryError, MetricSource, ProviderConfig, UnreachableError
 from analysis.providers.http import HttpApi
-from analysis.providers.rules import RULES
 from analysis.providers.prometheus import Auth, PrometheusProvider
 from analysis.providers.registry import PROMETHEUS, UnknownSourceError, build, known_types, register_kind
+from analysis.providers.rules import RULES
 
 
 class CannedAdapter(BaseAdapter):
