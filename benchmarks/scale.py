@@ -320,18 +320,25 @@ class Snapshot:
     ticks: float
     lag: dict[float, float]  # cumulative counts by upper bound (seconds)
     phase_ticks: dict[str, float]  # by the phase a tick began in
+    waits: dict[str, dict[float, float]]  # what the lag is made of: "loop" and each pool's, cumulative buckets
     operator_cpu: float
     sandbox_cpu: float
     operator_rss: int
     sandbox_rss: int
 
 
-def operator_metrics(url: str) -> tuple[float, dict[float, float], dict[str, float]]:
-    """The operator's ticks, tick lag buckets and ticks by the phase they began in (Canaries)."""
+def operator_metrics(url: str) -> tuple[float, dict[float, float], dict[str, float], dict[str, dict[float, float]]]:
+    """The operator's ticks, tick lag buckets and ticks by the phase they began in (Canaries), and the
+    buckets of what the lag is made of: kopf's event loop running late, and the wait for each pool's thread."""
     text = urllib.request.urlopen(url, timeout=10).read().decode()
     ticks, lag, phases = 0.0, {}, {}
+    waits: dict[str, dict[float, float]] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
+            if s.name == "rollout_event_loop_lag_seconds_bucket":
+                waits.setdefault("loop", {})[float(s.labels["le"])] = s.value
+            elif s.name == "rollout_workqueue_wait_seconds_bucket":
+                waits.setdefault(s.labels["pool"], {})[float(s.labels["le"])] = s.value
             if s.labels.get("kind") != "Canary":
                 continue
             if s.name == "rollout_reconcile_duration_seconds_count":
@@ -340,7 +347,7 @@ def operator_metrics(url: str) -> tuple[float, dict[float, float], dict[str, flo
                 lag[float(s.labels["le"])] = s.value
             elif s.name == "rollout_release_ticks_total":
                 phases[s.labels["phase"]] = s.value
-    return ticks, lag, phases
+    return ticks, lag, phases, waits
 
 
 def served(sandbox_url: str) -> Counter[str]:
@@ -354,8 +361,8 @@ def served(sandbox_url: str) -> Counter[str]:
 
 
 def snapshot(sandbox: Process, sandbox_url: str, operator: Process, metrics_url: str) -> Snapshot:
-    ticks, lag, phases = operator_metrics(metrics_url)
-    return Snapshot(time.monotonic(), served(sandbox_url), ticks, lag, phases, _proc_cpu(operator.pid),
+    ticks, lag, phases, waits = operator_metrics(metrics_url)
+    return Snapshot(time.monotonic(), served(sandbox_url), ticks, lag, phases, waits, _proc_cpu(operator.pid),
                     _proc_cpu(sandbox.pid), _proc_rss(operator.pid), _proc_rss(sandbox.pid))
 
 
@@ -408,6 +415,7 @@ class Window:
     sandbox_cpu: float
     lag_buckets: dict[float, float]
     run_ticks: float | None  # ticks begun in a run's phases (not idle), when the operator counts them
+    waits: dict[str, dict[float, float]] = field(default_factory=dict)
     by_namespace: dict[str, tuple[int, int]] = field(default_factory=dict)  # (reads, writes)
     by_shape: dict[str, int] = field(default_factory=dict)  # "GET /apis/apps/v1/namespaces/*/deployments/*": n
 
@@ -434,6 +442,8 @@ class Window:
                    b.sandbox_cpu - a.sandbox_cpu, {k: b.lag.get(k, 0) - a.lag.get(k, 0) for k in b.lag},
                    sum(v - a.phase_ticks.get(k, 0) for k, v in b.phase_ticks.items() if k not in IDLE_PHASES)
                    if b.phase_ticks else None,
+                   {name: {k: v - a.waits.get(name, {}).get(k, 0) for k, v in buckets.items()}
+                    for name, buckets in b.waits.items()},
                    {k: (v[0], v[1]) for k, v in by_ns.items()}, dict(shapes.most_common()))
 
     def per_tick(self, n: float) -> float:
@@ -486,6 +496,10 @@ class Row:
             "lag_p50_s": quantile(0.5, both.lag_buckets), "lag_p99_s": quantile(0.99, both.lag_buckets),
             "idle_lag_p99_s": quantile(0.99, self.idle.lag_buckets),
             "progressing_lag_p99_s": quantile(0.99, self.progressing.lag_buckets),
+            # Where the lag comes from: kopf's loop late on its timers, and the waits for a pool's thread.
+            **{f"{window}_{name}_wait_p99_s": quantile(0.99, buckets)
+               for window, w in (("idle", self.idle), ("progressing", self.progressing))
+               for name, buckets in sorted(w.waits.items())},
             "idle_ticks_per_s": self.idle.ticks / self.idle.seconds if self.idle.seconds else None,
             "idle_reads_per_tick": self.idle.per_tick(self.idle.reads),
             "idle_writes_per_tick": self.idle.per_tick(self.idle.writes),

@@ -15,17 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kopf
 from kubernetes import client
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
-from rollout.api.status import Phase
+from rollout.api.status import IDLE_PHASES
 from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.cache import CachingApiClient
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 # The shortest wait between two ticks, so a planner asking for "now" cannot spin.
 MIN_WAIT = 0.2
+T = TypeVar("T")
 # A GitSource waits for its interval in slices this long, so a pushed revert is applied at once.
 WAKE_SLICE = 0.5
 # How long a release or GitSource waits while the leader's Lease is overdue (the process is about to exit).
@@ -68,9 +70,12 @@ async def _heartbeat(memo: kopf.Memo, **_: Any) -> None:
     health.started()
 
     async def beat() -> None:
+        loop = asyncio.get_running_loop()
         while True:
             health.beat()
+            due = loop.time() + HEARTBEAT
             await asyncio.sleep(HEARTBEAT)
+            telemetry.loop_late(loop.time() - due)
 
     memo["heartbeat"] = asyncio.create_task(beat())
 
@@ -92,7 +97,6 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
     # Async so that a waiting release holds no thread: only a tick borrows one (the client is sync).
     operator: Operator = memo["operator"]
     kind, namespace, name = body["kind"], body.metadata.namespace or "default", body.metadata.name or ""
-    loop = asyncio.get_running_loop()
     wakes: Wakes = memo["wakes"]
     wake = wakes.register((kind, namespace, name))
     woken = False
@@ -105,12 +109,11 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
             # change is about to write (a new run starts): they tick on a pool of their own, so that
             # however slow those are, the idle releases' timer ticks (reads from memory) are not held up.
             pools: Pools = memo["pools"]
-            pool = pools.quick if _idle(body) and not woken else pools.under_way
+            pool = "quick" if _idle(body) and not woken else "under_way"
             try:
-                delay = await loop.run_in_executor(pool, telemetry.reconciled, kind, operator.reconcile,
-                                                   kind, namespace, name)
+                delay = await pools.run(pool, telemetry.reconciled, kind, operator.reconcile, kind, namespace, name)
             except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
-                await loop.run_in_executor(pool, operator.fail, kind, namespace, name, e)
+                await pools.run(pool, operator.fail, kind, namespace, name, e)
                 delay = operator.error_backoff
             if delay is None:
                 return
@@ -130,8 +133,8 @@ async def _source(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo,
             await stopped.wait(NOT_LEADING_WAIT)
             continue
         try:
-            delay = await asyncio.get_running_loop().run_in_executor(
-                memo["pools"].syncs, telemetry.reconciled, GIT_SOURCE, sources.reconcile, namespace, name)
+            delay = await memo["pools"].run("syncs", telemetry.reconciled, GIT_SOURCE, sources.reconcile,
+                                            namespace, name)
         except Exception:  # the daemon's edge: a bug in a sync must not end the source's daemon
             log.exception("sync of GitSource %s/%s failed unexpectedly; trying again", namespace, name)
             delay = timedelta(seconds=memo["settings"].error_backoff)
@@ -240,14 +243,9 @@ def _always() -> bool:
     return True
 
 
-# Phases in which a tick only looks (the release is not under way): no metric query, no webhook, no Git.
-_IDLE = frozenset({None, Phase.INITIALIZED.value, Phase.SUCCEEDED.value, Phase.REVERTED.value,
-                   Phase.TERMINATED.value})
-
-
 def _idle(body: kopf.Body) -> bool:
     # kopf keeps a daemon's body up to date with the watch events.
-    return (body.get("status") or {}).get("phase") in _IDLE
+    return (body.get("status") or {}).get("phase") in IDLE_PHASES
 
 
 class Pools:
@@ -260,6 +258,12 @@ class Pools:
         self.quick = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-tick")
         self.under_way = ThreadPoolExecutor(max_workers=release_workers, thread_name_prefix="rollout-release")
         self.syncs = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rollout-sync")
+
+    def run(self, pool: str, work: Callable[..., T], *args: object) -> asyncio.Future[T]:
+        """Run `work(*args)` on the pool named `pool`, from kopf's loop; the wait for a thread is counted."""
+        executor = {"quick": self.quick, "under_way": self.under_way, "syncs": self.syncs}[pool]
+        return asyncio.get_running_loop().run_in_executor(executor, telemetry.waited, pool, time.monotonic(),
+                                                          work, *args)
 
     def shutdown(self, *, wait: bool) -> None:
         for pool in (self.quick, self.under_way, self.syncs):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from typing import Any
 
 import kmock
@@ -32,33 +31,65 @@ def _meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class GarbageCollector:
-    """Sweeps after every deletion (begun or done) and every `idle_interval` seconds, which also finds
-    objects whose owners never existed; each sweep is one bounded pass over the objects. Other writes
-    start no sweep, so that a busy store does not pay a pass over every object per write."""
+    """Works from the writes it sees, as kube-controller-manager's collector works from its informers:
+    a write of an object with ownerReferences checks that object's owners; a deletion (begun or done)
+    checks the dependents of what was deleted, the owners waiting for it (foreground deletion) and,
+    in a terminating namespace, whether the namespace is empty. Each check looks up owners and
+    dependents by uid (`ObjectStore.by_uid`, `dependents_of`), so a busy store pays per write, never a
+    pass over every object; one pass over everything runs at start, for what was stored before."""
 
     def __init__(self, store: ObjectStore, *, idle_interval: float = 1.0) -> None:
         self._store = store
         self._idle_interval = idle_interval
-        self._due = True
+        self._everything = True  # the pass over every object, at start
+        self._dependents: set[tuple[ResourceSpec, str | None, str]] = set()  # check their owners
+        self._deleted: set[str] = set()  # uids deleted or being deleted: check their dependents
+        self._waiting: set[str] = set()  # owners that may wait (foreground) for dependents just gone
+        self._namespaces: set[str] = set()  # terminating: delete their content, then finalize them
+        self._emptied: set[str] = set()  # of those, the ones where something was deleted since the last pass
 
     def _on_write(self, spec: ResourceSpec, event: WatchEvent) -> None:
-        if event.type == "DELETED" or _meta(event.obj).get("deletionTimestamp"):
-            self._due = True
+        meta = _meta(event.obj)
+        uid = str(meta.get("uid") or "")
+        refs = [str(r.get("uid")) for r in meta.get("ownerReferences") or [] if isinstance(r, dict)]
+        deleting = event.type == "DELETED" or bool(meta.get("deletionTimestamp"))
+        if refs and not deleting:
+            self._dependents.add((spec, meta.get("namespace"), meta.get("name", "")))
+        if not deleting:
+            return
+        if uid:
+            self._deleted.add(uid)
+            self._waiting.add(uid)
+        self._waiting.update(refs)
+        if (spec.group, spec.plural) == ("", "namespaces") and event.type != "DELETED":
+            self._namespaces.add(meta.get("name", ""))
+            self._emptied.add(meta.get("name", ""))
+        elif meta.get("namespace") in self._namespaces:
+            self._emptied.add(meta["namespace"])
+
+    @property
+    def _pending(self) -> bool:
+        return bool(self._everything or self._dependents or self._deleted or self._waiting or self._emptied)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self._store.listeners.append(self._on_write)
-        swept = -math.inf
+        swept = loop.time()
         try:
             while not self._store.stopping.is_set():
-                if self._due or loop.time() - swept >= self._idle_interval:
-                    self._due = False
+                if loop.time() - swept >= self._idle_interval:
+                    # A terminating namespace is looked at again now and then, whatever happened in it.
+                    self._emptied |= self._namespaces
+                if self._pending:
                     swept = loop.time()
                     try:
                         self.sweep()
                     except Exception:  # keep collecting: one odd object must not stop the collector
                         logger.exception("sandbox garbage collection failed")
-                await self._store.wait_changed(max(swept + self._idle_interval - loop.time(), 0.0))
+                began = loop.time()
+                await self._store.wait_changed(self._idle_interval)
+                if loop.time() - began < 0.01:
+                    await asyncio.sleep(0.01)  # let a burst of writes gather into one pass
         finally:
             self._store.listeners.remove(self._on_write)
 
@@ -71,46 +102,66 @@ class GarbageCollector:
                 raise
 
     def sweep(self) -> int:
-        """One pass; returns how many deletions or finalizations it started."""
+        """One pass over what the writes since the last pass touched; returns how many deletions or
+        finalizations it started."""
+        if self._everything:
+            self._everything = False
+            for spec, obj in self._store.live_objects():
+                self._on_write(spec, WatchEvent(0, "MODIFIED", obj, None))
         actions = 0
-        live = self._store.live_objects()
-        by_uid = {_meta(obj).get("uid"): obj for _, obj in live}
+        dependents, self._dependents = self._dependents, set()
+        deleted, self._deleted = self._deleted, set()
+        waiting, self._waiting = self._waiting, set()
+        emptied, self._emptied = self._emptied, set()
 
-        for spec, obj in live:
-            if (spec.group, spec.plural) != ("", "namespaces") or not _meta(obj).get("deletionTimestamp"):
+        for namespace in sorted(emptied):
+            if self._store.namespace_phase(namespace) != "Terminating":
+                self._namespaces.discard(namespace)
                 continue
-            namespace = _meta(obj)["name"]
-            content = [(s, o) for s, o in live if s.namespaced and _meta(o).get("namespace") == namespace]
+            content = [(s, o) for s, o in self._store.live_objects()
+                       if s.namespaced and _meta(o).get("namespace") == namespace]
             for s, o in content:
                 if not _meta(o).get("deletionTimestamp"):
                     self._delete(s, o)
                     actions += 1
             if not content:
                 self._store.finalize_namespace(namespace)
+                self._namespaces.discard(namespace)
                 actions += 1
 
-        for spec, obj in live:
-            refs = _meta(obj).get("ownerReferences") or []
-            if not refs or _meta(obj).get("deletionTimestamp"):
+        for uid in deleted:
+            for spec, obj in self._store.dependents_of(uid):
+                dependents.add((spec, _meta(obj).get("namespace"), _meta(obj).get("name", "")))
+
+        for spec, ns, name in dependents:
+            dependent = self._store.peek(spec, ns, name)
+            if dependent is None:
                 continue
-            owners = [by_uid.get(ref.get("uid")) for ref in refs]
+            refs = _meta(dependent).get("ownerReferences") or []
+            if not refs or _meta(dependent).get("deletionTimestamp"):
+                continue
+            owners = [self._store.by_uid(str(ref.get("uid"))) for ref in refs]
             if all(owner is None for owner in owners):
-                self._delete(spec, obj)
+                self._delete(spec, dependent)
                 actions += 1
             elif any(
                 owner is not None
-                and _meta(owner).get("deletionTimestamp")
-                and _FOREGROUND in (_meta(owner).get("finalizers") or [])
+                and _meta(owner[1]).get("deletionTimestamp")
+                and _FOREGROUND in (_meta(owner[1]).get("finalizers") or [])
                 for owner in owners
             ):
-                self._delete(spec, obj, "Foreground")
+                self._delete(spec, dependent, "Foreground")
                 actions += 1
 
-        for spec, obj in live:
+        for uid in waiting:
+            found = self._store.by_uid(uid)
+            if found is None:
+                continue
+            spec, obj = found
             meta = _meta(obj)
             if not meta.get("deletionTimestamp") or _FOREGROUND not in (meta.get("finalizers") or []):
                 continue
-            if not self._store.dependents_of(meta.get("uid", "")):
+            if not self._store.dependents_of(uid):
 
                 def release(o: dict[str, Any]) -> None:
                     o["metadata"]["finalizers"] = [

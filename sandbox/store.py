@@ -100,6 +100,11 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _owner_uids(obj: dict[str, Any] | None) -> set[str]:
+    refs = _meta(obj or {}).get("ownerReferences") or []
+    return {str(ref["uid"]) for ref in refs if isinstance(ref, dict) and ref.get("uid")}
+
+
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     if not isinstance(meta, dict):
@@ -140,6 +145,10 @@ class ObjectStore:
         # Every key ever stored, by kind (storage key), in the order stored: one kind's objects are
         # read without a pass over every other kind's (the controllers read theirs after each write).
         self._kinds: dict[kmock.resource, dict[Key, None]] = {}
+        # Live objects by uid, and by the uid of each owner their ownerReferences name: the garbage
+        # collector and cascading deletes look owners and dependents up without a pass over everything.
+        self._uids: dict[str, tuple[ResourceSpec, Key]] = {}
+        self._owned: dict[str, dict[Key, ResourceSpec]] = {}
         self._changed = asyncio.Event()
         self._dry = False
         self.stopping = asyncio.Event()
@@ -293,6 +302,7 @@ class ObjectStore:
                 stored.delete()
             if len(stored.history) > self._history:
                 del stored.history[: -self._history]
+        self._index(spec, key, event_type, new, old)
         event = WatchEvent(self._rv, event_type, new, old)
         log = self._logs.setdefault((spec.group, spec.plural), deque())
         if len(log) >= self._log_size:
@@ -306,6 +316,37 @@ class ObjectStore:
             except Exception:  # a listener must never break a write that already happened
                 logger.exception("sandbox store listener failed")
         return new
+
+    def _index(self, spec: ResourceSpec, key: Key, event_type: str, new: dict[str, Any],
+               old: dict[str, Any] | None) -> None:
+        uid = _meta(new).get("uid") or _meta(old or {}).get("uid")
+        owners = _owner_uids(new)
+        for owner in _owner_uids(old) - (set() if event_type == "DELETED" else owners):
+            if (dependents := self._owned.get(owner)) is not None:
+                dependents.pop(key, None)
+                if not dependents:
+                    del self._owned[owner]
+        if event_type == "DELETED":
+            for owner in owners:
+                if (dependents := self._owned.get(owner)) is not None:
+                    dependents.pop(key, None)
+                    if not dependents:
+                        del self._owned[owner]
+            if uid:
+                self._uids.pop(uid, None)
+            return
+        if uid:
+            self._uids[uid] = (spec, key)
+        for owner in owners:
+            self._owned.setdefault(owner, {})[key] = spec
+
+    def by_uid(self, uid: str) -> tuple[ResourceSpec, dict[str, Any]] | None:
+        """The live object with `uid` (for the controllers inside the sandbox: read, never change)."""
+        found = self._uids.get(uid)
+        if found is None:
+            return None
+        obj = self._live(found[1])
+        return (found[0], obj) if obj is not None else None
 
     def create(
         self, spec: ResourceSpec, version: str | None, namespace: str | None, body: Any
@@ -736,11 +777,13 @@ class ObjectStore:
             self._remove(spec, key, new, old)
 
     def dependents_of(self, uid: str) -> list[tuple[ResourceSpec, dict[str, Any]]]:
-        return [
-            (s, o)
-            for s, o in self.live_objects()
-            if any(ref.get("uid") == uid for ref in _meta(o).get("ownerReferences") or [])
-        ]
+        """The live objects whose ownerReferences name `uid`."""
+        found = []
+        for key, spec in list(self._owned.get(uid, {}).items()):
+            obj = self._live(key)
+            if obj is not None:
+                found.append((spec, obj))
+        return found
 
     def orphan_dependents(self, uid: str) -> None:
         for spec, obj in self.dependents_of(uid):

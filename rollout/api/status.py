@@ -29,6 +29,9 @@ class Phase(StrEnum):
     REVERTED = "Reverted"
 
 
+# Phases in which a tick only looks (no run is under way): no metric query, no webhook, no Git.
+# A release without a phase is not: its first tick creates its primary and routes.
+IDLE_PHASES = frozenset({Phase.INITIALIZED, Phase.SUCCEEDED, Phase.REVERTED, Phase.TERMINATED})
 # Phases in which a release is under way: traffic may be on the canary.
 RUNNING_PHASES = frozenset(
     {Phase.WAITING, Phase.PROGRESSING, Phase.WAITING_PROMOTION, Phase.PROMOTING, Phase.FINALISING}

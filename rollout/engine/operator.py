@@ -28,8 +28,9 @@ from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
 from rollout.api.spec import MetricTemplate, Release, provider_named, provider_names
-from rollout.api.status import Condition, Phase, ReleaseStatus
+from rollout.api.status import IDLE_PHASES, Condition, Phase, ReleaseStatus
 from rollout.core import RouteProblem
+from rollout.core.spread import spread
 from rollout.engine import dora, telemetry
 from rollout.engine.admission import Admission, Key, release_lister
 from rollout.engine.alerts import Alerter
@@ -241,6 +242,11 @@ class Operator:
         self._report_end(release, status, new, memory, now)
         self._write_status(obj, new, stored)
         telemetry.tick_recorded(release, status, new, time.monotonic() - began)
+        interval = release.spec.analysis.interval
+        if new.phase in IDLE_PHASES and decision.requeue_after.total_seconds() >= interval:
+            # Idle releases started together (a restart) would otherwise tick together forever.
+            key = "/".join(_release_key(obj))
+            return timedelta(seconds=spread(decision.requeue_after.total_seconds(), time.time(), key, interval))
         return decision.requeue_after
 
     def _report_end(self, release: Release, old: ReleaseStatus, new: ReleaseStatus, memory: _Memory,

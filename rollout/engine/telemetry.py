@@ -58,6 +58,14 @@ TICK_LAG = Histogram("rollout_tick_lag_seconds",
                      "Seconds a release's tick started later than the planner asked for", ["kind"],
                      buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                               float("inf")))
+# What a tick's lag is made of: waiting for a worker thread, and kopf's event loop running late.
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
+WORKQUEUE_WAIT = Histogram("rollout_workqueue_wait_seconds",
+                           "Seconds work waited for a thread of its pool (quick, under_way, syncs)", ["pool"],
+                           buckets=_WAIT_BUCKETS)
+LOOP_LAG = Histogram("rollout_event_loop_lag_seconds",
+                     "Seconds kopf's event loop ran a timer later than asked (every heartbeat)",
+                     buckets=_WAIT_BUCKETS)
 QUEUED = Gauge("rollout_releases_queued",
                "Releases waiting in phase Waiting for a slot under --max-concurrent-releases")
 TICKS = Counter("rollout_release_ticks_total",
@@ -170,6 +178,16 @@ def reconciled(kind: str, reconcile: Callable[..., T], *args: object) -> T:
         raise
     finally:
         RECONCILE_DURATION.labels(kind).observe(time.monotonic() - began)
+
+
+def waited(pool: str, since: float, work: Callable[..., T], *args: object) -> T:
+    """Run `work` on a pool's thread, counting how long it waited for that thread since `since` (monotonic)."""
+    WORKQUEUE_WAIT.labels(pool).observe(max(0.0, time.monotonic() - since))
+    return work(*args)
+
+
+def loop_late(seconds: float) -> None:
+    LOOP_LAG.observe(max(0.0, seconds))
 
 
 def reconcile_failed(kind: str) -> None:

@@ -489,6 +489,58 @@ def test_deleting_an_owner_garbage_collects_its_dependents(cluster: Cluster, nam
     assert api.read_namespaced_config_map("bystander", namespace).metadata.name == "bystander"
 
 
+def _owned_by(api: Any, namespace: str, owner: Any, name: str) -> Any:
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name, "uid": owner.metadata.uid}
+    return api.create_namespaced_config_map(namespace, {"metadata": {"name": name, "ownerReferences": [ref]}})
+
+
+def test_foreground_deletion_keeps_the_owner_until_its_dependents_are_gone(cluster: Cluster, namespace: str) -> None:
+    api = core(cluster)
+    owner = api.create_namespaced_config_map(namespace, {"metadata": {"name": "fg-owner"}})
+    _owned_by(api, namespace, owner, "fg-held")
+    api.create_namespaced_config_map(namespace, {"metadata": {
+        "name": "fg-dependent", "finalizers": ["example.com/hold"],
+        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "fg-owner", "uid": owner.metadata.uid}]}})
+    api.delete_namespaced_config_map("fg-owner", namespace, propagation_policy="Foreground")
+    waiting = api.read_namespaced_config_map("fg-owner", namespace)
+    assert waiting.metadata.deletion_timestamp is not None
+    assert "foregroundDeletion" in waiting.metadata.finalizers
+    eventually(lambda: absent(lambda: api.read_namespaced_config_map("fg-held", namespace)), timeout=30)
+    # The dependent held by its own finalizer holds the owner too.
+    assert api.read_namespaced_config_map("fg-owner", namespace).metadata.deletion_timestamp is not None
+    api.patch_namespaced_config_map("fg-dependent", namespace, {"metadata": {"finalizers": None}})
+    eventually(lambda: absent(lambda: api.read_namespaced_config_map("fg-owner", namespace)), timeout=30)
+
+
+def test_orphan_deletion_leaves_the_dependents_without_the_reference(cluster: Cluster, namespace: str) -> None:
+    api = core(cluster)
+    owner = api.create_namespaced_config_map(namespace, {"metadata": {"name": "or-owner"}})
+    _owned_by(api, namespace, owner, "or-dependent")
+    api.delete_namespaced_config_map("or-owner", namespace, propagation_policy="Orphan")
+    eventually(lambda: absent(lambda: api.read_namespaced_config_map("or-owner", namespace)), timeout=30)
+    eventually(lambda: not api.read_namespaced_config_map("or-dependent", namespace).metadata.owner_references,
+               timeout=30)
+    time.sleep(1.5)  # longer than the sandbox collector's idle pass: still there
+    assert api.read_namespaced_config_map("or-dependent", namespace).metadata.name == "or-dependent"
+
+
+def test_a_dependent_whose_owner_never_existed_is_collected(cluster: Cluster, namespace: str) -> None:
+    api = core(cluster)
+    ghost = {"apiVersion": "v1", "kind": "ConfigMap", "name": "ghost", "uid": "00000000-0000-4000-8000-000000000000"}
+    api.create_namespaced_config_map(namespace, {"metadata": {"name": "orphaned", "ownerReferences": [ghost]}})
+    eventually(lambda: absent(lambda: api.read_namespaced_config_map("orphaned", namespace)), timeout=60)
+
+
+def test_deleting_a_namespace_deletes_its_content_then_the_namespace(cluster: Cluster) -> None:
+    api = core(cluster)
+    name = f"gc-ns-{int(time.time() * 1000) % 10**9}"
+    api.create_namespace({"metadata": {"name": name}})
+    api.create_namespaced_config_map(name, {"metadata": {"name": "inside"}})
+    api.delete_namespace(name)
+    eventually(lambda: absent(lambda: api.read_namespaced_config_map("inside", name)), timeout=60)
+    eventually(lambda: absent(lambda: api.read_namespace(name)), timeout=120)
+
+
 # -- Deployments ---------------------------------------------------------------------------------
 
 

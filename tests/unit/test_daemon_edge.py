@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -66,10 +64,12 @@ class FlakyOperator:
 
 def run_daemon(daemon: Any, memo: dict[str, Any], body: dict[str, Any]) -> Stopped:
     stopped = Stopped()
-    with ThreadPoolExecutor(1) as pool:
-        pools = SimpleNamespace(quick=pool, under_way=pool, syncs=pool)
+    pools = handlers.Pools(1, 1)
+    try:
         asyncio.run(asyncio.wait_for(daemon(stopped=stopped, body=kopf.Body(body),
                                             memo=kopf.Memo(pools=pools, wakes=Wakes(), **memo)), timeout=10))
+    finally:
+        pools.shutdown(wait=True)
     return stopped
 
 
