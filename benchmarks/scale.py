@@ -337,6 +337,8 @@ def operator_metrics(url: str) -> tuple[float, dict[float, float], dict[str, flo
         for s in family.samples:
             if s.name == "rollout_event_loop_lag_seconds_bucket":
                 waits.setdefault("loop", {})[float(s.labels["le"])] = s.value
+            elif s.name == "python_gc_duration_seconds_bucket" and s.labels.get("generation") == "2":
+                waits.setdefault("gc2", {})[float(s.labels["le"])] = s.value
             elif s.name == "rollout_workqueue_wait_seconds_bucket":
                 waits.setdefault(s.labels["pool"], {})[float(s.labels["le"])] = s.value
             if s.labels.get("kind") != "Canary":

@@ -173,6 +173,7 @@ def run(
 
     /metrics, /healthz and /readyz are served all along, a standby's too. OSError when
     --metrics-addr cannot be bound."""
+    telemetry.time_gc()
     api = api_client(kubeconfig)
     if settings.watch_cache:
         api = CachingApiClient(api.configuration, settings, tuple(namespaces))

@@ -13,6 +13,7 @@ written, when a run ends, when a metric is checked. Nothing in `rollout.core` re
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
@@ -66,6 +67,10 @@ WORKQUEUE_WAIT = Histogram("rollout_workqueue_wait_seconds",
 LOOP_LAG = Histogram("rollout_event_loop_lag_seconds",
                      "Seconds kopf's event loop ran a timer later than asked (every heartbeat)",
                      buckets=_WAIT_BUCKETS)
+# Go's client exports go_gc_duration_seconds, which Flagger's dashboards plot; Python's pauses every
+# thread for a collection too, and a full one over a thousand releases' objects is long.
+GC_PAUSE = Histogram("python_gc_duration_seconds", "Seconds each garbage collection paused every thread",
+                     ["generation"], buckets=_WAIT_BUCKETS)
 QUEUED = Gauge("rollout_releases_queued",
                "Releases waiting in phase Waiting for a slot under --max-concurrent-releases")
 TICKS = Counter("rollout_release_ticks_total",
@@ -184,6 +189,22 @@ def waited(pool: str, since: float, work: Callable[..., T], *args: object) -> T:
     """Run `work` on a pool's thread, counting how long it waited for that thread since `since` (monotonic)."""
     WORKQUEUE_WAIT.labels(pool).observe(max(0.0, time.monotonic() - since))
     return work(*args)
+
+
+_gc_began: list[float] = []
+
+
+def _gc_timed(phase: str, info: dict[str, int]) -> None:
+    if phase == "start":
+        _gc_began[:] = [time.perf_counter()]
+    elif _gc_began:
+        GC_PAUSE.labels(str(info.get("generation", ""))).observe(time.perf_counter() - _gc_began.pop())
+
+
+def time_gc() -> None:
+    """Time every garbage collection from now on (once per process)."""
+    if _gc_timed not in gc.callbacks:
+        gc.callbacks.append(_gc_timed)
 
 
 def loop_late(seconds: float) -> None:

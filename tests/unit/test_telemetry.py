@@ -6,6 +6,7 @@ Each test uses a namespace of its own: the registry is the process's, shared by 
 
 from __future__ import annotations
 
+import gc
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -234,3 +235,11 @@ def test_flaggers_names_and_labels_are_exact() -> None:
         for s in metric.samples:
             assert set(s.labels) - {"le"} == expected[name], name
             assert not s.name.endswith("_created"), s.name
+
+
+def test_garbage_collections_are_timed_by_generation() -> None:
+    telemetry.time_gc()
+    telemetry.time_gc()  # once per process, however often asked
+    before = REGISTRY.get_sample_value("python_gc_duration_seconds_count", {"generation": "2"}) or 0.0
+    gc.collect()
+    assert REGISTRY.get_sample_value("python_gc_duration_seconds_count", {"generation": "2"}) == before + 1
