@@ -352,6 +352,14 @@ class Analysis:
     def hooks(self, kind: WebhookType) -> tuple[Webhook, ...]:
         return tuple(w for w in self.webhooks if w.type == kind)
 
+    def judge_of(self, metric: Metric) -> Judge:
+        """The judge of one metric: under `sequential` the built-in metrics get the sequential test (their
+        raw counts are known) and custom queries are compared with the primary; otherwise a metric with
+        `compare` is compared with the primary and the rest follow `judge`."""
+        if self.judge == Judge.SEQUENTIAL:
+            return Judge.SEQUENTIAL if metric.builtin else Judge.COMPARE
+        return Judge.COMPARE if metric.compare is not None else self.judge
+
 
 @dataclass(frozen=True)
 class GitAuthor:

@@ -60,7 +60,7 @@ def errors_of(obj: dict[str, Any]) -> list[FieldError]:
 
 
 def parse_errors(obj: dict[str, Any]) -> list[FieldError]:
-    """What the parser says (the CRD's enum of types does not know the test's own type)."""
+    """What the parser alone says."""
     try:
         parse_metric_template(obj)
     except ValidationError as e:
