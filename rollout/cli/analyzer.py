@@ -27,6 +27,7 @@ from rollout.api.status import format_time
 from rollout.engine.checks import CheckError, MetricChecks, judge_for
 from rollout.engine.replay import Replay, replay
 from rollout.engine.reports import TickRecord, build_report
+from rollout.engine.sources import Sources
 
 EXIT_PROMOTE, EXIT_USAGE, EXIT_ROLLBACK = 0, 2, 3
 
@@ -110,7 +111,7 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
     with closing(build(ProviderConfig("prometheus", request.prometheus, secret=secret))) as prometheus:
         if not prometheus.is_ready():
             raise UsageError(f"cannot reach Prometheus at {request.prometheus} (its /-/ready did not answer 200)")
-        checks = MetricChecks(release, prometheus, templates, strict=True)
+        checks = MetricChecks(release, Sources(prometheus), templates, strict=True)
         try:
             result = replay(release, checks.run, request.start, request.end, request.step)
         except CheckError as e:
