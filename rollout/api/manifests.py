@@ -214,10 +214,13 @@ def validate_text(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_P
             name = _name_of(doc)
             errors = check_object(doc, mesh_provider)
             if errors is None:
+                label = f"{kind or '?'}/{name or '?'}"
                 if kind == "Secret" and doc.get("apiVersion") == "v1" and name:
                     report.found.append(Found(file, index, kind, name, _namespace_of(doc), None, doc))
-                label = f"{kind or '?'}/{name or '?'}"
-                report.notes.append(f"{file}:{index}: ignored {label} (not a rollout kind)")
+                    report.notes.append(f"{file}:{index}: read {label} only for the keys of MetricTemplates "
+                                        "that name it (values are not looked at)")
+                else:
+                    report.notes.append(f"{file}:{index}: ignored {label} (not a rollout kind)")
                 continue
             report.resources += 1
             if errors:
