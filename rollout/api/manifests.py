@@ -95,6 +95,11 @@ class Report:
         self.invalid += other.invalid
         self.found.extend(other.found)
 
+    def add_cross_problems(self, problems: list[Problem]) -> None:
+        """Problems of resources that were valid alone (cross-checks): each such resource is now invalid."""
+        self.problems.extend(problems)
+        self.invalid += len({(p.file, p.document) for p in problems})
+
     def summary(self) -> str:
         noun = "resource" if self.resources == 1 else "resources"
         if self.ok:
@@ -233,7 +238,7 @@ def validate_text(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_P
     except yaml.YAMLError as error:
         report.problems.append(Problem(file, index + 1, None, None, "", _yaml_problem(error)))
     if cross:
-        report.problems.extend(cross_check(report.found))
+        report.add_cross_problems(cross_check(report.found))
     return report
 
 

@@ -92,7 +92,7 @@ def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None, mesh_prov
                 continue
             report.extend(validate_text(text, str(file), provider, cross=False))
     # Resources refer to each other across files: a Canary's MetricTemplate, a template's Secret.
-    report.problems.extend(cross_check(report.found))
+    report.add_cross_problems(cross_check(report.found))
     return report
 
 
