@@ -10,7 +10,7 @@ which the judge benchmark calls too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -81,10 +81,15 @@ class MetricChecks:
         templates: Mapping[tuple[str, str], MetricTemplate] | None = None,
         *,
         strict: bool = False,
+        reload: Callable[[MetricChecks], None] | None = None,
     ) -> None:
         self.release = release
         self.sources = sources
+        # Called before each check to refresh `templates` (the operator reads them from the cluster).
+        self.reload = reload
         self.templates = dict(templates or {})
+        # Templates that exist but cannot be used, with why (an invalid spec): said instead of "not found".
+        self.unusable: dict[tuple[str, str], str] = {}
         self.strict = strict
         self.readings: list[Reading] = []
         # Per metric, the judge's evidence at its last check: (judge, statistic, value).
@@ -96,6 +101,8 @@ class MetricChecks:
 
     def run(self, at: datetime, since: datetime) -> tuple[CheckResult, ...]:
         """Judge every metric at `at`; `since` is when the run started (sequential tests count from it)."""
+        if self.reload is not None:
+            self.reload(self)
         results = tuple(self.check(metric, at, since) for metric in self.release.spec.analysis.metrics)
         self.readings.extend(Reading(at, r) for r in results)
         return results
@@ -150,7 +157,9 @@ class MetricChecks:
         namespace = ref.namespace or self.release.metadata.namespace
         template = self.templates.get((namespace, ref.name))
         if template is None:
-            raise TemplateError(f"MetricTemplate {namespace}/{ref.name} not found")
+            why = self.unusable.get((namespace, ref.name))
+            raise TemplateError(f"MetricTemplate {namespace}/{ref.name} " + (f"is invalid: {why}" if why else
+                                                                           "not found"))
         return template
 
     def source(self, metric: Metric) -> MetricSource:

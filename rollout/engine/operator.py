@@ -259,20 +259,21 @@ class Operator:
         candidate = status.candidate.spec if status.candidate else None
         memory = self.memory.get(key)
         if memory is None or memory.candidate != candidate:
-            templates = self._templates(release)
-            checks = MetricChecks(release, self.sources, templates) if release.spec.analysis.metrics else None
+            checks = (MetricChecks(release, self.sources, reload=self._templates)
+                      if release.spec.analysis.metrics else None)
             memory = self.memory[key] = _Memory(candidate, checks)
         elif memory.checks is not None:
             memory.checks.release = release
-            # Read every tick, as Flagger does: an edited template (or its Secret) counts from the next check.
-            memory.checks.templates = self._templates(release, memory.checks.templates)
         return memory
 
-    def _templates(self, release: Release, known: Mapping[tuple[str, str], MetricTemplate] | None = None
-                   ) -> dict[tuple[str, str], MetricTemplate]:
-        """The MetricTemplates the release's metrics name; one the API server could not be asked for
-        just now stays as `known` had it."""
+    def _templates(self, checks: MetricChecks) -> None:
+        """Before each check, as Flagger does, the MetricTemplates the release's metrics name: an edited
+        template (or its Secret, read with it) counts from the next check. One the API server could not
+        be asked for just now stays as it was; an invalid one is `unusable`, with its problems."""
+        release, known = checks.release, checks.templates
         found: dict[tuple[str, str], MetricTemplate] = {}
+        unusable = checks.unusable
+        unusable.clear()
         for metric in release.spec.analysis.metrics:
             ref = metric.template_ref
             if ref is None:
@@ -292,8 +293,9 @@ class Operator:
                     found[key] = known[key]
                 log.warning("MetricTemplate %s/%s unusable: %s", *key, e)
             except ValidationError as e:
+                unusable[key] = "; ".join(str(x) for x in e.errors)
                 log.warning("MetricTemplate %s/%s unusable: %s", *key, e)
-        return found
+        checks.templates = found
 
     def _template_secret(self, namespace: str, name: str) -> Mapping[str, str]:
         """A MetricTemplate's Secret, decoded, as Flagger reads it: in the template's namespace."""

@@ -201,3 +201,18 @@ def test_builtin_metrics_and_inline_queries_keep_the_operator_wide_prometheus() 
     (result,) = MetricChecks(canary, Sources(None)).run(AT, T0)
     assert result.reason == ("cannot be checked: built-in metrics and inline queries need a Prometheus, and none "
                              "was given")
+
+
+def test_templates_are_reloaded_before_each_check_and_an_invalid_one_is_said_so() -> None:
+    loads: list[int] = []
+
+    def reload(checks: MetricChecks) -> None:
+        loads.append(1)
+        checks.unusable[("test", "errors")] = "spec.query: is required"
+
+    checks = MetricChecks(canary_with({"thresholdRange": {"max": 1}}), Sources(MemorySource({})), reload=reload)
+    (result,) = checks.run(AT, T0)
+    (again,) = checks.run(AT, T0)
+    assert loads == [1, 1]
+    assert (result.verdict, result.reason) == (
+        Verdict.FAIL, "cannot be checked: MetricTemplate test/errors is invalid: spec.query: is required")
