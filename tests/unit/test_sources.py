@@ -212,7 +212,7 @@ def test_templates_are_reloaded_before_each_check_and_an_invalid_one_is_said_so(
 
     checks = MetricChecks(canary_with({"thresholdRange": {"max": 1}}), Sources(MemorySource({})), reload=reload)
     (result,) = checks.run(AT, T0)
-    (again,) = checks.run(AT, T0)
+    checks.run(AT, T0)
     assert loads == [1, 1]
     assert (result.verdict, result.reason) == (
         Verdict.FAIL, "cannot be checked: MetricTemplate test/errors is invalid: spec.query: is required")
