@@ -125,3 +125,25 @@ def test_a_wrong_password_is_a_readable_reason_not_a_crash(
     assert status["phase"] == "Failed"
     assert operator.process is not None and operator.process.poll() is None  # still running
     assert "Traceback" not in operator.output()
+
+
+def test_a_corrected_secret_counts_from_the_next_check(
+        api: client.ApiClient, operator: OperatorProcess, guarded: RunningPrometheus, own_exporter: Exporter,
+        namespace: str) -> None:
+    traffic(own_exporter, namespace, "shop")
+    secret(api, namespace, "shop-auth", BASIC_AUTH[0], "an-old-password")
+    template(api, namespace, "requests", guarded.url, "shop-auth")
+    obj = with_template("shop", namespace, "requests")
+    obj["spec"]["analysis"]["threshold"] = 1000  # failed checks do not end the release while the Secret is fixed
+    start(api, obj)
+    set_image(api, "shop", namespace, NEW)
+    wait_for("the refused credentials",
+             lambda: "refused the credentials" in ((metric_status(api, namespace, "shop") or {}).get("reason") or ""),
+             timeout=60)
+    password = base64.b64encode(BASIC_AUTH[1].encode()).decode()
+    client.CoreV1Api(api).patch_namespaced_secret("shop-auth", namespace, {"data": {"password": password}})
+    passed = wait_for("a check with the new password",
+                      lambda: m if (m := metric_status(api, namespace, "shop")) and m["verdict"] == "pass" else None,
+                      timeout=60)
+    assert passed["value"] > 1
+    assert wait_phase(api, namespace, "shop", "Succeeded", "Failed", timeout=120)["phase"] == "Succeeded"
