@@ -916,7 +916,10 @@ def _metric_provider(pr: Fields) -> ProviderRef:
         elif region is None and rules.region_required:
             pr.error("region", f"is required: {where} needs the region of its API, e.g. us-east-1")
     options: dict[str, Any] = {}
-    if rules is not None:
+    if rules is None:
+        for key in pr.data:  # an unknown type's own fields cannot be judged: the type's error says it all
+            pr.value(key)
+    else:
         for key in pr.data:
             if key in _COMMON_PROVIDER_FIELDS:
                 continue

@@ -109,7 +109,7 @@ def test_prometheus_takes_its_default_address_and_refuses_what_it_does_not_read(
 
 
 def test_an_unknown_type_names_the_known_ones() -> None:
-    obj = template({"type": "keptn"})
+    obj = template({"type": "keptn", "timeframe": "5m"})
     known = ", ".join(sorted(RULES))
     with pytest.raises(ValidationError) as e:
         parse_metric_template(obj)
