@@ -3,8 +3,8 @@
 Loads the Canary (and any MetricTemplates) from a manifest file, replays it with `rollout.engine.replay`
 against the given Prometheus (built-in metrics and inline queries) and each template's own provider
 (credentials from `rollout.cli.provider_secrets`), prints one line per tick and the outcome, and
-optionally writes the HTML report. Exit codes: 0 promote (or no decision in the window), 3 rollback, 2 usage or
-connection errors.
+optionally writes the HTML report. Exit codes: 0 promote (or no decision in the window), 3
+rollback, 2 usage or connection errors.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,8 +113,7 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
     if request.end <= request.start:
         raise UsageError("--end must be after --start")
     release, templates = load_release(request.file, request.name, request.judge, request.mesh_provider)
-    with ExitStack() as stack:
-        sources = stack.enter_context(_sources(request, release, templates))
+    with _sources(request, release) as sources:
         checks = MetricChecks(release, sources, templates, strict=True)
         _ready(checks, release, request.prometheus)
         try:
@@ -149,8 +147,7 @@ class _Closing(Sources):
             self._default.close()
 
 
-def _sources(request: Request, release: Canary | BlueGreen,
-             templates: Mapping[tuple[str, str], MetricTemplate]) -> _Closing:
+def _sources(request: Request, release: Canary | BlueGreen) -> _Closing:
     from rollout.cli.provider_secrets import ProvidedSecrets
 
     needs_prometheus = [m.name for m in release.spec.analysis.metrics if m.template_ref is None]

@@ -2,10 +2,10 @@
 
 The operator runs them every tick and `rollout analyze` runs them at moments in the past; both get
 the same `CheckResult`s. Queries go to the `MetricSource` of each metric (`rollout.engine.sources`:
-the operator-wide Prometheus, or the metric's MetricTemplate's own provider); the numeric shaping of what it answers is
-`analysis.shaping`'s; what the spec says about judging the numbers (judge choice, direction,
-tolerance, alpha, warm-up) and the verdict itself are `rollout.engine.judging`'s pure functions,
-which the judge benchmark calls too.
+the operator-wide Prometheus, or the metric's MetricTemplate's own provider); the numeric shaping
+of what it answers is `analysis.shaping`'s; what the spec says about judging the numbers (judge
+choice, direction, tolerance, alpha, warm-up) and the verdict itself are `rollout.engine.judging`'s
+pure functions, which the judge benchmark calls too.
 """
 
 from __future__ import annotations
@@ -167,15 +167,17 @@ class MetricChecks:
         template = self.template(metric)
         return self.sources.default() if template is None else self.sources.for_template(template)
 
-    def _title(self, metric: Metric) -> str:
+    def _known(self, metric: Metric) -> MetricTemplate | None:
         ref = metric.template_ref
-        template = self.templates.get((ref.namespace or self.release.metadata.namespace, ref.name)) if ref else None
+        return self.templates.get((ref.namespace or self.release.metadata.namespace, ref.name)) if ref else None
+
+    def _title(self, metric: Metric) -> str:
+        template = self._known(metric)
         return title(template.spec.provider.type if template else "prometheus")
 
     def _named(self, metric: Metric, error: Exception) -> str:
         """An error's text, led by the template (namespace/name) and provider it comes from."""
-        ref = metric.template_ref
-        template = self.templates.get((ref.namespace or self.release.metadata.namespace, ref.name)) if ref else None
+        template = self._known(metric)
         if template is None or isinstance(error, SourceError):  # a SourceError names them already
             return str(error)
         return f"MetricTemplate {template_name(template)} ({template.spec.provider.type}): {error}"
