@@ -166,7 +166,6 @@ def _metadata(root: Fields) -> Metadata:
         generation=meta.int("generation", lo=0) or 0,
         uid=meta.str("uid") or "",
         annotations=meta.string_map("annotations"),
-        resource_version=meta.str("resourceVersion") or "",
     )
 
 

@@ -425,8 +425,6 @@ class Metadata:
     generation: int = 0
     uid: str = ""
     annotations: tuple[tuple[str, str], ...] = ()
-    # The API server's version of the object read (empty in a file): tells a changed object from the same one.
-    resource_version: str = ""
 
 
 @dataclass(frozen=True)
