@@ -39,8 +39,10 @@ from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
 from rollout.engine.reports import TickRecord, build_report, markdown_from_status
+from rollout.engine.sources import SourceError, Sources
 from rollout.engine.tick import tick
 from rollout.engine.webhooks import Webhooks
+from rollout.gitops.credentials import SecretError, secret_data
 from rollout.routers import router_for
 from rollout.routers.base import RouterError
 from rollout.settings import Settings
@@ -93,6 +95,9 @@ class Operator:
         self.error_backoff = timedelta(seconds=settings.error_backoff)
         self.prometheus = build(ProviderConfig("prometheus", settings.prometheus, timeout=settings.prometheus_timeout,
                                                retries=settings.prometheus_retries))
+        # Built-in metrics and inline queries ask the operator-wide Prometheus; a MetricTemplate its own provider.
+        self.sources = Sources(self.prometheus, self._template_secret, timeout=settings.prometheus_timeout,
+                               retries=settings.prometheus_retries)
         self.reports = reports
         self.revert = revert
         self.clock = clock
@@ -260,29 +265,57 @@ class Operator:
         candidate = status.candidate.spec if status.candidate else None
         memory = self.memory.get(key)
         if memory is None or memory.candidate != candidate:
-            templates = self._templates(release)
-            checks = MetricChecks(release, self.prometheus, templates) if release.spec.analysis.metrics else None
+            checks = (MetricChecks(release, self.sources, reload=self._templates)
+                      if release.spec.analysis.metrics else None)
             memory = self.memory[key] = _Memory(candidate, checks)
         elif memory.checks is not None:
             memory.checks.release = release
         return memory
 
-    def _templates(self, release: Release) -> dict[tuple[str, str], MetricTemplate]:
+    def _templates(self, checks: MetricChecks) -> None:
+        """Before each check, as Flagger does, the MetricTemplates the release's metrics name: an edited
+        template (or its Secret, read with it) counts from the next check. One the API server could not
+        be asked for just now stays as it was; an invalid one is `unusable`, with its problems."""
+        release, known = checks.release, checks.templates
         found: dict[tuple[str, str], MetricTemplate] = {}
+        unusable = checks.unusable
+        unusable.clear()
         for metric in release.spec.analysis.metrics:
             ref = metric.template_ref
             if ref is None:
                 continue
-            namespace = ref.namespace or release.metadata.namespace
+            key = (ref.namespace or release.metadata.namespace, ref.name)
             raw: dict[str, Any]
             try:
                 raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=self.timeout
+                    GROUP, VERSION, key[0], PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=self.timeout
                 ))
-                found[(namespace, ref.name)] = parse_metric_template(raw)
-            except (ApiException, ValidationError) as e:
-                log.warning("MetricTemplate %s/%s unusable: %s", namespace, ref.name, e)
-        return found
+                found[key] = parse_metric_template(raw)
+            except (ApiException, HTTPError, OSError) as e:
+                gone = isinstance(e, ApiException) and e.status == 404
+                if gone:
+                    self.sources.forget(*key)
+                elif known and key in known:
+                    found[key] = known[key]
+                log.warning("MetricTemplate %s/%s unusable: %s", *key, e)
+            except ValidationError as e:
+                unusable[key] = "; ".join(str(x) for x in e.errors)
+                log.warning("MetricTemplate %s/%s unusable: %s", *key, e)
+        checks.templates = found
+
+    def _template_secret(self, namespace: str, name: str) -> Mapping[str, str]:
+        """A MetricTemplate's Secret, decoded, as Flagger reads it: in the template's namespace."""
+        try:
+            return secret_data(self.api, namespace, name, timeout=self.timeout)
+        except SecretError as e:
+            raise SourceError(str(e)) from None
+        except ApiException as e:
+            temporary = e.status is None or e.status == 429 or e.status >= 500
+            raise SourceError(f"reading Secret {namespace}/{name} (provider.secretRef) failed: {e.status} {e.reason}",
+                              temporary=temporary) from None
+        except (HTTPError, OSError) as e:
+            raise SourceError(f"reading Secret {namespace}/{name} (provider.secretRef) failed: {e}",
+                              temporary=True) from None
 
     # -- status --------------------------------------------------------------------------------
 
