@@ -377,6 +377,8 @@ class GoogleMonitoring(Vendor):
 
     name = "stackdriver"
     PROJECT = "shop-prod-123"
+    # "When making an access token request this value is always https://oauth2.googleapis.com/token."
+    AUDIENCE = "https://oauth2.googleapis.com/token"
     POINT_SECONDS = 60.0
 
     def __init__(self, data: Data | None = None, public_key_pem: str = "") -> None:
@@ -437,7 +439,7 @@ class GoogleMonitoring(Vendor):
             return Reply(400, {"error": "unsupported_grant_type", "error_description": "Invalid grant_type"})
         try:
             claims = google.auth.jwt.decode(  # type: ignore[no-untyped-call]
-                form.get("assertion", ""), certs=self.public_key_pem, audience=f"{self.url}/token")
+                form.get("assertion", ""), certs=self.public_key_pem, audience=self.AUDIENCE)
         except Exception:
             return Reply(400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."})
         self.assertions.append(claims)
