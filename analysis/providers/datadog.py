@@ -18,7 +18,7 @@ from typing import Any
 
 from analysis.providers.base import BadQueryError, MetricSourceError, Series, TimeLike, single_series, unix
 from analysis.providers.http import HttpApi
-from analysis.providers.points import Clock, first_value, series, window
+from analysis.providers.points import Clock, first_value, named, series, window
 
 # Flagger's datadogFromDeltaMultiplierOnMetricInterval.
 LOOKBACK_INTERVALS = 10
@@ -38,23 +38,40 @@ class DatadogProvider:
                             backoff=backoff, retry_after=("X-RateLimit-Reset", "Retry-After"))
         self.address = self._api.address
 
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        with named('Datadog', self.address):
+            return self._query(query, at)
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        with named('Datadog', self.address):
+            return self._query_value(query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        with named('Datadog', self.address):
+            return self._query_range(query, start, end, step)
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        with named('Datadog', self.address):
+            return self._query_range_series(query, start, end, step)
+
     def close(self) -> None:
         self._api.close()
 
-    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+    def _query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Each series with its first (oldest) point of the window ending at `at` (Flagger's pick)."""
         start, end = window(at, self.lookback, self._clock)
         return [series(s.labels, zip(s.timestamps[:1], s.values[:1], strict=True))
                 for s in self._series(query, start, end)]
 
-    def query_value(self, query: str, at: TimeLike | None = None) -> float:
-        return first_value(self.query(query, at), query, at)
+    def _query_value(self, query: str, at: TimeLike | None = None) -> float:
+        return first_value(self._query(query, at), query, at)
 
-    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+    def _query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         return self._series(query, unix(start), unix(end))
 
-    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
-        return single_series(self.query_range(query, start, end, step), query)
+    def _query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        return single_series(self._query_range(query, start, end, step), query)
 
     def is_ready(self) -> bool:
         """Datadog's key validation endpoint answers `{"valid": true}`, as Flagger's IsOnline checks."""

@@ -30,7 +30,7 @@ from analysis.providers.base import (
     unix,
 )
 from analysis.providers.http import HttpApi
-from analysis.providers.points import Clock, seconds, series, window
+from analysis.providers.points import Clock, named, seconds, series, window
 
 # Flagger's dynatraceDeltaMultiplierOnMetricInterval.
 LOOKBACK_INTERVALS = 10
@@ -48,17 +48,34 @@ class DynatraceProvider:
                             backoff=backoff)
         self.address = self._api.address
 
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        with named('Dynatrace', self.address):
+            return self._query(query, at)
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        with named('Dynatrace', self.address):
+            return self._query_value(query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        with named('Dynatrace', self.address):
+            return self._query_range(query, start, end, step)
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        with named('Dynatrace', self.address):
+            return self._query_range_series(query, start, end, step)
+
     def close(self) -> None:
         self._api.close()
 
-    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+    def _query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """The first metric's data entries, each with its one value (Flagger reads the last entry)."""
         start, end = window(at, self.lookback, self._clock)
         data = self._data(query, start, end, "Inf")
         return [series(labels, [(end, values[0] if values else None)]) for labels, _, values in data]
 
-    def query_value(self, query: str, at: TimeLike | None = None) -> float:
-        found = self.query(query, at)
+    def _query_value(self, query: str, at: TimeLike | None = None) -> float:
+        found = self._query(query, at)
         if not found:
             raise NoDataError("no data: Dynatrace returned no data for the metric selector", query)
         last = found[-1]
@@ -66,13 +83,13 @@ class DynatraceProvider:
             raise NoDataError("no data: Dynatrace returned null (no data points in the window)", query)
         return single_value([last], query, at)
 
-    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+    def _query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         minutes = max(1, round(seconds(step) / 60))
         return [series(labels, zip(stamps, values, strict=True))
                 for labels, stamps, values in self._data(query, unix(start), unix(end), f"{minutes}m")]
 
-    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
-        found = self.query_range(query, start, end, step)
+    def _query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        found = self._query_range(query, start, end, step)
         if len(found) == 1 and all(math.isnan(v) for v in found[0].values):
             raise NoDataError("no data: every slot of the range is null (no data points)", query)
         return single_series(found, query)

@@ -31,7 +31,7 @@ from analysis.providers.base import (
     unix,
 )
 from analysis.providers.http import HttpApi
-from analysis.providers.points import Clock, seconds, series, window
+from analysis.providers.points import Clock, named, seconds, series, window
 
 
 class NewRelicProvider:
@@ -50,10 +50,27 @@ class NewRelicProvider:
                             backoff=backoff)
         self.address = self._api.address
 
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        with named('New Relic', self.address):
+            return self._query(query, at)
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        with named('New Relic', self.address):
+            return self._query_value(query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        with named('New Relic', self.address):
+            return self._query_range(query, start, end, step)
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        with named('New Relic', self.address):
+            return self._query_range_series(query, start, end, step)
+
     def close(self) -> None:
         self._api.close()
 
-    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+    def _query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         if at is None:
             nrql = f"{query.rstrip()} SINCE {int(self.lookback)} seconds ago"
             _, end = window(None, 0, self._clock)
@@ -70,8 +87,8 @@ class NewRelicProvider:
         value = _result(results, query)
         return [] if value is None else [series({}, [(end, value)])]
 
-    def query_value(self, query: str, at: TimeLike | None = None) -> float:
-        found = self.query(query, at)
+    def _query_value(self, query: str, at: TimeLike | None = None) -> float:
+        found = self._query(query, at)
         if not found:
             raise NoDataError("no data: New Relic returned no result (no events in the window)", query)
         if len(found) > 1:
@@ -82,7 +99,7 @@ class NewRelicProvider:
             raise NaNError("New Relic returned NaN", query)
         return value
 
-    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+    def _query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         nrql = (f"{query.rstrip()} SINCE {int(unix(start) * 1000)} UNTIL {int(unix(end) * 1000)} "
                 f"TIMESERIES {max(1, round(seconds(step)))} seconds")
         body = self._run(nrql, query)
@@ -93,8 +110,8 @@ class NewRelicProvider:
             return []
         return [_timeseries({}, buckets, query)]
 
-    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
-        found = self.query_range(query, start, end, step)
+    def _query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        found = self._query_range(query, start, end, step)
         if found and all(math.isnan(v) for v in found[0].values):
             raise NoDataError("no data: every bucket of the range is empty (no events)", query)
         return single_series(found, query)

@@ -38,7 +38,7 @@ from analysis.providers.base import (
     unix,
 )
 from analysis.providers.http import HttpApi
-from analysis.providers.points import Clock, seconds, series, window
+from analysis.providers.points import Clock, named, seconds, series, window
 
 # Flagger's signalFxFromDeltaMultiplierOnMetricInterval.
 LOOKBACK_INTERVALS = 10
@@ -73,18 +73,35 @@ class SplunkProvider:
         self._rest = HttpApi("Splunk Observability", api_address(address), **options)
         self.address = self._stream.address
 
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        with named('Splunk Observability', self.address):
+            return self._query(query, at)
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        with named('Splunk Observability', self.address):
+            return self._query_value(query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        with named('Splunk Observability', self.address):
+            return self._query_range(query, start, end, step)
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        with named('Splunk Observability', self.address):
+            return self._query_range_series(query, start, end, step)
+
     def close(self) -> None:
         self._stream.close()
         self._rest.close()
 
-    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+    def _query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Each time series with its last non-null value in the window ending at `at`."""
         start, end = window(at, self.lookback, self._clock)
         return [series(s.labels, [(s.timestamps[-1], s.values[-1])])
                 for s in self._run(query, start, end, None) if len(s.values)]
 
-    def query_value(self, query: str, at: TimeLike | None = None) -> float:
-        found = self.query(query, at)
+    def _query_value(self, query: str, at: TimeLike | None = None) -> float:
+        found = self._query(query, at)
         if not found:
             raise NoDataError("no data: the SignalFlow program published no values in the window", query)
         if len(found) > 1:
@@ -92,11 +109,11 @@ class SplunkProvider:
                                        "expected; aggregate it, e.g. with .sum()", query)
         return float(found[0].values[0])
 
-    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+    def _query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         return self._run(query, unix(start), unix(end), seconds(step))
 
-    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
-        return single_series(self.query_range(query, start, end, step), query)
+    def _query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        return single_series(self._query_range(query, start, end, step), query)
 
     def is_ready(self) -> bool:
         """The token may read metric metadata (Flagger's IsOnline asks `/v2/metric?limit=1`)."""

@@ -40,7 +40,7 @@ from analysis.providers.base import (
     unix,
 )
 from analysis.providers.http import HttpApi
-from analysis.providers.points import Clock, first_value, series, window
+from analysis.providers.points import Clock, first_value, named, series, window
 
 SCOPE = "https://www.googleapis.com/auth/monitoring.read"
 # An instant query at a past time looks back this many metric intervals (as Flagger's Datadog does).
@@ -70,25 +70,42 @@ class StackdriverProvider:
     def __repr__(self) -> str:
         return f"StackdriverProvider(address={self.address!r}, project={self.project!r})"
 
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        with named('Google Cloud Monitoring', self.address):
+            return self._query(query, at)
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        with named('Google Cloud Monitoring', self.address):
+            return self._query_value(query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        with named('Google Cloud Monitoring', self.address):
+            return self._query_range(query, start, end, step)
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        with named('Google Cloud Monitoring', self.address):
+            return self._query_range_series(query, start, end, step)
+
     def close(self) -> None:
         self._api.close()
         self._token_session.close()
 
-    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+    def _query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Each series with its newest point (Flagger reads `pointData[0]`)."""
         if at is not None:
             start, end = window(at, self.lookback, self._clock)
             query = _within(query, start, end)
         return [series(s.labels, [(s.timestamps[-1], s.values[-1])]) for s in self._series(query) if len(s.values)]
 
-    def query_value(self, query: str, at: TimeLike | None = None) -> float:
-        return first_value(self.query(query, at), query, at)
+    def _query_value(self, query: str, at: TimeLike | None = None) -> float:
+        return first_value(self._query(query, at), query, at)
 
-    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+    def _query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         return self._series(_within(query, unix(start), unix(end)))
 
-    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
-        return single_series(self.query_range(query, start, end, step), query)
+    def _query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        return single_series(self._query_range(query, start, end, step), query)
 
     def is_ready(self) -> bool:
         """Like Flagger's IsOnline: an empty query is refused as INVALID_ARGUMENT, not unauthorised."""

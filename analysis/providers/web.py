@@ -33,7 +33,7 @@ from analysis.providers.base import (
     TimeLike,
 )
 from analysis.providers.http import HttpApi
-from analysis.providers.points import series, window
+from analysis.providers.points import named, series, window
 from analysis.providers.web_options import METHODS, compile_path
 
 
@@ -60,16 +60,33 @@ class WebProvider:
     def __repr__(self) -> str:  # header values may be credentials
         return f"WebProvider(url={self.url!r}, method={self.method!r}, jsonPath={self.json_path!r})"
 
+
+    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+        with named('web metric', self.address):
+            return self._query(query, at)
+
+    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+        with named('web metric', self.address):
+            return self._query_value(query, at)
+
+    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+        with named('web metric', self.address):
+            return self._query_range(query, start, end, step)
+
+    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        with named('web metric', self.address):
+            return self._query_range_series(query, start, end, step)
+
     def close(self) -> None:
         self._api.close()
 
-    def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
+    def _query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Every value the JSONPath picks, each a series of one point (now: the endpoint has no history)."""
         _, now = window(None, 0)
         return [series({"match": str(i)}, [(now, _number(v, query, self.json_path))])
                 for i, v in enumerate(self._matches(query, at))]
 
-    def query_value(self, query: str, at: TimeLike | None = None) -> float:
+    def _query_value(self, query: str, at: TimeLike | None = None) -> float:
         matches = self._matches(query, at)
         if not matches:
             raise NoDataError(f"no data: jsonPath {self.json_path} matched nothing in the answer of {self.url}", query)
@@ -83,12 +100,12 @@ class WebProvider:
             raise NaNError(f"jsonPath {self.json_path} picked NaN in the answer of {self.url}", query)
         return value
 
-    def query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
+    def _query_range(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> list[Series]:
         raise BadQueryError("a web metric has no history: only the threshold judge can use it", query, 0, "",
                             "no range queries")
 
-    def query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
-        return self.query_range(query, start, end, step)[0]
+    def _query_range_series(self, query: str, start: TimeLike, end: TimeLike, step: float | timedelta) -> Series:
+        return self._query_range(query, start, end, step)[0]
 
     def is_ready(self) -> bool:
         """The URL answers at all (any status below 500): the endpoint has no readiness check of its own."""

@@ -69,7 +69,7 @@ def test_several_series_give_the_first_as_in_flagger(fake: FakeServer) -> None:
 
 def test_no_series_is_no_data_and_a_null_point_is_nan(fake: FakeServer) -> None:
     with closing(source(fake.url)) as datadog:
-        with pytest.raises(NoDataError):
+        with pytest.raises(NoDataError, match=f"^Datadog at {fake.url}: no data"):
             datadog.query_value("avg:none{*}")
         with pytest.raises(NaNError):
             datadog.query_value("avg:gaps{*}")

@@ -84,7 +84,7 @@ def test_post_sends_the_query_as_a_json_body(fake: FakeServer) -> None:
 
 def test_nothing_matched_or_null_is_no_data_and_nan_is_nan(fake: FakeServer) -> None:
     with closing(source(f"{fake.url}/api/v1/measurement")) as web:
-        with pytest.raises(NoDataError, match="matched nothing"):
+        with pytest.raises(NoDataError, match=f"matched nothing in the answer of {fake.url}/api/v1/measurement"):
             web.query_value("service=empty")
         with pytest.raises(NoDataError, match="picked null"):
             web.query_value("service=idle")
