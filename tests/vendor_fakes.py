@@ -410,7 +410,7 @@ class GoogleMonitoring(Vendor):
         now = self.now()
         start, end = now - 3600, now
         if match := _WITHIN.search(query):
-            start, end = (datetime.strptime(m, "%Y/%m/%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+            start, end = (datetime.strptime(m, "%Y/%m/%d-%H:%M:%S").replace(tzinfo=UTC).timestamp()
                           for m in (match[1], match[2]))
             query = query[:match.start()]
         if query.strip() not in self.data:

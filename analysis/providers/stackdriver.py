@@ -188,7 +188,8 @@ def _within(query: str, start: float, end: float) -> str:
 
 
 def _date(at: float) -> str:
-    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y/%m/%d %H:%M:%S")
+    """An MQL date literal's text, UTC: `2025/07/23-06:55:20`."""
+    return datetime.fromtimestamp(at, tz=UTC).strftime("%Y/%m/%d-%H:%M:%S")
 
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")

@@ -98,8 +98,8 @@ def test_the_service_account_key_is_exchanged_for_a_token_and_the_newest_point_r
     sent = fake.queries(f"/v3/projects/{GoogleMonitoring.PROJECT}/timeSeries:query")
     assert json.loads(sent[0].body) == {"query": QUERY}
     assert json.loads(sent[1].body)["query"].endswith(
-        "\n| within d'" + time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(REGRESSION - 660)) + "', d'"
-        + time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(REGRESSION - 60)) + "'")
+        "\n| within d'" + time.strftime("%Y/%m/%d-%H:%M:%S", time.gmtime(REGRESSION - 660)) + "', d'"
+        + time.strftime("%Y/%m/%d-%H:%M:%S", time.gmtime(REGRESSION - 60)) + "'")
     assert sent[0].headers["authorization"] == "Bearer ya29.fake-0"
 
 
