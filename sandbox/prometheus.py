@@ -9,6 +9,7 @@ targets every `scrape_interval`, is awaited with a bounded readiness loop and is
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -111,8 +112,11 @@ class PrometheusServer:
         binary: Path | None = None,
         extra_args: Sequence[str] = (),
         ready_timeout: float = READY_TIMEOUT,
+        ready_auth: tuple[str, str] | None = None,
     ) -> None:
         self.scrape_targets = list(scrape_targets)
+        # (username, password) for /-/ready when a --web.config.file in `extra_args` asks for basic auth.
+        self.ready_auth = ready_auth
         self.scrape_interval = scrape_interval
         self.extra_args = list(extra_args)
         self.ready_timeout = ready_timeout
@@ -163,7 +167,7 @@ class PrometheusServer:
                         stdout=out, stderr=subprocess.STDOUT,
                     )
                 try:
-                    _wait_ready(f"http://127.0.0.1:{port}", process, log, self.ready_timeout)
+                    _wait_ready(f"http://127.0.0.1:{port}", process, log, self.ready_timeout, self.ready_auth)
                 except RuntimeError:
                     _terminate(process)
                     if attempt == _PORT_ATTEMPTS - 1 or "address already in use" not in log.read_text():
@@ -197,13 +201,17 @@ class PrometheusServer:
         self.stop()
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float,
+                auth: tuple[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
+    request = urllib.request.Request(f"{url}/-/ready")
+    if auth is not None:
+        request.add_header("Authorization", "Basic " + base64.b64encode(":".join(auth).encode()).decode())
     for _ in range(int(timeout / 0.1) + 1):
         if process.poll() is not None:
             raise RuntimeError(f"prometheus exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
+            with urllib.request.urlopen(request, timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):

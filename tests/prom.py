@@ -18,7 +18,14 @@ from pathlib import Path
 from sandbox.prometheus import PrometheusServer, find_prometheus, find_promtool, free_port
 from tests.tools import missing_tool
 
-__all__ = ["RunningPrometheus", "free_port", "load_openmetrics", "require_prometheus", "running_prometheus"]
+__all__ = ["BASIC_AUTH", "RunningPrometheus", "free_port", "load_openmetrics", "require_prometheus",
+           "running_prometheus"]
+
+# The one user a Prometheus started with `basic_auth=True` lets in. Prometheus keeps only a bcrypt hash
+# (its web config's `basic_auth_users`); this one was made once with Python's crypt.crypt(password,
+# crypt.mksalt(crypt.METHOD_BLOWFISH)), so the tests need no bcrypt library.
+BASIC_AUTH = ("rollout", "canary-pass-1")
+_BASIC_AUTH_HASH = "$2b$12$pY0odddRXkQg6hKIw0jd6OiNa3BBPPg1ie5qFZexYsgRQnAEjXNt2"
 
 
 def require_prometheus() -> tuple[Path, Path]:
@@ -60,19 +67,26 @@ def running_prometheus(
     scrape_target: str | None = None,
     scrape_interval: str = "1s",
     extra_args: Sequence[str] = (),
+    basic_auth: bool = False,
 ) -> Iterator[RunningPrometheus]:
     """Start a real Prometheus on 127.0.0.1 with a temporary data dir; stop it on exit.
 
     `openmetrics` pre-fills the TSDB (timestamps in the text must lie within the last 15 days,
     the default retention); `scrape_target` (e.g. 'http://127.0.0.1:8000/metrics') is scraped
-    every `scrape_interval`.
+    every `scrape_interval`. With `basic_auth`, every request must carry `BASIC_AUTH`'s user and password.
     """
     prom, tool = require_prometheus()
     with tempfile.TemporaryDirectory(prefix="rollout-prom-data-") as tmp:
         data = Path(tmp) / "data"
         if openmetrics is not None:
             load_openmetrics(tool, openmetrics, data)
+        args = list(extra_args)
+        if basic_auth:
+            web = Path(tmp) / "web.yml"
+            web.write_text(f"basic_auth_users:\n  {BASIC_AUTH[0]}: '{_BASIC_AUTH_HASH}'\n")
+            args.append(f"--web.config.file={web}")
         server = PrometheusServer([scrape_target] if scrape_target else [], scrape_interval=scrape_interval,
-                                  data_dir=data, binary=prom, extra_args=extra_args)
+                                  data_dir=data, binary=prom, extra_args=args,
+                                  ready_auth=BASIC_AUTH if basic_auth else None)
         with server:
             yield RunningPrometheus(url=server.url, port=server.port, pid=server.pid, data_dir=data)

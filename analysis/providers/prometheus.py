@@ -117,11 +117,12 @@ class PrometheusProvider:
             "retry": Retry(total=0, connect=0, read=0, status=0, raise_on_status=False),
             "timeout": timeout,
         }
+        # On the session, so that the readiness check sends them too.
         auth = auth or Auth()
         if auth.bearer_token:
-            options["headers"] = {"Authorization": f"Bearer {auth.bearer_token}"}
+            session.headers["Authorization"] = f"Bearer {auth.bearer_token}"
         elif auth.username is not None:
-            options["auth"] = (auth.username, auth.password or "")
+            session.auth = (auth.username, auth.password or "")
         self._client = PrometheusConnect(**options)
 
     def close(self) -> None:

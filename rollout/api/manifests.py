@@ -18,11 +18,20 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode
 
+from analysis.providers.rules import RULES
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.kinds import API_VERSION, FLAGGER_API_VERSION, GROUP
 from rollout.api.parse import PARSERS, flagger_hint, parser_for
 from rollout.api.schema import schema_errors
-from rollout.api.spec import DEFAULT_MESH_PROVIDER, Provider, Resource
+from rollout.api.spec import (
+    DEFAULT_MESH_PROVIDER,
+    BlueGreen,
+    Canary,
+    Judge,
+    MetricTemplate,
+    Provider,
+    Resource,
+)
 
 
 @dataclass(frozen=True)
@@ -48,14 +57,32 @@ class Problem:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Found:
+    """A document that other documents may refer to: a valid rollout resource, or a Secret (`obj`)."""
+
+    file: str
+    document: int
+    kind: str
+    name: str
+    namespace: str
+    resource: Resource | None
+    obj: Mapping[str, Any]
+
+    def problem(self, path: str, message: str) -> Problem:
+        return Problem(self.file, self.document, self.kind, self.name, path, message)
+
+
 @dataclass
 class Report:
-    """What a validation run found: errors, notes for stderr, and how many resources were checked."""
+    """What a validation run found: errors, notes for stderr, and how many resources were checked.
+    `found` keeps what the cross-checks (`cross_check`) read."""
 
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     resources: int = 0
     invalid: int = 0
+    found: list[Found] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +93,7 @@ class Report:
         self.notes.extend(other.notes)
         self.resources += other.resources
         self.invalid += other.invalid
+        self.found.extend(other.found)
 
     def summary(self) -> str:
         noun = "resource" if self.resources == 1 else "resources"
@@ -160,8 +188,17 @@ def _name_of(obj: Mapping[str, Any]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def validate_text(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_PROVIDER) -> Report:
-    """Validate every document of one multi-document YAML text; `file` only labels the output."""
+def _namespace_of(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    return namespace if isinstance(namespace, str) and namespace else "default"
+
+
+def validate_text(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_PROVIDER, *,
+                  cross: bool = True) -> Report:
+    """Validate every document of one multi-document YAML text; `file` only labels the output.
+    With `cross`, documents are also checked against each other (`cross_check`); a caller that
+    validates several texts as one set passes False and cross-checks the merged report."""
     report = Report()
     index = 0
     try:
@@ -174,19 +211,94 @@ def validate_text(text: str, file: str, mesh_provider: Provider = DEFAULT_MESH_P
                 )
                 continue
             kind = doc.get("kind") if isinstance(doc.get("kind"), str) else None
+            name = _name_of(doc)
             errors = check_object(doc, mesh_provider)
             if errors is None:
-                label = f"{kind or '?'}/{_name_of(doc) or '?'}"
+                if kind == "Secret" and doc.get("apiVersion") == "v1" and name:
+                    report.found.append(Found(file, index, kind, name, _namespace_of(doc), None, doc))
+                label = f"{kind or '?'}/{name or '?'}"
                 report.notes.append(f"{file}:{index}: ignored {label} (not a rollout kind)")
                 continue
             report.resources += 1
             if errors:
                 report.invalid += 1
-            name = _name_of(doc)
+            elif (parser := parser_for(str(kind), mesh_provider)) is not None:
+                resource = parser(doc)
+                report.found.append(Found(file, index, str(kind), resource.metadata.name,
+                                          resource.metadata.namespace, resource, doc))
             report.problems.extend(Problem(file, index, kind, name, e.path, e.message) for e in errors)
     except yaml.YAMLError as error:
         report.problems.append(Problem(file, index + 1, None, None, "", _yaml_problem(error)))
+    if cross:
+        report.problems.extend(cross_check(report.found))
     return report
+
+
+def cross_check(found: list[Found]) -> list[Problem]:
+    """What only shows when resources are read together: a MetricTemplate's Secret without the keys
+    its provider reads, and a metric judged on range series by a template whose provider has none.
+    A template or Secret not among the documents may be in the cluster: nothing is said of it."""
+    secrets = {(f.namespace, f.name): f for f in found if f.resource is None}
+    templates = {(f.namespace, f.name): f for f in found if isinstance(f.resource, MetricTemplate)}
+    problems = [p for t in templates.values() if (p := _secret_problem(t, secrets)) is not None]
+    for f in found:
+        if isinstance(f.resource, Canary | BlueGreen):
+            problems.extend(_range_problems(f, f.resource, templates))
+    return problems
+
+
+def _secret_problem(found: Found, secrets: Mapping[tuple[str, str], Found]) -> Problem | None:
+    template = found.resource
+    assert isinstance(template, MetricTemplate)
+    provider = template.spec.provider
+    rules = RULES.get(provider.type)
+    secret = secrets.get((found.namespace, provider.secret_ref or ""))
+    if rules is None or secret is None:
+        return None
+    keys: set[str] = set()
+    for part in ("data", "stringData"):
+        values = secret.obj.get(part)
+        if isinstance(values, Mapping):
+            keys.update(str(k) for k in values)
+    where = f"Secret {secret.namespace}/{secret.name} ({secret.file}:{secret.document})"
+    documented = ", ".join((*rules.secret_keys, *rules.optional_secret_keys))
+    missing = [k for k in rules.secret_keys if k not in keys]
+    if missing:
+        return found.problem("spec.provider.secretRef.name",
+                             f"{where} lacks {', '.join(missing)}: the {provider.type} provider reads the keys "
+                             f"{documented} (see {rules.docs})")
+    if not rules.secret_keys and rules.optional_secret_keys and not keys & set(rules.optional_secret_keys):
+        return found.problem("spec.provider.secretRef.name",
+                             f"{where} has none of the keys the {provider.type} provider reads: {documented} "
+                             f"(see {rules.docs})")
+    return None
+
+
+def _range_problems(found: Found, release: Canary | BlueGreen,
+                    templates: Mapping[tuple[str, str], Found]) -> list[Problem]:
+    analysis = release.spec.analysis
+    problems = []
+    for i, metric in enumerate(analysis.metrics):
+        ref = metric.template_ref
+        if ref is None:
+            continue
+        template = templates.get((ref.namespace or release.metadata.namespace, ref.name))
+        if template is None or not isinstance(template.resource, MetricTemplate):
+            continue
+        ptype = template.resource.spec.provider.type
+        rules = RULES.get(ptype)
+        judge = analysis.judge_of(metric)
+        if rules is None or rules.range_queries or judge == Judge.THRESHOLD:
+            continue
+        why = ("analysis.judge is sequential, whose test reads only the built-in metrics' counts, so this "
+               "templateRef metric is compared with the primary, which"
+               if analysis.judge == Judge.SEQUENTIAL else f"its {judge.value} judge")
+        problems.append(found.problem(
+            f"spec.analysis.metrics[{i}].templateRef",
+            f"metric {metric.name}: {why} needs range series, which the {ptype} provider of MetricTemplate "
+            f"{template.namespace}/{template.name} cannot give; judge it with a thresholdRange instead "
+            "(analysis.judge threshold, no compare block)"))
+    return problems
 
 
 class InvalidManifests(ValueError):

@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from analysis.providers.rules import RULES
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.fields import Errors, Fields, Json, names, show, type_name
 from rollout.api.kinds import (
@@ -165,6 +166,7 @@ def _metadata(root: Fields) -> Metadata:
         generation=meta.int("generation", lo=0) or 0,
         uid=meta.str("uid") or "",
         annotations=meta.string_map("annotations"),
+        resource_version=meta.str("resourceVersion") or "",
     )
 
 
@@ -885,34 +887,83 @@ def parse_bluegreen(obj: Json) -> BlueGreen:
     return BlueGreen(metadata=metadata, spec=spec)
 
 
+# The fields of a MetricTemplate's `provider` every type shares (Flagger's); the rest are a type's own.
+_COMMON_PROVIDER_FIELDS = ("type", "address", "secretRef", "insecureSkipVerify", "region")
+
+
+def _metric_provider(pr: Fields) -> ProviderRef:
+    """`provider`, checked against its type's rules (`analysis.providers.rules.RULES`)."""
+    ptype = pr.str("type") or "prometheus"
+    rules = RULES.get(ptype)
+    if rules is None:
+        pr.error("type", f"unknown metric provider {ptype!r}; known: {', '.join(sorted(RULES))}")
+    where = f"the {ptype} provider"
+    address = pr.str("address") or (rules.default_address if rules else None)
+    if address is None and rules is not None:
+        pr.error("address", f"is required: {where} has no default address (see {rules.docs})")
+    elif address is not None and (problem := _http_url_problem(address)):
+        pr.error("address", problem)
+    secret_ref = _secret_name(pr)
+    if secret_ref is None and rules is not None and rules.secret_required:
+        keys = ", ".join(rules.secret_keys)
+        pr.error("secretRef", f"is required: {where} reads its credentials from a Secret with the keys {keys} "
+                              f"(see {rules.docs})")
+    region = pr.str("region")
+    if rules is not None:
+        if region is not None and not rules.region:
+            pr.error("region", f"{where} reads no region; remove it")
+            region = None
+        elif region is None and rules.region_required:
+            pr.error("region", f"is required: {where} needs the region of its API, e.g. us-east-1")
+    options: dict[str, Any] = {}
+    if rules is not None:
+        for key in pr.data:
+            if key in _COMMON_PROVIDER_FIELDS:
+                continue
+            if key in rules.fields:
+                options[key] = pr.value(key)
+            else:
+                own = f"; its own fields: {', '.join(rules.fields)}" if rules.fields else ""
+                pr.error(key, f"{where} reads no field {key!r}{own}; remove it")
+                pr.value(key)
+        for path, problem in rules.check_options(options):
+            pr.error(path, problem)
+    return ProviderRef(
+        type=ptype,
+        address=address or "",
+        secret_ref=secret_ref,
+        insecure_skip_verify=pr.bool("insecureSkipVerify", False),
+        region=region,
+        options=tuple(options.items()),
+    )
+
+
+def _query_text(spec: Fields, key: str) -> str | None:
+    text = spec.str(key)
+    return text if text is not None and text.strip() else None
+
+
 def parse_metric_template(obj: Json) -> MetricTemplate:
     """A MetricTemplate as typed spec; raises ValidationError listing every problem."""
     root = _root(obj)
     metadata = _metadata(root)
     spec = _spec(root)
-    provider = ProviderRef()
     pr = spec.map("provider")
-    if pr is not None:
-        ptype = pr.str("type") or "prometheus"
-        if ptype != "prometheus":
-            pr.error("type", f"unsupported metric provider {ptype!r}; only prometheus is supported")
-        address = pr.str("address") or provider.address
-        if problem := _http_url_problem(address):
-            pr.error("address", problem)
-        provider = ProviderRef(
-            type=ptype,
-            address=address,
-            secret_ref=_secret_name(pr),
-            insecure_skip_verify=pr.bool("insecureSkipVerify", False),
-        )
-    query = spec.str("query")
-    if query is not None and not query.strip():
-        query = None
-    if query is None and "spec" in root:
-        spec.error("query", "is required: a PromQL query that returns one number")
+    provider = ProviderRef() if pr is None else _metric_provider(pr)
+    query = _query_text(spec, "query")
+    canary_query, primary_query = _query_text(spec, "canaryQuery"), _query_text(spec, "primaryQuery")
+    if (canary_query is None) != (primary_query is None):
+        missing = "primaryQuery" if primary_query is None else "canaryQuery"
+        spec.error(missing, "is required with " + ("canaryQuery" if primary_query is None else "primaryQuery")
+                   + ": give each arm its query, or one query for both")
+    if query is not None and (canary_query is not None or primary_query is not None):
+        spec.error("query", "give either query (rendered for each arm) or canaryQuery and primaryQuery, not both")
+    elif query is None and canary_query is None and primary_query is None and "spec" in root:
+        spec.error("query", "is required: a query that returns one number (or canaryQuery and primaryQuery)")
     _refuse_unread(root, "MetricTemplate")
     root.errors.raise_if_any()
-    return MetricTemplate(metadata=metadata, spec=MetricTemplateSpec(query=query or "", provider=provider))
+    return MetricTemplate(metadata=metadata, spec=MetricTemplateSpec(
+        query=query or "", provider=provider, canary_query=canary_query, primary_query=primary_query))
 
 
 def parse_gitsource(obj: Json) -> GitSource:

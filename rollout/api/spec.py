@@ -352,6 +352,14 @@ class Analysis:
     def hooks(self, kind: WebhookType) -> tuple[Webhook, ...]:
         return tuple(w for w in self.webhooks if w.type == kind)
 
+    def judge_of(self, metric: Metric) -> Judge:
+        """The judge of one metric: under `sequential` the built-in metrics get the sequential test (their
+        raw counts are known) and custom queries are compared with the primary; otherwise a metric with
+        `compare` is compared with the primary and the rest follow `judge`."""
+        if self.judge == Judge.SEQUENTIAL:
+            return Judge.SEQUENTIAL if metric.builtin else Judge.COMPARE
+        return Judge.COMPARE if metric.compare is not None else self.judge
+
 
 @dataclass(frozen=True)
 class GitAuthor:
@@ -417,6 +425,8 @@ class Metadata:
     generation: int = 0
     uid: str = ""
     annotations: tuple[tuple[str, str], ...] = ()
+    # The API server's version of the object read (empty in a file): tells a changed object from the same one.
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -435,16 +445,27 @@ class BlueGreen:
 
 @dataclass(frozen=True)
 class ProviderRef:
+    """A MetricTemplate's `provider`: a type of `analysis.providers.rules.RULES`, its address (the
+    type's default when the manifest gives none), the Secret its credentials are read from (in the
+    template's namespace, as Flagger), and the provider's own fields (`options`, as written)."""
+
     type: str = "prometheus"
     address: str = "http://prometheus.monitoring:9090"
     secret_ref: str | None = None
     insecure_skip_verify: bool = False
+    region: str | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
 class MetricTemplateSpec:
+    """`query` is rendered for each arm (the primary's `{{ target }}` is `<target>-primary`), unless
+    NEW `canary_query` and `primary_query` give each arm its own (then `query` is empty)."""
+
     query: str
     provider: ProviderRef = ProviderRef()
+    canary_query: str | None = None
+    primary_query: str | None = None
 
 
 @dataclass(frozen=True)

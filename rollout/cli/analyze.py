@@ -16,7 +16,7 @@ from rollout.cli.common import Subcommands
 def add(subcommands: Subcommands) -> None:
     p = subcommands.add_parser(
         "analyze",
-        help="replay a Canary's analysis over a past window of a real Prometheus",
+        help="replay a Canary's analysis over a past window of its metric sources",
         description=(
             "Replay the analysis of a Canary (or BlueGreen) as if its release had started at --start: one "
             "line per tick (time, weight, each metric for canary and primary, verdict), then the outcome. "
@@ -24,7 +24,13 @@ def add(subcommands: Subcommands) -> None:
         ),
     )
     p.add_argument("-f", "--file", required=True, type=Path, help="manifest with the Canary (and MetricTemplates)")
-    p.add_argument("--prometheus", required=True, metavar="URL", help="Prometheus base URL")
+    p.add_argument("--prometheus", metavar="URL",
+                   help="Prometheus base URL, for built-in metrics and inline queries (a MetricTemplate's metrics "
+                        "ask its own provider)")
+    p.add_argument("--provider-secret", action="append", default=[], metavar="NAME=FILE",
+                   help="the keys of the Secret a MetricTemplate's provider.secretRef names: a Secret manifest "
+                        "(YAML or JSON) or KEY=VALUE lines; repeatable. Without it, environment variables "
+                        "ROLLOUT_SECRET_<NAME>_<KEY> are read (e.g. ROLLOUT_SECRET_PROM_AUTH_PASSWORD)"),
     p.add_argument("--start", required=True, metavar="T", help="RFC 3339 time, unix seconds, or now-2h")
     p.add_argument("--end", default="now", metavar="T", help="end of the window (default now)")
     p.add_argument("--name", help="which Canary, when the file holds several")
@@ -43,6 +49,7 @@ def add(subcommands: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     from rollout.cli.analyzer import EXIT_USAGE, Request, UsageError, analyze, parse_instant
     from rollout.cli.common import mesh_provider
+    from rollout.cli.provider_secrets import parse_argument
 
     now = datetime.now(UTC)
     try:
@@ -51,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             file=args.file, prometheus=args.prometheus, start=parse_instant(args.start, now),
             end=parse_instant(args.end, now), name=args.name, judge=Judge(args.judge) if args.judge else None,
             step=step, token=args.token, mesh_provider=mesh_provider(args.mesh_provider),
+            provider_secrets=dict(parse_argument(a) for a in args.provider_secret),
         )
         return analyze(request, sys.stdout, as_json=args.json, report=args.report)
     except (UsageError, ValueError) as e:

@@ -1,16 +1,19 @@
-"""What `rollout analyze` does: replay a Canary's analysis over a past window of a real Prometheus.
+"""What `rollout analyze` does: replay a Canary's analysis over a past window of its metric sources.
 
 Loads the Canary (and any MetricTemplates) from a manifest file, replays it with `rollout.engine.replay`
-against the given Prometheus, prints one line per tick and the outcome, and optionally writes the
-HTML report. Exit codes: 0 promote (or no decision in the window), 3 rollback, 2 usage or
+against the given Prometheus (built-in metrics and inline queries) and each template's own provider
+(credentials from `rollout.cli.provider_secrets`), prints one line per tick and the outcome, and
+optionally writes the HTML report. Exit codes: 0 promote (or no decision in the window), 3 rollback, 2 usage or
 connection errors.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
-from contextlib import closing
+from collections.abc import Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import IO, Any
 
 from analysis.providers.base import ProviderConfig
 from analysis.providers.registry import build
+from analysis.providers.rules import RULES
 from analysis.report import to_html
 from analysis.verdicts import Outcome
 from rollout.api.durations import parse_duration
@@ -27,6 +31,7 @@ from rollout.api.status import format_time
 from rollout.engine.checks import CheckError, MetricChecks, judge_for
 from rollout.engine.replay import Replay, replay
 from rollout.engine.reports import TickRecord, build_report
+from rollout.engine.sources import SourceError, Sources, template_name
 
 EXIT_PROMOTE, EXIT_USAGE, EXIT_ROLLBACK = 0, 2, 3
 
@@ -58,7 +63,7 @@ def parse_instant(text: str, now: datetime) -> datetime:
 @dataclass(frozen=True)
 class Request:
     file: Path
-    prometheus: str
+    prometheus: str | None
     start: datetime
     end: datetime
     name: str | None = None
@@ -67,6 +72,9 @@ class Request:
     token: str | None = None
     # The provider of a Canary without spec.provider (its built-in metrics' queries depend on it).
     mesh_provider: Provider = DEFAULT_MESH_PROVIDER
+    # --provider-secret: a template's secretRef name (or namespace/name) -> the file with its keys.
+    provider_secrets: Mapping[str, Path] | None = None
+    environ: Mapping[str, str] | None = None
 
 
 def load_release(path: Path, name: str | None, judge: Judge | None,
@@ -106,11 +114,10 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
     if request.end <= request.start:
         raise UsageError("--end must be after --start")
     release, templates = load_release(request.file, request.name, request.judge, request.mesh_provider)
-    secret = {"token": request.token} if request.token else {}
-    with closing(build(ProviderConfig("prometheus", request.prometheus, secret=secret))) as prometheus:
-        if not prometheus.is_ready():
-            raise UsageError(f"cannot reach Prometheus at {request.prometheus} (its /-/ready did not answer 200)")
-        checks = MetricChecks(release, prometheus, templates, strict=True)
+    with ExitStack() as stack:
+        sources = stack.enter_context(_sources(request, release, templates))
+        checks = MetricChecks(release, sources, templates, strict=True)
+        _ready(checks, release, request.prometheus)
         try:
             result = replay(release, checks.run, request.start, request.end, request.step)
         except CheckError as e:
@@ -128,6 +135,60 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(to_html(run), encoding="utf-8")
     return EXIT_ROLLBACK if result.outcome == Outcome.FAILED else EXIT_PROMOTE
+
+
+class _Closing(Sources):
+    """The replay's sources, closed (the Prometheus too) when it ends."""
+
+    def __enter__(self) -> Sources:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+        if self._default is not None:
+            self._default.close()
+
+
+def _sources(request: Request, release: Canary | BlueGreen,
+             templates: Mapping[tuple[str, str], MetricTemplate]) -> _Closing:
+    from rollout.cli.provider_secrets import ProvidedSecrets
+
+    needs_prometheus = [m.name for m in release.spec.analysis.metrics if m.template_ref is None]
+    if needs_prometheus and not request.prometheus:
+        raise UsageError(f"--prometheus URL is needed for {', '.join(needs_prometheus)} (built-in metrics and "
+                         "inline queries run on Prometheus)")
+    prometheus = None
+    if request.prometheus and needs_prometheus:
+        secret = {"token": request.token} if request.token else {}
+        prometheus = build(ProviderConfig("prometheus", request.prometheus, secret=secret))
+    secrets = ProvidedSecrets(request.provider_secrets or {}, os.environ if request.environ is None
+                              else request.environ)
+    return _Closing(prometheus, secrets)
+
+
+def _ready(checks: MetricChecks, release: Canary | BlueGreen, prometheus: str | None) -> None:
+    """Every source the replay will ask answers, and every template's provider serves history."""
+    asked = False
+    for metric in release.spec.analysis.metrics:
+        try:
+            template = checks.template(metric)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if template is None:
+            if not asked and not checks.sources.default().is_ready():
+                raise UsageError(f"cannot reach Prometheus at {prometheus} (its /-/ready did not answer 200)")
+            asked = True
+            continue
+        provider = template.spec.provider
+        if not RULES[provider.type].range_queries:
+            raise UsageError(f"metric {metric.name}: the {provider.type} provider of MetricTemplate "
+                             f"{template_name(template)} serves no past values, so it cannot be replayed")
+        # Building it says what is wrong with the template or its credentials; a provider that cannot be
+        # reached or refuses them says so at the first query, in its own words.
+        try:
+            checks.sources.for_template(template)
+        except SourceError as e:
+            raise UsageError(str(e)) from None
 
 
 def _num(x: float | None) -> str:

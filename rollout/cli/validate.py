@@ -63,9 +63,10 @@ def collect_files(path: Path) -> list[Path]:
 
 def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None, mesh_provider: Provider | None = None
                    ) -> Report:
-    """Validate files, directories and `-` (stdin); unreadable inputs become problems, never exceptions.
+    """Validate files, directories and `-` (stdin), as one set whose resources may refer to each other;
+    unreadable inputs become problems, never exceptions.
     A Canary without `spec.provider` is judged as routed by `mesh_provider` (default: the operator's)."""
-    from rollout.api.manifests import Problem, Report, validate_text
+    from rollout.api.manifests import Problem, Report, cross_check, validate_text
     from rollout.api.spec import DEFAULT_MESH_PROVIDER
 
     provider = mesh_provider or DEFAULT_MESH_PROVIDER
@@ -73,7 +74,7 @@ def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None, mesh_prov
     report = Report()
     for arg in paths:
         if arg == STDIN:
-            report.extend(validate_text((stdin or sys.stdin).read(), STDIN_NAME, provider))
+            report.extend(validate_text((stdin or sys.stdin).read(), STDIN_NAME, provider, cross=False))
             continue
         root = Path(arg)
         if not root.exists():
@@ -89,7 +90,9 @@ def validate_paths(paths: Sequence[str], stdin: IO[str] | None = None, mesh_prov
                 reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
                 report.problems.append(Problem(str(file), None, None, None, "", f"cannot read: {reason}"))
                 continue
-            report.extend(validate_text(text, str(file), provider))
+            report.extend(validate_text(text, str(file), provider, cross=False))
+    # Resources refer to each other across files: a Canary's MetricTemplate, a template's Secret.
+    report.problems.extend(cross_check(report.found))
     return report
 
 

@@ -1,7 +1,8 @@
 """Metric checks of one release at one moment: which query, which judge, which verdict.
 
 The operator runs them every tick and `rollout analyze` runs them at moments in the past; both get
-the same `CheckResult`s. Queries go to a `MetricSource`; the numeric shaping of what it answers is
+the same `CheckResult`s. Queries go to the `MetricSource` of each metric (`rollout.engine.sources`:
+the operator-wide Prometheus, or the metric's MetricTemplate's own provider); the numeric shaping of what it answers is
 `analysis.shaping`'s; what the spec says about judging the numbers (judge choice, direction,
 tolerance, alpha, warm-up) and the verdict itself are `rollout.engine.judging`'s pure functions,
 which the judge benchmark calls too.
@@ -28,6 +29,7 @@ from analysis.providers.base import (
     Series,
     single_series,
 )
+from analysis.providers.rules import RULES
 from analysis.shaping import cumsum_on_grid, look_times, stack_buckets
 from analysis.templates import (
     REQUEST_DURATION,
@@ -43,6 +45,7 @@ from rollout.api.durations import format_duration
 from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, MetricTemplate
 from rollout.core import CheckResult
 from rollout.engine import judging
+from rollout.engine.sources import SourceError, Sources, template_name, title
 
 # Errors that no retry will cure: the check fails (and counts toward the threshold) instead of holding.
 _CONFIG_ERRORS = (BadQueryError, AuthError, AmbiguousResultError, TemplateError)
@@ -65,22 +68,22 @@ def judge_for(release: Canary | BlueGreen, metric: Metric) -> Judge:
 
 
 class MetricChecks:
-    """Runs every metric of a release against one metric source (Prometheus today).
+    """Runs every metric of a release against its metric source (`sources`).
 
     `templates` maps (namespace, name) to the MetricTemplates that `templateRef`s name. In strict
-    mode an unreachable Prometheus or a bad query raises CheckError rather than giving a verdict.
+    mode an unreachable source or a bad query raises CheckError rather than giving a verdict.
     """
 
     def __init__(
         self,
         release: Canary | BlueGreen,
-        prometheus: MetricSource,
+        sources: Sources,
         templates: Mapping[tuple[str, str], MetricTemplate] | None = None,
         *,
         strict: bool = False,
     ) -> None:
         self.release = release
-        self.prometheus = prometheus
+        self.sources = sources
         self.templates = dict(templates or {})
         self.strict = strict
         self.readings: list[Reading] = []
@@ -109,14 +112,14 @@ class MetricChecks:
             return CheckResult(metric.name, Verdict.NO_DATA, reason=f"no data: {e}")
         except NaNError as e:
             return CheckResult(metric.name, Verdict.NO_DATA, reason=str(e))
-        except _CONFIG_ERRORS as e:
+        except (*_CONFIG_ERRORS, MetricSourceError) as e:
             if self.strict:
-                raise CheckError(f"{metric.name}: {e}") from e
-            return CheckResult(metric.name, Verdict.FAIL, reason=f"cannot be checked: {e}")
-        except MetricSourceError as e:
-            if self.strict:
-                raise CheckError(f"{metric.name}: {e}") from e
-            return CheckResult(metric.name, Verdict.NO_DATA, reason=f"Prometheus unavailable: {e}")
+                raise CheckError(f"{metric.name}: {self._named(metric, e)}") from e
+            # A template or Secret to fix fails the check; an unreachable source holds it as no data.
+            if isinstance(e, _CONFIG_ERRORS) or (isinstance(e, SourceError) and not e.temporary):
+                return CheckResult(metric.name, Verdict.FAIL, reason=f"cannot be checked: {self._named(metric, e)}")
+            return CheckResult(metric.name, Verdict.NO_DATA,
+                               reason=f"{self._title(metric)} unavailable: {self._named(metric, e)}")
         judge = judge_for(self.release, metric)
         if (found := evidence(judge, result.details)) is not None:
             self.evidence[metric.name] = (judge.value, *found)
@@ -136,10 +139,44 @@ class MetricChecks:
             critical=critical,
         )
 
+    # -- sources -----------------------------------------------------------------------------
+
+    def template(self, metric: Metric) -> MetricTemplate | None:
+        """The MetricTemplate a metric's `templateRef` names (TemplateError when it is not there);
+        None for built-in metrics and inline queries."""
+        ref = metric.template_ref
+        if ref is None:
+            return None
+        namespace = ref.namespace or self.release.metadata.namespace
+        template = self.templates.get((namespace, ref.name))
+        if template is None:
+            raise TemplateError(f"MetricTemplate {namespace}/{ref.name} not found")
+        return template
+
+    def source(self, metric: Metric) -> MetricSource:
+        """Where a metric's queries go: its template's provider, else the operator-wide Prometheus."""
+        template = self.template(metric)
+        return self.sources.default() if template is None else self.sources.for_template(template)
+
+    def _title(self, metric: Metric) -> str:
+        ref = metric.template_ref
+        template = self.templates.get((ref.namespace or self.release.metadata.namespace, ref.name)) if ref else None
+        return title(template.spec.provider.type if template else "prometheus")
+
+    def _named(self, metric: Metric, error: Exception) -> str:
+        """An error's text, led by the template (namespace/name) and provider it comes from."""
+        ref = metric.template_ref
+        template = self.templates.get((ref.namespace or self.release.metadata.namespace, ref.name)) if ref else None
+        if template is None or isinstance(error, SourceError):  # a SourceError names them already
+            return str(error)
+        return f"MetricTemplate {template_name(template)} ({template.spec.provider.type}): {error}"
+
     # -- queries -----------------------------------------------------------------------------
 
     def query(self, metric: Metric, arm: Arm) -> str:
-        """The PromQL for one arm; a custom query's primary arm reads `<target>-primary`."""
+        """The query of one arm. A template's `canaryQuery`/`primaryQuery` are each their arm's (with
+        `{{ target }}` the target's name in both); otherwise the query is rendered for each arm, the
+        primary's `{{ target }}` being `<target>-primary`."""
         spec = self.release.spec
         meta = self.release.metadata
         target = spec.target_ref.name
@@ -149,14 +186,14 @@ class MetricChecks:
             return builtin_query(metric.name, spec.provider.value, meta.namespace, target, interval, arm,
                                  ingress=ingress, target_kind=spec.target_ref.kind)
         text = metric.query
-        if metric.template_ref is not None:
-            ref = metric.template_ref
-            template = self.templates.get((ref.namespace or meta.namespace, ref.name))
-            if template is None:
-                raise TemplateError(f"MetricTemplate {ref.namespace or meta.namespace}/{ref.name} not found")
-            text = template.spec.query
-        assert text is not None
         name = target if arm == "canary" else f"{target}-primary"
+        template = self.template(metric)
+        if template is not None:
+            own = template.spec.canary_query if arm == "canary" else template.spec.primary_query
+            text = own or template.spec.query
+            if own:
+                name = target
+        assert text is not None
         variables = template_variables(meta.name, meta.namespace, name, interval, dict(metric.template_variables),
                                        ingress=ingress)
         return render_template(text, variables)
@@ -168,13 +205,24 @@ class MetricChecks:
         if judge == Judge.SEQUENTIAL:
             return self._sequential(metric, at, since)
         if judge == Judge.COMPARE:
+            self._need_ranges(metric, judge)
             return self._compare(metric, at, since)
-        value = self.prometheus.query_value(self.query(metric, "canary"), at)
+        source = self.source(metric)
+        value = source.query_value(self.query(metric, "canary"), at)
         try:
-            primary: float | None = self.prometheus.query_value(self.query(metric, "primary"), at)
+            primary: float | None = source.query_value(self.query(metric, "primary"), at)
         except (MetricSourceError, TemplateError):
             primary = None
         return judging.judge_threshold(metric, value, primary)
+
+    def _need_ranges(self, metric: Metric, judge: Judge) -> None:
+        """A judge of range series on a provider that serves none cannot check (validation says so too)."""
+        template = self.template(metric)
+        rules = RULES.get(template.spec.provider.type) if template else None
+        if template is not None and rules is not None and not rules.range_queries:
+            raise SourceError(f"MetricTemplate {template_name(template)} ({rules.type}): metric {metric.name}'s "
+                              f"{judge.value} judge needs range series, which the {rules.type} provider cannot "
+                              "give; judge it with a thresholdRange instead")
 
     def _compare(self, metric: Metric, at: datetime, since: datetime) -> JudgeResult:
         # The last few intervals, not before the run started: the last interval alone holds about one
@@ -191,9 +239,10 @@ class MetricChecks:
         """One arm's samples. Under `nanStrategy: replace` (Kayenta's, for counts that report nothing when
         nothing happened) a query with no series or only NaN points gives no samples or zeros, not no data."""
         query = self.query(metric, arm)
+        source = self.source(metric)
         if metric.compare is None or metric.compare.nan_strategy != NanStrategy.REPLACE:
-            return self.prometheus.query_range_series(query, start, at, step).values
-        series = self.prometheus.query_range(query, start, at, step)
+            return source.query_range_series(query, start, at, step).values
+        series = source.query_range(query, start, at, step)
         if not series:
             return np.zeros(0)
         return single_series(series, query).values if len(series) > 1 else series[0].values
@@ -201,7 +250,8 @@ class MetricChecks:
     def _increments(self, query: str, looks: FloatArray) -> list[Series]:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)
         end = datetime.fromtimestamp(float(looks[-1]), tz=UTC)
-        return self.prometheus.query_range(query, start, end, self.interval)
+        # Only built-in metrics are judged sequentially: their counts come from the operator-wide Prometheus.
+        return self.sources.default().query_range(query, start, end, self.interval)
 
     def _cumulative(self, query: str, looks: FloatArray, *, none_is_zero: bool = False) -> FloatArray:
         """Per-look cumulative count since the run started (NaN where a look has no sample).

@@ -42,12 +42,8 @@ COMPARE_INTERVALS = 3
 
 
 def judge_for(analysis: Analysis, metric: Metric) -> Judge:
-    """The judge of one metric: under `sequential` the built-in metrics get the sequential test (their
-    raw counts are known) and custom queries are compared with the primary; otherwise a metric with
-    `compare` is compared with the primary and the rest follow `analysis.judge`."""
-    if analysis.judge == Judge.SEQUENTIAL:
-        return Judge.SEQUENTIAL if metric.builtin else Judge.COMPARE
-    return Judge.COMPARE if metric.compare is not None else analysis.judge
+    """The judge of one metric (`Analysis.judge_of`, which validation reads too)."""
+    return analysis.judge_of(metric)
 
 
 def bad_direction(metric: Metric) -> Direction:

@@ -38,8 +38,10 @@ from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
 from rollout.engine.reports import TickRecord, build_report, markdown_from_status
+from rollout.engine.sources import SourceError, Sources
 from rollout.engine.tick import tick
 from rollout.engine.webhooks import Webhooks
+from rollout.gitops.credentials import SecretError, secret_data
 from rollout.routers import router_for
 from rollout.routers.base import RouterError
 from rollout.settings import Settings
@@ -92,6 +94,9 @@ class Operator:
         self.error_backoff = timedelta(seconds=settings.error_backoff)
         self.prometheus = build(ProviderConfig("prometheus", settings.prometheus, timeout=settings.prometheus_timeout,
                                                retries=settings.prometheus_retries))
+        # Built-in metrics and inline queries ask the operator-wide Prometheus; a MetricTemplate its own provider.
+        self.sources = Sources(self.prometheus, self._template_secret, timeout=settings.prometheus_timeout,
+                               retries=settings.prometheus_retries)
         self.reports = reports
         self.revert = revert
         self.clock = clock
@@ -255,28 +260,54 @@ class Operator:
         memory = self.memory.get(key)
         if memory is None or memory.candidate != candidate:
             templates = self._templates(release)
-            checks = MetricChecks(release, self.prometheus, templates) if release.spec.analysis.metrics else None
+            checks = MetricChecks(release, self.sources, templates) if release.spec.analysis.metrics else None
             memory = self.memory[key] = _Memory(candidate, checks)
         elif memory.checks is not None:
             memory.checks.release = release
+            # Read every tick, as Flagger does: an edited template (or its Secret) counts from the next check.
+            memory.checks.templates = self._templates(release, memory.checks.templates)
         return memory
 
-    def _templates(self, release: Release) -> dict[tuple[str, str], MetricTemplate]:
+    def _templates(self, release: Release, known: Mapping[tuple[str, str], MetricTemplate] | None = None
+                   ) -> dict[tuple[str, str], MetricTemplate]:
+        """The MetricTemplates the release's metrics name; one the API server could not be asked for
+        just now stays as `known` had it."""
         found: dict[tuple[str, str], MetricTemplate] = {}
         for metric in release.spec.analysis.metrics:
             ref = metric.template_ref
             if ref is None:
                 continue
-            namespace = ref.namespace or release.metadata.namespace
+            key = (ref.namespace or release.metadata.namespace, ref.name)
             raw: dict[str, Any]
             try:
                 raw = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=self.timeout
+                    GROUP, VERSION, key[0], PLURALS[METRIC_TEMPLATE], ref.name, _request_timeout=self.timeout
                 ))
-                found[(namespace, ref.name)] = parse_metric_template(raw)
-            except (ApiException, ValidationError) as e:
-                log.warning("MetricTemplate %s/%s unusable: %s", namespace, ref.name, e)
+                found[key] = parse_metric_template(raw)
+            except (ApiException, HTTPError, OSError) as e:
+                gone = isinstance(e, ApiException) and e.status == 404
+                if gone:
+                    self.sources.forget(*key)
+                elif known and key in known:
+                    found[key] = known[key]
+                log.warning("MetricTemplate %s/%s unusable: %s", *key, e)
+            except ValidationError as e:
+                log.warning("MetricTemplate %s/%s unusable: %s", *key, e)
         return found
+
+    def _template_secret(self, namespace: str, name: str) -> Mapping[str, str]:
+        """A MetricTemplate's Secret, decoded, as Flagger reads it: in the template's namespace."""
+        try:
+            return secret_data(self.api, namespace, name, timeout=self.timeout)
+        except SecretError as e:
+            raise SourceError(str(e)) from None
+        except ApiException as e:
+            temporary = e.status is None or e.status == 429 or e.status >= 500
+            raise SourceError(f"reading Secret {namespace}/{name} (provider.secretRef) failed: {e.status} {e.reason}",
+                              temporary=temporary) from None
+        except (HTTPError, OSError) as e:
+            raise SourceError(f"reading Secret {namespace}/{name} (provider.secretRef) failed: {e}",
+                              temporary=True) from None
 
     # -- status --------------------------------------------------------------------------------
 

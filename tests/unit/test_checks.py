@@ -29,6 +29,7 @@ from rollout.api.parse import parse_canary
 from rollout.api.spec import Canary, Compare
 from rollout.engine import judging
 from rollout.engine.checks import CheckError, MetricChecks
+from rollout.engine.sources import Sources
 
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
 AT = T0 + timedelta(minutes=10)
@@ -112,11 +113,11 @@ def release(judge: str = "threshold", metrics: list[dict[str, Any]] | None = Non
 
 
 def check(source: MetricSource, canary: Canary, *, strict: bool = False) -> tuple[Any, ...]:
-    return MetricChecks(canary, source, strict=strict).run(AT, T0)
+    return MetricChecks(canary, Sources(source), strict=strict).run(AT, T0)
 
 
 def success_rate_queries(canary: Canary) -> tuple[str, str]:
-    checks = MetricChecks(canary, MemorySource({}))
+    checks = MetricChecks(canary, Sources(MemorySource({})))
     metric = canary.spec.analysis.metrics[0]
     return checks.query(metric, "canary"), checks.query(metric, "primary")
 
@@ -256,7 +257,7 @@ def test_sequential_reads_a_missing_error_series_as_no_errors() -> None:
 
 def test_sequential_before_the_first_interval_is_no_data() -> None:
     canary = release("sequential")
-    results = MetricChecks(canary, sequential_source(100, 1)).run(T0 + timedelta(seconds=30), T0)
+    results = MetricChecks(canary, Sources(sequential_source(100, 1))).run(T0 + timedelta(seconds=30), T0)
     assert results[0].verdict is Verdict.NO_DATA and "no complete analysis interval" in results[0].reason
 
 
@@ -266,8 +267,8 @@ def test_compare_leaves_its_p_value_as_evidence() -> None:
     canary = release("compare", [{"name": "request-success-rate"}])
     q_canary, q_primary = success_rate_queries(canary)
     rng = np.random.default_rng(7)
-    checks = MetricChecks(canary, MemorySource({q_canary: points(90 + rng.normal(0, 0.3, WINDOW_SAMPLES)),
-                                                q_primary: points(99.9 + rng.normal(0, 0.02, WINDOW_SAMPLES))}))
+    checks = MetricChecks(canary, Sources(MemorySource({q_canary: points(90 + rng.normal(0, 0.3, WINDOW_SAMPLES)),
+                                                q_primary: points(99.9 + rng.normal(0, 0.02, WINDOW_SAMPLES))})))
     (result,) = checks.run(AT, T0)
     judge, statistic, value = checks.evidence["request-success-rate"]
     assert (judge, statistic) == ("compare", "p_value")
@@ -276,12 +277,12 @@ def test_compare_leaves_its_p_value_as_evidence() -> None:
 
 def test_sequential_leaves_its_e_value_as_evidence() -> None:
     canary = release("sequential")
-    failing = MetricChecks(canary, sequential_source(100, 1))
+    failing = MetricChecks(canary, Sources(sequential_source(100, 1)))
     failing.run(AT, T0)
     judge, statistic, value = failing.evidence["request-success-rate"]
     assert (judge, statistic) == ("sequential", "e_value")
     assert value >= 1 / canary.spec.analysis.alpha  # it crossed the boundary: the release fails
-    passing = MetricChecks(canary, sequential_source(1, 1))
+    passing = MetricChecks(canary, Sources(sequential_source(1, 1)))
     passing.run(AT, T0)
     assert passing.evidence["request-success-rate"][2] < 1 / canary.spec.analysis.alpha
 
@@ -289,7 +290,7 @@ def test_sequential_leaves_its_e_value_as_evidence() -> None:
 def test_threshold_has_no_evidence_to_give() -> None:
     canary = release()
     q_canary, _ = success_rate_queries(canary)
-    checks = MetricChecks(canary, MemorySource({q_canary: points([99.5] * 11)}))
+    checks = MetricChecks(canary, Sources(MemorySource({q_canary: points([99.5] * 11)})))
     checks.run(AT, T0)
     assert checks.evidence == {}
 
@@ -318,8 +319,8 @@ def test_the_run_report_counts_a_dry_run_metrics_would_be_failures() -> None:
                               {"name": "errors", "query": "sum(x)", "thresholdRange": {"max": 1}, "dryRun": True}])
     q_canary, _ = success_rate_queries(canary)
     end = T0 + timedelta(minutes=3)
-    checks = MetricChecks(canary, MemorySource({q_canary: points([99.9] * 7, end=end, step=30.0),
-                                                "sum(x)": points([5.0] * 7, end=end, step=30.0)}))
+    checks = MetricChecks(canary, Sources(MemorySource({q_canary: points([99.9] * 7, end=end, step=30.0),
+                                                "sum(x)": points([5.0] * 7, end=end, step=30.0)})))
     ticks = []
     for k in range(3):
         at = T0 + timedelta(minutes=k + 1)

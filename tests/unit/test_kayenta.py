@@ -35,6 +35,7 @@ from rollout.engine import judging
 from rollout.engine.checks import MetricChecks
 from rollout.engine.replay import replay
 from rollout.engine.reports import build_report
+from rollout.engine.sources import Sources
 from tests.unit.test_checks import AT, T0, WINDOW_SAMPLES, MemorySource, points, release
 from tests.unit.test_parse import canary as canary_manifest
 from tests.unit.world import World, failing, no_data, passing
@@ -399,7 +400,7 @@ def test_a_critical_failure_rolls_back_at_once_whatever_the_score_or_threshold()
 
 
 def _queries(canary: Any) -> tuple[str, str]:
-    checks = MetricChecks(canary, MemorySource({}))
+    checks = MetricChecks(canary, Sources(MemorySource({})))
     metric = canary.spec.analysis.metrics[0]
     return checks.query(metric, "canary"), checks.query(metric, "primary")
 
@@ -412,7 +413,7 @@ def test_checks_carry_classification_effect_size_and_critical() -> None:
     # The compare judge reads the last three intervals, a sample every interval / 10.
     errors, base = 22 + rng.normal(0, 2, WINDOW_SAMPLES), 11 + rng.normal(0, 0.7, WINDOW_SAMPLES)
     source = MemorySource({q_canary: points(errors), q_primary: points(base)})
-    (result,) = MetricChecks(canary, source).run(AT, T0)
+    (result,) = MetricChecks(canary, Sources(source)).run(AT, T0)
     assert result.verdict is Verdict.FAIL and result.classification == "High"
     assert result.effect_size == pytest.approx(errors.mean() / base.mean()) and result.critical and result.final
 
@@ -422,13 +423,13 @@ def test_checks_under_nan_replace_read_a_query_without_series_as_zeros() -> None
     canary = release("compare", metrics)
     q_canary, q_primary = _queries(canary)
     only_primary = MemorySource({q_primary: points([0.0, 1.0, 0.0, 0.0, 2.0, 0.0])})
-    (result,) = MetricChecks(canary, only_primary).run(AT, T0)
+    (result,) = MetricChecks(canary, Sources(only_primary)).run(AT, T0)
     assert result.verdict is Verdict.PASS and result.classification == "Pass"
     nan_canary = MemorySource({q_canary: points([math.nan] * 6), q_primary: points([0.0, 1.0, 0.0, 0.0, 2.0, 0.0])})
-    (result,) = MetricChecks(canary, nan_canary).run(AT, T0)
+    (result,) = MetricChecks(canary, Sources(nan_canary)).run(AT, T0)
     assert result.verdict is Verdict.PASS and "mostly zero" in result.reason
     plain = release("compare", [{**metrics[0], "compare": {}}])
-    (result,) = MetricChecks(plain, only_primary).run(AT, T0)
+    (result,) = MetricChecks(plain, Sources(only_primary)).run(AT, T0)
     assert result.verdict is Verdict.NO_DATA and result.classification == "Nodata"
 
 
@@ -449,7 +450,7 @@ def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_e
                                             scoring={"pass": pass_at, "marginal": 50}))
 
     def source(canary: Any) -> MemorySource:
-        checks = MetricChecks(canary, MemorySource({}))
+        checks = MetricChecks(canary, Sources(MemorySource({})))
         lat, err = canary.spec.analysis.metrics
         ts = np.arange(0, 3600, 6.0) + T0.timestamp()
         rng = np.random.default_rng(3)
@@ -461,7 +462,7 @@ def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_e
         })
 
     held = spec(90)
-    checks = MetricChecks(held, source(held), strict=True)
+    checks = MetricChecks(held, Sources(source(held)), strict=True)
     result = replay(held, checks.run, T0, T0 + timedelta(minutes=12))
     assert result.outcome is Outcome.FAILED and result.final_weight == 0
     assert {t.score for t in result.ticks if t.checks} == {80.0}
@@ -479,7 +480,7 @@ def test_replay_holds_on_a_marginal_score_and_reports_score_classification_and_e
     assert from_json(to_json(run)).metrics[1].classification == "High"
 
     passing_spec = spec(80)
-    checks = MetricChecks(passing_spec, source(passing_spec), strict=True)
+    checks = MetricChecks(passing_spec, Sources(source(passing_spec)), strict=True)
     assert replay(passing_spec, checks.run, T0, T0 + timedelta(minutes=12)).outcome is Outcome.SUCCEEDED
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from analysis.providers.rules import RULES
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.manifests import check_object
 from rollout.api.parse import (
@@ -510,12 +511,12 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "must be a folder inside the repository, relative to its root like ./apps/web, got 'apps/../../x'"),
     ("git-url-branch", "Canary", [("spec.git", {"url": "https://g/r.git", "branch": "--force"})], "spec.git.branch",
      "must be a Git branch name like main or release/1.x, got '--force'"),
-    ("mt-provider", "MetricTemplate", [("spec.provider.type", "datadog")], "spec.provider.type",
-     "unsupported metric provider 'datadog'; only prometheus is supported"),
+    ("mt-provider", "MetricTemplate", [("spec.provider.type", "keptn")], "spec.provider.type",
+     f"unknown metric provider 'keptn'; known: {', '.join(sorted(RULES))}"),
     ("mt-address", "MetricTemplate", [("spec.provider.address", "prometheus:9090")], "spec.provider.address",
      "must be an http:// or https:// URL, got 'prometheus:9090'"),
     ("mt-query", "MetricTemplate", [("spec.query", "  \n")], "spec.query",
-     "is required: a PromQL query that returns one number"),
+     "is required: a query that returns one number (or canaryQuery and primaryQuery)"),
     ("unknown-kind", "Canary", [("kind", "Rollout")], "kind",
      "unknown kind 'Rollout'; known: AlertProvider, BlueGreen, Canary, GitSource, MetricTemplate"),
     ("api-version", "Canary", [("apiVersion", "rollout.gitops.dev/v2")], "apiVersion",

@@ -263,3 +263,103 @@ def test_analyze_reads_a_canary_without_provider_under_the_mesh_default(
     assert mesh_provider(None) == Provider.SMI
     with pytest.raises(ValueError, match="must be one of"):
         mesh_provider("contour")
+
+
+# --- cross-checks: a MetricTemplate's Secret, a metric's judge on its template's provider -------------
+
+TEMPLATE = """\
+apiVersion: rollout.gitops.dev/v1alpha1
+kind: MetricTemplate
+metadata: {name: errors, namespace: apps}
+spec:
+  provider: {type: TYPE, address: "https://metrics.example.com", secretRef: {name: creds}}
+  query: sum(errors)
+"""
+
+SECRET = """\
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: apps}
+stringData: KEYS
+"""
+
+USES_TEMPLATE = """\
+apiVersion: rollout.gitops.dev/v1alpha1
+kind: Canary
+metadata: {name: podinfo, namespace: apps}
+spec:
+  provider: istio
+  targetRef: {apiVersion: apps/v1, kind: Deployment, name: podinfo}
+  service: {port: 9898}
+  analysis:
+    interval: 1m
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    JUDGE
+    metrics:
+      - name: errors
+        templateRef: {name: errors}
+        METRIC
+"""
+
+
+@pytest.fixture
+def no_ranges() -> object:
+    """A provider type that serves no range series (none of the real ones may lack them yet)."""
+    from analysis.providers.rules import RULES, ProviderRules
+
+    RULES["noranges"] = ProviderRules("noranges", docs="https://example.com/api", secret_keys=("api_key",),
+                                      secret_required=True, optional_secret_keys=("app_key",), range_queries=False)
+    yield RULES["noranges"]
+    del RULES["noranges"]
+
+
+def test_a_templates_secret_in_the_files_must_hold_the_keys_its_provider_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], no_ranges: object) -> None:
+    from rollout.api.manifests import validate_text
+
+    text = TEMPLATE.replace("TYPE", "noranges") + "---\n" + SECRET.replace("KEYS", "{app_key: x}")
+    report = validate_text(text, "t.yaml")
+    secret_problems = [p.line() for p in report.problems if p.path == "spec.provider.secretRef.name"]
+    assert secret_problems == [
+        "t.yaml:1: MetricTemplate/errors: spec.provider.secretRef.name: Secret apps/creds (t.yaml:2) lacks api_key: "
+        "the noranges provider reads the keys api_key, app_key (see https://example.com/api)"]
+    fixed = TEMPLATE.replace("TYPE", "noranges") + "---\n" + SECRET.replace("KEYS", "{api_key: x}")
+    assert [p for p in validate_text(fixed, "t.yaml").problems if p.path.startswith("spec.provider.secretRef")] == []
+
+
+def test_a_prometheus_templates_secret_needs_one_of_its_keys_and_files_are_one_set(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(tmp_path, "template.yaml", TEMPLATE.replace("TYPE", "prometheus"))
+    write(tmp_path, "secret.yaml", SECRET.replace("KEYS", "{user: x}"))
+    code, out, _ = run(["validate", str(tmp_path)], capsys)
+    assert code == 1
+    assert out == (f"{tmp_path}/template.yaml:1: MetricTemplate/errors: spec.provider.secretRef.name: "
+                   f"Secret apps/creds ({tmp_path}/secret.yaml:1) has none of the keys the prometheus provider "
+                   "reads: username, password, token (see https://docs.flagger.app/usage/metrics#prometheus)\n")
+    write(tmp_path, "secret.yaml", SECRET.replace("KEYS", "{token: x}"))
+    assert run(["validate", str(tmp_path)], capsys)[0] == 0
+
+
+@pytest.mark.parametrize(("judge", "metric", "why"), [
+    ("judge: compare", "", "its compare judge needs range series"),
+    ("judge: threshold", "compare: {direction: increase}", "its compare judge needs range series"),
+    ("judge: sequential", "", "analysis.judge is sequential, whose test reads only the built-in metrics' counts, "
+                              "so this templateRef metric is compared with the primary, which needs range series"),
+    ("judge: threshold", "thresholdRange: {max: 1}", None),
+])
+def test_a_metric_judged_on_ranges_needs_a_provider_that_serves_them(
+        no_ranges: object, judge: str, metric: str, why: str | None) -> None:
+    from rollout.api.manifests import validate_text
+
+    canary = USES_TEMPLATE.replace("JUDGE", judge).replace("METRIC", metric or "thresholdRange: {max: 1}")
+    text = canary + "---\n" + TEMPLATE.replace("TYPE", "noranges")
+    found = [p for p in validate_text(text, "t.yaml").problems if p.kind == "Canary"]
+    if why is None:
+        assert found == []
+        return
+    assert [p.line() for p in found] == [
+        f"t.yaml:1: Canary/podinfo: spec.analysis.metrics[0].templateRef: metric errors: {why}, which the noranges "
+        "provider of MetricTemplate apps/errors cannot give; judge it with a thresholdRange instead "
+        "(analysis.judge threshold, no compare block)"]
