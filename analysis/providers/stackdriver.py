@@ -129,8 +129,13 @@ class StackdriverProvider:
         return found
 
     def _post(self, query: str) -> dict[str, Any]:
-        body = self._api.json("POST", f"/v3/projects/{self.project}/timeSeries:query", json_body={"query": query},
-                              headers={"Authorization": f"Bearer {self._token(query)}"}, query=query)
+        try:
+            body = self._api.json("POST", f"/v3/projects/{self.project}/timeSeries:query",
+                                  json_body={"query": query},
+                                  headers={"Authorization": f"Bearer {self._token(query)}"}, query=query)
+        except AuthError:
+            self._credentials = None  # a revoked token: the next query asks for a new one
+            raise
         if not isinstance(body, dict):
             raise BadQueryError(f"Google Cloud Monitoring answered an unexpected {type(body).__name__}",
                                 query, 200, "", "")

@@ -25,6 +25,7 @@ from typing import Any
 
 from analysis.providers.base import (
     AmbiguousResultError,
+    AuthError,
     BadQueryError,
     MetricSourceError,
     NaNError,
@@ -108,9 +109,12 @@ class WebProvider:
         return self._query_range(query, start, end, step)[0]
 
     def is_ready(self) -> bool:
-        """The URL answers at all (any status below 500): the endpoint has no readiness check of its own."""
+        """The URL answers and takes the headers: any answer but 401, 403, 429 or 5xx (a HEAD, or an
+        OPTIONS for POST and PUT, may well be refused as a method: the endpoint has no readiness check)."""
         try:
             self._api.request("HEAD" if self.method == "GET" else "OPTIONS", self.url)
+        except AuthError:
+            return False
         except MetricSourceError as exc:
             return not exc.temporary
         return True

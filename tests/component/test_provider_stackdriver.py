@@ -137,6 +137,9 @@ def test_a_token_the_api_refuses_is_an_auth_failure(fake: FakeServer) -> None:
         fake.vendor.tokens.clear()  # type: ignore[attr-defined]  # revoked
         with pytest.raises(AuthError, match=r"\(401\).*UNAUTHENTICATED"):
             google.query_value(QUERY)
+        # The next query exchanges the key for a new token.
+        assert google.query_value(QUERY) == 480.0
+    assert len(fake.queries("/token")) == 2
 
 
 def test_mql_google_cannot_parse_is_a_bad_query_with_its_message(fake: FakeServer) -> None:

@@ -106,6 +106,8 @@ def test_a_missing_token_is_an_auth_failure(fake: FakeServer) -> None:
             pytest.raises(AuthError, match=r"\(401\)") as refused:
         web.query_value("service=podinfo")
     assert "nope" not in str(refused.value)
+    with closing(source(f"{fake.url}/api/v1/measurement", {"token": "Bearer nope"})) as web:
+        assert web.is_ready() is False
 
 
 def test_a_request_the_endpoint_refuses_is_a_bad_query(fake: FakeServer) -> None:
