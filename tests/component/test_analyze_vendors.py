@@ -164,3 +164,41 @@ def test_a_web_metric_cannot_be_replayed(tmp_path: Path, capsys: pytest.CaptureF
                      "--provider-secret", f"vendor-creds={tmp_path / 'none'}"])
     assert code == 2
     assert "serves no past values, so it cannot be replayed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["newrelic", "splunk"])
+def test_compare_reads_each_arms_range_series_from_the_vendor(
+        kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Documented fake; canaryQuery and primaryQuery, judged by Mann-Whitney on the range series.
+
+    New Relic (TIMESERIES) and Splunk (resolution) serve the judge's step of a tenth of the interval;
+    Datadog's rollup, Dynatrace's finest 1m and an MQL `every 1m` give one point a minute, too few
+    for the test to conclude within a few intervals.
+    """
+    case = CASES[kind]
+    with fake_for(case) as fake:
+        secret = tmp_path / "vendor-creds.yaml"
+        secret.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Secret",
+                                          "metadata": {"name": "vendor-creds", "namespace": "test"},
+                                          "stringData": case.secret(fake)}))
+        template, canary = yaml.safe_load_all(manifests(kind, fake.url, case.query, "podinfo"))
+        del template["spec"]["query"]
+        template["spec"]["canaryQuery"] = rendered(case.query, "podinfo")
+        template["spec"]["primaryQuery"] = rendered(case.query, "podinfo-primary")
+        canary["spec"]["analysis"]["judge"] = "compare"
+        metric = canary["spec"]["analysis"]["metrics"][0]
+        del metric["thresholdRange"]
+        metric["compare"] = {"direction": "decrease", "tolerance": 0.02}
+        path = tmp_path / "canary.yaml"
+        path.write_text(yaml.safe_dump_all([template, canary]))
+        code = main(["analyze", "-f", str(path), "--start", str(START), "--end", str(END), "--json",
+                     "--provider-secret", f"vendor-creds={secret}"])
+        steps = {r.params.get("resolution") or r.params.get("nrql", "").rpartition("TIMESERIES ")[2]
+                 for r in fake.requests}
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    result = json.loads(captured.out)
+    fails = [t["at"] for t in result["ticks"] for c in t["checks"] if c["verdict"] == "fail"]
+    assert at(BAD_AT) < min(fails) <= at(BAD_AT + 180)
+    assert result["metrics"][0]["judge"] == "compare"
+    assert steps & {"6000", "6 seconds"}
