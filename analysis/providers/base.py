@@ -98,7 +98,9 @@ class ProviderConfig:
     `address` is None when the template gives none (the provider's default applies). `secret` holds
     the decoded keys of `provider.secretRef` (empty without one). `options` holds the fields a
     provider declares beyond Flagger's common ones (`ProviderKind.fields`), as written.
-    `template` ("namespace/name") is for messages only.
+    `template` ("namespace/name") is for messages only. `interval` (seconds) is the metric's
+    `interval`, Flagger's `metricInterval`: the vendor providers that, like Flagger, look back over a
+    multiple of it in an instant query (Datadog, Dynatrace and Splunk 10x, New Relic 1x) read it.
     """
 
     type: str
@@ -110,6 +112,7 @@ class ProviderConfig:
     template: str = ""
     timeout: float = 10.0
     retries: int = 2
+    interval: float = 60.0
 
 
 class MetricSource(Protocol):

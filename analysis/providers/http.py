@@ -26,7 +26,9 @@ class HttpApi:
     """Requests to one base address for the provider named `provider` (as in messages: "Datadog").
 
     `headers` are sent with every request (API keys go here, never into messages); `auth` is a
-    requests auth tuple or object. `session` is injectable for tests; the API owns it and closes it.
+    requests auth tuple or object. `retry_after` names the response headers, in order, whose seconds
+    say when to try again (Datadog documents `X-RateLimit-Reset` instead of `Retry-After`).
+    `session` is injectable for tests; the API owns it and closes it.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class HttpApi:
         max_backoff: float = 5.0,
         sleep: Callable[[float], None] = time.sleep,
         session: requests.Session | None = None,
+        retry_after: tuple[str, ...] = ("Retry-After",),
     ) -> None:
         if not address.startswith(("http://", "https://")):
             raise ValueError(f"{provider} address {address!r} must start with http:// or https://")
@@ -55,6 +58,7 @@ class HttpApi:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self._sleep = sleep
+        self._retry_after = retry_after
         self._session = session if session is not None else requests.Session()
         self._session.verify = not insecure_skip_verify
         self._session.headers.update(headers or {})
@@ -97,7 +101,7 @@ class HttpApi:
                 if response.status_code < 400:
                     return response
                 error = self._http_error(response, query)
-                wait = _retry_after(response)
+                wait = _retry_after(response, self._retry_after)
             if not error.temporary or attempt >= self.retries:
                 if error.temporary and attempt:
                     error.args = (f"{error.args[0]} (after {attempt + 1} attempts)",)
@@ -141,12 +145,13 @@ def error_text(response: requests.Response) -> str:
     return json.dumps(body)[:500]
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
+def _retry_after(response: requests.Response, headers: tuple[str, ...]) -> float | None:
+    for header in headers:
+        try:
+            return max(0.0, float(response.headers.get(header, "")))
+        except ValueError:
+            continue
+    return None
 
 
 def _short(exc: Exception) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from analysis.providers import web_options
+
 # (field path under `provider`, problem) pairs; empty when the options are fine.
 OptionProblems = list[tuple[str, str]]
 
@@ -53,6 +55,35 @@ RULES: dict[str, ProviderRules] = {
             "prometheus", docs="https://docs.flagger.app/usage/metrics#prometheus",
             default_address="http://prometheus.monitoring:9090",
             optional_secret_keys=("username", "password", "token"),
+        ),
+        ProviderRules(
+            "datadog", docs="https://docs.datadoghq.com/api/latest/metrics/#query-timeseries-points",
+            default_address="https://api.datadoghq.com",
+            secret_keys=("datadog_api_key", "datadog_application_key"), secret_required=True,
+        ),
+        ProviderRules(
+            "newrelic", docs="https://docs.newrelic.com/docs/apis/insights-apis/query-insights-event-data-api/",
+            default_address="https://insights-api.newrelic.com",
+            secret_keys=("newrelic_account_id", "newrelic_query_key"), secret_required=True,
+        ),
+        ProviderRules(
+            "dynatrace",
+            docs="https://docs.dynatrace.com/docs/dynatrace-api/environment-api/metric-v2/get-data-points",
+            secret_keys=("dynatrace_token",), secret_required=True,
+        ),
+        ProviderRules(
+            "stackdriver", docs="https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.timeSeries/query",
+            default_address="https://monitoring.googleapis.com",
+            secret_keys=("project",), secret_required=True, optional_secret_keys=("serviceAccountKey",),
+        ),
+        ProviderRules(
+            "splunk", docs="https://dev.splunk.com/observability/reference/api/signalflow/latest",
+            secret_keys=("sf_token_key",), secret_required=True,
+        ),
+        # Argo Rollouts' web metric: header values may name any key of the Secret (checked when built).
+        ProviderRules(
+            "web", docs="https://argoproj.github.io/argo-rollouts/analysis/web/",
+            range_queries=False, fields=web_options.FIELDS, check_options=web_options.check_options,
         ),
     )
 }

@@ -124,6 +124,18 @@ def test_http_api_retries_rate_limits_honouring_retry_after() -> None:
     assert sleeps == [2.0] and adapter.seen[0].headers["DD-API-KEY"] == "k3y"
 
 
+def test_http_api_waits_for_the_reset_header_a_vendor_documents() -> None:
+    session = requests.Session()
+    session.mount("https://vendor.test/", Answers((429, {"errors": ["Too many requests"]},
+                                                   {"X-RateLimit-Reset": "7", "X-RateLimit-Period": "60"}),
+                                                  (200, {"value": 1}, {})))
+    sleeps: list[float] = []
+    api = HttpApi("Datadog", "https://vendor.test", retry_after=("X-RateLimit-Reset", "Retry-After"),
+                  max_backoff=10, sleep=sleeps.append, session=session)
+    assert api.json("GET", "/api/v1/query") == {"value": 1}
+    assert sleeps == [7.0]
+
+
 def test_http_api_gives_up_on_rate_limits_after_its_retries() -> None:
     api, _, sleeps = api_with(*[(429, {"errors": ["Rate limit exceeded"]}, {})] * 3, retries=2)
     with pytest.raises(UnreachableError, match=r"Vendor at https://vendor.test is rate-limiting requests: "
