@@ -54,5 +54,10 @@ RULES: dict[str, ProviderRules] = {
             default_address="http://prometheus.monitoring:9090",
             optional_secret_keys=("username", "password", "token"),
         ),
+        # Flagger: a secretRef must hold both keys (basic auth); without one no credentials are sent.
+        ProviderRules(
+            "graphite", docs="https://docs.flagger.app/usage/metrics#graphite",
+            secret_keys=("username", "password"),
+        ),
     )
 }
