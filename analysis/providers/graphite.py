@@ -33,7 +33,7 @@ from analysis.providers.base import (
 )
 from analysis.providers.http import HttpApi
 from analysis.providers.instants import range_of_instants
-from analysis.providers.values import series_of, value_of
+from analysis.providers.values import last_point, series_of, value_of
 
 _SPACE = re.compile(r"\s+")
 
@@ -64,7 +64,7 @@ class GraphiteProvider:
 
     def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Each target's last non-null point (its last point, NaN, when every point is null)."""
-        return [_last(series) for series in self.render(query, at)]
+        return [last_point(series) for series in self.render(query, at)]
 
     def query_value(self, query: str, at: TimeLike | None = None) -> float:
         return value_of(self.where, self.query(query, at), query, at)
@@ -111,14 +111,6 @@ def _series(item: Any, query: str, address: str) -> Series:
     if isinstance(tags, Mapping):
         labels.update({str(k): str(v) for k, v in tags.items() if k != "name"})
     return Series(labels, np.array(stamps, dtype=np.float64), np.array(values, dtype=np.float64))
-
-
-def _last(series: Series) -> Series:
-    finite = np.flatnonzero(~np.isnan(series.values))
-    k = int(finite[-1]) if len(finite) else len(series.values) - 1
-    if k < 0:
-        return Series(series.labels, np.array([np.nan]), np.array([np.nan]))
-    return Series(series.labels, series.timestamps[k:k + 1], series.values[k:k + 1])
 
 
 def build(config: ProviderConfig) -> GraphiteProvider:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis.providers import graphite
+from analysis.providers import graphite, influxdb
 from analysis.providers.base import MetricSource, ProviderConfig
 from analysis.providers.prometheus import Auth, PrometheusProvider
 from analysis.providers.rules import RULES, ProviderRules
@@ -70,3 +70,4 @@ def _prometheus(config: ProviderConfig) -> MetricSource:
 PROMETHEUS = ProviderKind(RULES["prometheus"], _prometheus)
 register_kind(PROMETHEUS)
 register_kind(ProviderKind(RULES["graphite"], graphite.build))
+register_kind(ProviderKind(RULES["influxdb"], influxdb.build))

@@ -20,6 +20,13 @@ def _no_options(options: Mapping[str, object]) -> OptionProblems:
     return []
 
 
+def _influxdb_options(options: Mapping[str, object]) -> OptionProblems:
+    database = options.get("database")
+    if database is not None and (not isinstance(database, str) or not database.strip()):
+        return [("database", "must be the name of an InfluxDB database (InfluxQL's db parameter)")]
+    return []
+
+
 @dataclass(frozen=True)
 class ProviderRules:
     """One provider type's rules.
@@ -58,6 +65,13 @@ RULES: dict[str, ProviderRules] = {
         ProviderRules(
             "graphite", docs="https://docs.flagger.app/usage/metrics#graphite",
             secret_keys=("username", "password"),
+        ),
+        # Flagger reads `token` and `org` (Flux); `username`/`password` are InfluxDB 1.x's basic auth,
+        # `database` InfluxQL's db parameter. The query's first word picks the language.
+        ProviderRules(
+            "influxdb", docs="https://docs.flagger.app/usage/metrics#influxdb",
+            optional_secret_keys=("token", "org", "username", "password"),
+            fields=("database",), check_options=_influxdb_options,
         ),
     )
 }

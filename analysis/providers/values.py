@@ -7,13 +7,12 @@ these wrappers, which prefix the outcome's message with e.g. "Graphite at http:/
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+
+import numpy as np
 
 from analysis.providers.base import MetricSourceError, Series, TimeLike, single_series, single_value
-
-T = TypeVar("T")
 
 
 @contextmanager
@@ -40,7 +39,17 @@ def series_of(where: str, series: list[Series], query: str) -> Series:
         return single_series(series, query)
 
 
-def call_named(where: str, call: Callable[[], T]) -> T:
-    """`call()`, with `where` in the message of the outcome it may raise."""
-    with named(where):
-        return call()
+def last_point(series: Series) -> Series:
+    """The series' last non-NaN point; its last point (NaN) when there is none; one NaN when empty."""
+    finite = np.flatnonzero(~np.isnan(series.values))
+    k = int(finite[-1]) if len(finite) else len(series.values) - 1
+    if k < 0:
+        return Series(series.labels, np.array([np.nan]), np.array([np.nan]))
+    return Series(series.labels, series.timestamps[k:k + 1], series.values[k:k + 1])
+
+
+def first_point(series: Series) -> Series:
+    """The series' first point (whatever its value); one NaN when empty."""
+    if not len(series.values):
+        return Series(series.labels, np.array([np.nan]), np.array([np.nan]))
+    return Series(series.labels, series.timestamps[:1], series.values[:1])
