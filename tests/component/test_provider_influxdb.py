@@ -19,7 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -107,7 +107,7 @@ def test_influxql_no_series_is_no_data(source: MetricSource) -> None:
 
 
 def test_influxql_a_null_value_is_nan(source: MetricSource) -> None:
-    with pytest.raises(NaNError, match="InfluxDB at .*NaN"):
+    with pytest.raises(NaNError, match=r"InfluxDB at .*NaN"):
         source.query_value("SELECT mean(errors), mean(ok) FROM gaps WHERE time > now() - 5m AND time <= now()", at=END)
 
 
@@ -118,7 +118,7 @@ def test_influxql_several_series_are_ambiguous(source: MetricSource) -> None:
 
 
 def test_influxql_a_parse_error_is_a_bad_query(source: MetricSource) -> None:
-    with pytest.raises(BadQueryError, match="InfluxDB rejected the query.*error parsing query"):
+    with pytest.raises(BadQueryError, match=r"InfluxDB rejected the query.*error parsing query"):
         source.query_value("SELECT sum(errors FROM requests")
 
 
@@ -181,14 +181,15 @@ ERROR_TABLE = """#datatype,string,string
 class FluxAPI(http.server.BaseHTTPRequestHandler):
     """InfluxDB 2's POST /api/v2/query: the answer depends on the query's text."""
 
-    seen: list[tuple[dict[str, str], dict[str, Any], str]] = []
+    seen: ClassVar[list[tuple[dict[str, str], dict[str, Any], str]]] = []
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.seen.append((dict(self.headers), body, self.path))
         query: str = body["query"]
         if self.headers.get("Authorization") != f"Token {TOKEN}":
-            self._answer(401, "application/json", json.dumps({"code": "unauthorized", "message": "unauthorized access"}))
+            self._answer(401, "application/json",
+                         json.dumps({"code": "unauthorized", "message": "unauthorized access"}))
         elif "syntax" in query:
             self._answer(400, "application/json", json.dumps(
                 {"code": "invalid", "message": "compilation failed: error at @1:1-1:7: invalid expression"}))

@@ -42,7 +42,7 @@ def test_basic_auth_goes_to_the_render_path_under_the_address() -> None:
 
 def test_refused_credentials_are_an_auth_error_without_the_password() -> None:
     source, _ = provider((401, "Unauthorized", {}))
-    with pytest.raises(AuthError, match="Graphite at https://graphite.test/prefix refused the credentials") as caught:
+    with pytest.raises(AuthError, match=r"Graphite at https://graphite\.test/prefix refused the credentials") as caught:
         source.query_value("target=x")
     assert "s3cret" not in str(caught.value)
 
