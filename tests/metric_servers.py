@@ -309,12 +309,14 @@ class Moto:
 
 
 @contextlib.contextmanager
-def running_moto() -> Iterator[Moto]:
-    """moto's server mode on 127.0.0.1 (tools/fetch-moto.sh puts it in .cache/moto)."""
+def running_moto(env: Mapping[str, str] | None = None) -> Iterator[Moto]:
+    """moto's server mode on 127.0.0.1 (tools/fetch-moto.sh puts it in .cache/moto); `env` configures
+    it (e.g. INITIAL_NO_AUTH_ACTION_COUNT turns IAM authentication on after that many calls)."""
     server = _require(MOTO / "moto_server", "moto", "make tools")
     with tempfile.TemporaryDirectory(prefix="rollout-moto-") as tmp:
         port = free_port()
-        process = Process("moto_server", [str(server), "-H", "127.0.0.1", "-p", str(port)], Path(tmp) / "moto.log")
+        process = Process("moto_server", [str(server), "-H", "127.0.0.1", "-p", str(port)], Path(tmp) / "moto.log",
+                          env)
         try:
             url = f"http://127.0.0.1:{port}"
             process.wait_ready(_http_ok(f"{url}/moto-api/"))

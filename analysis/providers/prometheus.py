@@ -223,7 +223,7 @@ class PrometheusProvider:
         error_type, detail = _error_body(response)
         # Some proxies (vmauth 1.79) echo the Authorization header they refused into their error text.
         sent = response.request.headers.get("Authorization") if response.request is not None else None
-        if sent:
+        if isinstance(sent, str) and sent:
             detail = detail.replace(sent, "<redacted>").replace(sent.partition(" ")[2] or sent, "<redacted>")
         if status in (400, 422):
             return BadQueryError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from analysis.providers import graphite, influxdb
+from analysis.providers import cloudwatch, graphite, influxdb
 from analysis.providers.base import MetricSource, ProviderConfig
 from analysis.providers.prometheus import Auth, PrometheusProvider
 from analysis.providers.rules import RULES, ProviderRules
@@ -71,3 +71,4 @@ PROMETHEUS = ProviderKind(RULES["prometheus"], _prometheus)
 register_kind(PROMETHEUS)
 register_kind(ProviderKind(RULES["graphite"], graphite.build))
 register_kind(ProviderKind(RULES["influxdb"], influxdb.build))
+register_kind(ProviderKind(RULES["cloudwatch"], cloudwatch.build))

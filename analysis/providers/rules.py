@@ -73,5 +73,12 @@ RULES: dict[str, ProviderRules] = {
             optional_secret_keys=("token", "org", "username", "password"),
             fields=("database",), check_options=_influxdb_options,
         ),
+        # Flagger: credentials from the environment (IAM), never a Secret; `address` overrides the
+        # endpoint, which is otherwise the region's (the builder fills in {region}).
+        ProviderRules(
+            "cloudwatch", docs="https://docs.flagger.app/usage/metrics#amazon-cloudwatch",
+            default_address="https://monitoring.{region}.amazonaws.com",
+            region=True, region_required=True,
+        ),
     )
 }
