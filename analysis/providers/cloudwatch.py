@@ -4,9 +4,8 @@ As Flagger's cloudwatch provider (pkg/metrics/providers/cloudwatch.go): the temp
 JSON array of MetricDataQuery objects
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html),
 `provider.region` is required, credentials come from the environment, never from a Secret; the value
-is the newest datapoint of the first result, looked for over the ten last periods (Flagger: ten
-metric intervals; here ten times the longest `Period` of the queries, since a source does not know
-the metric's interval). A range is GetMetricData over [start, end] at the queries' own periods.
+is the newest datapoint of the first result, looked for over ten metric intervals (Flagger's
+window; ten times the longest `Period` of the queries when the metric's interval is not known). A range is GetMetricData over [start, end] at the queries' own periods.
 
 Why no boto3: botocore pins python-dateutil below 3, which the kubernetes client (>= 37) needs, so
 the two cannot share an environment. GetMetricData is called over CloudWatch's JSON 1.0 protocol,
@@ -124,9 +123,10 @@ class CloudWatchProvider:
     """GetMetricData against one region's CloudWatch (or the endpoint `address`)."""
 
     def __init__(self, region: str, *, address: str | None = None, credentials: EnvironmentCredentials | None = None,
-                 insecure_skip_verify: bool = False, timeout: float = 10.0, retries: int = 2,
-                 api: HttpApi | None = None) -> None:
+                 lookback: float | None = None, insecure_skip_verify: bool = False, timeout: float = 10.0,
+                 retries: int = 2, api: HttpApi | None = None) -> None:
         self.region = region
+        self.lookback = lookback
         credentials = credentials or EnvironmentCredentials(region, timeout=timeout)
         self.api = api or HttpApi("CloudWatch", address or DEFAULT_ENDPOINT.format(region=region),
                                   auth=_Signer(credentials, region), insecure_skip_verify=insecure_skip_verify,
@@ -168,7 +168,7 @@ class CloudWatchProvider:
     def query(self, query: str, at: TimeLike | None = None) -> list[Series]:
         """Each result's newest datapoint within the ten longest periods before `at` (or now)."""
         end = unix(at) if at is not None else time.time()
-        start = end - _LOOKBACK_PERIODS * longest_period(parse_query(query))
+        start = end - (self.lookback or _LOOKBACK_PERIODS * longest_period(parse_query(query)))
         found = []
         for series in self.get_metric_data(query, start, end, newest_first=True, max_datapoints=_MAX_DATAPOINTS):
             if len(series.values):  # a result without datapoints in the window is no data
@@ -229,6 +229,11 @@ def build(config: ProviderConfig) -> CloudWatchProvider:
     """The provider for a MetricTemplate of type cloudwatch."""
     if not config.region:
         raise ValueError("a cloudwatch provider needs provider.region, e.g. us-east-1")
-    return CloudWatchProvider(config.region, address=config.address,
+    # The rules' default address names the region as {region}.
+    address = (config.address or DEFAULT_ENDPOINT).replace("{region}", config.region)
+    # Flagger looks back ten metric intervals, when the engine passes the metric's interval.
+    interval = getattr(config, "interval", None)
+    lookback = _LOOKBACK_PERIODS * float(interval) if isinstance(interval, int | float) and interval > 0 else None
+    return CloudWatchProvider(config.region, address=address, lookback=lookback,
                               insecure_skip_verify=config.insecure_skip_verify, timeout=config.timeout,
                               retries=config.retries)

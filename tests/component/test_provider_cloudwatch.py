@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import requests
 
 from analysis.providers.base import (
     AmbiguousResultError,
@@ -29,7 +31,7 @@ from analysis.providers.base import (
     ProviderConfig,
     UnreachableError,
 )
-from analysis.providers.cloudwatch import CloudWatchProvider
+from analysis.providers.cloudwatch import CloudWatchProvider, EnvironmentCredentials, _Signer
 from analysis.providers.http import HttpApi
 from analysis.providers.registry import build
 from tests.metric_servers import Moto, running_moto
@@ -148,6 +150,34 @@ def test_refused_credentials(moto: tuple[Moto, dict[str, str]], monkeypatch: pyt
         source.query_value(error_percent("podinfo"), at=END)
 
 
+def test_credentials_of_a_web_identity_come_from_sts(tmp_path: Path) -> None:
+    """IAM roles for service accounts: the projected token is exchanged with STS for the role's
+    credentials, which sign the requests and are renewed before they expire. Its own moto without
+    IAM enforcement: with it on, moto answers an (unsigned, as AWS documents it) web identity call 500."""
+    token = tmp_path / "token"
+    token.write_text("eyJhbGciOiJSUzI1NiJ9.service-account-token.signature\n")
+    now = [time.time()]
+    with running_moto() as sts:
+        environ = {"AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/rollout", "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+                   "AWS_ENDPOINT_URL_STS": sts.url}
+        credentials = EnvironmentCredentials(REGION, environ, clock=lambda: now[0])
+        first = credentials.get()
+        assert first.access_key.startswith("ASIA") and first.token and first.expires > now[0] + 600
+        assert credentials.get() is first
+        now[0] = first.expires - 60  # within the renewal margin
+        renewed = credentials.get()
+        assert renewed.access_key != first.access_key
+        now[0] = time.time()
+        signed = _Signer(credentials, REGION)(requests.Request("POST", "https://monitoring.eu-west-1.amazonaws.com/",
+                                                               data="{}").prepare())
+        assert f"Credential={renewed.access_key}/" in signed.headers["Authorization"]
+        assert signed.headers["X-Amz-Security-Token"] == renewed.token
+        token.unlink()
+        now[0] = renewed.expires
+        with pytest.raises(UnreachableError, match="cannot get credentials for arn:aws:iam::123456789012:role/rollout"):
+            credentials.get()
+
+
 def test_is_ready(source: MetricSource) -> None:
     assert source.is_ready()
 
@@ -162,8 +192,6 @@ def test_a_stopped_server_is_unreachable(moto: tuple[Moto, dict[str, str]], sour
 def test_a_nan_datapoint_is_nan(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    import requests
-
     session = requests.Session()
     answer = '{"MetricDataResults": [{"Id": "m1", "Label": "x", "Timestamps": [1700000000], "Values": [NaN]}]}'
     session.mount("https://monitoring.test/", Answers((200, answer, {})))
