@@ -4,8 +4,10 @@ As Flagger's cloudwatch provider (pkg/metrics/providers/cloudwatch.go): the temp
 JSON array of MetricDataQuery objects
 (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html),
 `provider.region` is required, credentials come from the environment, never from a Secret; the value
-is the newest datapoint of the first result, looked for over ten metric intervals (Flagger's
-window; ten times the longest `Period` of the queries when the metric's interval is not known). A range is GetMetricData over [start, end] at the queries' own periods.
+is the newest datapoint of the returned result (set `"ReturnData": false` on the others; several
+returned results are ambiguous, where Flagger takes the first), looked for over ten metric
+intervals (Flagger's window; ten times the longest `Period` of the queries when the metric's
+interval is not known). A range is GetMetricData over [start, end] at the queries' own periods.
 
 Why no boto3: botocore pins python-dateutil below 3, which the kubernetes client (>= 37) needs, so
 the two cannot share an environment. GetMetricData is called over CloudWatch's JSON 1.0 protocol,
