@@ -186,7 +186,7 @@ bind-address = "127.0.0.1:{rpc}"
   query-log-enabled = false
 [http]
   bind-address = "127.0.0.1:{http}"
-  auth-enabled = true
+  auth-enabled = {auth}
   log-enabled = false
 [monitor]
   store-enabled = false
@@ -211,13 +211,15 @@ class InfluxDB:
 
 
 @contextlib.contextmanager
-def running_influxdb(database: str = "metrics") -> Iterator[InfluxDB]:
-    """Debian's influxd (1.x: InfluxQL over /query) with an admin user and one database."""
+def running_influxdb(database: str = "metrics", auth: bool = True) -> Iterator[InfluxDB]:
+    """Debian's influxd (1.x: InfluxQL over /query) with an admin user and one database; `auth`
+    False lets anyone read and write."""
     influxd = _require(INFLUXD, "InfluxDB", "make tools")
     with tempfile.TemporaryDirectory(prefix="rollout-influxdb-") as tmp:
         root = Path(tmp)
         http = free_port()
-        (root / "influxdb.conf").write_text(INFLUX_CONF.format(root=root, rpc=free_port(), http=http))
+        (root / "influxdb.conf").write_text(INFLUX_CONF.format(root=root, rpc=free_port(), http=http,
+                                                                      auth=str(auth).lower()))
         process = Process("influxd", [str(influxd), "-config", str(root / "influxdb.conf")], root / "influxd.log")
         try:
             url = f"http://127.0.0.1:{http}"

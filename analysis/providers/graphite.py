@@ -4,7 +4,9 @@ Flagger's graphite provider (pkg/metrics/providers/graphite.go) is followed: the
 the query string of Graphite's render API (`target=...&from=-5min&until=now`), whitespace runs are
 collapsed to one space, `format=json` is set, `GET <address>/render?...` is sent with basic auth
 when the Secret gives `username` and `password`, and the value is the last non-null datapoint of
-the answer. See https://graphite.readthedocs.io/en/latest/render_api.html.
+the answer. See https://graphite.readthedocs.io/en/latest/render_api.html. One addition: a
+relative `from` or `until` written as a Go duration (`from=-{{ interval }}` with interval `1m`) is
+sent in seconds, since Graphite's offsets spell minutes `min` and refuse `m`.
 
 Outcomes: no target in the answer is no data; targets whose every point is null is NaN (Graphite
 writes NaN, e.g. a division by zero, as null, and a window without stored points is all null too);
@@ -36,6 +38,10 @@ from analysis.providers.instants import range_of_instants
 from analysis.providers.values import last_point, series_of, value_of
 
 _SPACE = re.compile(r"\s+")
+# A relative time written as a Go duration, as Flagger's {{ interval }} renders (1m, 90s, 1m30s).
+_GO_DURATION = re.compile(r"^([+-])((?:[0-9]+(?:ms|s|m|h))+)$")
+_GO_UNIT = re.compile(r"([0-9]+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
 
 class GraphiteProvider:
@@ -88,11 +94,22 @@ def render_params(query: str, at: TimeLike | None = None) -> list[tuple[str, str
     """The render API parameters of a template's query string: Flagger's whitespace rule, JSON format,
     and `now` set to `at` when given."""
     pairs = parse_qsl(_SPACE.sub(" ", query.strip()), keep_blank_values=True)
-    params = [(k.strip(), v.strip()) for k, v in pairs if k.strip() not in ("format", "now")]
+    params = [(k.strip(), _offset(v.strip()) if k.strip() in ("from", "until") else v.strip())
+              for k, v in pairs if k.strip() not in ("format", "now")]
     params.append(("format", "json"))
     if at is not None:
         params.append(("now", str(int(unix(at)))))
     return params
+
+
+def _offset(value: str) -> str:
+    """`from`/`until` written as a Go duration (`-{{ interval }}` gives `-1m`, which Graphite refuses:
+    its minutes are `min`) in whole seconds, which Graphite reads; anything else unchanged."""
+    found = _GO_DURATION.match(value)
+    if found is None:
+        return value
+    total = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _GO_UNIT.findall(found.group(2)))
+    return f"{found.group(1)}{max(1, round(total))}s"
 
 
 def _series(item: Any, query: str, address: str) -> Series:

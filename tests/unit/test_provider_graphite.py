@@ -32,6 +32,15 @@ def test_params_follow_flaggers_rules() -> None:
     assert render_params("target=x&now=1", at=1700000000.5)[-1] == ("now", "1700000000")
 
 
+@pytest.mark.parametrize(("written", "sent"), [
+    ("-1m", "-60s"), ("-1m30s", "-90s"), ("-2h", "-7200s"), ("-500ms", "-1s"),
+    ("-5min", "-5min"), ("-1d", "-1d"), ("now", "now"), ("20261204", "20261204"), ("1700000000", "1700000000"),
+])
+def test_go_durations_in_from_and_until_become_seconds(written: str, sent: str) -> None:
+    assert render_params(f"target=summarize(x,'1m')&from={written}&until={written}") == [
+        ("target", "summarize(x,'1m')"), ("from", sent), ("until", sent), ("format", "json")]
+
+
 def test_basic_auth_goes_to_the_render_path_under_the_address() -> None:
     source, adapter = provider((200, [{"target": "x", "datapoints": [[1.5, 10], [2.5, 20], [None, 30]]}], {}))
     assert source.query_value("target=x") == 2.5
