@@ -137,19 +137,24 @@ def parse_annotated_csv(text: str, query: str, where: str = "InfluxDB") -> list[
     tables: dict[tuple[str, str], tuple[dict[str, str], list[float], list[float]]] = {}
     header: list[str] | None = None
     group: list[str] = []
+    defaults: list[str] = []
     for row in csv.reader(io.StringIO(text)):
         if not row or all(not cell for cell in row):
-            header = None  # a blank line ends a table's block: annotations and a header follow
+            header, group, defaults = None, [], []  # a blank line ends a block: annotations and a header follow
             continue
         if row[0].startswith("#"):
             if row[0] == "#group":
                 group = row
+            elif row[0] == "#default":
+                defaults = row
             header = None
             continue
         if header is None:
             header = row
             continue
-        record = dict(zip(header, row, strict=False))
+        # An empty cell takes its column's #default (e.g. the result's name).
+        cells = [cell or (defaults[i] if i < len(defaults) else "") for i, cell in enumerate(row)]
+        record = dict(zip(header, cells, strict=False))
         if "error" in record and "_value" not in record:
             detail = record["error"]
             raise BadQueryError(f"InfluxDB rejected the query: {detail}", query, 200, "", detail)
