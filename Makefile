@@ -37,7 +37,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 # Real programs the tests start: Prometheus, OpenSSH's sshd and the metric servers (Debian's packages,
-# unpacked into .cache; moto in its own virtualenv there), Chromium (renders the HTML reports) and kubectl (`kubectl kustomize` for GitSources).
+# unpacked into .cache; moto in its own virtualenv there), Chromium (renders the HTML reports) and
+# kubectl (`kubectl kustomize` for GitSources).
 $(PROMETHEUS): tools/fetch-prometheus.sh
 	sh tools/fetch-prometheus.sh
 
