@@ -5,7 +5,9 @@ VictoriaMetrics serves Prometheus' query API (`/api/v1/query`, `/api/v1/query_ra
 of 15-second counter samples are imported through `/api/v1/import/prometheus`: the canary `podinfo`
 answers 200 requests per sample with 2 errors until a known instant and 20 after it; the numbers
 read back are computed from those counts. vmauth (from the same package) stands in front with basic
-auth for the refused-credentials outcome.
+auth for the refused-credentials outcome. The incident of tests/component/test_analyze.py is
+imported too, and `rollout analyze --prometheus <VictoriaMetrics>` must decide as it does on
+Prometheus.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,6 +30,8 @@ from analysis.providers.base import (
     UnreachableError,
 )
 from analysis.providers.registry import build
+from rollout.cli import main
+from tests.component import test_analyze as incident
 from tests.metric_servers import VictoriaMetrics, running_victoria_metrics
 
 pytestmark = pytest.mark.component
@@ -53,10 +58,21 @@ def _exposition() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _incident() -> str:
+    """test_analyze's incident (OpenMetrics, seconds) as Prometheus text with milliseconds."""
+    lines = []
+    for line in incident._openmetrics().splitlines():
+        if line and not line.startswith("#"):
+            series, value, stamp = line.rsplit(" ", 2)
+            lines.append(f"{series} {value} {int(stamp) * 1000}")
+    return "\n".join(lines) + "\n"
+
+
 @pytest.fixture(scope="module")
 def victoria() -> Iterator[VictoriaMetrics]:
     with running_victoria_metrics() as server:
         server.import_prometheus(_exposition())
+        server.import_prometheus(_incident())
         yield server
 
 
@@ -117,6 +133,21 @@ def test_through_vmauth_with_basic_auth(victoria: VictoriaMetrics) -> None:
         bad.query_value(ERROR_PERCENT.format(target="podinfo"), at=END)
     echoed = base64.b64encode(f"{victoria.username}:wrong-pass".encode()).decode()
     assert "wrong-pass" not in str(caught.value) and echoed not in str(caught.value)
+
+
+def test_rollout_analyze_replays_the_incident_from_victoria_metrics(
+    victoria: VictoriaMetrics, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The replay of tests/component/test_analyze.py, with VictoriaMetrics as `--prometheus`."""
+    args = ["analyze", "-f", str(incident.canary_file(tmp_path, "podinfo")), "--prometheus", victoria.url,
+            "--start", str(incident.START), "--end", str(incident.END)]
+    code = main(args)
+    out = capsys.readouterr().out.splitlines()
+    assert code == 3 and out[-1].startswith(f"rollback at {incident.at(360)} ("), out
+    lines = {line.split()[0]: line for line in out[:-1]}
+    assert lines[incident.at(240)].endswith("advance") and lines[incident.at(300)].endswith("hold")
+    code = main([*args[:2], str(incident.canary_file(tmp_path, "stable")), *args[3:]])
+    assert code == 0 and capsys.readouterr().out.splitlines()[-1] == f"promote at {incident.at(360)}"
 
 
 def test_a_stopped_server_is_unreachable(victoria: VictoriaMetrics, source: MetricSource) -> None:
