@@ -226,10 +226,11 @@ def running_influxdb(database: str = "metrics", auth: bool = True) -> Iterator[I
             process.wait_ready(_http_ok(f"{url}/ping"))
             server = InfluxDB(url, "admin", "adm1n-pass", database, process)
             # The first user may be created without credentials; it must be an admin.
-            for statement, auth in ((f"CREATE USER {server.username} WITH PASSWORD '{server.password}' WITH ALL "
-                                     "PRIVILEGES", None), (f'CREATE DATABASE "{database}"', (server.username,
-                                                                                          server.password))):
-                requests.post(f"{url}/query", data={"q": statement}, auth=auth, timeout=10).raise_for_status()
+            admin = (server.username, server.password)
+            create_user = f"CREATE USER {server.username} WITH PASSWORD '{server.password}' WITH ALL PRIVILEGES"
+            requests.post(f"{url}/query", data={"q": create_user}, timeout=10).raise_for_status()
+            requests.post(f"{url}/query", data={"q": f'CREATE DATABASE "{database}"'}, auth=admin,
+                          timeout=10).raise_for_status()
             yield server
         finally:
             process.stop()

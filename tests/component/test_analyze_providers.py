@@ -130,13 +130,16 @@ def prometheus() -> Iterator[VictoriaMetrics]:
         yield server
 
 
+def indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.strip().splitlines())
+
+
 def at(seconds_after_start: int) -> str:
     return format_time(datetime.fromtimestamp(START + seconds_after_start, tz=UTC))
 
 
 def analyze(prometheus: VictoriaMetrics, tmp_path: Path, target: str, provider: str, query: str,
             capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
-    indent = lambda text, n: "\n".join(" " * n + line for line in text.strip().splitlines())  # noqa: E731
     path = tmp_path / f"{target}.yaml"
     path.write_text(CANARY.format(target=target, provider=indent(provider, 4), query=indent(query, 4)))
     code = main(["analyze", "-f", str(path), "--name", target, "--prometheus", prometheus.url,
