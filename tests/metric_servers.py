@@ -100,10 +100,26 @@ class Graphite:
     web: Process
     carbon: Process
 
-    def send(self, lines: Sequence[str]) -> None:
-        """Write `metric value timestamp` lines through carbon's plaintext protocol."""
+    def send(self, lines: Sequence[str], timeout: float = 30.0) -> None:
+        """Write `metric value timestamp` lines through carbon's plaintext protocol, and wait until
+        graphite-web serves the last point of every metric (carbon takes them in asynchronously)."""
         with socket.create_connection(("127.0.0.1", self.line_port), timeout=5) as sock:
             sock.sendall(("\n".join(lines) + "\n").encode())
+        last: dict[str, int] = {}
+        for line in lines:
+            metric, _, written = line.split()
+            last[metric] = max(last.get(metric, 0), int(float(written)))
+        deadline = time.monotonic() + timeout
+        for metric, newest in last.items():
+            while not self._has_point(metric, newest):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"graphite-web did not serve {metric} at {newest} within {timeout}s")
+                time.sleep(0.2)
+
+    def _has_point(self, metric: str, stamp: int) -> bool:
+        params = {"target": metric, "from": str(stamp - 1), "until": str(stamp + 1), "format": "json"}
+        answer = requests.get(f"{self.url}/render", params=params, timeout=5).json()
+        return any(value is not None and t == stamp for item in answer for value, t in item["datapoints"])
 
 
 CARBON_CONF = """[cache]

@@ -26,10 +26,8 @@ from analysis.providers.base import (
     ProviderConfig,
     UnreachableError,
 )
-from analysis.providers.graphite import GraphiteProvider
 from analysis.providers.registry import build
 from tests.metric_servers import Graphite, running_graphite
-from tests.tools import wait_for
 
 pytestmark = pytest.mark.component
 
@@ -52,10 +50,6 @@ def _lines() -> list[str]:
 def graphite() -> Iterator[Graphite]:
     with running_graphite() as server:
         server.send(_lines())
-        probe = GraphiteProvider(server.url)
-        last = f"target=app.podinfo.errors&from={FIRST}&until={END + STEP}"
-        wait_for("carbon to store the points", lambda: probe.query(last)[0].timestamps[0] == END
-                 if probe.render(last) else None, timeout=30, every=0.3)
         yield server
 
 
