@@ -6,9 +6,20 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml sandbox/pyproject.toml |
 
 PROMETHEUS := .cache/prometheus/usr/bin/prometheus
 OPENSSH    := .cache/openssh/usr/sbin/sshd
+# Metric servers the provider tests query: Graphite (carbon + graphite-web and the Python packages
+# they import), InfluxDB 1.x, VictoriaMetrics (with vmauth), and moto imitating CloudWatch.
+GRAPHITE   := .cache/graphite/usr/bin/carbon-cache
+INFLUXDB   := .cache/influxdb/usr/bin/influxd
+VICTORIA   := .cache/victoria-metrics/usr/bin/victoria-metrics
+MOTO       := .cache/moto/bin/moto_server
+GRAPHITE_DEBS := graphite-carbon graphite-web python3-whisper python3-django python3-django-tagging \
+	python3-pyparsing python3-simplejson python3-tz python3-urllib3 python3-cairocffi python3-cffi \
+	python3-cffi-backend python3-xcffib python3-six python3-twisted python3-cachetools python3-asgiref \
+	python3-sqlparse python3-zope.interface python3-automat python3-constantly python3-hyperlink \
+	python3-incremental python3-attr python3-typing-extensions python3-idna
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit demo chaos bench bench-quick tools chromium kubectl clean
+.PHONY: venv lint test unit demo chaos bench bench-quick tools metric-servers chromium kubectl clean
 
 # One pip call for both projects: `rollout[test]` needs `rollout-sandbox`, which pip then takes from sandbox/.
 $(STAMP): pyproject.toml sandbox/pyproject.toml
@@ -25,13 +36,29 @@ lint: $(STAMP)
 	$(BIN)/mypy rollout sandbox
 	$(BIN)/lint-imports
 
-# Real programs the tests start: Prometheus and OpenSSH's sshd (Debian's packages, unpacked into
-# .cache), Chromium (renders the HTML reports) and kubectl (`kubectl kustomize` for GitSources).
+# Real programs the tests start: Prometheus, OpenSSH's sshd and the metric servers (Debian's packages,
+# unpacked into .cache; moto in its own virtualenv there), Chromium (renders the HTML reports) and
+# kubectl (`kubectl kustomize` for GitSources).
 $(PROMETHEUS): tools/fetch-prometheus.sh
 	sh tools/fetch-prometheus.sh
 
 $(OPENSSH): tools/fetch-openssh.sh
 	sh tools/fetch-openssh.sh
+
+# A server that cannot be had is reported and its tests skip saying so; the other tools still come.
+$(GRAPHITE): tools/fetch-debs.sh
+	-sh tools/fetch-debs.sh graphite usr/bin/carbon-cache $(GRAPHITE_DEBS)
+
+$(INFLUXDB): tools/fetch-debs.sh
+	-sh tools/fetch-debs.sh influxdb usr/bin/influxd influxdb
+
+$(VICTORIA): tools/fetch-debs.sh
+	-sh tools/fetch-debs.sh victoria-metrics usr/bin/victoria-metrics victoria-metrics
+
+$(MOTO): tools/fetch-moto.sh
+	-PYTHON=$(PYTHON) sh tools/fetch-moto.sh
+
+metric-servers: $(GRAPHITE) $(INFLUXDB) $(VICTORIA) $(MOTO)
 
 kubectl:
 	@command -v kubectl >/dev/null 2>&1 || \
@@ -43,7 +70,7 @@ chromium:
 	  { echo "installing Debian's chromium (renders the HTML report in tests)"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-tools: $(PROMETHEUS) $(OPENSSH) chromium kubectl
+tools: $(PROMETHEUS) $(OPENSSH) metric-servers chromium kubectl
 
 test: lint tools
 	$(BIN)/pytest -q -n 2 --dist loadfile

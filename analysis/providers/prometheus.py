@@ -222,6 +222,10 @@ class PrometheusProvider:
             return UnreachableError(f"Prometheus at {self.address} failed: {exc}", query)
         status = response.status_code
         error_type, detail = _error_body(response)
+        # Some proxies (vmauth 1.79) echo the Authorization header they refused into their error text.
+        sent = response.request.headers.get("Authorization") if response.request is not None else None
+        if isinstance(sent, str) and sent:
+            detail = detail.replace(sent, "<redacted>").replace(sent.partition(" ")[2] or sent, "<redacted>")
         if status in (400, 422):
             return BadQueryError(
                 f"Prometheus rejected the query ({status} {error_type}): {detail}", query,

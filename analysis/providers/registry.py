@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.providers import cloudwatch, graphite, influxdb
 from analysis.providers.base import MetricSource, ProviderConfig
 from analysis.providers.datadog import DatadogProvider
 from analysis.providers.dynatrace import DynatraceProvider
@@ -143,3 +144,6 @@ def _web(config: ProviderConfig) -> MetricSource:
 for _kind, _build in (("datadog", _datadog), ("newrelic", _newrelic), ("dynatrace", _dynatrace),
                       ("stackdriver", _stackdriver), ("splunk", _splunk), ("web", _web)):
     register_kind(ProviderKind(RULES[_kind], _build))
+register_kind(ProviderKind(RULES["graphite"], graphite.build))
+register_kind(ProviderKind(RULES["influxdb"], influxdb.build))
+register_kind(ProviderKind(RULES["cloudwatch"], cloudwatch.build))

@@ -22,6 +22,13 @@ def _no_options(options: Mapping[str, object]) -> OptionProblems:
     return []
 
 
+def _influxdb_options(options: Mapping[str, object]) -> OptionProblems:
+    database = options.get("database")
+    if database is not None and (not isinstance(database, str) or not database.strip()):
+        return [("database", "must be the name of an InfluxDB database (InfluxQL's db parameter)")]
+    return []
+
+
 @dataclass(frozen=True)
 class ProviderRules:
     """One provider type's rules.
@@ -84,6 +91,25 @@ RULES: dict[str, ProviderRules] = {
         ProviderRules(
             "web", docs="https://argoproj.github.io/argo-rollouts/analysis/web/",
             range_queries=False, fields=web_options.FIELDS, check_options=web_options.check_options,
+        ),
+        # Flagger: a secretRef must hold both keys (basic auth); without one no credentials are sent.
+        ProviderRules(
+            "graphite", docs="https://docs.flagger.app/usage/metrics#graphite",
+            secret_keys=("username", "password"),
+        ),
+        # Flagger reads `token` and `org` (Flux); `username`/`password` are InfluxDB 1.x's basic auth,
+        # `database` InfluxQL's db parameter. The query's first word picks the language.
+        ProviderRules(
+            "influxdb", docs="https://docs.flagger.app/usage/metrics#influxdb",
+            optional_secret_keys=("token", "org", "username", "password"),
+            fields=("database",), check_options=_influxdb_options,
+        ),
+        # Flagger: credentials from the environment (IAM), never a Secret; `address` overrides the
+        # endpoint, which is otherwise the region's (the builder fills in {region}).
+        ProviderRules(
+            "cloudwatch", docs="https://docs.flagger.app/usage/metrics#amazon-cloudwatch",
+            default_address="https://monitoring.{region}.amazonaws.com",
+            region=True, region_required=True,
         ),
     )
 }
