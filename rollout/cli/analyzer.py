@@ -183,7 +183,7 @@ def _ready(checks: MetricChecks, release: Canary | BlueGreen, prometheus: str | 
         # Building it says what is wrong with the template or its credentials; a provider that cannot be
         # reached or refuses them says so at the first query, in its own words.
         try:
-            checks.sources.for_template(template)
+            checks.sources.for_template(template, metric.interval)
         except SourceError as e:
             raise UsageError(str(e)) from None
 

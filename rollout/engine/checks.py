@@ -165,7 +165,7 @@ class MetricChecks:
     def source(self, metric: Metric) -> MetricSource:
         """Where a metric's queries go: its template's provider, else the operator-wide Prometheus."""
         template = self.template(metric)
-        return self.sources.default() if template is None else self.sources.for_template(template)
+        return self.sources.default() if template is None else self.sources.for_template(template, metric.interval)
 
     def _known(self, metric: Metric) -> MetricTemplate | None:
         ref = metric.template_ref

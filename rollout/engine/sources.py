@@ -80,7 +80,7 @@ class Sources:
         self.timeout = timeout
         self.retries = retries
         self.builder = builder
-        self._kept: dict[tuple[str, str], _Kept] = {}
+        self._kept: dict[tuple[str, str, float], _Kept] = {}
         self._lock = threading.Lock()
 
     def default(self) -> MetricSource:
@@ -88,8 +88,10 @@ class Sources:
             raise SourceError("built-in metrics and inline queries need a Prometheus, and none was given")
         return self._default
 
-    def for_template(self, template: MetricTemplate) -> MetricSource:
-        """The source of `template`'s provider; SourceError naming the template and the fix when none can be had."""
+    def for_template(self, template: MetricTemplate, interval: float = 60.0) -> MetricSource:
+        """The source of `template`'s provider for a metric of `interval` seconds (the vendors that look
+        back over a multiple of it, as Flagger's do); SourceError naming the template and the fix when
+        none can be had."""
         provider = template.spec.provider
         where = f"MetricTemplate {template_name(template)} ({provider.type})"
         rules = RULES.get(provider.type)
@@ -107,12 +109,12 @@ class Sources:
         elif rules.secret_required:
             raise SourceError(f"{where}: set provider.secretRef to a Secret with the keys "
                               f"{', '.join(rules.secret_keys)} (see {rules.docs})")
-        key = (template.metadata.namespace, template.metadata.name)
+        key = (template.metadata.namespace, template.metadata.name, interval)
         with self._lock:
             kept = self._kept.get(key)
             if kept is not None and kept.provider == provider and kept.secret == secret:
                 return kept.source
-            source = self._build(where, template, provider, secret)
+            source = self._build(where, template, provider, secret, interval)
             self._kept[key] = _Kept(provider, dict(secret), source)
         if kept is not None:
             log.info("%s changed: its metric source is built anew", where)
@@ -131,12 +133,12 @@ class Sources:
                               temporary=e.temporary) from None
 
     def _build(self, where: str, template: MetricTemplate, provider: ProviderRef,
-               secret: Mapping[str, str]) -> MetricSource:
+               secret: Mapping[str, str], interval: float) -> MetricSource:
         config = ProviderConfig(
             type=provider.type, address=provider.address or None, secret=secret,
             insecure_skip_verify=provider.insecure_skip_verify, region=provider.region,
             options=dict(provider.options), template=template_name(template), timeout=self.timeout,
-            retries=self.retries,
+            retries=self.retries, interval=interval,
         )
         try:
             return self.builder(config)
@@ -149,8 +151,8 @@ class Sources:
     def forget(self, namespace: str, name: str) -> None:
         """Close the source of a MetricTemplate that is gone."""
         with self._lock:
-            kept = self._kept.pop((namespace, name), None)
-        if kept is not None:
+            gone = [self._kept.pop(key) for key in list(self._kept) if key[:2] == (namespace, name)]
+        for kept in gone:
             _close(kept.source)
 
     def close(self) -> None:

@@ -216,3 +216,13 @@ def test_templates_are_reloaded_before_each_check_and_an_invalid_one_is_said_so(
     assert loads == [1, 1]
     assert (result.verdict, result.reason) == (
         Verdict.FAIL, "cannot be checked: MetricTemplate test/errors is invalid: spec.query: is required")
+
+
+def test_each_metric_interval_gets_the_source_that_looks_back_over_it() -> None:
+    builder = Builder()
+    sources = Sources(MemorySource({}), secrets({("test", "creds"): {"api_key": "k1"}}), builder=builder)
+    one, two = sources.for_template(template(), 60.0), sources.for_template(template(), 120.0)
+    assert one is not two and [c.interval for c in builder.configs] == [60.0, 120.0]
+    assert sources.for_template(template(), 120.0) is two
+    sources.forget("test", "errors")
+    assert builder.closed == 2
