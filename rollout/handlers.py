@@ -31,6 +31,7 @@ from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.cache import CachingApiClient
 from rollout.engine.events import EventRecorder
+from rollout.engine.gcpauses import Freezer
 from rollout.engine.health import HEARTBEAT, Health, always_ready, serve
 from rollout.engine.kube import api_answers, api_client, connection
 from rollout.engine.leader import LEADER, LeaderElector, lead
@@ -69,10 +70,14 @@ async def _heartbeat(memo: kopf.Memo, **_: Any) -> None:
     health: Health = memo["health"]
     health.started()
 
+    freezer: Freezer | None = memo.get("freezer")
+
     async def beat() -> None:
         loop = asyncio.get_running_loop()
         while True:
             health.beat()
+            if freezer is not None:
+                freezer.maintain()
             due = loop.time() + HEARTBEAT
             await asyncio.sleep(HEARTBEAT)
             telemetry.loop_late(loop.time() - due)
@@ -174,15 +179,18 @@ def run(
     /metrics, /healthz and /readyz are served all along, a standby's too. OSError when
     --metrics-addr cannot be bound."""
     telemetry.time_gc()
+    freezer = Freezer()
+    freezer.install()
     api = api_client(kubeconfig)
     if settings.watch_cache:
         api = CachingApiClient(api.configuration, settings, tuple(namespaces))
     health = Health(elector.readiness if elector is not None else always_ready, api_answers(api))
     server = serve(settings.metrics_addr, health)
     try:
-        _run(namespaces, api, health, settings=settings, reports=reports, git_cache=git_cache, stop=stop,
+        _run(namespaces, api, health, freezer, settings=settings, reports=reports, git_cache=git_cache, stop=stop,
              ready=ready, elector=elector)
     finally:
+        freezer.uninstall()
         health.stopped()
         if server is not None:
             server.stop()
@@ -190,8 +198,8 @@ def run(
             api.cache.stop()
 
 
-def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, settings: Settings, reports: Path | None,
-         git_cache: Path, stop: threading.Event | None, ready: threading.Event | None,
+def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, freezer: Freezer, *, settings: Settings,
+         reports: Path | None, git_cache: Path, stop: threading.Event | None, ready: threading.Event | None,
          elector: LeaderElector | None) -> None:
     alerts = Alerter(api, settings)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
@@ -222,6 +230,7 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, *, se
                 clusterwide=not namespaces,
                 namespaces=list(namespaces),
                 memo=kopf.Memo(operator=operator, sources=sources, pools=pools, settings=settings, health=health,
+                               freezer=freezer,
                                wakes=wakes, leading=elector.leading if elector is not None else _always),
                 stop_flag=stop,
                 ready_flag=ready,

@@ -291,8 +291,14 @@ def test_the_operator_refuses_a_service_target_and_a_daemonset_without_rolling_u
     assert "spec.targetRef.kind: a Service target is not supported" in refused["message"]
     stuck = wait_for("the OnDelete DaemonSet refused", lambda: _ready_false(api, ns, "ondelete"), timeout=30)
     assert stuck["reason"] == "WorkloadError" and "must have updateStrategy RollingUpdate" in stuck["message"]
-    events = [(e.reason, e.type, e.involved_object.name) for e in client.CoreV1Api(api).list_namespaced_event(ns).items]
-    assert ("InvalidSpec", "Warning", "svc") in events and ("WorkloadError", "Warning", "ondelete") in events
+
+    def warned() -> bool:
+        # The Event follows the condition it explains.
+        items = client.CoreV1Api(api).list_namespaced_event(ns).items
+        events = [(e.reason, e.type, e.involved_object.name) for e in items]
+        return ("InvalidSpec", "Warning", "svc") in events and ("WorkloadError", "Warning", "ondelete") in events
+
+    wait_for("a Warning Event for each", warned, timeout=15)
     assert raw_daemonset(api, ns, "ondelete-primary") is None
     assert "Traceback" not in operator.output()
 
