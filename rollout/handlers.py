@@ -26,7 +26,6 @@ import kopf
 from kubernetes import client
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
-from rollout.api.status import IDLE_PHASES
 from rollout.engine import telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.cache import CachingApiClient
@@ -114,7 +113,7 @@ async def _release(stopped: kopf.DaemonStopped, body: kopf.Body, memo: kopf.Memo
             # change is about to write (a new run starts): they tick on a pool of their own, so that
             # however slow those are, the idle releases' timer ticks (reads from memory) are not held up.
             pools: Pools = memo["pools"]
-            pool = "quick" if _idle(body) and not woken else "under_way"
+            pool = "quick" if operator.idle(kind, namespace, name) and not woken else "under_way"
             try:
                 delay = await pools.run(pool, telemetry.reconciled, kind, operator.reconcile, kind, namespace, name)
             except Exception as e:  # the daemon's edge: a bug in a tick must not end the release's daemon
@@ -251,11 +250,6 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, freez
 
 def _always() -> bool:
     return True
-
-
-def _idle(body: kopf.Body) -> bool:
-    # kopf keeps a daemon's body up to date with the watch events.
-    return (body.get("status") or {}).get("phase") in IDLE_PHASES
 
 
 class Pools:

@@ -115,6 +115,9 @@ class Operator:
         # Per release (kind, namespace, name): when its next tick is due (monotonic), for the tick lag;
         # and every release seen, for flagger_canary_total.
         self._due: dict[tuple[str, str, str], float] = {}
+        # Per release: whether its last tick left it idle (no run under way), for the pool its next
+        # tick runs on. Known here at once; kopf's copy of the status follows a watch event later.
+        self._idle: dict[tuple[str, str, str], bool] = {}
         self._known: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
         # The slots of --max-concurrent-releases, learnt from every release in scope (`namespaces`).
@@ -140,6 +143,11 @@ class Operator:
         if delay is None:
             self.api.cache.forget_reader(key)
         return delay
+
+    def idle(self, kind: str, namespace: str, name: str) -> bool:
+        """Whether the release's last tick left it idle (Initialized, Succeeded...): its next tick, unless
+        something it reads changes, only looks. False for a release not yet ticked."""
+        return self._idle.get((kind, namespace, name), False)
 
     def _reconcile(self, key: tuple[str, str, str]) -> timedelta | None:
         kind, namespace, name = key
@@ -174,6 +182,8 @@ class Operator:
 
     def _known_as(self, key: tuple[str, str, str], *, present: bool) -> None:
         with self._lock:
+            if not present:
+                self._idle.pop(key, None)
             if present == (key in self._known):
                 return
             if present:
@@ -247,6 +257,7 @@ class Operator:
         self._report_end(release, status, new, memory, now)
         self._write_status(obj, new, stored)
         telemetry.tick_recorded(release, status, new, time.monotonic() - began)
+        self._idle[_release_key(obj)] = new.phase in IDLE_PHASES
         interval = release.spec.analysis.interval
         if new.phase in IDLE_PHASES and decision.requeue_after.total_seconds() >= interval:
             # Idle releases started together (a restart) would otherwise tick together forever.

@@ -61,6 +61,9 @@ class FlakyOperator:
     def fail(self, kind: str, namespace: str, name: str, error: BaseException) -> None:
         self.failed.append((kind, namespace, name, str(error)))
 
+    def idle(self, kind: str, namespace: str, name: str) -> bool:
+        return False
+
 
 def run_daemon(daemon: Any, memo: dict[str, Any], body: dict[str, Any]) -> Stopped:
     stopped = Stopped()
