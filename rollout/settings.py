@@ -81,9 +81,9 @@ class Settings:
                                  "sync GitSources: two pools of this size (default: CPUs + 4, at most 32)",
         default_factory=_default_workers)
     release_workers: int = _setting(
-        32, "ROLLOUT_RELEASE_WORKERS", "threads that tick releases under way, which wait on the API server, "
+        16, "ROLLOUT_RELEASE_WORKERS", "threads that tick releases under way, which wait on the API server, "
                                        "Prometheus, webhooks and Git more than they compute (Argo Rollouts' "
-                                       "--rollout-threads)")
+                                       "--rollout-threads); more threads only contend for the interpreter")
     max_concurrent_releases: int = _setting(
         0, "ROLLOUT_MAX_CONCURRENT_RELEASES", "Canaries and BlueGreens that may run at once, from a new revision to "
                                               "its end; more wait in phase Waiting, oldest first (default 0: no cap)")

@@ -378,6 +378,11 @@ class WatchCache:
         collection = self.collection(address)
         if collection is None or self.stopping.is_set():
             return None
+        # Every read asks: the common answer (a healthy stream) needs no lock, which every tick and
+        # watch thread would otherwise queue on.
+        stream = self.streams.get(collection)
+        if stream is not None and (stream.failed_at is None or not start):
+            return stream
         with self.lock:
             stream = self.streams.get(collection)
             if stream is not None and stream.failed_at is not None and start \
