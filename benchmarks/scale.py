@@ -13,6 +13,10 @@ Where the figures come from:
   ticks, tick lag     the operator's /metrics (`rollout_reconcile_duration_seconds_count`,
                       `rollout_tick_lag_seconds`: actual minus planned tick start), differences over
                       each window; lag quantiles interpolated in the histogram's buckets
+  lag's parts         (in --json) per window, the p99 of kopf's loop running late
+                      (`rollout_event_loop_lag_seconds`), of the wait for each pool's thread
+                      (`rollout_workqueue_wait_seconds`) and of full garbage collections
+                      (`python_gc_duration_seconds{generation="2"}`)
   API requests        the sandbox counts every request it serves by client (User-Agent); the
                       benchmark's own (set-up, image changes, its watch of the phases) are told apart
                       by its User-Agent and left out. GET = read, POST/PUT/PATCH/DELETE = write, a
