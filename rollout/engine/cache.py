@@ -287,7 +287,8 @@ class _Stream:
                     self.remove(obj)
                 elif self.put(obj):
                     meta = obj.get("metadata") or {}
-                    self.cache.changed(self.collection, (meta.get("namespace") or "", meta.get("name") or ""))
+                    key = (meta.get("namespace") or "", meta.get("name") or "")
+                    self.cache.changed(self.collection, key, by=self.cache.writer(self.collection, key))
             with self.lock:
                 CACHED.labels(self.collection.plural).set(len(self.objects))
             return version
@@ -325,6 +326,8 @@ class WatchCache:
         self._reader = threading.local()
         self._reads: dict[Hashable, set[tuple[str, str, str, str]]] = {}
         self._readers: dict[tuple[str, str, str, str], set[Hashable]] = {}
+        # Objects a reader is writing (the request is in flight), and that reader.
+        self._writers: dict[tuple[str, str, str, str], Hashable] = {}
         # Called with a reader whose objects changed (from any thread).
         self.wake: Callable[[Hashable], None] = lambda reader: None
 
@@ -362,6 +365,28 @@ class WatchCache:
 
     def current_reader(self) -> Hashable | None:
         return getattr(self._reader, "current", None)
+
+    @contextmanager
+    def writing(self, address: Address) -> Iterator[None]:
+        """While a reader's write to `address` is in flight: its watch echo may arrive before the
+        answer, and must not wake the reader that made it."""
+        where = (address.group, address.plural, address.namespace or "", address.name)
+        reader = self.current_reader()
+        if reader is None:
+            yield
+            return
+        with self.lock:
+            self._writers[where] = reader
+        try:
+            yield
+        finally:
+            with self.lock:
+                if self._writers.get(where) == reader:
+                    del self._writers[where]
+
+    def writer(self, collection: Collection, key: Key) -> Hashable | None:
+        """The reader whose write to the object is in flight, if any."""
+        return self._writers.get((collection.group, collection.plural, key[0], key[1]))
 
     def collection(self, address: Address) -> Collection | None:
         if not cacheable(address.group, address.plural):
@@ -466,12 +491,13 @@ class CachingApiClient(client.ApiClient):
         if method == "GET":
             return self._get(address, query, url, header_params, _request_timeout)
         WRITES.labels(method).inc()
-        try:
-            response = self.direct(method, url, header_params, body, post_params, _request_timeout)
-        except Exception:
-            self._forget(address)
-            raise
-        self._written(method, address, query, response)
+        with self.cache.writing(address):
+            try:
+                response = self.direct(method, url, header_params, body, post_params, _request_timeout)
+            except Exception:
+                self._forget(address)
+                raise
+            self._written(method, address, query, response)
         return response
 
     def _get(self, address: Address, query: str, url: str, headers: Any, timeout: Any) -> rest.RESTResponse:

@@ -109,7 +109,9 @@ def test_without_provider_a_canary_is_istio_and_without_istio_it_fails_at_the_de
     message = promoted(status)["message"]
     assert message.startswith(f"traffic cannot be routed within progressDeadlineSeconds ({DEADLINE}s): ")
     assert "VirtualService" in message and "installed" in message
-    assert any("VirtualService" in m for m in events(api, ns, name, "Failed"))
+    # The Event follows the status that records the failure.
+    wait_for("the Failed Event", lambda: any("VirtualService" in m for m in events(api, ns, name, "Failed")),
+             timeout=15)
     # Nothing was released: the apex Service sends everything to the primary.
     core = client.CoreV1Api(api)
     assert core.read_namespaced_service(name, ns).spec.selector == \
