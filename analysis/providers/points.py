@@ -8,28 +8,22 @@ window arithmetic in one place, so each provider module only says where its poin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import numpy as np
 
-from analysis.providers.base import MetricSourceError, NoDataError, Series, TimeLike, single_value, unix
+from analysis.providers import values
+from analysis.providers.base import NoDataError, Series, TimeLike, single_value, unix
 
 Clock = Callable[[], float]
 
 
-@contextmanager
-def named(provider: str, address: str) -> Iterator[None]:
+def named(provider: str, address: str) -> AbstractContextManager[None]:
     """Begin the message of a MetricSourceError raised inside with "<provider> at <address>" unless it
     names the address already, so that every outcome says which backend it comes from."""
-    try:
-        yield
-    except MetricSourceError as exc:
-        message = str(exc.args[0]) if exc.args else ""
-        if address not in message:
-            exc.args = (f"{provider} at {address}: {message}", *exc.args[1:])
-        raise
+    return values.named(f"{provider} at {address}", unless=address)
 
 
 def series(labels: Mapping[str, str], points: Iterable[tuple[float, float | None]]) -> Series:

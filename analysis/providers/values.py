@@ -16,13 +16,14 @@ from analysis.providers.base import MetricSourceError, Series, TimeLike, single_
 
 
 @contextmanager
-def named(where: str) -> Iterator[None]:
-    """Prefix the message of any MetricSourceError raised inside with `where` (once)."""
+def named(where: str, *, unless: str | None = None) -> Iterator[None]:
+    """Prefix the message of any MetricSourceError raised inside with `where`, unless the message
+    names it already (or names `unless`, e.g. the address a vendor's own message quotes)."""
     try:
         yield
     except MetricSourceError as exc:
         message = str(exc.args[0]) if exc.args else ""
-        if not message.startswith(where):
+        if (unless if unless is not None else where) not in message:
             exc.args = (f"{where}: {message}", *exc.args[1:])
         raise
 
