@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from kubernetes import client
@@ -40,7 +41,7 @@ from . import builders as b
 from . import configs
 from .autoscalers import Autoscalers, autoscaler_of
 from .errors import NotReady, TargetMissing, WorkloadError
-from .hashing import PRIMARY_SUFFIX, committed_at_of, pod_template, revision_of
+from .hashing import PRIMARY_SUFFIX, committed_at_of, newest_revision, pod_template, revision_of
 from .kinds import KINDS, WorkloadKind, kind_of
 
 Json = dict[str, Any]
@@ -290,8 +291,10 @@ class Workloads:
         if target is None:
             return workload_of(None)
         tracked = self.tracked_configs(release, target, strict=strict)
-        return workload_of(target, kind_of(release),
+        seen = workload_of(target, kind_of(release),
                            {configs.label(k): configs.checksum(k[0], o) for k, o in tracked.items()})
+        revision, committed_at = newest_revision([target, *tracked.values()])
+        return replace(seen, revision=revision, committed_at=committed_at) if revision else seen
 
     def _seen_primary(self, release: Release, primary: Json | None) -> Workload:
         """The primary with its copies' names taken back to the originals and the copies' content

@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -104,3 +104,18 @@ def revision_of(deployment: Mapping[str, Any]) -> str | None:
     annotations = (deployment.get("metadata") or {}).get("annotations") or {}
     value = annotations.get(REVISION_ANNOTATION)
     return value if isinstance(value, str) and value else None
+
+
+def newest_revision(objects: Iterable[Mapping[str, Any]]) -> tuple[str | None, datetime | None]:
+    """(revision, commit time) of the object applied from the newest commit, by the commit times the
+    GitSource annotated. A GitSource applies a revision object by object: while it is under way, a
+    target's ConfigMap may carry the new revision and the target itself still the old one, and the
+    change is the new revision's. Objects without a revision are left out; (None, None) when none has one."""
+    best: tuple[str | None, datetime | None] = (None, None)
+    for obj in objects:
+        revision, at = revision_of(obj), committed_at_of(obj)
+        if revision is None:
+            continue
+        if best[0] is None or (at is not None and (best[1] is None or at > best[1])):
+            best = (revision, at)
+    return best

@@ -8,11 +8,13 @@ from typing import Any
 
 import pytest
 
+from rollout.api.annotations import COMMITTED_AT_ANNOTATION
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import BlueGreen, Canary
+from rollout.api.status import parse_time
 from rollout.workloads import WorkloadError, pod_template_hash, revision_of, workload_of
 from rollout.workloads import builders as b
-from rollout.workloads.hashing import REVISION_ANNOTATION, normalized_template
+from rollout.workloads.hashing import REVISION_ANNOTATION, newest_revision, normalized_template
 from sandbox.defaults import apply_defaults
 
 UID = "0b6c1c7e-1111-2222-3333-444455556666"
@@ -445,3 +447,22 @@ def test_apex_primary_and_canary_carry_their_own_labels_and_annotations() -> Non
     assert "annotations" not in meta["primary"]
     assert meta["canary"]["labels"] == {"app": "podinfo-canary"}
     assert meta["canary"]["annotations"] == {"a": "canary"}
+
+
+def _applied(revision: str | None, at: str | None) -> dict[str, Any]:
+    annotations = {}
+    if revision:
+        annotations[REVISION_ANNOTATION] = revision
+    if at:
+        annotations[COMMITTED_AT_ANNOTATION] = at
+    return {"metadata": {"annotations": annotations}}
+
+
+def test_a_change_is_the_revision_of_the_newest_object_a_gitsource_applied() -> None:
+    # Mid-apply: the ConfigMap carries the new commit, the Deployment still the old one.
+    target = _applied("old", "2026-12-04T10:00:00Z")
+    config = _applied("new", "2026-12-04T11:00:00Z")
+    assert newest_revision([target, config]) == ("new", parse_time("2026-12-04T11:00:00Z"))
+    # The target wins ties and older configs; objects not from Git are left out.
+    assert newest_revision([target, _applied("older", "2026-12-04T09:00:00Z"), _applied(None, None)])[0] == "old"
+    assert newest_revision([_applied(None, None)]) == (None, None)
