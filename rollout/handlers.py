@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 # The shortest wait between two ticks, so a planner asking for "now" cannot spin.
 MIN_WAIT = 0.2
+# Connections kept beyond the pools' threads: the watch-fed cache's streams (one per kind watched).
+POOL_SLACK = 32
 T = TypeVar("T")
 # A GitSource waits for its interval in slices this long, so a pushed revert is applied at once.
 WAKE_SLICE = 0.5
@@ -180,9 +182,12 @@ def run(
     telemetry.time_gc()
     freezer = Freezer()
     freezer.install()
-    api = api_client(kubeconfig)
-    if settings.watch_cache:
-        api = CachingApiClient(api.configuration, settings, tuple(namespaces))
+    config = api_client(kubeconfig).configuration
+    # One kept connection per thread that may talk to the API server at once (the pools, the cache's
+    # watch streams), instead of the client's CPUs x 5: past that every request opens a connection.
+    config.connection_pool_maxsize = max(config.connection_pool_maxsize,
+                                         2 * settings.workers + settings.release_workers + POOL_SLACK)
+    api = CachingApiClient(config, settings, tuple(namespaces)) if settings.watch_cache else client.ApiClient(config)
     health = Health(elector.readiness if elector is not None else always_ready, api_answers(api))
     server = serve(settings.metrics_addr, health)
     try:
