@@ -9,7 +9,8 @@ root=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)
 cache="$root/.cache/moto"
 python=${PYTHON:-python3}
 
-if [ -x "$cache/bin/moto_server" ]; then
+# A virtualenv moved from where it was built has scripts that name a python no longer there: run it.
+if [ -x "$cache/bin/moto_server" ] && "$cache/bin/moto_server" --help >/dev/null 2>&1; then
     echo "moto: already in $cache"
     exit 0
 fi
