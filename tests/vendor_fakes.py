@@ -21,6 +21,7 @@ import math
 import re
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -75,7 +76,7 @@ def grid(start: float, end: float, step: float) -> list[float]:
     return [first + i * step for i in range(int((end - first) // step) + 1)] if end >= first else []
 
 
-class Vendor:
+class Vendor(ABC):
     """What one vendor answers; subclasses follow that vendor's documentation."""
 
     name = "vendor"
@@ -86,17 +87,21 @@ class Vendor:
         self.url = ""
         self.now: Callable[[], float] = time.time
 
+    @abstractmethod
     def authorized(self, request: Request) -> bool:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def unauthorized(self) -> Reply:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def rate_limited(self) -> Reply:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def answer(self, request: Request) -> Reply:
-        raise NotImplementedError
+        ...
 
     def route(self, request: Request) -> Reply:
         if not self.authorized(request):
