@@ -304,18 +304,25 @@ class SessionAffinity:
         return cookie
 
 
+# A warm-up allowance below this ends: the margin is then exactly 1 (times the tolerance). It must end:
+# while a margin is above 1 the sequential judge's shift bets may not bet on faster buckets, which
+# halved their power for the whole run when the allowance only tended to zero.
+WARMUP_NEGLIGIBLE = 0.01
+
+
 @dataclass(frozen=True)
 class Warmup:
     """`analysis.warmup`: a benign start the sequential judge forgives. At `t` seconds into the run the
     canary may be `1 + allowance * exp(-t / decay)` times worse than its metric's tolerance allows;
-    the allowance fades to nothing (after 3 x decay it is 5% of itself)."""
+    the allowance fades (after 3 x decay it is 5% of itself) and ends once under `WARMUP_NEGLIGIBLE`."""
 
     allowance: float
     decay: float  # seconds
 
     def factor(self, elapsed: float) -> float:
         """The multiplier of a metric's margin `elapsed` seconds into the run."""
-        return 1.0 + self.allowance * math.exp(-max(elapsed, 0.0) / self.decay)
+        extra = self.allowance * math.exp(-max(elapsed, 0.0) / self.decay)
+        return 1.0 + extra if extra >= WARMUP_NEGLIGIBLE else 1.0
 
 
 @dataclass(frozen=True)

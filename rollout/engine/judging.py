@@ -66,15 +66,14 @@ def sequential_alpha(analysis: Analysis) -> float:
 
 def margins(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike) -> FloatArray:
     """The sequential null's ratio bound at each look: 1 + tolerance, times the warm-up allowance
-    `1 + allowance * exp(-elapsed / decay)` when `analysis.warmup` is set. `elapsed` is, per look, the
-    seconds into the run at which the interval its counts come from began (0 for the first look)."""
+    (`Warmup.factor`) when `analysis.warmup` is set. `elapsed` is, per look, the seconds into the run
+    at which the interval its counts come from began (0 for the first look)."""
     t = np.asarray(elapsed, dtype=np.float64)
     base = 1.0 + (metric.compare.tolerance if metric.compare else 0.0)
     warmup = analysis.warmup
     if warmup is None:
         return np.full(t.shape, base)
-    return np.asarray(base * (1.0 + warmup.allowance * np.exp(-np.maximum(t, 0.0) / warmup.decay)),
-                      dtype=np.float64)
+    return np.asarray(base * np.vectorize(warmup.factor, otypes=[np.float64])(t), dtype=np.float64)
 
 
 def judge_threshold(metric: Metric, value: float | None, primary: float | None = None) -> JudgeResult:

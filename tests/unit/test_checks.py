@@ -373,6 +373,9 @@ def test_a_warm_up_allowance_forgives_a_bad_first_minute_that_fails_without_it()
 def test_the_warm_up_multiplies_the_tolerance_and_fades() -> None:
     canary = sequential_with({"allowance": 1, "decay": "30s"})
     metric = replace(canary.spec.analysis.metrics[0], compare=Compare(tolerance=0.5))
-    got = judging.margins(canary.spec.analysis, metric, [0.0, 30.0, 600.0])
-    assert got == pytest.approx([3.0, 1.5 * (1 + math.exp(-1)), 1.5 * (1 + math.exp(-20))])
+    got = judging.margins(canary.spec.analysis, metric, [0.0, 30.0, 137.0, 139.0, 600.0])
+    # The allowance ends once under 1% (after 30 s * ln 100 = 138 s): from then on the margin is exactly
+    # the tolerance's, so the shift bets may bet on faster buckets again.
+    assert got[:3] == pytest.approx([3.0, 1.5 * (1 + math.exp(-1)), 1.5 * (1 + math.exp(-137 / 30))])
+    assert got[3:].tolist() == [1.5, 1.5]
     assert judging.margins(release("sequential").spec.analysis, metric, [0.0]) == pytest.approx([1.5])

@@ -114,3 +114,19 @@ def test_missing_looks_and_the_operators_function_use_the_same_e_process() -> No
     assert np.allclose(np.log(result.details["evalues"]), np.minimum(e_full, 700.0))
     with pytest.raises(ValueError):
         shift_log_evalues(canary, primary, shifts=[0.0])
+
+
+def test_a_margin_of_exactly_one_lets_the_shift_bets_use_the_fast_buckets() -> None:
+    """Above a margin of 1 the shift bets may not bet below 1 on fast buckets (that keeps them valid);
+    a margin only tending to 1 (a warm-up allowance that never ended) cost them about half their power."""
+    rng = np.random.default_rng(12)
+    runs, looks = 300, 20
+    primary = histograms(rng, runs, looks, 200.0, 0.1)
+    canary = histograms(rng, runs, looks, 20.0, 0.11)
+
+    def mean_looks(margin: float) -> float:
+        crossed = first_crossing(logsumexp(shift_log_evalues(canary, primary, margin=margin), axis=-1) - np.log(4),
+                                 ALPHA)
+        return float(np.mean(np.where(crossed >= 0, crossed, looks)))
+
+    assert mean_looks(1.0) < 0.8 * mean_looks(1.0 + 1e-9)
