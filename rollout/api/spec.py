@@ -25,6 +25,8 @@ class Provider(StrEnum):
     OSM = "osm"  # Open Service Mesh: routed by an SMI TrafficSplit, as Flagger does
     LINKERD = "linkerd"
     KUBERNETES = "kubernetes"
+    KUMA = "kuma"  # a Kuma TrafficRoute, as Flagger's kuma router
+    APPMESH = "appmesh"  # AWS App Mesh VirtualNodes, VirtualRouter and VirtualService (appmesh.k8s.aws/v1beta2)
 
 
 # Flagger spells some providers with an API version; they mean the same router here.
@@ -34,6 +36,8 @@ PROVIDER_ALIASES: dict[str, Provider] = {
     "smi:v1alpha1": Provider.SMI,
     "smi:v1alpha2": Provider.SMI,
     "smi:v1alpha3": Provider.SMI,
+    # Flagger's `appmesh` writes the retired v1beta1 kinds; both spellings write v1beta2 here
+    "appmesh:v1beta2": Provider.APPMESH,
 }
 
 # Service fields a router takes verbatim from `spec.service`, by provider (Flagger's meaning for
@@ -67,6 +71,7 @@ def provider_names() -> list[str]:
 
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
 HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
+HEADER_ROUTING_PROVIDERS |= {Provider.APPMESH}  # App Mesh routes match headers (not query parameters)
 # Providers whose routers mirror requests (`analysis.mirror`), set affinity cookies
 # (`analysis.sessionAffinity`) and write the service's route options (headers, rewrite, corsPolicy,
 # timeout), as Flagger's istio and gatewayapi routers do.
