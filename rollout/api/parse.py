@@ -537,6 +537,8 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
                 f"{route.source} cannot route A/B tests (analysis.match) by header or cookie: set spec.provider "
                 f"to one of {known}",
             )
+        if "match" in a and route.provider == Provider.APPMESH:
+            _appmesh_match(a, match)
         if "match" in a and "iterations" not in a:
             a.error(
                 "match",
@@ -648,6 +650,33 @@ def _session_affinity(a: Fields) -> SessionAffinity | None:
         domain=sa.str("domain") or "", path=sa.str("path") or "", http_only=sa.bool("httpOnly", False),
         secure=sa.bool("secure", False), partitioned=sa.bool("partitioned", False), same_site=same_site or "",
     )
+
+
+# How App Mesh routes can test a header (HeaderMatchMethod of appmesh.k8s.aws/v1beta2, as Flagger's
+# appmesh router fills it from `analysis.match`); App Mesh routes test nothing but headers.
+APPMESH_HEADER_TESTS = ("exact", "prefix", "suffix", "regex")
+
+
+def _appmesh_match(a: Fields, match: list[dict[str, Any]]) -> None:
+    if len(match) > 1:
+        # Flagger's router puts every condition's headers into one route, where all must match: a
+        # second condition would narrow the first instead of adding to it, as it does elsewhere.
+        a.error("match[1]", "provider 'appmesh' routes one condition (its headers must all match): put the "
+                "headers into match[0], or use a provider that routes any of several conditions")
+    for i, condition in enumerate(match):
+        for key in sorted(condition):
+            if key != "headers":
+                a.error(f"match[{i}].{key}", "is not supported for provider 'appmesh': App Mesh routes match "
+                        "headers (and cookies, by the Cookie header) only")
+        headers = condition.get("headers")
+        if not isinstance(headers, Mapping) or not headers:
+            a.error(f"match[{i}].headers", "is required for provider 'appmesh': the headers a request must carry")
+            continue
+        for name, test in headers.items():
+            tests = [k for k in (test if isinstance(test, Mapping) else {}) if k in APPMESH_HEADER_TESTS]
+            if not isinstance(test, Mapping) or len(tests) != 1 or len(test) != 1:
+                a.error(f"match[{i}].headers.{name}", "must test the header by exactly one of "
+                        f"{', '.join(APPMESH_HEADER_TESTS)} with provider 'appmesh'")
 
 
 def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tuple[bool, int, SessionAffinity | None]:

@@ -79,6 +79,9 @@ def desired_virtualnode(release: Release, service: str, pod_labels: Mapping[str,
 
 def header_matches(match: Sequence[Mapping[str, Any]]) -> list[Obj]:
     """Flagger's `analysis.match` headers as App Mesh HTTPRouteHeaders (all of them must match)."""
+    if len(match) > 1:
+        raise RouterError("analysis.match: App Mesh routes one condition (all its headers must match), got "
+                          f"{len(match)}", temporary=False)
     headers: list[Obj] = []
     for i, condition in enumerate(match):
         for key in ("queryParams", "sourceLabels", "uri", "method"):

@@ -211,11 +211,17 @@ def test_header_matches(test: dict[str, str], expected: dict[str, str]) -> None:
     assert appmesh.header_matches([{"headers": {"cookie": test}}]) == [{"name": "cookie", "match": expected}]
 
 
+def test_headers_of_one_condition_must_all_match() -> None:
+    assert appmesh.header_matches([{"headers": {"x-b": {"exact": "1"}, "x-a": {"prefix": "2"}}}]) == [
+        {"name": "x-a", "match": {"prefix": "2"}}, {"name": "x-b", "match": {"exact": "1"}}]
+
+
 @pytest.mark.parametrize("match, field", [
     ([{"queryParams": {"user": {"exact": "x"}}}], "queryParams"),
     ([{"sourceLabels": {"app": "web"}}], "sourceLabels"),
     ([{"headers": {"x-canary": {"exact": "a", "prefix": "b"}}}], "headers.x-canary"),
     ([{"headers": {}}], "no headers"),
+    ([{"headers": {"a": {"exact": "1"}}}, {"headers": {"b": {"exact": "2"}}}], "one condition"),
 ])
 def test_header_matches_refuse_what_app_mesh_cannot_match(match: list[dict[str, Any]], field: str) -> None:
     with pytest.raises(RouterError, match=field):
