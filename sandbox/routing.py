@@ -11,12 +11,16 @@ Which requests exist (one stream per *entry*, each getting the configured rate):
 - every Gateway API HTTPRoute (clients come in through its Gateway), provider `gatewayapi`;
 - every nginx Ingress that is not a canary Ingress, provider `nginx`;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
-  TrafficSplit's `spec.service`, a VirtualService host naming a Service) or of a Canary/BlueGreen
+  TrafficSplit's `spec.service`, a VirtualService host naming a Service, a Kuma TrafficRoute's
+  destination `kuma.io/service` tag) or of a Canary/BlueGreen
   whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
   ingress), and for provider `kubernetes` and BlueGreens also their `-canary` Service (a load
   tester's requests, as in Flagger's blue/green guide), routed by, in this order: a Linkerd
-  HTTPRoute, a TrafficSplit, a VirtualService, or else the Service's own selector (provider
-  `kubernetes`). A Service that a plain nginx Ingress
+  HTTPRoute, a TrafficSplit, a VirtualService, a Kuma TrafficRoute (relative weights by service
+  tag), an App Mesh VirtualService (its `awsName`, by default `<name>.<namespace>`: through its
+  VirtualRouter's HTTP routes by priority, to VirtualNodes by their DNS service discovery), or else
+  the Service's own selector (provider `kubernetes`). An App Mesh VirtualService is no entry of its
+  own (the `-canary` one is what a load tester calls, and no client calls it here). A Service that a plain nginx Ingress
   sends to is not an entry of its own (its clients come through the Ingress).
 
 A request reaching a Service goes to the Deployments and DaemonSets whose pod-template labels its

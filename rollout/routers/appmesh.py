@@ -6,7 +6,8 @@
   selector label, as Flagger's `<label>: <target>[-primary]`);
 - a VirtualRouter `<svc>` whose route sends weighted targets to the two nodes, and a VirtualRouter
   `<svc>-canary` that sends everything to the canary node (the address a load tester calls);
-- a VirtualService for each router, which is what the mesh's clients address (`<svc>.<namespace>`).
+- a VirtualService for each router, which is what the mesh's clients address (`<svc>.<namespace>`);
+  with `service.hosts`, the apex one carries Flagger's App Mesh Gateway annotations (expose, domain).
 
 A/B testing (`analysis.match`): as Flagger's router, the `<svc>` router gets two routes: `<svc>-a`
 (priority 10) matching the headers of `analysis.match` and sending to the canary, and `<svc>-b`
@@ -150,12 +151,26 @@ def _router(release: Release, name: str, routes: list[Obj]) -> Obj:
     }
 
 
+def gateway_annotations(release: Release) -> dict[str, str]:
+    """Flagger's App Mesh Gateway annotations for the apex VirtualService, when `service.hosts` names
+    the domains the gateway exposes it on (Flagger's list ends with a comma, kept as written)."""
+    hosts = release.spec.service.hosts
+    if not hosts:
+        return {}
+    return {"gateway.appmesh.k8s.aws/expose": "true", "gateway.appmesh.k8s.aws/domain": "".join(f"{h}," for h in hosts)}
+
+
 def desired_virtualservice(release: Release, name: str) -> Obj:
-    """The VirtualService `name` (`<name>.<namespace>` in the mesh), provided by the router `name`."""
+    """The VirtualService `name` (`<name>.<namespace>` in the mesh), provided by the router `name`;
+    the apex one carries the gateway annotations."""
+    meta = metadata(release, name)
+    annotations = gateway_annotations(release) if name == names(release).apex else {}
+    if annotations:
+        meta["annotations"] = annotations
     return {
         "apiVersion": API_VERSION,
         "kind": VIRTUALSERVICE.kind,
-        "metadata": metadata(release, name),
+        "metadata": meta,
         "spec": {"provider": {"virtualRouter": {"virtualRouterRef": {"name": name}}}},
     }
 

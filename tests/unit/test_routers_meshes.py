@@ -191,6 +191,14 @@ def test_canary_router_and_the_virtualservices() -> None:
         }
 
 
+def test_apex_virtualservice_is_exposed_on_the_gateway_for_hosts() -> None:
+    release = canary("appmesh", hosts=["podinfo.example.com", "www.example.com"])
+    apex = appmesh.desired_virtualservice(release, "podinfo")
+    assert apex["metadata"]["annotations"] == {"gateway.appmesh.k8s.aws/expose": "true",
+                                               "gateway.appmesh.k8s.aws/domain": "podinfo.example.com,www.example.com,"}
+    assert "annotations" not in appmesh.desired_virtualservice(release, "podinfo-canary")["metadata"]
+
+
 def test_ab_routes_as_flagger_writes_them_and_a_rollback() -> None:
     release = canary("appmesh", match=HEADER_MATCH)
     router = appmesh.desired_virtualrouter(release, 100, 0, True)
