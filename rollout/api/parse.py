@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from analysis.providers.rules import RULES
+from rollout.api.durations import parse_duration
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.fields import Errors, Fields, Json, names, show, type_name
 from rollout.api.kinds import (
@@ -679,6 +680,41 @@ def _appmesh_match(a: Fields, match: list[dict[str, Any]]) -> None:
                         f"{', '.join(APPMESH_HEADER_TESTS)} with provider 'appmesh'")
 
 
+# The HTTP retry events of an App Mesh route (HTTPRetryPolicyEvent of appmesh.k8s.aws/v1beta2).
+APPMESH_RETRY_EVENTS = ("server-error", "gateway-error", "client-error", "stream-error")
+
+
+def _appmesh_duration(f: Fields, key: str) -> None:
+    value = f.get(key)
+    if value in (None, ""):
+        return
+    try:
+        parse_duration(str(value))
+    except ValueError:
+        f.error(key, f"must be a duration like 15s or 250ms (App Mesh counts milliseconds), got {show(value)}")
+
+
+def _appmesh_service(svc: Fields) -> None:
+    """What Flagger's App Mesh router makes of `timeout`, `retries` and `match`, and nothing else."""
+    _appmesh_duration(svc, "timeout")
+    retries = svc.get("retries")
+    if isinstance(retries, Mapping):
+        r = svc.child(retries, "retries")
+        r.free()  # taken whole by the router, as for istio
+        _appmesh_duration(r, "perTryTimeout")
+        for event in (e.strip() for e in str(retries.get("retryOn") or "").split(",") if e.strip()):
+            if event not in APPMESH_RETRY_EVENTS:
+                r.error("retryOn", f"App Mesh retries HTTP requests on {', '.join(APPMESH_RETRY_EVENTS)}; "
+                        f"got {show(event)}")
+    match = svc.get("match")
+    if isinstance(match, list):
+        for i, condition in enumerate(match):
+            uri = condition.get("uri") if isinstance(condition, Mapping) else None
+            if i > 0 or not isinstance(uri, Mapping) or set(condition) != {"uri"} or set(uri) != {"prefix"}:
+                svc.error(f"match[{i}]", "provider 'appmesh' routes by one URI prefix only: "
+                          "match: [{uri: {prefix: /path}}]")
+
+
 def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tuple[bool, int, SessionAffinity | None]:
     """`mirror`, `mirrorWeight` and `sessionAffinity`, refused where Flagger's routers cannot do them."""
     mirror = a.bool("mirror", False)
@@ -873,6 +909,8 @@ def _service_options(spec: Fields, provider: Provider) -> None:
             if analysis.get(key):
                 spec.error(f"analysis.{key}", "needs HTTP routes: with service.appProtocol tcp the VirtualService "
                            "has a tcp route")
+    if provider == Provider.APPMESH:
+        _appmesh_service(svc)
     rewrite = svc.map("rewrite")
     if rewrite is not None:
         rewrite.free()  # taken whole by the router

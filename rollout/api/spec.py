@@ -51,6 +51,10 @@ ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
                                     "mirror"}),
 }
 
+# App Mesh (Flagger's appmesh router): the route's per-request timeout (and the listeners'), its retry
+# policy, and the URI prefix of `service.match[0]`.
+ROUTE_OPTIONS[Provider.APPMESH] = frozenset({"timeout", "retries", "match"})
+
 # Flagger's `-mesh-provider` default: the provider of a Canary without `spec.provider`, unless the
 # operator is told otherwise (`rollout run --mesh-provider`). A BlueGreen without one switches the
 # Service selector (kubernetes), which works with or without a mesh.

@@ -9,6 +9,10 @@
 - a VirtualService for each router, which is what the mesh's clients address (`<svc>.<namespace>`);
   with `service.hosts`, the apex one carries Flagger's App Mesh Gateway annotations (expose, domain).
 
+As Flagger's router, the Canary annotation `appmesh.flagger.app/accesslog: enabled` turns on the
+nodes' access log, `service.timeout` becomes the routes' and the nodes' listeners' per-request
+timeout, `service.retries` the routes' retry policy, and `service.match[0].uri.prefix` the routes' prefix.
+
 A/B testing (`analysis.match`): as Flagger's router, the `<svc>` router gets two routes: `<svc>-a`
 (priority 10) matching the headers of `analysis.match` and sending to the canary, and `<svc>-b`
 (priority 20) for every other request. App Mesh routes match headers (exact, prefix, suffix, regex)
@@ -24,6 +28,7 @@ from typing import Any
 
 from kubernetes import client
 
+from rollout.api.durations import parse_duration
 from rollout.api.spec import Release
 from rollout.routers.base import PLAIN, Extras, RouterError, refuse_extras
 from rollout.routers.objects import (
@@ -47,6 +52,8 @@ VIRTUALSERVICE = Kind(API_VERSION, "VirtualService", "virtualservices")
 # Fields the App Mesh controller sets on its objects, which a rewrite of the spec must keep.
 CONTROLLER_FIELDS = ("awsName", "meshRef")
 A_PRIORITY, B_PRIORITY = 10, 20
+# Flagger's Canary annotation that turns on the nodes' Envoy access log (to stdout).
+ACCESS_LOG_ANNOTATION = "appmesh.flagger.app/accesslog"
 HEADER_METHODS = ("exact", "prefix", "suffix", "regex")
 
 
@@ -60,22 +67,60 @@ def container_port(release: Release) -> int:
     return target if isinstance(target, int) and target > 0 else release.spec.service.port
 
 
+def _ms(text: Any) -> int | None:
+    try:
+        return round(parse_duration(str(text)) * 1000)
+    except ValueError:
+        return None  # validation names the field; Flagger too writes nothing for an unparsable duration
+
+
+def route_timeout(release: Release) -> Obj | None:
+    """`service.timeout` as App Mesh's per-request timeout, in milliseconds (Flagger's makeRouteTimeout)."""
+    timeout = release.spec.service.extra.get("timeout")
+    ms = _ms(timeout) if timeout else None
+    return None if ms is None else {"perRequest": {"unit": "ms", "value": ms}}
+
+
+def retry_policy(release: Release) -> Obj | None:
+    """`service.retries` as an HTTP retry policy (Flagger's makeRetryPolicy: one retry on gateway
+    errors, 250ms per try, unless the Canary says otherwise)."""
+    retries = release.spec.service.extra.get("retries")
+    if not isinstance(retries, Mapping):
+        return None
+    per_try = _ms(retries.get("perTryTimeout")) if retries.get("perTryTimeout") else None
+    attempts = retries.get("attempts")
+    events = [e.strip() for e in str(retries.get("retryOn") or "").split(",") if e.strip()] or ["gateway-error"]
+    return {"perRetryTimeout": {"unit": "ms", "value": 250 if per_try is None else per_try},
+            "maxRetries": attempts if isinstance(attempts, int) and attempts > 0 else 1,
+            "httpRetryEvents": events}
+
+
+def route_prefix(release: Release) -> str:
+    """App Mesh routes by URI prefix only: `service.match[0].uri.prefix`, else `/` (as Flagger)."""
+    match = release.spec.service.extra.get("match") or []
+    uri = (match[0] or {}).get("uri") if match and isinstance(match[0], Mapping) else None
+    prefix = uri.get("prefix") if isinstance(uri, Mapping) else None
+    return str(prefix) if prefix else "/"
+
+
 def host(release: Release, service: str) -> str:
     return f"{service}.{release.metadata.namespace}.svc.cluster.local."
 
 
 def desired_virtualnode(release: Release, service: str, pod_labels: Mapping[str, str]) -> Obj:
     """The VirtualNode `service` (`<svc>-primary` or `<svc>-canary`): the pods `pod_labels` select."""
-    return {
-        "apiVersion": API_VERSION,
-        "kind": VIRTUALNODE.kind,
-        "metadata": metadata(release, service),
-        "spec": {
-            "listeners": [{"portMapping": {"port": container_port(release), "protocol": protocol(release)}}],
-            "serviceDiscovery": {"dns": {"hostname": host(release, service)}},
-            "podSelector": {"matchLabels": dict(pod_labels)},
-        },
+    listener: Obj = {"portMapping": {"port": container_port(release), "protocol": protocol(release)}}
+    timeout = route_timeout(release)
+    if timeout:
+        listener["timeout"] = {"http": timeout}
+    spec: Obj = {
+        "listeners": [listener],
+        "serviceDiscovery": {"dns": {"hostname": host(release, service)}},
+        "podSelector": {"matchLabels": dict(pod_labels)},
     }
+    if dict(release.metadata.annotations).get(ACCESS_LOG_ANNOTATION) == "enabled":
+        spec["logging"] = {"accessLog": {"file": {"path": "/dev/stdout"}}}
+    return {"apiVersion": API_VERSION, "kind": VIRTUALNODE.kind, "metadata": metadata(release, service), "spec": spec}
 
 
 def header_matches(match: Sequence[Mapping[str, Any]]) -> list[Obj]:
@@ -105,11 +150,17 @@ def _targets(canary_node: str, canary: int, primary_node: str, primary: int) -> 
             {"virtualNodeRef": {"name": primary_node}, "weight": primary}]
 
 
-def _route(name: str, match: Obj, targets: list[Obj], priority: int | None = None) -> Obj:
+def _route(release: Release, name: str, match: Obj, targets: list[Obj], priority: int | None = None) -> Obj:
     route: Obj = {"name": name}
     if priority is not None:
         route["priority"] = priority
-    route["httpRoute"] = {"match": match, "action": {"weightedTargets": targets}}
+    http: Obj = {"match": match, "action": {"weightedTargets": targets}}
+    timeout, retries = route_timeout(release), retry_policy(release)
+    if timeout:
+        http["timeout"] = timeout
+    if retries:
+        http["retryPolicy"] = retries
+    route["httpRoute"] = http
     return route
 
 
@@ -120,23 +171,24 @@ def desired_virtualrouter(release: Release, primary: int, canary: int, match: bo
     refuse_extras("appmesh", extras)
     check_weights(primary, canary)
     n = names(release)
-    prefix = {"prefix": "/"}
+    prefix = {"prefix": route_prefix(release)}
     if match:
         headers = header_matches(release.spec.analysis.match)
         rest = ([{"virtualNodeRef": {"name": n.primary}, "weight": 100}] if canary == 0
                 else _targets(n.canary, canary, n.primary, primary))
-        routes = [_route(f"{n.apex}-a", {**prefix, "headers": headers}, _targets(n.canary, 100, n.primary, 0),
-                         A_PRIORITY),
-                  _route(f"{n.apex}-b", prefix, rest, B_PRIORITY)]
+        routes = [_route(release, f"{n.apex}-a", {**prefix, "headers": headers},
+                         _targets(n.canary, 100, n.primary, 0), A_PRIORITY),
+                  _route(release, f"{n.apex}-b", prefix, rest, B_PRIORITY)]
     else:
-        routes = [_route(n.apex, prefix, _targets(n.canary, canary, n.primary, primary))]
+        routes = [_route(release, n.apex, prefix, _targets(n.canary, canary, n.primary, primary))]
     return _router(release, n.apex, routes)
 
 
 def desired_canary_router(release: Release) -> Obj:
     """The VirtualRouter `<svc>-canary`: everything to the canary node."""
     n = names(release)
-    return _router(release, n.canary, [_route(n.canary, {"prefix": "/"}, _targets(n.canary, 100, n.primary, 0))])
+    return _router(release, n.canary, [_route(release, n.canary, {"prefix": route_prefix(release)},
+                                               _targets(n.canary, 100, n.primary, 0))])
 
 
 def _router(release: Release, name: str, routes: list[Obj]) -> Obj:

@@ -30,6 +30,9 @@ SERVICE_TARGET = ("spec.targetRef.kind: a Service target is not supported; name 
 
 EXPECTED: dict[str, list[str]] = {
     "docs-tutorials-apisix-progressive-delivery-1": [provider("apisix"), "spec.routeRef"],
+    "docs-tutorials-appmesh-progressive-delivery-1": [
+        "spec.service.rewrite: is not supported for provider 'appmesh': only gatewayapi and istio write it into the "
+        "route"],  # Flagger's appmesh router ignores it
     "docs-tutorials-contour-progressive-delivery-1": [mesh("contour")],
     "docs-tutorials-gatewayapi-progressive-delivery-1": [],
     "docs-tutorials-gloo-progressive-delivery-1": [provider("gloo")],

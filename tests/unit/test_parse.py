@@ -480,6 +480,18 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.analysis.match[1]",
      "provider 'appmesh' routes one condition (its headers must all match): put the headers into match[0], or use "
      "a provider that routes any of several conditions"),
+    ("appmesh-timeout", "Canary", [("spec.provider", "appmesh"), ("spec.service.timeout", "15 seconds")],
+     "spec.service.timeout", "must be a duration like 15s or 250ms (App Mesh counts milliseconds), got '15 seconds'"),
+    ("appmesh-retry-on", "Canary",
+     [("spec.provider", "appmesh"), ("spec.service.retries", {"attempts": 3, "retryOn": "gateway-error,5xx"})],
+     "spec.service.retries.retryOn",
+     "App Mesh retries HTTP requests on server-error, gateway-error, client-error, stream-error; got '5xx'"),
+    ("appmesh-uri-prefix-only", "Canary",
+     [("spec.provider", "appmesh"), ("spec.service.match", [{"uri": {"regex": "/api/.*"}}])],
+     "spec.service.match[0]", "provider 'appmesh' routes by one URI prefix only: match: [{uri: {prefix: /path}}]"),
+    ("kuma-no-timeout", "Canary", [("spec.provider", "kuma"), ("spec.service.timeout", "15s")],
+     "spec.service.timeout", "is not supported for provider 'kuma': only appmesh, gatewayapi and istio write it "
+                             "into the route"),
     ("kubernetes-steps", "Canary", [("spec.provider", "kubernetes")],
      "spec.analysis.stepWeight",
      "provider 'kubernetes' switches all traffic at once and cannot shift it in steps: remove stepWeight and set "

@@ -7,9 +7,11 @@ docs/gitbook/tutorials/kuma-progressive-delivery.md and appmesh-progressive-deli
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Canary
@@ -22,10 +24,11 @@ OWNER = [{"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary", "name":
           "controller": True, "blockOwnerDeletion": True}]
 MANAGED = {"app.kubernetes.io/managed-by": "rollout"}
 HEADER_MATCH = [{"headers": {"x-canary": {"exact": "insider"}}}]
+GUIDES = Path(__file__).parents[1] / "data" / "flagger" / "canaries"
 
 
 def canary(provider: str, match: list[dict[str, Any]] | None = None, annotations: dict[str, str] | None = None,
-           **service: Any) -> Canary:
+           service_match: list[dict[str, Any]] | None = None, **service: Any) -> Canary:
     analysis: dict[str, Any] = {"interval": "1m", "threshold": 5}
     analysis.update({"iterations": 10, "match": match} if match else {"maxWeight": 50, "stepWeight": 5})
     meta: dict[str, Any] = {"name": "podinfo", "namespace": "test", "uid": UID}
@@ -34,7 +37,9 @@ def canary(provider: str, match: list[dict[str, Any]] | None = None, annotations
     return parse_canary({"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary", "metadata": meta,
                          "spec": {"provider": provider,
                                   "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
-                                  "service": {"port": 9898, **service}, "analysis": analysis}})
+                                  "service": {"port": 9898, **service,
+                                              **({"match": service_match} if service_match else {})},
+                                  "analysis": analysis}})
 
 
 # --- kuma -------------------------------------------------------------------------------------------
@@ -176,6 +181,43 @@ def test_virtualrouter_weights_as_flagger_writes_them(primary: int, canary_weigh
     assert router == weighted(primary, canary_weight)
     assert appmesh.weights_of(router) == (primary, canary_weight)
     assert appmesh.is_matched(router) is False
+
+
+def flagger_guide_canary() -> Canary:
+    """The Canary of Flagger's App Mesh guide (v1.41.0), without `rewrite` (which its router ignores)."""
+    obj = yaml.safe_load((GUIDES / "docs-tutorials-appmesh-progressive-delivery-1.yaml").read_text())
+    del obj["spec"]["service"]["rewrite"]
+    return parse_canary({**obj, "apiVersion": "rollout.gitops.dev/v1alpha1",
+                         "metadata": {**obj["metadata"], "uid": UID}})
+
+
+def test_the_guides_timeout_retries_prefix_and_access_log_as_flagger_writes_them() -> None:
+    release = flagger_guide_canary()
+    timeout = {"perRequest": {"unit": "ms", "value": 15000}}
+    node = appmesh.desired_virtualnode(release, "podinfo-primary", {"app": "podinfo-primary"})
+    assert node["spec"]["listeners"] == [{"portMapping": {"port": 9898, "protocol": "http"},
+                                          "timeout": {"http": timeout}}]
+    assert node["spec"]["logging"] == {"accessLog": {"file": {"path": "/dev/stdout"}}}
+    [route] = appmesh.desired_virtualrouter(release, 95, 5)["spec"]["routes"]
+    assert route["httpRoute"] == {
+        "match": {"prefix": "/"},
+        "action": {"weightedTargets": targets(5, 95)},
+        "timeout": timeout,
+        "retryPolicy": {"perRetryTimeout": {"unit": "ms", "value": 5000}, "maxRetries": 3,
+                        "httpRetryEvents": ["gateway-error", "client-error", "stream-error"]},
+    }
+    [canary_route] = appmesh.desired_canary_router(release)["spec"]["routes"]
+    assert canary_route["httpRoute"]["timeout"] == timeout and canary_route["httpRoute"]["retryPolicy"]
+
+
+def test_prefix_and_default_retry_policy() -> None:
+    release = canary("appmesh", match=HEADER_MATCH, retries={"attempts": 0},
+                     service_match=[{"uri": {"prefix": "/api"}}])
+    routes = appmesh.desired_virtualrouter(release, 100, 0, True)["spec"]["routes"]
+    assert [r["httpRoute"]["match"]["prefix"] for r in routes] == ["/api", "/api"]
+    assert routes[0]["httpRoute"]["retryPolicy"] == {"perRetryTimeout": {"unit": "ms", "value": 250},
+                                                     "maxRetries": 1, "httpRetryEvents": ["gateway-error"]}
+    assert "timeout" not in routes[0]["httpRoute"]
 
 
 def test_canary_router_and_the_virtualservices() -> None:
