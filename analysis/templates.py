@@ -26,7 +26,8 @@ Arm = Literal["canary", "primary"]
 REQUEST_SUCCESS_RATE = "request-success-rate"
 REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
-PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
+PROVIDERS: tuple[str, ...] = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
+PROVIDERS += ("kuma", "appmesh")
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -246,6 +247,15 @@ class _Mesh:
             # ingress-nginx labels requests served by the canary backend with `canary=<upstream>`.
             which = 'canary!=""' if arm == "canary" else 'canary=""'
             return f'namespace="{ns}", ingress="{escape_label_value(ingress)}", {which}'
+        if provider == "kuma":
+            # Kuma's Envoy sidecars label requests with the `kuma.io/service` tag of the Service they
+            # reached the pods through, `<service>_<namespace>_svc_<port>` (Flagger's kuma observer).
+            tag = escape_label_value(f"{escape_regex(workload)}_{escape_regex(namespace)}_svc_[0-9a-zA-Z-]+")
+            return f'service=~"{tag}"'
+        if provider == "appmesh":
+            # App Mesh's Envoy sidecars, scraped per pod (Flagger's appmesh observer): the Deployment's pods.
+            pods = escape_label_value(f"{escape_regex(workload)}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)")
+            return f'kubernetes_namespace="{ns}", kubernetes_pod_name=~"{pods}"'
         # Envoy-based Gateway API implementations name the upstream cluster <ns>_<service>_<port>.
         cluster = escape_label_value(f"{escape_regex(namespace)}_{escape_regex(workload)}_[0-9a-zA-Z-]+")
         return f'envoy_cluster_name=~"{cluster}"'
@@ -279,6 +289,9 @@ _MESHES: dict[str, _Mesh] = {
 _MESHES["osm"] = _Mesh(
     "osm_request_total", 'response_code=~"5.*"', 'response_code!~"5.*"', "osm_request_duration_ms_bucket", 1.0,
 )
+# Kuma's and App Mesh's Envoy sidecars (Flagger's pkg/metrics/observers/kuma.go and appmesh.go).
+_MESHES["kuma"] = _MESHES["gatewayapi"]
+_MESHES["appmesh"] = _MESHES["gatewayapi"]
 # SMI's TrafficSplit is how Linkerd splits traffic, so SMI canaries read Linkerd's proxy metrics.
 _MESHES["smi"] = _MESHES["linkerd"]
 
@@ -288,6 +301,8 @@ def normalize_provider(provider: str) -> str:
     base = provider.strip().lower()
     if base.startswith("gatewayapi") or base == "contour":
         base = "gatewayapi"
+    if base.startswith("appmesh"):
+        base = "appmesh"  # appmesh:v1beta2
     if base not in _MESHES:
         raise UnknownBuiltinError(
             f"no built-in metrics for provider {provider!r}; known providers: {', '.join(PROVIDERS)}. "
@@ -302,7 +317,8 @@ def _workload(provider: str, target: str, arm: Arm) -> str:
     if arm == "primary":
         return f"{target}-primary"
     # Gateway API routes to the Services Flagger creates: <target>-canary and <target>-primary.
-    return f"{target}-canary" if provider == "gatewayapi" else target
+    # Kuma's tags name those Services too.
+    return f"{target}-canary" if provider in ("gatewayapi", "kuma") else target
 
 
 def _parts(provider: str, namespace: str, target: str, interval: str, arm: Arm, ingress: str | None,

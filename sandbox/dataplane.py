@@ -16,6 +16,10 @@ cumulative counters and histograms with exactly the series and labels the built-
 - kubernetes (the application's own): `http_request_duration_seconds`, one series set per pod;
 - Gateway API (Envoy): `envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`, for requests
   that came through an HTTPRoute, cluster `<namespace>_<backend Service>_<port>`;
+- Kuma (Envoy): `envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`, for requests a
+  TrafficRoute split, `service` being the `kuma.io/service` tag `<Service>_<namespace>_svc_<port>`;
+- App Mesh (Envoy): the same series, for requests a VirtualRouter routed, labelled by the pod
+  (`kubernetes_namespace`, `kubernetes_pod_name`) as Prometheus's pod discovery labels them;
 - ingress-nginx: `nginx_ingress_controller_requests`, `..._request_duration_seconds`, for requests
   that came through an Ingress, with `canary` set to the canary upstream when it served them.
 
@@ -60,6 +64,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "virtualservices": ("networking.istio.io", "virtualservices"),
     "linkerd_routes": ("policy.linkerd.io", "httproutes"),
     "trafficsplits": ("split.smi-spec.io", "trafficsplits"),
+    "trafficroutes": ("kuma.io", "trafficroutes"),
+    "appmesh_services": ("appmesh.k8s.aws", "virtualservices"),
+    "appmesh_routers": ("appmesh.k8s.aws", "virtualrouters"),
+    "appmesh_nodes": ("appmesh.k8s.aws", "virtualnodes"),
 }
 _RELEASES = tuple((GROUP, PLURALS[kind]) for kind in RELEASE_KINDS)
 
@@ -109,7 +117,8 @@ def _register(registry: Registry) -> None:
     registry.histogram("osm_request_duration_ms", "Request duration, as Open Service Mesh's sidecars see it.")
     registry.histogram("http_request_duration_seconds", "Request duration, as the application measures it.",
                        seconds=True)
-    registry.counter("envoy_cluster_upstream_rq", "Upstream requests of Envoy's clusters (Gateway API).")
+    registry.counter("envoy_cluster_upstream_rq", "Upstream requests of Envoy's clusters (Gateway API, Kuma, "
+                     "App Mesh).")
     registry.histogram("envoy_cluster_upstream_rq_time", "Upstream request time of Envoy's clusters.")
     registry.counter("nginx_ingress_controller_requests", "Requests through ingress-nginx.")
     registry.histogram("nginx_ingress_controller_request_duration_seconds", "Request duration in ingress-nginx.",
@@ -273,6 +282,14 @@ class DataPlane:
             cluster = ("envoy_cluster_name", f"{ns}_{hop.service}_{hop.port}")
             r.inc("envoy_cluster_upstream_rq", (cluster, ("envoy_response_code", code)), n)
             r.observe("envoy_cluster_upstream_rq_time", (cluster,), ms)
+        if split.provider == "kuma":
+            tag = ("service", f"{hop.service}_{ns}_svc_{hop.port}")
+            r.inc("envoy_cluster_upstream_rq", (tag, ("envoy_response_code", code)), n)
+            r.observe("envoy_cluster_upstream_rq_time", (tag,), ms)
+        if split.provider == "appmesh":
+            sidecar: Labels = (("kubernetes_namespace", ns), ("kubernetes_pod_name", pod))
+            r.inc("envoy_cluster_upstream_rq", (*sidecar, ("envoy_response_code", code)), n)
+            r.observe("envoy_cluster_upstream_rq_time", sidecar, ms)
         if hop.ingress:
             nginx: Labels = (("namespace", ns), ("ingress", hop.ingress), ("service", hop.service),
                              ("canary", hop.canary), ("status", code))

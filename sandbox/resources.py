@@ -151,7 +151,8 @@ def builtin_specs() -> list[ResourceSpec]:
 
 
 def _provider(
-    group: str, versions: tuple[str, ...], storage: str, plural: str, kind: str, *, status: bool
+    group: str, versions: tuple[str, ...], storage: str, plural: str, kind: str, *, status: bool,
+    namespaced: bool = True,
 ) -> ResourceSpec:
     return ResourceSpec(
         group=group,
@@ -159,7 +160,7 @@ def _provider(
         storage_version=storage,
         plural=plural,
         kind=kind,
-        namespaced=True,
+        namespaced=namespaced,
         singular=kind.lower(),
         status=status,
         custom=True,
@@ -197,6 +198,11 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
         "TrafficSplit",
         status=False,
     ),
+    # Kuma's TrafficRoute is cluster-scoped (its `mesh` is a top-level field, as on Kuma's CRD).
+    _provider("kuma.io", ("v1alpha1",), "v1alpha1", "trafficroutes", "TrafficRoute", status=False, namespaced=False),
+    _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualnodes", "VirtualNode", status=True),
+    _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualrouters", "VirtualRouter", status=True),
+    _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualservices", "VirtualService", status=True),
 )
 
 

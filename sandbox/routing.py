@@ -11,12 +11,16 @@ Which requests exist (one stream per *entry*, each getting the configured rate):
 - every Gateway API HTTPRoute (clients come in through its Gateway), provider `gatewayapi`;
 - every nginx Ingress that is not a canary Ingress, provider `nginx`;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
-  TrafficSplit's `spec.service`, a VirtualService host naming a Service) or of a Canary/BlueGreen
+  TrafficSplit's `spec.service`, a VirtualService host naming a Service, a Kuma TrafficRoute's
+  destination `kuma.io/service` tag) or of a Canary/BlueGreen
   whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
   ingress), and for provider `kubernetes` and BlueGreens also their `-canary` Service (a load
   tester's requests, as in Flagger's blue/green guide), routed by, in this order: a Linkerd
-  HTTPRoute, a TrafficSplit, a VirtualService, or else the Service's own selector (provider
-  `kubernetes`). A Service that a plain nginx Ingress
+  HTTPRoute, a TrafficSplit, a VirtualService, a Kuma TrafficRoute (relative weights by service
+  tag), an App Mesh VirtualService (its `awsName`, by default `<name>.<namespace>`: through its
+  VirtualRouter's HTTP routes by priority, to VirtualNodes by their DNS service discovery), or else
+  the Service's own selector (provider `kubernetes`). An App Mesh VirtualService is no entry of its
+  own (the `-canary` one is what a load tester calls, and no client calls it here). A Service that a plain nginx Ingress
   sends to is not an entry of its own (its clients come through the Ingress).
 
 A request reaching a Service goes to the Deployments and DaemonSets whose pod-template labels its
@@ -81,6 +85,10 @@ class World:
     linkerd_routes: Sequence[Obj] = ()  # policy.linkerd.io HTTPRoutes
     trafficsplits: Sequence[Obj] = ()
     releases: Sequence[Obj] = ()  # Canary and BlueGreen objects
+    trafficroutes: Sequence[Obj] = ()  # kuma.io TrafficRoutes (cluster-scoped)
+    appmesh_services: Sequence[Obj] = ()  # appmesh.k8s.aws VirtualServices
+    appmesh_routers: Sequence[Obj] = ()  # appmesh.k8s.aws VirtualRouters
+    appmesh_nodes: Sequence[Obj] = ()  # appmesh.k8s.aws VirtualNodes
 
 
 @dataclass(frozen=True)
@@ -430,6 +438,77 @@ def _trafficsplit_split(world: World, ts: Obj, entry: Entry) -> Split:
     return Split(entry, "smi", _weighted(world, ns, backends))
 
 
+# --- Kuma ---------------------------------------------------------------------------------------------
+
+KUMA_SERVICE = "kuma.io/service"
+
+
+def _kuma_tag(tag: Any) -> tuple[str, str, int] | None:
+    """(service, namespace, port) of a `kuma.io/service` tag `<service>_<namespace>_svc_<port>`."""
+    parts = str(tag or "").split("_")
+    if len(parts) != 4 or parts[2] != "svc" or not parts[3].isdigit():
+        return None
+    return parts[0], parts[1], int(parts[3])
+
+
+def _trafficroute_apexes(route: Obj) -> list[tuple[str, str]]:
+    tags = [_kuma_tag((d.get("match") or {}).get(KUMA_SERVICE)) for d in _spec(route).get("destinations") or []]
+    return [(ns, service) for service, ns, _ in (t for t in tags if t is not None)]
+
+
+def _trafficroute_split(world: World, route: Obj, entry: Entry) -> Split:
+    """Kuma splits by the destinations' tags; weights are relative (not percentages), 0 is ignored."""
+    backends: list[tuple[str, int, float]] = []
+    for part in (_spec(route).get("conf") or {}).get("split") or []:
+        tag = _kuma_tag((part.get("destination") or {}).get(KUMA_SERVICE))
+        if tag is not None and tag[1] == entry.namespace:
+            backends.append((tag[0], tag[2], _number(part.get("weight"))))
+    return Split(entry, "kuma", _weighted(world, entry.namespace, backends))
+
+
+# --- App Mesh -----------------------------------------------------------------------------------------
+
+
+def _appmesh_host(vs: Obj) -> str:
+    """The name a VirtualService answers to: `awsName`, by default `<name>.<namespace>` (the controller's)."""
+    return str(_spec(vs).get("awsName") or f"{_name(vs)}.{_ns(vs)}")
+
+
+def _appmesh_node_backend(world: World, ns: str, node_name: str, weight: float) -> tuple[str, int, float] | None:
+    """A VirtualNode as (Service, port, weight): the Service its DNS service discovery names."""
+    node = next((n for n in _in(world.appmesh_nodes, ns) if _name(n) == node_name), None)
+    hostname = str(((_spec(node or {}).get("serviceDiscovery") or {}).get("dns") or {}).get("hostname") or "")
+    service = _host_service(world, ns, hostname.rstrip("."))
+    return None if service is None else (service, _service_port(world, ns, service), weight)
+
+
+def _appmesh_targets(world: World, ns: str, route: Obj | None) -> list[tuple[str, int, float]]:
+    action = (((route or {}).get("httpRoute") or {}).get("action")) or {}
+    found = [_appmesh_node_backend(world, ns, str((t.get("virtualNodeRef") or {}).get("name") or ""),
+                                   _number(t.get("weight"))) for t in action.get("weightedTargets") or []]
+    return [b for b in found if b is not None]
+
+
+def _appmesh_split(world: World, vs: Obj, entry: Entry) -> Split:
+    """A VirtualService's requests: through its VirtualRouter's HTTP routes (by priority, 0 first; a
+    route without one after them), or straight to its VirtualNode."""
+    ns, provider = _ns(vs), _spec(vs).get("provider") or {}
+    node_ref = ((provider.get("virtualNode") or {}).get("virtualNodeRef") or {}).get("name")
+    if node_ref:
+        backend = _appmesh_node_backend(world, ns, str(node_ref), 1.0)
+        return Split(entry, "appmesh", _weighted(world, ns, [backend] if backend else []))
+    router_name = ((provider.get("virtualRouter") or {}).get("virtualRouterRef") or {}).get("name")
+    router = next((r for r in _in(world.appmesh_routers, ns) if _name(r) == router_name), None)
+    routes = [r for r in _spec(router or {}).get("routes") or [] if isinstance(r.get("httpRoute"), Mapping)]
+    ordered = sorted(enumerate(routes), key=lambda ir: (_number(ir[1].get("priority"), 1001.0), ir[0]))
+    # as conditions `_rule_order` reads: a route with header matches needs a request that carries them
+    rules = [{"match": [{"headers": (r["httpRoute"].get("match") or {}).get("headers")}], "route": r}
+             for _, r in ordered]
+    plain, matched = _rule_order(rules, "match")
+    return Split(entry, "appmesh", _weighted(world, ns, _appmesh_targets(world, ns, (plain or {}).get("route"))),
+                 None if matched is None else _weighted(world, ns, _appmesh_targets(world, ns, matched.get("route"))))
+
+
 # --- nginx ----------------------------------------------------------------------------------------
 
 
@@ -522,6 +601,8 @@ def _apexes(world: World) -> list[tuple[str, str]]:
             service = _host_service(world, _ns(vs), str(host))
             if service:
                 found.append((_ns(vs), service))
+    for route in world.trafficroutes:
+        found += _trafficroute_apexes(route)
     found += [apex for release in world.releases for apex in _release_apexes(release)]
     behind_ingress = {(_ns(i), str(s.get("name"))) for i in world.ingresses if not _is_canary_ingress(i)
                       for _, _, s in _ingress_paths(i)}
@@ -541,6 +622,12 @@ def split_for(world: World, namespace: str, service: str) -> Split:
     for vs in _in(world.virtualservices, namespace):
         if any(_host_service(world, namespace, str(h)) == service for h in _spec(vs).get("hosts") or []):
             return _virtualservice_split(world, vs, entry)
+    for route in world.trafficroutes:
+        if (namespace, service) in _trafficroute_apexes(route):
+            return _trafficroute_split(world, route, entry)
+    for mesh_vs in _in(world.appmesh_services, namespace):
+        if _host_service(world, namespace, _appmesh_host(mesh_vs)) == service:
+            return _appmesh_split(world, mesh_vs, entry)
     port = _service_port(world, namespace, service)
     return Split(entry, "kubernetes", _weighted(world, namespace, [(service, port, 1.0)]))
 

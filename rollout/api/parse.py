@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from analysis.providers.rules import RULES
+from rollout.api.durations import parse_duration
 from rollout.api.errors import FieldError, ValidationError
 from rollout.api.fields import Errors, Fields, Json, names, show, type_name
 from rollout.api.kinds import (
@@ -537,6 +538,8 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
                 f"{route.source} cannot route A/B tests (analysis.match) by header or cookie: set spec.provider "
                 f"to one of {known}",
             )
+        if "match" in a and route.provider == Provider.APPMESH:
+            _appmesh_match(a, match)
         if "match" in a and "iterations" not in a:
             a.error(
                 "match",
@@ -648,6 +651,68 @@ def _session_affinity(a: Fields) -> SessionAffinity | None:
         domain=sa.str("domain") or "", path=sa.str("path") or "", http_only=sa.bool("httpOnly", False),
         secure=sa.bool("secure", False), partitioned=sa.bool("partitioned", False), same_site=same_site or "",
     )
+
+
+# How App Mesh routes can test a header (HeaderMatchMethod of appmesh.k8s.aws/v1beta2, as Flagger's
+# appmesh router fills it from `analysis.match`); App Mesh routes test nothing but headers.
+APPMESH_HEADER_TESTS = ("exact", "prefix", "suffix", "regex")
+
+
+def _appmesh_match(a: Fields, match: list[dict[str, Any]]) -> None:
+    if len(match) > 1:
+        # Flagger's router puts every condition's headers into one route, where all must match: a
+        # second condition would narrow the first instead of adding to it, as it does elsewhere.
+        a.error("match[1]", "provider 'appmesh' routes one condition (its headers must all match): put the "
+                "headers into match[0], or use a provider that routes any of several conditions")
+    for i, condition in enumerate(match):
+        for key in sorted(condition):
+            if key != "headers":
+                a.error(f"match[{i}].{key}", "is not supported for provider 'appmesh': App Mesh routes match "
+                        "headers (and cookies, by the Cookie header) only")
+        headers = condition.get("headers")
+        if not isinstance(headers, Mapping) or not headers:
+            a.error(f"match[{i}].headers", "is required for provider 'appmesh': the headers a request must carry")
+            continue
+        for name, test in headers.items():
+            tests = [k for k in (test if isinstance(test, Mapping) else {}) if k in APPMESH_HEADER_TESTS]
+            if not isinstance(test, Mapping) or len(tests) != 1 or len(test) != 1:
+                a.error(f"match[{i}].headers.{name}", "must test the header by exactly one of "
+                        f"{', '.join(APPMESH_HEADER_TESTS)} with provider 'appmesh'")
+
+
+# The HTTP retry events of an App Mesh route (HTTPRetryPolicyEvent of appmesh.k8s.aws/v1beta2).
+APPMESH_RETRY_EVENTS = ("server-error", "gateway-error", "client-error", "stream-error")
+
+
+def _appmesh_duration(f: Fields, key: str) -> None:
+    value = f.get(key)
+    if value in (None, ""):
+        return
+    try:
+        parse_duration(str(value))
+    except ValueError:
+        f.error(key, f"must be a duration like 15s or 250ms (App Mesh counts milliseconds), got {show(value)}")
+
+
+def _appmesh_service(svc: Fields) -> None:
+    """What Flagger's App Mesh router makes of `timeout`, `retries` and `match`, and nothing else."""
+    _appmesh_duration(svc, "timeout")
+    retries = svc.get("retries")
+    if isinstance(retries, Mapping):
+        r = svc.child(retries, "retries")
+        r.free()  # taken whole by the router, as for istio
+        _appmesh_duration(r, "perTryTimeout")
+        for event in (e.strip() for e in str(retries.get("retryOn") or "").split(",") if e.strip()):
+            if event not in APPMESH_RETRY_EVENTS:
+                r.error("retryOn", f"App Mesh retries HTTP requests on {', '.join(APPMESH_RETRY_EVENTS)}; "
+                        f"got {show(event)}")
+    match = svc.get("match")
+    if isinstance(match, list):
+        for i, condition in enumerate(match):
+            uri = condition.get("uri") if isinstance(condition, Mapping) else None
+            if i > 0 or not isinstance(uri, Mapping) or set(condition) != {"uri"} or set(uri) != {"prefix"}:
+                svc.error(f"match[{i}]", "provider 'appmesh' routes by one URI prefix only: "
+                          "match: [{uri: {prefix: /path}}]")
 
 
 def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tuple[bool, int, SessionAffinity | None]:
@@ -844,6 +909,8 @@ def _service_options(spec: Fields, provider: Provider) -> None:
             if analysis.get(key):
                 spec.error(f"analysis.{key}", "needs HTTP routes: with service.appProtocol tcp the VirtualService "
                            "has a tcp route")
+    if provider == Provider.APPMESH:
+        _appmesh_service(svc)
     rewrite = svc.map("rewrite")
     if rewrite is not None:
         rewrite.free()  # taken whole by the router

@@ -25,6 +25,8 @@ class Provider(StrEnum):
     OSM = "osm"  # Open Service Mesh: routed by an SMI TrafficSplit, as Flagger does
     LINKERD = "linkerd"
     KUBERNETES = "kubernetes"
+    KUMA = "kuma"  # a Kuma TrafficRoute, as Flagger's kuma router
+    APPMESH = "appmesh"  # AWS App Mesh VirtualNodes, VirtualRouter and VirtualService (appmesh.k8s.aws/v1beta2)
 
 
 # Flagger spells some providers with an API version; they mean the same router here.
@@ -34,6 +36,8 @@ PROVIDER_ALIASES: dict[str, Provider] = {
     "smi:v1alpha1": Provider.SMI,
     "smi:v1alpha2": Provider.SMI,
     "smi:v1alpha3": Provider.SMI,
+    # Flagger's `appmesh` writes the retired v1beta1 kinds; both spellings write v1beta2 here
+    "appmesh:v1beta2": Provider.APPMESH,
 }
 
 # Service fields a router takes verbatim from `spec.service`, by provider (Flagger's meaning for
@@ -46,6 +50,10 @@ ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
     Provider.GATEWAYAPI: frozenset({"match", "timeout", "backendTimeout", "headers", "rewrite", "corsPolicy",
                                     "mirror"}),
 }
+
+# App Mesh (Flagger's appmesh router): the route's per-request timeout (and the listeners'), its retry
+# policy, and the URI prefix of `service.match[0]`.
+ROUTE_OPTIONS[Provider.APPMESH] = frozenset({"timeout", "retries", "match"})
 
 # Flagger's `-mesh-provider` default: the provider of a Canary without `spec.provider`, unless the
 # operator is told otherwise (`rollout run --mesh-provider`). A BlueGreen without one switches the
@@ -67,6 +75,7 @@ def provider_names() -> list[str]:
 
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
 HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
+HEADER_ROUTING_PROVIDERS |= {Provider.APPMESH}  # App Mesh routes match headers (not query parameters)
 # Providers whose routers mirror requests (`analysis.mirror`), set affinity cookies
 # (`analysis.sessionAffinity`) and write the service's route options (headers, rewrite, corsPolicy,
 # timeout), as Flagger's istio and gatewayapi routers do.

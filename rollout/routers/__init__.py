@@ -9,10 +9,12 @@ from collections.abc import Callable
 from kubernetes import client
 
 from rollout.api.spec import PROVIDER_ALIASES, Provider
+from rollout.routers.appmesh import AppMeshRouter
 from rollout.routers.base import Router, RouterError
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
+from rollout.routers.kuma import KumaRouter
 from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
 from rollout.routers.smi import SMIRouter
@@ -28,6 +30,8 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.OSM: SMIRouter,  # Flagger routes Open Service Mesh with its SMI v1alpha2 router
     Provider.LINKERD: LinkerdRouter,
     Provider.KUBERNETES: KubernetesRouter,
+    Provider.KUMA: KumaRouter,
+    Provider.APPMESH: AppMeshRouter,
 }
 
 

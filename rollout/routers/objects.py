@@ -157,6 +157,7 @@ class Kind:
     api_version: str
     kind: str
     plural: str
+    namespaced: bool = True  # False: a cluster-scoped kind (Kuma's TrafficRoute); the namespace is ignored
 
     @property
     def group(self) -> str:
@@ -212,6 +213,11 @@ class Objects:
                 return self._plain(self.core.read_namespaced_service(name, namespace, _request_timeout=t))
             if kind == INGRESS:
                 return self._plain(self.networking.read_namespaced_ingress(name, namespace, _request_timeout=t))
+            if not kind.namespaced:
+                return self._plain(
+                    self.custom.get_cluster_custom_object(kind.group, kind.version, kind.plural, name,
+                                                          _request_timeout=t)
+                )
             return self._plain(
                 self.custom.get_namespaced_custom_object(
                     kind.group, kind.version, namespace, kind.plural, name, _request_timeout=t
@@ -237,6 +243,13 @@ class Objects:
                 self.networking.create_namespaced_ingress(namespace, body, _request_timeout=t)
             else:
                 self.networking.replace_namespaced_ingress(name, namespace, body, _request_timeout=t)
+        elif not kind.namespaced:
+            if create:
+                self.custom.create_cluster_custom_object(kind.group, kind.version, kind.plural, body,
+                                                         _request_timeout=t)
+            else:
+                self.custom.replace_cluster_custom_object(kind.group, kind.version, kind.plural, name, body,
+                                                          _request_timeout=t)
         elif create:
             self.custom.create_namespaced_custom_object(
                 kind.group, kind.version, namespace, kind.plural, body, _request_timeout=t
@@ -290,6 +303,9 @@ class Objects:
                 self.core.delete_namespaced_service(name, namespace, _request_timeout=t)
             elif kind == INGRESS:
                 self.networking.delete_namespaced_ingress(name, namespace, _request_timeout=t)
+            elif not kind.namespaced:
+                self.custom.delete_cluster_custom_object(kind.group, kind.version, kind.plural, name,
+                                                         _request_timeout=t)
             else:
                 self.custom.delete_namespaced_custom_object(
                     kind.group, kind.version, namespace, kind.plural, name, _request_timeout=t

@@ -19,7 +19,8 @@ NAMESPACE = "demo"
 APP = "podinfo"
 PORT = 9898
 FOLDER = "apps/podinfo"
-PROVIDERS = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
+PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
+PROVIDERS += ("kuma", "appmesh")
 JUDGES = ("threshold", "compare", "sequential")
 
 

@@ -25,7 +25,8 @@ from tests.e2e.conftest import OperatorProcess, create_release, release_status, 
 
 pytestmark = pytest.mark.e2e
 
-PROVIDERS = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "osm", "kubernetes")
+PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "osm", "kubernetes")
+PROVIDERS += ("kuma", "appmesh")
 GOOD = app.Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0)
 BAD = app.Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.2)
 

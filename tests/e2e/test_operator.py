@@ -313,7 +313,7 @@ def test_restarted_mid_release_continues_from_status(api: client.ApiClient, oper
 def test_every_mesh_router_progresses(api: client.ApiClient, operator: OperatorProcess, namespace: str) -> None:
     """One release per remaining provider, all at once: each route must carry each step."""
     releases = []
-    for provider in ("gatewayapi", "smi", "linkerd", "nginx"):
+    for provider in ("gatewayapi", "smi", "linkerd", "nginx", "kuma", "appmesh"):
         name = f"app-{provider}"
         obj = canary(name, namespace, provider, stepWeight=25, maxWeight=50, metrics=[])
         if provider == "gatewayapi":

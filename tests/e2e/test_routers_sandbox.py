@@ -42,6 +42,12 @@ OWNED: dict[str, list[tuple[str, str, str]]] = {
     "linkerd": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
     "nginx": [("networking.k8s.io/v1", "ingresses", "web-canary")],
     "kubernetes": [],
+    "appmesh": [("appmesh.k8s.aws/v1beta2", "virtualnodes", f"{TARGET}-primary"),
+                ("appmesh.k8s.aws/v1beta2", "virtualnodes", f"{TARGET}-canary"),
+                ("appmesh.k8s.aws/v1beta2", "virtualrouters", TARGET),
+                ("appmesh.k8s.aws/v1beta2", "virtualrouters", f"{TARGET}-canary"),
+                ("appmesh.k8s.aws/v1beta2", "virtualservices", TARGET),
+                ("appmesh.k8s.aws/v1beta2", "virtualservices", f"{TARGET}-canary")],
 }
 
 LINKERD_HTTPROUTE_CRD: Any = {
@@ -138,7 +144,8 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
     return out
 
 
-@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes"])
+@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes",
+                                      "appmesh"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
     router = router_for(provider, api, Settings())
@@ -201,6 +208,7 @@ def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) 
     ("istio", [HEADER_MATCH]),
     ("linkerd", [HEADER_MATCH]),
     ("nginx", [HEADER_MATCH, COOKIE_MATCH]),
+    ("appmesh", [HEADER_MATCH]),
 ])
 def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match: list[Obj]) -> None:
     release = setup_release(api, namespace, provider, match=match)
@@ -219,6 +227,11 @@ def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match:
         annotations = canary["metadata"]["annotations"]
         assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "x-canary"
         assert annotations["nginx.ingress.kubernetes.io/canary-by-cookie"] == "canary"
+    elif provider == "appmesh":
+        vr = read(api, namespace, "appmesh.k8s.aws/v1beta2", "virtualrouters", TARGET)
+        assert vr is not None
+        assert [(r["name"], r.get("priority")) for r in vr["spec"]["routes"]] == [
+            (f"{TARGET}-a", 10), (f"{TARGET}-b", 20)]
     else:
         plural, version = ("httproutes", "gateway.networking.k8s.io/v1") if provider == "gatewayapi" else (
             "virtualservices", "networking.istio.io/v1beta1")
@@ -229,6 +242,50 @@ def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match:
     router.set_weight(release, 100, 0)  # rollback: A/B route removed, all to the primary
     router.finalize(release)
     assert router.verify_weight(release) in ((100, 0), None)
+
+
+def test_kuma_trafficroute_lifecycle(api: client.ApiClient, namespace: str) -> None:
+    """Kuma's TrafficRoute is cluster-scoped: written without an owner, claimed by its destination
+    tag (a release of the same apex name in another namespace is refused), deleted on finalize."""
+    release = setup_release(api, namespace, "kuma")
+    router = router_for("kuma", api, Settings())
+    custom = client.CustomObjectsApi(api)
+
+    def live() -> Any:
+        try:
+            return custom.get_cluster_custom_object("kuma.io", "v1alpha1", "trafficroutes", TARGET,
+                                                    _request_timeout=10)
+        except ApiException as e:
+            assert e.status == 404
+            return None
+
+    router.reconcile(release)
+    assert router.verify_weight(release) == (100, 0)
+    route = live()
+    assert route["mesh"] == "default" and "namespace" not in route["metadata"]
+    assert "ownerReferences" not in route["metadata"]
+    assert route["spec"]["destinations"] == [{"match": {"kuma.io/service": f"{TARGET}_{namespace}_svc_9898"}}]
+    version = route["metadata"]["resourceVersion"]
+    router.reconcile(release)  # idempotent
+    assert live()["metadata"]["resourceVersion"] == version
+    router.set_weight(release, 90, 10)
+    router.reconcile(release)  # keeps the weights
+    assert router.verify_weight(release) == (90, 10)
+    assert [s["weight"] for s in live()["spec"]["conf"]["split"]] == [90, 10]
+
+    other_ns = f"routers-{uuid.uuid4().hex[:6]}"
+    client.CoreV1Api(api).create_namespace({"metadata": {"name": other_ns}}, _request_timeout=10)  # type: ignore[arg-type]
+    other = setup_release(api, other_ns, "kuma")
+    with pytest.raises(RouterError, match="cluster-scoped") as e:
+        router.set_weight(other, 50, 50)
+    assert not e.value.temporary
+    assert router.verify_weight(other) is None
+    router.finalize(other)  # not its route: left alone
+    assert router.verify_weight(release) == (90, 10)
+
+    router.finalize(release)
+    assert live() is None and router.verify_weight(release) is None
+    router.finalize(release)  # finalizing twice is harmless
 
 
 def test_conflicting_write_is_retried(api: client.ApiClient, namespace: str) -> None:

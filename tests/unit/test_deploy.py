@@ -40,7 +40,7 @@ from rollout.api.schema import crd_documents, to_json_schema
 from rollout.cli import build_parser
 from rollout.engine.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
 from rollout.engine.kube import api_client, connection
-from rollout.routers import gatewayapi, istio, linkerd, objects, smi
+from rollout.routers import appmesh, gatewayapi, istio, kuma, linkerd, objects, smi
 from tests.prom import require_prometheus
 from tests.tools import missing_tool
 
@@ -129,6 +129,10 @@ NEEDED: frozenset[Need] = frozenset({
     # deletes the one a release no longer uses.
     *each("split.smi-spec.io", ("trafficsplits",), ("get", "create", "update", "delete")),
     *each("policy.linkerd.io", ("httproutes",), ("get", "create", "update", "delete")),
+    # rollout.routers.kuma: the cluster-scoped TrafficRoute, unowned, so deleted on finalize.
+    *each("kuma.io", ("trafficroutes",), ("get", "create", "update", "delete")),
+    # rollout.routers.appmesh: VirtualNodes, VirtualRouters and VirtualServices.
+    *each("appmesh.k8s.aws", ("virtualnodes", "virtualrouters", "virtualservices"), ("get", "create", "update")),
     # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
     # its reads answered from memory.
     *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
@@ -141,9 +145,10 @@ NEEDED: frozenset[Need] = frozenset({
     *each("networking.istio.io", ("virtualservices", "destinationrules"), ("list", "watch")),
     *each("split.smi-spec.io", ("trafficsplits",), ("list", "watch")),
     *each("policy.linkerd.io", ("httproutes",), ("list", "watch")),
+    *each("appmesh.k8s.aws", ("virtualnodes", "virtualrouters", "virtualservices"), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
-CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions")}
+CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions"), ("kuma.io", "trafficroutes")}
 
 # Leader election: the Lease in the operator's own namespace (rollout.engine.leader), granted by
 # the Role rollout-leader-election.
@@ -176,7 +181,8 @@ TYPED_CALL = re.compile(r"^(read|list|create|patch|replace|delete)_namespaced_([
 # Methods named in the code but never reached for that resource, with the reason.
 UNREACHED = {
     ("rollout/routers/objects.py", "delete_namespaced_service"):
-        "Objects.delete is generic; only nginx (Ingress) and linkerd (TrafficSplit, HTTPRoute) call it",
+        "Objects.delete is generic; only nginx (Ingress), linkerd (TrafficSplit, HTTPRoute) and kuma "
+        "(TrafficRoute) call it",
 }
 OPERATOR_MODULES = [
     *(path for package in ("engine", "workloads", "routers", "gitops")
@@ -556,7 +562,8 @@ def test_namespaced_has_no_cluster_role_for_releases() -> None:
     base_rules = one("ClusterRole", "rollout-releases")["rules"]
     namespaced_needs = {n for n in NEEDED if (n[0], n[1]) not in CLUSTER_RESOURCES}
     assert granted(releases["rules"]) == namespaced_needs
-    assert releases["rules"] == [r for r in base_rules if "customresourcedefinitions" not in r["resources"]]
+    cluster_scoped = {resource for _, resource in CLUSTER_RESOURCES}
+    assert releases["rules"] == [r for r in base_rules if not cluster_scoped & set(r["resources"])]
     # A GitSource applies, reads back and prunes anything, but in this namespace only.
     anything = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
     assert one("Role", "rollout-gitsource-apply", docs)["rules"] == anything
@@ -798,7 +805,7 @@ def test_no_router_deletes_a_service() -> None:
 
 
 def test_every_router_kind_is_in_the_table() -> None:
-    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi)
+    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi, kuma, appmesh)
               for k in vars(module).values() if isinstance(k, objects.Kind)}
     assert len(kinds_) >= 7
     read_only = {gatewayapi.GATEWAY}  # looked at, never written

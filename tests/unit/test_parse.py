@@ -180,7 +180,7 @@ _NO_STEPS = (" switches all traffic at once and cannot shift it in steps: remove
              "a blue/green release, or set spec.provider to a mesh or gateway provider (gatewayapi, istio, linkerd, "
              "nginx, smi)")
 _NO_AB = (" cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
-          "gatewayapi, istio, linkerd, nginx")
+          "appmesh, gatewayapi, istio, linkerd, nginx")
 
 
 def _with(obj: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +390,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 # --- semantic refusals (parse) -------------------------------------------------------------------------
 
-HEADER_PROVIDERS = "gatewayapi, istio, linkerd, nginx"
+HEADER_PROVIDERS = "appmesh, gatewayapi, istio, linkerd, nginx"
 NOT_BUILTIN = "is not a built-in metric (request-success-rate, request-duration); add a query or a templateRef"
 NO_STEPS = (
     "set stepWeight (with maxWeight) or stepWeights to shift traffic progressively, or iterations for A/B testing "
@@ -450,6 +450,48 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.provider",
      f"provider 'smi' cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
      f"{HEADER_PROVIDERS}"),
+    ("kuma-cannot-match", "Canary",
+     [("spec.provider", "kuma"), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 10),
+      ("spec.analysis.match", [{"headers": {"x-canary": {"exact": "insider"}}}])],
+     "spec.provider",
+     f"provider 'kuma' cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
+     f"{HEADER_PROVIDERS}"),
+    ("kuma-cannot-mirror", "Canary", [("spec.provider", "kuma"), ("spec.analysis.mirror", True)],
+     "spec.analysis.mirror", "is not supported for provider 'kuma': only a Canary with provider gatewayapi or "
+                             "istio can do it"),
+    ("appmesh-cannot-set-cookies", "Canary",
+     [("spec.provider", "appmesh"), ("spec.analysis.sessionAffinity", {"cookieName": "flagger-cookie"})],
+     "spec.analysis.sessionAffinity", "is not supported for provider 'appmesh': only a Canary with provider "
+                                      "gatewayapi or istio can do it"),
+    ("appmesh-matches-headers-only", "Canary",
+     [("spec.provider", "appmesh:v1beta2"), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 10),
+      ("spec.analysis.match", [{"headers": {"x-canary": {"exact": "insider"}}, "queryParams": {"a": {"exact": "1"}}}])],
+     "spec.analysis.match[0].queryParams",
+     "is not supported for provider 'appmesh': App Mesh routes match headers (and cookies, by the Cookie header) "
+     "only"),
+    ("appmesh-one-header-test", "Canary",
+     [("spec.provider", "appmesh"), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 10),
+      ("spec.analysis.match", [{"headers": {"x-canary": {"exact": "insider", "prefix": "in"}}}])],
+     "spec.analysis.match[0].headers.x-canary",
+     "must test the header by exactly one of exact, prefix, suffix, regex with provider 'appmesh'"),
+    ("appmesh-one-condition", "Canary",
+     [("spec.provider", "appmesh"), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 10),
+      ("spec.analysis.match", [{"headers": {"x-a": {"exact": "1"}}}, {"headers": {"x-b": {"exact": "2"}}}])],
+     "spec.analysis.match[1]",
+     "provider 'appmesh' routes one condition (its headers must all match): put the headers into match[0], or use "
+     "a provider that routes any of several conditions"),
+    ("appmesh-timeout", "Canary", [("spec.provider", "appmesh"), ("spec.service.timeout", "15 seconds")],
+     "spec.service.timeout", "must be a duration like 15s or 250ms (App Mesh counts milliseconds), got '15 seconds'"),
+    ("appmesh-retry-on", "Canary",
+     [("spec.provider", "appmesh"), ("spec.service.retries", {"attempts": 3, "retryOn": "gateway-error,5xx"})],
+     "spec.service.retries.retryOn",
+     "App Mesh retries HTTP requests on server-error, gateway-error, client-error, stream-error; got '5xx'"),
+    ("appmesh-uri-prefix-only", "Canary",
+     [("spec.provider", "appmesh"), ("spec.service.match", [{"uri": {"regex": "/api/.*"}}])],
+     "spec.service.match[0]", "provider 'appmesh' routes by one URI prefix only: match: [{uri: {prefix: /path}}]"),
+    ("kuma-no-timeout", "Canary", [("spec.provider", "kuma"), ("spec.service.timeout", "15s")],
+     "spec.service.timeout", "is not supported for provider 'kuma': only appmesh, gatewayapi and istio write it "
+                             "into the route"),
     ("kubernetes-steps", "Canary", [("spec.provider", "kubernetes")],
      "spec.analysis.stepWeight",
      "provider 'kubernetes' switches all traffic at once and cannot shift it in steps: remove stepWeight and set "
@@ -459,7 +501,8 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
     ("unknown-provider", "Canary", [("spec.provider", "contour")],
-     "spec.provider", "unknown provider 'contour'; known: gatewayapi, istio, kubernetes, linkerd, nginx, osm, smi"),
+     "spec.provider",
+     "unknown provider 'contour'; known: appmesh, gatewayapi, istio, kubernetes, kuma, linkerd, nginx, osm, smi"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
     ("target-kind", "Canary", [("spec.targetRef.kind", "StatefulSet")],

@@ -14,9 +14,11 @@ from kubernetes import client
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import PROVIDER_ALIASES, Canary, Provider
 from rollout.routers import ROUTERS, RouterError, gatewayapi, istio, kubernetes, linkerd, nginx, router_for, smi
+from rollout.routers.appmesh import AppMeshRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
+from rollout.routers.kuma import KumaRouter
 from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
 from rollout.routers.objects import merged
@@ -438,6 +440,7 @@ ROUTER_CLASSES = {
     Provider.SMI: SMIRouter, Provider.LINKERD: LinkerdRouter, Provider.KUBERNETES: KubernetesRouter,
     Provider.OSM: SMIRouter,
 }
+ROUTER_CLASSES.update({Provider.KUMA: KumaRouter, Provider.APPMESH: AppMeshRouter})
 
 
 def test_registry_covers_every_provider() -> None:
