@@ -25,6 +25,8 @@ class Provider(StrEnum):
     OSM = "osm"  # Open Service Mesh: routed by an SMI TrafficSplit, as Flagger does
     LINKERD = "linkerd"
     KUBERNETES = "kubernetes"
+    CONTOUR = "contour"
+    GLOO = "gloo"
 
 
 # Flagger spells some providers with an API version; they mean the same router here.
@@ -45,6 +47,8 @@ ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
     # timeouts, header and URL-rewrite, CORS and RequestMirror filters of the HTTPRoute
     Provider.GATEWAYAPI: frozenset({"match", "timeout", "backendTimeout", "headers", "rewrite", "corsPolicy",
                                     "mirror"}),
+    # the route's path prefix (first service.match URI prefix), timeoutPolicy and retryPolicy of the HTTPProxy
+    Provider.CONTOUR: frozenset({"match", "timeout", "retries"}),
 }
 
 # Flagger's `-mesh-provider` default: the provider of a Canary without `spec.provider`, unless the
@@ -67,6 +71,7 @@ def provider_names() -> list[str]:
 
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
 HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
+HEADER_ROUTING_PROVIDERS |= {Provider.CONTOUR, Provider.GLOO}
 # Providers whose routers mirror requests (`analysis.mirror`), set affinity cookies
 # (`analysis.sessionAffinity`) and write the service's route options (headers, rewrite, corsPolicy,
 # timeout), as Flagger's istio and gatewayapi routers do.

@@ -10,7 +10,9 @@ from kubernetes import client
 
 from rollout.api.spec import PROVIDER_ALIASES, Provider
 from rollout.routers.base import Router, RouterError
+from rollout.routers.contour import ContourRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
+from rollout.routers.gloo import GlooRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.linkerd import LinkerdRouter
@@ -28,6 +30,8 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.OSM: SMIRouter,  # Flagger routes Open Service Mesh with its SMI v1alpha2 router
     Provider.LINKERD: LinkerdRouter,
     Provider.KUBERNETES: KubernetesRouter,
+    Provider.CONTOUR: ContourRouter,
+    Provider.GLOO: GlooRouter,
 }
 
 
