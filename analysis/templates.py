@@ -26,7 +26,7 @@ Arm = Literal["canary", "primary"]
 REQUEST_SUCCESS_RATE = "request-success-rate"
 REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
-PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
+PROVIDERS: tuple[str, ...] = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
 PROVIDERS += ("contour", "gloo")
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")

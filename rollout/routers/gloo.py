@@ -151,7 +151,8 @@ def is_matched(table: Mapping[str, Any]) -> bool:
     primary, canary = _upstreams(table)
     for r in (table.get("spec") or {}).get("routes") or []:
         weights = _weights(r)
-        if r.get("matchers") and canary in weights and weight_pair(weights.get(primary, 0), weights[canary]) == (0, 100):
+        if r.get("matchers") and canary in weights and weight_pair(weights.get(primary, 0),
+                                                                    weights[canary]) == (0, 100):
             return True
     return False
 

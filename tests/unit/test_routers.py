@@ -13,8 +13,19 @@ from kubernetes import client
 
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import PROVIDER_ALIASES, Canary, Provider
-from rollout.routers import ROUTERS, RouterError, gatewayapi, istio, kubernetes, linkerd, nginx, router_for, smi
-from rollout.routers import contour, gloo
+from rollout.routers import (
+    ROUTERS,
+    RouterError,
+    contour,
+    gatewayapi,
+    gloo,
+    istio,
+    kubernetes,
+    linkerd,
+    nginx,
+    router_for,
+    smi,
+)
 from rollout.routers.contour import ContourRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.gloo import GlooRouter
