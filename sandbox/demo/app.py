@@ -19,7 +19,8 @@ NAMESPACE = "demo"
 APP = "podinfo"
 PORT = 9898
 FOLDER = "apps/podinfo"
-PROVIDERS = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
+PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
+PROVIDERS += ("contour", "gloo")
 JUDGES = ("threshold", "compare", "sequential")
 
 
@@ -125,6 +126,28 @@ def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
+def root_httpproxy(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The root HTTPProxy clients reach, including the one the contour router makes (Flagger's Contour
+    guide)."""
+    return {
+        "apiVersion": "projectcontour.io/v1", "kind": "HTTPProxy",
+        "metadata": {"name": f"{APP}-ingress", "namespace": namespace},
+        "spec": {"virtualhost": {"fqdn": "podinfo.demo.local"},
+                 "includes": [{"name": APP, "namespace": namespace, "conditions": [{"prefix": "/"}]}]},
+    }
+
+
+def gloo_virtualservice(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The Gloo VirtualService clients reach, delegating to the RouteTable the gloo router makes
+    (Flagger's Gloo guide)."""
+    return {
+        "apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {"virtualHost": {"domains": ["podinfo.demo.local"], "routes": [
+            {"matchers": [{"prefix": "/"}], "delegateAction": {"ref": {"name": APP, "namespace": namespace}}}]}},
+    }
+
+
 def files(version: int, provider: str, judge: str, interval: float, *, mirror: bool = False) -> dict[str, str]:
     """The app's folder in Git at `version`: path -> YAML."""
     out = {
@@ -135,6 +158,10 @@ def files(version: int, provider: str, judge: str, interval: float, *, mirror: b
         out[f"{FOLDER}/ingress.yaml"] = yaml.safe_dump(ingress(), sort_keys=False)
     if provider == "gatewayapi":
         out[f"{FOLDER}/gateway.yaml"] = yaml.safe_dump(gateway(), sort_keys=False)
+    if provider == "contour":
+        out[f"{FOLDER}/httpproxy.yaml"] = yaml.safe_dump(root_httpproxy(), sort_keys=False)
+    if provider == "gloo":
+        out[f"{FOLDER}/virtualservice.yaml"] = yaml.safe_dump(gloo_virtualservice(), sort_keys=False)
     return out
 
 
