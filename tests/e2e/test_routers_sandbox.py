@@ -17,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from rollout.api.kinds import GROUP, VERSION
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Canary
-from rollout.routers import RouterError, router_for
+from rollout.routers import RouterError, contour, gloo, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.settings import Settings
@@ -42,6 +42,10 @@ OWNED: dict[str, list[tuple[str, str, str]]] = {
     "linkerd": [("split.smi-spec.io/v1alpha2", "trafficsplits", TARGET)],
     "nginx": [("networking.k8s.io/v1", "ingresses", "web-canary")],
     "kubernetes": [],
+    "contour": [("projectcontour.io/v1", "httpproxies", TARGET)],
+    "gloo": [("gateway.solo.io/v1", "routetables", TARGET),
+             ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-primaryupstream-9898"),
+             ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-canaryupstream-9898")],
 }
 
 LINKERD_HTTPROUTE_CRD: Any = {
@@ -126,7 +130,7 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
 def read(api: client.ApiClient, namespace: str, api_version: str, plural: str, name: str) -> Obj | None:
     kinds = {"ingresses": "Ingress", "services": "Service"}
     kind = Kind(api_version, kinds.get(plural, plural), plural)
-    return Objects(api, Settings().api_timeout).get(kind, namespace, name)
+    return Objects(api, Settings().api_timeout).get(kind, namespace, name.replace("{ns}", namespace))
 
 
 def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> list[str]:
@@ -138,7 +142,8 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
     return out
 
 
-@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes"])
+@pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes",
+                                      "contour", "gloo"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
     router = router_for(provider, api, Settings())
@@ -201,6 +206,8 @@ def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) 
     ("istio", [HEADER_MATCH]),
     ("linkerd", [HEADER_MATCH]),
     ("nginx", [HEADER_MATCH, COOKIE_MATCH]),
+    ("contour", [HEADER_MATCH]),
+    ("gloo", [HEADER_MATCH]),
 ])
 def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match: list[Obj]) -> None:
     release = setup_release(api, namespace, provider, match=match)
@@ -219,6 +226,11 @@ def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match:
         annotations = canary["metadata"]["annotations"]
         assert annotations["nginx.ingress.kubernetes.io/canary-by-header"] == "x-canary"
         assert annotations["nginx.ingress.kubernetes.io/canary-by-cookie"] == "canary"
+    elif provider in ("contour", "gloo"):
+        version, plural = OWNED[provider][0][:2]
+        obj = read(api, namespace, version, plural, TARGET)
+        assert obj is not None and len(obj["spec"]["routes"]) == 2  # the A/B route, then the weighted one
+        assert (contour.is_matched if provider == "contour" else gloo.is_matched)(obj)
     else:
         plural, version = ("httproutes", "gateway.networking.k8s.io/v1") if provider == "gatewayapi" else (
             "virtualservices", "networking.istio.io/v1beta1")
