@@ -827,7 +827,14 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
         spec.error("autoscalerRef", f"scales a Deployment; a {common.target_ref.kind} target has no replicas to "
                    "autoscale: remove it")
     _service_options(spec, common.provider)
-    return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref}
+    upstream_ref = None
+    up = spec.map("upstreamRef")
+    if up is not None:
+        upstream_ref = _object_ref(up, api_version="gloo.solo.io/v1", kind="Upstream")
+        if common.provider != Provider.GLOO:
+            spec.error("upstreamRef", f"is supported for provider gloo only (the Gloo Upstream whose settings the "
+                       f"router's Upstreams copy), not for provider '{common.provider}'")
+    return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref, "upstream_ref": upstream_ref}
 
 
 # service fields only some routers write (Flagger's istio and gatewayapi routers): the providers of each

@@ -408,6 +408,8 @@ class CanarySpec(ReleaseSpec):
     # Only the Canary kind names an Ingress (the nginx provider splits its traffic); BlueGreen has no such field.
     ingress_ref: ObjectRef | None = None
     autoscaler_ref: AutoscalerRef | None = None
+    # gloo: the Upstream whose settings (TLS, circuit breakers, load balancing...) the router's Upstreams copy
+    upstream_ref: ObjectRef | None = None
 
 
 @dataclass(frozen=True)

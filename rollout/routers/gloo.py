@@ -3,9 +3,11 @@ Upstreams (gloo.solo.io/v1) by weight, as Flagger's gloo router writes them.
 
 The Upstreams, `<ns>-<svc>-primaryupstream-<port>` and `<ns>-<svc>-canaryupstream-<port>`, are
 Kubernetes upstreams for the Services `<svc>-primary` and `<svc>-canary` (with their selectors), made
-by the router itself so that Gloo's discovery may stay off. Clients reach the RouteTable through a
-Gloo VirtualService whose route delegates to it, as in Flagger's Gloo guide; the RouteTable's route
-inherits that route's path matcher (`inheritablePathMatchers`).
+by the router itself so that Gloo's discovery may stay off; `spec.upstreamRef` names an Upstream
+whose settings (TLS, circuit breakers, connection and load-balancer config, HTTP/2) they copy.
+Clients reach the RouteTable through a Gloo VirtualService whose route delegates to it, as in
+Flagger's Gloo guide; the RouteTable's route inherits that route's path matcher
+(`inheritablePathMatchers`).
 
 For A/B testing, a first route carries `analysis.match` as Gloo matchers (one per match entry, its
 headers ANDed: `exact` as a value, `regex` as a regex, `prefix`/`suffix` as the regex they mean;
@@ -18,13 +20,14 @@ only where Flagger's router does, which is nowhere: both are refused.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client
 
-from rollout.api.spec import Release
+from rollout.api.spec import CanarySpec, Release
 from rollout.routers.base import PLAIN, Extras, RouterError, refuse_extras
 from rollout.routers.objects import SERVICE, Kind, Obj, Objects, check_weights, merged, metadata, names, weight_pair
 from rollout.routers.route import Route, RouteIO
@@ -41,14 +44,22 @@ def upstream_names(release: Release) -> tuple[str, str]:
     return (f"{n.namespace}-{n.apex}-primaryupstream-{port}", f"{n.namespace}-{n.apex}-canaryupstream-{port}")
 
 
-def desired_upstream(release: Release, name: str, service: str, selector: Mapping[str, str]) -> Obj:
-    """A Kubernetes upstream for `service` (Flagger's getGlooUpstreamKubeService)."""
+# What an Upstream copies from the one `spec.upstreamRef` names (Flagger's getGlooUpstreamKubeService).
+COPIED = ("labels", "sslConfig", "circuitBreakers", "connectionConfig", "loadBalancerConfig", "useHttp2",
+          "initialStreamWindowSize", "initialConnectionWindowSize", "httpProxyHostName")
+
+
+def desired_upstream(release: Release, name: str, service: str, selector: Mapping[str, str],
+                     config: Mapping[str, Any] | None = None) -> Obj:
+    """A Kubernetes upstream for `service`, with the settings of the `config` Upstream (spec.upstreamRef)."""
+    spec: Obj = {k: copy.deepcopy(v) for k, v in ((config or {}).get("spec") or {}).items() if k in COPIED}
     kube: Obj = {"serviceName": service, "serviceNamespace": release.metadata.namespace,
                  "servicePort": release.spec.service.port}
     if selector:
         kube["selector"] = dict(selector)
+    spec["kube"] = kube
     return {"apiVersion": UPSTREAM.api_version, "kind": UPSTREAM.kind, "metadata": metadata(release, name),
-            "spec": {"kube": kube}}
+            "spec": spec}
 
 
 def _regex(kind: str, value: str) -> str:
@@ -166,14 +177,25 @@ class GlooRouter(RouteIO):
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
         super().__init__(Objects(api, settings.api_timeout), ROUTE)
 
+    def _config(self, release: Release) -> Obj | None:
+        ref = release.spec.upstream_ref if isinstance(release.spec, CanarySpec) else None
+        if ref is None:
+            return None
+        namespace = ref.namespace or release.metadata.namespace
+        config = self.objects.get(UPSTREAM, namespace, ref.name)
+        if config is None:
+            raise RouterError(f"Upstream {namespace}/{ref.name} (spec.upstreamRef) not found")
+        return config
+
     def reconcile(self, release: Release) -> None:
         n = names(release)
+        config = self._config(release)
         for upstream, service in zip(upstream_names(release), (n.primary, n.canary), strict=True):
             svc = self.objects.get(SERVICE, n.namespace, service)
             if svc is None:
                 raise RouterError(f"Service {n.namespace}/{service} not found (the Upstream {upstream} points at it)")
             selector = {str(k): str(v) for k, v in ((svc.get("spec") or {}).get("selector") or {}).items()}
-            desired = desired_upstream(release, upstream, service, selector)
+            desired = desired_upstream(release, upstream, service, selector, config)
             self.objects.apply(UPSTREAM, n.namespace, upstream,
                                lambda live, d=desired: d if live is None else merged(live, d))  # type: ignore[misc]
         super().reconcile(release)

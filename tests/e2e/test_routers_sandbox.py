@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.api.kinds import GROUP, VERSION
 from rollout.api.parse import parse_canary
-from rollout.api.spec import Canary
+from rollout.api.spec import Canary, ObjectRef
 from rollout.routers import RouterError, contour, gloo, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
@@ -293,3 +294,27 @@ def test_missing_pieces_are_reported(api: client.ApiClient, namespace: str, tmp_
     assert e2.value.temporary and e2.value.kind_missing
     with pytest.raises(ApiException):
         custom.get_namespaced_custom_object("example.com", "v1", namespace, "nothings", "x", _request_timeout=10)
+
+
+def test_gloo_upstreams_copy_the_upstream_ref_and_need_it(api: client.ApiClient, namespace: str) -> None:
+    """Flagger's `upstreamRef`: the router's Upstreams carry the named Upstream's settings; while it is
+    missing, reconciling waits (a temporary error naming the field)."""
+    release = setup_release(api, namespace, "gloo")
+    ref = ObjectRef(api_version="gloo.solo.io/v1", kind="Upstream", name="podinfo-config", namespace=namespace)
+    release = replace(release, spec=replace(release.spec, upstream_ref=ref))
+    router = router_for("gloo", api, Settings())
+    with pytest.raises(RouterError, match=r"spec\.upstreamRef") as e:
+        router.reconcile(release)
+    assert e.value.temporary
+    config = {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "metadata": {"name": "podinfo-config"},
+              "spec": {"circuitBreakers": {"maxConnections": 10}, "kube": {"serviceName": "podinfo",
+                                                                           "serviceNamespace": namespace,
+                                                                           "servicePort": 9898}}}
+    client.CustomObjectsApi(api).create_namespaced_custom_object("gloo.solo.io", "v1", namespace, "upstreams", config,
+                                                                 _request_timeout=10)
+    router.reconcile(release)
+    upstream = read(api, namespace, "gloo.solo.io/v1", "upstreams", "{ns}-podinfo-canaryupstream-9898")
+    assert upstream is not None and upstream["spec"]["circuitBreakers"] == {"maxConnections": 10}
+    assert upstream["spec"]["kube"] == {"serviceName": f"{TARGET}-canary", "serviceNamespace": namespace,
+                                        "servicePort": 9898, "selector": {"app": TARGET}}
+    assert router.verify_weight(release) == (100, 0)

@@ -180,7 +180,7 @@ _NO_STEPS = (" switches all traffic at once and cannot shift it in steps: remove
              "a blue/green release, or set spec.provider to a mesh or gateway provider (gatewayapi, istio, linkerd, "
              "nginx, smi)")
 _NO_AB = (" cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
-          "gatewayapi, istio, linkerd, nginx")
+          "contour, gatewayapi, gloo, istio, linkerd, nginx")
 
 
 def _with(obj: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +390,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 # --- semantic refusals (parse) -------------------------------------------------------------------------
 
-HEADER_PROVIDERS = "gatewayapi, istio, linkerd, nginx"
+HEADER_PROVIDERS = "contour, gatewayapi, gloo, istio, linkerd, nginx"
 NOT_BUILTIN = "is not a built-in metric (request-success-rate, request-duration); add a query or a templateRef"
 NO_STEPS = (
     "set stepWeight (with maxWeight) or stepWeights to shift traffic progressively, or iterations for A/B testing "
@@ -458,8 +458,9 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
     ("match-needs-iterations", "Canary", [("spec.analysis.match", [{"headers": {"x-canary": {"exact": "1"}}}])],
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
-    ("unknown-provider", "Canary", [("spec.provider", "contour")],
-     "spec.provider", "unknown provider 'contour'; known: gatewayapi, istio, kubernetes, linkerd, nginx, osm, smi"),
+    ("unknown-provider", "Canary", [("spec.provider", "ambassador")],
+     "spec.provider", "unknown provider 'ambassador'; known: contour, gatewayapi, gloo, istio, kubernetes, linkerd, "
+     "nginx, osm, smi"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
     ("target-kind", "Canary", [("spec.targetRef.kind", "StatefulSet")],

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from rollout.api.parse import parse_canary
+from rollout.api.errors import ValidationError
+from rollout.api.parse import parse_canary, parse_resource
 from rollout.api.spec import Canary
 from rollout.routers import RouterError, contour, gloo
 from rollout.routers.base import Extras
@@ -228,3 +229,82 @@ def test_gloo_reads_a_missing_weight_as_zero_and_other_ports() -> None:
     foreign = copy.deepcopy(obj)
     foreign["spec"]["routes"][0]["routeAction"]["multi"]["destinations"][0]["destination"]["upstream"]["name"] = "x"
     assert gloo.weights_of(foreign) is None
+
+
+# --- validation: what each provider cannot do is refused, naming the field ------------------------
+
+
+def manifest(provider: str, service: dict[str, Any] | None = None, **analysis: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "provider": provider, "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
+        "service": service or {"port": 9898},
+        "analysis": {"interval": "1m", "threshold": 5, **(analysis or {"maxWeight": 50, "stepWeight": 5})}}
+    return {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+            "metadata": {"name": "podinfo", "namespace": "test"}, "spec": spec}
+
+
+def refused(obj: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ValidationError) as caught:
+        parse_resource(obj)
+    return {e.path: e.message for e in caught.value.errors}
+
+
+AB = {"iterations": 10}
+AFFINITY = {"cookieName": "flagger-cookie"}
+
+
+@pytest.mark.parametrize("obj, path, said", [
+    (manifest("contour", match=[{"headers": {"user-agent": {"regex": ".*Mobile.*"}}}], **AB),
+     "spec.analysis.match[0].headers.user-agent.regex", "Contour matches no regex"),
+    (manifest("contour", match=[{"queryParams": {"v": {"exact": "2"}}}], **AB),
+     "spec.analysis.match[0].queryParams", "matches headers only"),
+    (manifest("gloo", match=[{"sourceLabels": {"app": "web"}}], **AB),
+     "spec.analysis.match[0].sourceLabels", "cannot tell callers apart"),
+    (manifest("contour", mirror=True, **AB), "spec.analysis.mirror", "only a Canary with provider"),
+    (manifest("gloo", mirror=True, **AB), "spec.analysis.mirror", "only a Canary with provider"),
+    (manifest("contour", maxWeight=50, stepWeight=5, sessionAffinity=AFFINITY), "spec.analysis.sessionAffinity",
+     "only a Canary with provider"),
+    (manifest("gloo", maxWeight=50, stepWeight=5, sessionAffinity=AFFINITY), "spec.analysis.sessionAffinity",
+     "only a Canary with provider"),
+    (manifest("contour", {"port": 80, "match": [{"uri": {"regex": "/api/.*"}}]}), "spec.service.match[0]",
+     "one condition with a URI prefix"),
+    (manifest("contour", {"port": 80, "headers": {"request": {"set": {"x": "y"}}}}), "spec.service.headers",
+     "not supported for provider 'contour'"),
+    (manifest("gloo", {"port": 80, "timeout": "15s"}), "spec.service.timeout", "not supported for provider 'gloo'"),
+    ({**manifest("istio"), "spec": {**manifest("istio")["spec"], "upstreamRef": {
+        "apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "podinfo", "namespace": "gloo-system"}}},
+     "spec.upstreamRef", "provider gloo only"),
+])
+def test_validation_names_what_contour_and_gloo_cannot_do(obj: dict[str, Any], path: str, said: str) -> None:
+    errors = refused(obj)
+    assert said in errors.get(path, ""), errors
+
+
+def test_validation_accepts_what_they_can_do() -> None:
+    contour_ab = manifest("contour", {"port": 80, "match": [{"uri": {"prefix": "/api"}}], "timeout": "15s",
+                                      "retries": {"attempts": 3, "perTryTimeout": "5s", "retryOn": "5xx"}},
+                          match=[{"headers": {"x-canary": {"exact": "insider"}, "cookie": {"suffix": "canary"}}}],
+                          **AB)
+    release = parse_resource(contour_ab)
+    assert isinstance(release, Canary) and release.spec.service.extra["timeout"] == "15s"
+    gloo_ab = manifest("gloo", match=[{"headers": {"x-canary": {"regex": ".*insider.*"}}}], **AB)
+    gloo_ab["spec"]["upstreamRef"] = {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "name": "podinfo-upstream",
+                                      "namespace": "gloo-system"}
+    gloo_release = parse_resource(gloo_ab)
+    assert isinstance(gloo_release, Canary) and gloo_release.spec.upstream_ref is not None
+    assert (gloo_release.spec.upstream_ref.name, gloo_release.spec.upstream_ref.namespace) == ("podinfo-upstream",
+                                                                                                "gloo-system")
+
+
+def test_gloo_upstreams_copy_the_referenced_upstreams_settings() -> None:
+    """Flagger's guide: `upstreamRef` names an Upstream whose TLS, circuit breakers... the new ones copy."""
+    config = {"spec": {"sslConfig": {"sni": "podinfo.example.com"}, "circuitBreakers": {"maxConnections": 10},
+                       "loadBalancerConfig": {"roundRobin": {}}, "useHttp2": True,
+                       "kube": {"serviceName": "elsewhere", "serviceNamespace": "x", "servicePort": 1},
+                       "discoveryMetadata": {"labels": {"a": "b"}}}}
+    obj = gloo.desired_upstream(release("gloo", GLOO_GUIDE_SERVICE), "test-podinfo-primaryupstream-9898",
+                                "podinfo-primary", {"app": "podinfo-primary"}, config)
+    assert obj["spec"] == {"sslConfig": {"sni": "podinfo.example.com"}, "circuitBreakers": {"maxConnections": 10},
+                           "loadBalancerConfig": {"roundRobin": {}}, "useHttp2": True,
+                           "kube": {"serviceName": "podinfo-primary", "serviceNamespace": "test", "servicePort": 9898,
+                                    "selector": {"app": "podinfo-primary"}}}
