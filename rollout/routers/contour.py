@@ -93,7 +93,11 @@ def retry_policy(release: Release) -> Obj | None:
     retries = release.spec.service.extra.get("retries")
     if not isinstance(retries, Mapping):
         return None
-    policy: Obj = {"count": int(retries.get("attempts") or 0)}
+    attempts = retries.get("attempts") or 0
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+        raise RouterError(f"service.retries.attempts must be a whole number of retries, got {attempts!r}",
+                          temporary=False)
+    policy: Obj = {"count": attempts}
     if retries.get("perTryTimeout"):
         policy["perTryTimeout"] = str(retries["perTryTimeout"])
     retry_on = [part.strip() for part in str(retries.get("retryOn") or "").split(",") if part.strip()]
