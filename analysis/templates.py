@@ -28,6 +28,7 @@ REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
 PROVIDERS: tuple[str, ...] = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
 PROVIDERS += ("kuma", "appmesh")
+PROVIDERS += ("contour", "gloo")
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -256,7 +257,14 @@ class _Mesh:
             # App Mesh's Envoy sidecars, scraped per pod (Flagger's appmesh observer): the Deployment's pods.
             pods = escape_label_value(f"{escape_regex(workload)}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)")
             return f'kubernetes_namespace="{ns}", kubernetes_pod_name=~"{pods}"'
-        # Envoy-based Gateway API implementations name the upstream cluster <ns>_<service>_<port>.
+        if provider == "gloo":
+            # Gloo names an Upstream's Envoy cluster <upstream>_<upstream namespace>; Flagger's upstreams
+            # are <ns>-<svc>-canaryupstream-<port> (Flagger's gloo observer), and -primaryupstream-.
+            cluster = escape_label_value(f"{escape_regex(namespace)}-{escape_regex(workload)}-{arm}upstream-"
+                                         "[0-9a-zA-Z-]+_[0-9a-zA-Z-]+")
+            return f'envoy_cluster_name=~"{cluster}"'
+        # Envoy-based Gateway API implementations, and Contour, name the upstream cluster
+        # <ns>_<service>_<port> (Flagger's contour observer: <ns>_<service>-canary_<port>).
         cluster = escape_label_value(f"{escape_regex(namespace)}_{escape_regex(workload)}_[0-9a-zA-Z-]+")
         return f'envoy_cluster_name=~"{cluster}"'
 
@@ -292,6 +300,8 @@ _MESHES["osm"] = _Mesh(
 # Kuma's and App Mesh's Envoy sidecars (Flagger's pkg/metrics/observers/kuma.go and appmesh.go).
 _MESHES["kuma"] = _MESHES["gatewayapi"]
 _MESHES["appmesh"] = _MESHES["gatewayapi"]
+# Contour's and Gloo's Envoy count upstream requests per cluster (Flagger's contour and gloo observers).
+_MESHES["contour"] = _MESHES["gloo"] = _MESHES["gatewayapi"]
 # SMI's TrafficSplit is how Linkerd splits traffic, so SMI canaries read Linkerd's proxy metrics.
 _MESHES["smi"] = _MESHES["linkerd"]
 
@@ -299,7 +309,7 @@ _MESHES["smi"] = _MESHES["linkerd"]
 def normalize_provider(provider: str) -> str:
     """Map a Canary's provider name to one this module knows (`gatewayapi:v1beta1` -> `gatewayapi`)."""
     base = provider.strip().lower()
-    if base.startswith("gatewayapi") or base == "contour":
+    if base.startswith("gatewayapi"):
         base = "gatewayapi"
     if base.startswith("appmesh"):
         base = "appmesh"  # appmesh:v1beta2
@@ -311,9 +321,16 @@ def normalize_provider(provider: str) -> str:
     return base
 
 
-def _workload(provider: str, target: str, arm: Arm) -> str:
+def _workload(provider: str, target: str, arm: Arm, service: str | None = None) -> str:
     if arm not in ("canary", "primary"):
         raise ValueError(f"arm must be 'canary' or 'primary', not {arm!r}")
+    if provider == "contour":
+        # Flagger's contour observer names the apex Service ({{ service }}: service.name, else the target)
+        return f"{service or target}-{arm}"
+    if provider == "gloo":
+        # the Upstreams are named after the apex Service (Flagger's observer says {{ target }}, which is
+        # the same name unless service.name differs, when only the apex finds the router's Upstreams)
+        return service or target
     if arm == "primary":
         return f"{target}-primary"
     # Gateway API routes to the Services Flagger creates: <target>-canary and <target>-primary.
@@ -322,11 +339,11 @@ def _workload(provider: str, target: str, arm: Arm) -> str:
 
 
 def _parts(provider: str, namespace: str, target: str, interval: str, arm: Arm, ingress: str | None,
-           target_kind: str = "Deployment") -> tuple[_Mesh, str]:
+           target_kind: str = "Deployment", service: str | None = None) -> tuple[_Mesh, str]:
     name = normalize_provider(provider)
     validate_interval(interval)
     mesh = _MESHES[name]
-    sel = mesh.selector(name, namespace, _workload(name, target, arm), arm, ingress or target, target_kind)
+    sel = mesh.selector(name, namespace, _workload(name, target, arm, service), arm, ingress or target, target_kind)
     return mesh, sel
 
 
@@ -344,6 +361,7 @@ def builtin_query(
     *,
     ingress: str | None = None,
     target_kind: str = "Deployment",
+    service: str | None = None,
 ) -> str:
     """The PromQL of a built-in metric for one arm of a release.
 
@@ -352,8 +370,10 @@ def builtin_query(
     (Service `<target>-canary` for gatewayapi), the primary arm `<target>-primary`. For nginx the
     arms are told apart by ingress-nginx's `canary` label on the ingress `ingress` (default: target).
     `target_kind` (Deployment or DaemonSet) says how the `kubernetes` provider's pods are named.
+    `service` is the apex Service (`service.name`) where it differs from the target, which contour's
+    cluster names carry.
     """
-    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind)
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind, service)
     if metric == REQUEST_SUCCESS_RATE:
         ok = f"sum(rate({mesh.requests}{{{sel}, {mesh.successes}}}[{interval}]))"
         total = f"sum(rate({mesh.requests}{{{sel}}}[{interval}]))"
@@ -388,9 +408,10 @@ def builtin_counts_queries(
     *,
     ingress: str | None = None,
     target_kind: str = "Deployment",
+    service: str | None = None,
 ) -> CountsQueries:
     """Error-count, request-count and latency-bucket queries over `interval` for one arm."""
-    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind)
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind, service)
     return CountsQueries(
         errors=f"sum(increase({mesh.requests}{{{sel}, {mesh.errors}}}[{interval}]))",
         requests=f"sum(increase({mesh.requests}{{{sel}}}[{interval}]))",

@@ -15,7 +15,8 @@ cumulative counters and histograms with exactly the series and labels the built-
 - Open Service Mesh: `osm_request_total`, `osm_request_duration_ms` (destination_kind="Deployment");
 - kubernetes (the application's own): `http_request_duration_seconds`, one series set per pod;
 - Gateway API (Envoy): `envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`, for requests
-  that came through an HTTPRoute, cluster `<namespace>_<backend Service>_<port>`;
+  that came through an HTTPRoute, cluster `<namespace>_<backend Service>_<port>`, and the same for
+  Contour's Envoy (through an HTTPProxy) and Gloo's (through a VirtualService, cluster `<upstream>_<namespace>`);
 - Kuma (Envoy): `envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`, for requests a
   TrafficRoute split, `service` being the `kuma.io/service` tag `<Service>_<namespace>_svc_<port>`;
 - App Mesh (Envoy): the same series, for requests a VirtualRouter routed, labelled by the pod
@@ -68,6 +69,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "appmesh_services": ("appmesh.k8s.aws", "virtualservices"),
     "appmesh_routers": ("appmesh.k8s.aws", "virtualrouters"),
     "appmesh_nodes": ("appmesh.k8s.aws", "virtualnodes"),
+    "httpproxies": ("projectcontour.io", "httpproxies"),
+    "gloo_virtualservices": ("gateway.solo.io", "virtualservices"),
+    "routetables": ("gateway.solo.io", "routetables"),
+    "upstreams": ("gloo.solo.io", "upstreams"),
 }
 _RELEASES = tuple((GROUP, PLURALS[kind]) for kind in RELEASE_KINDS)
 
@@ -117,8 +122,8 @@ def _register(registry: Registry) -> None:
     registry.histogram("osm_request_duration_ms", "Request duration, as Open Service Mesh's sidecars see it.")
     registry.histogram("http_request_duration_seconds", "Request duration, as the application measures it.",
                        seconds=True)
-    registry.counter("envoy_cluster_upstream_rq", "Upstream requests of Envoy's clusters (Gateway API, Kuma, "
-                     "App Mesh).")
+    registry.counter("envoy_cluster_upstream_rq", "Upstream requests of Envoy's clusters (Gateway API, Contour, "
+                     "Gloo, Kuma, App Mesh).")
     registry.histogram("envoy_cluster_upstream_rq_time", "Upstream request time of Envoy's clusters.")
     registry.counter("nginx_ingress_controller_requests", "Requests through ingress-nginx.")
     registry.histogram("nginx_ingress_controller_request_duration_seconds", "Request duration in ingress-nginx.",
@@ -278,8 +283,8 @@ class DataPlane:
         app: Labels = (("kubernetes_namespace", ns), ("kubernetes_pod_name", pod), ("app", hop.deployment),
                        ("status", code))
         r.observe("http_request_duration_seconds", app, ms)
-        if split.entry.kind == "HTTPRoute":
-            cluster = ("envoy_cluster_name", f"{ns}_{hop.service}_{hop.port}")
+        if split.entry.kind == "HTTPRoute" or hop.cluster:
+            cluster = ("envoy_cluster_name", hop.cluster or f"{ns}_{hop.service}_{hop.port}")
             r.inc("envoy_cluster_upstream_rq", (cluster, ("envoy_response_code", code)), n)
             r.observe("envoy_cluster_upstream_rq_time", (cluster,), ms)
         if split.provider == "kuma":

@@ -204,6 +204,13 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
     _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualrouters", "VirtualRouter", status=True),
     _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualservices", "VirtualService", status=True),
 )
+# Contour's HTTPProxy, and Gloo Edge's RouteTable and VirtualService (gateway.solo.io) and Upstream.
+PROVIDER_KINDS += (
+    _provider("projectcontour.io", ("v1",), "v1", "httpproxies", "HTTPProxy", status=True),
+    _provider("gateway.solo.io", ("v1",), "v1", "routetables", "RouteTable", status=True),
+    _provider("gateway.solo.io", ("v1",), "v1", "virtualservices", "VirtualService", status=True),
+    _provider("gloo.solo.io", ("v1",), "v1", "upstreams", "Upstream", status=True),
+)
 
 
 # KEDA's ScaledObject, which a real cluster gets from KEDA's CRD (keda.sh/v1alpha1, with /status).

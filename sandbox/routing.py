@@ -3,25 +3,30 @@
 The data plane asks this module, once per tick, how each stream of client requests is shared out
 among Deployments. The answer follows the router objects exactly as the providers' proxies would:
 Gateway API HTTPRoutes, Istio VirtualServices, ingress-nginx canary Ingresses, SMI TrafficSplits,
-Linkerd HTTPRoutes and plain Service selectors. Keeping it pure (dicts in, shares out) lets the unit
-tests check every provider's rule without a running sandbox.
+Linkerd HTTPRoutes, Contour HTTPProxies, Gloo Edge RouteTables and plain Service selectors.
+Keeping it pure (dicts in, shares out) lets the unit tests check every provider's rule without a
+running sandbox.
 
 Which requests exist (one stream per *entry*, each getting the configured rate):
 
 - every Gateway API HTTPRoute (clients come in through its Gateway), provider `gatewayapi`;
 - every nginx Ingress that is not a canary Ingress, provider `nginx`;
+- every root Contour HTTPProxy (one with a `virtualhost`), its routes followed by those of the
+  proxies it includes, provider `contour`;
+- every Gloo Edge VirtualService (gateway.solo.io), a route delegating to a RouteTable replaced by
+  the table's routes, each destination an Upstream whose Kubernetes Service serves it, provider `gloo`;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
   TrafficSplit's `spec.service`, a VirtualService host naming a Service, a Kuma TrafficRoute's
-  destination `kuma.io/service` tag) or of a Canary/BlueGreen
-  whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
-  ingress), and for provider `kubernetes` and BlueGreens also their `-canary` Service (a load
+  destination `kuma.io/service` tag) or of a Canary/BlueGreen whose provider is not an edge one
+  (`gatewayapi`, `nginx`, `contour`, `gloo`: those clients come through the gateway, the ingress or
+  the proxy), and for provider `kubernetes` and BlueGreens also their `-canary` Service (a load
   tester's requests, as in Flagger's blue/green guide), routed by, in this order: a Linkerd
   HTTPRoute, a TrafficSplit, a VirtualService, a Kuma TrafficRoute (relative weights by service
   tag), an App Mesh VirtualService (its `awsName`, by default `<name>.<namespace>`: through its
   VirtualRouter's HTTP routes by priority, to VirtualNodes by their DNS service discovery), or else
   the Service's own selector (provider `kubernetes`). An App Mesh VirtualService is no entry of its
-  own (the `-canary` one is what a load tester calls, and no client calls it here). A Service that a plain nginx Ingress
-  sends to is not an entry of its own (its clients come through the Ingress).
+  own (the `-canary` one is what a load tester calls, and no client calls it here). A Service that a
+  plain nginx Ingress sends to is not an entry of its own (its clients come through the Ingress).
 
 A request reaching a Service goes to the Deployments and DaemonSets whose pod-template labels its
 selector matches and that have ready pods, in proportion to their ready pods (as kube-proxy
@@ -69,7 +74,8 @@ NGINX_WEIGHT_TOTAL = NGINX + "canary-weight-total"
 NGINX_BY_HEADER = NGINX + "canary-by-header"
 NGINX_BY_COOKIE = NGINX + "canary-by-cookie"
 # Canary/BlueGreen providers whose clients enter through a gateway or an ingress, not the apex Service.
-EDGE_PROVIDERS = ("gatewayapi", "nginx", "contour")
+EDGE_PROVIDERS: tuple[str, ...] = ("gatewayapi", "nginx", "contour")
+EDGE_PROVIDERS += ("gloo",)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ class World:
     appmesh_services: Sequence[Obj] = ()  # appmesh.k8s.aws VirtualServices
     appmesh_routers: Sequence[Obj] = ()  # appmesh.k8s.aws VirtualRouters
     appmesh_nodes: Sequence[Obj] = ()  # appmesh.k8s.aws VirtualNodes
+    httpproxies: Sequence[Obj] = ()  # projectcontour.io
+    gloo_virtualservices: Sequence[Obj] = ()  # gateway.solo.io
+    routetables: Sequence[Obj] = ()  # gateway.solo.io
+    upstreams: Sequence[Obj] = ()  # gloo.solo.io
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,7 @@ class Hop:
     port: int
     ingress: str = ""  # the (non-canary) nginx Ingress that served it, if any
     canary: str = ""  # ingress-nginx's canary upstream (`<ns>-<service>-<port>`), "" for the main backend
+    cluster: str = ""  # the Envoy cluster of Contour's or Gloo's proxy that sent it, if one did
 
 
 @dataclass(frozen=True)
@@ -567,6 +578,101 @@ def _nginx_split(world: World, main: Obj) -> Split:
     return Split(entry, "nginx", plain, _weighted(world, ns, [(*canary, 1.0)], **kw) if by_match else None)
 
 
+# --- Contour and Gloo Edge (Envoy at the edge) ----------------------------------------------------
+
+
+def _with_clusters(shares: tuple[Share, ...], clusters: Mapping[str, str]) -> tuple[Share, ...]:
+    """The shares with the Envoy cluster each backend Service is reached through."""
+    return tuple(replace(s, hop=replace(s.hop, cluster=clusters.get(s.hop.service, ""))) for s in shares)
+
+
+def _contour_routes(world: World, proxy: Obj, seen: frozenset[tuple[str, str]] = frozenset()) -> list[Obj]:
+    """A proxy's routes, then those of the proxies it includes (in order; a cycle stops)."""
+    key = (_ns(proxy), _name(proxy))
+    if key in seen:
+        return []
+    routes: list[Obj] = [{**r, "_namespace": _ns(proxy)} for r in _spec(proxy).get("routes") or []]
+    for include in _spec(proxy).get("includes") or []:
+        ns, name = str(include.get("namespace") or _ns(proxy)), str(include.get("name") or "")
+        child = next((p for p in world.httpproxies if (_ns(p), _name(p)) == (ns, name)), None)
+        if child is not None:
+            routes += _contour_routes(world, child, seen | {key})
+    return routes
+
+
+def _contour_shares(world: World, route: Obj | None, *, mirror: bool = False) -> tuple[Share, ...]:
+    """A route's weighted services (Contour: a missing weight is 0; all 0 splits evenly), or its mirror."""
+    if route is None:
+        return ()
+    ns = str(route["_namespace"])
+    services = [s for s in route.get("services") or [] if bool(s.get("mirror")) == mirror]
+    weights = [_number(s.get("weight"), 0.0) for s in services]
+    if not any(w > 0 for w in weights):
+        weights = [1.0] * len(services)
+    backends = [(str(s.get("name")), int(_number(s.get("port"), 0)) or _service_port(world, ns, str(s.get("name"))), w)
+                for s, w in zip(services, weights, strict=True)]
+    return _with_clusters(_weighted(world, ns, backends), {b: f"{ns}_{b}_{port}" for b, port, _ in backends})
+
+
+def _contour_split(world: World, root: Obj) -> Split:
+    routes = _contour_routes(world, root)
+    header = [any(c.get("header") for c in r.get("conditions") or []) for r in routes]
+    plain = next((r for r, h in zip(routes, header, strict=True) if not h), None)
+    matched = next((r for r, h in zip(routes, header, strict=True) if h), None)
+    return Split(Entry("HTTPProxy", _ns(root), _name(root)), "contour", _contour_shares(world, plain),
+                 None if matched is None else _contour_shares(world, matched),
+                 _contour_shares(world, plain, mirror=True))
+
+
+def _gloo_routes(world: World, vs: Obj) -> list[Obj]:
+    """The VirtualService's routes, each delegating one replaced by the delegated RouteTable's routes."""
+    out: list[Obj] = []
+    for r in (_spec(vs).get("virtualHost") or {}).get("routes") or []:
+        delegate = r.get("delegateAction")
+        if not delegate:
+            out.append({**r, "_namespace": _ns(vs)})
+            continue
+        ref = delegate.get("ref") or delegate
+        ns, name = str(ref.get("namespace") or _ns(vs)), str(ref.get("name") or "")
+        table = next((t for t in world.routetables if (_ns(t), _name(t)) == (ns, name)), None)
+        out += [{**t, "_namespace": ns} for t in _spec(table or {}).get("routes") or []]
+    return out
+
+
+def _gloo_shares(world: World, route: Obj | None) -> tuple[Share, ...]:
+    """A route's upstreams (Kubernetes upstreams of Services) by weight; Gloo's cluster is `<name>_<ns>`."""
+    if route is None:
+        return ()
+    action = route.get("routeAction") or {}
+    dests = (action.get("multi") or {}).get("destinations") or []
+    if not dests and action.get("single"):
+        dests = [{"destination": action["single"], "weight": 1}]
+    backends: list[tuple[str, int, float]] = []
+    clusters: dict[str, str] = {}
+    for d in dests:
+        ref = (d.get("destination") or {}).get("upstream") or {}
+        ns, name = str(ref.get("namespace") or route["_namespace"]), str(ref.get("name") or "")
+        upstream = next((u for u in world.upstreams if (_ns(u), _name(u)) == (ns, name)), None)
+        kube = _spec(upstream or {}).get("kube") or {}
+        if not kube.get("serviceName"):
+            continue
+        service = str(kube["serviceName"])
+        port = int(_number(kube.get("servicePort"), 0)) or _service_port(world, ns, service)
+        backends.append((service, port, _number(d.get("weight"), 0.0)))
+        clusters[service] = f"{name}_{ns}"
+    return _with_clusters(_weighted(world, str(route["_namespace"]), backends), clusters)
+
+
+def _gloo_split(world: World, vs: Obj) -> Split:
+    routes = _gloo_routes(world, vs)
+    needs = [any(m.get("headers") or m.get("queryParameters") or m.get("methods") for m in r.get("matchers") or [])
+             for r in routes]
+    plain = next((r for r, n in zip(routes, needs, strict=True) if not n), None)
+    matched = next((r for r, n in zip(routes, needs, strict=True) if n), None)
+    return Split(Entry("VirtualService.gateway.solo.io", _ns(vs), _name(vs)), "gloo", _gloo_shares(world, plain),
+                 None if matched is None else _gloo_shares(world, matched))
+
+
 # --- entries --------------------------------------------------------------------------------------
 
 
@@ -637,5 +743,7 @@ def splits(world: World) -> list[Split]:
     out = [_httproute_split(world, r, Entry("HTTPRoute", _ns(r), _name(r)), "gatewayapi")
            for r in world.httproutes]
     out += [_nginx_split(world, i) for i in world.ingresses if not _is_canary_ingress(i)]
+    out += [_contour_split(world, p) for p in world.httpproxies if _spec(p).get("virtualhost")]
+    out += [_gloo_split(world, vs) for vs in world.gloo_virtualservices]
     out += [split_for(world, ns, name) for ns, name in _apexes(world)]
     return sorted(out, key=lambda s: (s.entry.namespace, s.entry.kind, s.entry.name))

@@ -488,7 +488,9 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
     if alpha is not None and not 0 < alpha < 1:
         a.error("alpha", f"must be between 0 and 1 (exclusive), got {show(alpha)}")
         alpha = None
-    match = [cond.free() for cond in a.objects("match", "(headers, cookies)")]
+    conditions = a.objects("match", "(headers, cookies)")
+    match = [cond.free() for cond in conditions]
+    _edge_match(conditions, route.provider)
 
     has_steps = "stepWeight" in a or "stepWeights" in a
     if blue_green:
@@ -713,6 +715,22 @@ def _appmesh_service(svc: Fields) -> None:
             if i > 0 or not isinstance(uri, Mapping) or set(condition) != {"uri"} or set(uri) != {"prefix"}:
                 svc.error(f"match[{i}]", "provider 'appmesh' routes by one URI prefix only: "
                           "match: [{uri: {prefix: /path}}]")
+def _edge_match(conditions: list[Fields], provider: Provider) -> None:
+    """What Contour's and Gloo's routes cannot match on (Flagger's contour router writes headers by
+    exact, prefix or suffix; its gloo router headers, and ours query parameters and methods too)."""
+    for cond in conditions:
+        if provider == Provider.CONTOUR:
+            for key in ("sourceLabels", "queryParams"):
+                if cond.get(key):
+                    cond.error(key, "is not supported for provider 'contour': an HTTPProxy route matches headers only")
+            headers = cond.get("headers")
+            for name, value in (headers.items() if isinstance(headers, Mapping) else ()):
+                if isinstance(value, Mapping) and "regex" in value:
+                    cond.error(f"headers.{name}.regex", "is not supported for provider 'contour' (Contour matches "
+                               "no regex): use exact, prefix or suffix")
+        elif provider == Provider.GLOO and cond.get("sourceLabels"):
+            cond.error("sourceLabels", "is not supported for provider 'gloo': Gloo Edge cannot tell callers apart "
+                       "by their labels")
 
 
 def _traffic_options(a: Fields, provider: Provider, *, blue_green: bool) -> tuple[bool, int, SessionAffinity | None]:
@@ -872,7 +890,14 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
         spec.error("autoscalerRef", f"scales a Deployment; a {common.target_ref.kind} target has no replicas to "
                    "autoscale: remove it")
     _service_options(spec, common.provider)
-    return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref}
+    upstream_ref = None
+    up = spec.map("upstreamRef")
+    if up is not None:
+        upstream_ref = _object_ref(up, api_version="gloo.solo.io/v1", kind="Upstream")
+        if common.provider != Provider.GLOO:
+            spec.error("upstreamRef", f"is supported for provider gloo only (the Gloo Upstream whose settings the "
+                       f"router's Upstreams copy), not for provider '{common.provider}'")
+    return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref, "upstream_ref": upstream_ref}
 
 
 # service fields only some routers write (Flagger's istio and gatewayapi routers): the providers of each
@@ -896,6 +921,14 @@ def _service_options(spec: Fields, provider: Provider) -> None:
             verb = "writes" if len(providers) == 1 else "write"
             svc.error(key, f"is not supported for provider '{provider}': only {_either(providers, 'and')} {verb} "
                       "it into the route")
+    if provider == Provider.CONTOUR:
+        for i, condition in enumerate(svc.list("match")):
+            # Flagger's contour router takes the first condition's URI prefix as the route's path
+            uri = condition.get("uri") if isinstance(condition, Mapping) else None
+            if i > 0 or not isinstance(condition, Mapping) or set(condition) != {"uri"} \
+                    or not isinstance(uri, Mapping) or set(uri) != {"prefix"}:
+                svc.error(f"match[{i}]", "with provider contour, service.match is one condition with a URI "
+                          "prefix (the HTTPProxy route's path prefix): {uri: {prefix: /path}}")
     delegation = svc.bool("delegation", False)
     if delegation and (svc.get("hosts") or svc.get("gateways")):
         svc.error("delegation", "a delegate VirtualService has no hosts or gateways: remove service.hosts and "

@@ -27,6 +27,8 @@ class Provider(StrEnum):
     KUBERNETES = "kubernetes"
     KUMA = "kuma"  # a Kuma TrafficRoute, as Flagger's kuma router
     APPMESH = "appmesh"  # AWS App Mesh VirtualNodes, VirtualRouter and VirtualService (appmesh.k8s.aws/v1beta2)
+    CONTOUR = "contour"
+    GLOO = "gloo"
 
 
 # Flagger spells some providers with an API version; they mean the same router here.
@@ -49,6 +51,8 @@ ROUTE_OPTIONS: dict[Provider, frozenset[str]] = {
     # timeouts, header and URL-rewrite, CORS and RequestMirror filters of the HTTPRoute
     Provider.GATEWAYAPI: frozenset({"match", "timeout", "backendTimeout", "headers", "rewrite", "corsPolicy",
                                     "mirror"}),
+    # the route's path prefix (first service.match URI prefix), timeoutPolicy and retryPolicy of the HTTPProxy
+    Provider.CONTOUR: frozenset({"match", "timeout", "retries"}),
 }
 
 # App Mesh (Flagger's appmesh router): the route's per-request timeout (and the listeners'), its retry
@@ -76,6 +80,7 @@ def provider_names() -> list[str]:
 # Providers whose routes can match on headers or cookies, so A/B (`analysis.match`) works.
 HEADER_ROUTING_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO, Provider.NGINX, Provider.LINKERD})
 HEADER_ROUTING_PROVIDERS |= {Provider.APPMESH}  # App Mesh routes match headers (not query parameters)
+HEADER_ROUTING_PROVIDERS |= {Provider.CONTOUR, Provider.GLOO}
 # Providers whose routers mirror requests (`analysis.mirror`), set affinity cookies
 # (`analysis.sessionAffinity`) and write the service's route options (headers, rewrite, corsPolicy,
 # timeout), as Flagger's istio and gatewayapi routers do.
@@ -419,6 +424,8 @@ class CanarySpec(ReleaseSpec):
     # Only the Canary kind names an Ingress (the nginx provider splits its traffic); BlueGreen has no such field.
     ingress_ref: ObjectRef | None = None
     autoscaler_ref: AutoscalerRef | None = None
+    # gloo: the Upstream whose settings (TLS, circuit breakers, load balancing...) the router's Upstreams copy
+    upstream_ref: ObjectRef | None = None
 
 
 @dataclass(frozen=True)

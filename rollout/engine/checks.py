@@ -195,7 +195,8 @@ class MetricChecks:
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         if metric.builtin:
             return builtin_query(metric.name, spec.provider.value, meta.namespace, target, interval, arm,
-                                 ingress=ingress, target_kind=spec.target_ref.kind)
+                                 ingress=ingress, target_kind=spec.target_ref.kind,
+                                 service=spec.service.name or None)
         text = metric.query
         name = target if arm == "canary" else f"{target}-primary"
         template = self.template(metric)
@@ -285,7 +286,7 @@ class MetricChecks:
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
                                         spec.target_ref.name, interval, arm, ingress=ingress,
-                                        target_kind=spec.target_ref.kind)
+                                        target_kind=spec.target_ref.kind, service=spec.service.name or None)
             for arm in ("canary", "primary")
         }
         # Each look's counts come from the interval before it: the warm-up allowance is the one at its start.

@@ -11,7 +11,9 @@ from kubernetes import client
 from rollout.api.spec import PROVIDER_ALIASES, Provider
 from rollout.routers.appmesh import AppMeshRouter
 from rollout.routers.base import Router, RouterError
+from rollout.routers.contour import ContourRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
+from rollout.routers.gloo import GlooRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.kuma import KumaRouter
@@ -32,6 +34,8 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.KUBERNETES: KubernetesRouter,
     Provider.KUMA: KumaRouter,
     Provider.APPMESH: AppMeshRouter,
+    Provider.CONTOUR: ContourRouter,
+    Provider.GLOO: GlooRouter,
 }
 
 

@@ -21,6 +21,7 @@ PORT = 9898
 FOLDER = "apps/podinfo"
 PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
 PROVIDERS += ("kuma", "appmesh")
+PROVIDERS += ("contour", "gloo")
 JUDGES = ("threshold", "compare", "sequential")
 
 
@@ -126,6 +127,28 @@ def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
+def root_httpproxy(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The root HTTPProxy clients reach, including the one the contour router makes (Flagger's Contour
+    guide)."""
+    return {
+        "apiVersion": "projectcontour.io/v1", "kind": "HTTPProxy",
+        "metadata": {"name": f"{APP}-ingress", "namespace": namespace},
+        "spec": {"virtualhost": {"fqdn": "podinfo.demo.local"},
+                 "includes": [{"name": APP, "namespace": namespace, "conditions": [{"prefix": "/"}]}]},
+    }
+
+
+def gloo_virtualservice(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The Gloo VirtualService clients reach, delegating to the RouteTable the gloo router makes
+    (Flagger's Gloo guide)."""
+    return {
+        "apiVersion": "gateway.solo.io/v1", "kind": "VirtualService",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {"virtualHost": {"domains": ["podinfo.demo.local"], "routes": [
+            {"matchers": [{"prefix": "/"}], "delegateAction": {"ref": {"name": APP, "namespace": namespace}}}]}},
+    }
+
+
 def files(version: int, provider: str, judge: str, interval: float, *, mirror: bool = False) -> dict[str, str]:
     """The app's folder in Git at `version`: path -> YAML."""
     out = {
@@ -136,6 +159,10 @@ def files(version: int, provider: str, judge: str, interval: float, *, mirror: b
         out[f"{FOLDER}/ingress.yaml"] = yaml.safe_dump(ingress(), sort_keys=False)
     if provider == "gatewayapi":
         out[f"{FOLDER}/gateway.yaml"] = yaml.safe_dump(gateway(), sort_keys=False)
+    if provider == "contour":
+        out[f"{FOLDER}/httpproxy.yaml"] = yaml.safe_dump(root_httpproxy(), sort_keys=False)
+    if provider == "gloo":
+        out[f"{FOLDER}/virtualservice.yaml"] = yaml.safe_dump(gloo_virtualservice(), sort_keys=False)
     return out
 
 

@@ -35,11 +35,13 @@ from sandbox import (
     DataPlaneConfig,
     Sandbox,
 )
-from sandbox.demo.app import gateway
+from sandbox.demo.app import gateway, gloo_virtualservice, root_httpproxy
 from tests.prom import require_prometheus
 from tests.tools import wait_for
 
-PROVIDERS = ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes")
+PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes")
+PROVIDERS += ("contour", "gloo")
+AB_PROVIDERS = ("linkerd", "gloo")  # these run an A/B test: matched requests go to the canary
 RPS = 200.0
 MATCH_FRACTION = 0.1
 CANARY = {ERROR_RATE_ANNOTATION: "0.2", LATENCY_MEDIAN_ANNOTATION: "50", LATENCY_P99_ANNOTATION: "250"}
@@ -93,7 +95,7 @@ def setup_case(api: client.ApiClient, provider: str) -> Case:
         "service": {"port": 9898, "gatewayRefs": [{"name": "public"}]},
         "analysis": {"interval": "10s", "threshold": 2, "maxWeight": 50, "stepWeight": 10},
     }
-    if provider == "linkerd":  # A/B testing: Linkerd's HTTPRoute, with a header rule first
+    if provider in AB_PROVIDERS:  # A/B testing: Linkerd's HTTPRoute or Gloo's RouteTable, a header rule first
         spec["analysis"] = {"interval": "10s", "threshold": 2, "iterations": 3,
                             "match": [{"headers": {"x-canary": {"exact": "insider"}}}]}
     if provider == "kubernetes":  # blue/green: a Service selector switches all traffic at once
@@ -101,6 +103,12 @@ def setup_case(api: client.ApiClient, provider: str) -> Case:
     if provider == "gatewayapi":
         client.CustomObjectsApi(api).create_namespaced_custom_object(
             "gateway.networking.k8s.io", "v1", ns, "gateways", gateway(ns))
+    if provider == "contour":
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "projectcontour.io", "v1", ns, "httpproxies", root_httpproxy(ns))
+    if provider == "gloo":
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "gateway.solo.io", "v1", ns, "virtualservices", gloo_virtualservice(ns))
     ingress = None
     if provider == "nginx":
         ingress = "web"
@@ -134,7 +142,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[client.Api
         for case in cases.values():
             # kubernetes cannot split: it starts all on the primary and switches to the canary later.
             set_weights(api, case, *((100, 0) if case.provider == "kubernetes" else (70, 30)),
-                        match=case.provider == "linkerd")
+                        match=case.provider in AB_PROVIDERS)
         yield api, sandbox.prometheus_url, cases
         api.close()  # type: ignore[no-untyped-call]
 
@@ -169,7 +177,7 @@ def test_builtin_queries_see_each_arm_and_the_split(world: tuple[client.ApiClien
             check_arm(prom, case, "canary", WINDOW, 0.2, 250.0)
             canary = value(prom, case.requests("canary", WINDOW)) or 0.0
             primary = value(prom, case.requests("primary", WINDOW)) or 0.0
-            expected = MATCH_FRACTION + (1 - MATCH_FRACTION) * 0.3 if case.provider == "linkerd" else 0.3
+            expected = MATCH_FRACTION + (1 - MATCH_FRACTION) * 0.3 if case.provider in AB_PROVIDERS else 0.3
             assert abs(canary / (canary + primary) - expected) < 0.05, f"{case.provider}: {canary} vs {primary}"
 
 
@@ -177,7 +185,7 @@ def test_weight_zero_stops_canary_traffic(world: tuple[client.ApiClient, str, di
     api, url, cases = world
     for case in cases.values():
         # The kubernetes provider switches everything to the canary instead: the primary stops.
-        # Without `match`, linkerd's A/B rule goes too (as on a rollback), so no request reaches the canary.
+        # Without `match`, linkerd's and gloo's A/B rule goes too (as on a rollback), so no request reaches the canary.
         set_weights(api, case, *((0, 100) if case.provider == "kubernetes" else (100, 0)))
     with PrometheusProvider(url, timeout=5) as prom:
         time.sleep(8)  # a whole SHORT window after the switch
@@ -204,6 +212,9 @@ def test_prometheus_scrapes_the_metrics_endpoint(world: tuple[client.ApiClient, 
     assert any(k.startswith('envoy_cluster_upstream_rq{envoy_cluster_name="dp-gatewayapi_podinfo-canary_9898"')
                for k in first)
     assert not any('"dp-gatewayapi_podinfo_9898"' in k for k in first)  # only the route's backends are clusters
+    # Contour's and Gloo's Envoy clusters, as Flagger's observers name them
+    assert any('envoy_cluster_name="dp-contour_podinfo-canary_9898"' in k for k in first)
+    assert any('envoy_cluster_name="dp-gloo-podinfo-canaryupstream-9898_dp-gloo"' in k for k in first)
     assert first.keys() <= second.keys()
     assert all(second[k] >= v for k, v in first.items()), "counters only grow"
     assert any(second[k] > v for k, v in first.items()), "and they do grow"

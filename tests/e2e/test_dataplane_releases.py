@@ -3,7 +3,7 @@
 Here nothing is faked per test: the sandbox (`rollout sandbox up --dataplane`, its own process)
 routes simulated requests by the router objects the operator writes, the versions' error rates
 come from their pod-template annotations, a real Prometheus scrapes the data plane and the
-operator (`rollout run`) judges the provider's built-in queries. The six releases run at once.
+operator (`rollout run`) judges the provider's built-in queries. The releases run at once.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "osm", "kubernetes")
 PROVIDERS += ("kuma", "appmesh")
+PROVIDERS += ("contour", "gloo")
 GOOD = app.Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0)
 BAD = app.Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.2)
 
@@ -86,6 +87,12 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
         if provider == "gatewayapi":
             client.CustomObjectsApi(api).create_namespaced_custom_object(
                 "gateway.networking.k8s.io", "v1", ns, "gateways", app.gateway(ns))
+        if provider == "contour":  # clients come through the root HTTPProxy that includes the router's
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "projectcontour.io", "v1", ns, "httpproxies", app.root_httpproxy(ns))
+        if provider == "gloo":  # clients come through the Gloo VirtualService delegating to its RouteTable
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                "gateway.solo.io", "v1", ns, "virtualservices", app.gloo_virtualservice(ns))
         create_release(api, canary(provider, ns))
 
     def phases(*wanted: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,8 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.api.kinds import GROUP, VERSION
 from rollout.api.parse import parse_canary
-from rollout.api.spec import Canary
-from rollout.routers import RouterError, router_for
+from rollout.api.spec import Canary, ObjectRef
+from rollout.routers import RouterError, contour, gloo, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.settings import Settings
@@ -48,6 +49,10 @@ OWNED: dict[str, list[tuple[str, str, str]]] = {
                 ("appmesh.k8s.aws/v1beta2", "virtualrouters", f"{TARGET}-canary"),
                 ("appmesh.k8s.aws/v1beta2", "virtualservices", TARGET),
                 ("appmesh.k8s.aws/v1beta2", "virtualservices", f"{TARGET}-canary")],
+    "contour": [("projectcontour.io/v1", "httpproxies", TARGET)],
+    "gloo": [("gateway.solo.io/v1", "routetables", TARGET),
+             ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-primaryupstream-9898"),
+             ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-canaryupstream-9898")],
 }
 
 LINKERD_HTTPROUTE_CRD: Any = {
@@ -132,7 +137,7 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
 def read(api: client.ApiClient, namespace: str, api_version: str, plural: str, name: str) -> Obj | None:
     kinds = {"ingresses": "Ingress", "services": "Service"}
     kind = Kind(api_version, kinds.get(plural, plural), plural)
-    return Objects(api, Settings().api_timeout).get(kind, namespace, name)
+    return Objects(api, Settings().api_timeout).get(kind, namespace, name.replace("{ns}", namespace))
 
 
 def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> list[str]:
@@ -145,7 +150,7 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
 
 
 @pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes",
-                                      "appmesh"])
+                                      "appmesh", "contour", "gloo"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
     router = router_for(provider, api, Settings())
@@ -209,6 +214,8 @@ def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) 
     ("linkerd", [HEADER_MATCH]),
     ("nginx", [HEADER_MATCH, COOKIE_MATCH]),
     ("appmesh", [HEADER_MATCH]),
+    ("contour", [HEADER_MATCH]),
+    ("gloo", [HEADER_MATCH]),
 ])
 def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match: list[Obj]) -> None:
     release = setup_release(api, namespace, provider, match=match)
@@ -232,6 +239,11 @@ def test_ab_routing(api: client.ApiClient, namespace: str, provider: str, match:
         assert vr is not None
         assert [(r["name"], r.get("priority")) for r in vr["spec"]["routes"]] == [
             (f"{TARGET}-a", 10), (f"{TARGET}-b", 20)]
+    elif provider in ("contour", "gloo"):
+        version, plural = OWNED[provider][0][:2]
+        obj = read(api, namespace, version, plural, TARGET)
+        assert obj is not None and len(obj["spec"]["routes"]) == 2  # the A/B route, then the weighted one
+        assert (contour.is_matched if provider == "contour" else gloo.is_matched)(obj)
     else:
         plural, version = ("httproutes", "gateway.networking.k8s.io/v1") if provider == "gatewayapi" else (
             "virtualservices", "networking.istio.io/v1beta1")
@@ -338,3 +350,27 @@ def test_missing_pieces_are_reported(api: client.ApiClient, namespace: str, tmp_
     assert e2.value.temporary and e2.value.kind_missing
     with pytest.raises(ApiException):
         custom.get_namespaced_custom_object("example.com", "v1", namespace, "nothings", "x", _request_timeout=10)
+
+
+def test_gloo_upstreams_copy_the_upstream_ref_and_need_it(api: client.ApiClient, namespace: str) -> None:
+    """Flagger's `upstreamRef`: the router's Upstreams carry the named Upstream's settings; while it is
+    missing, reconciling waits (a temporary error naming the field)."""
+    release = setup_release(api, namespace, "gloo")
+    ref = ObjectRef(api_version="gloo.solo.io/v1", kind="Upstream", name="podinfo-config", namespace=namespace)
+    release = replace(release, spec=replace(release.spec, upstream_ref=ref))
+    router = router_for("gloo", api, Settings())
+    with pytest.raises(RouterError, match=r"spec\.upstreamRef") as e:
+        router.reconcile(release)
+    assert e.value.temporary
+    config = {"apiVersion": "gloo.solo.io/v1", "kind": "Upstream", "metadata": {"name": "podinfo-config"},
+              "spec": {"circuitBreakers": {"maxConnections": 10}, "kube": {"serviceName": "podinfo",
+                                                                           "serviceNamespace": namespace,
+                                                                           "servicePort": 9898}}}
+    client.CustomObjectsApi(api).create_namespaced_custom_object("gloo.solo.io", "v1", namespace, "upstreams", config,
+                                                                 _request_timeout=10)
+    router.reconcile(release)
+    upstream = read(api, namespace, "gloo.solo.io/v1", "upstreams", "{ns}-podinfo-canaryupstream-9898")
+    assert upstream is not None and upstream["spec"]["circuitBreakers"] == {"maxConnections": 10}
+    assert upstream["spec"]["kube"] == {"serviceName": f"{TARGET}-canary", "serviceNamespace": namespace,
+                                        "servicePort": 9898, "selector": {"app": TARGET}}
+    assert router.verify_weight(release) == (100, 0)

@@ -865,12 +865,13 @@ INVALID: list[tuple[str, dict[str, Any], list[FieldError]]] = [
     ),
     (
         "provider this operator does not route",
-        canary(provider="contour"),
+        canary(provider="ambassador"),
         [
             FieldError(
                 "spec.provider",
                 "must be one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, nginx, smi, smi:v1alpha1, "
-                "smi:v1alpha2, smi:v1alpha3, osm, linkerd, kubernetes, kuma, appmesh, appmesh:v1beta2, got 'contour'",
+                "smi:v1alpha2, smi:v1alpha3, osm, linkerd, kubernetes, kuma, appmesh, appmesh:v1beta2, contour, gloo, "
+                "got 'ambassador'",
             )
         ],
     ),

@@ -133,6 +133,10 @@ NEEDED: frozenset[Need] = frozenset({
     *each("kuma.io", ("trafficroutes",), ("get", "create", "update", "delete")),
     # rollout.routers.appmesh: VirtualNodes, VirtualRouters and VirtualServices.
     *each("appmesh.k8s.aws", ("virtualnodes", "virtualrouters", "virtualservices"), ("get", "create", "update")),
+    # rollout.routers.contour: HTTPProxy weights; rollout.routers.gloo: RouteTable weights and the Upstreams.
+    *each("projectcontour.io", ("httpproxies",), ("get", "create", "update")),
+    *each("gateway.solo.io", ("routetables",), ("get", "create", "update")),
+    *each("gloo.solo.io", ("upstreams",), ("get", "create", "update")),
     # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
     # its reads answered from memory.
     *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
@@ -146,6 +150,9 @@ NEEDED: frozenset[Need] = frozenset({
     *each("split.smi-spec.io", ("trafficsplits",), ("list", "watch")),
     *each("policy.linkerd.io", ("httproutes",), ("list", "watch")),
     *each("appmesh.k8s.aws", ("virtualnodes", "virtualrouters", "virtualservices"), ("list", "watch")),
+    *each("projectcontour.io", ("httpproxies",), ("list", "watch")),
+    *each("gateway.solo.io", ("routetables",), ("list", "watch")),
+    *each("gloo.solo.io", ("upstreams",), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
 CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions"), ("kuma.io", "trafficroutes")}

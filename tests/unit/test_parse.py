@@ -180,7 +180,7 @@ _NO_STEPS = (" switches all traffic at once and cannot shift it in steps: remove
              "a blue/green release, or set spec.provider to a mesh or gateway provider (gatewayapi, istio, linkerd, "
              "nginx, smi)")
 _NO_AB = (" cannot route A/B tests (analysis.match) by header or cookie: set spec.provider to one of "
-          "appmesh, gatewayapi, istio, linkerd, nginx")
+          "appmesh, contour, gatewayapi, gloo, istio, linkerd, nginx")
 
 
 def _with(obj: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +390,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 # --- semantic refusals (parse) -------------------------------------------------------------------------
 
-HEADER_PROVIDERS = "appmesh, gatewayapi, istio, linkerd, nginx"
+HEADER_PROVIDERS = "appmesh, contour, gatewayapi, gloo, istio, linkerd, nginx"
 NOT_BUILTIN = "is not a built-in metric (request-success-rate, request-duration); add a query or a templateRef"
 NO_STEPS = (
     "set stepWeight (with maxWeight) or stepWeights to shift traffic progressively, or iterations for A/B testing "
@@ -490,8 +490,8 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      [("spec.provider", "appmesh"), ("spec.service.match", [{"uri": {"regex": "/api/.*"}}])],
      "spec.service.match[0]", "provider 'appmesh' routes by one URI prefix only: match: [{uri: {prefix: /path}}]"),
     ("kuma-no-timeout", "Canary", [("spec.provider", "kuma"), ("spec.service.timeout", "15s")],
-     "spec.service.timeout", "is not supported for provider 'kuma': only appmesh, gatewayapi and istio write it "
-                             "into the route"),
+     "spec.service.timeout", "is not supported for provider 'kuma': only appmesh, contour, gatewayapi and istio "
+                             "write it into the route"),
     ("kubernetes-steps", "Canary", [("spec.provider", "kubernetes")],
      "spec.analysis.stepWeight",
      "provider 'kubernetes' switches all traffic at once and cannot shift it in steps: remove stepWeight and set "
@@ -500,9 +500,9 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
     ("match-needs-iterations", "Canary", [("spec.analysis.match", [{"headers": {"x-canary": {"exact": "1"}}}])],
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
-    ("unknown-provider", "Canary", [("spec.provider", "contour")],
-     "spec.provider",
-     "unknown provider 'contour'; known: appmesh, gatewayapi, istio, kubernetes, kuma, linkerd, nginx, osm, smi"),
+    ("unknown-provider", "Canary", [("spec.provider", "ambassador")],
+     "spec.provider", "unknown provider 'ambassador'; known: appmesh, contour, gatewayapi, gloo, istio, kubernetes, "
+     "kuma, linkerd, nginx, osm, smi"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
     ("target-kind", "Canary", [("spec.targetRef.kind", "StatefulSet")],

@@ -13,9 +13,23 @@ from kubernetes import client
 
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import PROVIDER_ALIASES, Canary, Provider
-from rollout.routers import ROUTERS, RouterError, gatewayapi, istio, kubernetes, linkerd, nginx, router_for, smi
+from rollout.routers import (
+    ROUTERS,
+    RouterError,
+    contour,
+    gatewayapi,
+    gloo,
+    istio,
+    kubernetes,
+    linkerd,
+    nginx,
+    router_for,
+    smi,
+)
 from rollout.routers.appmesh import AppMeshRouter
+from rollout.routers.contour import ContourRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
+from rollout.routers.gloo import GlooRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.kuma import KumaRouter
@@ -91,6 +105,8 @@ WEIGHTS = [(100, 0), (90, 10), (55, 45), (1, 99), (0, 100)]
     (istio.desired_virtualservice, istio.weights_of, "istio"),
     (smi.desired_trafficsplit, smi.weights_of, "smi"),
     (linkerd.desired_httproute, gatewayapi.weights_of, "linkerd"),
+    (contour.desired_httpproxy, contour.weights_of, "contour"),
+    (gloo.desired_routetable, gloo.weights_of, "gloo"),
 ])
 def test_weights_round_trip(build: Any, read: Any, provider: str, primary: int, canary_weight: int) -> None:
     obj = build(canary(provider), primary, canary_weight, False)
@@ -439,6 +455,8 @@ ROUTER_CLASSES = {
     Provider.GATEWAYAPI: GatewayAPIRouter, Provider.ISTIO: IstioRouter, Provider.NGINX: NginxRouter,
     Provider.SMI: SMIRouter, Provider.LINKERD: LinkerdRouter, Provider.KUBERNETES: KubernetesRouter,
     Provider.OSM: SMIRouter,
+    Provider.CONTOUR: ContourRouter,
+    Provider.GLOO: GlooRouter,
 }
 ROUTER_CLASSES.update({Provider.KUMA: KumaRouter, Provider.APPMESH: AppMeshRouter})
 
@@ -457,7 +475,7 @@ def test_router_for_names_and_aliases(name: str) -> None:
 
 def test_router_for_rejects_unknown_names() -> None:
     api = client.ApiClient(client.Configuration(host="http://127.0.0.1:9"))
-    with pytest.raises(ValueError, match="contour") as e:
-        router_for("contour", api, Settings())
+    with pytest.raises(ValueError, match="ambassador") as e:
+        router_for("ambassador", api, Settings())
     for known in ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes", "gatewayapi:v1beta1"):
         assert known in str(e.value)

@@ -12,7 +12,7 @@ import pytest
 
 from rollout.api.parse import parse_canary
 from rollout.api.spec import Release
-from rollout.routers import gatewayapi, istio, linkerd, nginx, smi
+from rollout.routers import contour, gatewayapi, gloo, istio, linkerd, nginx, smi
 from rollout.routers.base import Extras
 from sandbox.pods import behaviour_of, pod_names
 from sandbox.routing import Entry, Split, World, endpoints, set_cookie, shares_for, split_for, splits
@@ -185,9 +185,10 @@ def test_kubernetes_selector(selects: str, expected: str) -> None:
     assert by_deployment(tester.plain) == {"podinfo": 1.0}
 
 
-def test_edge_provider_release_is_no_service_entry() -> None:
+@pytest.mark.parametrize("provider", ["gatewayapi:v1beta1", "contour", "gloo"])
+def test_edge_provider_release_is_no_service_entry(provider: str) -> None:
     canary = {"metadata": {"name": "podinfo", "namespace": NS},
-              "spec": {"provider": "gatewayapi:v1beta1", "targetRef": {"name": "podinfo"}}}
+              "spec": {"provider": provider, "targetRef": {"name": "podinfo"}}}
     assert splits(flagger_world(releases=[canary])) == []
 
 
@@ -314,3 +315,67 @@ def test_tcp_virtualservice_routes_connections() -> None:
                                  "analysis": {"interval": "10s", "stepWeight": 10}}})
     split = only(flagger_world(virtualservices=[istio.desired_virtualservice(rel, 60, 40)]))
     assert by_deployment(split.plain) == {"podinfo-primary": 0.6, "podinfo": 0.4}
+
+
+# --- Contour and Gloo Edge: clients enter through the root HTTPProxy / the Gloo VirtualService -----
+
+# The objects users add in Flagger's Contour and Gloo guides (docs/gitbook/tutorials/
+# contour-progressive-delivery.md and gloo-progressive-delivery.md), in namespace `test`.
+ROOT_PROXY = {"metadata": {"name": "podinfo-ingress", "namespace": NS},
+              "spec": {"virtualhost": {"fqdn": "app.example.com"},
+                       "includes": [{"name": "podinfo", "namespace": NS, "conditions": [{"prefix": "/"}]}]}}
+GLOO_VS = {"metadata": {"name": "podinfo", "namespace": NS},
+           "spec": {"virtualHost": {"domains": ["app.example.com"], "routes": [
+               {"matchers": [{"prefix": "/"}], "delegateAction": {"ref": {"name": "podinfo", "namespace": NS}}}]}}}
+
+
+def gloo_upstreams(r: Release) -> list[dict[str, Any]]:
+    return [gloo.desired_upstream(r, name, svc, {"app": app}) for name, svc, app in zip(
+        gloo.upstream_names(r), ("podinfo-primary", "podinfo-canary"), ("podinfo-primary", "podinfo"), strict=True)]
+
+
+def clusters(shares: Any) -> dict[str, str]:
+    return {s.hop.deployment: s.hop.cluster for s in shares or ()}
+
+
+@pytest.mark.parametrize(("primary", "canary"), [(100, 0), (70, 30), (0, 100)])
+def test_contour_root_proxy_follows_its_include(primary: int, canary: int) -> None:
+    proxy = contour.desired_httpproxy(release("contour"), primary, canary)
+    split = only(flagger_world(httpproxies=[ROOT_PROXY, proxy]))
+    assert split.entry == Entry("HTTPProxy", NS, "podinfo-ingress") and split.provider == "contour"
+    expected = {k: v / 100 for k, v in (("podinfo-primary", primary), ("podinfo", canary)) if v}
+    assert by_deployment(split.plain) == expected and split.matched is None
+    # Contour's Envoy names the cluster <namespace>_<service>_<port>, as Flagger's observer reads it
+    assert set(clusters(split.plain).values()) <= {"test_podinfo-primary_9898", "test_podinfo-canary_9898"}
+
+
+def test_contour_ab_route_takes_matched_requests_and_an_orphan_proxy_serves_nobody() -> None:
+    proxy = contour.desired_httpproxy(release("contour", AB), 100, 0, True)
+    split = only(flagger_world(httpproxies=[ROOT_PROXY, proxy]))
+    assert by_deployment(split.plain) == {"podinfo-primary": 1.0}
+    assert by_deployment(split.matched) == {"podinfo": 1.0}
+    assert clusters(split.matched) == {"podinfo": "test_podinfo-canary_9898"}
+    assert splits(flagger_world(httpproxies=[proxy])) == []  # no root proxy includes it: no clients
+
+
+@pytest.mark.parametrize(("primary", "canary"), [(100, 0), (70, 30), (0, 100)])
+def test_gloo_virtualservice_delegates_to_the_routetable(primary: int, canary: int) -> None:
+    r = release("gloo")
+    table = gloo.desired_routetable(r, primary, canary)
+    split = only(flagger_world(gloo_virtualservices=[GLOO_VS], routetables=[table], upstreams=gloo_upstreams(r)))
+    assert split.entry == Entry("VirtualService.gateway.solo.io", NS, "podinfo") and split.provider == "gloo"
+    expected = {k: v / 100 for k, v in (("podinfo-primary", primary), ("podinfo", canary)) if v}
+    assert by_deployment(split.plain) == expected and split.matched is None
+    # Gloo's Envoy names an Upstream's cluster <upstream>_<namespace>, as Flagger's observer reads it
+    assert set(clusters(split.plain).values()) <= {"test-podinfo-primaryupstream-9898_test",
+                                                   "test-podinfo-canaryupstream-9898_test"}
+
+
+def test_gloo_ab_route_takes_matched_requests_and_a_missing_upstream_serves_nobody() -> None:
+    r = release("gloo", AB)
+    table = gloo.desired_routetable(r, 100, 0, True)
+    split = only(flagger_world(gloo_virtualservices=[GLOO_VS], routetables=[table], upstreams=gloo_upstreams(r)))
+    assert by_deployment(split.plain) == {"podinfo-primary": 1.0}
+    assert by_deployment(split.matched) == {"podinfo": 1.0}
+    bare = only(flagger_world(gloo_virtualservices=[GLOO_VS], routetables=[table]))
+    assert bare.plain == () and bare.matched == ()

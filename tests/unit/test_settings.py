@@ -72,12 +72,13 @@ def test_rollout_run_refuses_a_bad_variable_in_one_line(tmp_path: Path) -> None:
 
 def test_rollout_run_refuses_an_unknown_mesh_provider_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "rollout", "run", "--kubeconfig", str(tmp_path / "none"), "--mesh-provider", "contour"],
+        [sys.executable, "-m", "rollout", "run", "--kubeconfig", str(tmp_path / "none"), "--mesh-provider",
+         "ambassador"],
         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 2
     assert done.stderr.startswith("rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) must be one of gatewayapi, ")
-    assert done.stderr.endswith(", got 'contour'\n")
+    assert done.stderr.endswith(", got 'ambassador'\n")
 
 
 def test_the_mesh_provider_defaults_to_flaggers_and_reads_its_variable() -> None:

@@ -204,7 +204,7 @@ def test_builtin_values_are_escaped(provider: str, metric: str, value: str) -> N
     assert DOUBLE_QUOTED.sub('""', hostile) == DOUBLE_QUOTED.sub('""', benign)
     assert len(literals(hostile)) == len(literals(benign))
     # regex matchers of a name Flagger builds from several values (an Envoy cluster, a Kuma service tag)
-    assert value in literals(hostile) or provider in ("gatewayapi", "kuma")
+    assert value in literals(hostile) or provider in ("gatewayapi", "kuma", "contour", "gloo")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -225,7 +225,7 @@ def test_unknown_names_are_clear_errors() -> None:
         builtin_query("request-duration", "istio", "ns", "t", "1 minute")
     with pytest.raises(ValueError, match="arm"):
         builtin_query("request-duration", "istio", "ns", "t", "1m", "blue")  # type: ignore[arg-type]
-    assert normalize_provider("GatewayAPI:v1") == "gatewayapi" and normalize_provider("contour") == "gatewayapi"
+    assert normalize_provider("GatewayAPI:v1") == "gatewayapi" and normalize_provider("Contour") == "contour"
 
 
 def test_smi_reads_linkerd_and_kubernetes_reads_the_application_pods() -> None:
@@ -234,3 +234,46 @@ def test_smi_reads_linkerd_and_kubernetes_reads_the_application_pods() -> None:
     app = builtin_query("request-success-rate", "kubernetes", "test", "podinfo", "1m", "primary")
     assert 'kubernetes_pod_name=~"podinfo-primary-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)"' in app
     assert "http_request_duration_seconds_count" in app
+
+
+# Flagger's contour and gloo observers (fluxcd/flagger pkg/metrics/observers/contour.go and gloo.go,
+# v1.44.0), rendered for namespace `test` and service/target `podinfo` over 1m.
+FLAGGER_SUCCESS_RATE = """
+    sum(
+        rate(
+            envoy_cluster_upstream_rq{
+                envoy_cluster_name=~"CLUSTER",
+                envoy_response_code!~"5.*"
+            }[1m]
+        )
+    )
+    /
+    sum(
+        rate(
+            envoy_cluster_upstream_rq{
+                envoy_cluster_name=~"CLUSTER",
+            }[1m]
+        )
+    )
+    * 100"""
+FLAGGER_CLUSTERS = {
+    "contour": "test_podinfo-canary_[0-9a-zA-Z-]+",
+    "gloo": "test-podinfo-canaryupstream-[0-9a-zA-Z-]+_[0-9a-zA-Z-]+",
+}
+
+
+def _squeezed(query: str) -> str:
+    return re.sub(r"\s+", "", query).replace(",}", "}")
+
+
+@pytest.mark.parametrize("provider", ["contour", "gloo"])
+def test_contour_and_gloo_query_what_flaggers_observers_query(provider: str) -> None:
+    cluster = FLAGGER_CLUSTERS[provider]
+    flagger = FLAGGER_SUCCESS_RATE.replace("CLUSTER", cluster)
+    assert _squeezed(builtin_query("request-success-rate", provider, "test", "podinfo", "1m")) == _squeezed(flagger)
+    duration = builtin_query("request-duration", provider, "test", "podinfo", "1m")
+    assert duration == ('histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket'
+                        f'{{envoy_cluster_name=~"{cluster}"}}[1m])))')
+    # the primary arm reads the primary's cluster; contour's and gloo's names follow the apex Service
+    primary = builtin_query("request-success-rate", provider, "test", "podinfo", "1m", "primary", service="web")
+    assert cluster.replace("canary", "primary").replace("podinfo", "web") in primary

@@ -229,7 +229,7 @@ NO_PROVIDER = GOOD.replace("  provider: istio\n", "")
                                 "(spec.provider is not set; the default is rollout run --mesh-provider or "
                                 "ROLLOUT_MESH_PROVIDER) switches all traffic at once"),
         ("istio", "kubernetes", 0, ""),  # the flag wins over the variable
-        ("contour", None, 2, ""),
+        ("ambassador", None, 2, ""),
     ],
 )
 def test_validate_judges_a_canary_without_provider_by_the_mesh_default(
@@ -262,7 +262,7 @@ def test_analyze_reads_a_canary_without_provider_under_the_mesh_default(
     monkeypatch.setenv("ROLLOUT_MESH_PROVIDER", "smi:v1alpha2")
     assert mesh_provider(None) == Provider.SMI
     with pytest.raises(ValueError, match="must be one of"):
-        mesh_provider("contour")
+        mesh_provider("ambassador")
 
 
 # --- cross-checks: a MetricTemplate's Secret, a metric's judge on its template's provider -------------
