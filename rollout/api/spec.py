@@ -25,6 +25,7 @@ class Provider(StrEnum):
     OSM = "osm"  # Open Service Mesh: routed by an SMI TrafficSplit, as Flagger does
     LINKERD = "linkerd"
     KUBERNETES = "kubernetes"
+    KNATIVE = "knative"  # the target is a Knative Service; its spec.traffic splits between revisions
 
 
 # Flagger spells some providers with an API version; they mean the same router here.
