@@ -12,6 +12,7 @@ from rollout.api.spec import PROVIDER_ALIASES, Provider
 from rollout.routers.base import Router, RouterError
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.istio import IstioRouter
+from rollout.routers.knative import KnativeRouter
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
@@ -28,6 +29,7 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.OSM: SMIRouter,  # Flagger routes Open Service Mesh with its SMI v1alpha2 router
     Provider.LINKERD: LinkerdRouter,
     Provider.KUBERNETES: KubernetesRouter,
+    Provider.KNATIVE: KnativeRouter,
 }
 
 

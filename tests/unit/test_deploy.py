@@ -40,7 +40,7 @@ from rollout.api.schema import crd_documents, to_json_schema
 from rollout.cli import build_parser
 from rollout.engine.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
 from rollout.engine.kube import api_client, connection
-from rollout.routers import gatewayapi, istio, linkerd, objects, smi
+from rollout.routers import gatewayapi, istio, knative, linkerd, objects, smi
 from tests.prom import require_prometheus
 from tests.tools import missing_tool
 
@@ -129,6 +129,10 @@ NEEDED: frozenset[Need] = frozenset({
     # deletes the one a release no longer uses.
     *each("split.smi-spec.io", ("trafficsplits",), ("get", "create", "update", "delete")),
     *each("policy.linkerd.io", ("httproutes",), ("get", "create", "update", "delete")),
+    # rollout.routers.knative and rollout.workloads.knative: the target Knative Service's spec.traffic
+    # and annotations (read-modify-write, never created); its Revisions are read (and by the writer).
+    *each("serving.knative.dev", ("services",), ("get", "update")),
+    *each("serving.knative.dev", ("revisions",), ("get",)),
     # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
     # its reads answered from memory.
     *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
@@ -141,6 +145,7 @@ NEEDED: frozenset[Need] = frozenset({
     *each("networking.istio.io", ("virtualservices", "destinationrules"), ("list", "watch")),
     *each("split.smi-spec.io", ("trafficsplits",), ("list", "watch")),
     *each("policy.linkerd.io", ("httproutes",), ("list", "watch")),
+    *each("serving.knative.dev", ("services", "revisions"), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
 CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions")}
@@ -798,12 +803,15 @@ def test_no_router_deletes_a_service() -> None:
 
 
 def test_every_router_kind_is_in_the_table() -> None:
-    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi)
+    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi, knative)
               for k in vars(module).values() if isinstance(k, objects.Kind)}
     assert len(kinds_) >= 7
     read_only = {gatewayapi.GATEWAY}  # looked at, never written
+    never_created = {knative.KNATIVE_SERVICE_KIND}  # the user's target: only its traffic is written
     for kind in kinds_:
-        for verb in ("get",) if kind in read_only else ("get", "create", "update"):
+        verbs = ("get",) if kind in read_only else ("get", "update") if kind in never_created else (
+            "get", "create", "update")
+        for verb in verbs:
             assert (kind.group, kind.plural, verb) in NEEDED, (kind, verb)
 
 
