@@ -26,7 +26,7 @@ Arm = Literal["canary", "primary"]
 REQUEST_SUCCESS_RATE = "request-success-rate"
 REQUEST_DURATION = "request-duration"
 BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
-PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
+PROVIDERS = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm", "knative")
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -246,6 +246,10 @@ class _Mesh:
             # ingress-nginx labels requests served by the canary backend with `canary=<upstream>`.
             which = 'canary!=""' if arm == "canary" else 'canary=""'
             return f'namespace="{ns}", ingress="{escape_label_value(ingress)}", {which}'
+        if provider == "knative":
+            # Knative's Envoy ingress (Kourier) names the upstream cluster <namespace>/<revision>;
+            # `workload` is the arm's Revision (Flagger's `{{ route }}`, the latest created one).
+            return f'envoy_cluster_name=~"{escape_label_value(f"{escape_regex(namespace)}/{escape_regex(workload)}")}"'
         # Envoy-based Gateway API implementations name the upstream cluster <ns>_<service>_<port>.
         cluster = escape_label_value(f"{escape_regex(namespace)}_{escape_regex(workload)}_[0-9a-zA-Z-]+")
         return f'envoy_cluster_name=~"{cluster}"'
@@ -279,6 +283,8 @@ _MESHES: dict[str, _Mesh] = {
 _MESHES["osm"] = _Mesh(
     "osm_request_total", 'response_code=~"5.*"', 'response_code!~"5.*"', "osm_request_duration_ms_bucket", 1.0,
 )
+# Knative (Flagger's pkg/metrics/observers/knative.go): Envoy's upstream clusters, one per Revision.
+_MESHES["knative"] = _MESHES["gatewayapi"]
 # SMI's TrafficSplit is how Linkerd splits traffic, so SMI canaries read Linkerd's proxy metrics.
 _MESHES["smi"] = _MESHES["linkerd"]
 
@@ -299,6 +305,8 @@ def normalize_provider(provider: str) -> str:
 def _workload(provider: str, target: str, arm: Arm) -> str:
     if arm not in ("canary", "primary"):
         raise ValueError(f"arm must be 'canary' or 'primary', not {arm!r}")
+    if provider == "knative":
+        return target  # the caller names the arm's Revision
     if arm == "primary":
         return f"{target}-primary"
     # Gateway API routes to the Services Flagger creates: <target>-canary and <target>-primary.
@@ -335,6 +343,7 @@ def builtin_query(
     P99 latency in milliseconds, both over `interval`. The canary arm reads workload `target`
     (Service `<target>-canary` for gatewayapi), the primary arm `<target>-primary`. For nginx the
     arms are told apart by ingress-nginx's `canary` label on the ingress `ingress` (default: target).
+    For knative, `target` is the arm's Revision (the caller reads it from the Knative Service).
     `target_kind` (Deployment or DaemonSet) says how the `kubernetes` provider's pods are named.
     """
     mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind)
