@@ -16,6 +16,8 @@ cumulative counters and histograms with exactly the series and labels the built-
 - kubernetes (the application's own): `http_request_duration_seconds`, one series set per pod;
 - Gateway API (Envoy): `envoy_cluster_upstream_rq`, `envoy_cluster_upstream_rq_time`, for requests
   that came through an HTTPRoute, cluster `<namespace>_<backend Service>_<port>`;
+- Knative (Envoy, as Kourier runs it): the same Envoy series for requests that came through a
+  Knative Service, cluster `<namespace>/<revision>`;
 - ingress-nginx: `nginx_ingress_controller_requests`, `..._request_duration_seconds`, for requests
   that came through an Ingress, with `canary` set to the canary upstream when it served them.
 
@@ -60,6 +62,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "virtualservices": ("networking.istio.io", "virtualservices"),
     "linkerd_routes": ("policy.linkerd.io", "httproutes"),
     "trafficsplits": ("split.smi-spec.io", "trafficsplits"),
+    "knative_services": ("serving.knative.dev", "services"),
 }
 _RELEASES = tuple((GROUP, PLURALS[kind]) for kind in RELEASE_KINDS)
 
@@ -271,6 +274,11 @@ class DataPlane:
         r.observe("http_request_duration_seconds", app, ms)
         if split.entry.kind == "HTTPRoute":
             cluster = ("envoy_cluster_name", f"{ns}_{hop.service}_{hop.port}")
+            r.inc("envoy_cluster_upstream_rq", (cluster, ("envoy_response_code", code)), n)
+            r.observe("envoy_cluster_upstream_rq_time", (cluster,), ms)
+        if split.entry.kind == "KnativeService":
+            # Knative's Envoy ingress (Kourier): one upstream cluster per Revision, `<ns>/<revision>`
+            cluster = ("envoy_cluster_name", f"{ns}/{hop.service}")
             r.inc("envoy_cluster_upstream_rq", (cluster, ("envoy_response_code", code)), n)
             r.observe("envoy_cluster_upstream_rq_time", (cluster,), ms)
         if hop.ingress:

@@ -197,6 +197,9 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
         "TrafficSplit",
         status=False,
     ),
+    # Knative Serving: the Service a knative release targets and the Revisions Knative makes of it.
+    _provider("serving.knative.dev", ("v1",), "v1", "services", "Service", status=True),
+    _provider("serving.knative.dev", ("v1",), "v1", "revisions", "Revision", status=True),
 )
 
 

@@ -3,13 +3,15 @@
 The data plane asks this module, once per tick, how each stream of client requests is shared out
 among Deployments. The answer follows the router objects exactly as the providers' proxies would:
 Gateway API HTTPRoutes, Istio VirtualServices, ingress-nginx canary Ingresses, SMI TrafficSplits,
-Linkerd HTTPRoutes and plain Service selectors. Keeping it pure (dicts in, shares out) lets the unit
-tests check every provider's rule without a running sandbox.
+Linkerd HTTPRoutes, plain Service selectors and Knative Services' traffic. Keeping it pure (dicts
+in, shares out) lets the unit tests check every provider's rule without a running sandbox.
 
 Which requests exist (one stream per *entry*, each getting the configured rate):
 
 - every Gateway API HTTPRoute (clients come in through its Gateway), provider `gatewayapi`;
 - every nginx Ingress that is not a canary Ingress, provider `nginx`;
+- every Knative Service (clients call its URL), provider `knative`, routed by its `status.traffic`
+  to the Deployments of the Revisions it names;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
   TrafficSplit's `spec.service`, a VirtualService host naming a Service) or of a Canary/BlueGreen
   whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
@@ -81,6 +83,7 @@ class World:
     linkerd_routes: Sequence[Obj] = ()  # policy.linkerd.io HTTPRoutes
     trafficsplits: Sequence[Obj] = ()
     releases: Sequence[Obj] = ()  # Canary and BlueGreen objects
+    knative_services: Sequence[Obj] = ()  # serving.knative.dev Services
 
 
 @dataclass(frozen=True)
@@ -488,6 +491,30 @@ def _nginx_split(world: World, main: Obj) -> Split:
     return Split(entry, "nginx", plain, _weighted(world, ns, [(*canary, 1.0)], **kw) if by_match else None)
 
 
+# --- Knative --------------------------------------------------------------------------------------
+
+
+KNATIVE_DEPLOYMENT_SUFFIX = "-deployment"  # Knative runs Revision `r` as Deployment `r-deployment`
+
+
+def _knative_split(world: World, service: Obj) -> Split:
+    """A Knative Service's requests, shared out by the split Knative applied (`status.traffic`,
+    each entry naming its Revision) among the Revisions' Deployments that have ready pods. A hop's
+    `service` is the Revision: Knative's Envoy ingress names its upstream cluster `<ns>/<revision>`."""
+    ns, entry = _ns(service), Entry("KnativeService", _ns(service), _name(service))
+    targets = [t for t in (service.get("status") or {}).get("traffic") or [] if t.get("revisionName")]
+    total = sum(max(_number(t.get("percent")), 0.0) for t in targets)
+    shares: list[Share] = []
+    for target in targets:
+        revision, weight = str(target["revisionName"]), max(_number(target.get("percent")), 0.0)
+        name = f"{revision}{KNATIVE_DEPLOYMENT_SUFFIX}"
+        deployment = next((d for d in _in(world.deployments, ns) if _name(d) == name), None)
+        if total <= 0 or weight <= 0 or deployment is None or _ready(deployment) <= 0:
+            continue
+        shares.append(Share(Hop(name, revision, 80), weight / total))
+    return Split(entry, "knative", tuple(shares))
+
+
 # --- entries --------------------------------------------------------------------------------------
 
 
@@ -499,6 +526,8 @@ def _release_apexes(release: Obj) -> list[tuple[str, str]]:
     provider = str(spec.get("provider") or "kubernetes")
     if provider.startswith(EDGE_PROVIDERS):
         return []
+    if provider == "knative":
+        return []  # its clients come through the Knative Service (`_knative_split`)
     name = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
     if not name:
         return []
@@ -551,4 +580,5 @@ def splits(world: World) -> list[Split]:
            for r in world.httproutes]
     out += [_nginx_split(world, i) for i in world.ingresses if not _is_canary_ingress(i)]
     out += [split_for(world, ns, name) for ns, name in _apexes(world)]
+    out += [_knative_split(world, service) for service in world.knative_services]
     return sorted(out, key=lambda s: (s.entry.namespace, s.entry.kind, s.entry.name))
