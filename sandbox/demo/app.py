@@ -19,7 +19,7 @@ NAMESPACE = "demo"
 APP = "podinfo"
 PORT = 9898
 FOLDER = "apps/podinfo"
-PROVIDERS = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
+PROVIDERS = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes", "knative")
 JUDGES = ("threshold", "compare", "sequential")
 
 
@@ -62,6 +62,27 @@ def deployment(version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
+def knative_service(version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """podinfo as the Knative Service of Flagger's knative tutorial (Knative runs each template as a Revision)."""
+    return {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {"template": {
+            "metadata": {"annotations": {
+                ERROR_RATE_ANNOTATION: str(version.error_rate),
+                LATENCY_MEDIAN_ANNOTATION: str(version.latency_median_ms),
+                LATENCY_P99_ANNOTATION: str(version.latency_p99_ms),
+            }},
+            "spec": {"containers": [{"image": version.image, "ports": [{"containerPort": PORT, "protocol": "TCP"}]}]},
+        }},
+    }
+
+
+def workload(provider: str, version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The target the provider releases: a Knative Service for knative, a Deployment otherwise."""
+    return knative_service(version, namespace) if provider == "knative" else deployment(version, namespace)
+
+
 def _metrics(judge: str, interval: float) -> list[dict[str, Any]]:
     # Each check looks back three intervals: enough requests at a 10% weight, and little left of the
     # previous release's requests, which the same workload served (Flagger's guides use one interval
@@ -102,6 +123,10 @@ def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPAC
         spec["service"]["hosts"] = ["podinfo.demo.local"]
     if provider == "nginx":
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": APP}
+    if provider == "knative":
+        # Flagger's knative tutorial: the Knative Service is the target, and it needs no service block
+        spec["targetRef"] = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": APP}
+        del spec["service"]
     return {"apiVersion": API_VERSION, "kind": "Canary",
             "metadata": {"name": APP, "namespace": namespace}, "spec": spec}
 
@@ -128,7 +153,8 @@ def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
 def files(version: int, provider: str, judge: str, interval: float, *, mirror: bool = False) -> dict[str, str]:
     """The app's folder in Git at `version`: path -> YAML."""
     out = {
-        f"{FOLDER}/deployment.yaml": yaml.safe_dump(deployment(VERSIONS[version]), sort_keys=False),
+        f"{FOLDER}/{'service' if provider == 'knative' else 'deployment'}.yaml": yaml.safe_dump(
+            workload(provider, VERSIONS[version]), sort_keys=False),
         f"{FOLDER}/canary.yaml": yaml.safe_dump(canary(provider, judge, interval, mirror=mirror), sort_keys=False),
     }
     if provider == "nginx":
