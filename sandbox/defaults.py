@@ -105,10 +105,10 @@ def _service_defaults(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
 def _knative_service_defaults(obj: dict[str, Any]) -> None:
     """Knative's defaulting webhook: a template's containers are named (`user-container`), as its
     Revisions' pods need, and a Revision gets the same."""
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    template = spec.get("template") if isinstance(spec.get("template"), dict) else None
-    pod = obj.get("spec") if template is None else template.get("spec")
-    for i, container in enumerate((pod or {}).get("containers") or []):
+    spec: dict[str, Any] = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+    template = spec.get("template")
+    pod = template.get("spec") if isinstance(template, dict) else spec  # a Service's template, or a Revision's spec
+    for i, container in enumerate((pod if isinstance(pod, dict) else {}).get("containers") or []):
         if isinstance(container, dict) and not container.get("name"):
             container["name"] = "user-container" if i == 0 else f"user-container-{i}"
 
