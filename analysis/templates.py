@@ -116,10 +116,12 @@ def template_variables(
     *,
     service: str | None = None,
     ingress: str | None = None,
+    route: str | None = None,
 ) -> dict[str, str]:
     """The variables Flagger offers a MetricTemplate, as the flat mapping `render_template` takes.
 
     `service` and `ingress` default to the target, as in Flagger. `variables` become `variables.<key>`.
+    `route` (Flagger's `{{ route }}`, a knative release's Revision) is offered when given.
     """
     values = {
         "name": name,
@@ -129,6 +131,8 @@ def template_variables(
         "ingress": ingress if ingress is not None else target,
         "interval": validate_interval(interval),
     }
+    if route is not None:
+        values["route"] = route
     for key, value in (variables or {}).items():
         values[f"variables.{key}"] = value
     return values

@@ -209,7 +209,7 @@ class MetricChecks:
                 name = target
         assert text is not None
         variables = template_variables(meta.name, meta.namespace, name, interval, dict(metric.template_variables),
-                                       ingress=ingress)
+                                       ingress=ingress, route=self.routes.get(arm))
         return render_template(text, variables)
 
     def _builtin_target(self, arm: Arm) -> str:

@@ -212,9 +212,6 @@ class KnativeServices:
     def initialize(self, release: Release) -> None:
         """Record the latest Revision as the primary, once Knative made it from the current template
         (an existing record is left as it is: promotion changes it, not initialization)."""
-        service = self._target(release)
-        if primary_revision_name(service) is not None:
-            return
         self._record_latest(release, initializing=True)
 
     def scale_target(self, release: Release, up: bool) -> None:
@@ -228,12 +225,13 @@ class KnativeServices:
         namespace, name = release.metadata.namespace, release.spec.target_ref.name
         for _ in range(self.conflict_retries):
             service = self._target(release)
+            recorded = primary_revision_name(service)
+            if initializing and recorded is not None and self.revision(namespace, recorded) is not None:
+                return  # a primary Revision that is gone (deleted by hand) is recorded anew
             latest_name = latest_revision_name(service)
             latest = self.revision(namespace, latest_name)
             if latest is None or latest_name is None or revision_hash(latest) != service_hash(service):
                 raise NotReady(f"waiting for Knative to create the Revision of {namespace}/{name}'s template")
-            if initializing and primary_revision_name(service) is not None:
-                return
             new = promoted_service(service, latest_name)
             if new is None:
                 return
