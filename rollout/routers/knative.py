@@ -16,7 +16,9 @@ promotion), and the canary is whatever Revision Knative created last. The split 
 Knative routes by header only through tags, which Flagger does not use, and neither mirrors nor
 pins sessions: A/B testing (`analysis.match`), mirroring and session affinity are refused
 (validation refuses them first). The Service is the user's (applied from Git): the router changes
-only its `spec.traffic`, owns nothing, and creates nothing.
+only its `spec.traffic`, owns nothing, and creates nothing. Weights are read back from
+`spec.traffic`, as every router reads its own object (Flagger's GetRoutes reads `status.traffic`,
+which lags a write until Knative has reconciled it).
 """
 
 from __future__ import annotations
