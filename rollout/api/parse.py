@@ -283,6 +283,8 @@ def _service(spec: Fields, provider: Provider) -> ServiceSpec:
         if "service" in spec:
             spec.error("service", "is not used with provider knative (the Knative Service's spec.traffic splits "
                                   "traffic between its revisions): remove it")
+            if (svc := spec.map("service")) is not None:
+                svc.free()  # refused whole, not field by field
         return ServiceSpec(port=0)
     svc = spec.map("service", required=True)
     if svc is None:
