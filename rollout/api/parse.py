@@ -207,7 +207,7 @@ def _object_ref(ref: Fields, *, api_version: str = "", kind: str = "") -> Object
     )
 
 
-def _target_ref(spec: Fields, provider: Provider) -> ObjectRef:
+def _target_ref(spec: Fields, provider: Provider, *, blue_green: bool = False) -> ObjectRef:
     ref = spec.map("targetRef", required=True)
     if ref is None:
         return ObjectRef(api_version=WORKLOAD_KINDS[DEPLOYMENT], kind=DEPLOYMENT, name="")
@@ -226,9 +226,9 @@ def _target_ref(spec: Fields, provider: Provider) -> ObjectRef:
     elif target.kind == "Service" and not knative:
         # Flagger's Service targets (other than a Knative Service) route between Services someone else
         # runs; there are no pods to clone into `<name>-primary`, which is all this operator does.
+        knative_hint = "" if blue_green else f", or a Knative Service ({KNATIVE_API_VERSION}) with provider knative"
         ref.error("kind", f"a Service target is not supported; name the {supported} behind it "
-                          f"(its pods are cloned into <name>-primary), or a Knative Service ({KNATIVE_API_VERSION}) "
-                          "with provider knative")
+                          f"(its pods are cloned into <name>-primary){knative_hint}")
     elif target.kind not in WORKLOAD_KINDS and not knative:
         ref.error("kind", f"must be {supported}, got {show(target.kind)}")
     return target
@@ -789,7 +789,7 @@ def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapp
     spec = _spec(root)
     route = _provider(spec, default_provider)
     common = ReleaseSpec(
-        target_ref=_target_ref(spec, route.provider),
+        target_ref=_target_ref(spec, route.provider, blue_green=issubclass(kind, BlueGreenSpec)),
         service=_service(spec, route.provider),
         analysis=_analysis_of(spec, route, blue_green=issubclass(kind, BlueGreenSpec)),
         provider=route.provider,
