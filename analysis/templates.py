@@ -29,6 +29,7 @@ BUILTIN_METRICS = (REQUEST_SUCCESS_RATE, REQUEST_DURATION)
 PROVIDERS: tuple[str, ...] = ("istio", "linkerd", "nginx", "gatewayapi", "kubernetes", "smi", "osm")
 PROVIDERS += ("kuma", "appmesh")
 PROVIDERS += ("contour", "gloo")
+PROVIDERS += ("knative",)
 
 _DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
 _NUMBER = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
@@ -118,10 +119,12 @@ def template_variables(
     *,
     service: str | None = None,
     ingress: str | None = None,
+    route: str | None = None,
 ) -> dict[str, str]:
     """The variables Flagger offers a MetricTemplate, as the flat mapping `render_template` takes.
 
     `service` and `ingress` default to the target, as in Flagger. `variables` become `variables.<key>`.
+    `route` (Flagger's `{{ route }}`, a knative release's Revision) is offered when given.
     """
     values = {
         "name": name,
@@ -131,6 +134,8 @@ def template_variables(
         "ingress": ingress if ingress is not None else target,
         "interval": validate_interval(interval),
     }
+    if route is not None:
+        values["route"] = route
     for key, value in (variables or {}).items():
         values[f"variables.{key}"] = value
     return values
@@ -263,6 +268,10 @@ class _Mesh:
             cluster = escape_label_value(f"{escape_regex(namespace)}-{escape_regex(workload)}-{arm}upstream-"
                                          "[0-9a-zA-Z-]+_[0-9a-zA-Z-]+")
             return f'envoy_cluster_name=~"{cluster}"'
+        if provider == "knative":
+            # Knative's Envoy ingress (Kourier) names the upstream cluster <namespace>/<revision>;
+            # `workload` is the arm's Revision (Flagger's `{{ route }}`, the latest created one).
+            return f'envoy_cluster_name=~"{escape_label_value(f"{escape_regex(namespace)}/{escape_regex(workload)}")}"'
         # Envoy-based Gateway API implementations, and Contour, name the upstream cluster
         # <ns>_<service>_<port> (Flagger's contour observer: <ns>_<service>-canary_<port>).
         cluster = escape_label_value(f"{escape_regex(namespace)}_{escape_regex(workload)}_[0-9a-zA-Z-]+")
@@ -302,6 +311,8 @@ _MESHES["kuma"] = _MESHES["gatewayapi"]
 _MESHES["appmesh"] = _MESHES["gatewayapi"]
 # Contour's and Gloo's Envoy count upstream requests per cluster (Flagger's contour and gloo observers).
 _MESHES["contour"] = _MESHES["gloo"] = _MESHES["gatewayapi"]
+# Knative (Flagger's pkg/metrics/observers/knative.go): Envoy's upstream clusters, one per Revision.
+_MESHES["knative"] = _MESHES["gatewayapi"]
 # SMI's TrafficSplit is how Linkerd splits traffic, so SMI canaries read Linkerd's proxy metrics.
 _MESHES["smi"] = _MESHES["linkerd"]
 
@@ -331,6 +342,8 @@ def _workload(provider: str, target: str, arm: Arm, service: str | None = None) 
         # the Upstreams are named after the apex Service (Flagger's observer says {{ target }}, which is
         # the same name unless service.name differs, when only the apex finds the router's Upstreams)
         return service or target
+    if provider == "knative":
+        return target  # the caller names the arm's Revision
     if arm == "primary":
         return f"{target}-primary"
     # Gateway API routes to the Services Flagger creates: <target>-canary and <target>-primary.
@@ -369,6 +382,7 @@ def builtin_query(
     P99 latency in milliseconds, both over `interval`. The canary arm reads workload `target`
     (Service `<target>-canary` for gatewayapi), the primary arm `<target>-primary`. For nginx the
     arms are told apart by ingress-nginx's `canary` label on the ingress `ingress` (default: target).
+    For knative, `target` is the arm's Revision (the caller reads it from the Knative Service).
     `target_kind` (Deployment or DaemonSet) says how the `kubernetes` provider's pods are named.
     `service` is the apex Service (`service.name`) where it differs from the target, which contour's
     cluster names carry.

@@ -3,7 +3,8 @@
 No real kube-apiserver can run on the machines this project is developed on, so the
 sandbox provides one in-process: kmock's KubernetesEmulator with a fidelity layer (see
 `apiserver` and `store`), a garbage collector, simulated Deployment and DaemonSet controllers and
-simulated autoscalers (HorizontalPodAutoscaler, KEDA ScaledObject: `autoscalers`), all on one
+simulated autoscalers (HorizontalPodAutoscaler, KEDA ScaledObject: `autoscalers`) and a simulated
+Knative Serving (Services, Revisions and their Deployments: `knative`), all on one
 event loop in a background thread. On request it adds a simulated data plane
 (`dataplane`: load routed by the live router objects, mesh-style metrics on /metrics)
 and a real Prometheus scraping it (`prometheus`). kopf and the official client talk to it over
@@ -41,6 +42,7 @@ from .collector import GarbageCollector
 from .daemonsets import DaemonSetController
 from .dataplane import DataPlane, DataPlaneConfig
 from .deployments import UNREADY_ANNOTATION, DeploymentController
+from .knative import KnativeController
 from .kubeconfig import write_kubeconfig
 from .pods import ERROR_RATE_ANNOTATION, LATENCY_MEDIAN_ANNOTATION, LATENCY_P99_ANNOTATION
 from .prometheus import PrometheusServer
@@ -245,6 +247,7 @@ class Sandbox:
             self.daemonsets = DaemonSetController(api.store, ready_delay=self._ready_delay)
             collector = GarbageCollector(api.store)
             autoscalers = AutoscalerController(api.store)
+            knative = KnativeController(api.store)
             if self._dataplane_config is not None:
                 self.dataplane = DataPlane(api.store, self._dataplane_config)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -268,6 +271,7 @@ class Sandbox:
                     asyncio.create_task(self.daemonsets.run(), name="sandbox-daemonsets"),
                     asyncio.create_task(collector.run(), name="sandbox-collector"),
                     asyncio.create_task(autoscalers.run(), name="sandbox-autoscalers"),
+                    asyncio.create_task(knative.run(), name="sandbox-knative"),
                 ]
                 if self.dataplane is not None:
                     await self.dataplane.start()

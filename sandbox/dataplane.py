@@ -21,6 +21,8 @@ cumulative counters and histograms with exactly the series and labels the built-
   TrafficRoute split, `service` being the `kuma.io/service` tag `<Service>_<namespace>_svc_<port>`;
 - App Mesh (Envoy): the same series, for requests a VirtualRouter routed, labelled by the pod
   (`kubernetes_namespace`, `kubernetes_pod_name`) as Prometheus's pod discovery labels them;
+- Knative (Envoy, as Kourier runs it): the same Envoy series for requests that came through a
+  Knative Service, cluster `<namespace>/<revision>`;
 - ingress-nginx: `nginx_ingress_controller_requests`, `..._request_duration_seconds`, for requests
   that came through an Ingress, with `canary` set to the canary upstream when it served them.
 
@@ -73,6 +75,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "gloo_virtualservices": ("gateway.solo.io", "virtualservices"),
     "routetables": ("gateway.solo.io", "routetables"),
     "upstreams": ("gloo.solo.io", "upstreams"),
+    "knative_services": ("serving.knative.dev", "services"),
 }
 _RELEASES = tuple((GROUP, PLURALS[kind]) for kind in RELEASE_KINDS)
 
@@ -295,6 +298,11 @@ class DataPlane:
             sidecar: Labels = (("kubernetes_namespace", ns), ("kubernetes_pod_name", pod))
             r.inc("envoy_cluster_upstream_rq", (*sidecar, ("envoy_response_code", code)), n)
             r.observe("envoy_cluster_upstream_rq_time", sidecar, ms)
+        if split.entry.kind == "KnativeService":
+            # Knative's Envoy ingress (Kourier): one upstream cluster per Revision, `<ns>/<revision>`
+            cluster = ("envoy_cluster_name", f"{ns}/{hop.service}")
+            r.inc("envoy_cluster_upstream_rq", (cluster, ("envoy_response_code", code)), n)
+            r.observe("envoy_cluster_upstream_rq_time", (cluster,), ms)
         if hop.ingress:
             nginx: Labels = (("namespace", ns), ("ingress", hop.ingress), ("service", hop.service),
                              ("canary", hop.canary), ("status", code))

@@ -3,7 +3,8 @@
 Code that compares what it applied with what it reads back (drift detection, pod-template
 hashing) sees these server-set fields on a real cluster, so the sandbox sets the common
 ones too: Deployment strategy, DaemonSet updateStrategy and pod-template defaults, Service
-cluster IPs and port protocols, the Namespace finalizer and name label.
+cluster IPs and port protocols, the Namespace finalizer and name label, and the container names
+Knative's webhook gives a Knative Service's template.
 """
 
 from __future__ import annotations
@@ -101,6 +102,17 @@ def _service_defaults(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
                 port.setdefault("targetPort", port["port"])
 
 
+def _knative_service_defaults(obj: dict[str, Any]) -> None:
+    """Knative's defaulting webhook: a template's containers are named (`user-container`), as its
+    Revisions' pods need, and a Revision gets the same."""
+    spec: dict[str, Any] = obj["spec"] if isinstance(obj.get("spec"), dict) else {}
+    template = spec.get("template")
+    pod = template.get("spec") if isinstance(template, dict) else spec  # a Service's template, or a Revision's spec
+    for i, container in enumerate((pod if isinstance(pod, dict) else {}).get("containers") or []):
+        if isinstance(container, dict) and not container.get("name"):
+            container["name"] = "user-container" if i == 0 else f"user-container-{i}"
+
+
 def apply_defaults(group: str, plural: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     """Set server-side defaults in place, as the API server does before storing."""
     if (group, plural) == ("apps", "deployments"):
@@ -109,6 +121,8 @@ def apply_defaults(group: str, plural: str, obj: dict[str, Any], old: dict[str, 
         _daemonset_defaults(obj)
     elif (group, plural) == ("", "services"):
         _service_defaults(obj, old)
+    elif (group, plural) in (("serving.knative.dev", "services"), ("serving.knative.dev", "revisions")):
+        _knative_service_defaults(obj)
     elif (group, plural) == ("", "namespaces"):
         name = obj.get("metadata", {}).get("name")
         obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = name

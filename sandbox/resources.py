@@ -203,6 +203,9 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
     _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualnodes", "VirtualNode", status=True),
     _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualrouters", "VirtualRouter", status=True),
     _provider("appmesh.k8s.aws", ("v1beta2",), "v1beta2", "virtualservices", "VirtualService", status=True),
+    # Knative Serving: the Service a knative release targets and the Revisions Knative makes of it.
+    _provider("serving.knative.dev", ("v1",), "v1", "services", "Service", status=True),
+    _provider("serving.knative.dev", ("v1",), "v1", "revisions", "Revision", status=True),
 )
 # Contour's HTTPProxy, and Gloo Edge's RouteTable and VirtualService (gateway.solo.io) and Upstream.
 PROVIDER_KINDS += (

@@ -3,9 +3,9 @@
 The data plane asks this module, once per tick, how each stream of client requests is shared out
 among Deployments. The answer follows the router objects exactly as the providers' proxies would:
 Gateway API HTTPRoutes, Istio VirtualServices, ingress-nginx canary Ingresses, SMI TrafficSplits,
-Linkerd HTTPRoutes, Contour HTTPProxies, Gloo Edge RouteTables and plain Service selectors.
-Keeping it pure (dicts in, shares out) lets the unit tests check every provider's rule without a
-running sandbox.
+Linkerd HTTPRoutes, Contour HTTPProxies, Gloo Edge RouteTables, Knative Services' traffic and plain
+Service selectors. Keeping it pure (dicts in, shares out) lets the unit tests check every provider's
+rule without a running sandbox.
 
 Which requests exist (one stream per *entry*, each getting the configured rate):
 
@@ -15,6 +15,8 @@ Which requests exist (one stream per *entry*, each getting the configured rate):
   proxies it includes, provider `contour`;
 - every Gloo Edge VirtualService (gateway.solo.io), a route delegating to a RouteTable replaced by
   the table's routes, each destination an Upstream whose Kubernetes Service serves it, provider `gloo`;
+- every Knative Service (clients call its URL), provider `knative`, routed by its `status.traffic`
+  to the Deployments of the Revisions it names;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
   TrafficSplit's `spec.service`, a VirtualService host naming a Service, a Kuma TrafficRoute's
   destination `kuma.io/service` tag) or of a Canary/BlueGreen whose provider is not an edge one
@@ -99,6 +101,7 @@ class World:
     gloo_virtualservices: Sequence[Obj] = ()  # gateway.solo.io
     routetables: Sequence[Obj] = ()  # gateway.solo.io
     upstreams: Sequence[Obj] = ()  # gloo.solo.io
+    knative_services: Sequence[Obj] = ()  # serving.knative.dev Services
 
 
 @dataclass(frozen=True)
@@ -673,6 +676,30 @@ def _gloo_split(world: World, vs: Obj) -> Split:
                  None if matched is None else _gloo_shares(world, matched))
 
 
+# --- Knative --------------------------------------------------------------------------------------
+
+
+KNATIVE_DEPLOYMENT_SUFFIX = "-deployment"  # Knative runs Revision `r` as Deployment `r-deployment`
+
+
+def _knative_split(world: World, service: Obj) -> Split:
+    """A Knative Service's requests, shared out by the split Knative applied (`status.traffic`,
+    each entry naming its Revision) among the Revisions' Deployments that have ready pods. A hop's
+    `service` is the Revision: Knative's Envoy ingress names its upstream cluster `<ns>/<revision>`."""
+    ns, entry = _ns(service), Entry("KnativeService", _ns(service), _name(service))
+    targets = [t for t in (service.get("status") or {}).get("traffic") or [] if t.get("revisionName")]
+    total = sum(max(_number(t.get("percent")), 0.0) for t in targets)
+    shares: list[Share] = []
+    for target in targets:
+        revision, weight = str(target["revisionName"]), max(_number(target.get("percent")), 0.0)
+        name = f"{revision}{KNATIVE_DEPLOYMENT_SUFFIX}"
+        deployment = next((d for d in _in(world.deployments, ns) if _name(d) == name), None)
+        if total <= 0 or weight <= 0 or deployment is None or _ready(deployment) <= 0:
+            continue
+        shares.append(Share(Hop(name, revision, 80), weight / total))
+    return Split(entry, "knative", tuple(shares))
+
+
 # --- entries --------------------------------------------------------------------------------------
 
 
@@ -684,6 +711,8 @@ def _release_apexes(release: Obj) -> list[tuple[str, str]]:
     provider = str(spec.get("provider") or "kubernetes")
     if provider.startswith(EDGE_PROVIDERS):
         return []
+    if provider == "knative":
+        return []  # its clients come through the Knative Service (`_knative_split`)
     name = (spec.get("service") or {}).get("name") or (spec.get("targetRef") or {}).get("name")
     if not name:
         return []
@@ -746,4 +775,5 @@ def splits(world: World) -> list[Split]:
     out += [_contour_split(world, p) for p in world.httpproxies if _spec(p).get("virtualhost")]
     out += [_gloo_split(world, vs) for vs in world.gloo_virtualservices]
     out += [split_for(world, ns, name) for ns, name in _apexes(world)]
+    out += [_knative_split(world, service) for service in world.knative_services]
     return sorted(out, key=lambda s: (s.entry.namespace, s.entry.kind, s.entry.name))

@@ -34,3 +34,16 @@ KEDA_GROUP, KEDA_VERSION, KEDA_PLURAL = "keda.sh", "v1alpha1", "scaledobjects"
 # cloned to `<name>-primary`), with the apiVersion each is served at.
 DEPLOYMENT, DAEMONSET = "Deployment", "DaemonSet"
 WORKLOAD_KINDS = {DEPLOYMENT: "apps/v1", DAEMONSET: "apps/v1"}
+
+# A Knative Service (serving.knative.dev/v1) is the target of a release with provider knative, as in
+# Flagger: it is not cloned; Knative keeps each template as a Revision and the primary is one of them.
+KNATIVE_GROUP, KNATIVE_VERSION = "serving.knative.dev", "v1"
+KNATIVE_API_VERSION = f"{KNATIVE_GROUP}/{KNATIVE_VERSION}"
+KNATIVE_SERVICE, KNATIVE_SERVICES, KNATIVE_REVISIONS = "Service", "services", "revisions"
+# Flagger's annotation on the Knative Service naming the primary Revision (kept under Flagger's name).
+KNATIVE_PRIMARY_REVISION_ANNOTATION = "flagger.app/primary-revision"
+
+
+def is_knative_service(api_version: str, kind: str) -> bool:
+    """Flagger's IsKnativeService: a targetRef of kind Service at serving.knative.dev/v1."""
+    return kind == KNATIVE_SERVICE and api_version == KNATIVE_API_VERSION

@@ -28,8 +28,10 @@ from rollout.api.kinds import (
     HPA,
     KEDA_GROUP,
     KEDA_VERSION,
+    KNATIVE_API_VERSION,
     SCALED_OBJECT,
     WORKLOAD_KINDS,
+    is_knative_service,
 )
 from rollout.api.limits import (
     MAX_ITERATIONS,
@@ -206,7 +208,7 @@ def _object_ref(ref: Fields, *, api_version: str = "", kind: str = "") -> Object
     )
 
 
-def _target_ref(spec: Fields) -> ObjectRef:
+def _target_ref(spec: Fields, provider: Provider, *, blue_green: bool = False) -> ObjectRef:
     ref = spec.map("targetRef", required=True)
     if ref is None:
         return ObjectRef(api_version=WORKLOAD_KINDS[DEPLOYMENT], kind=DEPLOYMENT, name="")
@@ -214,12 +216,21 @@ def _target_ref(spec: Fields) -> ObjectRef:
     if not target.api_version:
         target = dataclasses.replace(target, api_version=WORKLOAD_KINDS.get(target.kind, ""))
     supported = " or ".join(sorted(WORKLOAD_KINDS))
-    if target.kind == "Service":
-        # Flagger's Service (and Knative Service) targets route between Services someone else
+    knative = is_knative_service(target.api_version, target.kind)
+    if knative != (provider == Provider.KNATIVE):
+        # Flagger's verifyKnativeCanary: a Knative Service is routed by knative, and knative routes only one.
+        if knative:
+            spec.error("provider", f"a Knative Service target is routed by provider knative, not {show(str(provider))}")
+        else:
+            ref.error("kind", f"provider knative releases a Knative Service: set apiVersion {KNATIVE_API_VERSION} "
+                              "and kind Service")
+    elif target.kind == "Service" and not knative:
+        # Flagger's Service targets (other than a Knative Service) route between Services someone else
         # runs; there are no pods to clone into `<name>-primary`, which is all this operator does.
+        knative_hint = "" if blue_green else f", or a Knative Service ({KNATIVE_API_VERSION}) with provider knative"
         ref.error("kind", f"a Service target is not supported; name the {supported} behind it "
-                          "(its pods are cloned into <name>-primary)")
-    elif target.kind not in WORKLOAD_KINDS:
+                          f"(its pods are cloned into <name>-primary){knative_hint}")
+    elif target.kind not in WORKLOAD_KINDS and not knative:
         ref.error("kind", f"must be {supported}, got {show(target.kind)}")
     return target
 
@@ -268,6 +279,14 @@ def _service_metadata(svc: Fields) -> tuple[tuple[str, ServiceMetadata], ...]:
 
 
 def _service(spec: Fields, provider: Provider) -> ServiceSpec:
+    if provider == Provider.KNATIVE:
+        # Knative routes to its Revisions through its own Service's spec.traffic: no Services are made.
+        if "service" in spec:
+            spec.error("service", "is not used with provider knative (the Knative Service's spec.traffic splits "
+                                  "traffic between its revisions): remove it")
+            if (svc := spec.map("service")) is not None:
+                svc.free()  # refused whole, not field by field
+        return ServiceSpec(port=0)
     svc = spec.map("service", required=True)
     if svc is None:
         return ServiceSpec(port=0)
@@ -853,7 +872,7 @@ def _release(obj: Json, kind: type[S], own: Callable[[Fields, ReleaseSpec], Mapp
     spec = _spec(root)
     route = _provider(spec, default_provider)
     common = ReleaseSpec(
-        target_ref=_target_ref(spec),
+        target_ref=_target_ref(spec, route.provider, blue_green=issubclass(kind, BlueGreenSpec)),
         service=_service(spec, route.provider),
         analysis=_analysis_of(spec, route, blue_green=issubclass(kind, BlueGreenSpec)),
         provider=route.provider,
@@ -886,7 +905,9 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
             and not common.service.gateway_refs):
         spec.error("service.gatewayRefs", "is required with provider gatewayapi: name the Gateways to attach to")
     autoscaler_ref = _autoscaler_ref(spec)
-    if autoscaler_ref is not None and common.target_ref.kind not in ("", "Deployment"):
+    if autoscaler_ref is not None and common.provider == Provider.KNATIVE:
+        spec.error("autoscalerRef", "a Knative Service is scaled by Knative's own autoscaler: remove it")
+    elif autoscaler_ref is not None and common.target_ref.kind not in ("", "Deployment"):
         spec.error("autoscalerRef", f"scales a Deployment; a {common.target_ref.kind} target has no replicas to "
                    "autoscale: remove it")
     _service_options(spec, common.provider)
@@ -959,6 +980,9 @@ def _service_options(spec: Fields, provider: Provider) -> None:
 
 
 def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
+    if common.provider == Provider.KNATIVE:
+        spec.error("provider", "a BlueGreen releases a Deployment or DaemonSet: for a Knative Service use a Canary "
+                               "with provider knative and iterations (all traffic switches after them)")
     preview = None
     pv = spec.map("previewService")
     if pv is not None:

@@ -29,6 +29,7 @@ class Provider(StrEnum):
     APPMESH = "appmesh"  # AWS App Mesh VirtualNodes, VirtualRouter and VirtualService (appmesh.k8s.aws/v1beta2)
     CONTOUR = "contour"
     GLOO = "gloo"
+    KNATIVE = "knative"  # the target is a Knative Service; its spec.traffic splits between revisions
 
 
 # Flagger spells some providers with an API version; they mean the same router here.

@@ -42,7 +42,7 @@ from analysis.templates import (
 )
 from analysis.verdicts import NanStrategy, Verdict
 from rollout.api.durations import format_duration
-from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, MetricTemplate
+from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, MetricTemplate, Provider
 from rollout.core import CheckResult
 from rollout.engine import judging
 from rollout.engine.sources import SourceError, Sources, template_name, title
@@ -94,6 +94,9 @@ class MetricChecks:
         self.readings: list[Reading] = []
         # Per metric, the judge's evidence at its last check: (judge, statistic, value).
         self.evidence: dict[str, tuple[str, str, float]] = {}
+        # What each arm's built-in metrics are labelled with when it is not the workload's name: a
+        # Knative Service's Revisions, which the operator reads before each check (`reload`).
+        self.routes: dict[str, str] = {}
 
     @property
     def interval(self) -> timedelta:
@@ -194,8 +197,8 @@ class MetricChecks:
         interval = format_duration(metric.interval)
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         if metric.builtin:
-            return builtin_query(metric.name, spec.provider.value, meta.namespace, target, interval, arm,
-                                 ingress=ingress, target_kind=spec.target_ref.kind,
+            return builtin_query(metric.name, spec.provider.value, meta.namespace, self._builtin_target(arm),
+                                 interval, arm, ingress=ingress, target_kind=spec.target_ref.kind,
                                  service=spec.service.name or None)
         text = metric.query
         name = target if arm == "canary" else f"{target}-primary"
@@ -207,8 +210,17 @@ class MetricChecks:
                 name = target
         assert text is not None
         variables = template_variables(meta.name, meta.namespace, name, interval, dict(metric.template_variables),
-                                       ingress=ingress)
+                                       ingress=ingress, route=self.routes.get(arm))
         return render_template(text, variables)
+
+    def _builtin_target(self, arm: Arm) -> str:
+        """The name a built-in query selects an arm by: the target's, or for knative the arm's Revision."""
+        if self.release.spec.provider != Provider.KNATIVE:
+            return self.release.spec.target_ref.name
+        route = self.routes.get(arm)
+        if not route:
+            raise NoDataError(f"the Knative Service has no {arm} Revision recorded yet")
+        return route
 
     # -- judges ------------------------------------------------------------------------------
 
@@ -285,7 +297,7 @@ class MetricChecks:
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
-                                        spec.target_ref.name, interval, arm, ingress=ingress,
+                                        self._builtin_target(arm), interval, arm, ingress=ingress,
                                         target_kind=spec.target_ref.kind, service=spec.service.name or None)
             for arm in ("canary", "primary")
         }

@@ -288,6 +288,10 @@ class Operator:
         template (or its Secret, read with it) counts from the next check. One the API server could not
         be asked for just now stays as it was; an invalid one is `unusable`, with its problems."""
         release, known = checks.release, checks.templates
+        try:
+            checks.routes = self.workloads.routes(release)
+        except (ApiException, HTTPError, OSError) as e:  # kept as they were; the check says no data if none
+            log.warning("reading the routes of %s/%s: %s", release.metadata.namespace, release.metadata.name, e)
         found: dict[tuple[str, str], MetricTemplate] = {}
         unusable = checks.unusable
         unusable.clear()

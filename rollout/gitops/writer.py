@@ -21,7 +21,19 @@ from urllib3.exceptions import HTTPError
 
 from rollout.api.annotations import SOURCE_PATH_ANNOTATION
 from rollout.api.errors import ValidationError
-from rollout.api.kinds import DAEMONSET, GIT_SOURCE, GROUP, PLURALS, VERSION
+from rollout.api.kinds import (
+    DAEMONSET,
+    GIT_SOURCE,
+    GROUP,
+    KNATIVE_GROUP,
+    KNATIVE_PRIMARY_REVISION_ANNOTATION,
+    KNATIVE_REVISIONS,
+    KNATIVE_SERVICES,
+    KNATIVE_VERSION,
+    PLURALS,
+    VERSION,
+    is_knative_service,
+)
 from rollout.api.parse import parse_gitsource
 from rollout.api.spec import Release
 from rollout.api.status import ReleaseStatus, RevertState
@@ -88,8 +100,11 @@ class GitRevertWriter:
         repo = self.repository(release)
         namespace = release.metadata.namespace
         ref = release.spec.target_ref
-        target = self._workload(ref.kind, namespace, ref.name)
-        primary = self._workload(ref.kind, namespace, f"{ref.name}-primary")
+        if is_knative_service(ref.api_version, ref.kind):
+            target, primary = self._knative(namespace, ref.name)
+        else:
+            target = self._workload(ref.kind, namespace, ref.name)
+            primary = self._workload(ref.kind, namespace, f"{ref.name}-primary")
         annotations = ((target or {}).get("metadata") or {}).get("annotations") or {}
         request = RevertRequest(
             namespace=namespace,
@@ -136,6 +151,23 @@ class GitRevertWriter:
 
     def _credentials(self, namespace: str, secret: str | None) -> Credentials | None:
         return read_credentials(self.api, namespace, secret, timeout=self.timeout) if secret else None
+
+    def _knative(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """A Knative Service target, and its primary Revision shaped as a workload (for its images)."""
+        def get(plural: str, name: str) -> dict[str, Any] | None:
+            try:
+                return cast(dict[str, Any], self.objects.get_namespaced_custom_object(
+                    KNATIVE_GROUP, KNATIVE_VERSION, namespace, plural, name, _request_timeout=self.timeout))
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+
+        service = get(KNATIVE_SERVICES, name)
+        annotations = ((service or {}).get("metadata") or {}).get("annotations") or {}
+        revision = annotations.get(KNATIVE_PRIMARY_REVISION_ANNOTATION)
+        primary = get(KNATIVE_REVISIONS, revision) if revision else None
+        return service, ({"spec": {"template": {"spec": primary.get("spec") or {}}}} if primary else None)
 
     def _workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         """The target's (or its primary's) Deployment or DaemonSet, for the images the revert names."""

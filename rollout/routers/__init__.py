@@ -15,6 +15,7 @@ from rollout.routers.contour import ContourRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.gloo import GlooRouter
 from rollout.routers.istio import IstioRouter
+from rollout.routers.knative import KnativeRouter
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.kuma import KumaRouter
 from rollout.routers.linkerd import LinkerdRouter
@@ -36,6 +37,7 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.APPMESH: AppMeshRouter,
     Provider.CONTOUR: ContourRouter,
     Provider.GLOO: GlooRouter,
+    Provider.KNATIVE: KnativeRouter,
 }
 
 

@@ -43,6 +43,7 @@ from .autoscalers import Autoscalers, autoscaler_of
 from .errors import NotReady, TargetMissing, WorkloadError
 from .hashing import PRIMARY_SUFFIX, committed_at_of, newest_revision, pod_template, revision_of
 from .kinds import KINDS, WorkloadKind, kind_of
+from .knative import KnativeServices, is_knative
 
 Json = dict[str, Any]
 
@@ -75,6 +76,8 @@ class Workloads:
         self.conflict_retries = settings.conflict_retries
         self.autoscalers = Autoscalers(api, settings)
         self.track_configs = settings.enable_config_tracking
+        # A Knative Service target has Revisions, not a clone: its own ports (`knative`).
+        self.knative = KnativeServices(api, settings)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -129,14 +132,23 @@ class Workloads:
     def observe(self, release: Release) -> tuple[Workload, Workload]:
         """(target, primary) as the planner sees them; a missing one has `exists=False`. The tracked
         ConfigMaps and Secrets are read each time, so a change to one is seen at the next tick."""
+        if is_knative(release):
+            return self.knative.observe(release)
         namespace, kind = release.metadata.namespace, kind_of(release)
         target = self._workload(kind, namespace, b.target_name(release))
         primary = self._workload(kind, namespace, b.primary_name(release))
         return self._seen_target(release, target), self._seen_primary(release, primary)
 
+    def routes(self, release: Release) -> dict[str, str]:
+        """What each arm's traffic is labelled with where that is not the workload's name: a Knative
+        Service's Revisions (`{"canary": ..., "primary": ...}`); empty for Deployments and DaemonSets."""
+        return self.knative.routes(release) if is_knative(release) else {}
+
     def initialize(self, release: Release) -> None:
         """Create `<t>-primary` (if missing), with copies of the tracked configs, and the Services;
         an existing primary is left as it is (promotion changes it, not initialization)."""
+        if is_knative(release):
+            return self.knative.initialize(release)
         target = self._target(release)
         namespace, kind = release.metadata.namespace, kind_of(release)
         if self._workload(kind, namespace, b.primary_name(release)) is None:
@@ -154,6 +166,8 @@ class Workloads:
         Its autoscaler is resumed before scaling up and paused before scaling to zero; a run also
         creates the primary's autoscaler when it is missing (an autoscalerRef added to a release
         that was initialized without one)."""
+        if is_knative(release):
+            return self.knative.scale_target(release, up)
         target = self._target(release)
         kind = kind_of(release)
         if up:
@@ -169,6 +183,8 @@ class Workloads:
         """Copy the target's tracked configs to their `-primary` copies, then its pod template (using
         the copies), spec fields and revision annotation into the primary, and the canary's
         autoscaler into the primary's."""
+        if is_knative(release):
+            return self.knative.promote(release)
         self._promote_deployment(release)
         self.autoscalers.reconcile_primary(release, init=False)
 
@@ -194,6 +210,8 @@ class Workloads:
     def finalize(self, release: Release) -> None:
         """The release is being deleted: give the workload back as it was before the release (see
         the module docstring). Raises `NotReady` while the target is scaling up; retry."""
+        if is_knative(release):
+            return self.knative.finalize(release)
         namespace, name = release.metadata.namespace, b.target_name(release)
         kind = kind_of(release)
         target = self._workload(kind, namespace, name)
@@ -267,6 +285,8 @@ class Workloads:
     def tracked_documents(self, release: Release) -> list[tuple[str, str, str | None]]:
         """(kind, name, source-path annotation) of each tracked ConfigMap and Secret the target uses
         now: what the Git revert writer reverts with the workload."""
+        if is_knative(release):
+            return []  # Knative Revisions hold their configuration references as they are (none are copied)
         target = self._workload(kind_of(release), release.metadata.namespace, b.target_name(release))
         if target is None:
             return []

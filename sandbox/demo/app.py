@@ -22,6 +22,7 @@ FOLDER = "apps/podinfo"
 PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "kubernetes")
 PROVIDERS += ("kuma", "appmesh")
 PROVIDERS += ("contour", "gloo")
+PROVIDERS += ("knative",)
 JUDGES = ("threshold", "compare", "sequential")
 
 
@@ -64,6 +65,27 @@ def deployment(version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
+def knative_service(version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """podinfo as the Knative Service of Flagger's knative tutorial (Knative runs each template as a Revision)."""
+    return {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {"template": {
+            "metadata": {"annotations": {
+                ERROR_RATE_ANNOTATION: str(version.error_rate),
+                LATENCY_MEDIAN_ANNOTATION: str(version.latency_median_ms),
+                LATENCY_P99_ANNOTATION: str(version.latency_p99_ms),
+            }},
+            "spec": {"containers": [{"image": version.image, "ports": [{"containerPort": PORT, "protocol": "TCP"}]}]},
+        }},
+    }
+
+
+def workload(provider: str, version: Version, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The target the provider releases: a Knative Service for knative, a Deployment otherwise."""
+    return knative_service(version, namespace) if provider == "knative" else deployment(version, namespace)
+
+
 def _metrics(judge: str, interval: float) -> list[dict[str, Any]]:
     # Each check looks back three intervals: enough requests at a 10% weight, and little left of the
     # previous release's requests, which the same workload served (Flagger's guides use one interval
@@ -104,6 +126,10 @@ def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPAC
         spec["service"]["hosts"] = ["podinfo.demo.local"]
     if provider == "nginx":
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": APP}
+    if provider == "knative":
+        # Flagger's knative tutorial: the Knative Service is the target, and it needs no service block
+        spec["targetRef"] = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": APP}
+        del spec["service"]
     return {"apiVersion": API_VERSION, "kind": "Canary",
             "metadata": {"name": APP, "namespace": namespace}, "spec": spec}
 
@@ -152,7 +178,8 @@ def gloo_virtualservice(namespace: str = NAMESPACE) -> dict[str, Any]:
 def files(version: int, provider: str, judge: str, interval: float, *, mirror: bool = False) -> dict[str, str]:
     """The app's folder in Git at `version`: path -> YAML."""
     out = {
-        f"{FOLDER}/deployment.yaml": yaml.safe_dump(deployment(VERSIONS[version]), sort_keys=False),
+        f"{FOLDER}/{'service' if provider == 'knative' else 'deployment'}.yaml": yaml.safe_dump(
+            workload(provider, VERSIONS[version]), sort_keys=False),
         f"{FOLDER}/canary.yaml": yaml.safe_dump(canary(provider, judge, interval, mirror=mirror), sort_keys=False),
     }
     if provider == "nginx":

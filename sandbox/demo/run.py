@@ -251,18 +251,31 @@ class Demo:
     def agreement(self, repo: Repo) -> dict[str, Any]:
         """Git, the cluster and the Canary's status, side by side."""
         source = self.custom.get_namespaced_custom_object(GROUP, VERSION, app.NAMESPACE, PLURALS[GIT_SOURCE], app.APP)
-        target = self.apps.read_namespaced_deployment(app.APP, app.NAMESPACE)
-        primary = self.apps.read_namespaced_deployment(f"{app.APP}-primary", app.NAMESPACE)
         status = self._status()
         head = repo.head()
-        images = {"target": target.spec.template.spec.containers[0].image,
-                  "primary": primary.spec.template.spec.containers[0].image}
+        images = self._images()
         agree = (source.get("status", {}).get("lastAppliedRevision") == head
                  and images["target"] == images["primary"] == app.VERSIONS[2].image
                  and (status.get("revert") or {}).get("commit") == head and status.get("canaryWeight") == 0)
         return {"remote_head": head, "applied_revision": source.get("status", {}).get("lastAppliedRevision"),
                 "target_image": images["target"], "primary_image": images["primary"], "agree": agree,
                 "phase": status.get("phase")}
+
+    def _images(self) -> dict[str, str]:
+        """The image the target asks for and the one the primary runs: of `<app>` and `<app>-primary`,
+        or for knative of the Knative Service's template and of the Revision it names as primary."""
+        if self.options.provider != "knative":
+            target = self.apps.read_namespaced_deployment(app.APP, app.NAMESPACE)
+            primary = self.apps.read_namespaced_deployment(f"{app.APP}-primary", app.NAMESPACE)
+            return {"target": target.spec.template.spec.containers[0].image,
+                    "primary": primary.spec.template.spec.containers[0].image}
+        service = self.custom.get_namespaced_custom_object("serving.knative.dev", "v1", app.NAMESPACE, "services",
+                                                           app.APP)
+        revision = service["metadata"].get("annotations", {}).get("flagger.app/primary-revision", "")
+        primary = self.custom.get_namespaced_custom_object("serving.knative.dev", "v1", app.NAMESPACE, "revisions",
+                                                           revision) if revision else {}
+        return {"target": service["spec"]["template"]["spec"]["containers"][0]["image"],
+                "primary": ((primary.get("spec") or {}).get("containers") or [{}])[0].get("image", "")}
 
     def wait(self, what: str, done: Callable[[Mapping[str, Any]], bool], version: int) -> Mapping[str, Any]:
         deadline = time.monotonic() + self.options.timeout

@@ -28,6 +28,7 @@ from rollout.api.spec import Release
 from rollout.engine.kube import api_client
 from rollout.routers import router_for
 from rollout.settings import Settings
+from rollout.workloads.knative import KnativeServices
 from sandbox import (
     ERROR_RATE_ANNOTATION,
     LATENCY_MEDIAN_ANNOTATION,
@@ -41,6 +42,7 @@ from tests.tools import wait_for
 
 PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes")
 PROVIDERS += ("contour", "gloo")
+PROVIDERS += ("knative",)
 AB_PROVIDERS = ("linkerd", "gloo")  # these run an A/B test: matched requests go to the canary
 RPS = 200.0
 MATCH_FRACTION = 0.1
@@ -55,14 +57,18 @@ class Case:
     namespace: str
     release: Release
     ingress: str | None
+    routes: tuple[tuple[str, str], ...] = ()  # knative: each arm's Revision, which its queries select
+
+    def target(self, arm: str) -> str:
+        return dict(self.routes).get(arm, "podinfo")
 
     def query(self, metric: str, arm: str, window: str = WINDOW) -> str:
-        return builtin_query(metric, self.provider, self.namespace, "podinfo", window, arm,  # type: ignore[arg-type]
-                             ingress=self.ingress)
+        return builtin_query(metric, self.provider, self.namespace, self.target(arm), window,
+                             arm, ingress=self.ingress)  # type: ignore[arg-type]
 
     def requests(self, arm: str, window: str) -> str:
-        return builtin_counts_queries(self.provider, self.namespace, "podinfo", window, arm,  # type: ignore[arg-type]
-                                      ingress=self.ingress).requests
+        return builtin_counts_queries(self.provider, self.namespace, self.target(arm), window,
+                                      arm, ingress=self.ingress).requests  # type: ignore[arg-type]
 
 
 def deployment(name: str, notes: dict[str, str]) -> dict[str, Any]:
@@ -77,8 +83,37 @@ def service(name: str, app: str) -> dict[str, Any]:
             "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 9898}]}}
 
 
+def knative_case(api: client.ApiClient, ns: str) -> Case:
+    """A Knative Service whose first Revision (the primary) runs PRIMARY and second (the canary) CANARY,
+    initialized as the operator initializes it."""
+    custom: Any = client.CustomObjectsApi(api)
+    core: Any = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": ns}})
+    knative = ("serving.knative.dev", "v1", ns, "services")
+    service = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "podinfo"},
+               "spec": {"template": {"metadata": {"annotations": PRIMARY},
+                                     "spec": {"containers": [{"image": "podinfo"}]}}}}
+    custom.create_namespaced_custom_object(*knative, service)
+    created: Any = custom.create_namespaced_custom_object(
+        "rollout.gitops.dev", "v1alpha1", ns, "canaries",
+        {"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary", "metadata": {"name": "podinfo"},
+         "spec": {"provider": "knative",
+                  "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"},
+                  "analysis": {"interval": "10s", "threshold": 2, "maxWeight": 50, "stepWeight": 10}}})
+    release = parse_canary(created)
+    services = KnativeServices(api, Settings())
+    wait_for("the primary Revision", lambda: services.observe(release)[0].ready or None, timeout=20)
+    services.initialize(release)
+    custom.patch_namespaced_custom_object(*knative, "podinfo", {"spec": {"template": {"metadata": {
+        "annotations": {**{k: None for k in PRIMARY}, **CANARY}}}}})
+    wait_for("the canary Revision", lambda: services.observe(release)[0].ready or None, timeout=20)
+    return Case("knative", ns, release, None, tuple(services.routes(release).items()))
+
+
 def setup_case(api: client.ApiClient, provider: str) -> Case:
     ns = f"dp-{provider}"
+    if provider == "knative":
+        return knative_case(api, ns)
     # The client takes plain dicts as bodies (Any here, as its stubs want its models).
     core: Any = client.CoreV1Api(api)
     apps: Any = client.AppsV1Api(api)

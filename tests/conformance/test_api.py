@@ -451,6 +451,8 @@ def test_sandbox_serves_the_traffic_providers_kinds(cluster: Cluster, namespace:
         ("networking.istio.io", "v1beta1", "destinationrules", "DestinationRule"),
         ("split.smi-spec.io", "v1alpha2", "trafficsplits", "TrafficSplit"),
         ("networking.k8s.io", "v1", "ingresses", "Ingress"),
+        ("serving.knative.dev", "v1", "services", "Service"),
+        ("serving.knative.dev", "v1", "revisions", "Revision"),
     ]:
         made = custom(cluster).create_namespaced_custom_object(
             group,

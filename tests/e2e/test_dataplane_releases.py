@@ -28,6 +28,8 @@ pytestmark = pytest.mark.e2e
 PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", "osm", "kubernetes")
 PROVIDERS += ("kuma", "appmesh")
 PROVIDERS += ("contour", "gloo")
+PROVIDERS += ("knative",)
+KNATIVE = ("serving.knative.dev", "v1")
 GOOD = app.Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0)
 BAD = app.Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.2)
 
@@ -81,7 +83,11 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
     names = {p: f"dp-{p[:8]}-{uuid.uuid4().hex[:4]}" for p in PROVIDERS}
     for provider, ns in names.items():
         client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-        apps.create_namespaced_deployment(ns, app.deployment(app.VERSIONS[1], ns))
+        if provider == "knative":  # the target is a Knative Service; the sandbox's Knative makes its Revisions
+            client.CustomObjectsApi(api).create_namespaced_custom_object(*KNATIVE, ns, "services",
+                                                                         app.knative_service(app.VERSIONS[1], ns))
+        else:
+            apps.create_namespaced_deployment(ns, app.deployment(app.VERSIONS[1], ns))
         if provider == "nginx":
             client.NetworkingV1Api(api).create_namespaced_ingress(ns, app.ingress(ns))
         if provider == "gatewayapi":
@@ -101,20 +107,35 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
     wait_for("every Canary initialized", lambda: phases("Initialized"), timeout=60)
     results: dict[str, dict[str, Any]] = {p: {} for p in PROVIDERS}
     for version, done in ((GOOD, ("Succeeded", "Failed")), (BAD, ("Failed", "Succeeded"))):
-        for ns in names.values():
-            apps.patch_namespaced_deployment(app.APP, ns, {"spec": {"template": app.deployment(version, ns)["spec"][
-                "template"]}})
+        for provider, ns in names.items():
+            template = {"spec": {"template": app.workload(provider, version, ns)["spec"]["template"]}}
+            if provider == "knative":
+                client.CustomObjectsApi(api).patch_namespaced_custom_object(*KNATIVE, ns, "services", app.APP, template)
+            else:
+                apps.patch_namespaced_deployment(app.APP, ns, template)
         wait_for("every release started", lambda: not phases("Initialized", "Succeeded"), timeout=30)
         wait_for(f"every v{version.number} release finished", lambda d=done: phases(*d), timeout=120)  # type: ignore[misc]
         for provider, ns in names.items():
             status = release_status(api, ns, app.APP)
-            primary = apps.read_namespaced_deployment(f"{app.APP}-primary", ns).spec.template.spec.containers[0].image
+            primary = primary_image(api, provider, ns)
             results[provider][f"v{version.number}"] = {"phase": status["phase"], "primary": primary,
                                                        "weight": status.get("canaryWeight"),
                                                        "analysis": status.get("analysis"),
                                                        "conditions": status.get("conditions")}
     assert operator.process is not None and operator.process.poll() is None, operator.output()
     return results
+
+
+def primary_image(api: client.ApiClient, provider: str, ns: str) -> str:
+    """The image the primary runs: `<app>-primary`'s, or for knative the Revision the Service names as primary."""
+    if provider != "knative":
+        return str(client.AppsV1Api(api).read_namespaced_deployment(f"{app.APP}-primary", ns)
+                   .spec.template.spec.containers[0].image)
+    custom = client.CustomObjectsApi(api)
+    service: Any = custom.get_namespaced_custom_object(*KNATIVE, ns, "services", app.APP)
+    revision: Any = custom.get_namespaced_custom_object(
+        *KNATIVE, ns, "revisions", service["metadata"]["annotations"]["flagger.app/primary-revision"])
+    return str(revision["spec"]["containers"][0]["image"])
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

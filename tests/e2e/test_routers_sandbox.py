@@ -20,10 +20,13 @@ from rollout.api.parse import parse_canary
 from rollout.api.spec import Canary, ObjectRef
 from rollout.routers import RouterError, contour, gloo, router_for
 from rollout.routers.gatewayapi import GatewayAPIRouter
+from rollout.routers.knative import weights_of
 from rollout.routers.objects import Kind, Obj, Objects
 from rollout.settings import Settings
+from rollout.workloads.knative import KnativeServices
 from sandbox import Sandbox
-from sandbox.demo.app import gateway
+from sandbox.demo.app import VERSIONS, gateway, knative_service
+from sandbox.demo.app import canary as demo_canary
 from tests.e2e.conftest import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -31,6 +34,7 @@ pytestmark = pytest.mark.e2e
 TARGET = "podinfo"
 HEADER_MATCH = {"headers": {"x-canary": {"exact": "insider"}}}
 COOKIE_MATCH = {"headers": {"cookie": {"exact": "canary"}}}
+KNATIVE = ("serving.knative.dev", "v1")
 
 # What each router owns, as (apiVersion, plural, name); the kubernetes router owns nothing.
 OWNED: dict[str, list[tuple[str, str, str]]] = {
@@ -53,6 +57,7 @@ OWNED: dict[str, list[tuple[str, str, str]]] = {
     "gloo": [("gateway.solo.io/v1", "routetables", TARGET),
              ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-primaryupstream-9898"),
              ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-canaryupstream-9898")],
+    "knative": [],  # the Knative Service is the user's target: its spec.traffic is written, nothing owned
 }
 
 LINKERD_HTTPROUTE_CRD: Any = {
@@ -110,6 +115,8 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
         core.create_namespaced_service(namespace, service(name, namespace, app), _request_timeout=10)
     if provider == "nginx":
         client.NetworkingV1Api(api).create_namespaced_ingress(namespace, ingress(namespace), _request_timeout=10)
+    if provider == "knative":
+        return knative_release(api, namespace)
     analysis: Obj = {"interval": "1m", "threshold": 2}
     if match:
         analysis.update(iterations=3, match=match)
@@ -134,6 +141,21 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
     return release
 
 
+def knative_release(api: client.ApiClient, namespace: str) -> Canary:
+    """A Knative Service (the sandbox's Knative makes its first Revision) and a knative Canary on it,
+    initialized as the operator initializes it: the latest Revision recorded as the primary."""
+    client.CustomObjectsApi(api).create_namespaced_custom_object(
+        *KNATIVE, namespace, "services", knative_service(VERSIONS[1], namespace), _request_timeout=10)
+    obj: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "canaries", demo_canary("knative", "threshold", 60.0, namespace, git=False),
+        _request_timeout=10)
+    release = parse_canary(obj)
+    services = KnativeServices(api, Settings())
+    wait_for("the first Revision ready", lambda: services.observe(release)[0].ready or None)
+    services.initialize(release)
+    return release
+
+
 def read(api: client.ApiClient, namespace: str, api_version: str, plural: str, name: str) -> Obj | None:
     kinds = {"ingresses": "Ingress", "services": "Service"}
     kind = Kind(api_version, kinds.get(plural, plural), plural)
@@ -150,7 +172,7 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
 
 
 @pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes",
-                                      "appmesh", "contour", "gloo"])
+                                      "appmesh", "contour", "gloo", "knative"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
     router = router_for(provider, api, Settings())
@@ -206,6 +228,9 @@ def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) 
                  lambda: all(read(api, namespace, v, p, n) is None for v, p, n in owned) or None)
         if provider == "kubernetes":  # the Service is the workloads', not ours: it stays
             assert read(api, namespace, "v1", "services", TARGET) is not None
+        if provider == "knative":  # the user's Knative Service stays, its split parked on the primary
+            live = read(api, namespace, "serving.knative.dev/v1", "services", TARGET)
+            assert live is not None and weights_of(live) == (100, 0)
 
 
 @pytest.mark.parametrize("provider, match", [
@@ -374,3 +399,52 @@ def test_gloo_upstreams_copy_the_upstream_ref_and_need_it(api: client.ApiClient,
     assert upstream["spec"]["kube"] == {"serviceName": f"{TARGET}-canary", "serviceNamespace": namespace,
                                         "servicePort": 9898, "selector": {"app": TARGET}}
     assert router.verify_weight(release) == (100, 0)
+
+
+def test_knative_service_target(api: client.ApiClient, namespace: str) -> None:
+    """The Knative Service as a release's target, against the sandbox's Knative: a new template is a
+    new Revision (the canary), promotion makes it the primary, a template back at the primary's is the
+    promoted spec however many Revisions it took, and deletion hands the Service back to Knative."""
+    release = knative_release(api, namespace)
+    services, router = KnativeServices(api, Settings()), router_for("knative", api, Settings())
+    router.reconcile(release)
+    target, primary = services.observe(release)
+    assert primary.ready and target.spec_hash == primary.spec_hash
+    assert services.routes(release) == {"canary": f"{TARGET}-00001", "primary": f"{TARGET}-00001"}
+
+    custom = client.CustomObjectsApi(api)
+    v2 = {"spec": {"template": knative_service(VERSIONS[2], namespace)["spec"]["template"]}}
+    custom.patch_namespaced_custom_object(*KNATIVE, namespace, "services", TARGET, v2, _request_timeout=10)
+    wait_for("the v2 Revision ready", lambda: services.observe(release)[0].ready or None)
+    target, primary = services.observe(release)
+    assert target.spec_hash != primary.spec_hash
+    assert services.routes(release) == {"canary": f"{TARGET}-00002", "primary": f"{TARGET}-00001"}
+    router.set_weight(release, 70, 30)
+    live: Any = custom.get_namespaced_custom_object(*KNATIVE, namespace, "services", TARGET, _request_timeout=10)
+    wait_for("Knative applying the split", lambda: custom.get_namespaced_custom_object(
+        *KNATIVE, namespace, "services", TARGET, _request_timeout=10)["status"].get("traffic") == [
+        {"latestRevision": True, "percent": 30, "revisionName": f"{TARGET}-00002"},
+        {"latestRevision": False, "percent": 70, "revisionName": f"{TARGET}-00001"}] or None)
+    assert live["spec"]["template"]["spec"]["containers"][0]["image"] == VERSIONS[2].image  # only traffic changed
+
+    services.promote(release)
+    target, primary = services.observe(release)
+    assert primary.ready and primary.spec_hash == target.spec_hash
+    assert services.routes(release)["primary"] == f"{TARGET}-00002"
+    router.set_weight(release, 100, 0)
+    assert router.verify_weight(release) == (100, 0)
+
+    # v3 and back to v2 (a revert in Git): Knative makes Revisions 3 and 4; the 4th is the promoted spec
+    for version in (3, 2):
+        body = {"spec": {"template": knative_service(VERSIONS[version], namespace)["spec"]["template"]}}
+        custom.patch_namespaced_custom_object(*KNATIVE, namespace, "services", TARGET, body, _request_timeout=10)
+        wait_for(f"the v{version} Revision ready", lambda: services.observe(release)[0].ready or None)
+    target, primary = services.observe(release)
+    assert services.routes(release) == {"canary": f"{TARGET}-00004", "primary": f"{TARGET}-00002"}
+    assert target.spec_hash == primary.spec_hash
+
+    router.finalize(release)
+    services.finalize(release)  # nothing in flight: Knative's default split, no annotations of ours
+    live = custom.get_namespaced_custom_object(*KNATIVE, namespace, "services", TARGET, _request_timeout=10)
+    assert live["spec"]["traffic"] == [{"latestRevision": True, "percent": 100}]
+    assert "flagger.app/primary-revision" not in (live["metadata"].get("annotations") or {})

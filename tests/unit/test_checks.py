@@ -379,3 +379,44 @@ def test_the_warm_up_multiplies_the_tolerance_and_fades() -> None:
     assert got[:3] == pytest.approx([3.0, 1.5 * (1 + math.exp(-1)), 1.5 * (1 + math.exp(-137 / 30))])
     assert got[3:].tolist() == [1.5, 1.5]
     assert judging.margins(release("sequential").spec.analysis, metric, [0.0]) == pytest.approx([1.5])
+
+
+# ---- knative: each arm is a Revision the operator reads from the Knative Service ------------------
+
+
+def knative_release(metrics: list[dict[str, Any]] | None = None) -> Canary:
+    obj = {
+        "apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "Canary",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {"provider": "knative",
+                 "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"},
+                 "analysis": {"interval": "1m", "threshold": 5, "maxWeight": 50, "stepWeight": 10,
+                              "metrics": metrics or [{"name": "request-success-rate", "thresholdRange": {"min": 99}}]}},
+    }
+    return parse_canary(obj)
+
+
+def test_knative_checks_query_each_arms_revision() -> None:
+    canary = knative_release()
+    checks = MetricChecks(canary, Sources(MemorySource({})))
+    metric = canary.spec.analysis.metrics[0]
+    checks.routes = {"canary": "podinfo-00002", "primary": "podinfo-00001"}
+    assert 'envoy_cluster_name=~"test/podinfo-00002"' in checks.query(metric, "canary")
+    assert 'envoy_cluster_name=~"test/podinfo-00001"' in checks.query(metric, "primary")
+    q_canary = checks.query(metric, "canary")
+    [result] = MetricChecks(canary, Sources(MemorySource({q_canary: points([97.0])}))).run(AT, T0)
+    assert result.verdict == Verdict.NO_DATA  # a checker that was not told the Revisions has none to ask
+    checks = MetricChecks(canary, Sources(MemorySource({q_canary: points([97.0])})))
+    checks.routes = {"canary": "podinfo-00002", "primary": "podinfo-00001"}
+    [result] = checks.run(AT, T0)
+    assert (result.verdict, result.value) == (Verdict.FAIL, 97.0)
+
+
+def test_knative_templates_get_flaggers_route_variable() -> None:
+    canary = knative_release([{"name": "errors", "thresholdRange": {"max": 1},
+                               "query": 'sum(rate(x{revision="{{ route }}"}[{{ interval }}]))'}])
+    checks = MetricChecks(canary, Sources(MemorySource({})))
+    checks.routes = {"canary": "podinfo-00002", "primary": "podinfo-00001"}
+    metric = canary.spec.analysis.metrics[0]
+    assert checks.query(metric, "canary") == 'sum(rate(x{revision="podinfo-00002"}[1m]))'
+    assert checks.query(metric, "primary") == 'sum(rate(x{revision="podinfo-00001"}[1m]))'

@@ -40,7 +40,7 @@ from rollout.api.schema import crd_documents, to_json_schema
 from rollout.cli import build_parser
 from rollout.engine.kube import SERVICE_ACCOUNT as POD_SERVICE_ACCOUNT
 from rollout.engine.kube import api_client, connection
-from rollout.routers import appmesh, gatewayapi, istio, kuma, linkerd, objects, smi
+from rollout.routers import appmesh, gatewayapi, istio, knative, kuma, linkerd, objects, smi
 from tests.prom import require_prometheus
 from tests.tools import missing_tool
 
@@ -137,6 +137,10 @@ NEEDED: frozenset[Need] = frozenset({
     *each("projectcontour.io", ("httpproxies",), ("get", "create", "update")),
     *each("gateway.solo.io", ("routetables",), ("get", "create", "update")),
     *each("gloo.solo.io", ("upstreams",), ("get", "create", "update")),
+    # rollout.routers.knative and rollout.workloads.knative: the target Knative Service's spec.traffic
+    # and annotations (read-modify-write, never created); its Revisions are read (and by the writer).
+    *each("serving.knative.dev", ("services",), ("get", "update")),
+    *each("serving.knative.dev", ("revisions",), ("get",)),
     # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
     # its reads answered from memory.
     *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
@@ -153,6 +157,7 @@ NEEDED: frozenset[Need] = frozenset({
     *each("projectcontour.io", ("httpproxies",), ("list", "watch")),
     *each("gateway.solo.io", ("routetables",), ("list", "watch")),
     *each("gloo.solo.io", ("upstreams",), ("list", "watch")),
+    *each("serving.knative.dev", ("services", "revisions"), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
 CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions"), ("kuma.io", "trafficroutes")}
@@ -812,12 +817,15 @@ def test_no_router_deletes_a_service() -> None:
 
 
 def test_every_router_kind_is_in_the_table() -> None:
-    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi, kuma, appmesh)
+    kinds_ = {k for module in (objects, gatewayapi, istio, linkerd, smi, kuma, appmesh, knative)
               for k in vars(module).values() if isinstance(k, objects.Kind)}
     assert len(kinds_) >= 7
     read_only = {gatewayapi.GATEWAY}  # looked at, never written
+    never_created = {knative.KNATIVE_SERVICE_KIND}  # the user's target: only its traffic is written
     for kind in kinds_:
-        for verb in ("get",) if kind in read_only else ("get", "create", "update"):
+        verbs = ("get",) if kind in read_only else ("get", "update") if kind in never_created else (
+            "get", "create", "update")
+        for verb in verbs:
             assert (kind.group, kind.plural, verb) in NEEDED, (kind, verb)
 
 

@@ -68,7 +68,7 @@ def test_examples_cover_every_kind_provider_and_mode() -> None:
     assert {c.spec.provider for c in canaries} == set(Provider)
     analyses = [c.spec.analysis for c in canaries]
     assert any(a.match and a.iterations for a in analyses), "an A/B test"
-    assert {c.spec.target_ref.kind for c in canaries} == {"Deployment", "DaemonSet"}
+    assert {c.spec.target_ref.kind for c in canaries} == {"Deployment", "DaemonSet", "Service"}  # Service: Knative
     assert any(a.step_weights for a in analyses) and any(a.step_weight for a in analyses)
     assert any(a.judge == Judge.SEQUENTIAL and all(m.compare for m in a.metrics) for a in analyses)
     assert any(m.template_ref for a in analyses for m in a.metrics)

@@ -501,8 +501,8 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
     ("unknown-provider", "Canary", [("spec.provider", "ambassador")],
-     "spec.provider", "unknown provider 'ambassador'; known: appmesh, contour, gatewayapi, gloo, istio, kubernetes, "
-     "kuma, linkerd, nginx, osm, smi"),
+     "spec.provider", "unknown provider 'ambassador'; known: appmesh, contour, gatewayapi, gloo, istio, knative, "
+     "kubernetes, kuma, linkerd, nginx, osm, smi"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
     ("target-kind", "Canary", [("spec.targetRef.kind", "StatefulSet")],
@@ -803,3 +803,59 @@ def test_dry_run_metric_and_warmup_are_read() -> None:
 def test_dry_run_and_warmup_are_refused_by_name(changes: dict[str, Any], path: str, words: str) -> None:
     errors = errors_of(canary(**changes))
     assert any(e.path == path and words in e.message for e in errors), errors
+
+
+# --- knative (Flagger's verifyKnativeCanary and what its knative router cannot do) --------------------
+
+
+def knative_canary(**analysis: Any) -> dict[str, Any]:
+    obj = canary(**analysis)
+    obj["spec"].update(provider="knative",
+                       targetRef={"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"})
+    del obj["spec"]["service"]
+    return obj
+
+
+def test_a_knative_canary_targets_a_knative_service() -> None:
+    release = parse_canary(knative_canary())
+    assert release.spec.provider == Provider.KNATIVE
+    assert (release.spec.target_ref.api_version, release.spec.target_ref.kind) == ("serving.knative.dev/v1", "Service")
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ([("spec.provider", "istio"), ("spec.service", {"port": 9898})],
+     FieldError("spec.provider", "a Knative Service target is routed by provider knative, not 'istio'")),
+    ([("spec.targetRef", {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"})],
+     FieldError("spec.targetRef.kind", "provider knative releases a Knative Service: set apiVersion "
+                                       "serving.knative.dev/v1 and kind Service")),
+    ([("spec.service", {"port": 9898})],
+     FieldError("spec.service", "is not used with provider knative (the Knative Service's spec.traffic splits "
+                                "traffic between its revisions): remove it")),
+    ([("spec.autoscalerRef", {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "podinfo"})],
+     FieldError("spec.autoscalerRef", "a Knative Service is scaled by Knative's own autoscaler: remove it")),
+    ([("spec.analysis.maxWeight", DELETE), ("spec.analysis.stepWeight", DELETE), ("spec.analysis.iterations", 5),
+      ("spec.analysis.match", [{"headers": {"x-canary": {"exact": "insider"}}}])],
+     FieldError("spec.provider", "provider 'knative' cannot route A/B tests (analysis.match) by header or cookie: "
+                                 "set spec.provider to one of " + HEADER_PROVIDERS)),
+    ([("spec.analysis.mirror", True)],
+     FieldError("spec.analysis.mirror", "is not supported for provider 'knative': only a Canary with provider "
+                                        "gatewayapi or istio can do it")),
+    ([("spec.analysis.sessionAffinity", {"cookieName": "flagger-cookie"})],
+     FieldError("spec.analysis.sessionAffinity", "is not supported for provider 'knative': only a Canary with "
+                                                 "provider gatewayapi or istio can do it")),
+])
+def test_knative_refusals_name_the_field(changes: list[tuple[str, Any]], expected: FieldError) -> None:
+    obj = knative_canary()
+    for path, value in changes:
+        obj = mutate(obj, path, value)
+    assert errors_of(obj) == [expected]
+
+
+def test_a_knative_service_is_no_bluegreen_target() -> None:
+    obj = bluegreen()
+    obj["spec"].update(provider="knative",
+                       targetRef={"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "podinfo"})
+    del obj["spec"]["service"]
+    assert FieldError("spec.provider", "a BlueGreen releases a Deployment or DaemonSet: for a Knative Service use a "
+                                       "Canary with provider knative and iterations (all traffic switches after "
+                                       "them)") in errors_of(obj)

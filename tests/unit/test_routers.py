@@ -27,10 +27,12 @@ from rollout.routers import (
     smi,
 )
 from rollout.routers.appmesh import AppMeshRouter
+from rollout.routers.base import Extras
 from rollout.routers.contour import ContourRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.gloo import GlooRouter
 from rollout.routers.istio import IstioRouter
+from rollout.routers.knative import KnativeRouter, desired_service, is_matched, weights_of
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.kuma import KumaRouter
 from rollout.routers.linkerd import LinkerdRouter
@@ -459,6 +461,7 @@ ROUTER_CLASSES = {
     Provider.GLOO: GlooRouter,
 }
 ROUTER_CLASSES.update({Provider.KUMA: KumaRouter, Provider.APPMESH: AppMeshRouter})
+ROUTER_CLASSES[Provider.KNATIVE] = KnativeRouter
 
 
 def test_registry_covers_every_provider() -> None:
@@ -479,3 +482,83 @@ def test_router_for_rejects_unknown_names() -> None:
         router_for("ambassador", api, Settings())
     for known in ("gatewayapi", "istio", "nginx", "smi", "linkerd", "kubernetes", "gatewayapi:v1beta1"):
         assert known in str(e.value)
+
+
+# --- knative ----------------------------------------------------------------------------------------
+
+
+def knative_service(traffic: list[dict[str, Any]] | None = None, primary: str | None = "podinfo-00001"
+                    ) -> dict[str, Any]:
+    """The Knative Service of Flagger's knative tutorial, as initialization leaves it annotated."""
+    meta: dict[str, Any] = {"name": "podinfo", "namespace": "test", "resourceVersion": "7"}
+    if primary:
+        meta["annotations"] = {"flagger.app/primary-revision": primary}
+    spec: dict[str, Any] = {"template": {"spec": {"containers": [{"image": "ghcr.io/stefanprodan/podinfo:6.0.0"}]}}}
+    if traffic is not None:
+        spec["traffic"] = traffic
+    return {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": meta, "spec": spec,
+            "status": {"latestCreatedRevisionName": "podinfo-00002"}}
+
+
+# What Flagger writes (pkg/router/knative.go SetRoutes, pkg/canary/knative_controller.go Initialize; its
+# knative tutorial, docs/gitbook/tutorials/knative-progressive-delivery.md: "Modify the .spec.traffic
+# section ... between the primary and canary Knative Revision"): the latest Revision first, then the
+# primary Revision by name.
+@pytest.mark.parametrize(("primary", "canary", "traffic"), [
+    (100, 0, [{"latestRevision": True, "percent": 0}, {"revisionName": "podinfo-00001", "percent": 100}]),
+    (90, 10, [{"latestRevision": True, "percent": 10}, {"revisionName": "podinfo-00001", "percent": 90}]),
+    (50, 50, [{"latestRevision": True, "percent": 50}, {"revisionName": "podinfo-00001", "percent": 50}]),
+    (0, 100, [{"latestRevision": True, "percent": 100}, {"revisionName": "podinfo-00001", "percent": 0}]),
+])
+def test_knative_traffic_for_a_weight(primary: int, canary: int, traffic: list[dict[str, Any]]) -> None:
+    written = desired_service(knative_service(), primary, canary)
+    assert written is not None and written["spec"]["traffic"] == traffic
+    assert written["spec"]["template"] == knative_service()["spec"]["template"]  # only the split changes
+    assert written["metadata"] == knative_service()["metadata"] and "status" not in written
+    assert weights_of(written) == (primary, canary)
+    assert desired_service(written, primary, canary) is None  # already so: nothing to write
+
+
+def test_knative_rollback_and_promotion_move_the_primary_entry() -> None:
+    """A rollback is the 100/0 split; after promotion the annotation names the new Revision, and the
+    split is rewritten around it (the old primary Revision leaves the traffic)."""
+    during = desired_service(knative_service(), 50, 50)
+    assert during is not None
+    rolled_back = desired_service(during, 100, 0)
+    assert rolled_back is not None and weights_of(rolled_back) == (100, 0)
+    promoted = copy.deepcopy(during)
+    promoted["metadata"]["annotations"]["flagger.app/primary-revision"] = "podinfo-00002"
+    assert weights_of(promoted) is None  # no entry names the new primary yet
+    after = desired_service(promoted, 100, 0)
+    assert after is not None and after["spec"]["traffic"] == [
+        {"latestRevision": True, "percent": 0}, {"revisionName": "podinfo-00002", "percent": 100}]
+
+
+@pytest.mark.parametrize("traffic", [
+    None,  # Knative's default: all to the latest Revision
+    [{"latestRevision": True, "percent": 100}],
+    [{"revisionName": "podinfo-00001", "percent": 100}],
+    [{"latestRevision": True, "percent": "ten"}, {"revisionName": "podinfo-00001", "percent": 90}],
+])
+def test_knative_weights_unreadable_without_both_entries(traffic: list[dict[str, Any]] | None) -> None:
+    assert weights_of(knative_service(traffic)) is None
+
+
+def test_knative_needs_the_primary_revision_recorded() -> None:
+    service = knative_service(primary=None)
+    assert weights_of(service) is None
+    with pytest.raises(RouterError, match="primary-revision") as e:
+        desired_service(service, 100, 0)
+    assert e.value.temporary  # initialization records it
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"match": True}, "analysis.match"),
+    ({"extras": Extras(mirror=True)}, "analysis.mirror"),
+    ({"extras": Extras(cookie="canary=1")}, "analysis.sessionAffinity"),
+])
+def test_knative_refuses_what_flaggers_knative_router_cannot_do(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(RouterError, match=message) as e:
+        desired_service(knative_service(), 100, 0, **kwargs)
+    assert not e.value.temporary
+    assert not is_matched(knative_service([{"latestRevision": True, "percent": 100}]))

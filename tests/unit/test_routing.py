@@ -14,6 +14,7 @@ from rollout.api.parse import parse_canary
 from rollout.api.spec import Release
 from rollout.routers import contour, gatewayapi, gloo, istio, linkerd, nginx, smi
 from rollout.routers.base import Extras
+from sandbox.knative import resolved_traffic
 from sandbox.pods import behaviour_of, pod_names
 from sandbox.routing import Entry, Split, World, endpoints, set_cookie, shares_for, split_for, splits
 
@@ -379,3 +380,61 @@ def test_gloo_ab_route_takes_matched_requests_and_a_missing_upstream_serves_nobo
     assert by_deployment(split.matched) == {"podinfo": 1.0}
     bare = only(flagger_world(gloo_virtualservices=[GLOO_VS], routetables=[table]))
     assert bare.plain == () and bare.matched == ()
+
+
+# --- knative --------------------------------------------------------------------------------------
+
+
+def revision_deployment(revision: str, ready: int = 1) -> dict[str, Any]:
+    return deployment(f"{revision}-deployment", ready, app=revision)
+
+
+def knative_service(traffic: list[dict[str, Any]] | None, latest_ready: str = "podinfo-00002") -> dict[str, Any]:
+    service: dict[str, Any] = {"metadata": {"name": "podinfo", "namespace": NS}, "spec": {}}
+    if traffic is not None:
+        service["spec"]["traffic"] = traffic
+    service["status"] = {"traffic": resolved_traffic(service, latest_ready)}
+    return service
+
+
+def test_knative_traffic_resolves_the_latest_revision_to_the_latest_ready_one() -> None:
+    split = [{"latestRevision": True, "percent": 10}, {"revisionName": "podinfo-00001", "percent": 90}]
+    assert resolved_traffic({"spec": {"traffic": split}}, "podinfo-00002") == [
+        {"latestRevision": True, "percent": 10, "revisionName": "podinfo-00002"},
+        {"latestRevision": False, "percent": 90, "revisionName": "podinfo-00001"}]
+    # Knative's default when the Service states no split: everything to the latest ready Revision
+    assert resolved_traffic({"spec": {}}, "podinfo-00001") == [
+        {"latestRevision": True, "percent": 100, "revisionName": "podinfo-00001"}]
+
+
+@pytest.mark.parametrize(("canary", "expected"), [
+    (0, {"podinfo-00001-deployment": 1.0}),
+    (30, {"podinfo-00001-deployment": 0.7, "podinfo-00002-deployment": 0.3}),
+    (100, {"podinfo-00002-deployment": 1.0}),
+])
+def test_knative_service_splits_by_its_traffic(canary: int, expected: dict[str, float]) -> None:
+    traffic = [{"latestRevision": True, "percent": canary}, {"revisionName": "podinfo-00001", "percent": 100 - canary}]
+    world = World(deployments=[revision_deployment("podinfo-00001"), revision_deployment("podinfo-00002")],
+                  knative_services=[knative_service(traffic)])
+    split = only(world)
+    assert (split.entry, split.provider, split.matched) == (Entry("KnativeService", NS, "podinfo"), "knative", None)
+    assert by_deployment(split.plain) == expected
+    # each hop names its Revision: Knative's Envoy counts it under the cluster `<ns>/<revision>`
+    assert {s.hop.deployment: s.hop.service for s in split.plain} == {
+        d: d.removesuffix("-deployment") for d in expected}
+
+
+def test_knative_revision_without_ready_pods_takes_nothing() -> None:
+    traffic = [{"latestRevision": True, "percent": 50}, {"revisionName": "podinfo-00001", "percent": 50}]
+    world = World(deployments=[revision_deployment("podinfo-00001"), revision_deployment("podinfo-00002", 0)],
+                  knative_services=[knative_service(traffic)])
+    # half of the requests are lost (no endpoints), as on a cluster; the other half reach the primary
+    assert by_deployment(only(world).plain) == {"podinfo-00001-deployment": 0.5}
+
+
+def test_knative_release_is_no_service_entry() -> None:
+    """A knative Canary's clients call the Knative Service, not a `<target>` core Service."""
+    canary = {"kind": "Canary", "metadata": {"name": "podinfo", "namespace": NS},
+              "spec": {"provider": "knative", "targetRef": {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                                                            "name": "podinfo"}}}
+    assert splits(World(releases=[canary])) == []

@@ -144,10 +144,12 @@ def test_escape_functions() -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("metric", BUILTIN_METRICS)
 def test_builtin_queries_select_each_arm(provider: str, metric: str) -> None:
-    canary = builtin_query(metric, provider, "test", "podinfo", "2m", "canary")
-    primary = builtin_query(metric, provider, "test", "podinfo", "2m", "primary")
+    # knative's arms are Revisions, which the caller names (read from the Knative Service)
+    canary_of, primary_of = ("podinfo-00002", "podinfo-00001") if provider == "knative" else ("podinfo", "podinfo")
+    canary = builtin_query(metric, provider, "test", canary_of, "2m", "canary")
+    primary = builtin_query(metric, provider, "test", primary_of, "2m", "primary")
     assert canary != primary and "[2m]" in canary and "[2m]" in primary
-    assert "podinfo-primary" in primary or provider == "nginx"
+    assert "podinfo-primary" in primary or provider in ("nginx", "knative")
     assert "podinfo-primary" not in canary
     assert canary.count("(") == canary.count(")") and canary.count("{") == canary.count("}")
     if metric == "request-duration":
@@ -204,7 +206,7 @@ def test_builtin_values_are_escaped(provider: str, metric: str, value: str) -> N
     assert DOUBLE_QUOTED.sub('""', hostile) == DOUBLE_QUOTED.sub('""', benign)
     assert len(literals(hostile)) == len(literals(benign))
     # regex matchers of a name Flagger builds from several values (an Envoy cluster, a Kuma service tag)
-    assert value in literals(hostile) or provider in ("gatewayapi", "kuma", "contour", "gloo")
+    assert value in literals(hostile) or provider in ("gatewayapi", "kuma", "contour", "gloo", "knative")
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -277,3 +279,18 @@ def test_contour_and_gloo_query_what_flaggers_observers_query(provider: str) -> 
     # the primary arm reads the primary's cluster; contour's and gloo's names follow the apex Service
     primary = builtin_query("request-success-rate", provider, "test", "podinfo", "1m", "primary", service="web")
     assert cluster.replace("canary", "primary").replace("podinfo", "web") in primary
+
+
+def test_knative_queries_are_flaggers() -> None:
+    """Flagger's pkg/metrics/observers/knative.go: Envoy's upstream cluster `<namespace>/<route>`, the
+    route being the arm's Revision (Flagger's `{{ route }}`, the latest created Revision)."""
+    rate = builtin_query("request-success-rate", "knative", "test", "podinfo-00002", "1m")
+    assert rate == ('sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test/podinfo-00002", '
+                    'envoy_response_code!~"5.*"}[1m])) / '
+                    'sum(rate(envoy_cluster_upstream_rq{envoy_cluster_name=~"test/podinfo-00002"}[1m])) * 100')
+    duration = builtin_query("request-duration", "knative", "test", "podinfo-00001", "1m", "primary")
+    assert duration == ('histogram_quantile(0.99, sum by (le) (rate(envoy_cluster_upstream_rq_time_bucket'
+                        '{envoy_cluster_name=~"test/podinfo-00001"}[1m])))')
+    # a name is matched literally: `.` does not match another Revision's character
+    assert 'envoy_cluster_name=~"test/my\\\\.app-00001"' in builtin_query(
+        "request-duration", "knative", "test", "my.app-00001", "1m")

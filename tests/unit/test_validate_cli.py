@@ -213,7 +213,8 @@ def test_a_daemonset_target_validates_and_a_service_target_is_refused_by_field(
     assert code == 1
     assert out.splitlines() == [
         f"{service}:1: Canary/podinfo: spec.targetRef.kind: a Service target is not supported; name the DaemonSet "
-        "or Deployment behind it (its pods are cloned into <name>-primary)",
+        "or Deployment behind it (its pods are cloned into <name>-primary), or a Knative Service "
+        "(serving.knative.dev/v1) with provider knative",
     ]
 
 

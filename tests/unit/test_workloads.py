@@ -12,7 +12,7 @@ from rollout.api.annotations import COMMITTED_AT_ANNOTATION
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import BlueGreen, Canary
 from rollout.api.status import parse_time
-from rollout.workloads import WorkloadError, pod_template_hash, revision_of, workload_of
+from rollout.workloads import WorkloadError, knative, pod_template_hash, revision_of, workload_of
 from rollout.workloads import builders as b
 from rollout.workloads.hashing import REVISION_ANNOTATION, newest_revision, normalized_template
 from sandbox.defaults import apply_defaults
@@ -466,3 +466,80 @@ def test_a_change_is_the_revision_of_the_newest_object_a_gitsource_applied() -> 
     # The target wins ties and older configs; objects not from Git are left out.
     assert newest_revision([target, _applied("older", "2026-12-04T09:00:00Z"), _applied(None, None)])[0] == "old"
     assert newest_revision([_applied(None, None)]) == (None, None)
+
+
+# --- a Knative Service target (rollout.workloads.knative) ------------------------------------------
+
+
+def knative_service(image: str = "podinfo:6.0.0", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": "podinfo", "namespace": "test", "resourceVersion": "3",
+                     "annotations": {REVISION_ANNOTATION: "abc123", **(annotations or {})}},
+        "spec": {"template": {"metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "1"}},
+                              "spec": {"containers": [{"name": "user-container", "image": image}]}}},
+        "status": {"latestCreatedRevisionName": "podinfo-00002"},
+    }
+
+
+def revision(service: dict[str, Any], name: str, ready: bool = True) -> dict[str, Any]:
+    """The Revision Knative makes of the Service's template: its labels, annotations and spec, plus
+    Knative's own bookkeeping."""
+    template = service["spec"]["template"]
+    return {
+        "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+        "metadata": {"name": name, "namespace": "test", "generation": 1,
+                     "labels": {**template["metadata"].get("labels", {}), "serving.knative.dev/service": "podinfo",
+                                "serving.knative.dev/configurationGeneration": name[-1]},
+                     "annotations": {**template["metadata"].get("annotations", {}),
+                                     "serving.knative.dev/creator": "admin"}},
+        "spec": copy.deepcopy(template["spec"]),
+        "status": {"observedGeneration": 1,
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "Unknown"}]},
+    }
+
+
+def test_a_knative_revision_hashes_as_the_template_it_was_made_of() -> None:
+    service = knative_service()
+    assert knative.revision_hash(revision(service, "podinfo-00001")) == knative.service_hash(service)
+    assert knative.revision_hash(revision(knative_service("podinfo:6.0.1"), "podinfo-00002")) != \
+        knative.service_hash(service)
+
+
+def test_the_knative_target_is_ready_once_the_revision_of_its_template_is() -> None:
+    old, new = knative_service(), knative_service("podinfo:6.0.1")
+    assert knative.target_of(new, revision(new, "podinfo-00002")).ready
+    assert not knative.target_of(new, revision(new, "podinfo-00002", ready=False)).ready
+    assert not knative.target_of(new, revision(old, "podinfo-00001")).ready  # Knative has not made it yet
+    target = knative.target_of(new, None)
+    assert target.exists and not target.ready and target.revision == "abc123"
+    assert not knative.target_of(None, None).exists
+
+
+def test_knative_promotion_records_the_revision_and_its_git_revision() -> None:
+    service = knative_service()
+    promoted = knative.promoted_service(service, "podinfo-00002")
+    assert promoted is not None and "status" not in promoted
+    assert promoted["metadata"]["annotations"] == {REVISION_ANNOTATION: "abc123",
+                                                   "flagger.app/primary-revision": "podinfo-00002",
+                                                   "rollout.gitops.dev/promoted-revision": "abc123"}
+    assert promoted["spec"] == service["spec"] and promoted["metadata"]["resourceVersion"] == "3"
+    assert knative.promoted_service({**promoted, "status": service["status"]}, "podinfo-00002") is None
+    primary = knative.primary_of(promoted, revision(service, "podinfo-00002"))
+    assert (primary.exists, primary.ready, primary.revision) == (True, True, "abc123")
+    assert not knative.primary_of(promoted, None).exists
+
+
+@pytest.mark.parametrize(("in_flight", "traffic"), [
+    (False, [{"latestRevision": True, "percent": 100}]),  # Knative's default: the Service is the user's again
+    (True, [{"latestRevision": True, "percent": 0}, {"revisionName": "podinfo-00001", "percent": 100}]),
+])
+def test_a_deleted_knative_release_gives_the_service_back(in_flight: bool, traffic: list[dict[str, Any]]) -> None:
+    pinned = [{"latestRevision": True, "percent": 0}, {"revisionName": "podinfo-00001", "percent": 100}]
+    service = knative_service(annotations={"flagger.app/primary-revision": "podinfo-00001",
+                                           "rollout.gitops.dev/promoted-revision": "abc123"})
+    service["spec"]["traffic"] = pinned
+    released = knative.released_service(service, in_flight=in_flight)
+    assert released is not None and released["spec"]["traffic"] == traffic
+    assert released["metadata"]["annotations"] == {REVISION_ANNOTATION: "abc123"}
+    assert knative.released_service(released, in_flight=in_flight) is None
