@@ -9,13 +9,16 @@ from collections.abc import Callable
 from kubernetes import client
 
 from rollout.api.spec import PROVIDER_ALIASES, Provider
+from rollout.routers.apisix import ApisixRouter
 from rollout.routers.base import Router, RouterError
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
+from rollout.routers.skipper import SkipperRouter
 from rollout.routers.smi import SMIRouter
+from rollout.routers.traefik import TraefikRouter
 from rollout.settings import Settings
 
 __all__ = ["ROUTERS", "Router", "RouterError", "router_for"]
@@ -28,6 +31,9 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.OSM: SMIRouter,  # Flagger routes Open Service Mesh with its SMI v1alpha2 router
     Provider.LINKERD: LinkerdRouter,
     Provider.KUBERNETES: KubernetesRouter,
+    Provider.TRAEFIK: TraefikRouter,
+    Provider.APISIX: ApisixRouter,
+    Provider.SKIPPER: SkipperRouter,
 }
 
 

@@ -14,6 +14,7 @@ from kubernetes import client
 from rollout.api.parse import parse_bluegreen, parse_canary
 from rollout.api.spec import PROVIDER_ALIASES, Canary, Provider
 from rollout.routers import ROUTERS, RouterError, gatewayapi, istio, kubernetes, linkerd, nginx, router_for, smi
+from rollout.routers.apisix import ApisixRouter
 from rollout.routers.gatewayapi import GatewayAPIRouter
 from rollout.routers.istio import IstioRouter
 from rollout.routers.kubernetes import KubernetesRouter
@@ -21,7 +22,9 @@ from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
 from rollout.routers.objects import merged
 from rollout.routers.route import kept
+from rollout.routers.skipper import SkipperRouter
 from rollout.routers.smi import SMIRouter
+from rollout.routers.traefik import TraefikRouter
 from rollout.settings import Settings
 
 UID = "5f0c8a2e-0000-4000-8000-000000000001"
@@ -438,6 +441,7 @@ ROUTER_CLASSES = {
     Provider.SMI: SMIRouter, Provider.LINKERD: LinkerdRouter, Provider.KUBERNETES: KubernetesRouter,
     Provider.OSM: SMIRouter,
 }
+ROUTER_CLASSES.update({Provider.TRAEFIK: TraefikRouter, Provider.APISIX: ApisixRouter, Provider.SKIPPER: SkipperRouter})
 
 
 def test_registry_covers_every_provider() -> None:
