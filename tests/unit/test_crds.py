@@ -870,7 +870,7 @@ INVALID: list[tuple[str, dict[str, Any], list[FieldError]]] = [
             FieldError(
                 "spec.provider",
                 "must be one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, nginx, smi, smi:v1alpha1, "
-                "smi:v1alpha2, smi:v1alpha3, osm, linkerd, kubernetes, got 'contour'",
+                "smi:v1alpha2, smi:v1alpha3, osm, linkerd, kubernetes, traefik, apisix, skipper, got 'contour'",
             )
         ],
     ),

@@ -29,7 +29,7 @@ SERVICE_TARGET = ("spec.targetRef.kind: a Service target is not supported; name 
 
 
 EXPECTED: dict[str, list[str]] = {
-    "docs-tutorials-apisix-progressive-delivery-1": [provider("apisix"), "spec.routeRef"],
+    "docs-tutorials-apisix-progressive-delivery-1": [],
     "docs-tutorials-contour-progressive-delivery-1": [mesh("contour")],
     "docs-tutorials-gatewayapi-progressive-delivery-1": [],
     "docs-tutorials-gloo-progressive-delivery-1": [provider("gloo")],
@@ -42,10 +42,10 @@ EXPECTED: dict[str, list[str]] = {
     "docs-tutorials-linkerd-progressive-delivery-1": [],
     "docs-tutorials-nginx-progressive-delivery-1": [],
     "docs-tutorials-prometheus-operator-1": [],
-    "docs-tutorials-skipper-progressive-delivery-1": [provider("skipper")],
-    "docs-tutorials-traefik-progressive-delivery-1": [provider("traefik")],
+    "docs-tutorials-skipper-progressive-delivery-1": [],
+    "docs-tutorials-traefik-progressive-delivery-1": [],
     "docs-usage-how-it-works-1": [],
-    "test-apisix-test-canary-1": [provider("apisix"), "spec.routeRef"],
+    "test-apisix-test-canary-1": [],
     "test-contour-test-canary-1": [provider("contour")],
     "test-contour-test-canary-2": [provider("contour")],
     "test-contour-test-canary-3": [provider("contour")],
@@ -81,8 +81,8 @@ EXPECTED: dict[str, list[str]] = {
     "test-nginx-test-canary-2": [],
     "test-nginx-test-lifecycle-1": [],
     "test-nginx-test-lifecycle-2": [],
-    "test-skipper-test-canary-1": [provider("skipper")],
-    "test-traefik-test-canary-1": [provider("traefik")],
+    "test-skipper-test-canary-1": [],
+    "test-traefik-test-canary-1": [],
 }
 
 
