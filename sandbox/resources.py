@@ -197,6 +197,9 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
         "TrafficSplit",
         status=False,
     ),
+    _provider("traefik.io", ("v1alpha1",), "v1alpha1", "ingressroutes", "IngressRoute", status=False),
+    _provider("traefik.io", ("v1alpha1",), "v1alpha1", "traefikservices", "TraefikService", status=False),
+    _provider("apisix.apache.org", ("v2",), "v2", "apisixroutes", "ApisixRoute", status=True),
 )
 
 
