@@ -19,7 +19,8 @@ def add(subcommands: Subcommands) -> None:
         description="Start the sandbox (API, data plane, Prometheus), a local Git remote with an example app, "
                     "a GitSource and the operator; commit a healthy v2 and a v3 failing 10% of requests.")
     p.add_argument("--provider", default="gatewayapi", choices=("gatewayapi", "istio", "linkerd", "nginx", "smi",
-                                                                "kubernetes"))
+                                                                "kubernetes",
+                                                                "traefik", "apisix", "skipper"))
     p.add_argument("--judge", default="threshold", choices=("threshold", "compare", "sequential"))
     p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="analysis interval (default 5)")
     p.add_argument("--rps", type=float, default=50.0, help="simulated requests per second (default 50)")
