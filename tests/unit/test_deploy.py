@@ -129,6 +129,10 @@ NEEDED: frozenset[Need] = frozenset({
     # deletes the one a release no longer uses.
     *each("split.smi-spec.io", ("trafficsplits",), ("get", "create", "update", "delete")),
     *each("policy.linkerd.io", ("httproutes",), ("get", "create", "update", "delete")),
+    # rollout.routers.traefik: the TraefikService; rollout.routers.apisix: the canary ApisixRoute, deleted
+    # on finalize (rollout.routers.skipper's canary Ingress is among the ingresses above).
+    *each("traefik.io", ("traefikservices",), ("get", "create", "update")),
+    *each("apisix.apache.org", ("apisixroutes",), ("get", "create", "update", "delete")),
     # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
     # its reads answered from memory.
     *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
@@ -141,6 +145,8 @@ NEEDED: frozenset[Need] = frozenset({
     *each("networking.istio.io", ("virtualservices", "destinationrules"), ("list", "watch")),
     *each("split.smi-spec.io", ("trafficsplits",), ("list", "watch")),
     *each("policy.linkerd.io", ("httproutes",), ("list", "watch")),
+    *each("traefik.io", ("traefikservices",), ("list", "watch")),
+    *each("apisix.apache.org", ("apisixroutes",), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
 CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions")}
