@@ -3,13 +3,20 @@
 The data plane asks this module, once per tick, how each stream of client requests is shared out
 among Deployments. The answer follows the router objects exactly as the providers' proxies would:
 Gateway API HTTPRoutes, Istio VirtualServices, ingress-nginx canary Ingresses, SMI TrafficSplits,
-Linkerd HTTPRoutes and plain Service selectors. Keeping it pure (dicts in, shares out) lets the unit
+Linkerd HTTPRoutes, Traefik IngressRoutes and TraefikServices, ApisixRoutes, Skipper Ingresses and
+plain Service selectors. Keeping it pure (dicts in, shares out) lets the unit
 tests check every provider's rule without a running sandbox.
 
 Which requests exist (one stream per *entry*, each getting the configured rate):
 
 - every Gateway API HTTPRoute (clients come in through its Gateway), provider `gatewayapi`;
 - every nginx Ingress that is not a canary Ingress, provider `nginx`;
+- every Skipper Ingress (class skipper) that carries no backend weights, provider `skipper`: an enabled
+  canary Ingress (`zalando.org/backend-weights`, no `False()` predicate) for its host and path serves it;
+- every Traefik IngressRoute, provider `traefik`: its first route's services, through TraefikServices'
+  weighted round robin, down to Kubernetes Services;
+- every distinct match (hosts, paths) of the ApisixRoutes' http rules, provider `apisix`, served by the
+  rule of highest priority for it;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
   TrafficSplit's `spec.service`, a VirtualService host naming a Service) or of a Canary/BlueGreen
   whose provider is not `gatewayapi` or `nginx` (those clients come through the gateway or the
