@@ -44,5 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"rollout demo: --mirror needs --provider istio or gatewayapi (provider {args.provider} cannot "
               "mirror traffic)", file=sys.stderr)
         return 2
+    if args.provider == "apisix" and args.judge != "threshold":
+        print(f"rollout demo: --judge {args.judge} compares the canary with the primary, and APISIX counts both in "
+              "one series (by route): use --judge threshold with --provider apisix", file=sys.stderr)
+        return 2
     return run_demo(Options(provider=args.provider, judge=args.judge, interval=args.interval, rps=args.rps,
                             mirror=args.mirror, keep=args.keep, json=args.json, workdir=args.dir, timeout=args.timeout))

@@ -120,3 +120,11 @@ def test_skipper_disabled_canary_ingress_leaves_the_users() -> None:
 def test_an_nginx_ingress_is_not_skippers() -> None:
     nginx = {**USER_SKIPPER, "metadata": {"name": "podinfo", "namespace": NS}}
     assert only(world(ingresses=[nginx])).provider == "nginx"
+
+
+@pytest.mark.parametrize("provider", ["traefik", "apisix", "skipper"])
+def test_edge_provider_release_is_no_service_entry(provider: str) -> None:
+    """Their clients come in through the proxy's object, not the apex Service."""
+    release = {"metadata": {"name": "podinfo", "namespace": NS},
+               "spec": {"provider": provider, "targetRef": {"name": "podinfo"}}}
+    assert splits(world(releases=[release])) == []

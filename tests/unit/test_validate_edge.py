@@ -101,3 +101,10 @@ def test_a_bluegreen_cannot_name_the_object_they_split(provider: str, field: str
     [(path, message)] = problems(release(provider, kind="BlueGreen"))
     assert path == "spec.provider" and f"spec.{field}" in message and "use a Canary" in message
     assert problems(release("traefik", kind="BlueGreen")) == []
+
+
+def test_the_demo_refuses_a_comparing_judge_with_apisix(capsys: pytest.CaptureFixture[str]) -> None:
+    from rollout.cli import main
+
+    assert main(["demo", "--provider", "apisix", "--judge", "sequential"]) == 2
+    assert "use --judge threshold with --provider apisix" in capsys.readouterr().err
