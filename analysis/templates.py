@@ -7,7 +7,8 @@ judge can compare the two arms. Sequential judges need raw counts instead of rat
 `builtin_counts_queries` provides.
 
 MetricTemplates use Flagger's variables (`{{ name }}`, `{{ namespace }}`, `{{ target }}`,
-`{{ interval }}`, `{{ variables.x }}`, plus `{{ service }}` and `{{ ingress }}` when given). A value
+`{{ interval }}`, `{{ variables.x }}`, plus `{{ service }}`, `{{ ingress }}` and `{{ route }}`
+when given). A value
 is never pasted raw: inside a quoted PromQL string it is escaped for that kind of quote, outside a
 string it must be a plain token (number, duration or identifier), so no value can close a string
 and add a second selector. Values inside a regex matcher (`=~`) still act as regular expressions,
@@ -123,8 +124,8 @@ def template_variables(
 ) -> dict[str, str]:
     """The variables Flagger offers a MetricTemplate, as the flat mapping `render_template` takes.
 
-    `service` and `ingress` default to the target, as in Flagger. `variables` become `variables.<key>`.
-    `route` (Flagger's `{{ route }}`, a knative release's Revision) is offered when given.
+    `service`, `ingress` and `route` (the ApisixRoute of `spec.routeRef`, or a knative release's Revision)
+    default to the target, as in Flagger. `variables` become `variables.<key>`.
     """
     values = {
         "name": name,
@@ -132,6 +133,7 @@ def template_variables(
         "target": target,
         "service": service if service is not None else target,
         "ingress": ingress if ingress is not None else target,
+        "route": route if route is not None else target,
         "interval": validate_interval(interval),
     }
     if route is not None:
@@ -228,11 +230,18 @@ class _Mesh:
     successes: str  # matcher selecting the complement
     buckets: str
     bucket_to_ms: float  # multiply bucket bounds (`le`) by this to get milliseconds
+    counted: str = ""  # added to `requests`' selector: a histogram's `le="+Inf"` bucket counts requests
+    timed: str = ""  # added to `buckets`' selector only (APISIX's latency `type`)
+    # When set, request-duration is this histogram's mean (`_sum` / `_count`), as Flagger's skipper
+    # observer reads it, rather than the P99 of `buckets`.
+    mean_of: str = ""
 
     def selector(self, provider: str, namespace: str, workload: str, arm: Arm, ingress: str,
-                 target_kind: str = "Deployment") -> str:
+                 target_kind: str = "Deployment", *, route: str = "", service: str = "") -> str:
         ns = escape_label_value(namespace)
         wl = escape_label_value(workload)
+        if provider in _EDGE_SELECTORS:
+            return _EDGE_SELECTORS[provider](namespace, workload, arm, ingress, route, service)
         if provider == "istio":
             return (
                 f'reporter="destination", destination_workload_namespace="{ns}", '
@@ -317,6 +326,57 @@ _MESHES["knative"] = _MESHES["gatewayapi"]
 _MESHES["smi"] = _MESHES["linkerd"]
 
 
+# --- edge proxies (Flagger's traefik, apisix and skipper observers) -------------------------------
+
+
+def _traefik_selector(namespace: str, workload: str, arm: Arm, ingress: str, route: str, service: str) -> str:
+    """Traefik names a Kubernetes Service behind a TraefikService `<ns>-<service>-<port>@kubernetescrd`;
+    `workload` is the arm's Service (`<target>-canary` or `<target>-primary`)."""
+    pattern = f"{escape_regex(namespace)}-{escape_regex(workload)}-[0-9a-zA-Z-]+@kubernetescrd"
+    return f'service=~"{escape_label_value(pattern)}"'
+
+
+def _apisix_selector(namespace: str, workload: str, arm: Arm, ingress: str, route: str, service: str) -> str:
+    """APISIX labels requests with its route, `<ns>_<ApisixRoute>_<http rule>`; Flagger's canary route is
+    `<routeRef>-<target>-canary`, and it carries both backends, so there is no primary-only series."""
+    if arm == "primary":
+        raise TemplateError("APISIX counts requests by route, and the canary ApisixRoute carries the primary's "
+                            "backend as well as the canary's: there is no series of the primary's requests alone")
+    pattern = f"{escape_regex(namespace)}_{escape_regex(route)}-{escape_regex(workload)}-canary_.+"
+    return f'route=~"{escape_label_value(pattern)}"'
+
+
+_NON_WORD = re.compile(r"[^0-9A-Za-z_]")  # Go's \W
+
+
+def _skipper_selector(namespace: str, workload: str, arm: Arm, ingress: str, route: str, service: str) -> str:
+    """Skipper names an Ingress route `kube_<ns>__<ingress>__<host>__<path>__<service>`, every non-word
+    character made `_`; the arm's backend is `<service>-canary` or `<service>-primary` on the canary
+    Ingress `<ingress>-canary` (Flagger's routePattern)."""
+    ns, ing, svc = (_NON_WORD.sub("_", v) for v in (namespace, ingress, service))
+    pattern = f"kube(ew)?_{ns}__{ing}_canary__.*__{svc}_{arm}(_[0-9]+)?"
+    return f'route=~"{escape_label_value(pattern)}"'
+
+
+_EDGE_SELECTORS = {"traefik": _traefik_selector, "apisix": _apisix_selector, "skipper": _skipper_selector}
+# Flagger's traefik observer counts requests by the +Inf bucket of the duration histogram (seconds).
+_MESHES["traefik"] = _Mesh(
+    "traefik_service_request_duration_seconds_bucket", 'code=~"5.."', 'code!~"5.."',
+    "traefik_service_request_duration_seconds_bucket", 1000.0, counted='le="+Inf"',
+)
+# APISIX's prometheus plugin: responses by status, and request latency in milliseconds.
+_MESHES["apisix"] = _Mesh(
+    "apisix_http_status", 'code=~"5.."', 'code!~"5.."', "apisix_http_latency_bucket", 1.0, timed='type=~"request"',
+)
+# Skipper: responses by code (the +Inf bucket of the response histogram), and the mean time to serve
+# the route, as Flagger's skipper observer reads them.
+_MESHES["skipper"] = _Mesh(
+    "skipper_response_duration_seconds_bucket", 'code=~"5.."', 'code!~"5.."',
+    "skipper_serve_route_duration_seconds_bucket", 1000.0, counted='le="+Inf"',
+    mean_of="skipper_serve_route_duration_seconds",
+)
+
+
 def normalize_provider(provider: str) -> str:
     """Map a Canary's provider name to one this module knows (`gatewayapi:v1beta1` -> `gatewayapi`)."""
     base = provider.strip().lower()
@@ -326,7 +386,7 @@ def normalize_provider(provider: str) -> str:
         base = "appmesh"  # appmesh:v1beta2
     if base not in _MESHES:
         raise UnknownBuiltinError(
-            f"no built-in metrics for provider {provider!r}; known providers: {', '.join(PROVIDERS)}. "
+            f"no built-in metrics for provider {provider!r}; known providers: {', '.join(_MESHES)}. "
             "Use a MetricTemplate with your own query instead."
         )
     return base
@@ -346,18 +406,24 @@ def _workload(provider: str, target: str, arm: Arm, service: str | None = None) 
         return target  # the caller names the arm's Revision
     if arm == "primary":
         return f"{target}-primary"
-    # Gateway API routes to the Services Flagger creates: <target>-canary and <target>-primary.
+    # Gateway API and Traefik route to the Services Flagger creates: <target>-canary and <target>-primary.
     # Kuma's tags name those Services too.
-    return f"{target}-canary" if provider in ("gatewayapi", "kuma") else target
+    return f"{target}-canary" if provider in ("gatewayapi", "kuma", "traefik") else target
 
 
 def _parts(provider: str, namespace: str, target: str, interval: str, arm: Arm, ingress: str | None,
-           target_kind: str = "Deployment", service: str | None = None) -> tuple[_Mesh, str]:
+           target_kind: str = "Deployment", route: str | None = None, service: str | None = None
+           ) -> tuple[_Mesh, str]:
     name = normalize_provider(provider)
     validate_interval(interval)
     mesh = _MESHES[name]
-    sel = mesh.selector(name, namespace, _workload(name, target, arm, service), arm, ingress or target, target_kind)
+    sel = mesh.selector(name, namespace, _workload(name, target, arm, service), arm, ingress or target, target_kind,
+                        route=route or target, service=service or target)
     return mesh, sel
+
+
+def _with(sel: str, extra: str) -> str:
+    return f"{sel}, {extra}" if extra else sel
 
 
 def _scaled(expr: str, factor: float) -> str:
@@ -374,6 +440,7 @@ def builtin_query(
     *,
     ingress: str | None = None,
     target_kind: str = "Deployment",
+    route: str | None = None,
     service: str | None = None,
 ) -> str:
     """The PromQL of a built-in metric for one arm of a release.
@@ -385,15 +452,22 @@ def builtin_query(
     For knative, `target` is the arm's Revision (the caller reads it from the Knative Service).
     `target_kind` (Deployment or DaemonSet) says how the `kubernetes` provider's pods are named.
     `service` is the apex Service (`service.name`) where it differs from the target, which contour's
-    cluster names carry.
+    and skipper's names carry; `route` (apisix: the ApisixRoute of `spec.routeRef`) defaults to the
+    target, as Flagger's template model does.
     """
-    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind, service)
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind, route, service)
     if metric == REQUEST_SUCCESS_RATE:
-        ok = f"sum(rate({mesh.requests}{{{sel}, {mesh.successes}}}[{interval}]))"
-        total = f"sum(rate({mesh.requests}{{{sel}}}[{interval}]))"
+        counted = _with(sel, mesh.counted)
+        ok = f"sum(rate({mesh.requests}{{{counted}, {mesh.successes}}}[{interval}]))"
+        total = f"sum(rate({mesh.requests}{{{counted}}}[{interval}]))"
         return f"{ok} / {total} * 100"
     if metric == REQUEST_DURATION:
-        p99 = f"histogram_quantile(0.99, sum by (le) (rate({mesh.buckets}{{{sel}}}[{interval}])))"
+        if mesh.mean_of:
+            mean = (f"sum(rate({mesh.mean_of}_sum{{{sel}}}[{interval}])) / "
+                    f"sum(rate({mesh.mean_of}_count{{{sel}}}[{interval}]))")
+            return _scaled(mean, mesh.bucket_to_ms)
+        timed = _with(sel, mesh.timed)
+        p99 = f"histogram_quantile(0.99, sum by (le) (rate({mesh.buckets}{{{timed}}}[{interval}])))"
         return _scaled(p99, mesh.bucket_to_ms)
     raise UnknownBuiltinError(f"unknown built-in metric {metric!r}; known: {', '.join(BUILTIN_METRICS)}")
 
@@ -422,13 +496,15 @@ def builtin_counts_queries(
     *,
     ingress: str | None = None,
     target_kind: str = "Deployment",
+    route: str | None = None,
     service: str | None = None,
 ) -> CountsQueries:
     """Error-count, request-count and latency-bucket queries over `interval` for one arm."""
-    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind, service)
+    mesh, sel = _parts(provider, namespace, target, interval, arm, ingress, target_kind, route, service)
+    counted, timed = _with(sel, mesh.counted), _with(sel, mesh.timed)
     return CountsQueries(
-        errors=f"sum(increase({mesh.requests}{{{sel}, {mesh.errors}}}[{interval}]))",
-        requests=f"sum(increase({mesh.requests}{{{sel}}}[{interval}]))",
-        latency_buckets=f"sum by (le) (increase({mesh.buckets}{{{sel}}}[{interval}]))",
+        errors=f"sum(increase({mesh.requests}{{{counted}, {mesh.errors}}}[{interval}]))",
+        requests=f"sum(increase({mesh.requests}{{{counted}}}[{interval}]))",
+        latency_buckets=f"sum by (le) (increase({mesh.buckets}{{{timed}}}[{interval}]))",
         bucket_to_ms=mesh.bucket_to_ms,
     )

@@ -60,7 +60,7 @@ class Settings:
     mesh_provider: str = _setting(
         "istio", "ROLLOUT_MESH_PROVIDER",
         "traffic provider of a Canary without spec.provider, as Flagger's -mesh-provider: gatewayapi, istio, "
-        "linkerd, nginx, smi, kuma, appmesh, contour, gloo, kubernetes or knative")
+        "linkerd, nginx, smi, kuma, appmesh, contour, gloo, traefik, apisix, skipper, kubernetes or knative")
     api_timeout: float = _setting(10.0, "ROLLOUT_API_TIMEOUT", "seconds one Kubernetes API request may take")
     watch_timeout: float = _setting(
         120.0, "ROLLOUT_WATCH_TIMEOUT", "seconds the API server keeps a watch stream open before it is reopened")

@@ -24,7 +24,12 @@ cumulative counters and histograms with exactly the series and labels the built-
 - Knative (Envoy, as Kourier runs it): the same Envoy series for requests that came through a
   Knative Service, cluster `<namespace>/<revision>`;
 - ingress-nginx: `nginx_ingress_controller_requests`, `..._request_duration_seconds`, for requests
-  that came through an Ingress, with `canary` set to the canary upstream when it served them.
+  that came through an Ingress, with `canary` set to the canary upstream when it served them;
+- Traefik: `traefik_service_requests_total`, `traefik_service_request_duration_seconds`, for requests
+  through an IngressRoute, `service` naming the Kubernetes Service `<ns>-<service>-<port>@kubernetescrd`;
+- APISIX: `apisix_http_status`, `apisix_http_latency` (ms), by route `<ns>_<ApisixRoute>_<rule>`;
+- Skipper: `skipper_response_duration_seconds`, `skipper_serve_route_duration_seconds`, by route id
+  `kube_<ns>__<ingress>__<host>__<path>__<service>`, for requests through a Skipper Ingress.
 
 Every served request is reported by both sidecars and the application, as if each pod ran them all,
 so any provider's queries find data whatever the router. The Deployment's (or DaemonSet's) current
@@ -76,6 +81,9 @@ _KINDS: dict[str, tuple[str, str]] = {
     "routetables": ("gateway.solo.io", "routetables"),
     "upstreams": ("gloo.solo.io", "upstreams"),
     "knative_services": ("serving.knative.dev", "services"),
+    "ingressroutes": ("traefik.io", "ingressroutes"),
+    "traefikservices": ("traefik.io", "traefikservices"),
+    "apisixroutes": ("apisix.apache.org", "apisixroutes"),
 }
 _RELEASES = tuple((GROUP, PLURALS[kind]) for kind in RELEASE_KINDS)
 
@@ -131,6 +139,13 @@ def _register(registry: Registry) -> None:
     registry.counter("nginx_ingress_controller_requests", "Requests through ingress-nginx.")
     registry.histogram("nginx_ingress_controller_request_duration_seconds", "Request duration in ingress-nginx.",
                        seconds=True)
+    registry.counter("traefik_service_requests_total", "Requests of Traefik's services.")
+    registry.histogram("traefik_service_request_duration_seconds", "Request duration of Traefik's services.",
+                       seconds=True)
+    registry.counter("apisix_http_status", "HTTP status codes per route in APISIX.")
+    registry.histogram("apisix_http_latency", "HTTP request latency in milliseconds per route in APISIX.")
+    registry.histogram("skipper_response_duration_seconds", "Response duration of Skipper's routes.", seconds=True)
+    registry.histogram("skipper_serve_route_duration_seconds", "Time Skipper took to serve a route.", seconds=True)
 
 
 class DataPlane:
@@ -308,3 +323,21 @@ class DataPlane:
                              ("canary", hop.canary), ("status", code))
             r.inc("nginx_ingress_controller_requests", nginx, n)
             r.observe("nginx_ingress_controller_request_duration_seconds", nginx, ms)
+        if hop.route:
+            self._record_edge(split.provider, hop.route, code, ms)
+
+    def _record_edge(self, provider: str, route: str, code: str, ms: npt.NDArray[np.float64]) -> None:
+        """The edge proxies' own series, labelled with their name for the route or service that served."""
+        r, n = self.registry, int(ms.size)
+        if provider == "traefik":
+            traefik: Labels = (("code", code), ("method", "GET"), ("protocol", "http"), ("service", route))
+            r.inc("traefik_service_requests_total", traefik, n)
+            r.observe("traefik_service_request_duration_seconds", traefik, ms)
+        elif provider == "apisix":
+            r.inc("apisix_http_status", (("code", code), ("route", route), ("service", ""), ("consumer", "")), n)
+            r.observe("apisix_http_latency", (("type", "request"), ("route", route), ("service", ""),
+                                              ("consumer", "")), ms)
+        elif provider == "skipper":
+            skipper: Labels = (("code", code), ("method", "GET"), ("route", route))
+            r.observe("skipper_response_duration_seconds", skipper, ms)
+            r.observe("skipper_serve_route_duration_seconds", skipper, ms)

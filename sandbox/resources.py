@@ -206,6 +206,9 @@ PROVIDER_KINDS: tuple[ResourceSpec, ...] = (
     # Knative Serving: the Service a knative release targets and the Revisions Knative makes of it.
     _provider("serving.knative.dev", ("v1",), "v1", "services", "Service", status=True),
     _provider("serving.knative.dev", ("v1",), "v1", "revisions", "Revision", status=True),
+    _provider("traefik.io", ("v1alpha1",), "v1alpha1", "ingressroutes", "IngressRoute", status=False),
+    _provider("traefik.io", ("v1alpha1",), "v1alpha1", "traefikservices", "TraefikService", status=False),
+    _provider("apisix.apache.org", ("v2",), "v2", "apisixroutes", "ApisixRoute", status=True),
 )
 # Contour's HTTPProxy, and Gloo Edge's RouteTable and VirtualService (gateway.solo.io) and Upstream.
 PROVIDER_KINDS += (

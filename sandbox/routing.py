@@ -3,9 +3,10 @@
 The data plane asks this module, once per tick, how each stream of client requests is shared out
 among Deployments. The answer follows the router objects exactly as the providers' proxies would:
 Gateway API HTTPRoutes, Istio VirtualServices, ingress-nginx canary Ingresses, SMI TrafficSplits,
-Linkerd HTTPRoutes, Contour HTTPProxies, Gloo Edge RouteTables, Knative Services' traffic and plain
-Service selectors. Keeping it pure (dicts in, shares out) lets the unit tests check every provider's
-rule without a running sandbox.
+Linkerd HTTPRoutes, Contour HTTPProxies, Gloo Edge RouteTables, Knative Services' traffic, Traefik
+IngressRoutes and TraefikServices, ApisixRoutes, Skipper Ingresses and plain Service selectors.
+Keeping it pure (dicts in, shares out) lets the unit tests check every provider's rule without a
+running sandbox.
 
 Which requests exist (one stream per *entry*, each getting the configured rate):
 
@@ -17,6 +18,12 @@ Which requests exist (one stream per *entry*, each getting the configured rate):
   the table's routes, each destination an Upstream whose Kubernetes Service serves it, provider `gloo`;
 - every Knative Service (clients call its URL), provider `knative`, routed by its `status.traffic`
   to the Deployments of the Revisions it names;
+- every Skipper Ingress (class skipper) that carries no backend weights, provider `skipper`: an enabled
+  canary Ingress (`zalando.org/backend-weights`, no `False()` predicate) for its host and path serves it;
+- every Traefik IngressRoute, provider `traefik`: its first route's services, through TraefikServices'
+  weighted round robin, down to Kubernetes Services;
+- every distinct match (hosts, paths) of the ApisixRoutes' http rules, provider `apisix`, served by the
+  rule of highest priority for it;
 - every Service that is the apex of a mesh router object (a Linkerd HTTPRoute's parent Service, a
   TrafficSplit's `spec.service`, a VirtualService host naming a Service, a Kuma TrafficRoute's
   destination `kuma.io/service` tag) or of a Canary/BlueGreen whose provider is not an edge one
@@ -47,6 +54,7 @@ sticky rules, not A/B rules: a client whose cookies match one takes it (`Split.s
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -78,6 +86,9 @@ NGINX_BY_COOKIE = NGINX + "canary-by-cookie"
 # Canary/BlueGreen providers whose clients enter through a gateway or an ingress, not the apex Service.
 EDGE_PROVIDERS: tuple[str, ...] = ("gatewayapi", "nginx", "contour")
 EDGE_PROVIDERS += ("gloo",)
+EDGE_PROVIDERS += ("traefik", "apisix", "skipper")  # an IngressRoute, an ApisixRoute, a Skipper Ingress
+SKIPPER_WEIGHTS = "zalando.org/backend-weights"
+SKIPPER_PREDICATE = "zalando.org/skipper-predicate"
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,9 @@ class World:
     routetables: Sequence[Obj] = ()  # gateway.solo.io
     upstreams: Sequence[Obj] = ()  # gloo.solo.io
     knative_services: Sequence[Obj] = ()  # serving.knative.dev Services
+    ingressroutes: Sequence[Obj] = ()  # traefik.io IngressRoutes
+    traefikservices: Sequence[Obj] = ()
+    apisixroutes: Sequence[Obj] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,7 @@ class Hop:
     ingress: str = ""  # the (non-canary) nginx Ingress that served it, if any
     canary: str = ""  # ingress-nginx's canary upstream (`<ns>-<service>-<port>`), "" for the main backend
     cluster: str = ""  # the Envoy cluster of Contour's or Gloo's proxy that sent it, if one did
+    route: str = ""  # the edge proxy's name for what served it (Traefik's service, APISIX's or Skipper's route)
 
 
 @dataclass(frozen=True)
@@ -700,6 +715,146 @@ def _knative_split(world: World, service: Obj) -> Split:
     return Split(entry, "knative", tuple(shares))
 
 
+# --- Skipper ----------------------------------------------------------------------------------------
+
+_NON_WORD = re.compile(r"[^0-9A-Za-z_]")
+
+
+def _is_skipper(ingress: Obj) -> bool:
+    """An Ingress of Skipper's class (by `ingressClassName` or the older class annotation)."""
+    cls = _spec(ingress).get("ingressClassName") or _annotations(ingress).get("kubernetes.io/ingress.class")
+    return str(cls or "") == "skipper"
+
+
+def _is_skipper_canary(ingress: Obj) -> bool:
+    """An Ingress carrying Skipper's backend weights: its routes join those of the Ingress for the same
+    host and path (a Skipper canary Ingress), it is no entry of its own."""
+    return SKIPPER_WEIGHTS in _annotations(ingress)
+
+
+def _skipper_route_id(namespace: str, ingress: str, host: str, path: str, service: str) -> str:
+    """Skipper's route id for an Ingress path (dataclients/kubernetes routeID): non-word characters as `_`."""
+    parts = [_NON_WORD.sub("_", v) for v in (namespace, ingress, host, path, service)]
+    return "kube_{}__{}__{}__{}__{}".format(*parts)
+
+
+def _skipper_enabled(ingress: Obj) -> bool:
+    predicates = [p.strip() for p in str(_annotations(ingress).get(SKIPPER_PREDICATE, "")).split("&&")]
+    return "False()" not in predicates
+
+
+def _skipper_backends(world: World, ingress: Obj, at: tuple[str, str]) -> list[tuple[str, int, float, str]]:
+    """(service, port, weight, route id) of every path of `ingress` at (host, path), weighted as Skipper
+    shares them: by `backend-weights` among the backends it names (the others get nothing), equally
+    when it names none."""
+    ns = _ns(ingress)
+    try:
+        named = json.loads(str(_annotations(ingress).get(SKIPPER_WEIGHTS) or "{}"))
+    except ValueError:
+        named = {}
+    named = named if isinstance(named, dict) else {}
+    out: list[tuple[str, int, float, str]] = []
+    for host, path, service in _ingress_paths(ingress):
+        if (host, path) != at:
+            continue
+        name = str(service.get("name"))
+        port = int(_number((service.get("port") or {}).get("number"), 0)) or _service_port(world, ns, name)
+        weight = _number(named.get(name), 0.0) if named else 1.0
+        out.append((name, port, weight, _skipper_route_id(ns, _name(ingress), host, path, name)))
+    return out
+
+
+def _skipper_split(world: World, main: Obj) -> Split:
+    """Requests through a Skipper Ingress: an enabled canary Ingress (backend weights, no False()
+    predicate) for the same host and path takes them (its Weight(100) predicate outranks the main
+    Ingress's route), else the main Ingress's own backend does."""
+    ns, entry = _ns(main), Entry("Ingress", _ns(main), _name(main))
+    first = next(iter(_ingress_paths(main)), None)
+    if first is None:
+        return Split(entry, "skipper", ())
+    at = (first[0], first[1])
+    canary = next((i for i in _in(world.ingresses, ns) if _is_skipper_canary(i) and _skipper_enabled(i)
+                   and any((h, p) == at for h, p, _ in _ingress_paths(i))), None)
+    backends = _skipper_backends(world, canary if canary is not None else main, at)
+    if canary is None:
+        backends = backends[:1]
+    return Split(entry, "skipper", _edge_weighted(world, ns, backends))
+
+
+def _edge_weighted(world: World, namespace: str, backends: Sequence[tuple[str, int, float, str]]) -> tuple[Share, ...]:
+    """Shares for (service, port, weight, the proxy's name for that backend's route) backends."""
+    shares = _weighted(world, namespace, [(s, p, w) for s, p, w, _ in backends])
+    routes = {s: r for s, _, _, r in backends}
+    return tuple(replace(share, hop=replace(share.hop, route=routes[share.hop.service])) for share in shares)
+
+
+# --- Traefik --------------------------------------------------------------------------------------
+
+_TRAEFIK_DEPTH = 5  # TraefikServices may name TraefikServices; a cycle ends here
+
+
+def _traefik_services(world: World, namespace: str, services: Sequence[Obj], share: float,
+                      depth: int = 0) -> list[tuple[str, int, float, str]]:
+    """Leaf Services of a weighted round robin (an IngressRoute's services or a TraefikService's
+    `weighted.services`), each with its share of `share`; a missing weight is Traefik's 1."""
+    total = sum(max(_number(s.get("weight"), 1.0), 0.0) for s in services)
+    out: list[tuple[str, int, float, str]] = []
+    if total <= 0 or depth > _TRAEFIK_DEPTH:
+        return out
+    for s in services:
+        part = share * max(_number(s.get("weight"), 1.0), 0.0) / total
+        ns, name = str(s.get("namespace") or namespace), str(s.get("name") or "")
+        if part <= 0 or not name or ns != namespace:
+            continue
+        if str(s.get("kind") or "Service") == "TraefikService":
+            ts = next((t for t in _in(world.traefikservices, ns) if _name(t) == name), None)
+            weighted = ((_spec(ts).get("weighted") or {}).get("services") or []) if ts is not None else []
+            out += _traefik_services(world, ns, weighted, part, depth + 1)
+            continue
+        port = int(_number(s.get("port"), 0)) or _service_port(world, ns, name)
+        out.append((name, port, part, f"{ns}-{name}-{port}@kubernetescrd"))
+    return out
+
+
+def _traefik_split(world: World, route: Obj) -> Split:
+    """Requests through a Traefik IngressRoute: its first route's services, weighted round robin down to
+    the Kubernetes Services (Traefik names each `<ns>-<service>-<port>@kubernetescrd`)."""
+    ns, entry = _ns(route), Entry("IngressRoute", _ns(route), _name(route))
+    rule = next((r for r in _spec(route).get("routes") or [] if r.get("services")), None)
+    leaves = _traefik_services(world, ns, (rule or {}).get("services") or [], 1.0)
+    merged: dict[tuple[str, int, str], float] = {}
+    for name, port, part, label in leaves:
+        merged[(name, port, label)] = merged.get((name, port, label), 0.0) + part
+    return Split(entry, "traefik", _edge_weighted(world, ns, [(n, p, w, r) for (n, p, r), w in merged.items()]))
+
+
+# --- APISIX ---------------------------------------------------------------------------------------
+
+
+def _apisix_splits(world: World) -> list[Split]:
+    """Requests through APISIX: one stream per distinct match (hosts and paths) of the ApisixRoutes' http
+    rules, entering at the lowest-priority route (the user's); the highest-priority rule for that match
+    serves it (Flagger's canary route, at 10000), by its backends' weights (100 when unset). APISIX
+    labels each request with the route `<ns>_<ApisixRoute>_<rule>`."""
+    groups: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[tuple[float, str, Obj]]] = {}
+    for route in world.apisixroutes:
+        for rule in _spec(route).get("http") or []:
+            match = rule.get("match") or {}
+            key = (_ns(route), tuple(sorted(map(str, match.get("hosts") or []))),
+                   tuple(sorted(map(str, match.get("paths") or []))))
+            groups.setdefault(key, []).append((_number(rule.get("priority"), 0.0), _name(route), rule))
+    out: list[Split] = []
+    for (ns, _, _), rules in groups.items():
+        entry_route = min(rules, key=lambda r: (r[0], r[1]))[1]
+        _, name, rule = min(rules, key=lambda r: (-r[0], r[1]))
+        label = f"{ns}_{name}_{rule.get('name') or ''}"
+        backends = [(str(b.get("serviceName")), int(_number(b.get("servicePort"), 0))
+                     or _service_port(world, ns, str(b.get("serviceName"))), _number(b.get("weight"), 100.0), label)
+                    for b in rule.get("backends") or []]
+        out.append(Split(Entry("ApisixRoute", ns, entry_route), "apisix", _edge_weighted(world, ns, backends)))
+    return out
+
+
 # --- entries --------------------------------------------------------------------------------------
 
 
@@ -771,9 +926,12 @@ def splits(world: World) -> list[Split]:
     """Every entry's split, in a stable order (see the module docstring for which entries exist)."""
     out = [_httproute_split(world, r, Entry("HTTPRoute", _ns(r), _name(r)), "gatewayapi")
            for r in world.httproutes]
-    out += [_nginx_split(world, i) for i in world.ingresses if not _is_canary_ingress(i)]
     out += [_contour_split(world, p) for p in world.httpproxies if _spec(p).get("virtualhost")]
     out += [_gloo_split(world, vs) for vs in world.gloo_virtualservices]
+    out += [_skipper_split(world, i) if _is_skipper(i) else _nginx_split(world, i)
+            for i in world.ingresses if not _is_canary_ingress(i) and not _is_skipper_canary(i)]
+    out += [_traefik_split(world, r) for r in world.ingressroutes]
+    out += _apisix_splits(world)
     out += [split_for(world, ns, name) for ns, name in _apexes(world)]
     out += [_knative_split(world, service) for service in world.knative_services]
     return sorted(out, key=lambda s: (s.entry.namespace, s.entry.kind, s.entry.name))

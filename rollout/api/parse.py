@@ -50,6 +50,7 @@ from rollout.api.spec import (
     HEADER_ROUTING_PROVIDERS,
     ROUTE_OPTION_PROVIDERS,
     ROUTE_OPTIONS,
+    SHARED_ARM_PROVIDERS,
     AlertProvider,
     AlertProviderSpec,
     AlertProviderType,
@@ -575,6 +576,11 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
             m.error("name", f"duplicate metric name {metric.name!r}; metric names must be unique")
         seen.add(metric.name)
         metrics.append(metric)
+        if route.provider in SHARED_ARM_PROVIDERS and metric.builtin and (
+                judge != Judge.THRESHOLD or metric.compare is not None):
+            field = f"metrics[{len(metrics) - 1}].compare" if metric.compare is not None else "judge"
+            a.error(field, f"{route.source} counts the canary and the primary in one series (by route), so the "
+                    f"built-in {metric.name} cannot be compared with the primary: judge it with a thresholdRange")
     webhooks = [_webhook(w) for w in a.objects("webhooks", "with a name and a url")]
     mirror, mirror_weight, affinity = _traffic_options(a, route.provider, blue_green=blue_green)
     return Analysis(
@@ -901,6 +907,17 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
         ingress_ref = _object_ref(ref, api_version="networking.k8s.io/v1", kind="Ingress")
     elif common.provider == Provider.NGINX and spec.data:
         spec.error("ingressRef", "is required with provider nginx: name the Ingress whose traffic is split")
+    elif common.provider == Provider.SKIPPER and spec.data:
+        spec.error("ingressRef", "is required with provider skipper: name the Ingress whose traffic is split")
+    route_ref = None
+    route = spec.map("routeRef")
+    if route is not None:
+        route_ref = _object_ref(route, api_version="apisix.apache.org/v2", kind="ApisixRoute")
+        if common.provider != Provider.APISIX:
+            spec.error("routeRef", f"names an ApisixRoute, which only provider apisix splits; provider "
+                       f"'{common.provider}' would ignore it: remove it or set spec.provider to apisix")
+    elif common.provider == Provider.APISIX and spec.data:
+        spec.error("routeRef", "is required with provider apisix: name the ApisixRoute whose traffic is split")
     if (common.provider == Provider.GATEWAYAPI and isinstance(spec.get("service"), Mapping)
             and not common.service.gateway_refs):
         spec.error("service.gatewayRefs", "is required with provider gatewayapi: name the Gateways to attach to")
@@ -918,7 +935,8 @@ def _canary_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
         if common.provider != Provider.GLOO:
             spec.error("upstreamRef", f"is supported for provider gloo only (the Gloo Upstream whose settings the "
                        f"router's Upstreams copy), not for provider '{common.provider}'")
-    return {"ingress_ref": ingress_ref, "autoscaler_ref": autoscaler_ref, "upstream_ref": upstream_ref}
+    return {"ingress_ref": ingress_ref, "route_ref": route_ref, "autoscaler_ref": autoscaler_ref,
+            "upstream_ref": upstream_ref}
 
 
 # service fields only some routers write (Flagger's istio and gatewayapi routers): the providers of each
@@ -988,6 +1006,10 @@ def _bluegreen_fields(spec: Fields, common: ReleaseSpec) -> dict[str, Any]:
     if pv is not None:
         preview = PreviewService(name=pv.str("name", required=True) or "", port=pv.int("port", lo=1, hi=65535))
     delay = spec.int("scaleDownDelaySeconds", lo=0, limit=MAX_SCALE_DOWN_DELAY)
+    if common.provider in (Provider.APISIX, Provider.SKIPPER):
+        ref = "routeRef (an ApisixRoute)" if common.provider == Provider.APISIX else "ingressRef (an Ingress)"
+        spec.error("provider", f"provider {common.provider} splits the traffic of a Canary's spec.{ref}, which a "
+                   "BlueGreen has no field for: use a Canary with iterations for a blue/green release")
     return {
         "auto_promotion": spec.bool("autoPromotion", True),
         "scale_down_delay_seconds": 30 if delay is None else delay,

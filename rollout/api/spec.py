@@ -30,6 +30,9 @@ class Provider(StrEnum):
     CONTOUR = "contour"
     GLOO = "gloo"
     KNATIVE = "knative"  # the target is a Knative Service; its spec.traffic splits between revisions
+    TRAEFIK = "traefik"  # a weighted TraefikService, as Flagger's traefik router
+    APISIX = "apisix"  # a canary ApisixRoute with weighted backends (spec.routeRef), as Flagger's
+    SKIPPER = "skipper"  # a canary Ingress with Skipper's backend-weights (spec.ingressRef), as Flagger's
 
 
 # Flagger spells some providers with an API version; they mean the same router here.
@@ -86,6 +89,10 @@ HEADER_ROUTING_PROVIDERS |= {Provider.CONTOUR, Provider.GLOO}
 # (`analysis.sessionAffinity`) and write the service's route options (headers, rewrite, corsPolicy,
 # timeout), as Flagger's istio and gatewayapi routers do.
 ROUTE_OPTION_PROVIDERS = frozenset({Provider.GATEWAYAPI, Provider.ISTIO})
+# Providers whose data plane counts both arms in one series (APISIX counts by route, and the canary
+# route carries the primary's backend too): their built-in metrics have no primary-only query, so
+# only a threshold can judge them.
+SHARED_ARM_PROVIDERS = frozenset({Provider.APISIX})
 
 
 class Judge(StrEnum):
@@ -424,6 +431,8 @@ class ReleaseSpec:
 class CanarySpec(ReleaseSpec):
     # Only the Canary kind names an Ingress (the nginx provider splits its traffic); BlueGreen has no such field.
     ingress_ref: ObjectRef | None = None
+    # Flagger's `routeRef`: the ApisixRoute whose traffic the apisix provider splits.
+    route_ref: ObjectRef | None = None
     autoscaler_ref: AutoscalerRef | None = None
     # gloo: the Upstream whose settings (TLS, circuit breakers, load balancing...) the router's Upstreams copy
     upstream_ref: ObjectRef | None = None

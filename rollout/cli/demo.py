@@ -20,7 +20,8 @@ def add(subcommands: Subcommands) -> None:
                     "a GitSource and the operator; commit a healthy v2 and a v3 failing 10% of requests.")
     p.add_argument("--provider", default="gatewayapi", choices=("gatewayapi", "istio", "linkerd", "nginx", "smi",
                                                                 "kubernetes",
-                                                                "kuma", "appmesh", "contour", "gloo", "knative"))
+                                                                "kuma", "appmesh", "contour", "gloo", "knative",
+                                                                "traefik", "apisix", "skipper"))
     p.add_argument("--judge", default="threshold", choices=("threshold", "compare", "sequential"))
     p.add_argument("--interval", type=float, default=5.0, metavar="SECONDS", help="analysis interval (default 5)")
     p.add_argument("--rps", type=float, default=50.0, help="simulated requests per second (default 50)")
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if args.mirror and args.provider not in ("istio", "gatewayapi"):
         print(f"rollout demo: --mirror needs --provider istio or gatewayapi (provider {args.provider} cannot "
               "mirror traffic)", file=sys.stderr)
+        return 2
+    if args.provider == "apisix" and args.judge != "threshold":
+        print(f"rollout demo: --judge {args.judge} compares the canary with the primary, and APISIX counts both in "
+              "one series (by route): use --judge threshold with --provider apisix", file=sys.stderr)
         return 2
     return run_demo(Options(provider=args.provider, judge=args.judge, interval=args.interval, rps=args.rps,
                             mirror=args.mirror, keep=args.keep, json=args.json, workdir=args.dir, timeout=args.timeout))

@@ -196,9 +196,10 @@ class MetricChecks:
         target = spec.target_ref.name
         interval = format_duration(metric.interval)
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
+        route = spec.route_ref.name if isinstance(spec, CanarySpec) and spec.route_ref else None
         if metric.builtin:
             return builtin_query(metric.name, spec.provider.value, meta.namespace, self._builtin_target(arm),
-                                 interval, arm, ingress=ingress, target_kind=spec.target_ref.kind,
+                                 interval, arm, ingress=ingress, target_kind=spec.target_ref.kind, route=route,
                                  service=spec.service.name or None)
         text = metric.query
         name = target if arm == "canary" else f"{target}-primary"
@@ -210,7 +211,7 @@ class MetricChecks:
                 name = target
         assert text is not None
         variables = template_variables(meta.name, meta.namespace, name, interval, dict(metric.template_variables),
-                                       ingress=ingress, route=self.routes.get(arm))
+                                       ingress=ingress, route=self.routes.get(arm) or route)
         return render_template(text, variables)
 
     def _builtin_target(self, arm: Arm) -> str:
@@ -298,7 +299,9 @@ class MetricChecks:
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
                                         self._builtin_target(arm), interval, arm, ingress=ingress,
-                                        target_kind=spec.target_ref.kind, service=spec.service.name or None)
+                                        target_kind=spec.target_ref.kind, service=spec.service.name or None,
+                                        route=spec.route_ref.name if isinstance(spec, CanarySpec)
+                                        and spec.route_ref else None)
             for arm in ("canary", "primary")
         }
         # Each look's counts come from the interval before it: the warm-up allowance is the one at its start.

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from kubernetes import client
 
 from rollout.api.spec import PROVIDER_ALIASES, Provider
+from rollout.routers.apisix import ApisixRouter
 from rollout.routers.appmesh import AppMeshRouter
 from rollout.routers.base import Router, RouterError
 from rollout.routers.contour import ContourRouter
@@ -20,7 +21,9 @@ from rollout.routers.kubernetes import KubernetesRouter
 from rollout.routers.kuma import KumaRouter
 from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
+from rollout.routers.skipper import SkipperRouter
 from rollout.routers.smi import SMIRouter
+from rollout.routers.traefik import TraefikRouter
 from rollout.settings import Settings
 
 __all__ = ["ROUTERS", "Router", "RouterError", "router_for"]
@@ -38,6 +41,9 @@ ROUTERS: dict[Provider, Callable[[client.ApiClient, Settings], Router]] = {
     Provider.CONTOUR: ContourRouter,
     Provider.GLOO: GlooRouter,
     Provider.KNATIVE: KnativeRouter,
+    Provider.TRAEFIK: TraefikRouter,
+    Provider.APISIX: ApisixRouter,
+    Provider.SKIPPER: SkipperRouter,
 }
 
 

@@ -23,6 +23,7 @@ PROVIDERS: tuple[str, ...] = ("gatewayapi", "istio", "linkerd", "nginx", "smi", 
 PROVIDERS += ("kuma", "appmesh")
 PROVIDERS += ("contour", "gloo")
 PROVIDERS += ("knative",)
+PROVIDERS += ("traefik", "apisix", "skipper")  # edge proxies the clients enter through
 JUDGES = ("threshold", "compare", "sequential")
 
 
@@ -130,6 +131,10 @@ def canary(provider: str, judge: str, interval: float, namespace: str = NAMESPAC
         # Flagger's knative tutorial: the Knative Service is the target, and it needs no service block
         spec["targetRef"] = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": APP}
         del spec["service"]
+    if provider == "skipper":
+        spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": APP}
+    if provider == "apisix":
+        spec["routeRef"] = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": APP}
     return {"apiVersion": API_VERSION, "kind": "Canary",
             "metadata": {"name": APP, "namespace": namespace}, "spec": spec}
 
@@ -143,11 +148,11 @@ def gateway(namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
-def ingress(namespace: str = NAMESPACE) -> dict[str, Any]:
+def ingress(namespace: str = NAMESPACE, ingress_class: str = "nginx") -> dict[str, Any]:
     return {
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
         "metadata": {"name": APP, "namespace": namespace},
-        "spec": {"ingressClassName": "nginx", "rules": [{"host": "podinfo.demo.local", "http": {"paths": [{
+        "spec": {"ingressClassName": ingress_class, "rules": [{"host": "podinfo.demo.local", "http": {"paths": [{
             "path": "/", "pathType": "Prefix",
             "backend": {"service": {"name": APP, "port": {"number": PORT}}}}]}}]},
     }
@@ -175,6 +180,48 @@ def gloo_virtualservice(namespace: str = NAMESPACE) -> dict[str, Any]:
     }
 
 
+def ingressroute(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The Traefik IngressRoute clients come in through; it names the TraefikService the traefik
+    provider writes (Flagger's traefik tutorial)."""
+    return {
+        "apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {"entryPoints": ["web"], "routes": [{
+            "match": "Host(`podinfo.demo.local`)", "kind": "Rule",
+            "services": [{"name": APP, "kind": "TraefikService", "port": PORT}]}]},
+    }
+
+
+def apisixroute(namespace: str = NAMESPACE) -> dict[str, Any]:
+    """The ApisixRoute clients come in through, with the prometheus plugin on (Flagger's apisix tutorial);
+    the apisix provider clones it into the canary route."""
+    return {
+        "apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+        "metadata": {"name": APP, "namespace": namespace},
+        "spec": {"http": [{
+            "name": "method",
+            "match": {"hosts": ["podinfo.demo.local"], "methods": ["GET"], "paths": ["/*"]},
+            "backends": [{"serviceName": APP, "servicePort": PORT}],
+            "plugins": [{"name": "prometheus", "enable": True,
+                         "config": {"disable": False, "prefer_name": True}}]}]},
+    }
+
+
+def edge_objects(provider: str, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
+    """What the user provides for an edge provider besides the app: the object clients enter through."""
+    if provider == "nginx":
+        return [ingress(namespace)]
+    if provider == "skipper":
+        return [ingress(namespace, "skipper")]
+    if provider == "traefik":
+        return [ingressroute(namespace)]
+    if provider == "apisix":
+        return [apisixroute(namespace)]
+    if provider == "gatewayapi":
+        return [gateway(namespace)]
+    return []
+
+
 def files(version: int, provider: str, judge: str, interval: float, *, mirror: bool = False) -> dict[str, str]:
     """The app's folder in Git at `version`: path -> YAML."""
     out = {
@@ -184,6 +231,9 @@ def files(version: int, provider: str, judge: str, interval: float, *, mirror: b
     }
     if provider == "nginx":
         out[f"{FOLDER}/ingress.yaml"] = yaml.safe_dump(ingress(), sort_keys=False)
+    if provider in ("traefik", "apisix", "skipper"):
+        [edge] = edge_objects(provider)
+        out[f"{FOLDER}/{edge['kind'].lower()}.yaml"] = yaml.safe_dump(edge, sort_keys=False)
     if provider == "gatewayapi":
         out[f"{FOLDER}/gateway.yaml"] = yaml.safe_dump(gateway(), sort_keys=False)
     if provider == "contour":

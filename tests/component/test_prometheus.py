@@ -168,8 +168,84 @@ def openmetrics() -> str:
         (f"other_{TARGET}-canary_9898", DECOY), (f"{NS}_{TARGET}x-canary_9898", DECOY),
     ]:
         emit(*env, {"envoy_cluster_name": cluster}, traffic, "envoy_response_code")
+    _edge_proxies(add)
     lines = [line for family in families.values() for line in family]
     return "\n".join([*lines, "# EOF"]) + "\n"
+
+
+def _by_code(traffic: Traffic) -> dict[str, dict[float, int]]:
+    """The latencies shared out among the status codes (the fastest to the first code), so that one
+    histogram per code (Traefik's and Skipper's, labelled with the code) sums to `traffic.latency_ms`."""
+    left = dict(sorted(traffic.latency_ms.items()))
+    out: dict[str, dict[float, int]] = {}
+    for code, n in traffic.codes.items():
+        mine: dict[float, int] = {}
+        for upper in left:
+            take = min(n, left[upper])
+            if take:
+                mine[upper], left[upper], n = take, left[upper] - take, n - take
+        out[code] = mine
+    return out
+
+
+def _coded_histogram(name: str, base: dict[str, str], traffic: Traffic, scale: float) -> list[str]:
+    lines: list[str] = []
+    bounds = sorted(traffic.latency_ms)
+    for code, latencies in _by_code(traffic).items():
+        cumulative = 0
+        for upper in bounds:
+            cumulative += latencies.get(upper, 0)
+            lines += _counter(name, {**base, "code": code, "le": f"{upper * scale:g}"}, cumulative)
+        lines += _counter(name, {**base, "code": code, "le": "+Inf"}, cumulative)
+    return lines
+
+
+def _mean_ms(traffic: Traffic) -> float:
+    """The mean the `_sum` / `_count` of `_edge_proxies` give: each latency at its bucket's bound."""
+    return sum(upper * n for upper, n in traffic.latency_ms.items()) / sum(traffic.latency_ms.values())
+
+
+EDGE_ROUTE = "web"  # the ApisixRoute (routeRef) and the Ingress (ingressRef) of the edge providers
+
+
+def _edge_proxies(add: Callable[[str, list[str]], None]) -> None:
+    """Traefik, APISIX and Skipper, labelled as each proxy labels what it serves."""
+    # Traefik: one histogram (seconds) per code and service `<ns>-<service>-<port>@kubernetescrd`.
+    for service, traffic in [
+        (f"{NS}-{TARGET}-canary-9898@kubernetescrd", CANARY), (f"{NS}-{TARGET}-primary-9898@kubernetescrd", PRIMARY),
+        (f"other-{TARGET}-canary-9898@kubernetescrd", DECOY), (f"{NS}-{TARGET}-canary-9898@file", DECOY),
+    ]:
+        add("traefik_service_request_duration_seconds_bucket",
+            _coded_histogram("traefik_service_request_duration_seconds_bucket", {"service": service}, traffic, 0.001))
+    # APISIX: statuses by route `<ns>_<ApisixRoute>_<rule>`, latency in ms by type.
+    for route, kind, traffic in [
+        (f"{NS}_{EDGE_ROUTE}-{TARGET}-canary_main", "request", CANARY),
+        (f"{NS}_{EDGE_ROUTE}-{TARGET}-canary_main", "upstream", DECOY),
+        (f"{NS}_{EDGE_ROUTE}_main", "request", DECOY),  # the user's route
+        (f"other_{EDGE_ROUTE}-{TARGET}-canary_main", "request", DECOY),
+    ]:
+        req, _ = _series("apisix_http_status", "apisix_http_latency_bucket", {"route": route}, traffic, "code")
+        _, hist = _series("apisix_http_status", "apisix_http_latency_bucket", {"type": kind, "route": route},
+                          traffic, "code")
+        add("apisix_http_status", req if kind == "request" else [])
+        add("apisix_http_latency_bucket", hist)
+    # Skipper: route ids `kube_<ns>__<ingress>__<host>__<path>__<service>`; seconds.
+    host_path = "app_example_com___"
+    for route, traffic in [
+        (f"kube_{NS}__{EDGE_ROUTE}_canary__{host_path}__{TARGET}_canary", CANARY),
+        (f"kube_{NS}__{EDGE_ROUTE}_canary__{host_path}__{TARGET}_primary", PRIMARY),
+        (f"kube_{NS}__{EDGE_ROUTE}__{host_path}__{TARGET}", DECOY),  # the user's Ingress
+        (f"kube_other__{EDGE_ROUTE}_canary__{host_path}__{TARGET}_canary", DECOY),
+    ]:
+        add("skipper_response_duration_seconds_bucket",
+            _coded_histogram("skipper_response_duration_seconds_bucket", {"route": route}, traffic, 0.001))
+        seconds = sum(upper * n for upper, n in traffic.latency_ms.items()) / 1000
+        first = END - (STEPS - 1) * STEP
+        add("skipper_serve_route_duration_seconds_sum",
+            [f'skipper_serve_route_duration_seconds_sum{{route="{route}"}} {k * seconds!r} {first + k * STEP}'
+             for k in range(STEPS)])
+        add("skipper_serve_route_duration_seconds_count",
+            _counter("skipper_serve_route_duration_seconds_count", {"route": route}, sum(traffic.latency_ms.values())))
 
 
 @pytest.fixture(scope="module")
@@ -223,6 +299,34 @@ def test_counts_queries(provider: PrometheusProvider, mesh: str, arm: str, traff
     assert got.keys() == expected.keys()
     for upper, count in expected.items():
         assert got[upper] == pytest.approx(count), upper
+
+
+EDGE_ARMS = [("traefik", "canary", CANARY), ("traefik", "primary", PRIMARY), ("apisix", "canary", CANARY),
+             ("skipper", "canary", CANARY), ("skipper", "primary", PRIMARY)]
+
+
+def edge_query(metric: str, mesh: str, arm: str) -> str:
+    return builtin_query(metric, mesh, NS, TARGET, INTERVAL, arm, ingress=EDGE_ROUTE,  # type: ignore[arg-type]
+                         route=EDGE_ROUTE)
+
+
+@pytest.mark.parametrize(("mesh", "arm", "traffic"), EDGE_ARMS)
+def test_edge_proxies_success_rate_and_duration(provider: PrometheusProvider, mesh: str, arm: str,
+                                                traffic: Traffic) -> None:
+    """Flagger's traefik, apisix and skipper observers' queries read their arm only; Skipper's duration
+    is the mean time to serve the route, the others' the P99."""
+    rate = provider.query_value(edge_query("request-success-rate", mesh, arm), at=END)
+    assert rate == pytest.approx(traffic.success_rate, rel=1e-9)
+    duration = provider.query_value(edge_query("request-duration", mesh, arm), at=END)
+    assert duration == pytest.approx(_mean_ms(traffic) if mesh == "skipper" else traffic.p99_ms(), rel=1e-9)
+
+
+@pytest.mark.parametrize(("mesh", "arm", "traffic"), EDGE_ARMS)
+def test_edge_proxies_counts_queries(provider: PrometheusProvider, mesh: str, arm: str, traffic: Traffic) -> None:
+    queries = builtin_counts_queries(mesh, NS, TARGET, INTERVAL, arm, ingress=EDGE_ROUTE,  # type: ignore[arg-type]
+                                     route=EDGE_ROUTE)
+    assert provider.query_value(queries.errors, at=END) == pytest.approx(traffic.errors_per_minute)
+    assert provider.query_value(queries.requests, at=END) == pytest.approx(traffic.requests_per_minute)
 
 
 def test_range_query_returns_aligned_numpy_arrays(provider: PrometheusProvider) -> None:

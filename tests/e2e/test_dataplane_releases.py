@@ -3,7 +3,7 @@
 Here nothing is faked per test: the sandbox (`rollout sandbox up --dataplane`, its own process)
 routes simulated requests by the router objects the operator writes, the versions' error rates
 come from their pod-template annotations, a real Prometheus scrapes the data plane and the
-operator (`rollout run`) judges the provider's built-in queries. The releases run at once.
+operator (`rollout run`) judges the provider's built-in queries. All the releases run at once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ PROVIDERS += ("kuma", "appmesh")
 PROVIDERS += ("contour", "gloo")
 PROVIDERS += ("knative",)
 KNATIVE = ("serving.knative.dev", "v1")
+PROVIDERS += ("traefik", "apisix", "skipper")  # clients enter through an IngressRoute, an ApisixRoute, an Ingress
 GOOD = app.Version(2, "ghcr.io/stefanprodan/podinfo:6.0.1", 0.0)
 BAD = app.Version(3, "ghcr.io/stefanprodan/podinfo:6.0.2", 0.2)
 
@@ -75,6 +76,17 @@ def canary(provider: str, namespace: str) -> dict[str, Any]:
     return obj
 
 
+def create_edge(api: client.ApiClient, namespace: str, obj: dict[str, Any]) -> None:
+    """The object clients enter through: an Ingress, or a proxy's custom resource (an IngressRoute, an
+    ApisixRoute)."""
+    if obj["kind"] == "Ingress":
+        client.NetworkingV1Api(api).create_namespaced_ingress(namespace, obj)
+        return
+    group, version = obj["apiVersion"].split("/")
+    plural = obj["kind"].lower() + "s"
+    client.CustomObjectsApi(api).create_namespaced_custom_object(group, version, namespace, plural, obj)
+
+
 @pytest.fixture(scope="module")
 def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[str, Any]]:
     """Each provider's namespace: v1 initialized, v2 (healthy) released, then v3 (20% errors)."""
@@ -99,6 +111,9 @@ def outcomes(world: tuple[client.ApiClient, OperatorProcess]) -> dict[str, dict[
         if provider == "gloo":  # clients come through the Gloo VirtualService delegating to its RouteTable
             client.CustomObjectsApi(api).create_namespaced_custom_object(
                 "gateway.solo.io", "v1", ns, "virtualservices", app.gloo_virtualservice(ns))
+        if provider in ("traefik", "apisix", "skipper"):
+            [edge] = app.edge_objects(provider, ns)
+            create_edge(api, ns, edge)
         create_release(api, canary(provider, ns))
 
     def phases(*wanted: str) -> bool:

@@ -58,7 +58,12 @@ OWNED: dict[str, list[tuple[str, str, str]]] = {
              ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-primaryupstream-9898"),
              ("gloo.solo.io/v1", "upstreams", "{ns}-podinfo-canaryupstream-9898")],
     "knative": [],  # the Knative Service is the user's target: its spec.traffic is written, nothing owned
+    "traefik": [("traefik.io/v1alpha1", "traefikservices", TARGET)],
+    "apisix": [("apisix.apache.org/v2", "apisixroutes", f"web-{TARGET}-canary")],
+    "skipper": [("networking.k8s.io/v1", "ingresses", "web-canary")],
 }
+# Providers whose router clones the user's object (`ingressRef`, `routeRef`) and deletes the clone when done.
+CLONING = ("nginx", "apisix", "skipper")
 
 LINKERD_HTTPROUTE_CRD: Any = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -106,6 +111,14 @@ def ingress(namespace: str) -> Any:
                  "backend": {"service": {"name": TARGET, "port": {"number": 9898}}}}]}}]}}
 
 
+def apisixroute(namespace: str) -> Any:
+    """The user's ApisixRoute (Flagger's apisix tutorial's), which the apisix router clones."""
+    return {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute",
+            "metadata": {"name": "web", "namespace": namespace},
+            "spec": {"http": [{"name": "method", "match": {"hosts": ["app.example.com"], "paths": ["/*"]},
+                               "backends": [{"serviceName": TARGET, "servicePort": 9898}]}]}}
+
+
 def setup_release(api: client.ApiClient, namespace: str, provider: str,
                   match: list[Obj] | None = None) -> Canary:
     """What the workloads module and the user provide (Services, Ingress), and the Canary itself."""
@@ -113,10 +126,13 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
     for name, app in ((TARGET, f"{TARGET}-primary"), (f"{TARGET}-primary", f"{TARGET}-primary"),
                       (f"{TARGET}-canary", TARGET)):
         core.create_namespaced_service(namespace, service(name, namespace, app), _request_timeout=10)
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         client.NetworkingV1Api(api).create_namespaced_ingress(namespace, ingress(namespace), _request_timeout=10)
     if provider == "knative":
         return knative_release(api, namespace)
+    if provider == "apisix":
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            "apisix.apache.org", "v2", namespace, "apisixroutes", apisixroute(namespace), _request_timeout=10)
     analysis: Obj = {"interval": "1m", "threshold": 2}
     if match:
         analysis.update(iterations=3, match=match)
@@ -130,8 +146,10 @@ def setup_release(api: client.ApiClient, namespace: str, provider: str,
         spec["service"]["gatewayRefs"] = [{"name": "public", "namespace": namespace}]
         client.CustomObjectsApi(api).create_namespaced_custom_object(
             "gateway.networking.k8s.io", "v1", namespace, "gateways", gateway(namespace), _request_timeout=10)
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         spec["ingressRef"] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": "web"}
+    if provider == "apisix":
+        spec["routeRef"] = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "web"}
     obj: Any = client.CustomObjectsApi(api).create_namespaced_custom_object(
         GROUP, VERSION, namespace, "canaries",
         {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary", "metadata": {"name": TARGET}, "spec": spec},
@@ -172,7 +190,8 @@ def resource_versions(api: client.ApiClient, namespace: str, provider: str) -> l
 
 
 @pytest.mark.parametrize("provider", ["gatewayapi", "istio", "smi", "osm", "linkerd", "nginx", "kubernetes",
-                                      "appmesh", "contour", "gloo", "knative"])
+                                      "appmesh", "contour", "gloo", "knative",
+                                      "traefik", "apisix", "skipper"])
 def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) -> None:
     release = setup_release(api, namespace, provider)
     router = router_for(provider, api, Settings())
@@ -208,18 +227,23 @@ def test_router_lifecycle(api: client.ApiClient, namespace: str, provider: str) 
         assert live is not None and live["spec"]["selector"] == {"app": TARGET}
 
     router.finalize(release)
-    if provider == "nginx":
+    if provider in ("nginx", "skipper"):
         assert router.verify_weight(release) is None  # the canary Ingress is gone
         assert read(api, namespace, "networking.k8s.io/v1", "ingresses", "web-canary") is None
         user = read(api, namespace, "networking.k8s.io/v1", "ingresses", "web")
         assert user is not None
         assert user["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == TARGET
         assert user["metadata"]["annotations"] == {"team": "web"}
+    elif provider == "apisix":
+        assert router.verify_weight(release) is None  # the canary ApisixRoute is gone, the user's is as it was
+        assert read(api, namespace, "apisix.apache.org/v2", "apisixroutes", f"web-{TARGET}-canary") is None
+        user = read(api, namespace, "apisix.apache.org/v2", "apisixroutes", "web")
+        assert user is not None and user["spec"] == apisixroute(namespace)["spec"]
     else:
         assert router.verify_weight(release) == (100, 0)
     router.finalize(release)  # finalizing twice is harmless
 
-    if provider != "nginx":
+    if provider not in CLONING:
         router.reconcile(release)  # bring the objects back, then let the garbage collector take them
         owned = OWNED[provider]
         client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, "canaries", TARGET,

@@ -871,7 +871,7 @@ INVALID: list[tuple[str, dict[str, Any], list[FieldError]]] = [
                 "spec.provider",
                 "must be one of gatewayapi, gatewayapi:v1, gatewayapi:v1beta1, istio, nginx, smi, smi:v1alpha1, "
                 "smi:v1alpha2, smi:v1alpha3, osm, linkerd, kubernetes, kuma, appmesh, appmesh:v1beta2, contour, gloo, "
-                "knative, got 'ambassador'",
+                "knative, traefik, apisix, skipper, got 'ambassador'",
             )
         ],
     ),

@@ -141,6 +141,10 @@ NEEDED: frozenset[Need] = frozenset({
     # and annotations (read-modify-write, never created); its Revisions are read (and by the writer).
     *each("serving.knative.dev", ("services",), ("get", "update")),
     *each("serving.knative.dev", ("revisions",), ("get",)),
+    # rollout.routers.traefik: the TraefikService; rollout.routers.apisix: the canary ApisixRoute, deleted
+    # on finalize (rollout.routers.skipper's canary Ingress is among the ingresses above).
+    *each("traefik.io", ("traefikservices",), ("get", "create", "update")),
+    *each("apisix.apache.org", ("apisixroutes",), ("get", "create", "update", "delete")),
     # rollout.engine.cache (--watch-cache): every kind read with `get` above is listed and watched, and
     # its reads answered from memory.
     *each("rollout.gitops.dev", ("metrictemplates", "alertproviders"), ("list", "watch")),
@@ -158,6 +162,8 @@ NEEDED: frozenset[Need] = frozenset({
     *each("gateway.solo.io", ("routetables",), ("list", "watch")),
     *each("gloo.solo.io", ("upstreams",), ("list", "watch")),
     *each("serving.knative.dev", ("services", "revisions"), ("list", "watch")),
+    *each("traefik.io", ("traefikservices",), ("list", "watch")),
+    *each("apisix.apache.org", ("apisixroutes",), ("list", "watch")),
 })
 # Cluster-scoped resources in the table: a namespaced operator's Role cannot grant them.
 CLUSTER_RESOURCES = {("apiextensions.k8s.io", "customresourcedefinitions"), ("kuma.io", "trafficroutes")}

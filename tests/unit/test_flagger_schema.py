@@ -122,6 +122,9 @@ def base_for(path: str) -> dict[str, Any]:
         del analysis["stepWeight"]
     if "metrics[].templateRef" in path:
         del analysis["metrics"][0]["query"]
+    if path == "spec.provider":
+        # the sample is Flagger's first provider, apisix, which splits the ApisixRoute routeRef names
+        obj["spec"]["routeRef"] = {"apiVersion": "apisix.apache.org/v2", "kind": "ApisixRoute", "name": "podinfo"}
     if path.startswith("spec.canaryAnalysis"):
         obj["spec"]["canaryAnalysis"] = obj["spec"].pop("analysis")
     if path.startswith("spec.autoscalerRef"):

@@ -501,8 +501,8 @@ SEMANTIC: list[tuple[str, str, list[tuple[str, Any]], str, str]] = [
      "spec.analysis.match",
      "A/B matching needs iterations (how many checks to run on the matched traffic) instead of step weights"),
     ("unknown-provider", "Canary", [("spec.provider", "ambassador")],
-     "spec.provider", "unknown provider 'ambassador'; known: appmesh, contour, gatewayapi, gloo, istio, knative, "
-     "kubernetes, kuma, linkerd, nginx, osm, smi"),
+     "spec.provider", "unknown provider 'ambassador'; known: apisix, appmesh, contour, gatewayapi, gloo, istio, "
+     "knative, kubernetes, kuma, linkerd, nginx, osm, skipper, smi, traefik"),
     ("nginx-needs-ingress", "Canary", [("spec.provider", "nginx")],
      "spec.ingressRef", "is required with provider nginx: name the Ingress whose traffic is split"),
     ("target-kind", "Canary", [("spec.targetRef.kind", "StatefulSet")],

@@ -26,6 +26,7 @@ from rollout.routers import (
     router_for,
     smi,
 )
+from rollout.routers.apisix import ApisixRouter
 from rollout.routers.appmesh import AppMeshRouter
 from rollout.routers.base import Extras
 from rollout.routers.contour import ContourRouter
@@ -39,7 +40,9 @@ from rollout.routers.linkerd import LinkerdRouter
 from rollout.routers.nginx import NginxRouter
 from rollout.routers.objects import merged
 from rollout.routers.route import kept
+from rollout.routers.skipper import SkipperRouter
 from rollout.routers.smi import SMIRouter
+from rollout.routers.traefik import TraefikRouter
 from rollout.settings import Settings
 
 UID = "5f0c8a2e-0000-4000-8000-000000000001"
@@ -462,6 +465,8 @@ ROUTER_CLASSES = {
 }
 ROUTER_CLASSES.update({Provider.KUMA: KumaRouter, Provider.APPMESH: AppMeshRouter})
 ROUTER_CLASSES[Provider.KNATIVE] = KnativeRouter
+ROUTER_CLASSES.update({Provider.TRAEFIK: TraefikRouter, Provider.APISIX: ApisixRouter,
+                       Provider.SKIPPER: SkipperRouter})
 
 
 def test_registry_covers_every_provider() -> None:

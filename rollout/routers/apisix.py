@@ -1,0 +1,132 @@
+"""APISIX router: a canary ApisixRoute `<route>-<svc>-canary` (apisix.apache.org/v2), cloned from the
+user's ApisixRoute (`spec.routeRef`) as Flagger's apisix router does: of the user's http rules it keeps
+the one whose backend is the apex Service `<svc>`, raises it to priority 10000 so APISIX prefers it to
+the user's route (same hosts and paths), and gives it two weighted backends, `<svc>-primary` and
+`<svc>-canary`, the canary copying the primary's port, resolve granularity and subset.
+
+The user's ApisixRoute is left alone; once the release is removed, the canary route goes and the
+user's route sends to the apex Service again, which selects the primary's pods. APISIX backends have
+weights only, so A/B testing, mirroring and session affinity are refused, as Flagger's router has none.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+
+from rollout.api.spec import CanarySpec, Release
+from rollout.routers.base import Extras, RouterError, refuse_extras
+from rollout.routers.objects import Kind, Obj, Objects, check_weights, merged, metadata, names, weight_pair
+from rollout.routers.route import kept
+from rollout.settings import Settings
+
+APISIXROUTE = Kind("apisix.apache.org/v2", "ApisixRoute", "apisixroutes")
+MAX_PRIORITY = 10000  # Flagger's: the canary rule outranks the user's
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def route_names(release: Release) -> tuple[str, str]:
+    """(the user's ApisixRoute, the canary ApisixRoute `<route>-<apex>-canary`)."""
+    ref = release.spec.route_ref if isinstance(release.spec, CanarySpec) else None
+    if ref is None or not ref.name:
+        raise RouterError("the apisix provider needs spec.routeRef (the ApisixRoute that serves the apex Service)",
+                          temporary=False)
+    return ref.name, f"{ref.name}-{names(release).apex}-canary"
+
+
+def _weighted_rule(route: Mapping[str, Any], service: str) -> Obj | None:
+    """The first http rule with a backend naming `service`."""
+    for rule in (route.get("spec") or {}).get("http") or []:
+        if any(b.get("serviceName") == service for b in rule.get("backends") or []):
+            return dict(rule)
+    return None
+
+
+def desired_apisixroute(release: Release, source: Mapping[str, Any], primary: int, canary: int) -> Obj:
+    """The canary ApisixRoute for `source` (the user's) carrying these weights."""
+    check_weights(primary, canary)
+    user, name = route_names(release)
+    n = names(release)
+    if not (source.get("spec") or {}).get("http"):
+        raise RouterError(f"ApisixRoute {user} has no http rules (spec.http is empty)", temporary=False)
+    rule = _weighted_rule(source, n.apex)
+    if rule is None:
+        raise RouterError(f"ApisixRoute {user} has no http backend for the Service {n.apex}", temporary=False)
+    rule = copy.deepcopy(rule)
+    if len(rule.get("backends") or []) != 1:
+        raise RouterError(f"ApisixRoute {user}'s http rule {rule.get('name')!r} has several backends; the apisix "
+                          "provider splits a rule with one backend (the apex Service)", temporary=False)
+    [backend] = rule["backends"]
+    rule["priority"] = MAX_PRIORITY
+    canary_backend: Obj = {"serviceName": n.canary, "servicePort": backend.get("servicePort")}
+    for key in ("resolveGranularity", "subset"):
+        if backend.get(key):
+            canary_backend[key] = backend[key]
+    rule["backends"] = [{**backend, "serviceName": n.primary, "weight": primary}, {**canary_backend, "weight": canary}]
+    meta = source.get("metadata") or {}
+    obj_meta = metadata(release, name, labels=meta.get("labels") or {})
+    annotations = {k: str(v) for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+    if annotations:
+        obj_meta["annotations"] = annotations
+    return {"apiVersion": APISIXROUTE.api_version, "kind": APISIXROUTE.kind, "metadata": obj_meta,
+            "spec": {"http": [rule]}}
+
+
+def weights_of(route: Mapping[str, Any], primary: str, canary: str) -> tuple[int, int] | None:
+    """(primary, canary) of the rule whose backends are `primary` and `canary`; APISIX gives a backend
+    without a weight 100."""
+    rule = _weighted_rule(route, primary)
+    if rule is None:
+        return None
+    weights = {str(b.get("serviceName")): b.get("weight", 100) for b in rule.get("backends") or []}
+    if set(weights) != {primary, canary}:
+        return None
+    return weight_pair(weights[primary], weights[canary])
+
+
+class ApisixRouter:
+    """Traffic split by a canary ApisixRoute with weighted backends."""
+
+    def __init__(self, api: client.ApiClient, settings: Settings) -> None:
+        self.objects = Objects(api, settings.api_timeout)
+
+    def _source(self, release: Release) -> Obj:
+        source, _ = route_names(release)
+        route = self.objects.get(APISIXROUTE, release.metadata.namespace, source)
+        if route is None:
+            raise RouterError(f"ApisixRoute {release.metadata.namespace}/{source} (spec.routeRef) not found")
+        return route
+
+    def _weights(self, release: Release, live: Mapping[str, Any]) -> tuple[int, int] | None:
+        n = names(release)
+        return weights_of(live, n.primary, n.canary)
+
+    def reconcile(self, release: Release) -> None:
+        source = self._source(release)
+
+        def build(live: Obj | None) -> Obj | None:
+            if live is None:
+                return desired_apisixroute(release, source, 100, 0)
+            return merged(live, desired_apisixroute(release, source, *kept(self._weights(release, live))))
+
+        self.objects.apply(APISIXROUTE, release.metadata.namespace, route_names(release)[1], build)
+
+    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
+                   mirror: bool = False, cookie: str = "") -> None:
+        refuse_extras("apisix", Extras(mirror, cookie))
+        if match:
+            raise RouterError("APISIX backends split by weight only; A/B testing (analysis.match) needs the istio, "
+                              "gatewayapi, nginx or linkerd provider", temporary=False)
+        desired = desired_apisixroute(release, self._source(release), primary, canary)
+        self.objects.apply(APISIXROUTE, release.metadata.namespace, route_names(release)[1],
+                           lambda live: desired if live is None else merged(live, desired))
+
+    def verify_weight(self, release: Release) -> tuple[int, int] | None:
+        live = self.objects.get(APISIXROUTE, release.metadata.namespace, route_names(release)[1])
+        return None if live is None else self._weights(release, live)
+
+    def finalize(self, release: Release) -> None:
+        self.objects.delete(APISIXROUTE, release.metadata.namespace, route_names(release)[1])
