@@ -18,8 +18,9 @@ toward `threshold`, no data holds, a sequential failure is final):
   compare        `judge: compare`: the last three intervals' samples of each metric (1 m rates and P99s
                  at every scrape) against the primary's, Mann-Whitney + Hodges-Lehmann beyond a 10%
                  tolerance, the test's variance corrected for the samples' serial correlation
-  sequential     `judge: sequential` with `warmup`: error counts and latency histograms since the run
-                 started, one look per interval, alpha split over the two metrics
+  sequential     `judge: sequential` with `warmup` and `lookInterval`: error counts and latency
+                 histograms since the run started, a look every 10 s scrape (a crossing rolls back
+                 at that look), alpha split over the two metrics
 
 Two references no Canary can express:
 
@@ -75,10 +76,13 @@ ANALYSES: dict[str, dict[str, Any]] = {
         {"name": "request-duration", "interval": "1m", "compare": {"direction": "increase", "tolerance": 0.1}},
     ]},
     # The warm-up allowance covers the simulated warm-up (errors 1 + exp(-t / 20 s) times the primary's,
-    # ~35% slower at first). No latency tolerance: the smallest ratio the test bets on (1.5x the slow
-    # share) already ignores the harmless per-pod wobble, and a 20% tolerance on the slow share at every
-    # boundary halved the power on a 25% median shift (measured: 462 vs 237 requests at 2 req/s).
-    "sequential": {**PLAN, "judge": "sequential", "alpha": 0.05, "warmup": {"allowance": 1, "decay": "30s"},
+    # ~35% slower at first), with its time constant. The judge looks at every 10 s scrape (`lookInterval`)
+    # and a crossing rolls back at that look; steps still advance once a minute. No latency tolerance:
+    # the smallest ratio the test bets on (1.5x the slow share) already ignores the harmless per-pod
+    # wobble, and a 20% tolerance on the slow share at every boundary halved the power on a 25% median
+    # shift (measured: 462 vs 237 requests at 2 req/s).
+    "sequential": {**PLAN, "judge": "sequential", "alpha": 0.05, "lookInterval": "10s",
+                   "warmup": {"allowance": 1, "decay": "20s"},
                    "metrics": [
                        {"name": "request-success-rate"},
                        {"name": "request-duration"},
@@ -464,13 +468,15 @@ def crossing_outcome(log_e: FloatArray, alpha: float) -> Outcome:
 
 
 def sequential_outcome(sim: Sim, block: dict[str, Any]) -> Outcome:
-    """Each run's counts and histograms at the operator's looks (one per interval, lost scrapes NaN)
-    through `judging.judge_counts` / `judge_histogram`, the functions the operator calls at every
-    check. The test is recomputed from the same past looks at every check, so the look at which the
-    whole plan's run first crosses is the check at which the operator rolls back (a final failure)."""
+    """Each run's counts and histograms at the judge's looks (every `lookInterval`, else once per
+    interval; lost scrapes NaN) through `judging.judge_counts` / `judge_histogram`, the functions the
+    operator calls at every look. The test is recomputed from the same past looks at every look, so the
+    look at which the whole plan's run first crosses is the one at which the operator rolls back (a
+    final failure, between checks too)."""
     analysis = canary_analysis(block)
-    looks = slice(INTERVAL - 1, PLAN_END, INTERVAL)
-    elapsed = np.arange(PLAN_CHECKS) * analysis.interval  # each look's interval starts here
+    every = max(1, round(analysis.look) // SCRAPE_S)  # scrapes per look
+    idx = np.arange(every - 1, PLAN_END, every)  # the scrape each look ends at
+    elapsed = (idx + 1 - every) * SCRAPE_S  # each look's counts start here
     le_ms = [*(1000 * LE), math.inf]
     runs = sim.ce.shape[0]
     first = np.full(runs, -1, dtype=np.int64)
@@ -478,15 +484,15 @@ def sequential_outcome(sim: Sim, block: dict[str, Any]) -> Outcome:
         assert judging.judge_for(analysis, metric) == Judge.SEQUENTIAL
         for i in range(runs):
             if metric.name == judging.REQUEST_DURATION:
-                r = judging.judge_histogram(analysis, metric, elapsed, sim.cb[i, looks], sim.pb[i, looks], le_ms)
+                r = judging.judge_histogram(analysis, metric, elapsed, sim.cb[i, idx], sim.pb[i, idx], le_ms)
             else:
-                r = judging.judge_counts(analysis, metric, elapsed, sim.ce[i, looks], sim.cn[i, looks],
-                                         sim.pe[i, looks], sim.pn[i, looks])
+                r = judging.judge_counts(analysis, metric, elapsed, sim.ce[i, idx], sim.cn[i, idx],
+                                         sim.pe[i, idx], sim.pn[i, idx])
             crossed = r.details.get("crossed_at")
             if r.failed and crossed is not None and (first[i] < 0 or crossed < first[i]):
                 first[i] = crossed
     rollback = first >= 0
-    at = np.where(rollback, (first + 1) * INTERVAL - 1, PLAN_END - 1)
+    at = np.where(rollback, idx[np.maximum(first, 0)], PLAN_END - 1)
     return Outcome(rollback, at.astype(np.int64))
 
 

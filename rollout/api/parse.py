@@ -602,7 +602,31 @@ def _analysis(a: Fields, spec: Fields, route: _Route, *, blue_green: bool) -> An
         alerts=_alerts(a),
         warmup=_warmup(a, judge),
         scoring=_scoring(a, metrics),
+        look_interval=_look_interval(a, judge),
     )
+
+
+def _look_interval(a: Fields, judge: Judge) -> float | None:
+    """`analysis.lookInterval`: how often the sequential judge looks, between checks too."""
+    if "lookInterval" not in a:
+        return None
+    look = a.duration("lookInterval", -1.0)
+    if look == -1.0 and a.get("lookInterval") not in (None, ""):
+        return None  # not a duration: reported
+    try:
+        interval = parse_duration(str(a.get("interval") or "1m"))
+    except ValueError:
+        interval = 0.0  # reported with analysis.interval
+    if judge != Judge.SEQUENTIAL:
+        a.error("lookInterval", "is used by the sequential judge only (its test stays valid however often it "
+                                "looks): set analysis.judge to sequential, or remove it")
+    elif look < 1:
+        a.error("lookInterval", f"must be a duration of at least 1s (and at least twice your Prometheus scrape "
+                                f"interval), got {show(a.get('lookInterval'))}")
+    elif interval > 0 and look > interval:
+        a.error("lookInterval", f"must not be longer than analysis.interval ({show(a.get('interval') or '1m')}), "
+                                f"got {show(a.get('lookInterval'))}")
+    return look if look >= 1 else None
 
 
 def _scoring(a: Fields, metrics: list[Metric]) -> Scoring | None:

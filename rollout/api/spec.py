@@ -367,6 +367,15 @@ class Analysis:
     alerts: tuple[AlertRef, ...] = ()
     warmup: Warmup | None = None
     scoring: Scoring | None = None
+    # NEW `analysis.lookInterval` (sequential judge only): the judge also looks this often between
+    # checks, counting per look, and a look that crosses rolls the release back at once. None: once
+    # per `interval`, at the checks.
+    look_interval: float | None = None
+
+    @property
+    def look(self) -> float:
+        """Seconds between the sequential judge's looks (the interval unless `lookInterval` is set)."""
+        return self.look_interval or self.interval
 
     @property
     def steps(self) -> tuple[int, ...]:

@@ -197,6 +197,8 @@ class AnalysisStatus:
     # `analysis.scoring`: Kayenta's 0-100 score of the check and its class (pass, marginal, fail).
     score: float | None = None
     score_classification: str = ""
+    # The sequential judge's last look between checks (`analysis.lookInterval`); None until one.
+    looked_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -317,6 +319,7 @@ class ReleaseStatus:
             out["analysis"] = {
                 "verdict": a.verdict,
                 "checkedAt": _t(a.checked_at),
+                **({"lookedAt": _t(a.looked_at)} if a.looked_at else {}),
                 **({"score": a.score, "scoreClassification": a.score_classification} if a.score is not None else {}),
                 "metrics": [
                     {
@@ -389,6 +392,7 @@ class ReleaseStatus:
             analysis=AnalysisStatus(
                 verdict=ana.get("verdict") or "",
                 checked_at=parse_time(ana.get("checkedAt")),
+                looked_at=parse_time(ana.get("lookedAt")),
                 metrics=tuple(
                     MetricStatus(
                         name=m["name"],

@@ -212,9 +212,9 @@ class _Planner:
             raise _Need(AskGate(kind))
         return self.obs.hooks[kind]
 
-    def checks(self) -> tuple[CheckResult, ...]:
+    def checks(self, sequential_only: bool = False) -> tuple[CheckResult, ...]:
         if self.obs.checks is None:
-            raise _Need(RunChecks())
+            raise _Need(RunChecks(sequential_only))
         return self.obs.checks
 
     def since_progress(self) -> timedelta:
@@ -252,6 +252,30 @@ class _Planner:
             return True
         self.requeue = self.interval - elapsed
         return False
+
+    def look(self) -> None:
+        """Between checks, the sequential judge looks every `analysis.lookInterval`: its test is valid
+        however often it looks, so a crossing rolls the release back at once, a regression need not
+        wait for the step's check. A look that does not cross changes nothing but its time."""
+        analysis = self.spec.analysis
+        if analysis.look_interval is None:
+            return
+        look = timedelta(seconds=analysis.look_interval)
+        before = self.st.analysis
+        last = max((t for t in (before.looked_at if before else None, before.checked_at if before else None,
+                                self.st.last_transition_time) if t is not None), default=None)
+        if last is not None and self.now - last < look * (1 - _DUE_SLACK):
+            self.requeue = min(self.requeue, look - (self.now - last))
+            return
+        results = self.checks(sequential_only=True)
+        crossed = [r for r in results if r.verdict == Verdict.FAIL and r.final and not r.dry_run]
+        if crossed:
+            self.record(results)
+            self.st = replace(self.st, failed_checks=self.st.failed_checks + 1)
+            self.rollback(f"{'; '.join(_why(r) for r in crossed)} (conclusive, between checks)")
+            return
+        self.st = replace(self.st, analysis=replace(before or AnalysisStatus(), looked_at=self.now))
+        self.requeue = min(self.requeue, look)
 
     def take_command(self) -> Command | None:
         cmd = self.st.command
@@ -447,6 +471,13 @@ class _Planner:
     # -- analysis --------------------------------------------------------------------------------
 
     def analyse(self) -> None:
+        self._analyse()
+        look = self.spec.analysis.look_interval
+        if look is not None and self.st.phase == Phase.PROGRESSING:
+            # The sequential judge's next look comes before the next check (see `look`).
+            self.requeue = min(self.requeue, timedelta(seconds=look))
+
+    def _analyse(self) -> None:
         analysis = self.spec.analysis
         command = self.take_command()
         if command == Command.ABORT:
@@ -490,6 +521,7 @@ class _Planner:
             self.start_traffic()
             return
         if not self.due():
+            self.look()
             return
         if first:
             self.start_traffic()  # a pre-rollout gate that said no is asked again once per interval

@@ -14,7 +14,10 @@ from rollout.api.spec import WebhookType
 
 @dataclass(frozen=True)
 class RunChecks:
-    """Gather metric verdicts (and `rollout` webhooks) for this tick."""
+    """Gather metric verdicts (and `rollout` webhooks) for this tick; with `sequential_only`, only the
+    sequential judge's metrics, for a look between checks (`analysis.lookInterval`)."""
+
+    sequential_only: bool = False
 
 
 @dataclass(frozen=True)

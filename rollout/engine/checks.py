@@ -102,11 +102,19 @@ class MetricChecks:
     def interval(self) -> timedelta:
         return timedelta(seconds=self.release.spec.analysis.interval)
 
-    def run(self, at: datetime, since: datetime) -> tuple[CheckResult, ...]:
-        """Judge every metric at `at`; `since` is when the run started (sequential tests count from it)."""
+    @property
+    def look(self) -> timedelta:
+        """The sequential judge's look interval: its counts are taken per look (`analysis.lookInterval`)."""
+        return timedelta(seconds=self.release.spec.analysis.look)
+
+    def run(self, at: datetime, since: datetime, sequential_only: bool = False) -> tuple[CheckResult, ...]:
+        """Judge every metric at `at` (with `sequential_only`, those of the sequential judge: a look
+        between checks); `since` is when the run started (sequential tests count from it)."""
         if self.reload is not None:
             self.reload(self)
-        results = tuple(self.check(metric, at, since) for metric in self.release.spec.analysis.metrics)
+        metrics = [m for m in self.release.spec.analysis.metrics
+                   if not sequential_only or judge_for(self.release, m) == Judge.SEQUENTIAL]
+        results = tuple(self.check(metric, at, since) for metric in metrics)
         self.readings.extend(Reading(at, r) for r in results)
         return results
 
@@ -276,7 +284,7 @@ class MetricChecks:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)
         end = datetime.fromtimestamp(float(looks[-1]), tz=UTC)
         # Only built-in metrics are judged sequentially: their counts come from the operator-wide Prometheus.
-        return self.sources.default().query_range(query, start, end, self.interval)
+        return self.sources.default().query_range(query, start, end, self.look)
 
     def _cumulative(self, query: str, looks: FloatArray, *, none_is_zero: bool = False) -> FloatArray:
         """Per-look cumulative count since the run started (NaN where a look has no sample).
@@ -291,10 +299,11 @@ class MetricChecks:
 
     def _sequential(self, metric: Metric, at: datetime, since: datetime) -> JudgeResult:
         spec = self.release.spec
-        looks = look_times(since, at, self.interval)
+        looks = look_times(since, at, self.look)
         if looks.size == 0:
-            raise NoDataError("no complete analysis interval since the run started")
-        interval = format_duration(spec.analysis.interval)
+            which = "look interval (analysis.lookInterval)" if spec.analysis.look_interval else "analysis interval"
+            raise NoDataError(f"no complete {which} since the run started")
+        interval = format_duration(spec.analysis.look)
         ingress = spec.ingress_ref.name if isinstance(spec, CanarySpec) and spec.ingress_ref else None
         arms = {
             arm: builtin_counts_queries(spec.provider.value, self.release.metadata.namespace,
@@ -304,8 +313,8 @@ class MetricChecks:
                                         and spec.route_ref else None)
             for arm in ("canary", "primary")
         }
-        # Each look's counts come from the interval before it: the warm-up allowance is the one at its start.
-        elapsed = looks - since.timestamp() - spec.analysis.interval
+        # Each look's counts come from the look interval before it: the warm-up allowance is the one at its start.
+        elapsed = looks - since.timestamp() - spec.analysis.look
         if metric.name == REQUEST_DURATION:
             canary, le = self._buckets(arms["canary"].latency_buckets, looks)
             primary, le_p = self._buckets(arms["primary"].latency_buckets, looks)

@@ -88,12 +88,14 @@ class ClusterPorts:
             routing = RouteProblem(str(e), routing.since if routing else None)
         return Observations(target, primary, weights, generation=self.release.metadata.generation, routing=routing)
 
-    def run_checks(self) -> tuple[CheckResult, ...]:
+    def run_checks(self, sequential_only: bool = False) -> tuple[CheckResult, ...]:
         candidate = self.status.candidate
         since = candidate.started_at if candidate and candidate.started_at else self.now
-        results = list(self.checks.run(self.now, since)) if self.checks else []
+        results = list(self.checks.run(self.now, since, sequential_only)) if self.checks else []
         if self.checks:
             telemetry.checks_recorded(self.release, results, self.checks.evidence)
+        if sequential_only:
+            return tuple(results)  # a look between checks: the `rollout` webhooks are asked at the checks
         for hook in self.release.spec.analysis.hooks(WebhookType.ROLLOUT):
             answer = self.webhooks.call(self.release, hook, self.phase, checksum=self.checksum)
             verdict = Verdict.PASS if answer.ok else Verdict.FAIL

@@ -33,7 +33,7 @@ class Replay:
     final_weight: int
 
 
-Checker = Callable[[datetime, datetime], tuple[CheckResult, ...]]
+Checker = Callable[[datetime, datetime, bool], tuple[CheckResult, ...]]
 
 
 class _Ports:
@@ -50,8 +50,8 @@ class _Ports:
     def observe(self) -> Observations:
         return self.cluster.observe()
 
-    def run_checks(self) -> tuple[CheckResult, ...]:
-        self.checks = self.checker(self.now, self.started)
+    def run_checks(self, sequential_only: bool = False) -> tuple[CheckResult, ...]:
+        self.checks = self.checker(self.now, self.started, sequential_only)
         return self.checks
 
     def call_webhooks(self, kind: WebhookType) -> bool:
@@ -73,7 +73,7 @@ def replay(release: Canary | BlueGreen, checker: Checker, start: datetime, end: 
            step: timedelta | None = None) -> Replay:
     """Run the release's analysis from `start` until it promotes, rolls back, or `end` comes."""
     spec = replace(release.spec, git=None, suspend=False, skip_analysis=False)
-    step = step or timedelta(seconds=spec.analysis.interval)
+    step = step or timedelta(seconds=min(spec.analysis.interval, spec.analysis.look))
     if step <= timedelta(0):
         raise ValueError("the step interval must be positive")
     if end <= start:

@@ -52,7 +52,7 @@ class Ports(Protocol):
 
     def observe(self) -> Observations: ...
 
-    def run_checks(self) -> tuple[CheckResult, ...]: ...
+    def run_checks(self, sequential_only: bool = False) -> tuple[CheckResult, ...]: ...
 
     def call_webhooks(self, kind: WebhookType) -> bool: ...
 
@@ -93,7 +93,7 @@ def _plan_complete(
             return decision
         for request in decision.gather:
             if isinstance(request, RunChecks):
-                obs = replace(obs, checks=ports.run_checks())
+                obs = replace(obs, checks=ports.run_checks(request.sequential_only))
             elif isinstance(request, AskSlot):
                 obs = replace(obs, slot=ports.ask_slot())
             elif isinstance(request, AskGate):

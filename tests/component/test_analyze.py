@@ -267,3 +267,22 @@ def test_kayenta_marginal_score_holds_once_then_counts_as_a_failed_check(
     assert scored[0].endswith("  hold") and "weight  40" in scored[0]
     assert len(scored) >= 2  # the hold, then failed checks
     assert code == 3 and "marginal again after one interval's hold" in out[-1], out
+
+
+def test_looks_between_checks_roll_back_sooner(prom: RunningPrometheus, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """`analysis.lookInterval`: the sequential judge looks every 30 s between the 1 m checks, and the
+    look that crosses rolls the release back then, sooner than the check after it would have."""
+    start = START + 30  # the checks fall on BAD_AT and a minute after it; a look falls between them
+    decided: dict[str, float] = {}
+    for name, extra in (("checks", ""), ("looks", "    lookInterval: 30s\n")):
+        path = canary_file(tmp_path, "podinfo", 5)
+        sequential = f"    threshold: 2\n    judge: sequential\n{extra}"
+        path.write_text(path.read_text().replace("    threshold: 2\n", sequential))
+        code = main(["analyze", "-f", str(path), "--prometheus", prom.url, "--start", str(start), "--end", str(END),
+                     "--json"])
+        result = json.loads(capsys.readouterr().out)
+        assert code == 3 and result["outcome"] == "rollback", result
+        decided[name] = datetime.fromisoformat(result["decided_at"].replace("Z", "+00:00")).timestamp()
+    assert decided["checks"] == BAD_AT + 60  # the first check that sees the regression
+    assert decided["looks"] == BAD_AT + 30  # the first look that does, half a minute sooner

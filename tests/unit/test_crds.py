@@ -340,6 +340,7 @@ def test_bluegreen_shares_service_and_git_with_canary() -> None:
         "judge",
         "alpha",
         "warmup",
+        "lookInterval",
         "scoring",
     }
     assert node("BlueGreen", "spec.analysis.alerts") == node("Canary", "spec.analysis.alerts")

@@ -12,6 +12,7 @@ from rollout.api.spec import (
     BlueGreenSpec,
     CanarySpec,
     GitSpec,
+    Judge,
     Metric,
     ObjectRef,
     RevertMode,
@@ -667,3 +668,42 @@ def test_a_dry_run_metric_without_data_does_not_hold_the_release() -> None:
     world = started(World(canary()))
     world.checks = lambda w: (*passing(), replace(no_data(("latency-shadow",))[0], dry_run=True))
     world.run_until(Phase.SUCCEEDED)
+
+
+# -- looks between checks (analysis.lookInterval) -------------------------------------------------
+
+
+def test_the_sequential_judge_looks_between_checks_and_a_crossing_rolls_back_at_once() -> None:
+    world = started(World(canary(judge=Judge.SEQUENTIAL, look_interval=10.0, threshold=5)))
+    world.tick()  # the first step: weight 10%
+    assert world.status.canary_weight == 10
+    # Between the step's checks (every 60s) the judge looks every 10s; a look that does not cross
+    # changes nothing but its time, and the next tick comes at the next look, not at the next check.
+    before = world.check_runs
+    decision = world.tick()
+    assert world.sequential_looks == 1 and world.check_runs == before + 1
+    assert decision.requeue_after == timedelta(seconds=10)
+    assert world.status.canary_weight == 10 and world.status.failed_checks == 0
+    assert world.status.analysis is not None and world.status.analysis.looked_at is not None
+    # A look that crosses: the release rolls back then, 20s into the step, not at its check.
+    world.checks = lambda w: tuple(replace(r, final=True) for r in failing())
+    world.tick()
+    assert world.status.phase == Phase.FAILED and world.sequential_looks == 2
+    promoted = world.status.condition("Promoted")
+    assert promoted is not None and "between checks" in promoted.message
+
+
+def test_without_a_look_interval_nothing_is_judged_between_checks() -> None:
+    world = started(World(canary(judge=Judge.SEQUENTIAL, threshold=5)))
+    world.tick()
+    decision = world.tick()
+    assert world.sequential_looks == 0 and decision.requeue_after > timedelta(seconds=10)
+
+
+def test_a_look_interval_survives_the_status_round_trip() -> None:
+    world = started(World(canary(judge=Judge.SEQUENTIAL, look_interval=10.0)))
+    world.tick()
+    world.tick()
+    analysis = world.status.analysis
+    assert analysis is not None and analysis.looked_at is not None
+    assert ReleaseStatus.from_dict(world.status.to_dict()).analysis == analysis

@@ -66,6 +66,7 @@ class World:
     hook_calls: list[WebhookType] = field(default_factory=list)
     reverts: list[RevertInGit] = field(default_factory=list)
     check_runs: int = 0
+    sequential_looks: int = 0  # of those, looks between checks (analysis.lookInterval)
     recorded: list[ReleaseStatus] = field(default_factory=list)
     effects: list[tuple[Action, Effect | None]] = field(default_factory=list)
     # The operator is killed when this many actions have been carried out (None: never), or at
@@ -80,8 +81,9 @@ class World:
     def observe(self) -> Observations:
         return self.cluster.observe()
 
-    def run_checks(self) -> tuple[CheckResult, ...]:
+    def run_checks(self, sequential_only: bool = False) -> tuple[CheckResult, ...]:
         self.check_runs += 1
+        self.sequential_looks += sequential_only
         return self.checks(self)
 
     def call_webhooks(self, kind: WebhookType) -> bool:
