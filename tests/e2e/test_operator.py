@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -418,3 +420,64 @@ def test_dry_run_metric_that_fails_every_check_never_stops_the_release(
     assert duration["detail"].startswith("dry run: would have failed")
     markdown = found[-1].with_suffix(".md").read_text()
     assert "request-duration (dry run)" in markdown and "would have failed" in markdown
+
+
+def test_dashboard_shows_the_release_live_and_its_abort_button_rolls_it_back(
+        api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str) -> None:
+    """Playwright drives Debian's Chromium through the shared operator's dashboard (`--dashboard-addr`)
+    during a real release: the list shows it, its weight moves, Abort (confirmed) rolls it back and its
+    report is linked. With ROLLOUT_SCREENSHOTS=DIR the README's screenshots are written there."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extras)")
+    from tests.component.test_report_chromium import chromium_binary
+
+    shots = Path(os.environ.get("ROLLOUT_SCREENSHOTS") or operator.reports.parent / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    obj = canary("board", namespace, interval="2s", stepWeight=10, maxWeight=90, threshold=5)
+    healthy(exporter, namespace, "board")
+    start(api, obj)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_binary(),
+                                             args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page.goto(f"{operator.dashboard_url}/")
+            row = page.locator(f'tr[data-release="{namespace}/board"]')
+            sync_api.expect(row).to_contain_text("Initialized", timeout=15_000)
+            set_image(api, "board", namespace, NEW)
+            weight = row.locator("td.weight")
+            sync_api.expect(weight).to_have_text(re.compile(r"^[1-9]0%$"), timeout=20_000)
+            first = weight.inner_text()
+            sync_api.expect(weight).not_to_have_text(first, timeout=10_000)  # the list follows the steps
+            sync_api.expect(row).to_contain_text("Progressing")
+            page.screenshot(path=str(shots / "dashboard-list.png"))
+
+            row.locator("a").click()
+            sync_api.expect(page.locator("h1")).to_have_text(f"Canary {namespace}/board")
+            sync_api.expect(page.locator("svg.metric-chart path").first).to_be_attached()
+            asked: list[str] = []
+
+            def confirm(dialog: Any) -> None:
+                asked.append(dialog.message)
+                dialog.accept()
+
+            page.once("dialog", confirm)
+            page.locator("button.abort").click()
+            sync_api.expect(page.locator("#phase")).to_have_text("Failed", timeout=20_000)
+            sync_api.expect(page.locator("#weight")).to_have_text("0%")
+            assert asked == [f"abort Canary {namespace}/board?"]
+            report = page.locator("#reports a", has_text="HTML")
+            sync_api.expect(report).to_be_visible(timeout=20_000)
+            page.screenshot(path=str(shots / "dashboard-release.png"), full_page=True)
+            report.click()
+            sync_api.expect(page.locator("h1")).to_have_text(f"Analysis of {namespace}/board")
+            sync_api.expect(page.locator("figure img").first).to_be_visible()
+            assert page.locator("figure img").first.evaluate("i => i.naturalWidth") > 0
+            page.screenshot(path=str(shots / "report.png"), full_page=True)
+        finally:
+            browser.close()
+    status = release_status(api, namespace, "board")
+    assert status["phase"] == "Failed" and status["canaryWeight"] == 0
+    assert "aborted on request" in next(c["message"] for c in status["conditions"] if c["type"] == "Promoted")
+    release = parse_canary(obj)
+    assert router_for(release.spec.provider, api, Settings()).verify_weight(release) == (100, 0)
+    assert image_of(api, "board-primary", namespace) == OLD
