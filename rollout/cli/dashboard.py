@@ -31,22 +31,32 @@ def add(subcommands: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
+    from rollout.cli.common import cluster_problem
     from rollout.engine.dashboard import Releases, serve
-    from rollout.settings import Settings
+    from rollout.settings import Settings, listen_address
 
     try:
-        server = serve(args.addr, Releases(api(args), args.namespace, timeout=Settings().api_timeout,
-                                           reports=args.reports), read_only=args.read_only)
+        if listen_address(args.addr) is None:
+            print("rollout dashboard: --addr 0 serves nothing; give a HOST:PORT", file=sys.stderr)
+            return 2
     except ValueError as e:
         print(f"rollout dashboard: --addr {e}", file=sys.stderr)
         return 2
+    try:
+        client = api(args)
+    except Exception as e:
+        if (problem := cluster_problem(e, "releases")) is None:
+            raise
+        print(f"rollout dashboard: {problem}", file=sys.stderr)
+        return 1
+    try:
+        server = serve(args.addr, Releases(client, args.namespace, timeout=Settings().api_timeout,
+                                           reports=args.reports), read_only=args.read_only)
     except OSError as e:
         print(f"rollout dashboard: --addr {args.addr} cannot be served: {e.strerror}; pick another HOST:PORT",
               file=sys.stderr)
         return 2
-    if server is None:
-        print("rollout dashboard: --addr 0 serves nothing; give a HOST:PORT", file=sys.stderr)
-        return 2
+    assert server is not None  # the address was checked above
     print(f"dashboard: {server.url}/" + (" (read-only)" if args.read_only else ""), flush=True)
     try:
         threading.Event().wait()

@@ -43,6 +43,10 @@ STATIC = Path(__file__).parent / "static"
 HEADER = "X-Rollout-Dashboard"
 # Points kept per release: weight and phase changes, and checks.
 KEEP = 2000
+# With no page open (no API request for WATCHED seconds) the releases are listed every IDLE_REFRESH
+# seconds only: the timelines go on, coarser, and a cluster of many releases is not listed every second.
+WATCHED = 60.0
+IDLE_REFRESH = 10.0
 
 
 @dataclass
@@ -83,6 +87,8 @@ class Releases:
         self.timelines: dict[tuple[str, str, str], Timeline] = {}
         # Why the last listing failed, shown on the page; None when it worked.
         self.problem: str | None = None
+        # When a page last asked (monotonic); None: never.
+        self.looked_at: float | None = None
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -116,11 +122,17 @@ class Releases:
             for gone in set(self.timelines) - set(found):
                 del self.timelines[gone]
 
+    def watched(self) -> bool:
+        """Whether a page asked in the last WATCHED seconds."""
+        return self.looked_at is not None and time.monotonic() - self.looked_at < WATCHED
+
     def summaries(self) -> list[dict[str, Any]]:
+        self.looked_at = time.monotonic()
         with self._lock:
             return [summary(obj) for _, obj in sorted(self.listed.items())]
 
     def detail(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        self.looked_at = time.monotonic()
         key = (kind, namespace, name)
         with self._lock:
             obj = self.listed.get(key)
@@ -251,7 +263,10 @@ def application(releases: Releases, *, read_only: bool = False, refresh: float =
                     await loop.run_in_executor(None, releases.refresh)
                 except Exception:  # the page shows the last listing; the next refresh tries again
                     log.exception("dashboard: listing releases failed")
+                idle = time.monotonic() + max(refresh, IDLE_REFRESH)
                 await asyncio.sleep(refresh)
+                while not releases.watched() and time.monotonic() < idle:
+                    await asyncio.sleep(refresh)
 
         task = asyncio.create_task(loop_forever())
         yield

@@ -185,9 +185,14 @@ async function showRelease(kind, namespace, name) {
   const notice = document.getElementById("notice");
   const kept = notice ? notice.textContent : "";
   const now = Date.now() / 1000;
-  const reached = r.weight;
+  // The highest step the current (or last) run reached: its weight drops to 0 when it ends.
+  const running = (p) => ["Progressing", "WaitingPromotion", "Promoting", "Finalising"].includes(p);
+  const points = r.timeline.weights;
+  let started = 0;
+  for (let i = 1; i < points.length; i++) if (running(points[i][2]) && !running(points[i - 1][2])) started = i;
+  const reached = Math.max(r.weight, ...points.slice(started).map(([, w]) => w));
   const steps = h("div", { class: "steps", id: "steps" }, r.steps.length ? r.steps.map((w) =>
-    h("span", { class: w === reached ? "now" : w < reached ? "done" : "" }, `${w}%`)) : h("span", {}, r.iterations ? `${r.iterations} iterations` : "one switch"));
+    h("span", { class: running(r.phase) && w === r.weight ? "now" : w <= reached ? "done" : "" }, `${w}%`)) : h("span", {}, r.iterations ? `${r.iterations} iterations` : "one switch"));
   const phases = [];
   for (const [t, w, p] of r.timeline.weights) {
     if (!phases.length || phases[phases.length - 1].p !== p) phases.push({ t, p, w });
