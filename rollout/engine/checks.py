@@ -298,6 +298,8 @@ class MetricChecks:
             except (*_CONFIG_ERRORS, MetricSourceError) as e:
                 log.info("the report of %s shows %s at its checks only: %s", self.release.metadata.name,
                          metric.name, e)
+                if getattr(e, "temporary", False):
+                    break  # a source that does not answer would hold the run's last tick once per metric
                 continue
             found[metric.name] = (canary, primary)
         return found
