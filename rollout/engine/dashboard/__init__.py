@@ -18,7 +18,9 @@ script cannot send without a CORS preflight that this server never grants.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -271,6 +273,8 @@ def application(releases: Releases, *, read_only: bool = False, refresh: float =
         task = asyncio.create_task(loop_forever())
         yield
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     app.router.add_get("/", page)
     app.router.add_get("/api/releases", listing)
@@ -330,6 +334,8 @@ def serve(addr: str, releases: Releases, *, read_only: bool = False, refresh: fl
             loop.run_until_complete(site.start())
         except BaseException as e:
             started.append(e)
+            with contextlib.suppress(Exception):  # ends the listing task that setup started
+                loop.run_until_complete(runner.cleanup())
             ready.set()
             loop.close()
             return
@@ -345,7 +351,9 @@ def serve(addr: str, releases: Releases, *, read_only: bool = False, refresh: fl
     ready.wait(timeout=30)
     outcome = started[0] if started else TimeoutError("the dashboard did not start")
     if isinstance(outcome, OSError):
-        raise OSError(outcome.errno, outcome.strerror, f"--dashboard-addr {addr}") from outcome
+        # asyncio's text repeats the address; the errno's own words are what `rollout run` prints.
+        why = os.strerror(outcome.errno) if outcome.errno else str(outcome)
+        raise OSError(outcome.errno, why, f"--dashboard-addr {addr}") from outcome
     if isinstance(outcome, BaseException):
         raise outcome
     log.info("serving the dashboard on %s%s", addr, " (read-only)" if read_only else "")
