@@ -19,7 +19,7 @@ GRAPHITE_DEBS := graphite-carbon graphite-web python3-whisper python3-django pyt
 	python3-incremental python3-attr python3-typing-extensions python3-idna
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit demo chaos bench bench-quick tools metric-servers chromium kubectl clean
+.PHONY: venv lint test unit demo chaos bench bench-quick tools metric-servers chromium kubectl clean screenshots
 
 # One pip call for both projects: `rollout[test]` needs `rollout-sandbox`, which pip then takes from sandbox/.
 $(STAMP): pyproject.toml sandbox/pyproject.toml
@@ -79,6 +79,10 @@ test: lint tools
 # Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--provider istio --judge sequential --keep"`.
 demo: $(STAMP) $(PROMETHEUS)
 	$(BIN)/rollout demo $(DEMO_ARGS)
+
+# The README's screenshots of the dashboard and of a report, taken by the browser test during a real release.
+screenshots: $(STAMP) $(PROMETHEUS) chromium
+	ROLLOUT_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e/test_operator.py -k dashboard
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

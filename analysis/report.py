@@ -26,8 +26,24 @@ from analysis.verdicts import Outcome, Verdict
 SCHEMA = "rollout.gitops.dev/analysis-report/v1"
 
 __all__ = [
-    "SCHEMA", "AnalysisRun", "MetricSeries", "Outcome", "Samples", "Tick", "Verdict", "from_json",
-    "markdown_table", "outcome_line", "plot_metric", "to_dict", "to_html", "to_json", "to_markdown",
+    "SCHEMA",
+    "AnalysisRun",
+    "MetricSeries",
+    "Outcome",
+    "Samples",
+    "Tick",
+    "Verdict",
+    "from_json",
+    "index_entries",
+    "index_html",
+    "markdown_table",
+    "outcome_line",
+    "plot_metric",
+    "to_dict",
+    "to_html",
+    "to_json",
+    "to_markdown",
+    "write_index",
     "write_reports",
 ]
 
@@ -83,6 +99,9 @@ class MetricSeries:
     classification: str = ""
     effect_size: float | None = None
     critical: bool = False
+    # The canary's judged value at each check, drawn as markers over the series (which, when the source
+    # serves ranges, is the source's own resolution over the whole run rather than these points).
+    checked: Samples | None = None
 
     @property
     def verdict_text(self) -> str:
@@ -146,6 +165,9 @@ class AnalysisRun:
     judge: str = "threshold"
     revision: str | None = None
     summary: str = ""
+    # The canary's traffic weight (percent) from each tick on, drawn as a step line.
+    weights: Samples = field(default_factory=Samples)
+    started_at: float | None = None
 
 
 # ------------------------------------------------------------------------------------------- JSON
@@ -162,6 +184,8 @@ def to_dict(run: AnalysisRun) -> dict[str, Any]:
         "judge": run.judge,
         "revision": run.revision,
         "summary": run.summary or outcome_line(run),
+        "startedAt": _iso(run.started_at),
+        "weights": _samples(run.weights),
         "ticks": [
             {"at": _iso(t.at), "verdict": t.verdict.value, "action": t.action, "weight": t.weight,
              "message": t.message, **({"score": t.score} if t.score is not None else {})}
@@ -184,6 +208,7 @@ def to_dict(run: AnalysisRun) -> dict[str, Any]:
                 "series": {
                     "canary": _samples(m.canary),
                     "primary": _samples(m.primary) if m.primary is not None else None,
+                    "checked": _samples(m.checked) if m.checked is not None else None,
                 },
             }
             for m in run.metrics
@@ -217,15 +242,16 @@ def from_json(text: str) -> AnalysisRun:
             canary_value=m["canary"], primary_value=m["primary"], detail=m["detail"],
             limit_text=limit["text"], dry_run=bool(m.get("dryRun", False)),
             classification=m.get("classification", ""), effect_size=m.get("effectSize"),
-            critical=bool(m.get("critical", False)),
+            critical=bool(m.get("critical", False)), checked=samples(m["series"].get("checked")),
         ))
     ticks = [Tick(at=_unix(t["at"]), verdict=Verdict(t["verdict"]), action=t["action"], weight=t["weight"],
                   message=t["message"], score=t.get("score")) for t in data["ticks"]]
-    decided = data["decidedAt"]
+    decided, started = data["decidedAt"], data.get("startedAt")
     return AnalysisRun(
         name=data["name"], namespace=data["namespace"], outcome=Outcome(data["outcome"]),
         decided_at=None if decided is None else _unix(decided), ticks=tuple(ticks), metrics=tuple(metrics),
         judge=data["judge"], revision=data["revision"], summary=data["summary"],
+        weights=samples(data.get("weights")) or Samples(), started_at=None if started is None else _unix(started),
     )
 
 
@@ -272,6 +298,7 @@ def markdown_table(run: AnalysisRun) -> str:
 
 _CANARY_COLOR = "#d95f02"
 _PRIMARY_COLOR = "#1b9e77"
+_WEIGHT_COLOR = "#7570b3"
 _VERDICT_COLOR = {Verdict.PASS: "#2e7d32", Verdict.FAIL: "#c62828", Verdict.NO_DATA: "#9e9e9e"}
 
 _CSS = """
@@ -317,8 +344,9 @@ def to_html(run: AnalysisRun) -> str:
         parts.append(
             f"<h2>{e(_label(m))}</h2><figure>"
             f'<img alt="{e(m.name)}: canary and primary over time" src="data:image/png;base64,{png}">'
-            f"<figcaption>Canary and primary; dashed lines: limits; vertical lines: checks "
-            f"(green pass, red fail, grey no data).</figcaption></figure>"
+            f"<figcaption>Canary and primary over the whole run; dashed lines: limits; diamonds: the "
+            f"canary's value at each check (green pass, red fail, grey no data); purple steps: the canary's "
+            f"traffic weight (right axis).</figcaption></figure>"
         )
     if run.ticks:
         parts.append("<h2>Checks</h2><table><thead><tr><th>time (UTC)</th><th>verdict</th><th>action</th>"
@@ -350,11 +378,27 @@ def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
 
     fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
     try:
+        # The weight first, on its own axis behind the metric, so the metric's lines stay on top.
+        if run.weights.timestamps:
+            steps = ax.twinx()
+            times = [_x(t) for t in run.weights.timestamps]
+            values = list(run.weights.values)
+            if run.decided_at is not None and run.decided_at > run.weights.timestamps[-1]:
+                times.append(_x(run.decided_at))
+                values.append(values[-1])
+            steps.step(times, values, where="post", color=_WEIGHT_COLOR, linewidth=1.4, alpha=0.8,
+                       label="canary weight")
+            steps.set_ylim(0, 105)
+            steps.set_ylabel("canary weight %", color=_WEIGHT_COLOR)
+            steps.tick_params(axis="y", colors=_WEIGHT_COLOR)
+            ax.set_zorder(steps.get_zorder() + 1)
+            ax.patch.set_visible(False)
         for label, samples, color in (("canary", metric.canary, _CANARY_COLOR),
                                       ("primary", metric.primary, _PRIMARY_COLOR)):
             if samples is not None and samples.timestamps:
+                dense = len(samples.timestamps) > 60
                 ax.plot([_x(t) for t in samples.timestamps], samples.values, label=label, color=color,
-                        marker="o", markersize=3, linewidth=1.8)
+                        marker="" if dense else "o", markersize=3, linewidth=1.8)
         if metric.canary.last() is None and (metric.primary is None or metric.primary.last() is None):
             ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center",
                     fontsize=16, color="#757575")
@@ -362,8 +406,7 @@ def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
             if bound is not None and math.isfinite(bound):
                 ax.axhline(bound, color="#555555", linestyle="--", linewidth=1, label=f"limit {text}")
         _shade_forbidden(ax, metric)
-        for tick in run.ticks:
-            ax.axvline(_x(tick.at), color=_VERDICT_COLOR[tick.verdict], alpha=0.35, linewidth=1)
+        _check_markers(ax, run, metric)
         if run.decided_at is not None and run.outcome is not Outcome.RUNNING:
             color = "#c62828" if run.outcome is Outcome.FAILED else "#2e7d32"
             word = "rollback" if run.outcome is Outcome.FAILED else "promotion"
@@ -372,20 +415,48 @@ def plot_metric(run: AnalysisRun, metric: MetricSeries) -> bytes:
         if metric.unit:
             ax.set_ylabel(metric.unit)
         ax.xaxis_date(tz=UTC)
-        locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]
-        ax.xaxis.set_major_locator(locator)
-        # Seconds appear when the ticks are closer than a minute, so no two labels read the same.
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
-        ax.set_xlabel("time (UTC)")
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(tz=UTC, maxticks=10))  # type: ignore[no-untyped-call]
+        # Clock times on every tick (a concise formatter shows bare seconds within a minute).
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))  # type: ignore[no-untyped-call]
+        first = _first_time(run, metric)
+        day = datetime.fromtimestamp(first, tz=UTC).strftime("%Y-%m-%d") if first is not None else ""
+        ax.set_xlabel(f"time (UTC) {day}".rstrip())
         ax.grid(True, alpha=0.25)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=8, framealpha=0.85)
+        handles, labels = ax.get_legend_handles_labels()
+        for other in fig.axes:
+            if other is not ax:
+                more = other.get_legend_handles_labels()
+                handles, labels = handles + more[0], labels + more[1]
+        if handles:
+            ax.legend(handles, labels, loc="best", fontsize=8, framealpha=0.85)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
         return buffer.getvalue()
     finally:
         plt.close(fig)
+
+
+def _check_markers(ax: Any, run: AnalysisRun, metric: MetricSeries) -> None:
+    """A diamond per check at the canary's judged value, coloured by the check's verdict; a check without
+    a value is a vertical line of its colour."""
+    values: dict[float, float] = {}
+    if metric.checked is not None:
+        values = {t: v for t, v in zip(metric.checked.timestamps, metric.checked.values, strict=True)
+                  if math.isfinite(v)}
+    for tick in run.ticks:
+        color = _VERDICT_COLOR[tick.verdict]
+        value = values.get(tick.at)
+        if value is None:
+            ax.axvline(_x(tick.at), color=color, alpha=0.35, linewidth=1)
+        else:
+            ax.plot([_x(tick.at)], [value], marker="D", markersize=6, color=color, markeredgecolor="#222222",
+                    markeredgewidth=0.6, linestyle="none", zorder=5)
+
+
+def _first_time(run: AnalysisRun, metric: MetricSeries) -> float | None:
+    times = [*metric.canary.timestamps, *run.weights.timestamps, *(t.at for t in run.ticks)]
+    return min(times) if times else None
 
 
 def _shade_forbidden(ax: Any, metric: MetricSeries) -> None:
@@ -411,7 +482,72 @@ def write_reports(run: AnalysisRun, directory: Path, stem: str | None = None) ->
     paths["json"].write_text(to_json(run), encoding="utf-8")
     paths["md"].write_text(to_markdown(run), encoding="utf-8")
     paths["html"].write_text(to_html(run), encoding="utf-8")
+    write_index(directory)
     return paths
+
+
+INDEX = "index.html"
+
+
+def index_entries(directory: Path) -> list[dict[str, Any]]:
+    """Every report in `directory`, newest first: its stem, release, outcome, times and summary line.
+    Files that are not reports (or are being written) are skipped."""
+    entries = []
+    for path in directory.glob("*.json"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            continue
+        entries.append({
+            "stem": path.stem, "name": data.get("name", ""), "namespace": data.get("namespace", ""),
+            "outcome": data.get("outcome", ""), "decidedAt": data.get("decidedAt"),
+            "startedAt": data.get("startedAt"), "judge": data.get("judge", ""),
+            "revision": data.get("revision"), "summary": data.get("summary", ""),
+            "html": (directory / f"{path.stem}.html").exists(), "md": (directory / f"{path.stem}.md").exists(),
+        })
+    entries.sort(key=lambda e: (e["decidedAt"] or "", e["stem"]), reverse=True)
+    return entries
+
+
+def index_html(entries: Sequence[dict[str, Any]], title: str = "Analysis reports") -> str:
+    """The index page of a reports folder: one row per run with its outcome and links to its files."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p>{len(entries)} run{'s' if len(entries) != 1 else ''}, newest first.</p>",
+        "<table><thead><tr><th>decided (UTC)</th><th>release</th><th>outcome</th><th>judge</th>"
+        "<th>revision</th><th>summary</th><th>files</th></tr></thead><tbody>",
+    ]
+    css = {"succeeded": "pass", "failed": "fail"}
+    for entry in entries:
+        stem = entry["stem"]
+        links = [f'<a href="{e(stem)}.html">HTML</a>'] if entry["html"] else []
+        links += [f'<a href="{e(stem)}.md">Markdown</a>'] if entry["md"] else []
+        links.append(f'<a href="{e(stem)}.json">JSON</a>')
+        revision = str(entry["revision"] or "")[:12]
+        parts.append(
+            f"<tr><td>{e(str(entry['decidedAt'] or '—'))}</td>"
+            f"<td>{e(entry['namespace'])}/{e(entry['name'])}</td>"
+            f'<td class="{css.get(str(entry["outcome"]), "no-data")}">{e(str(entry["outcome"]))}</td>'
+            f"<td>{e(str(entry['judge']))}</td><td><code>{e(revision)}</code></td>"
+            f"<td>{e(str(entry['summary']))}</td><td>{' '.join(links)}</td></tr>"
+        )
+    parts.append("</tbody></table></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_index(directory: Path) -> Path:
+    """Write (replace) `index.html` in a reports folder, listing every run in it."""
+    path = directory / INDEX
+    partial = directory / f".{INDEX}.tmp"
+    partial.write_text(index_html(index_entries(directory)), encoding="utf-8")
+    partial.replace(path)  # a reader never sees half a page
+    return path
 
 
 # ---------------------------------------------------------------------------------------- helpers

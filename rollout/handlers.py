@@ -1,13 +1,14 @@
 """kopf registrations only: thin, no logic.
 
-`run` serves /metrics, /healthz and /readyz (`rollout.engine.health`) from before kopf starts
-until after it stops; kopf's loop beats a heartbeat there while it runs. Each Canary and BlueGreen
-gets a daemon that ticks it at the interval the planner asks for (a
-daemon waits on its stop flag between ticks, never sleeps in a handler); deletion goes through a
-finalizer that sends all traffic back to the primary. Each GitSource gets a daemon that syncs it
-every interval, or at once when a revert was pushed. Everything else is `rollout.engine.operator`
-and `rollout.gitops`. With leader election the process first campaigns (`rollout.engine.leader`) and
-starts kopf only once it leads: a standby registers nothing and acts on nothing.
+`run` serves /metrics, /healthz and /readyz (`rollout.engine.health`), and the dashboard when asked
+(`rollout.engine.dashboard`), from before kopf starts until after it stops; kopf's loop beats a
+heartbeat there while it runs. Each Canary and BlueGreen gets a daemon that ticks it at the interval
+the planner asks for (a daemon waits on its stop flag between ticks, never sleeps in a handler);
+deletion goes through a finalizer that sends all traffic back to the primary. Each GitSource gets a
+daemon that syncs it every interval, or at once when a revert was pushed. Everything else is
+`rollout.engine.operator` and `rollout.gitops`. With leader election the process first campaigns
+(`rollout.engine.leader`) and starts kopf only once it leads: a standby registers nothing and acts on
+nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import kopf
 from kubernetes import client
 
 from rollout.api.kinds import BLUEGREEN, CANARY, GIT_SOURCE, GROUP, PLURALS, VERSION
-from rollout.engine import telemetry
+from rollout.engine import dashboard, telemetry
 from rollout.engine.alerts import Alerter
 from rollout.engine.cache import CachingApiClient
 from rollout.engine.events import EventRecorder
@@ -191,6 +192,14 @@ def run(
     health = Health(elector.readiness if elector is not None else always_ready, api_answers(api))
     server = serve(settings.metrics_addr, health)
     try:
+        board = dashboard.serve(settings.dashboard_addr, dashboard.Releases(
+            client.ApiClient(config), namespaces, timeout=settings.api_timeout, reports=reports),
+            read_only=settings.read_only)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
+    try:
         _run(namespaces, api, health, freezer, settings=settings, reports=reports, git_cache=git_cache, stop=stop,
              ready=ready, elector=elector)
     finally:
@@ -198,6 +207,8 @@ def run(
         health.stopped()
         if server is not None:
             server.stop()
+        if board is not None:
+            board.stop()
         if isinstance(api, CachingApiClient):
             api.cache.stop()
 

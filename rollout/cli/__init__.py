@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from rollout import __version__
-from rollout.cli import analyze, control, demo, dora, run, sandbox, status, validate
+from rollout.cli import analyze, control, dashboard, demo, dora, run, sandbox, status, validate
 from rollout.cli.common import Subcommands
 
 SUBCOMMANDS: list[Callable[[Subcommands], None]] = [
-    validate.add, analyze.add, sandbox.add, run.add, status.add, control.add, dora.add, demo.add,
+    validate.add, analyze.add, sandbox.add, run.add, status.add, control.add, dora.add, demo.add, dashboard.add,
 ]
 
 

@@ -18,6 +18,7 @@ from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
 _NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT",
+                   "dashboard_addr": "HOST:PORT",
                    "leader_election_namespace": "NS"}
 
 
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
-        print(f"rollout run: --metrics-addr {settings.metrics_addr} cannot be served: {e.strerror}; pick another "
-              "HOST:PORT (or 0 for no metrics and health server)", file=sys.stderr)
+        # The dashboard's error names its flag.
+        where = e.filename or f"--metrics-addr {settings.metrics_addr}"
+        none = "no dashboard" if e.filename else "no metrics and health server"
+        print(f"rollout run: {where} cannot be served: {e.strerror}; pick another HOST:PORT (or 0 for {none})",
+              file=sys.stderr)
         return 2
     return 0

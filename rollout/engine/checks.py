@@ -10,6 +10,7 @@ pure functions, which the judge benchmark calls too.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,8 @@ from rollout.api.spec import BlueGreen, Canary, CanarySpec, Judge, Metric, Metri
 from rollout.core import CheckResult
 from rollout.engine import judging
 from rollout.engine.sources import SourceError, Sources, template_name, title
+
+log = logging.getLogger(__name__)
 
 # Errors that no retry will cure: the check fails (and counts toward the threshold) instead of holding.
 _CONFIG_ERRORS = (BadQueryError, AuthError, AmbiguousResultError, TemplateError)
@@ -279,6 +282,35 @@ class MetricChecks:
         if not series:
             return np.zeros(0)
         return single_series(series, query).values if len(series) > 1 else series[0].values
+
+    def history(self, start: datetime, end: datetime, points: int = 600) -> dict[str, tuple[Series, Series | None]]:
+        """Per metric, canary and primary as the source recorded them from `start` to `end`, at its own
+        resolution (a step of 1s, coarser only past `points` samples), for the report. A metric whose
+        source serves no ranges, or whose query fails now, is left out: its report shows its checks."""
+        span = max((end - start).total_seconds(), 1.0)
+        step = timedelta(seconds=max(1.0, span / points))
+        found: dict[str, tuple[Series, Series | None]] = {}
+        for metric in self.release.spec.analysis.metrics:
+            try:
+                template = self.template(metric)
+                rules = RULES.get(template.spec.provider.type) if template else None
+                if rules is not None and not rules.range_queries:
+                    continue
+                source = self.source(metric)
+                canary = source.query_range_series(self.query(metric, "canary"), start, end, step)
+                try:
+                    primary: Series | None = source.query_range_series(self.query(metric, "primary"), start, end,
+                                                                       step)
+                except (*_CONFIG_ERRORS, MetricSourceError):
+                    primary = None
+            except (*_CONFIG_ERRORS, MetricSourceError) as e:
+                log.info("the report of %s shows %s at its checks only: %s", self.release.metadata.name,
+                         metric.name, e)
+                if getattr(e, "temporary", False):
+                    break  # a source that does not answer would hold the run's last tick once per metric
+                continue
+            found[metric.name] = (canary, primary)
+        return found
 
     def _increments(self, query: str, looks: FloatArray) -> list[Series]:
         start = datetime.fromtimestamp(float(looks[0]), tz=UTC)

@@ -23,7 +23,7 @@ from urllib3.exceptions import HTTPError
 
 from analysis.providers.base import ProviderConfig
 from analysis.providers.registry import build
-from analysis.report import Outcome, to_markdown, write_reports
+from analysis.report import Outcome, Samples, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
@@ -379,9 +379,18 @@ class Operator:
             return
         outcome = Outcome.SUCCEEDED if status.phase == Phase.SUCCEEDED else Outcome.FAILED
         promoted = status.condition("Promoted")
+        started = status.candidate.started_at if status.candidate and status.candidate.started_at else None
+        started = started or (memory.ticks[0].at if memory.ticks else None)
+        series = {}
+        if started is not None and self.reports is not None:
+            # Each metric as its source recorded it over the whole run, not only at the checks.
+            series = {name: (Samples.of(c.timestamps, c.values),
+                             Samples.of(p.timestamps, p.values) if p is not None else None)
+                      for name, (c, p) in memory.checks.history(started, now).items()}
         run = build_report(release, memory.checks.readings, memory.ticks, outcome, now,
                            summary=promoted.message if promoted else "",
-                           revision=status.candidate.revision if status.candidate else None)
+                           revision=status.candidate.revision if status.candidate else None,
+                           series=series, started_at=started)
         memory.markdown = to_markdown(run)
         if self.reports is None:
             return

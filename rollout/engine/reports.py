@@ -6,7 +6,7 @@ The operator writes one for every run and `rollout analyze` for every replay; th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -49,12 +49,18 @@ def build_report(
     decided_at: datetime | None,
     summary: str = "",
     revision: str | None = None,
+    series: Mapping[str, tuple[Samples, Samples | None]] | None = None,
+    started_at: datetime | None = None,
 ) -> AnalysisRun:
+    """The report of a run. `series` holds, per metric, canary and primary as the source recorded them
+    over the whole run (`MetricChecks.history`); a metric without them is drawn from its check readings."""
     metrics = []
     for metric in release.spec.analysis.metrics:
         mine = [r for r in readings if r.check.name == metric.name]
         canary = [(r.at.timestamp(), r.check.value) for r in mine if r.check.value is not None]
         primary = [(r.at.timestamp(), r.check.primary) for r in mine if r.check.primary is not None]
+        checked = Samples.of([t for t, _ in canary], [v for _, v in canary])
+        recorded = (series or {}).get(metric.name)
         last = mine[-1].check if mine else None
         bounds = metric.threshold_range
         judge = judge_for(release, metric)
@@ -65,8 +71,10 @@ def build_report(
         metrics.append(
             MetricSeries(
                 name=metric.name,
-                canary=Samples.of([t for t, _ in canary], [v for _, v in canary]),
-                primary=Samples.of([t for t, _ in primary], [v for _, v in primary]) if primary else None,
+                canary=recorded[0] if recorded else checked,
+                primary=(recorded[1] if recorded else
+                         Samples.of([t for t, _ in primary], [v for _, v in primary]) if primary else None),
+                checked=checked,
                 limit_min=bounds.min if bounds and judge.value == "threshold" else None,
                 limit_max=bounds.max if bounds and judge.value == "threshold" else None,
                 verdict=Verdict(last.verdict.value) if last else Verdict.NO_DATA,
@@ -94,7 +102,18 @@ def build_report(
         judge=release.spec.analysis.judge.value,
         revision=revision,
         summary=summary,
+        weights=_steps(ticks),
+        started_at=started_at.timestamp() if started_at else None,
     )
+
+
+def _steps(ticks: Sequence[TickRecord]) -> Samples:
+    """The weight after each tick that changed it (and the first), for a step line."""
+    points: list[tuple[float, float]] = []
+    for t in ticks:
+        if not points or points[-1][1] != t.weight:
+            points.append((t.at.timestamp(), float(t.weight)))
+    return Samples.of([t for t, _ in points], [w for _, w in points])
 
 
 def markdown_from_status(release: Canary | BlueGreen, status: ReleaseStatus) -> str:

@@ -147,6 +147,18 @@ current-context: x
     assert done.returncode == 2, done.stderr
     assert done.stderr == (f"rollout run: --metrics-addr 127.0.0.1:{port} cannot be served: Address already in use; "
                            "pick another HOST:PORT (or 0 for no metrics and health server)\n")
+    # The dashboard's port likewise, named by its own flag.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "rollout", "run", "--kubeconfig", str(kubeconfig), "--metrics-addr", "0",
+             "--dashboard-addr", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=60,
+            env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (f"rollout run: --dashboard-addr 127.0.0.1:{port} cannot be served: Address already in "
+                           "use; pick another HOST:PORT (or 0 for no dashboard)\n")
 
 
 def test_an_ipv6_address_is_served() -> None:

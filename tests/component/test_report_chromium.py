@@ -13,6 +13,7 @@ import html.parser
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib.image
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from analysis.report import to_html
+from analysis.report import Outcome, to_html, write_reports
 from tests.tools import missing_tool
 from tests.unit.test_report import HOSTILE, make_run
 
@@ -28,6 +29,7 @@ pytestmark = pytest.mark.component
 
 CANARY_RGB = (0xD9, 0x5F, 0x02)
 PRIMARY_RGB = (0x1B, 0x9E, 0x77)
+WEIGHT_RGB = (0x75, 0x70, 0xB3)
 
 
 def chromium_binary() -> str:
@@ -98,6 +100,9 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     # Both arms' lines are drawn, so the browser decoded and laid out the plots.
     assert colour_pixels(shot, CANARY_RGB) > 300
     assert colour_pixels(shot, PRIMARY_RGB) > 300
+    # The traffic weight's step line, on every plot, and the checks' markers in the verdicts' colours.
+    assert colour_pixels(shot, WEIGHT_RGB) > 300
+    assert colour_pixels(shot, (0xC6, 0x28, 0x28)) > 100  # the failed check and the rollback
 
     # Control: the same page without its images shows none of those colours.
     bare = tmp_path / "bare.html"
@@ -105,3 +110,16 @@ def test_report_renders_in_chromium(tmp_path: Path) -> None:
     bare_shot = tmp_path / "bare.png"
     chromium(tmp_path, bare, "--window-size=1100,2200", f"--screenshot={bare_shot}")
     assert colour_pixels(bare_shot, CANARY_RGB) == 0
+    assert colour_pixels(bare_shot, WEIGHT_RGB) == 0
+
+
+def test_reports_index_renders_in_chromium(tmp_path: Path) -> None:
+    folder = tmp_path / "reports"
+    write_reports(make_run(Outcome.SUCCEEDED, name="web"), folder)
+    write_reports(replace(make_run(Outcome.FAILED, name=HOSTILE), decided_at=make_run().decided_at + 60), folder)
+    dom = _Dom()
+    dom.feed(chromium(tmp_path, folder / "index.html", "--dump-dom").stdout)
+    assert "script" not in dom.tags
+    text = "".join(dom.text)
+    assert HOSTILE in text and "test/web" in text
+    assert text.index("failed") < text.index("succeeded")  # newest first

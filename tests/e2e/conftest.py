@@ -76,6 +76,8 @@ class OperatorProcess:
                      "--prometheus", prometheus, "--reports", str(reports), "--git-cache", str(reports.parent / "git"),
                      "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
         self.log = log
+        self.reports = reports
+        self.dashboard_port: int | None = None
         self.env: dict[str, str] = {}  # e.g. POD_NAME, the identity of a leader election candidate
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -102,6 +104,12 @@ class OperatorProcess:
         """Where it serves /metrics, /healthz and /readyz."""
         return f"http://127.0.0.1:{self.metrics_port}"
 
+    @property
+    def dashboard_url(self) -> str:
+        """Where it serves the dashboard (`--dashboard-addr`), when it does."""
+        assert self.dashboard_port is not None, "this operator serves no dashboard"
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
     def sample(self, metric: str, /, **labels: str) -> float | None:
         """One sample of its /metrics now, None when it has no such series."""
         with urllib.request.urlopen(f"{self.metrics_url}/metrics", timeout=10) as response:
@@ -121,6 +129,9 @@ def operator(sandbox: Path, prometheus: RunningPrometheus,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     root = tmp_path_factory.mktemp("operator")
     process = OperatorProcess(sandbox, prometheus.url, root / "reports", root / "operator.log")
+    # The shared operator serves the dashboard too, which the browser test drives.
+    process.dashboard_port = free_port()
+    process.args += ["--dashboard-addr", f"127.0.0.1:{process.dashboard_port}"]
     process.start()
     try:
         yield process

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from kubernetes import client
 
@@ -34,6 +39,7 @@ from tests.e2e.conftest import (
     wait_phase,
 )
 from tests.e2e.exporter import Exporter
+from tests.prom import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -418,3 +424,104 @@ def test_dry_run_metric_that_fails_every_check_never_stops_the_release(
     assert duration["detail"].startswith("dry run: would have failed")
     markdown = found[-1].with_suffix(".md").read_text()
     assert "request-duration (dry run)" in markdown and "would have failed" in markdown
+
+
+def test_dashboard_shows_the_release_live_and_its_abort_button_rolls_it_back(
+        api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, sandbox: Path) -> None:
+    """Playwright drives Debian's Chromium through the shared operator's dashboard (`--dashboard-addr`)
+    during a real release: the list shows it, its weight moves, Abort (confirmed) rolls it back and its
+    report is linked. `rollout dashboard --read-only` beside it shows the release without buttons and
+    refuses commands. With ROLLOUT_SCREENSHOTS=DIR the README's screenshots are written there."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extras)")
+    from tests.component.test_report_chromium import PRIMARY_RGB, WEIGHT_RGB, chromium_binary, colour_pixels
+
+    shots = Path(os.environ.get("ROLLOUT_SCREENSHOTS") or operator.reports.parent / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    viewer = subprocess.Popen([str(Path(sys.executable).parent / "rollout"), "dashboard", "--read-only",
+                               "--addr", f"127.0.0.1:{port}", "--kubeconfig", str(sandbox), "-n", namespace],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    obj = canary("board", namespace, interval="2s", stepWeight=10, maxWeight=90, threshold=5)
+    healthy(exporter, namespace, "board")
+    try:
+        start(api, obj)
+        _drive_dashboard(sync_api, chromium_binary(), operator, f"http://127.0.0.1:{port}", namespace, shots, api)
+    finally:
+        viewer.terminate()
+        viewer.wait(timeout=10)
+    status = release_status(api, namespace, "board")
+    assert status["phase"] == "Failed" and status["canaryWeight"] == 0
+    assert "aborted on request" in next(c["message"] for c in status["conditions"] if c["type"] == "Promoted")
+    release = parse_canary(obj)
+    assert router_for(release.spec.provider, api, Settings()).verify_weight(release) == (100, 0)
+    assert image_of(api, "board-primary", namespace) == OLD
+    # The run's report: the metric at the source's resolution (1s here) over the whole run, not only at
+    # its checks, and the weight's steps.
+    report = json.loads(next(operator.reports.glob(f"{namespace}-board-*.json")).read_text())
+    canary_series = report["metrics"][0]["series"]["canary"]["timestamps"]
+    assert len(canary_series) > 2 * len(report["ticks"]) and min(np.diff(canary_series)) <= 1.0
+    assert {10, 20, 30} <= set(report["weights"]["values"])
+    assert (operator.reports / "index.html").read_text().count(f"{namespace}/board") == 1
+    # Chromium drew the report's plot: the primary's line (the canary's lies on it) and the weight's steps.
+    assert colour_pixels(shots / "report.png", PRIMARY_RGB) > 300
+    assert colour_pixels(shots / "report.png", WEIGHT_RGB) > 100
+
+
+def _drive_dashboard(sync_api: Any, chromium: str, operator: OperatorProcess, viewer: str, namespace: str,
+                     shots: Path, api: client.ApiClient) -> None:
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page.goto(f"{operator.dashboard_url}/")
+            row = page.locator(f'tr[data-release="{namespace}/board"]')
+            expect(row).to_contain_text("Initialized", timeout=15_000)
+            set_image(api, "board", namespace, NEW)
+            weight = row.locator("td.weight")
+            expect(weight).to_have_text(re.compile(r"^[1-9]0%$"), timeout=20_000)
+            first = weight.inner_text()
+            expect(weight).not_to_have_text(first, timeout=10_000)  # the list follows the steps
+            expect(row).to_contain_text("Progressing")
+            page.screenshot(path=str(shots / "dashboard-list.png"))
+
+            # The read-only dashboard lists the same release, offers no button and refuses a command.
+            other = browser.new_page(viewport={"width": 1280, "height": 860})
+            other.goto(f"{viewer}/#/release/Canary/{namespace}/board")
+            expect(other.locator("h1")).to_have_text(f"Canary {namespace}/board", timeout=15_000)
+            expect(other.locator("#mode")).to_have_text("read-only")
+            assert other.locator("button").count() == 0
+            refused = other.request.post(f"{viewer}/api/releases/Canary/{namespace}/board/abort",
+                                         headers={"X-Rollout-Dashboard": "1"})
+            assert refused.status == 403 and "read-only" in refused.json()["error"]
+            # A command without the dashboard's header (a cross-site form) is refused by the writable one.
+            forged = other.request.post(f"{operator.dashboard_url}/api/releases/Canary/{namespace}/board/abort")
+            assert forged.status == 403
+            other.close()
+
+            row.locator("a").click()
+            expect(page.locator("h1")).to_have_text(f"Canary {namespace}/board")
+            expect(page.locator("#weight")).to_have_text(re.compile(r"^[3-9]0%$"), timeout=20_000)
+            expect(page.locator("svg.metric-chart circle").nth(1)).to_be_attached()
+            assert release_status(api, namespace, "board")["phase"] == "Progressing"  # nothing aborted it yet
+            asked: list[str] = []
+
+            def confirm(dialog: Any) -> None:
+                asked.append(dialog.message)
+                dialog.accept()
+
+            page.once("dialog", confirm)
+            page.locator("button.abort").click()
+            expect(page.locator("#phase")).to_have_text("Failed", timeout=20_000)
+            expect(page.locator("#weight")).to_have_text("0%")
+            assert asked == [f"abort Canary {namespace}/board?"]
+            report = page.locator("#reports a", has_text="HTML")
+            expect(report).to_be_visible(timeout=20_000)
+            page.screenshot(path=str(shots / "dashboard-release.png"), full_page=True)
+            report.click()
+            expect(page.locator("h1")).to_have_text(f"Analysis of {namespace}/board")
+            expect(page.locator("figure img").first).to_be_visible()
+            assert page.locator("figure img").first.evaluate("i => i.naturalWidth") > 0
+            page.screenshot(path=str(shots / "report.png"), full_page=True)
+        finally:
+            browser.close()

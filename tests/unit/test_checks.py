@@ -23,6 +23,7 @@ from analysis.providers.base import (
     single_value,
     unix,
 )
+from analysis.report import Samples
 from analysis.templates import builtin_counts_queries
 from analysis.verdicts import Verdict
 from rollout.api.parse import parse_canary
@@ -331,6 +332,42 @@ def test_the_run_report_counts_a_dry_run_metrics_would_be_failures() -> None:
     assert shadow.detail.startswith("dry run: would have failed 3 of 3 checks")
     assert all(t.verdict is Verdict.PASS for t in run.ticks)
     assert "dry run: errors would have failed" in outcome_line(run)
+
+
+def test_the_report_draws_each_metric_as_its_source_recorded_it_over_the_whole_run() -> None:
+    from analysis.report import Outcome
+    from rollout.engine.reports import TickRecord, build_report
+
+    canary = release(metrics=[{"name": "request-success-rate", "thresholdRange": {"min": 99}},
+                              {"name": "errors", "query": "sum(x)", "thresholdRange": {"max": 1}}])
+    q_canary, q_primary = success_rate_queries(canary)
+    end = T0 + timedelta(minutes=3)
+    # A point every 5s for the success rate; the errors query fails when the report asks for its history.
+    source = MemorySource({q_canary: points([99.9] * 37, end=end, step=5.0),
+                           q_primary: points([99.95] * 37, end=end, step=5.0), "sum(x)": points([0.0], end=end)})
+    checks = MetricChecks(canary, Sources(source))
+    ticks = [TickRecord(T0 + timedelta(minutes=k + 1), 10 * (k + 1), checks.run(T0 + timedelta(minutes=k + 1), T0),
+                        "advance") for k in range(3)]
+    source.answers["sum(x)"] = BadQueryError("bad", "sum(x)", 400, "bad_data", "no")
+    history = checks.history(T0, end)
+    assert set(history) == {"request-success-rate"}
+    series = {name: (Samples.of(c.timestamps, c.values), Samples.of(p.timestamps, p.values) if p else None)
+              for name, (c, p) in history.items()}
+    run = build_report(canary, checks.readings, ticks, Outcome.SUCCEEDED, end, series=series, started_at=T0)
+    success, errors = run.metrics
+    assert len(success.canary.timestamps) == 37 and success.primary is not None and len(success.primary.values) == 37
+    assert success.checked is not None and len(success.checked.timestamps) == 3  # the markers: one per check
+    assert len(errors.canary.timestamps) == 1  # drawn from its checks
+    assert run.weights.values == (10.0, 20.0, 30.0) and run.started_at == T0.timestamp()
+
+
+def test_a_source_that_does_not_answer_is_asked_for_one_metrics_history_only() -> None:
+    canary = release(metrics=[{"name": "a", "query": "a", "thresholdRange": {"max": 1}},
+                              {"name": "b", "query": "b", "thresholdRange": {"max": 1}}])
+    down = UnreachableError("connection refused", "a")
+    source = MemorySource({"a": down, "b": down})
+    assert MetricChecks(canary, Sources(source)).history(T0, AT) == {}
+    assert source.asked == ["a"]
 
 
 # ---- warm-up -------------------------------------------------------------------------------------

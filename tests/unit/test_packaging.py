@@ -37,6 +37,9 @@ def test_the_wheel_has_the_operator_and_the_analysis_and_no_sandbox(tmp_path: Pa
     assert "rollout/handlers.py" in files and "rollout/cli/__init__.py" in files
     assert any(f.startswith("rollout/engine/") and f.endswith(".py") for f in files)
     assert any(f.startswith("analysis/") and f.endswith(".py") for f in files)
+    # The dashboard's page, script and styles: it fetches nothing from elsewhere.
+    static = {f"rollout/engine/dashboard/static/{n}" for n in ("index.html", "dashboard.js", "dashboard.css")}
+    assert static <= set(files)
     assert [f for f in files if f.startswith("sandbox/") or "/sandbox/" in f or "/demo/" in f] == []
 
 

@@ -22,6 +22,7 @@ from analysis.report import (
     Tick,
     Verdict,
     from_json,
+    index_entries,
     outcome_line,
     to_html,
     to_json,
@@ -49,12 +50,15 @@ def make_run(outcome: Outcome = Outcome.FAILED, name: str = "podinfo") -> Analys
         ],
         metrics=[
             MetricSeries("request-success-rate", Samples.of(ts, success), Samples.of(ts, np.full_like(ts, 99.75)),
-                         limit_min=99, verdict=Verdict.FAIL, unit="%"),
+                         limit_min=99, verdict=Verdict.FAIL, unit="%",
+                         checked=Samples.of([T0 + 60, T0 + 120, T0 + 240], [99.5, 99.5, 92.25])),
             MetricSeries("request-duration", Samples.of(ts, ts - T0 + 100), Samples.of(ts, ts - T0 + 90),
                          limit_max=500, verdict=Verdict.PASS, unit="ms", detail="p=0.2"),
             MetricSeries("errors|5xx", Samples(), None, limit_min=0, limit_max=1, verdict=Verdict.NO_DATA),
         ],
         revision="0123abcd",
+        weights=Samples.of([T0, T0 + 60, T0 + 120, T0 + 240], [0, 10, 20, 0]),
+        started_at=T0,
     )
 
 
@@ -191,3 +195,24 @@ def test_a_dry_run_metric_is_marked_in_every_format_and_decides_nothing() -> Non
     failed = AnalysisRun(name="podinfo", namespace="test", outcome=Outcome.FAILED,
                          metrics=[replace(passing, verdict=Verdict.FAIL), shadow])
     assert ": request-success-rate failed" in outcome_line(failed)
+
+
+def test_weights_checks_and_start_round_trip() -> None:
+    run = make_run()
+    back = from_json(to_json(run))
+    assert back.weights == run.weights and back.started_at == T0
+    assert back.metrics[0].checked == run.metrics[0].checked
+    assert back.metrics[1].checked is None
+
+
+def test_every_report_folder_gets_an_index_of_its_runs(tmp_path: Path) -> None:
+    write_reports(make_run(Outcome.SUCCEEDED, name="older"), tmp_path)
+    later = replace(make_run(Outcome.FAILED, name=HOSTILE), decided_at=T0 + 900)
+    write_reports(later, tmp_path)
+    (tmp_path / "notes.json").write_text('{"not": "a report"}')
+    entries = index_entries(tmp_path)
+    assert [(e["name"], e["outcome"]) for e in entries] == [(HOSTILE, "failed"), ("older", "succeeded")]
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<tr>") == 3  # the header and one row per run
+    assert HOSTILE not in page and html.escape(HOSTILE) in page
+    assert 'href="test-older-analysis.html"' in page and 'class="pass">succeeded' in page
