@@ -94,7 +94,7 @@ def unreachable(error: BaseException) -> str:
         pool = error.pool
         if pool is not None:
             where = f" at {pool.scheme}://{pool.host}" + (f":{pool.port}" if pool.port else "")
-        cause = error.reason or error
+        cause = error.reason if isinstance(error.reason, BaseException) else error
     if isinstance(cause, SSLError):
         return (f"TLS with the Kubernetes API{where} failed ({str(cause)[:160]}); check the kubeconfig's "
                 "certificate-authority and server")

@@ -1,0 +1,99 @@
+"""The `rollout` command's shared behaviour: errors said in one line (`rollout.cli.errors`), the
+watch's redraw (`rollout.cli.status.Screen`), and shell completion checked with the real bash."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rollout.cli.errors import EXIT_INTERRUPTED, Problem, run_command
+from rollout.cli.status import Screen, rows
+
+ROLLOUT = str(Path(sys.executable).parent / "rollout")
+
+
+def _raise(error: BaseException) -> int:
+    raise error
+
+
+def test_a_problem_is_one_line_with_its_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_command("status", lambda: _raise(Problem("what is wrong;\n what to do", code=2)), environ={}) == 2
+    assert capsys.readouterr().err == "rollout status: what is wrong; what to do\n"
+
+
+def test_a_bug_is_one_line_too_and_rollout_debug_shows_its_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_command("dora", lambda: _raise(KeyError("spec")), environ={}) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rollout dora: unexpected error, a bug in rollout (KeyError: 'spec')")
+    assert "ROLLOUT_DEBUG=1" in err
+    with pytest.raises(KeyError):
+        run_command("dora", lambda: _raise(KeyError("spec")), environ={"ROLLOUT_DEBUG": "1"})
+
+
+def test_an_interrupt_exits_130_without_a_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_command("status", lambda: _raise(KeyboardInterrupt()), environ={}) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "\n"
+
+
+def test_on_a_terminal_each_version_replaces_the_last_wrapped_rows_included() -> None:
+    out = io.StringIO()
+    screen = Screen(out, terminal=True, size=lambda: (10, 24))
+    screen.show("short\n" + "x" * 25 + "\n", footer="read 10:00:00")  # 1 + 3 rows + 2 of footer
+    screen.show("short\n", footer="read 10:00:02")  # redrawn even when only the footer changed
+    assert out.getvalue() == ("short\n" + "x" * 25 + "\nread 10:00:00\n"
+                              "\x1b[6A\r\x1b[Jshort\nread 10:00:02\n")
+    assert rows("a\n\n" + "b" * 20 + "\n", 10) == 4
+
+
+def test_a_drawing_taller_than_the_terminal_starts_again_from_a_clear_screen() -> None:
+    out = io.StringIO()
+    screen = Screen(out, terminal=True, size=lambda: (80, 3))
+    screen.show("1\n2\n3\n")
+    screen.show("4\n")
+    assert out.getvalue() == "1\n2\n3\n\x1b[H\x1b[2J4\n"
+
+
+def test_piped_each_changed_version_is_printed_once_without_control_characters() -> None:
+    out = io.StringIO()
+    screen = Screen(out, terminal=False)
+    for text in ("a\n", "a\n", "b\n", "b\n"):
+        screen.show(text, footer="read 10:00:00")
+    assert out.getvalue() == "a\n\nb\n"
+
+
+def completions(script: str, *words: str) -> list[str]:
+    """What bash offers for the last of `words`, with `script` sourced, as Tab would."""
+    line = " ".join(words)
+    program = (f"source {script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; COMP_LINE='{line}'; "
+               f"COMP_POINT=${{#COMP_LINE}}\n_shtab_rollout {words[0]} '{words[-1]}' '{words[-2]}'\n"
+               "printf '%s\\n' \"${COMPREPLY[@]}\"\n")
+    done = subprocess.run(["bash", "--norc", "--noprofile", "-c", program], capture_output=True, text=True, timeout=30,
+                          check=True)
+    return done.stdout.split()
+
+
+def test_bash_completes_subcommands_options_and_choices(tmp_path: Path) -> None:
+    if shutil.which("bash") is None:
+        pytest.fail("bash is needed to test the completion script")
+    script = tmp_path / "rollout.bash"
+    script.write_text(subprocess.run([ROLLOUT, "completion", "bash"], capture_output=True, text=True, timeout=30,
+                                     check=True).stdout)
+    assert completions(str(script), "rollout", "sta") == ["status"]
+    assert set(completions(str(script), "rollout", "")) >= {"status", "promote", "abort", "retry", "run", "dora",
+                                                            "completion"}
+    assert completions(str(script), "rollout", "status", "--kube") == ["--kubeconfig"]
+    assert completions(str(script), "rollout", "completion", "") == ["bash", "zsh"]
+
+
+def test_the_zsh_script_defines_the_command_and_its_subcommands() -> None:
+    text = subprocess.run([ROLLOUT, "completion", "zsh"], capture_output=True, text=True, timeout=30,
+                          check=True).stdout
+    assert text.startswith("#compdef rollout")
+    assert "status" in text and "--kubeconfig" in text
+    if shutil.which("zsh"):
+        subprocess.run(["zsh", "-n"], input=text, text=True, timeout=30, check=True)
