@@ -8,7 +8,7 @@ release" case and the watch. "No permission" is a local server that answers ever
 the `Status` object a real API server sends when RBAC denies it
 (https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/status/ and, for the
 message, https://kubernetes.io/docs/reference/access-authn-authz/rbac/): the sandbox does not
-enforce RBAC. The commands run as processes, as a user runs them, several at a time.
+enforce RBAC. The commands run as processes, as a user runs them, all at once (`tests.forks`).
 """
 
 from __future__ import annotations
@@ -27,18 +27,18 @@ import termios
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
-from rollout.api.kinds import GROUP, VERSION
+from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.cli import build_parser
 from rollout.engine.kube import api_client
 from sandbox import Sandbox, default_crd_files
 from sandbox.resources import load_crd_documents
+from tests.forks import run_all
 from tests.tools import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -128,23 +128,20 @@ def forbidden() -> Iterator[str]:
     server.server_close()
 
 
-def rollout(args: list[str], home: Path, kubeconfig: Path | None) -> subprocess.CompletedProcess[str]:
-    """The command as a user without ~/.kube/config runs it; --kubeconfig when given one."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "LANG", "TMPDIR")}}
-    where = ["--kubeconfig", str(kubeconfig)] if kubeconfig is not None else []
-    return subprocess.run([ROLLOUT, *args, *where], capture_output=True, text=True, timeout=60, check=False,
-                          env=env, stdin=subprocess.DEVNULL)
+def environment(home: Path) -> dict[str, str]:
+    """A user's without ~/.kube/config or KUBECONFIG."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
+            **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "LANG", "TMPDIR")}}
 
 
 Case = tuple[str, list[str], Path | None, str]  # what, the command's arguments, its kubeconfig, the line's words
 
 
 def each_says(cases: list[Case], home: Path) -> None:
-    """Run every case, several at a time; each must exit non-zero with exactly one line on stderr that
-    names its command and contains the words expected, and print nothing on stdout."""
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        done = list(pool.map(lambda case: rollout(case[1], home, case[2]), cases))
+    """Run every case, all at once; each must exit non-zero with exactly one line on stderr that names
+    its command and contains the words expected, and print nothing on stdout."""
+    done = run_all([[*args, *(["--kubeconfig", str(path)] if path is not None else [])] for _, args, path, _ in cases],
+                   environment(home))
     wrong = []
     for (what, args, _, expected), result in zip(cases, done, strict=True):
         lines = result.stderr.splitlines()
@@ -193,10 +190,14 @@ def test_missing_crds_then_an_unknown_release(tmp_path: Path, cluster: tuple[San
 
 
 def install_crds(path: Path) -> None:
-    """rollout's CRDs, created through the API as `kubectl apply -f crds/` creates them."""
+    """The Canary and BlueGreen CRDs (all these commands read), created through the API as
+    `kubectl apply -f crds/` creates them."""
     api = api_client(path)
     extensions = client.ApiextensionsV1Api(api)
+    releases = {PLURALS[kind] for kind in RELEASE_KINDS}
     for crd in load_crd_documents(default_crd_files()):
+        if crd["spec"]["names"]["plural"] not in releases:
+            continue
         try:
             extensions.create_custom_resource_definition(crd)
         except client.ApiException as e:
@@ -239,11 +240,13 @@ def test_status_watch_redraws_in_place_on_a_terminal_and_prints_lines_when_piped
             "spec": {"provider": "kubernetes", "service": {"port": 9898},
                      "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "podinfo"},
                      "analysis": {"interval": "10s", "threshold": 2, "maxWeight": 50, "stepWeight": 10}}})
-        wait_for("the terminal to show the release", lambda: read_terminal(b"podinfo"), timeout=20, every=0.05)
+        wait_for("both to show the release", lambda: read_terminal(b"podinfo") and b"podinfo" in b"".join(lines),
+                 timeout=20, every=0.05)
         objects.patch_namespaced_custom_object_status(GROUP, VERSION, NAMESPACE, "canaries", "podinfo",
                                                       {"status": {"phase": "Progressing", "canaryWeight": 20}},
                                                       _content_type="application/merge-patch+json")
-        wait_for("the terminal to show the new phase", lambda: read_terminal(b"Progressing"), timeout=20, every=0.05)
+        wait_for("both to show the new phase",
+                 lambda: read_terminal(b"Progressing") and b"Progressing" in b"".join(lines), timeout=20, every=0.05)
         time.sleep(0.5)  # two more reads, to see that the piped output does not repeat what did not change
     finally:
         for process in (piped, terminal):

@@ -29,7 +29,8 @@ def test_a_problem_is_one_line_with_its_exit_code(capsys: pytest.CaptureFixture[
 def test_a_bug_is_one_line_too_and_rollout_debug_shows_its_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_command("dora", lambda: _raise(KeyError("spec")), environ={}) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("rollout dora: unexpected error, a bug in rollout (KeyError: 'spec')")
+    assert err.count("\n") == 1
+    assert err.startswith("rollout dora: unexpected error, a bug in rollout (KeyError: 'spec')")
     assert "ROLLOUT_DEBUG=1" in err
     with pytest.raises(KeyError):
         run_command("dora", lambda: _raise(KeyError("spec")), environ={"ROLLOUT_DEBUG": "1"})
