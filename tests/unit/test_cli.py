@@ -13,6 +13,7 @@ import pytest
 
 from rollout.cli.errors import EXIT_INTERRUPTED, Problem, run_command
 from rollout.cli.status import Screen, rows
+from tests.tools import missing_tool
 
 ROLLOUT = str(Path(sys.executable).parent / "rollout")
 
@@ -91,10 +92,27 @@ def test_bash_completes_subcommands_options_and_choices(tmp_path: Path) -> None:
     assert completions(str(script), "rollout", "completion", "") == ["bash", "zsh"]
 
 
-def test_the_zsh_script_defines_the_command_and_its_subcommands() -> None:
+# A zsh at a prompt in a pseudo-terminal (zsh's own zpty module), with the script installed as zsh
+# wants it (a `_rollout` file on $fpath, compinit): the line typed, Tab, then the line as completed.
+ZSH_SESSION = r"""
+zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "PS1='> '; fpath=($FOLDER \$fpath); autoload -U compinit; compinit -u -D; echo READ''Y"
+zpty -r -m z out '*READY*'
+zpty -w -n z $'rollout sta\t'
+zpty -r -m z out '*status*'
+print -r -- "$out"
+zpty -d z
+"""  # the markers are written split ('') so that the echoed command line does not match them
+
+
+def test_zsh_completes_a_subcommand(tmp_path: Path) -> None:
+    if shutil.which("zsh") is None:
+        missing_tool("zsh is not installed (make zsh)")
     text = subprocess.run([ROLLOUT, "completion", "zsh"], capture_output=True, text=True, timeout=30,
                           check=True).stdout
     assert text.startswith("#compdef rollout")
-    assert "status" in text and "--kubeconfig" in text
-    if shutil.which("zsh"):
-        subprocess.run(["zsh", "-n"], input=text, text=True, timeout=30, check=True)
+    (tmp_path / "_rollout").write_text(text)
+    session = ZSH_SESSION.replace("$FOLDER", str(tmp_path))
+    done = subprocess.run(["zsh", "-f", "-c", session], capture_output=True, text=True, timeout=20, check=True)
+    assert "rollout status" in done.stdout, done.stdout
