@@ -51,10 +51,19 @@ class Screen:
         self._terminal = terminal
         self._size = size or (lambda: tuple(shutil.get_terminal_size()))  # type: ignore[return-value]
         self._shown: str | None = None
+        self._problem: str | None = None
         self._rows = 0
 
-    def show(self, text: str, footer: str = "") -> None:
+    def show(self, text: str, footer: str = "", problem: str | None = None) -> None:
+        """Show `text` with `footer`; `problem` is why it could not be read again, which a terminal
+        shows in the footer and other output prints on stderr, once until it is read again."""
         if not self._terminal:
+            if problem is not None:
+                if problem != self._problem:
+                    print(f"rollout status: {problem}", file=sys.stderr, flush=True)
+                self._problem = problem
+                return
+            self._problem = None
             if text != self._shown:
                 self._out.write(text if self._shown is None else "\n" + text)
             self._shown = text
@@ -78,12 +87,25 @@ def rows(text: str, columns: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rollout.cli.errors import Problem, cluster_problem
     from rollout.cli.releases import NotFound, detail, releases, table
 
     client = api(args)
     screen = Screen(sys.stdout, args.watch and sys.stdout.isatty())
+    text: str | None = None
     while True:
-        found = releases(client, args.namespace, args.name)
+        try:
+            found = releases(client, args.namespace, args.name)
+        except Exception as error:
+            # Once something is shown, a watch outlives a blip of the API server (a restart, a
+            # dropped connection): it says so and reads again. Any other error ends it.
+            problem = None if isinstance(error, Problem) else cluster_problem(error, "the releases")
+            if text is None or problem is None:
+                raise
+            again = f"{problem}; reading again every {args.interval:g}s"
+            screen.show(text, f"{time.strftime('%H:%M:%S')}: {again}", problem=again)
+            time.sleep(args.interval)
+            continue
         if args.name and not found:
             raise NotFound(args.namespace, args.name)
         text = "\n".join(detail(o) for o in found) if args.name else table(found)

@@ -116,3 +116,37 @@ def test_zsh_completes_a_subcommand(tmp_path: Path) -> None:
     session = ZSH_SESSION.replace("$FOLDER", str(tmp_path))
     done = subprocess.run(["zsh", "-f", "-c", session], capture_output=True, text=True, timeout=20, check=True)
     assert "rollout status" in done.stdout, done.stdout
+
+
+def test_a_watch_outlives_a_blip_of_the_api_server_and_says_so_once(monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    from rollout.cli import releases, status
+
+    release = {"kind": "Canary", "metadata": {"name": "podinfo", "namespace": "demo"}, "spec": {},
+               "status": {"phase": "Progressing", "canaryWeight": 10}}
+    refused = MaxRetryError(None, "/apis", NewConnectionError(None, "[Errno 111] Connection refused"))  # type: ignore[arg-type]
+    reads: list[object] = [[], refused, refused, [release], KeyboardInterrupt()]
+
+    def read(*_: object) -> object:
+        answer = reads.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(status, "api", lambda args: None)
+    monkeypatch.setattr(releases, "releases", read)
+    monkeypatch.setattr(status.time, "sleep", lambda seconds: None)
+    args = argparse.Namespace(name=None, namespace=None, watch=True, interval=2.0)
+    assert run_command("status", lambda: status.run(args), environ={}) == EXIT_INTERRUPTED
+    out, err = capsys.readouterr()
+    assert out == releases.table([]) + "\n" + releases.table([release])
+    assert err == ("rollout status: cannot reach the Kubernetes API (Connection refused); is the cluster up, and the "
+                   "kubeconfig's server right?; reading again every 2s\n\n")
+
+    reads[:] = [refused]  # before anything is shown, the same error ends the command
+    assert run_command("status", lambda: status.run(args), environ={}) == 1
+    assert capsys.readouterr().err.startswith("rollout status: cannot reach the Kubernetes API (Connection refused)")
