@@ -27,17 +27,19 @@ def api(args: argparse.Namespace) -> Any:
     account) leads to; a `Problem` saying which was looked for when there is none."""
     import os
 
+    import yaml
     from kubernetes.config.config_exception import ConfigException
 
     from rollout.engine.kube import api_client
 
     path: Path | None = getattr(args, "kubeconfig", None)
     if path is not None and not path.is_file():
-        raise Problem(f"no usable kubeconfig (--kubeconfig {path}: no such file); pass the kubeconfig of a cluster "
+        what = "not a file" if path.exists() else "no such file"
+        raise Problem(f"no usable kubeconfig (--kubeconfig {path}: {what}); pass the kubeconfig of a cluster "
                       "(`rollout sandbox up --kubeconfig PATH` writes one for the local sandbox)")
     try:
         return api_client(path)
-    except ConfigException as e:
+    except (ConfigException, yaml.YAMLError) as e:
         env = os.environ.get("KUBECONFIG")
         if path is None and not env:
             where = "no --kubeconfig, KUBECONFIG unset, no ~/.kube/config, not in a pod"

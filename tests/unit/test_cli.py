@@ -150,3 +150,26 @@ def test_a_watch_outlives_a_blip_of_the_api_server_and_says_so_once(monkeypatch:
     reads[:] = [refused]  # before anything is shown, the same error ends the command
     assert run_command("status", lambda: status.run(args), environ={}) == 1
     assert capsys.readouterr().err.startswith("rollout status: cannot reach the Kubernetes API (Connection refused)")
+
+
+def test_a_kubeconfig_that_cannot_be_used_says_which_and_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    from rollout.cli.common import api
+
+    def problem(kubeconfig: Path | None) -> str:
+        with pytest.raises(Problem) as raised:
+            api(argparse.Namespace(kubeconfig=kubeconfig))
+        return str(raised.value)
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert problem(tmp_path).startswith(f"no usable kubeconfig (--kubeconfig {tmp_path}: not a file); pass the")
+    (tmp_path / "broken").write_text("clusters: [\n")
+    assert problem(tmp_path / "broken").startswith(f"no usable kubeconfig (--kubeconfig {tmp_path / 'broken'}: while "
+                                                   "parsing a flow")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "broken"))
+    assert problem(None).startswith(f"no usable kubeconfig (KUBECONFIG={tmp_path / 'broken'}: ")
+    (tmp_path / "empty").write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "empty"))
+    assert "pass --kubeconfig PATH or set KUBECONFIG" in problem(None)
