@@ -271,3 +271,24 @@ def test_status_watch_redraws_in_place_on_a_terminal_and_prints_lines_when_piped
     assert re.search(r"read \d\d:\d\d:\d\d, every 0.2s; Ctrl-C stops", drawn)
     last = drawn.rsplit("\x1b[J", 1)[-1]
     assert "Progressing" in last and last.count("NAMESPACE") == 1
+
+
+def test_the_same_commands_work_on_releases_that_exist(tmp_path: Path, cluster: tuple[Sandbox, Path]) -> None:
+    """The other side of "unknown release": a BlueGreen is found after the Canary kind answered 404
+    for that name, and the command is recorded in its status."""
+    _, path = cluster
+    install_crds(path)
+    objects = client.CustomObjectsApi(api_client(path))
+    objects.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "bluegreens", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "BlueGreen",
+        "metadata": {"name": "billing", "namespace": NAMESPACE},
+        "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "billing"},
+                 "service": {"port": 8080}, "analysis": {"interval": "10s", "iterations": 2}}})
+    [promoted, shown] = run_all([["promote", "billing", "-n", NAMESPACE, "--kubeconfig", str(path)],
+                                 ["status", "billing", "-n", NAMESPACE, "--kubeconfig", str(path)]],
+                                environment(tmp_path))
+    assert (promoted.returncode, promoted.stdout, promoted.stderr) == (
+        0, f"BlueGreen {NAMESPACE}/billing: promote requested\n", "")
+    assert shown.returncode == 0 and shown.stdout.startswith(f"BlueGreen {NAMESPACE}/billing (provider kubernetes")
+    got = objects.get_namespaced_custom_object(GROUP, VERSION, NAMESPACE, "bluegreens", "billing")
+    assert got["status"]["command"] == "promote"
