@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -79,7 +80,8 @@ def cluster_problem(error: BaseException, what: str) -> str | None:
             because = f": {said}" if said else ""
             return f"not allowed to use {what} ({error.status} {error.reason}{because}); {RBAC_HINT}"
         return f"the API server answered {error.status} {error.reason}" + (f": {said}" if said else "")
-    if isinstance(error, MaxRetryError | HTTPError | OSError):
+    # Connection failures only: an OSError about a file is not the cluster's (see `explain`).
+    if isinstance(error, MaxRetryError | HTTPError | ConnectionError | TimeoutError | socket.gaierror):
         return unreachable(error)
     return None
 
@@ -111,6 +113,8 @@ def explain(error: BaseException) -> tuple[str, int] | None:
     if isinstance(error, Problem):
         return str(error), error.code
     problem = cluster_problem(error, "rollout's resources (Canary, BlueGreen, ...)")
+    if problem is None and isinstance(error, OSError) and error.filename is not None:
+        problem = f"{error.filename}: {error.strerror or error}; check the path and its permissions"
     return (problem, EXIT_FAILURE) if problem is not None else None
 
 

@@ -173,3 +173,12 @@ def test_a_kubeconfig_that_cannot_be_used_says_which_and_why(tmp_path: Path, mon
     (tmp_path / "empty").write_text("apiVersion: v1\nkind: Config\n")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "empty"))
     assert "pass --kubeconfig PATH or set KUBECONFIG" in problem(None)
+
+
+def test_a_file_error_is_not_called_a_cluster_problem(capsys: pytest.CaptureFixture[str]) -> None:
+    error = PermissionError(13, "Permission denied", "/var/reports")
+    assert run_command("run", lambda: _raise(error), environ={}) == 1
+    assert capsys.readouterr().err == (
+        "rollout run: /var/reports: Permission denied; check the path and its permissions\n")
+    assert run_command("run", lambda: _raise(ConnectionResetError(104, "Connection reset by peer")), environ={}) == 1
+    assert capsys.readouterr().err.startswith("rollout run: cannot reach the Kubernetes API (ConnectionResetError")
