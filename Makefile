@@ -19,7 +19,7 @@ GRAPHITE_DEBS := graphite-carbon graphite-web python3-whisper python3-django pyt
 	python3-incremental python3-attr python3-typing-extensions python3-idna
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv lint test unit demo chaos bench bench-quick tools metric-servers chromium kubectl clean screenshots
+.PHONY: venv lint test unit demo chaos bench bench-quick tools metric-servers chromium kubectl zsh clean screenshots
 
 # One pip call for both projects: `rollout[test]` needs `rollout-sandbox`, which pip then takes from sandbox/.
 $(STAMP): pyproject.toml sandbox/pyproject.toml
@@ -70,7 +70,13 @@ chromium:
 	  { echo "installing Debian's chromium (renders the HTML report in tests)"; \
 	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
-tools: $(PROMETHEUS) $(OPENSSH) metric-servers chromium kubectl
+# zsh: the test that `rollout completion zsh` completes in a real zsh.
+zsh:
+	@command -v zsh >/dev/null 2>&1 || \
+	  { echo "installing Debian's zsh (completion tests)"; \
+	    $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends zsh >/dev/null; }
+
+tools: $(PROMETHEUS) $(OPENSSH) metric-servers chromium kubectl zsh
 
 test: lint tools
 	$(BIN)/pytest -q -n 2 --dist loadfile

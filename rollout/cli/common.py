@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rollout.cli.errors import Problem
+
 if TYPE_CHECKING:
     from rollout.api.spec import Provider
 
@@ -21,29 +23,39 @@ def kube_args(p: argparse.ArgumentParser) -> None:
 
 
 def api(args: argparse.Namespace) -> Any:
+    """The API client the command's --kubeconfig (else $KUBECONFIG, ~/.kube/config, the pod's service
+    account) leads to; a `Problem` saying which was looked for when there is none."""
+    import os
+
+    import yaml
+    from kubernetes.config.config_exception import ConfigException
+
     from rollout.engine.kube import api_client
 
-    return api_client(args.kubeconfig)
+    path: Path | None = getattr(args, "kubeconfig", None)
+    if path is not None and not path.is_file():
+        what = "not a file" if path.exists() else "no such file"
+        raise Problem(f"no usable kubeconfig (--kubeconfig {path}: {what}); pass the kubeconfig of a cluster "
+                      "(`rollout sandbox up --kubeconfig PATH` writes one for the local sandbox)")
+    try:
+        return api_client(path)
+    except (ConfigException, yaml.YAMLError) as e:
+        env = os.environ.get("KUBECONFIG")
+        if path is None and not env:
+            where = "no --kubeconfig, KUBECONFIG unset, no ~/.kube/config, not in a pod"
+        else:
+            where = f"{f'--kubeconfig {path}' if path is not None else f'KUBECONFIG={env}'}: {e}"
+        raise Problem(f"no usable kubeconfig ({where}); pass --kubeconfig PATH or set KUBECONFIG "
+                      "(`rollout sandbox up --kubeconfig PATH` writes one for the local sandbox)") from e
 
 
 def cluster_problem(error: BaseException, what: str) -> str | None:
     """One line saying why reading `what` from the cluster failed and what to do, for the errors that
-    mean the cluster cannot be read (no kubeconfig, unreachable, refused); None for any other error."""
-    from kubernetes.client.exceptions import ApiException
-    from kubernetes.config.config_exception import ConfigException
-    from urllib3.exceptions import HTTPError
+    mean the cluster cannot be read (no kubeconfig, unreachable, refused); None for any other error.
+    (`rollout.cli.errors` says the rest, for every command.)"""
+    from rollout.cli.errors import cluster_problem as problem
 
-    if isinstance(error, ConfigException):
-        return f"no usable kubeconfig ({error}); set KUBECONFIG or pass --kubeconfig PATH"
-    if isinstance(error, ApiException):
-        if error.status == 404:
-            return f"the cluster serves no {what}: are rollout's CRDs installed (kubectl apply -f crds/)?"
-        if error.status in (401, 403):
-            return f"not allowed to list {what} ({error.status} {error.reason}); check the kubeconfig's user and RBAC"
-        return f"listing {what} failed: {error.status} {error.reason}"
-    if isinstance(error, HTTPError | OSError):
-        return f"cannot reach the Kubernetes API ({type(error).__name__}: {str(error)[:200]}); is the cluster up?"
-    return None
+    return problem(error, what)
 
 
 def no_sandbox(command: str, error: ImportError) -> int:

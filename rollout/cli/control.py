@@ -6,7 +6,6 @@ picks it up at its next tick."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rollout.api.status import Command
 from rollout.cli.common import Subcommands, api, kube_args
@@ -27,12 +26,8 @@ def _add_command(subcommands: Subcommands, command: Command, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rollout.cli.releases import NotFound, send
+    from rollout.cli.releases import send
 
-    try:
-        kind = send(api(args), args.namespace, args.name, args.command_name)
-    except NotFound as e:
-        print(f"rollout {args.command_name}: {e}", file=sys.stderr)
-        return 1
+    kind = send(api(args), args.namespace, args.name, args.command_name)
     print(f"{kind} {args.namespace}/{args.name}: {args.command_name} requested")
     return 0

@@ -31,7 +31,7 @@ def add(subcommands: Subcommands) -> None:
 def run(args: argparse.Namespace) -> int:
     import threading
 
-    from rollout.cli.common import cluster_problem
+    from rollout.cli.releases import check_served
     from rollout.engine.dashboard import Releases, serve
     from rollout.settings import Settings, listen_address
 
@@ -42,13 +42,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"rollout dashboard: --addr {e}", file=sys.stderr)
         return 2
-    try:
-        client = api(args)
-    except Exception as e:
-        if (problem := cluster_problem(e, "releases")) is None:
-            raise
-        print(f"rollout dashboard: {problem}", file=sys.stderr)
-        return 1
+    client = api(args)
+    # No kubeconfig, unreachable, no CRDs, no RBAC: one line and exit 1 (`rollout.cli.errors`), not a page
+    # that can never list anything.
+    check_served(client, args.namespace)
     try:
         server = serve(args.addr, Releases(client, args.namespace, timeout=Settings().api_timeout,
                                            reports=args.reports), read_only=args.read_only)

@@ -14,14 +14,20 @@ from kubernetes.client.exceptions import ApiException
 
 from rollout.api.kinds import GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.status import Command, ReleaseStatus, format_time
+from rollout.cli.errors import NotServed, Problem, missing_object
 from rollout.core.queue import QUEUED
 from rollout.settings import Settings
 
 TIMEOUT = Settings().api_timeout
 
 
-class NotFound(LookupError):
-    pass
+class NotFound(Problem, LookupError):
+    """No release of that name: says so, and how to see which there are."""
+
+    def __init__(self, namespace: str | None, name: str) -> None:
+        where = f" in namespace {namespace}" if namespace else " in any namespace"
+        listing = f"rollout status -n {namespace}" if namespace else "rollout status"
+        super().__init__(f"no Canary or BlueGreen named {name}{where}; `{listing}` lists the releases there are")
 
 
 def releases(api: client.ApiClient, namespace: str | None, name: str | None = None) -> list[dict[str, Any]]:
@@ -30,18 +36,44 @@ def releases(api: client.ApiClient, namespace: str | None, name: str | None = No
     found: list[dict[str, Any]] = []
     for plural in (PLURALS[kind] for kind in RELEASE_KINDS):
         listed: dict[str, Any]
-        if namespace:
-            listed = cast(dict[str, Any], objects.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, plural, _request_timeout=TIMEOUT))
-        else:
-            listed = cast(dict[str, Any], objects.list_cluster_custom_object(
-                GROUP, VERSION, plural, _request_timeout=TIMEOUT))
+        try:
+            if namespace:
+                listed = cast(dict[str, Any], objects.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, plural, _request_timeout=TIMEOUT))
+            else:
+                listed = cast(dict[str, Any], objects.list_cluster_custom_object(
+                    GROUP, VERSION, plural, _request_timeout=TIMEOUT))
+        except ApiException as e:
+            if e.status == 404:  # a list of a served kind is never 404, even in a namespace that does not exist
+                raise NotServed(f"{plural}.{GROUP}") from e
+            raise
         found.extend(o for o in listed.get("items", []) if name is None or o["metadata"]["name"] == name)
     return sorted(found, key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"], o["kind"]))
 
 
+def check_served(api: client.ApiClient, namespaces: Sequence[str]) -> None:
+    """Fail now, in words, when the releases cannot be listed in `namespaces` (all when empty): no CRD
+    (`NotServed`), no permission, unreachable. `rollout run` asks this before it starts watching, which
+    would otherwise retry such errors in its logs for ever. One small request per kind and namespace."""
+    objects = client.CustomObjectsApi(api)
+    for plural in (PLURALS[kind] for kind in RELEASE_KINDS):
+        try:
+            every: list[str | None] = [*namespaces] or [None]
+            for namespace in every:
+                if namespace:
+                    objects.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, limit=1,
+                                                          _request_timeout=TIMEOUT)
+                else:
+                    objects.list_cluster_custom_object(GROUP, VERSION, plural, limit=1, _request_timeout=TIMEOUT)
+        except ApiException as e:
+            if e.status == 404:
+                raise NotServed(f"{plural}.{GROUP}") from e
+            raise
+
+
 def send(api: client.ApiClient, namespace: str, name: str, command: Command) -> str:
-    """Record `command` for the release; returns its kind. Raises NotFound when there is none."""
+    """Record `command` for the release; returns its kind. Raises NotFound when there is none, and
+    NotServed when the cluster serves neither kind."""
     objects = client.CustomObjectsApi(api)
     for kind in RELEASE_KINDS:
         try:
@@ -50,11 +82,13 @@ def send(api: client.ApiClient, namespace: str, name: str, command: Command) -> 
                 _request_timeout=TIMEOUT, _content_type="application/merge-patch+json",
             )
         except ApiException as e:
-            if e.status == 404:
-                continue
-            raise
+            if e.status != 404:
+                raise
+            if not missing_object(e):  # the kind itself is not served: no CRD
+                raise NotServed(f"{PLURALS[kind]}.{GROUP}") from e
+            continue
         return kind
-    raise NotFound(f"no Canary or BlueGreen {namespace}/{name}")
+    raise NotFound(namespace, name)
 
 
 COLUMNS = ("NAMESPACE", "NAME", "KIND", "PROVIDER", "PHASE", "WEIGHT", "FAILED", "GIT", "METRICS")

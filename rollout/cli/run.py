@@ -52,12 +52,17 @@ def run(args: argparse.Namespace) -> int:
     if (problem := mesh_provider_problem(settings.mesh_provider)) is not None:
         print(f"rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}", file=sys.stderr)
         return 2
-    from rollout.engine.kube import api_client
+    from rollout.cli.common import api
+    from rollout.cli.releases import check_served
+
+    client = api(args)
+    check_served(client, args.namespace)  # no kubeconfig, unreachable, no CRDs, no RBAC: one line, exit 1
+
     from rollout.engine.leader import LeaderElector
     from rollout.handlers import run as run_operator
 
     # Its readiness() is what /readyz asks when leader election is on.
-    elector = LeaderElector.from_settings(api_client(args.kubeconfig), settings) if settings.leader_elect else None
+    elector = LeaderElector.from_settings(client, settings) if settings.leader_elect else None
     try:
         run_operator(args.namespace, kubeconfig=args.kubeconfig, settings=settings, reports=args.reports,
                      git_cache=args.git_cache, elector=elector)

@@ -140,7 +140,8 @@ def test_rollout_dora_says_in_one_line_what_is_wrong(tmp_path: Path) -> None:
         "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
         "contexts: [{name: c, context: {cluster: c, user: u}}]\nusers: [{name: u, user: {}}]\n")
     for args, code, expected in (
-        (["--kubeconfig", str(unreachable)], 1, "rollout dora: cannot reach the Kubernetes API ("),
+        (["--kubeconfig", str(unreachable)], 1,
+         "rollout dora: cannot reach the Kubernetes API at http://127.0.0.1:9 ("),
         (["--kubeconfig", str(tmp_path / "missing")], 1, "rollout dora: no usable kubeconfig ("),
         (["--since", "yesterday"], 2, "rollout dora: --since must be a positive duration like 30d, 2w, 12h or 90m"),
     ):

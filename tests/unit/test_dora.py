@@ -188,11 +188,13 @@ def test_what_keeps_the_cluster_from_being_read_is_said_in_one_line() -> None:
 
     what = "Canaries and BlueGreens"
     assert cluster_problem(ApiException(status=404, reason="Not Found"), what) == (
-        "the cluster serves no Canaries and BlueGreens: are rollout's CRDs installed (kubectl apply -f crds/)?")
+        "the cluster serves no Canaries and BlueGreens: are rollout's CRDs installed? install them "
+        "(kubectl apply -f crds/, or the deploy/ kustomization)")
     assert cluster_problem(ApiException(status=403, reason="Forbidden"), what) == (
-        "not allowed to list Canaries and BlueGreens (403 Forbidden); check the kubeconfig's user and RBAC")
+        "not allowed to use Canaries and BlueGreens (403 Forbidden); ask for the role in "
+        "deploy/base/rbac-releases.yaml, or use a kubeconfig whose user has it")
     assert cluster_problem(ApiException(status=500, reason="Internal"), what) == (
-        "listing Canaries and BlueGreens failed: 500 Internal")
+        "the API server answered 500 Internal")
     assert str(cluster_problem(ConfigException("no context"), what)).startswith("no usable kubeconfig (no context)")
     refused = cluster_problem(MaxRetryError(None, "/apis", "refused"), what)  # type: ignore[arg-type]
     assert refused is not None and refused.startswith("cannot reach the Kubernetes API (MaxRetryError")
