@@ -44,7 +44,7 @@ from rollout.core.actions import (
     SetWeight,
 )
 from rollout.core.decision import Decision
-from rollout.core.hold import hold_failed, held_condition, held_message, holds
+from rollout.core.hold import held_condition, held_message, hold_failed, holds
 from rollout.core.observations import CheckResult, Observations
 from rollout.core.queue import QUEUED, look_again, queued_message
 from rollout.core.records import end_run, failure_detected, traffic_restored
