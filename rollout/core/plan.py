@@ -369,6 +369,10 @@ class _Planner:
             self.st = end_run(self.st, RunOutcome.REVERTED, self.now, reverted=True)
             self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec",
                       alert=AlertSeverity.INFO)
+        elif phase == Phase.FAILED and self.st.hold is not None and self.st.last_applied_spec == self.st.hold.spec:
+            # Put back on the promoted spec by other hands: the failed version coming back from here
+            # on is a comeback, and held.
+            self.st = replace(self.st, last_applied_spec=None)
         elif phase in RUNNING_PHASES:
             self.set_weight(0)
             self.act(ScaleTarget(up=False))
