@@ -185,6 +185,21 @@ def test_url_mode_writes_the_revert_for_flux_and_retries_while_the_remote_is_dow
     cond = next(c for c in status["conditions"] if c["type"] == "GitRevertFailed")
     assert cond["status"] == "False"
 
+    # Flux's image automation commits the failed image again: held, no second run. (Flux applies
+    # no revision annotation, so the condition names the image rather than the commit.)
+    remote.commit({manifest: deployment_yaml("web", BAD, namespace=namespace)}, "chore: podinfo 6.0.1")
+    flux_sync()
+
+    def held() -> dict[str, Any] | None:
+        status = release_status(api, namespace, "web")
+        cond = next((c for c in status.get("conditions") or [] if c["type"] == "Held"), {})
+        return status if cond.get("status") == "True" and f"brings back {BAD}" in cond.get("message", "") else None
+
+    status = wait_for("the Held condition", held, timeout=30)
+    assert status["phase"] == "Reverted" and image_of(api, "web-primary", namespace) == OLD
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    assert sum("New revision detected" in e.message for e in events if e.involved_object.kind == "Canary") == 1
+
 
 def test_a_kustomized_image_is_reverted_where_it_was_set(
     api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
