@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rollout.api.spec import GitSpec, PushMode, RevertMode
-from rollout.api.status import Phase, PullRequest, PullRequestState, ReleaseStatus, RevertState
+from rollout.api.status import Phase, PullRequest, PullRequestState, ReleaseStatus, RevertState, RevertStatus
 from rollout.core import RevertInGit, RevertOutcome, ScaleTarget
 from tests.unit.test_plan import canary, started
 from tests.unit.world import World, failing, passing
@@ -133,3 +133,14 @@ def test_a_closed_revert_pull_request_is_reported_and_not_reopened() -> None:
     pending = world.status.condition("RevertPending")
     assert world.status.phase == Phase.FAILED
     assert pending is not None and pending.status == "False" and pending.reason == "PullRequestClosed"
+
+
+def test_the_hold_and_the_pull_request_round_trip_through_the_stored_status() -> None:
+    world = reverted(started(World(canary(threshold=1, git=GitSpec(source="app")))))
+    status = replace(world.status, revert=replace(world.status.revert or RevertStatus(),
+                                                  pull_request=pull_request(PullRequestState.MERGED)))
+    stored = status.to_dict()
+    assert stored["hold"]["spec"] == "v2" and stored["revert"]["pullRequest"]["state"] == "Merged"
+    assert ReleaseStatus.from_dict(stored) == status
+    released = replace(status, hold=None).to_dict()
+    assert released["hold"] is None  # written as null, so the merge patch removes it
