@@ -103,6 +103,11 @@ class Settings:
                                      "(doubling each time, with jitter)")
     push_backoff_max: float = _setting(
         2.0, "ROLLOUT_PUSH_BACKOFF_MAX", "the longest wait between two tries of a revert push, in seconds")
+    git_api_timeout: float = _setting(
+        10.0, "ROLLOUT_GIT_API_TIMEOUT", "seconds one call to a Git host's API (a revert pull request) may take")
+    report_url: str = _setting(
+        "", "ROLLOUT_REPORT_URL", "base URL where the --reports folder is served: a revert pull request links "
+                                  "the run's HTML report there")
     enable_config_tracking: bool = _setting(
         True, "ROLLOUT_ENABLE_CONFIG_TRACKING", "copy the ConfigMaps and Secrets a target's pods use to `-primary` "
                                                  "copies and start a release when one changes, as Flagger does")

@@ -67,6 +67,7 @@ from rollout.api.spec import (
     EffectMeasure,
     EffectSize,
     GitAuthor,
+    GitHost,
     GitSource,
     GitSourceSpec,
     GitSpec,
@@ -81,6 +82,7 @@ from rollout.api.spec import (
     PreviewService,
     Provider,
     ProviderRef,
+    PullRequestSpec,
     PushMode,
     ReleaseSpec,
     Resource,
@@ -859,7 +861,27 @@ def _git(spec: Fields) -> GitSpec | None:
         revert=g.enum("revert", RevertMode, "revert mode", RevertMode.AUTO),
         push=g.enum("push", PushMode, "push mode", PushMode.DIRECT),
         author=author,
+        pull_request=_pull_request(g),
     )
+
+
+def _pull_request(g: Fields) -> PullRequestSpec:
+    """`git.pullRequest`: the host, API base and repository of `push: pullRequest` (each inferred from
+    the repository URL when absent)."""
+    p = g.map("pullRequest")
+    if p is None:
+        return PullRequestSpec()
+    api_url = p.str("apiURL")
+    if api_url and (problem := _http_url_problem(api_url)):
+        p.error("apiURL", problem)
+    repository = p.str("repository")
+    if repository is not None and (not repository.strip("/") or ".." in repository.split("/")):
+        p.error("repository", f"must be a repository path like owner/name, got {repository!r}")
+    host = p.enum("host", GitHost, "Git host", GitHost.GITHUB) if p.get("host") else None
+    if g.str("push") != PushMode.PULL_REQUEST.value:
+        g.error("pullRequest", "is only read with push: pullRequest; remove it or set push: pullRequest")
+    return PullRequestSpec(host=host, api_url=api_url.rstrip("/") if api_url else None,
+                           repository=repository.strip("/") if repository else None)
 
 
 # --- kinds ------------------------------------------------------------------------------------------

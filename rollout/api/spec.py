@@ -147,6 +147,17 @@ class RevertMode(StrEnum):
 class PushMode(StrEnum):
     DIRECT = "direct"
     BRANCH = "branch"
+    PULL_REQUEST = "pullRequest"  # a revert branch and a pull/merge request from it
+
+
+class GitHost(StrEnum):
+    """The Git hosts a revert pull request can be opened on, through their REST APIs."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    GITEA = "gitea"  # Forgejo (Codeberg) speaks the same API
+    BITBUCKET = "bitbucket"
+    AZURE = "azure"
 
 
 BUILTIN_METRICS = frozenset({"request-success-rate", "request-duration"})
@@ -406,6 +417,16 @@ class GitAuthor:
 
 
 @dataclass(frozen=True)
+class PullRequestSpec:
+    """Where `push: pullRequest` opens its request; each field is inferred from the repository URL
+    when absent (github.com, gitlab.*, bitbucket.org, dev.azure.com, codeberg.org, gitea.*)."""
+
+    host: GitHost | None = None
+    api_url: str | None = None  # the API's base, e.g. https://api.github.com or https://gitlab.example/api/v4
+    repository: str | None = None  # owner/name (GitLab: the project path; Azure: org/project/repo)
+
+
+@dataclass(frozen=True)
 class GitSpec:
     source: str | None = None
     url: str | None = None
@@ -415,6 +436,7 @@ class GitSpec:
     revert: RevertMode = RevertMode.AUTO
     push: PushMode = PushMode.DIRECT
     author: GitAuthor = GitAuthor()
+    pull_request: PullRequestSpec = PullRequestSpec()
 
 
 @dataclass(frozen=True)

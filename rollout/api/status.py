@@ -163,6 +163,33 @@ class RunRecord:
             return None
 
 
+class PullRequestState(StrEnum):
+    OPEN = "Open"
+    MERGED = "Merged"
+    CLOSED = "Closed"  # closed (declined, abandoned) without merging
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """The revert's pull/merge request (`git.push: pullRequest`), as its host last reported it."""
+
+    url: str
+    number: int
+    state: PullRequestState = PullRequestState.OPEN
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "number": self.number, "state": self.state.value}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> PullRequest | None:
+        if not isinstance(raw, dict) or not raw.get("url"):
+            return None
+        try:
+            return cls(str(raw["url"]), int(raw.get("number") or 0), PullRequestState(raw.get("state") or "Open"))
+        except ValueError:
+            return None
+
+
 @dataclass(frozen=True)
 class RevertStatus:
     state: RevertState = RevertState.PENDING
@@ -170,6 +197,28 @@ class RevertStatus:
     reverts: tuple[str, ...] = ()
     message: str = ""
     branch: str | None = None
+    pull_request: PullRequest | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A version that failed and was rolled back: a later commit that brings back exactly this spec
+    (same pod template and tracked configs, so the same images) starts no run until `rollout retry`."""
+
+    spec: str
+    revision: str | None = None
+    images: tuple[str, ...] = ()
+    since: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"spec": self.spec, "revision": self.revision, "images": list(self.images), "since": _t(self.since)}
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> Hold | None:
+        if not isinstance(raw, dict) or not raw.get("spec"):
+            return None
+        return cls(str(raw["spec"]), raw.get("revision") or None, tuple(str(i) for i in raw.get("images") or ()),
+                   parse_time(raw.get("since")))
 
 
 @dataclass(frozen=True)
@@ -253,6 +302,8 @@ class ReleaseStatus:
     history: tuple[RunRecord, ...] = ()
     # Waiting for a slot under `--max-concurrent-releases`: since when (the queue's order, oldest first).
     queued_at: datetime | None = None
+    # The failed version held back after a rollback (absent when none is).
+    hold: Hold | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def condition(self, kind: str) -> Condition | None:
@@ -292,6 +343,7 @@ class ReleaseStatus:
         )
         # None (not absent) once it leaves the queue, so the merge patch removes it.
         out["queuedAt"] = _t(self.queued_at)
+        out["hold"] = self.hold.to_dict() if self.hold else None  # None: the merge patch removes it
         if self.history:  # absent until a run ends, so releases that never ran write nothing new
             out["history"] = [r.to_dict() for r in self.history]
         if self.candidate:
@@ -311,6 +363,7 @@ class ReleaseStatus:
                 "reverts": list(r.reverts),
                 "message": r.message,
                 "branch": r.branch,
+                **({"pullRequest": r.pull_request.to_dict()} if r.pull_request else {}),
             }
         else:
             out["revert"] = None
@@ -357,7 +410,7 @@ class ReleaseStatus:
         known = {
             "phase", "canaryWeight", "failedChecks", "iterations", "lastAppliedSpec", "lastPromotedSpec",
             "lastTransitionTime", "observedGeneration", "provider", "candidate", "revert", "analysis", "conditions",
-            "switchedAt", "command", "intent", "intents", "history", "queuedAt",
+            "switchedAt", "command", "intent", "intents", "history", "queuedAt", "hold",
         }  # fmt: skip
         cand = raw.get("candidate")
         rev = raw.get("revert")
@@ -386,6 +439,7 @@ class ReleaseStatus:
                 reverts=tuple(rev.get("reverts") or ()),
                 message=rev.get("message") or "",
                 branch=rev.get("branch"),
+                pull_request=PullRequest.from_dict(rev.get("pullRequest")),
             )
             if rev
             else None,
@@ -429,6 +483,7 @@ class ReleaseStatus:
             intents=int(raw.get("intents") or 0),
             history=tuple(r for r in map(RunRecord.from_dict, raw.get("history") or ()) if r is not None),
             queued_at=parse_time(raw.get("queuedAt")),
+            hold=Hold.from_dict(raw.get("hold")),
             extra={k: v for k, v in raw.items() if k not in known},
         )
 

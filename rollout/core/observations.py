@@ -14,7 +14,7 @@ from datetime import datetime
 
 from analysis.verdicts import Verdict
 from rollout.api.spec import WebhookType
-from rollout.api.status import RevertState
+from rollout.api.status import PullRequest, RevertState
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Workload:
     ready: bool = True
     revision: str | None = None
     committed_at: datetime | None = None
+    images: tuple[str, ...] = ()  # its containers' images, for a hold's record of a failed version
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class RevertOutcome:
     reverts: tuple[str, ...] = ()
     message: str = ""
     branch: str | None = None
+    pull_request: PullRequest | None = None  # push: pullRequest: the request, as its host reports it
 
 
 @dataclass(frozen=True)

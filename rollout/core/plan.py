@@ -26,6 +26,7 @@ from rollout.api.status import (
     Condition,
     MetricStatus,
     Phase,
+    PullRequestState,
     ReleaseStatus,
     RevertState,
     RevertStatus,
@@ -43,6 +44,7 @@ from rollout.core.actions import (
     SetWeight,
 )
 from rollout.core.decision import Decision
+from rollout.core.hold import held_condition, held_message, hold_failed, holds
 from rollout.core.observations import CheckResult, Observations
 from rollout.core.queue import QUEUED, look_again, queued_message
 from rollout.core.records import end_run, failure_detected, traffic_restored
@@ -96,6 +98,8 @@ class _Planner:
         self.reason: str | None = None
         # While queued for a slot: the Promoted condition's message (the place in the queue).
         self.queue_message = ""
+        # While the failed version is held back: the Held condition's message.
+        self.held: str | None = None
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -307,8 +311,12 @@ class _Planner:
             self.requeue = self.quick
             return
         target = self.obs.target.spec_hash
+        if self.st.command == Command.RETRY and self.st.hold is not None:
+            self.st = replace(self.st, hold=None)  # a person released the held version
         if target == self.st.last_promoted_spec:
             self.at_promoted_spec()
+        elif holds(self.st, target):
+            self.hold_back()
         elif target != self.st.last_applied_spec:
             self.start_run(restart=phase in RUNNING_PHASES and self.old.queued_at is None)
         elif self.st.command == Command.RETRY and phase in (Phase.FAILED, Phase.REVERTED):
@@ -373,17 +381,22 @@ class _Planner:
             # Back on the promoted spec with no revert recorded: a revert may have been pushed by an
             # operator killed before it could record it. The writer finds its own commit, or says why not.
             self.failed()
-        elif phase == Phase.REVERTING:
+        elif phase == Phase.REVERTING or (phase == Phase.FAILED and self.pull_request_pending):
             revert = self.st.revert or RevertStatus()
             outcome = self.obs.revert
             if outcome is not None and outcome.state in (RevertState.COMMITTED, RevertState.PUSHED):
                 # Finished after a restart, and applied meanwhile: keep what the writer found.
-                revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
+                revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch,
+                                      outcome.pull_request or revert.pull_request)
                 self.reverted_in_git(outcome.commit, outcome.state, outcome.branch)
             self.st = replace(self.st, phase=Phase.REVERTED, revert=replace(revert, state=RevertState.APPLIED))
             self.st = end_run(self.st, RunOutcome.REVERTED, self.now, reverted=True)
             self.emit("Reverted", f"the revert was applied: {self.target_name} is back to the promoted spec",
                       alert=AlertSeverity.INFO)
+        elif phase == Phase.FAILED and self.st.hold is not None and self.st.last_applied_spec == self.st.hold.spec:
+            # Put back on the promoted spec by other hands: the failed version coming back from here
+            # on is a comeback, and held.
+            self.st = replace(self.st, last_applied_spec=None)
         elif phase in RUNNING_PHASES:
             self.set_weight(0)
             self.act(ScaleTarget(up=False))
@@ -690,6 +703,7 @@ class _Planner:
         candidate = self.st.candidate.spec if self.st.candidate else self.st.last_applied_spec
         self.st = replace(self.st, phase=Phase.SUCCEEDED, last_promoted_spec=candidate, canary_weight=0)
         self.st = end_run(self.st, RunOutcome.SUCCEEDED, self.now)
+        self.st = replace(self.st, hold=None)  # another version is promoted: the failed one is history
         self.act(ScaleTarget(up=False), CallWebhooks(WebhookType.POST_ROLLOUT))
         self.emit("Succeeded", f"Promotion completed! {self.target_name} is promoted", alert=AlertSeverity.INFO)
 
@@ -704,6 +718,7 @@ class _Planner:
         # The route back is carried out before the status is written (a router error stops the tick
         # first), so traffic is back now; only a best-effort route back is not known to have landed.
         self.st = failure_detected(self.st, self.now, restored=not route_lost)
+        self.st = hold_failed(self.st, self.obs.target.images, self.now)
         if not self.reverts_in_git:
             self.st = end_run(self.st, RunOutcome.FAILED, self.now)
         if scale:
@@ -722,6 +737,9 @@ class _Planner:
         self.take_command()
         already = self.st.revert is not None and self.st.revert.state == RevertState.SKIPPED
         if not self.reverts_in_git or already or self.st.candidate is None:
+            return
+        if self.pull_request_pending:
+            self.follow_pull_request()
             return
         if self.obs.weights not in (None, (100, 0)):
             # Git is only touched once traffic is verifiably back on the primary.
@@ -769,9 +787,12 @@ class _Planner:
         if outcome is not None:
             # The writer tries again every interval: its Event says so each time, the alert once per reason.
             again = revert.state == RevertState.FAILED and revert.message == outcome.message
-            revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch)
+            revert = RevertStatus(outcome.state, outcome.commit, outcome.reverts, outcome.message, outcome.branch,
+                                  outcome.pull_request)
             self.st = replace(self.st, revert=revert)
-            if outcome.state == RevertState.FAILED:
+            if outcome.pull_request is not None and outcome.state == RevertState.PUSHED:
+                self.pull_request_opened()
+            elif outcome.state == RevertState.FAILED:
                 self.emit("GitRevertFailed", f"revert not written yet: {outcome.message}", warning=True,
                           alert=None if again else AlertSeverity.ERROR)
                 self.requeue = self.interval
@@ -787,6 +808,62 @@ class _Planner:
         if revert.state in (RevertState.PENDING, RevertState.FAILED):
             self.act(self.revert_action(self.failure_reason()))
 
+    # -- the revert as a pull request, and the hold on the failed version -------------------------
+
+    @property
+    def pull_request_pending(self) -> bool:
+        """Failed, its revert waiting in a pull request (git.push: pullRequest) to be merged and applied."""
+        revert = self.st.revert
+        return revert is not None and revert.pull_request is not None and revert.state == RevertState.PUSHED
+
+    def pull_request_opened(self) -> None:
+        """The revert's pull request is open: the release stays Failed (traffic on the primary) with a
+        RevertPending condition until the merged revert is applied; its host is asked every interval."""
+        revert = self.st.revert
+        assert revert is not None and revert.pull_request is not None
+        pr = revert.pull_request
+        self.set_phase(Phase.FAILED)
+        self.reverted_in_git(revert.commit, revert.state, revert.branch)
+        self.emit("RevertPullRequest", f"revert pull request {pr.url} is {pr.state.value.lower()}: "
+                  f"{self.target_name} stays on the primary until it is merged and applied")
+        self.requeue = self.interval
+
+    def follow_pull_request(self) -> None:
+        """Ask the writer (idempotent: it finds the branch and its request) how the request stands."""
+        self.requeue = self.interval
+        outcome = self.obs.revert
+        old = self.st.revert
+        assert old is not None and old.pull_request is not None
+        if outcome is None:
+            self.act(self.revert_action(self.failure_reason()))
+            return
+        pr = outcome.pull_request or old.pull_request
+        if outcome.state == RevertState.FAILED:
+            # The host did not answer: keep what is known, say why in the message.
+            self.st = replace(self.st, revert=replace(old, message=outcome.message))
+            return
+        self.st = replace(self.st, revert=replace(old, pull_request=pr, message=outcome.message or old.message,
+                                                  commit=outcome.commit or old.commit))
+        if pr.state != old.pull_request.state:
+            self.emit("RevertPullRequest", f"revert pull request {pr.url} is {pr.state.value.lower()}",
+                      warning=pr.state == PullRequestState.CLOSED)
+        if pr.state == PullRequestState.MERGED:
+            self.requeue = self.quick  # the merged revert is applied soon: look again soon
+
+    def hold_back(self) -> None:
+        """The held version came back: no run; a run of another version under way is cancelled."""
+        hold = self.st.hold
+        assert hold is not None
+        self.held = held_message(hold, self.obs.target.revision, self.spec.target_ref.name)
+        old = self.old.condition("Held")
+        if self.st.phase in RUNNING_PHASES:
+            self.set_weight(0)
+            self.st = replace(self.st, phase=Phase.INITIALIZED, candidate=None, last_applied_spec=None)
+        if old is None or old.status != "True" or old.message != self.held:
+            self.act(ScaleTarget(up=False))
+            self.emit("Held", self.held, warning=True, alert=AlertSeverity.WARN)
+        self.take_command()
+
     # -- result ----------------------------------------------------------------------------------
 
     def decision(self) -> Decision:
@@ -797,6 +874,7 @@ class _Planner:
         if st.phase != Phase.WAITING and st.queued_at is not None:
             st = replace(st, queued_at=None)  # out of the queue: started, cancelled or aborted
         st = self.conditions(st)
+        st = held_condition(st, self.held, self.now)
         return Decision(actions=tuple(self.actions), status=st, requeue_after=max(self.requeue, timedelta(0)))
 
     def conditions(self, st: ReleaseStatus) -> ReleaseStatus:
@@ -823,6 +901,13 @@ class _Planner:
             message = self.message or phase.value
         cond = Condition("Promoted", status, reason, message, self.now)
         st = st.with_condition(cond)
+        pr = st.revert.pull_request if st.revert is not None else None
+        if pr is not None or st.condition("RevertPending") is not None:
+            pending = phase == Phase.FAILED and pr is not None and pr.state != PullRequestState.CLOSED
+            st = st.with_condition(Condition(
+                "RevertPending", "True" if pending else "False",
+                f"PullRequest{pr.state.value}" if pr is not None and phase == Phase.FAILED else phase.value,
+                f"revert pull request {pr.url} is {pr.state.value.lower()}" if pr is not None else "", self.now))
         if phase == Phase.REVERTING and st.revert is not None:
             failed = st.revert.state == RevertState.FAILED
             st = st.with_condition(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -35,16 +35,18 @@ from rollout.api.kinds import (
     is_knative_service,
 )
 from rollout.api.parse import parse_gitsource
-from rollout.api.spec import Release
+from rollout.api.spec import PushMode, Release
 from rollout.api.status import ReleaseStatus, RevertState
 from rollout.core import RevertInGit, RevertOutcome
 from rollout.settings import Settings
 
 from . import telemetry
-from .credentials import SecretError, read_credentials
+from .credentials import SecretError, read_credentials, secret_data
+from .hosts import host_api, locate
 from .manifests import WorkloadId
 from .repo import Credentials
 from .revert import RevertRequest, TrackedConfig, write_revert
+from .revert.pullrequest import with_pull_request
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class Repository:
     path: str
     credentials: Credentials | None
     source: str | None  # the GitSource's name, when one syncs it
+    secret: str | None = None  # the Secret the credentials (and a token, a signing key) come from
 
 
 class GitRevertWriter:
@@ -80,20 +83,20 @@ class GitRevertWriter:
         self.objects = client.CustomObjectsApi(api)
 
     def __call__(self, release: Release, action: RevertInGit, status: ReleaseStatus, report: str) -> RevertOutcome:
-        outcome = self._outcome(release, action, report)
+        outcome = self._outcome(release, action, report, status)
         telemetry.reverted(release.metadata.namespace, release.metadata.name, outcome.state)
         return outcome
 
-    def _outcome(self, release: Release, action: RevertInGit, report: str) -> RevertOutcome:
+    def _outcome(self, release: Release, action: RevertInGit, report: str, status: ReleaseStatus) -> RevertOutcome:
         try:
-            return self._write(release, action, report)
+            return self._write(release, action, report, status)
         except (SecretError, LookupError, ValidationError) as e:
             return RevertOutcome(RevertState.FAILED, message=str(e))
         except (ApiException, HTTPError, OSError) as e:
             log.warning("revert of %s/%s not written: %s", release.metadata.namespace, release.metadata.name, e)
             return RevertOutcome(RevertState.FAILED, message=f"cannot read the cluster: {getattr(e, 'reason', e)}")
 
-    def _write(self, release: Release, action: RevertInGit, report: str) -> RevertOutcome:
+    def _write(self, release: Release, action: RevertInGit, report: str, status: ReleaseStatus) -> RevertOutcome:
         git = release.spec.git
         if git is None:
             return RevertOutcome(RevertState.SKIPPED, message="spec.git is not set")
@@ -126,7 +129,12 @@ class GitRevertWriter:
             push=git.push,
             author=git.author,
         )
+        extras = self._secret(namespace, repo.secret)
+        if extras.get("signingKey"):
+            request = replace(request, signing_key=extras["signingKey"])
         outcome = write_revert(repo.url, repo.branch, repo.credentials, request, self.cache, settings=self.settings)
+        if git.push is PushMode.PULL_REQUEST:
+            outcome = self._pull_request(release, repo, request, outcome, extras, self._report_link(release, status))
         if outcome.state == RevertState.PUSHED and repo.source and self.on_pushed and not outcome.branch:
             self.on_pushed(namespace, repo.source)
         return outcome
@@ -145,12 +153,45 @@ class GitRevertWriter:
                 raise
             spec = parse_gitsource(raw).spec
             return Repository(spec.url, spec.branch, spec.path, self._credentials(namespace, spec.secret_ref),
-                              git.source)
+                              git.source, spec.secret_ref)
         assert git.url is not None
-        return Repository(git.url, git.branch, git.path, self._credentials(namespace, git.secret_ref), None)
+        return Repository(git.url, git.branch, git.path, self._credentials(namespace, git.secret_ref), None,
+                          git.secret_ref)
 
     def _credentials(self, namespace: str, secret: str | None) -> Credentials | None:
         return read_credentials(self.api, namespace, secret, timeout=self.timeout) if secret else None
+
+    # -- push: pullRequest, and signing keys ---------------------------------------------------------
+
+    def _secret(self, namespace: str, secret: str | None) -> dict[str, str]:
+        """The Git secret's keys beyond the credentials: `token` (a host API's), `signingKey`."""
+        return secret_data(self.api, namespace, secret, timeout=self.timeout) if secret else {}
+
+    def _pull_request(self, release: Release, repo: Repository, request: RevertRequest, outcome: RevertOutcome,
+                      extras: Mapping[str, str], report_link: str | None) -> RevertOutcome:
+        git = release.spec.git
+        assert git is not None
+        token = extras.get("token") or (repo.credentials.password if repo.credentials else None)
+        if not token:
+            return RevertOutcome(RevertState.FAILED, message=(
+                f"git.push is pullRequest but Secret {repo.secret or '(none)'} has no `token` (or `password`) "
+                "for the Git host's API"))
+        try:
+            location = locate(repo.url, git.pull_request)
+        except ValueError as e:
+            return RevertOutcome(RevertState.FAILED, message=str(e))
+        username = repo.credentials.username if repo.credentials else None
+        api = host_api(location, token, username, timeout=self.settings.git_api_timeout)
+        secrets = (token, *(repo.credentials.secrets if repo.credentials else ()))
+        return with_pull_request(outcome, request, repo.branch, api, secrets, report_link)
+
+    def _report_link(self, release: Release, status: ReleaseStatus) -> str | None:
+        """Where `rollout run --reports` wrote this run's HTML report, under `--report-url`."""
+        base = self.settings.report_url.rstrip("/")
+        candidate = status.candidate
+        if not base or candidate is None:
+            return None
+        return f"{base}/{release.metadata.namespace}-{release.metadata.name}-{candidate.spec[:10]}.html"
 
     def _knative(self, namespace: str, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """A Knative Service target, and its primary Revision shaped as a workload (for its images)."""

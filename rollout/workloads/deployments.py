@@ -63,6 +63,8 @@ def workload_of(obj: Mapping[str, Any] | None, kind: WorkloadKind = KINDS["Deplo
         ready=kind.is_ready(obj),
         revision=revision_of(obj),
         committed_at=committed_at_of(obj),
+        images=tuple(str(c.get("image")) for c in pod_template(obj).get("spec", {}).get("containers") or ()
+                     if isinstance(c, dict) and c.get("image")),
     )
 
 

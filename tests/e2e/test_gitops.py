@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     wait_phase,
 )
 from tests.e2e.exporter import Exporter
+from tests.githosts import fake_host
 from tests.gitrepo import GitRemote, deployment_yaml, git
 from tests.tools import missing_tool
 
@@ -184,6 +185,21 @@ def test_url_mode_writes_the_revert_for_flux_and_retries_while_the_remote_is_dow
     cond = next(c for c in status["conditions"] if c["type"] == "GitRevertFailed")
     assert cond["status"] == "False"
 
+    # Flux's image automation commits the failed image again: held, no second run. (Flux applies
+    # no revision annotation, so the condition names the image rather than the commit.)
+    remote.commit({manifest: deployment_yaml("web", BAD, namespace=namespace)}, "chore: podinfo 6.0.1")
+    flux_sync()
+
+    def held() -> dict[str, Any] | None:
+        status = release_status(api, namespace, "web")
+        cond = next((c for c in status.get("conditions") or [] if c["type"] == "Held"), {})
+        return status if cond.get("status") == "True" and f"brings back {BAD}" in cond.get("message", "") else None
+
+    status = wait_for("the Held condition", held, timeout=30)
+    assert status["phase"] == "Reverted" and image_of(api, "web-primary", namespace) == OLD
+    events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+    assert sum("New revision detected" in e.message for e in events if e.involved_object.kind == "Canary") == 1
+
 
 def test_a_kustomized_image_is_reverted_where_it_was_set(
     api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path
@@ -268,3 +284,108 @@ def test_url_mode_operator_killed_as_its_revert_lands_ends_reverted_after_restar
     seen = Counter((e.reason, e.message) for e in events if e.involved_object.kind == "Canary")
     assert [k for k, n in seen.items() if n > 1] == []
     assert {"Failed", "Reverting", "GitReverted", "Reverted"} <= {r for r, _ in seen}
+
+
+PROTECTED_MAIN = """#!/bin/sh
+# main is protected: changes land through pull requests, merged by the host (E2E_ADMIN: the test's own setup)
+[ -n "$E2E_ADMIN" ] && exit 0
+while read old new ref; do
+  if [ "$ref" = "refs/heads/main" ]; then echo "main is protected: open a pull request" >&2; exit 1; fi
+done
+"""
+
+
+def test_a_protected_branch_gets_a_signed_revert_pull_request_and_the_failed_image_is_then_held(
+    api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """main refuses direct pushes (a pre-receive hook), so the revert goes to a branch and a pull
+    request on the Git host's API (GitHub's, played by a fake on 127.0.0.1: the host cannot run
+    here; see tests/githosts.py for the documented shapes). The revert commit is signed with the
+    secret's SSH key. While the request is open the release stays Failed with RevertPending; the
+    test merges it, the GitSource applies it, the release ends Reverted. Then the image updater
+    commits the failed image again: it is held, no second run."""
+    if shutil.which("ssh-keygen") is None:
+        missing_tool("SSH-KEYGEN NOT FOUND - signed reverts are tested with a real ssh-keygen key")
+    monkeypatch.setenv("E2E_ADMIN", "1")  # this test's own commits; the operator has no such key
+    remote = GitRemote(tmp_path / "git")
+    hook = remote.bare / "hooks" / "pre-receive"
+    hook.write_text(PROTECTED_MAIN)
+    hook.chmod(0o755)
+    key = tmp_path / "signing"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True, timeout=30)
+    token = "ghp-e2e-token-never-shown"
+    client.CoreV1Api(api).create_namespaced_secret(namespace, client.V1Secret(
+        metadata=client.V1ObjectMeta(name="git"),
+        string_data={"username": "rollout-bot", "password": token, "signingKey": key.read_text()}))
+    with fake_host("github", remote.bare, "platform/deploy", token) as github:
+        canary = yaml.safe_load(canary_yaml(namespace))
+        canary["spec"]["git"].update({"push": "pullRequest", "pullRequest": {
+            "host": "github", "apiURL": github.api_url, "repository": "platform/deploy"}})
+        remote.commit({"apps/web/deployment.yaml": deployment_yaml("web", OLD, namespace=namespace),
+                       "apps/web/canary.yaml": yaml.safe_dump(canary)}, "feat(web): podinfo 6.0.0")
+        exporter.set(namespace, "web", rps=50, error_ratio=0.0)
+        exporter.set(namespace, "web-primary", rps=50, error_ratio=0.0)
+        source = gitsource(namespace, remote.url)
+        source["spec"]["secretRef"] = {"name": "git"}
+        client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources", source)
+        wait_phase(api, namespace, "web", "Initialized", timeout=60)
+
+        bad = remote.commit({"apps/web/deployment.yaml": deployment_yaml("web", BAD, namespace=namespace)},
+                            "feat(web): podinfo 6.0.1")
+        head = remote.head()
+        exporter.set(namespace, "web", rps=50, error_ratio=0.3)
+
+        def pending() -> dict[str, Any] | None:
+            status = release_status(api, namespace, "web")
+            cond = next((c for c in status.get("conditions") or [] if c["type"] == "RevertPending"), {})
+            return status if cond.get("status") == "True" and status.get("phase") == "Failed" else None
+
+        status = wait_for("the revert pull request", pending, timeout=60)
+        monkeypatch.delenv("E2E_ADMIN")
+        with pytest.raises(RuntimeError, match="main is protected"):
+            remote.commit({"apps/web/notes.txt": "direct\n"}, "docs: a direct push")  # as the operator's would be
+        monkeypatch.setenv("E2E_ADMIN", "1")
+        git(remote.work, "reset", "-q", "--hard", "origin/main")
+        assert remote.head() == head and status["canaryWeight"] == 0  # main untouched, traffic on the primary
+        assert len(github.pulls) == 1
+        pull = github.pulls[0]
+        branch = f"rollout/revert-{namespace}-web-{bad[:7]}"
+        revert = status["revert"]
+        assert revert["state"] == "Pushed" and revert["branch"] == branch
+        assert revert["pullRequest"] == {"url": f"https://github.com/platform/deploy/pull/{pull.number}",
+                                         "number": pull.number, "state": "Open"}
+        assert (pull.branch, pull.base) == (branch, "main")
+        assert "| request-success-rate |" in pull.body and f"Rollout-Reverts: {bad}" in pull.body
+        signers = tmp_path / "allowed_signers"
+        signers.write_text(f"rollout-bot@example.com {(tmp_path / 'signing.pub').read_text()}")
+        verified = subprocess.run(["git", "-c", f"gpg.ssh.allowedSignersFile={signers}", "verify-commit",
+                                   revert["commit"]], cwd=remote.bare, capture_output=True, text=True, timeout=30)
+        assert verified.returncode == 0, verified.stderr
+        time.sleep(2)  # asked again every interval: still one request
+        assert len(github.pulls) == 1 and release_status(api, namespace, "web")["phase"] == "Failed"
+
+        merged = github.merge(pull.number)  # a person approves and merges it
+        status = wait_phase(api, namespace, "web", "Reverted", timeout=30)
+        assert status["revert"]["state"] == "Applied" and status["revert"]["commit"] == revert["commit"]
+        assert image_of(api, "web", namespace) == OLD and remote.head() == merged
+        print("\n" + pull.body)
+
+        again = remote.commit({"apps/web/deployment.yaml": deployment_yaml("web", BAD, namespace=namespace)},
+                              "chore(web): image update podinfo 6.0.1")  # the image updater brings it back
+
+        def held() -> dict[str, Any] | None:
+            status = release_status(api, namespace, "web")
+            cond = next((c for c in status.get("conditions") or [] if c["type"] == "Held"), {})
+            return status if cond.get("status") == "True" else None
+
+        status = wait_for("the Held condition", held, timeout=30)
+        message = next(c for c in status["conditions"] if c["type"] == "Held")["message"]
+        assert f"commit {again[:12]}" in message and BAD in message and "rollout retry web" in message
+        time.sleep(2)
+        status = release_status(api, namespace, "web")
+        assert status["phase"] == "Reverted" and status["canaryWeight"] == 0 and status["hold"]["images"] == [BAD]
+        assert image_of(api, "web-primary", namespace) == OLD
+        events = client.CoreV1Api(api).list_namespaced_event(namespace).items
+        assert sum("New revision detected" in e.message for e in events if e.involved_object.kind == "Canary") == 1
+        print(detail(releases(api, namespace, "web")[0]))

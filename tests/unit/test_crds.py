@@ -323,6 +323,7 @@ def test_flagger_canary_fields_are_all_declared() -> None:
         "revert",
         "push",
         "author",
+        "pullRequest",
     }
 
 

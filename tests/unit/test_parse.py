@@ -30,11 +30,13 @@ from rollout.api.spec import (
     BlueGreen,
     Canary,
     Direction,
+    GitHost,
     GitSource,
     Judge,
     MetricTemplate,
     ObjectRef,
     Provider,
+    PullRequestSpec,
     PushMode,
     RevertMode,
     ThresholdRange,
@@ -380,6 +382,21 @@ def test_git_spec_in_both_modes() -> None:
     assert (g.url, g.branch, g.path, g.secret_ref, g.push) == ("https://github.com/o/r.git", "prod", "./apps", "tok",
                                                                PushMode.BRANCH)  # fmt: skip
     assert (g.author.name, g.author.email) == ("bot", "bot@example.com")
+
+
+def test_git_pull_request_fields_and_their_refusals() -> None:
+    git = {"source": "config", "push": "pullRequest",
+           "pullRequest": {"host": "gitlab", "apiURL": "https://gitlab.example.com/api/v4/", "repository": "g/s/r"}}
+    g = parse_canary(mutate(canary(), "spec.git", git)).spec.git
+    assert g is not None and g.push is PushMode.PULL_REQUEST
+    assert g.pull_request == PullRequestSpec(GitHost.GITLAB, "https://gitlab.example.com/api/v4", "g/s/r")
+    inferred = parse_canary(mutate(canary(), "spec.git", {"source": "config", "push": "pullRequest"})).spec.git
+    assert inferred is not None and inferred.pull_request == PullRequestSpec()
+    bad = {"source": "config", "push": "branch", "pullRequest": {"host": "sourcehut", "apiURL": "ftp://x"}}
+    messages = {e.path: e.message for e in errors_of(mutate(canary(), "spec.git", bad))}
+    assert "unknown Git host 'sourcehut'" in messages["spec.git.pullRequest.host"]
+    assert "http:// or https://" in messages["spec.git.pullRequest.apiURL"]
+    assert "only read with push: pullRequest" in messages["spec.git.pullRequest"]
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -92,7 +92,7 @@ class History:
             documents = tuple(d for d in request.documents if any(self._changed(c, files, (d,)) for c in commits))
         target = self.clone.branch
         self.revert_head = None
-        if request.push is PushMode.BRANCH:
+        if request.push in (PushMode.BRANCH, PushMode.PULL_REQUEST):
             target = self.revert_branch = revert_branch(request, commits[0])
             self.revert_head = self._fetch_revert_branch(target)
         existing = self.existing_revert(commits)

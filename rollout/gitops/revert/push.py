@@ -14,6 +14,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import git
@@ -27,12 +28,24 @@ from rollout.settings import Settings
 from .history import History
 from .message import short
 from .request import RevertHooks, RevertRequest, failed, skipped
+from .signing import SigningError, signing_environment
 from .write import Writer
 
 
 def write_revert(url: str, branch: str, credentials: Credentials | None, request: RevertRequest, cache: Path,
                  *, settings: Settings, attempts: int = 5, hooks: RevertHooks | None = None) -> RevertOutcome:
     """Revert in Git what `request` describes and push it; see the package docstring."""
+    try:
+        with signing_environment(request.signing_key) as env:
+            request = replace(request, signing=tuple(env.items()))
+            return _write_revert(url, branch, credentials, request, cache, settings=settings, attempts=attempts,
+                                 hooks=hooks)
+    except SigningError as e:
+        return RevertOutcome(RevertState.FAILED, message=str(e))
+
+
+def _write_revert(url: str, branch: str, credentials: Credentials | None, request: RevertRequest, cache: Path,
+                  *, settings: Settings, attempts: int, hooks: RevertHooks | None) -> RevertOutcome:
     folder = clone_folder(cache, "revert", url, branch)
     secrets = credentials.secrets if credentials else ()
     clone = Clone(url, branch, folder, credentials, shallow=False, connect_timeout=settings.git_connect_timeout)
@@ -88,14 +101,14 @@ class _Loop:
                     shorts = ", ".join(short(c) for c in plan.commits)
                     return RevertOutcome(RevertState.PUSHED, commit=sha, reverts=plan.commits,
                                          message=f"reverted {shorts} in {short(sha)} ({method})",
-                                         branch=plan.target if request.push is PushMode.BRANCH else None)
+                                         branch=plan.target if request.push is not PushMode.DIRECT else None)
                 if pushes >= self.attempts:
                     return RevertOutcome(RevertState.FAILED, message=(
                         f"push to {plan.target} rejected {pushes} times: the branch keeps moving; will retry"))
                 time.sleep(min(self.backoff_max, self.backoff * 2 ** (pushes - 1)) * random.uniform(0.5, 1))
                 old_base = self.history.head
                 self._refresh()
-                if request.push is PushMode.BRANCH:
+                if request.push in (PushMode.BRANCH, PushMode.PULL_REQUEST):
                     break  # the revert branch moved: plan again from both heads
                 found = self.history.existing_revert(plan.commits)
                 if found is not None:

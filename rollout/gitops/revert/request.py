@@ -56,6 +56,9 @@ class RevertRequest:
     mode: RevertMode = RevertMode.AUTO
     push: PushMode = PushMode.DIRECT
     author: GitAuthor = field(default_factory=GitAuthor)
+    # The Git secret's `signingKey`, and (while a write runs) the environment that signs with it.
+    signing_key: str | None = field(default=None, repr=False)
+    signing: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def canary(self) -> str:
@@ -82,8 +85,10 @@ class RevertRequest:
         return {
             "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
             "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email,
-            # A user's global config must not make the operator sign (and wait for a key).
-            "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "commit.gpgSign", "GIT_CONFIG_VALUE_0": "false",
+            # Signed with the secret's key, or not at all: a user's global config must not make the
+            # operator sign (and wait for a key).
+            **(dict(self.signing) or {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "commit.gpgSign",
+                                      "GIT_CONFIG_VALUE_0": "false"}),
         }
 
 
