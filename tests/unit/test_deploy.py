@@ -179,6 +179,9 @@ CLUSTER_WIDE: Mapping[str, frozenset[Need]] = {
     "rollout/gitops/source.py": frozenset(each("rollout.gitops.dev", ("canaries", "bluegreens"), ("list",))),
     # --max-concurrent-releases lists every release once, to learn which run (per namespace under -n).
     "rollout/engine/admission.py": frozenset(each("rollout.gitops.dev", ("canaries", "bluegreens"), ("list",))),
+    # The dashboard (--dashboard-addr) lists every release, or those of the operator's namespaces under -n.
+    "rollout/engine/dashboard/__init__.py": frozenset(each("rollout.gitops.dev", ("canaries", "bluegreens"),
+                                                           ("list",))),
 }
 CLUSTER_CALL = re.compile(r"^(list|watch)_cluster_custom_object$|_for_all_namespaces$")
 
