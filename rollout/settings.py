@@ -34,7 +34,7 @@ _POSITIVE = ("lease_duration", "renew_deadline", "retry_period")
 def _problem(name: str, value: Any) -> str | None:
     if name == "prometheus" and not str(value).startswith(("http://", "https://")):
         return f"must start with http:// or https://, got {value!r}"
-    if name == "metrics_addr":
+    if name in ("metrics_addr", "webhook_addr"):
         try:
             listen_address(value)
         except ValueError as e:
@@ -116,6 +116,10 @@ class Settings:
     metrics_addr: str = _setting(
         ":8080", "ROLLOUT_METRICS_ADDR", "HOST:PORT serving /metrics, /healthz and /readyz (`:8080`: every IPv4 "
                                          "interface, `[::]:8080` IPv6 too; `0` or empty: no server) (default :8080)")
+    webhook_addr: str = _setting(
+        "", "ROLLOUT_WEBHOOK_ADDR", "HOST:PORT serving the GitSources' push webhooks, POST /hook/NAMESPACE/NAME "
+                                    "(GitHub, GitLab, Gitea and generic, each verified by its signature or "
+                                    "token; `0` or empty: none) (default none)")
     leader_elect: bool = _setting(
         False, "ROLLOUT_LEADER_ELECT", "campaign for the Lease `rollout-leader` and act only while holding it, so "
                                        "that 2 or more replicas can run: one acts, the others stand by")

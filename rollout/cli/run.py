@@ -18,7 +18,7 @@ from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
 _NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT",
-                   "leader_election_namespace": "NS"}
+                   "webhook_addr": "HOST:PORT", "leader_election_namespace": "NS"}
 
 
 def add(subcommands: Subcommands) -> None:
