@@ -229,8 +229,10 @@ class SourceReconciler:
             result.pruned = self._prune(status.get("inventory") or [], result.inventory, ident)
         result.ready = ("True", "Applied", f"applied revision {spec.branch}@{revision[:12]}")
         result.stalled = ("False", "Applied", "")
+        if new_revision:
+            result.applied_at = format_time(self.clock())
         if spec.wait:
-            self._wait(source, status, wanted, result, new_revision=new_revision)
+            self._wait(source, status, wanted, result)
         return result
 
     @staticmethod
@@ -399,14 +401,14 @@ class SourceReconciler:
         return out
 
     def _wait(self, source: GitSource, status: Mapping[str, Any],
-              wanted: list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]], result: SyncResult, *,
-              new_revision: bool) -> None:
+              wanted: list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]], result: SyncResult) -> None:
         """spec.wait: Ready only once every applied object is ready; Progressing until then, and
         HealthCheckFailed past spec.timeout (default the interval) or when one failed for good."""
         spec = source.spec
         now = self.clock()
-        result.applied_at = format_time(now) if new_revision or not status.get("lastAppliedAt") else None
-        since = (None if result.applied_at else parse_time(status["lastAppliedAt"])) or now
+        if not (result.applied_at or status.get("lastAppliedAt")):
+            result.applied_at = format_time(now)  # applied before wait was on: the timeout runs from now
+        since = parse_time(result.applied_at or status.get("lastAppliedAt")) or now
         targets = release_targets(self._releases([m for m, _, _ in wanted]))
         waiting: list[Unready] = []
         for _, desired, _ in wanted:
