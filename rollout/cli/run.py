@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
+        if e.filename == "--webhook-addr":
+            print(f"rollout run: --webhook-addr {settings.webhook_addr} cannot be served: {e.strerror}; pick another "
+                  "HOST:PORT (or 0 for no push webhooks)", file=sys.stderr)
+            return 2
         print(f"rollout run: --metrics-addr {settings.metrics_addr} cannot be served: {e.strerror}; pick another "
               "HOST:PORT (or 0 for no metrics and health server)", file=sys.stderr)
         return 2

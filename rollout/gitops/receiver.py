@@ -52,6 +52,7 @@ PREFIX = "/hook/"
 # The largest body read: GitHub caps its payloads at 25 MB.
 MAX_BODY = 25 * 1024 * 1024
 TOKEN_KEY = "token"
+WEBHOOK_FLAG = "--webhook-addr"
 # What each host calls a push, in the event header it sends (None: any event counts).
 PUSH_EVENTS: dict[ReceiverType, tuple[tuple[str, ...], str] | None] = {
     ReceiverType.GITHUB: (("x-github-event",), "push"),
@@ -228,13 +229,16 @@ class ReceiverServer:
 
 def serve(addr: str, receiver: Receiver) -> ReceiverServer | None:
     """Serve `receiver` on `addr` (`HOST:PORT`) in a thread; None when `addr` is `0` or empty.
-    OSError when the port cannot be bound."""
+    OSError (its filename `--webhook-addr`) when the port cannot be bound."""
     where = listen_address(addr)
     if where is None:
         return None
     host, port = where
-    server = make_server(host or "0.0.0.0", port, receiver.app, server_class=_Server6 if ":" in host else _Server,
-                         handler_class=_Quiet)
+    try:
+        server = make_server(host or "0.0.0.0", port, receiver.app,
+                             server_class=_Server6 if ":" in host else _Server, handler_class=_Quiet)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, WEBHOOK_FLAG) from None
     thread = threading.Thread(target=server.serve_forever, name="rollout-webhooks", daemon=True)
     thread.start()
     log.info("serving GitSource push webhooks (POST /hook/<namespace>/<name>) on %s", addr)
