@@ -3,6 +3,8 @@ in memory only, turned into the `decrypt` step of rendering (`rollout.gitops.sop
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client
@@ -10,7 +12,7 @@ from kubernetes import client
 from rollout.api.spec import Decryption
 
 from .credentials import SecretError, secret_data
-from .render import Decrypt, RenderError
+from .render import SUFFIXES, Decrypt, RenderError
 from .sops import DecryptError, Keys, decrypt_text
 
 REASON = "DecryptionFailed"
@@ -27,10 +29,20 @@ def decryptor(api: client.ApiClient, namespace: str, decryption: Decryption | No
         except DecryptError as e:
             raise SecretError(f"spec.decryption: {e}") from None
 
-    def decrypt(text: str, per_document: bool) -> list[Any] | None:
+    def decrypt(text: str, root: Path | None) -> list[Any] | None:
         try:
-            return decrypt_text(text, keys, per_document=per_document)
+            return decrypt_text(text, keys, originals=None if root is None else lambda: _sops_files(root))
         except DecryptError as e:
             raise RenderError("", str(e), reason=REASON) from None
 
     return decrypt
+
+
+def _sops_files(root: Path) -> Iterator[str]:
+    """The text of every file of the checkout that holds SOPS-encrypted values (kustomize's sources)."""
+    for path in sorted(root.rglob("*")):
+        if ".git" in path.relative_to(root).parts or path.suffix not in SUFFIXES or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        if "ENC[AES256_GCM," in text:
+            yield text

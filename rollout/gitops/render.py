@@ -19,9 +19,10 @@ import yaml
 
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUFFIXES = (".yaml", ".yml", ".json")
-# (text, per_document) -> the documents decrypted, or None when nothing in `text` is encrypted; raises
-# RenderError (reason DecryptionFailed). `per_document`: kustomize output, one tree per object.
-Decrypt = Callable[[str, bool], list[Any] | None]
+# (text, root) -> the documents decrypted, or None when nothing in `text` is encrypted; raises
+# RenderError (reason DecryptionFailed). `root` is given for `kubectl kustomize` output, whose encrypted
+# documents are checked against the SOPS files of the checkout at `root` (kustomize reorders keys).
+Decrypt = Callable[[str, Path | None], list[Any] | None]
 
 
 class RenderError(Exception):
@@ -81,7 +82,7 @@ def render(root: Path, path: str, *, timeout: float, kubectl: str | None = None,
     kustomization = next((folder / k for k in KUSTOMIZATIONS if (folder / k).is_file()), None)
     if kustomization is not None:
         file = f"{rel}/{kustomization.name}" if rel else kustomization.name
-        manifests = _kustomize(folder, file, rel or ".", kubectl, timeout, decrypt)
+        manifests = _kustomize(folder, file, rel or ".", kubectl, timeout, decrypt, root)
     else:
         manifests = [m for file in _yaml_files(folder) for m in _read(root, file, decrypt)]
     _check_unique(manifests)
@@ -102,7 +103,7 @@ def _read(root: Path, file: Path, decrypt: Decrypt | None = None) -> list[Manife
     rel = file.relative_to(root.resolve()).as_posix()
     try:
         text = file.read_text()
-        if decrypt is not None and (opened := _decrypted(rel, text, decrypt, per_document=False)) is not None:
+        if decrypt is not None and (opened := _decrypted(rel, text, decrypt, None)) is not None:
             return _objects(rel, opened)
         documents = list(yaml.safe_load_all(text))
     except yaml.MarkedYAMLError as e:
@@ -147,15 +148,15 @@ def _check_unique(manifests: list[Manifest]) -> None:
         seen[key] = m.path
 
 
-def _decrypted(file: str, text: str, decrypt: Decrypt, *, per_document: bool) -> list[Any] | None:
+def _decrypted(file: str, text: str, decrypt: Decrypt, root: Path | None) -> list[Any] | None:
     try:
-        return decrypt(text, per_document)
+        return decrypt(text, root)
     except RenderError as e:
         raise RenderError(file, e.message, reason=e.reason) from None
 
 
 def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None, timeout: float,
-               decrypt: Decrypt | None = None) -> list[Manifest]:
+               decrypt: Decrypt | None = None, root: Path | None = None) -> list[Manifest]:
     program = kubectl or shutil.which("kubectl")
     if program is None:
         raise RenderError(file, "a kustomization needs `kubectl` (for `kubectl kustomize`), which is not "
@@ -169,7 +170,7 @@ def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None, timeout: 
         detail = done.stderr.strip().replace(str(folder), ".") or f"exit code {done.returncode}"
         raise RenderError(file, f"kubectl kustomize failed: {detail}")
     try:
-        opened = _decrypted(file, done.stdout, decrypt, per_document=True) if decrypt is not None else None
+        opened = _decrypted(file, done.stdout, decrypt, root or folder) if decrypt is not None else None
         documents = opened if opened is not None else list(yaml.safe_load_all(done.stdout))
     except yaml.YAMLError as e:
         raise RenderError(file, f"kubectl kustomize printed invalid YAML: {e}") from None

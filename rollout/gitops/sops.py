@@ -26,7 +26,7 @@ import binascii
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -105,22 +105,61 @@ def encrypted(doc: Any) -> bool:
     return isinstance(doc, Mapping) and isinstance(doc.get(METADATA_KEY), Mapping)
 
 
-def decrypt_text(text: str, keys: Keys | None, *, per_document: bool = False) -> list[Any] | None:
+def decrypt_text(text: str, keys: Keys | None, *,
+                 originals: Callable[[], Iterable[str]] | None = None) -> list[Any] | None:
     """The documents of a YAML file, decrypted, when its first document has SOPS metadata (the
     whole file is then one SOPS tree, as `sops --decrypt` reads it); None when it is not a SOPS file.
 
-    `per_document`: each document is a tree of its own (`kubectl kustomize` output, one document
-    per object); documents without metadata are returned as PyYAML reads them."""
+    With `originals` (the texts of the repository's SOPS files), `text` is `kubectl kustomize`
+    output: its encrypted documents come out with their keys sorted, which breaks the MAC (it
+    covers the order). Each must then be, as data, exactly an encrypted document of one of the
+    originals, and is replaced by that document decrypted (its file's MAC checked in its own
+    order); one that kustomize changed is refused. Other documents are returned as PyYAML reads them."""
     try:
         documents = list(yaml.load_all(text, Loader=_Loader))  # a SafeLoader subclass
     except yaml.YAMLError:
         return None  # not for us: the plain reader reports the YAML error
-    if not per_document:
+    if originals is None:
         return decrypt_documents(documents, keys) if documents and encrypted(documents[0]) else None
     if not any(encrypted(d) for d in documents):
         return None
+    if keys is None:
+        decrypt_documents([next(d for d in documents if encrypted(d))], keys)  # raises: no decryption set
     plain = list(yaml.safe_load_all(text))
-    return [decrypt_documents([d], keys)[0] if encrypted(d) else p for d, p in zip(documents, plain, strict=True)]
+    found = _Originals(originals, keys)
+    return [found.decrypted(d) if encrypted(d) else p for d, p in zip(documents, plain, strict=True)]
+
+
+class _Originals:
+    """The repository's SOPS files, read and decrypted only as far as a document asks."""
+
+    def __init__(self, texts: Callable[[], Iterable[str]], keys: Keys | None) -> None:
+        self.texts = texts
+        self.keys = keys
+        self._files: list[list[Any]] | None = None
+        self._opened: dict[int, list[Any]] = {}
+
+    def decrypted(self, doc: Mapping[str, Any]) -> Any:
+        if self._files is None:
+            self._files = []
+            for text in self.texts():
+                try:
+                    docs = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+                except yaml.YAMLError:
+                    continue
+                if docs and encrypted(docs[0]):
+                    self._files.append(docs)
+        for number, docs in enumerate(self._files):
+            for index, original in enumerate(docs):
+                if original == doc:
+                    if number not in self._opened:
+                        self._opened[number] = decrypt_documents(docs, self.keys)
+                    return self._opened[number][index]
+        meta = doc.get("metadata")
+        name = meta.get("name") if isinstance(meta, Mapping) else None
+        raise DecryptError(f"the encrypted {doc.get('kind')} {name!r} that kustomize built is not "
+                           "as in any SOPS file of the repository: a transformer (namespace, labels, name "
+                           "prefix, patch) changed it, so its MAC cannot be checked; leave it untransformed")
 
 
 def decrypt_documents(documents: list[Any], keys: Keys | None) -> list[Any]:

@@ -421,3 +421,31 @@ def test_push_webhooks_of_each_host_are_verified_and_wake_the_sync(
     refused = [r.getMessage() for r in caplog.records if "refused (401)" in r.getMessage()]
     assert len(refused) == 7 and all(f"GitSource {h.namespace}/apps" in m for m in refused)
     assert token not in caplog.text and mac not in caplog.text
+
+
+def test_wait_leaves_a_release_target_to_its_release(h: Harness) -> None:
+    h.remote.commit({"apps/web.yaml": unready_deployment("web", h.namespace)}, "feat: web, never ready here")
+    canary = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary", "metadata": {"name": "web"},
+              "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                       "service": {"port": 80}, "analysis": {"interval": "1m", "threshold": 1}}}
+    h.custom.create_namespaced_custom_object(GROUP, VERSION, h.namespace, "canaries", canary)
+    h.create_source(wait=True)
+    h.sync()
+    assert h.condition("Ready")["status"] == "True"  # the Canary judges web, not the sync
+
+
+def test_a_sops_secret_built_by_kustomize_is_decrypted(h: Harness) -> None:
+    if shutil.which("kubectl") is None:
+        missing_tool("kubectl is not installed (`kubectl kustomize` renders kustomizations)")
+    identity, recipient = age_key()
+    h.remote.commit({"apps/db.sops.yaml": encrypt(secret_yaml("db", {"password": "k-s3cr3t"}), recipient),
+                     "apps/web.yaml": deployment_yaml("web", "web:1"),
+                     "apps/kustomization.yaml": "resources: [web.yaml, db.sops.yaml]\n"}, "feat: kustomized")
+    h.core.create_namespaced_secret(h.namespace, {"metadata": {"name": "sops-age"},
+                                                  "stringData": {"key.agekey": identity}})
+    h.create_source(decryption={"secretRef": {"name": "sops-age"}})
+    status = h.sync()
+    assert status.get("lastAppliedRevision") == h.remote.head(), status
+    secret = h.core.read_namespaced_secret("db", h.namespace)
+    values = secret.string_data or {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    assert values == {"password": "k-s3cr3t"} and h.image("web") == "web:1"

@@ -94,15 +94,27 @@ def test_plain_files_are_left_to_the_plain_reader(key: tuple[Keys, str]) -> None
     keys, _ = key
     assert decrypt_text(PLAIN, keys) is None
     assert decrypt_text("a: [unclosed", keys) is None
-    assert decrypt_text(PLAIN, keys, per_document=True) is None
+    assert decrypt_text(PLAIN, keys, originals=lambda: []) is None
 
 
-def test_kustomize_output_is_one_tree_per_document(key: tuple[Keys, str]) -> None:
+def test_kustomize_output_is_matched_to_the_encrypted_file_it_came_from(key: tuple[Keys, str]) -> None:
+    """`kubectl kustomize` sorts keys, which the MAC covers: the built document is decrypted as the
+    file it is exactly a copy of, and one that kustomize changed is refused."""
     keys, recipient = key
+    encrypted = encrypt(PLAIN, recipient)
+    other = encrypt(secret_yaml("unrelated", {"k": "v"}), age_key()[1])  # another key: never opened
+    built = yaml.safe_dump(yaml.safe_load(encrypted), sort_keys=True)
+    assert built.index("sops:") < built.index("stringData:")  # reordered, as kustomize does
+    with pytest.raises(DecryptError, match="MAC does not match"):
+        decrypt_text(built, keys)  # read as a file of its own, the order breaks the MAC
     plain_cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm\ndata:\n  on: yes\n"
-    text = plain_cm + "---\n" + encrypt(PLAIN, recipient)
     # the ConfigMap reads as before (PyYAML's YAML 1.1); the Secret is decrypted
-    assert decrypt_text(text, keys, per_document=True) == [yaml.safe_load(plain_cm), yaml.safe_load(PLAIN)]
+    assert decrypt_text(plain_cm + "---\n" + built, keys, originals=lambda: [other, encrypted]) == [
+        yaml.safe_load(plain_cm), yaml.safe_load(PLAIN)]
+    moved = yaml.safe_load(encrypted)
+    moved["metadata"]["namespace"] = "prod"  # a namespace transformer
+    with pytest.raises(DecryptError, match="the encrypted Secret 'db' that kustomize built is not as in any SOPS"):
+        decrypt_text(yaml.safe_dump(moved), keys, originals=lambda: [encrypted])
 
 
 def test_secrets_without_an_age_identity_are_refused() -> None:

@@ -113,3 +113,30 @@ def test_jobs_crds_and_objects_with_a_ready_condition() -> None:
     assert str(unready(None, kind="Service", name="gone")) == "Service/gone (not found)"
     many = [unready(None, kind="Service", name=f"s{i}") for i in range(7)]
     assert summary(u for u in many if u is not None).endswith("; and 2 more")
+
+
+def test_the_new_gitsource_fields_are_validated() -> None:
+    from rollout.api.errors import ValidationError
+    from rollout.api.parse import parse_gitsource
+
+    def problems(**spec: Any) -> list[str]:
+        try:
+            parse_gitsource({"apiVersion": "rollout.gitops.dev/v1alpha1", "kind": "GitSource",
+                             "metadata": {"name": "apps", "namespace": "ns"},
+                             "spec": {"url": "file:///r", **spec}})
+        except ValidationError as e:
+            return [f"{x.path}: {x.message}" for x in e.errors]
+        return []
+
+    assert problems(wait=True, timeout="2m", dependsOn=[{"name": "infra"}, {"name": "apps", "namespace": "other"}],
+                    webhook={"type": "gitea", "secretRef": {"name": "w"}},
+                    decryption={"provider": "sops", "secretRef": {"name": "k"}}) == []
+    assert problems(dependsOn=[{"name": "apps"}, {"name": "x"}, {"name": "x"}]) == [
+        "spec.dependsOn[0]: a GitSource cannot depend on itself", "spec.dependsOn[2]: 'x' is listed twice"]
+    assert problems(webhook={"secretRef": {}}) == [
+        "spec.webhook.secretRef.name: is required",
+        "spec.webhook.type: is required: one of github, gitlab, gitea, generic"]
+    assert problems(decryption={"provider": "vault", "secretRef": {"name": "k"}}) == [
+        "spec.decryption.provider: must be sops (the only provider, as in Flux), got 'vault'"]
+    assert problems(timeout="soon") != []
+    assert problems(wait="yes") != []
