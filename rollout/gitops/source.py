@@ -122,6 +122,7 @@ class SourceReconciler:
 
     def reconcile(self, namespace: str, name: str) -> timedelta | None:
         """Sync one GitSource; returns when to look again, or None when it is gone."""
+        asked = self.wake_event(namespace, name).is_set()  # a push webhook, a revert or a dependency
         self.wake_event(namespace, name).clear()
         try:
             obj = cast(dict[str, Any], self.objects.get_namespaced_custom_object(
@@ -155,7 +156,9 @@ class SourceReconciler:
             telemetry.synced(namespace, name, ready=False, reason="Suspended", applied=None)
             return interval
         try:
-            result = self.sync(obj, source)
+            result = self.health_only(obj, source) if not asked else None
+            if result is None:
+                result = self.sync(obj, source)
         except (ApiException, HTTPError, OSError) as e:
             log.warning("sync of GitSource %s/%s failed, retrying: %s", namespace, name, e)
             self.on_error()
@@ -399,6 +402,29 @@ class SourceReconciler:
             elif status.get("revision") != status.get("lastAppliedRevision"):
                 out.append(f"{what} (revision {str(status.get('revision'))[:12]} not applied yet)")
         return out
+
+    def health_only(self, obj: Mapping[str, Any], source: GitSource) -> SyncResult | None:
+        """While spec.wait waits on the revision it applied less than an interval ago, look at the
+        objects of its inventory again without fetching (a webhook or a revert still fetches at once);
+        None when a full sync is due."""
+        status = obj.get("status") or {}
+        ready: Mapping[str, Any] = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        applied_at = parse_time(status.get("lastAppliedAt"))
+        revision = status.get("lastAppliedRevision")
+        if not (source.spec.wait and ready.get("reason") == "Progressing" and applied_at is not None
+                and revision and status.get("revision") == revision
+                and status.get("observedGeneration") == obj["metadata"].get("generation")
+                and (self.clock() - applied_at).total_seconds() < source.spec.interval):
+            return None
+        wanted: list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in status.get("inventory") or []:
+            meta = {"name": entry["name"], **({"namespace": entry["namespace"]} if entry.get("namespace") else {})}
+            desired = {"apiVersion": entry["apiVersion"], "kind": entry["kind"], "metadata": meta}
+            wanted.append((Manifest("", desired), desired, None))
+        result = SyncResult(revision=revision, ready=("True", "Applied",
+                                                      f"applied revision {source.spec.branch}@{revision[:12]}"))
+        self._wait(source, status, wanted, result)
+        return result
 
     def _wait(self, source: GitSource, status: Mapping[str, Any],
               wanted: list[tuple[Manifest, dict[str, Any], dict[str, Any] | None]], result: SyncResult) -> None:

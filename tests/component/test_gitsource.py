@@ -287,7 +287,7 @@ def test_wait_names_each_unready_object_and_fails_after_the_timeout(h: Harness) 
     wait_for("web available", lambda: h.apps.read_namespaced_deployment("web", h.namespace).status
              .available_replicas == 2, timeout=10, every=0.1)
     h.reconciler.clock = lambda: started + timedelta(seconds=30)
-    message = h.sync() and h.condition("Ready")["message"]
+    message = h.sync() and h.condition("Ready")["message"]  # a look at the objects only (no fetch)
     assert message.endswith(f"waiting for: Deployment/{h.namespace}/slow (0/2 replicas available)"), message
     assert "web" not in message and "widgets" not in message  # ready ones (and the Established CRD) are not named
     h.reconciler.clock = lambda: started + timedelta(seconds=61)
@@ -301,10 +301,13 @@ def test_wait_names_each_unready_object_and_fails_after_the_timeout(h: Harness) 
     h.sync()  # applies the fix; its pods become ready a moment later
     wait_for("slow available", lambda: h.apps.read_namespaced_deployment("slow", h.namespace).status
              .available_replicas == 2, timeout=10, every=0.1)
-    status = h.sync()
+    later = h.remote.commit({"README.md": "docs\n"}, "docs: a commit while the source waits")
+    status = h.sync()  # while it waits it only looks at its objects: no fetch before the interval
     ready = h.condition("Ready")
-    assert status["lastAppliedRevision"] == fixed and ready["status"] == "True"
+    assert status["lastAppliedRevision"] == status["revision"] == fixed and ready["status"] == "True"
     assert ready["message"].endswith("all 3 objects ready")
+    h.reconciler.request(h.namespace, "apps")  # what a push webhook does: fetch now
+    assert h.sync()["lastAppliedRevision"] == later
 
 
 def test_depends_on_waits_until_the_other_source_is_ready_at_its_latest_revision(h: Harness) -> None:
