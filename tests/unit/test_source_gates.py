@@ -140,3 +140,14 @@ def test_the_new_gitsource_fields_are_validated() -> None:
         "spec.decryption.provider: must be sops (the only provider, as in Flux), got 'vault'"]
     assert problems(timeout="soon") != []
     assert problems(wait="yes") != []
+
+
+def test_a_secret_written_as_string_data_is_not_drift_once_stored_as_data() -> None:
+    from rollout.gitops.desired import drifted
+
+    desired = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"password": "p"}}
+    stored = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "cA=="}}
+    assert not drifted(desired, stored)
+    assert drifted(desired, {**stored, "data": {"password": "cQ=="}})  # changed by hand
+    kept = {**desired, "metadata": {"name": "db"}}
+    assert not drifted(desired, kept)  # a server that keeps it as sent (the sandbox)
