@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -74,7 +74,7 @@ _Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|Tr
 class Keys:
     """The age identities a GitSource decrypts with (from its decryption Secret); kept in memory only."""
 
-    identities: tuple[x25519.Identity, ...]
+    identities: tuple[x25519.Identity, ...] = field(repr=False)  # never in a log line or traceback
 
     @classmethod
     def from_secret(cls, data: Mapping[str, str], secret: str) -> Keys:
