@@ -26,7 +26,7 @@ from rollout.api.kinds import GIT_SOURCE, GROUP, PLURALS, RELEASE_KINDS, VERSION
 from rollout.api.parse import parse_gitsource
 from rollout.api.spec import GitSource
 from rollout.api.status import format_time, parse_time
-from rollout.settings import Settings
+from rollout.settings import Settings, listen_address
 
 from . import telemetry
 from .apply import Applier, ApplyError
@@ -73,6 +73,8 @@ class SyncResult:
     stalled: tuple[str, str, str] | None = None
     # spec.wait: the Healthy condition, when the new revision was applied, and when to look again.
     healthy: tuple[str, str, str] | None = None
+    # spec.webhook: whether this operator serves it (the Webhook condition).
+    webhook: tuple[str, str, str] | None = None
     applied_at: str | None = None
     recheck: timedelta | None = None
 
@@ -163,6 +165,7 @@ class SourceReconciler:
             log.warning("sync of GitSource %s/%s failed, retrying: %s", namespace, name, e)
             self.on_error()
             return self.retry
+        result.webhook = self._webhook_condition(source)
         self._write(obj, result)
         state, reason, _ = result.ready
         telemetry.synced(namespace, name, ready=state == "True", reason=reason, applied=result.applied,
@@ -332,7 +335,8 @@ class SourceReconciler:
         if result.corrected:
             status["driftCorrections"] = int(before.get("driftCorrections") or 0) + len(result.corrected)
         conditions = {c.get("type"): c for c in before.get("conditions") or []}
-        for kind, value in (("Ready", result.ready), ("Stalled", result.stalled), ("Healthy", result.healthy)):
+        for kind, value in (("Ready", result.ready), ("Stalled", result.stalled), ("Healthy", result.healthy),
+                            ("Webhook", result.webhook)):
             if value is None:
                 continue
             old = conditions.get(kind) or {}
@@ -364,7 +368,16 @@ class SourceReconciler:
         for what in result.pruned:
             self.emit(obj, "Pruned", f"{what} left Git; deleted", False)
 
-    # -- spec.dependsOn and spec.wait (health-gated, ordered sync) --------------------------------
+    # -- spec.dependsOn and spec.wait (health-gated, ordered sync), spec.webhook ------------------
+
+    def _webhook_condition(self, source: GitSource) -> tuple[str, str, str] | None:
+        """A webhook this operator does not serve is said so, not silently ignored."""
+        if source.spec.webhook is None:
+            return None
+        meta = source.metadata
+        if listen_address(self.settings.webhook_addr) is None:
+            return ("False", "NotServed", "rollout run has no --webhook-addr: pushes are seen at the interval")
+        return ("True", "Served", f"POST /hook/{meta.namespace}/{meta.name} on {self.settings.webhook_addr}")
 
     def _remember_dependencies(self, namespace: str, name: str, source: GitSource) -> None:
         me = (namespace, name)

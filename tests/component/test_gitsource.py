@@ -386,6 +386,9 @@ def test_push_webhooks_of_each_host_are_verified_and_wake_the_sync(
     h.remote.commit({"apps/web.yaml": deployment_yaml("web", "web:1")}, "feat: web")
     h.core.create_namespaced_secret(h.namespace, {"metadata": {"name": "hook"}, "stringData": {"token": token}})
     h.create_source(webhook={"type": "github", "secretRef": {"name": "hook"}})
+    h.sync()
+    webhook = h.condition("Webhook")  # this harness's Settings have no --webhook-addr
+    assert (webhook["status"], webhook["reason"]) == ("False", "NotServed")
     server = serve(f"127.0.0.1:{free_port()}", Receiver(h.api, h.reconciler.request, timeout=10))
     assert server is not None
     url = f"http://127.0.0.1:{server.port}/hook/{h.namespace}/apps"

@@ -302,6 +302,11 @@ def test_a_signed_push_webhook_syncs_the_source_at_once_and_a_forged_one_is_refu
             return None
 
     wait_for("the first sync", lambda: version() == "1", timeout=30)
+    conditions = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "gitsources", "apps")["status"]["conditions"]
+    webhook = next(c for c in conditions if c["type"] == "Webhook")
+    assert (webhook["status"], webhook["message"]) == (
+        "True", f"POST /hook/{namespace}/apps on 127.0.0.1:{operator.webhook_port}")
     remote.commit({"apps/settings.yaml": settings("2")}, "feat: settings 2")
     body = json.dumps({"ref": "refs/heads/main", "after": remote.head(),
                        "repository": {"clone_url": remote.url}}).encode()
