@@ -37,6 +37,8 @@ from rollout.engine.kube import api_answers, api_client, connection
 from rollout.engine.leader import LEADER, LeaderElector, lead
 from rollout.engine.operator import Operator
 from rollout.engine.wakes import Wakes
+from rollout.gitops.receiver import Receiver
+from rollout.gitops.receiver import serve as serve_webhooks
 from rollout.gitops.source import SourceReconciler
 from rollout.gitops.writer import GitRevertWriter
 from rollout.settings import Settings
@@ -219,6 +221,10 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, freez
     alerts = Alerter(api, settings)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
                                alert=alerts.gitsource, on_error=lambda: telemetry.reconcile_failed(GIT_SOURCE))
+    # Push webhooks (--webhook-addr) wake a GitSource's sync; a standby answers 503.
+    webhooks = serve_webhooks(settings.webhook_addr, Receiver(
+        api, sources.request, timeout=settings.api_timeout,
+        leading=elector.leading if elector is not None else _always))
     operator = Operator(api, settings=settings, reports=reports, alerts=alerts, namespaces=namespaces)
     wakes = Wakes()
     operator.admission.wake = wakes.wake  # a freed slot: the oldest queued releases tick at once
@@ -262,6 +268,8 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, freez
             lead(elector, campaign, operate)
     finally:
         alerts.close(settings.alert_timeout)
+        if webhooks is not None:
+            webhooks.stop()
 
 
 def _always() -> bool:

@@ -34,7 +34,7 @@ _POSITIVE = ("lease_duration", "renew_deadline", "retry_period")
 def _problem(name: str, value: Any) -> str | None:
     if name == "prometheus" and not str(value).startswith(("http://", "https://")):
         return f"must start with http:// or https://, got {value!r}"
-    if name in ("metrics_addr", "dashboard_addr"):
+    if name in ("metrics_addr", "dashboard_addr", "webhook_addr"):
         try:
             listen_address(value)
         except ValueError as e:
@@ -127,6 +127,10 @@ class Settings:
     read_only: bool = _setting(
         False, "ROLLOUT_READ_ONLY", "the dashboard shows the releases but offers no promote, abort or retry, and "
                                     "refuses them")
+    webhook_addr: str = _setting(
+        "", "ROLLOUT_WEBHOOK_ADDR", "HOST:PORT serving the GitSources' push webhooks, POST /hook/NAMESPACE/NAME "
+                                    "(GitHub, GitLab, Gitea and generic, each verified by its signature or "
+                                    "token; `0` or empty: none) (default none)")
     leader_elect: bool = _setting(
         False, "ROLLOUT_LEADER_ELECT", "campaign for the Lease `rollout-leader` and act only while holding it, so "
                                        "that 2 or more replicas can run: one acts, the others stand by")

@@ -63,6 +63,7 @@ from rollout.api.spec import (
     Canary,
     CanarySpec,
     Compare,
+    Decryption,
     Direction,
     EffectMeasure,
     EffectSize,
@@ -84,6 +85,7 @@ from rollout.api.spec import (
     ProviderRef,
     PullRequestSpec,
     PushMode,
+    ReceiverType,
     ReleaseSpec,
     Resource,
     RevertMode,
@@ -91,6 +93,8 @@ from rollout.api.spec import (
     ServiceMetadata,
     ServiceSpec,
     SessionAffinity,
+    SourceRef,
+    SourceWebhook,
     ThresholdRange,
     Warmup,
     Webhook,
@@ -1178,10 +1182,42 @@ def parse_gitsource(obj: Json) -> GitSource:
         self_heal=spec.bool("selfHeal", True),
         suspend=spec.bool("suspend", False),
         alerts=_alerts(spec),
+        **_source_sync(spec, metadata),
     )
     _refuse_unread(root, "GitSource")
     root.errors.raise_if_any()
     return GitSource(metadata=metadata, spec=source_spec)
+
+
+def _source_sync(spec: Fields, metadata: Metadata) -> dict[str, Any]:
+    """A GitSource's webhook, wait, timeout, dependsOn and decryption (issue 19)."""
+    out: dict[str, Any] = {"wait": spec.bool("wait", False)}
+    if "timeout" in spec:
+        out["timeout"] = spec.duration("timeout", 60.0)
+    if (hook := spec.map("webhook")) is not None:
+        kind = hook.enum("type", ReceiverType, "webhook type", ReceiverType.GENERIC)
+        if "type" not in hook:
+            hook.error("type", f"is required: one of {', '.join(names(ReceiverType))}")
+        ref = hook.map("secretRef", required=True)
+        secret = (ref.str("name", required=True) if ref is not None else None) or ""
+        out["webhook"] = SourceWebhook(type=kind, secret_ref=secret)
+    refs: list[SourceRef] = []
+    for i, d in enumerate(spec.objects("dependsOn", "with the name of a GitSource")):
+        dep = SourceRef(name=d.str("name", required=True) or "", namespace=d.str("namespace"))
+        if (dep.namespace or metadata.namespace, dep.name) == (metadata.namespace, metadata.name):
+            spec.error(f"dependsOn[{i}]", "a GitSource cannot depend on itself")
+        if dep in refs:
+            spec.error(f"dependsOn[{i}]", f"{dep.name!r} is listed twice")
+        refs.append(dep)
+    out["depends_on"] = tuple(refs)
+    if (dec := spec.map("decryption")) is not None:
+        provider = dec.str("provider") or "sops"
+        if provider != "sops":
+            dec.error("provider", f"must be sops (the only provider, as in Flux), got {provider!r}")
+        ref = dec.map("secretRef", required=True)
+        secret = (ref.str("name", required=True) if ref is not None else None) or ""
+        out["decryption"] = Decryption(secret_ref=secret, provider=provider)
+    return out
 
 
 def parse_alert_provider(obj: Json) -> AlertProvider:

@@ -537,6 +537,42 @@ class MetricTemplate:
     kind: str = "MetricTemplate"
 
 
+class ReceiverType(StrEnum):
+    """Whose push webhook a GitSource receives, and so how it is verified: GitHub's and Gitea's
+    HMAC-SHA256 signature of the body, GitLab's token, or (generic) Flux's generic-hmac signature."""
+
+    GITHUB = "github"
+    GITLAB = "gitlab"
+    GITEA = "gitea"
+    GENERIC = "generic"
+
+
+@dataclass(frozen=True)
+class SourceWebhook:
+    """`POST /hook/<namespace>/<name>` on `rollout run --webhook-addr` syncs the GitSource at once,
+    when the request is verified with the key `token` of the Secret `secret_ref`."""
+
+    type: ReceiverType
+    secret_ref: str
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Another GitSource (Flux's dependsOn item): `namespace` None is the dependent's own."""
+
+    name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Decryption:
+    """Flux's `decryption`: provider sops, with the age identities of the Secret `secret_ref`
+    (its keys ending in `.agekey`)."""
+
+    secret_ref: str
+    provider: str = "sops"
+
+
 @dataclass(frozen=True)
 class GitSourceSpec:
     url: str
@@ -549,6 +585,13 @@ class GitSourceSpec:
     suspend: bool = False
     # NEW: told when the GitSource stalls or fails to fetch or apply (it has no analysis).
     alerts: tuple[AlertRef, ...] = ()
+    # NEW: push webhooks, health-gated and ordered sync, SOPS decryption (Flux's Receiver, and its
+    # Kustomization's wait, timeout, dependsOn and decryption).
+    webhook: SourceWebhook | None = None
+    wait: bool = False
+    timeout: float | None = None  # how long `wait` waits; None: the interval, as Flux
+    depends_on: tuple[SourceRef, ...] = ()
+    decryption: Decryption | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from rollout.settings import Settings, boolean, described, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
 _NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT",
-                   "dashboard_addr": "HOST:PORT",
+                   "dashboard_addr": "HOST:PORT", "webhook_addr": "HOST:PORT",
                    "leader_election_namespace": "NS"}
 
 
@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
+        if e.filename == "--webhook-addr":
+            print(f"rollout run: --webhook-addr {settings.webhook_addr} cannot be served: {e.strerror}; pick another "
+                  "HOST:PORT (or 0 for no push webhooks)", file=sys.stderr)
+            return 2
         # The dashboard's error names its flag.
         where = e.filename or f"--metrics-addr {settings.metrics_addr}"
         none = "no dashboard" if e.filename else "no metrics and health server"

@@ -9,6 +9,7 @@ status, other managers' fields) are not drift.
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -91,7 +92,19 @@ def drifted(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     if COMMITTED_AT_ANNOTATION in annotations:
         want["metadata"] = {**want["metadata"],
                             "annotations": {k: v for k, v in annotations.items() if k != COMMITTED_AT_ANNOTATION}}
-    return not matches(want, live)
+    return not (matches(want, live) or matches(_secret_as_stored(want), live))
+
+
+def _secret_as_stored(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Secret's `stringData` as the API server stores it: base64 under `data` (a SOPS-decrypted
+    Secret usually comes as stringData), so that it is not drift at every sync."""
+    string_data = obj.get("stringData")
+    if obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1" or not isinstance(string_data, dict):
+        return obj
+    encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()}
+    out = {k: v for k, v in obj.items() if k != "stringData"}
+    out["data"] = {**(obj.get("data") or {}), **encoded}
+    return out
 
 
 def inventory_entry(obj: Mapping[str, Any]) -> dict[str, str]:

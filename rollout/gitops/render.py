@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,6 +19,10 @@ import yaml
 
 KUSTOMIZATIONS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 SUFFIXES = (".yaml", ".yml", ".json")
+# (text, root) -> the documents decrypted, or None when nothing in `text` is encrypted; raises
+# RenderError (reason DecryptionFailed). `root` is given for `kubectl kustomize` output, whose encrypted
+# documents are checked against the SOPS files of the checkout at `root` (kustomize reorders keys).
+Decrypt = Callable[[str, Path | None], list[Any] | None]
 
 
 class RenderError(Exception):
@@ -69,17 +73,18 @@ def source_folder(root: Path, path: str) -> tuple[Path, str]:
     return folder, "" if rel == "." else rel
 
 
-def render(root: Path, path: str, *, timeout: float, kubectl: str | None = None) -> list[Manifest]:
+def render(root: Path, path: str, *, timeout: float, kubectl: str | None = None,
+           decrypt: Decrypt | None = None) -> list[Manifest]:
     """Every object under `path` of the checkout at `root`, in file order; RenderError when any is bad.
 
-    `timeout` bounds `kubectl kustomize`, in seconds."""
+    `timeout` bounds `kubectl kustomize`, in seconds; `decrypt` opens SOPS-encrypted documents in memory."""
     folder, rel = source_folder(root, path)
     kustomization = next((folder / k for k in KUSTOMIZATIONS if (folder / k).is_file()), None)
     if kustomization is not None:
         file = f"{rel}/{kustomization.name}" if rel else kustomization.name
-        manifests = _kustomize(folder, file, rel or ".", kubectl, timeout)
+        manifests = _kustomize(folder, file, rel or ".", kubectl, timeout, decrypt, root)
     else:
-        manifests = [m for file in _yaml_files(folder) for m in _read(root, file)]
+        manifests = [m for file in _yaml_files(folder) for m in _read(root, file, decrypt)]
     _check_unique(manifests)
     return manifests
 
@@ -94,10 +99,13 @@ def _yaml_files(folder: Path) -> Iterator[Path]:
             yield entry
 
 
-def _read(root: Path, file: Path) -> list[Manifest]:
+def _read(root: Path, file: Path, decrypt: Decrypt | None = None) -> list[Manifest]:
     rel = file.relative_to(root.resolve()).as_posix()
     try:
-        documents = list(yaml.safe_load_all(file.read_text()))
+        text = file.read_text()
+        if decrypt is not None and (opened := _decrypted(rel, text, decrypt, None)) is not None:
+            return _objects(rel, opened)
+        documents = list(yaml.safe_load_all(text))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -140,7 +148,15 @@ def _check_unique(manifests: list[Manifest]) -> None:
         seen[key] = m.path
 
 
-def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None, timeout: float) -> list[Manifest]:
+def _decrypted(file: str, text: str, decrypt: Decrypt, root: Path | None) -> list[Any] | None:
+    try:
+        return decrypt(text, root)
+    except RenderError as e:
+        raise RenderError(file, e.message, reason=e.reason) from None
+
+
+def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None, timeout: float,
+               decrypt: Decrypt | None = None, root: Path | None = None) -> list[Manifest]:
     program = kubectl or shutil.which("kubectl")
     if program is None:
         raise RenderError(file, "a kustomization needs `kubectl` (for `kubectl kustomize`), which is not "
@@ -154,7 +170,8 @@ def _kustomize(folder: Path, file: str, rel: str, kubectl: str | None, timeout: 
         detail = done.stderr.strip().replace(str(folder), ".") or f"exit code {done.returncode}"
         raise RenderError(file, f"kubectl kustomize failed: {detail}")
     try:
-        documents = list(yaml.safe_load_all(done.stdout))
+        opened = _decrypted(file, done.stdout, decrypt, root or folder) if decrypt is not None else None
+        documents = opened if opened is not None else list(yaml.safe_load_all(done.stdout))
     except yaml.YAMLError as e:
         raise RenderError(file, f"kubectl kustomize printed invalid YAML: {e}") from None
     # Kustomize does not say which file an object came from: its folder stands for all of them.

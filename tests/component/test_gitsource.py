@@ -6,9 +6,17 @@ interval) and checks the cluster, the GitSource's status and its Events.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import logging
 import shutil
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +25,16 @@ import pytest
 
 from rollout.api.annotations import REVISION_ANNOTATION, SOURCE_PATH_ANNOTATION
 from rollout.api.kinds import GROUP, VERSION
+from rollout.api.status import format_time
 from rollout.engine.events import EventRecorder
+from rollout.gitops.receiver import Receiver, serve
 from rollout.gitops.source import SourceReconciler
 from rollout.settings import Settings
 from sandbox import Sandbox
 from tests.gitrepo import GitRemote, deployment_yaml, service_yaml
-from tests.tools import missing_tool
+from tests.prom import free_port
+from tests.sopsfiles import age_key, encrypt, secret_yaml
+from tests.tools import missing_tool, wait_for
 
 _new_client: Any = kubernetes.config.new_client_from_config
 
@@ -54,22 +66,22 @@ class Harness:
         self.custom: Any = kubernetes.client.CustomObjectsApi(api)
         self.reconciler = SourceReconciler(api, cache, EventRecorder(api, Settings()).emit, settings=Settings())
 
-    def create_source(self, path: str = "./apps", **spec: Any) -> None:
+    def create_source(self, path: str = "./apps", name: str = "apps", **spec: Any) -> None:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GitSource",
-                "metadata": {"name": "apps", "namespace": self.namespace},
+                "metadata": {"name": name, "namespace": self.namespace},
                 "spec": {"url": self.remote.url, "branch": "main", "path": path, "interval": "1m", **spec}}
         self.custom.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "gitsources", body)
 
-    def sync(self) -> dict[str, Any]:
-        assert self.reconciler.reconcile(self.namespace, "apps") is not None
-        return self.status()
+    def sync(self, name: str = "apps") -> dict[str, Any]:
+        assert self.reconciler.reconcile(self.namespace, name) is not None
+        return self.status(name)
 
-    def status(self) -> dict[str, Any]:
-        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "gitsources", "apps")
+    def status(self, name: str = "apps") -> dict[str, Any]:
+        obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "gitsources", name)
         return dict(obj.get("status") or {})
 
-    def condition(self, kind: str) -> dict[str, Any]:
-        return next(c for c in self.status()["conditions"] if c["type"] == kind)
+    def condition(self, kind: str, name: str = "apps") -> dict[str, Any]:
+        return next(c for c in self.status(name)["conditions"] if c["type"] == kind)
 
     def image(self, name: str) -> str:
         return str(self.apps.read_namespaced_deployment(name, self.namespace).spec.template.spec.containers[0].image)
@@ -234,3 +246,212 @@ def test_credentials_come_from_a_secret_and_a_missing_one_is_named(h: Harness) -
     h.sync()
     assert h.condition("Ready")["status"] == "True"  # file:// ignores the token; it is never shown
     assert "s3cr3t-token" not in str(h.status()) + str(h.events())
+
+
+# -- issue 19: health-gated and ordered sync, SOPS secrets, push webhooks --------------------------
+
+UNREADY = "sandbox.rollout.gitops.dev/unready"  # the sandbox's Deployment controller keeps it unready
+CRD = """apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+
+
+def unready_deployment(name: str, namespace: str) -> str:
+    return deployment_yaml(name, f"{name}:1").replace(
+        "metadata:\n", f"metadata:\n  annotations:\n    {UNREADY}: 'true'\n  namespace: {namespace}\n", 1)
+
+
+def test_wait_names_each_unready_object_and_fails_after_the_timeout(h: Harness) -> None:
+    h.remote.commit({"apps/web.yaml": deployment_yaml("web", "web:1"),
+                     "apps/slow.yaml": unready_deployment("slow", h.namespace), "apps/crd.yaml": CRD},
+                    "feat: web, slow and a CRD")
+    h.create_source(wait=True, timeout="1m")
+    started = datetime.now(UTC)
+    h.reconciler.clock = lambda: started
+    assert h.reconciler.reconcile(h.namespace, "apps") == timedelta(seconds=2)  # looks again soon
+    ready = h.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "Progressing")
+    assert f"Deployment/{h.namespace}/slow (0/2 replicas available)" in ready["message"]
+    assert h.status()["lastAppliedAt"] == format_time(started)
+    wait_for("web available", lambda: h.apps.read_namespaced_deployment("web", h.namespace).status
+             .available_replicas == 2, timeout=10, every=0.1)
+    h.reconciler.clock = lambda: started + timedelta(seconds=30)
+    message = h.sync() and h.condition("Ready")["message"]  # a look at the objects only (no fetch)
+    assert message.endswith(f"waiting for: Deployment/{h.namespace}/slow (0/2 replicas available)"), message
+    assert "web" not in message and "widgets" not in message  # ready ones (and the Established CRD) are not named
+    h.reconciler.clock = lambda: started + timedelta(seconds=61)
+    h.sync()
+    ready, healthy = h.condition("Ready"), h.condition("Healthy")
+    assert (ready["status"], ready["reason"]) == ("False", "HealthCheckFailed") and healthy == ready | {
+        "type": "Healthy"}
+    assert "timed out after 60s waiting for: Deployment" in ready["message"]
+    assert ("HealthCheckFailed", ready["message"]) in h.events()  # a Warning Event (and the alerts) once
+    fixed = h.remote.commit({"apps/slow.yaml": deployment_yaml("slow", "slow:2")}, "fix: slow becomes ready")
+    h.sync()  # applies the fix; its pods become ready a moment later
+    wait_for("slow available", lambda: h.apps.read_namespaced_deployment("slow", h.namespace).status
+             .available_replicas == 2, timeout=10, every=0.1)
+    later = h.remote.commit({"README.md": "docs\n"}, "docs: a commit while the source waits")
+    status = h.sync()  # while it waits it only looks at its objects: no fetch before the interval
+    ready = h.condition("Ready")
+    assert status["lastAppliedRevision"] == status["revision"] == fixed and ready["status"] == "True"
+    assert ready["message"].endswith("all 3 objects ready")
+    h.reconciler.request(h.namespace, "apps")  # what a push webhook does: fetch now
+    assert h.sync()["lastAppliedRevision"] == later
+
+
+def test_depends_on_waits_until_the_other_source_is_ready_at_its_latest_revision(h: Harness) -> None:
+    h.remote.commit({"infra/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n",
+                     "apps/web.yaml": deployment_yaml("web", "web:1")}, "feat: infra and apps")
+    h.create_source(path="./infra", name="infra")
+    h.create_source(dependsOn=[{"name": "infra"}])
+    h.sync()
+    ready = h.condition("Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "DependencyNotReady")
+    assert ready["message"] == f"waiting for GitSource {h.namespace}/infra (Ready is Unknown: not synced yet)"
+    assert "web" not in h.names("Deployment")
+    wake = h.reconciler.wake_event(h.namespace, "apps")
+    wake.clear()
+    h.sync("infra")
+    assert wake.is_set()  # infra turning Ready wakes its dependents at once
+    assert h.sync()["lastAppliedRevision"] == h.remote.head() and "web" in h.names("Deployment")
+    h.remote.commit({"infra/bad.yaml": "apiVersion: v1\nkind: ConfigMap\n"}, "chore: a bad infra file")
+    h.sync("infra")
+    h.remote.commit({"apps/web.yaml": deployment_yaml("web", "web:2")}, "feat: web 2")
+    h.sync()
+    assert h.image("web") == "web:1"  # not applied while infra is stalled
+    assert "Ready is False: RenderFailed" in h.condition("Ready")["message"]
+
+
+def test_sops_secrets_are_decrypted_in_memory_and_shown_nowhere(
+    h: Harness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    plain = "pl41n-t3xt-p4ss"
+    identity, recipient = age_key()
+    encrypted = encrypt(secret_yaml("db", {"password": plain}), recipient)
+    first = h.remote.commit({"apps/db.sops.yaml": encrypted, "apps/web.yaml": deployment_yaml("web", "web:1")},
+                            "feat: web and its encrypted password")
+    h.create_source()
+    h.sync()
+    stalled = h.condition("Stalled")
+    assert (stalled["status"], stalled["reason"]) == ("True", "DecryptionFailed")
+    assert "apps/db.sops.yaml: encrypted with SOPS: set spec.decryption" in stalled["message"]
+    assert "web" not in h.names("Deployment")  # no ciphertext applied as a value, and nothing else either
+    h.core.create_namespaced_secret(h.namespace, {"metadata": {"name": "sops-age"},
+                                                  "stringData": {"age.agekey": identity + "\n"}})
+    h.custom.patch_namespaced_custom_object(GROUP, VERSION, h.namespace, "gitsources", "apps", {
+        "spec": {"decryption": {"provider": "sops", "secretRef": {"name": "sops-age"}}}})
+    caplog.set_level(logging.DEBUG)
+    assert h.sync()["lastAppliedRevision"] == first
+    secret = h.core.read_namespaced_secret("db", h.namespace)
+    values = secret.string_data or {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    assert values == {"password": plain}
+    raw = h.api.sanitize_for_serialization(secret)
+    assert "sops" not in raw and "ENC[" not in str(raw)
+    # a file changed after it was encrypted: refused by its MAC, the applied Secret kept
+    bad = h.remote.commit({"apps/db.sops.yaml": encrypted.replace("name: db", "name: db2")}, "chore: rename")
+    status = h.sync()
+    assert status["lastAppliedRevision"] == first and status["revision"] == bad
+    assert "the SOPS MAC does not match" in h.condition("Stalled")["message"]
+    # nowhere else: status, Events, logs, the Git cache on disk
+    on_disk = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and plain.encode() in p.read_bytes()]
+    seen = str(h.status()) + str(h.events()) + caplog.text
+    assert plain not in seen and identity not in seen and on_disk == []
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_push_webhooks_of_each_host_are_verified_and_wake_the_sync(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real HTTP client posts each host's push payload, signed as that host signs it."""
+    token = "w3bh00k-t0k3n"
+    h.remote.commit({"apps/web.yaml": deployment_yaml("web", "web:1")}, "feat: web")
+    h.core.create_namespaced_secret(h.namespace, {"metadata": {"name": "hook"}, "stringData": {"token": token}})
+    h.create_source(webhook={"type": "github", "secretRef": {"name": "hook"}})
+    h.sync()
+    webhook = h.condition("Webhook")  # this harness's Settings have no --webhook-addr
+    assert (webhook["status"], webhook["reason"]) == ("False", "NotServed")
+    server = serve(f"127.0.0.1:{free_port()}", Receiver(h.api, h.reconciler.request, timeout=10))
+    assert server is not None
+    url = f"http://127.0.0.1:{server.port}/hook/{h.namespace}/apps"
+    wake = h.reconciler.wake_event(h.namespace, "apps")
+    body = json.dumps({"ref": "refs/heads/main", "after": h.remote.head()}).encode()
+    mac = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    signed = {
+        "github": {"X-GitHub-Event": "push", "X-Hub-Signature-256": f"sha256={mac}"},
+        "gitea": {"X-Gitea-Event": "push", "X-Gitea-Signature": mac},
+        "gitlab": {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": token},
+        "generic": {"X-Signature": f"sha256={mac}"},
+    }
+    caplog.set_level(logging.INFO)
+    try:
+        for kind, headers in signed.items():
+            h.custom.patch_namespaced_custom_object(GROUP, VERSION, h.namespace, "gitsources", "apps", {
+                "spec": {"webhook": {"type": kind}}})
+            wake.clear()
+            assert post(url, body, {"Content-Type": "application/json", **headers})[0] == 202, kind
+            assert wake.is_set(), kind
+            wake.clear()
+            forged = {k: v.replace(mac, "0" * 64).replace(token, "guess") for k, v in headers.items()}
+            code, text = post(url, body, forged)
+            assert code == 401 and text.startswith("refused:"), (kind, code, text)
+            # a signature of another body; GitLab signs nothing (its token is all), so only the ref stops it
+            assert post(url, body.replace(b"main", b"mine"), headers)[0] == (200 if kind == "gitlab" else 401)
+            assert not wake.is_set(), kind
+        other = json.dumps({"ref": "refs/heads/feature"}).encode()
+        other_mac = hmac.new(token.encode(), other, hashlib.sha256).hexdigest()
+        assert post(url, other, {"X-Signature": f"sha256={other_mac}"}) == (
+            200, "nothing to do: a push to refs/heads/feature, not to refs/heads/main\n")
+        assert post(url.replace("/apps", "/nope"), body, signed["generic"])[0] == 404
+        assert not wake.is_set()
+    finally:
+        server.stop()
+    refused = [r.getMessage() for r in caplog.records if "refused (401)" in r.getMessage()]
+    assert len(refused) == 7 and all(f"GitSource {h.namespace}/apps" in m for m in refused)
+    assert token not in caplog.text and mac not in caplog.text
+
+
+def test_wait_leaves_a_release_target_to_its_release(h: Harness) -> None:
+    h.remote.commit({"apps/web.yaml": unready_deployment("web", h.namespace)}, "feat: web, never ready here")
+    canary = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Canary", "metadata": {"name": "web"},
+              "spec": {"targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                       "service": {"port": 80}, "analysis": {"interval": "1m", "threshold": 1}}}
+    h.custom.create_namespaced_custom_object(GROUP, VERSION, h.namespace, "canaries", canary)
+    h.create_source(wait=True)
+    h.sync()
+    assert h.condition("Ready")["status"] == "True"  # the Canary judges web, not the sync
+
+
+def test_a_sops_secret_built_by_kustomize_is_decrypted(h: Harness) -> None:
+    if shutil.which("kubectl") is None:
+        missing_tool("kubectl is not installed (`kubectl kustomize` renders kustomizations)")
+    identity, recipient = age_key()
+    h.remote.commit({"apps/db.sops.yaml": encrypt(secret_yaml("db", {"password": "k-s3cr3t"}), recipient),
+                     "apps/web.yaml": deployment_yaml("web", "web:1"),
+                     "apps/kustomization.yaml": "resources: [web.yaml, db.sops.yaml]\n"}, "feat: kustomized")
+    h.core.create_namespaced_secret(h.namespace, {"metadata": {"name": "sops-age"},
+                                                  "stringData": {"key.agekey": identity}})
+    h.create_source(decryption={"secretRef": {"name": "sops-age"}})
+    status = h.sync()
+    assert status.get("lastAppliedRevision") == h.remote.head(), status
+    secret = h.core.read_namespaced_secret("db", h.namespace)
+    values = secret.string_data or {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+    assert values == {"password": "k-s3cr3t"} and h.image("web") == "web:1"

@@ -72,9 +72,11 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, prometheus: str, reports: Path, log: Path) -> None:
         # Its own port for /metrics, /healthz and /readyz: several operators run at once in the tests.
         self.metrics_port = free_port()
+        self.webhook_port = free_port()  # the GitSources' push webhooks
         self.args = [str(Path(sys.executable).parent / "rollout"), "run", "--kubeconfig", str(kubeconfig),
                      "--prometheus", prometheus, "--reports", str(reports), "--git-cache", str(reports.parent / "git"),
-                     "--metrics-addr", f"127.0.0.1:{self.metrics_port}"]
+                     "--metrics-addr", f"127.0.0.1:{self.metrics_port}",
+                     "--webhook-addr", f"127.0.0.1:{self.webhook_port}"]
         self.log = log
         self.reports = reports
         self.dashboard_port: int | None = None

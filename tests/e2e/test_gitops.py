@@ -7,9 +7,14 @@ real and scrapes the test's exporter, which plays the bad version's pods.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -389,3 +394,62 @@ def test_a_protected_branch_gets_a_signed_revert_pull_request_and_the_failed_ima
         events = client.CoreV1Api(api).list_namespaced_event(namespace).items
         assert sum("New revision detected" in e.message for e in events if e.involved_object.kind == "Canary") == 1
         print(detail(releases(api, namespace, "web")[0]))
+
+
+def test_a_signed_push_webhook_syncs_the_source_at_once_and_a_forged_one_is_refused(
+    api: client.ApiClient, operator: OperatorProcess, namespace: str, tmp_path: Path
+) -> None:
+    """`rollout run --webhook-addr`: a GitHub push delivery, signed with the webhook's secret and sent
+    by a real HTTP client, syncs a GitSource whose interval is an hour; a forged one gets a 401 and a
+    log line that names the source and not the secret."""
+    token = "e2e-w3bh00k-s3cr3t"
+    remote = GitRemote(tmp_path / "git")
+
+    def settings(version: str) -> str:
+        return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap",
+                               "metadata": {"name": "settings", "namespace": namespace}, "data": {"v": version}})
+
+    remote.commit({"apps/settings.yaml": settings("1")}, "feat: settings 1")
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {"metadata": {"name": "hook"},
+                                                               "stringData": {"token": token}})
+    source = gitsource(namespace, remote.url)
+    source["spec"].update(interval="1h", webhook={"type": "github", "secretRef": {"name": "hook"}})
+    client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, "gitsources", source)
+
+    def version() -> str | None:
+        try:
+            return str(client.CoreV1Api(api).read_namespaced_config_map("settings", namespace).data["v"])
+        except client.ApiException:
+            return None
+
+    wait_for("the first sync", lambda: version() == "1", timeout=30)
+    conditions = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "gitsources", "apps")["status"]["conditions"]
+    webhook = next(c for c in conditions if c["type"] == "Webhook")
+    assert (webhook["status"], webhook["message"]) == (
+        "True", f"POST /hook/{namespace}/apps on 127.0.0.1:{operator.webhook_port}")
+    remote.commit({"apps/settings.yaml": settings("2")}, "feat: settings 2")
+    body = json.dumps({"ref": "refs/heads/main", "after": remote.head(),
+                       "repository": {"clone_url": remote.url}}).encode()
+    mac = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+    url = f"http://127.0.0.1:{operator.webhook_port}/hook/{namespace}/apps"
+
+    def post(signature: str) -> int:
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-GitHub-Event": "push", "X-Hub-Signature-256": signature})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    assert post("sha256=" + "0" * 64) == 401
+    time.sleep(1)
+    assert version() == "1"  # refused: nothing synced
+    sent = time.monotonic()
+    assert post(f"sha256={mac}") == 202
+    wait_for("the pushed revision applied", lambda: version() == "2", timeout=15, every=0.1)
+    print(f"\npush webhook -> revision applied: {time.monotonic() - sent:.2f}s")
+    log = operator.log.read_text(errors="replace")
+    assert f"webhook for GitSource {namespace}/apps refused (401)" in log
+    assert token not in log and mac not in log
