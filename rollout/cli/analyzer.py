@@ -29,7 +29,7 @@ from rollout.api.spec import DEFAULT_MESH_PROVIDER, BlueGreen, Canary, Judge, Me
 from rollout.api.status import format_time
 from rollout.engine.checks import CheckError, MetricChecks, judge_for
 from rollout.engine.replay import Replay, replay
-from rollout.engine.reports import TickRecord, build_report
+from rollout.engine.reports import TickRecord, build_report, run_series
 from rollout.engine.sources import SourceError, Sources, template_name
 
 EXIT_PROMOTE, EXIT_USAGE, EXIT_ROLLBACK = 0, 2, 3
@@ -120,6 +120,8 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
             result = replay(release, checks.run, request.start, request.end, request.step)
         except CheckError as e:
             raise UsageError(f"a query failed: {e}") from e
+        # The report plots each metric at its source's resolution over the replayed run, as the operator's do.
+        series = run_series(checks, request.start, result.decided_at or request.end) if report is not None else {}
     if as_json:
         json.dump(to_json(release, result), out, indent=2)
         out.write("\n")
@@ -129,7 +131,7 @@ def analyze(request: Request, out: IO[str], *, as_json: bool = False, report: Pa
         out.write(outcome_line(result) + "\n")
     if report is not None:
         run = build_report(release, checks.readings, result.ticks, result.outcome, result.decided_at,
-                           summary=outcome_line(result))
+                           summary=outcome_line(result), series=series, started_at=request.start)
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(to_html(run), encoding="utf-8")
     return EXIT_ROLLBACK if result.outcome == Outcome.FAILED else EXIT_PROMOTE

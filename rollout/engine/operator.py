@@ -23,7 +23,7 @@ from urllib3.exceptions import HTTPError
 
 from analysis.providers.base import ProviderConfig
 from analysis.providers.registry import build
-from analysis.report import Outcome, Samples, to_markdown, write_reports
+from analysis.report import Outcome, to_markdown, write_reports
 from rollout.api.errors import ValidationError
 from rollout.api.kinds import GROUP, METRIC_TEMPLATE, PLURALS, VERSION
 from rollout.api.parse import parse_bluegreen, parse_canary, parse_metric_template
@@ -38,7 +38,7 @@ from rollout.engine.cache import CachingApiClient
 from rollout.engine.checks import MetricChecks
 from rollout.engine.cluster import ClusterPorts, RevertWriter, no_revert_writer
 from rollout.engine.events import EventRecorder
-from rollout.engine.reports import TickRecord, build_report, markdown_from_status
+from rollout.engine.reports import TickRecord, build_report, markdown_from_status, run_series
 from rollout.engine.sources import SourceError, Sources
 from rollout.engine.tick import tick
 from rollout.engine.webhooks import Webhooks
@@ -384,9 +384,7 @@ class Operator:
         series = {}
         if started is not None and self.reports is not None:
             # Each metric as its source recorded it over the whole run, not only at the checks.
-            series = {name: (Samples.of(c.timestamps, c.values),
-                             Samples.of(p.timestamps, p.values) if p is not None else None)
-                      for name, (c, p) in memory.checks.history(started, now).items()}
+            series = run_series(memory.checks, started, now)
         run = build_report(release, memory.checks.readings, memory.ticks, outcome, now,
                            summary=promoted.message if promoted else "",
                            revision=status.candidate.revision if status.candidate else None,

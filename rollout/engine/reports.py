@@ -15,7 +15,7 @@ from analysis.report import AnalysisRun, MetricSeries, Outcome, Samples, Tick, m
 from rollout.api.spec import BlueGreen, Canary
 from rollout.api.status import ReleaseStatus
 from rollout.core import CheckResult
-from rollout.engine.checks import Reading, judge_for
+from rollout.engine.checks import MetricChecks, Reading, judge_for
 
 _UNITS = {"request-success-rate": "%", "request-duration": "ms"}
 
@@ -39,6 +39,13 @@ def tick_verdict(checks: Sequence[CheckResult]) -> Verdict:
         if v.value in verdicts:
             return v
     return Verdict.PASS if checks else Verdict.NO_DATA
+
+
+def run_series(checks: MetricChecks, start: datetime, end: datetime) -> dict[str, tuple[Samples, Samples | None]]:
+    """Each metric's canary and primary as its source recorded them from `start` to `end`
+    (`MetricChecks.history`), for `build_report`'s `series`."""
+    return {name: (Samples.of(c.timestamps, c.values), Samples.of(p.timestamps, p.values) if p is not None else None)
+            for name, (c, p) in checks.history(start, end).items()}
 
 
 def build_report(

@@ -286,3 +286,26 @@ def test_looks_between_checks_roll_back_sooner(prom: RunningPrometheus, tmp_path
         decided[name] = datetime.fromisoformat(result["decided_at"].replace("Z", "+00:00")).timestamp()
     assert decided["checks"] == BAD_AT + 60  # the first check that sees the regression
     assert decided["looks"] == BAD_AT + 30  # the first look that does, half a minute sooner
+
+
+def test_the_report_plots_each_metric_at_the_sources_resolution(
+    prom: RunningPrometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rollout analyze --report`: like the operator's, the report draws each metric as Prometheus
+    recorded it over the replayed run, not only at the seven checks."""
+    from analysis.report import AnalysisRun
+    from rollout.cli import analyzer
+
+    drawn: list[AnalysisRun] = []
+    real = analyzer.to_html
+    monkeypatch.setattr(analyzer, "to_html", lambda run: drawn.append(run) or real(run))
+    report = tmp_path / "podinfo.html"
+    assert main([*analyze(prom, canary_file(tmp_path, "podinfo")), "--report", str(report)]) == 3
+    capsys.readouterr()
+    [run] = drawn
+    success = next(m for m in run.metrics if m.name == "request-success-rate")
+    assert len(success.canary.timestamps) > 5 * 7 and success.primary is not None
+    steps = {round(b - a) for a, b in zip(success.canary.timestamps, success.canary.timestamps[1:], strict=False)}
+    assert max(steps) <= STEP  # every sample Prometheus holds (15 s apart), from the run's start to its end
+    assert success.canary.timestamps[0] <= START + STEP and success.canary.timestamps[-1] >= START + 360 - STEP
+    assert report.read_text().count("<img") >= 2
