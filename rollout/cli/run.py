@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
 
 from rollout.cli.common import Subcommands, kube_args, mesh_provider_problem
-from rollout.settings import Settings, boolean, described, type_of
+from rollout.settings import Settings, boolean, described, listen_address, option, type_of
 
 _METAVARS = {str: "URL", float: "SECONDS", int: "N", bool: "true|false"}
 _NAMED_METAVARS = {"mesh_provider": "NAME", "cluster_name": "NAME", "metrics_addr": "HOST:PORT",
@@ -52,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if (problem := mesh_provider_problem(settings.mesh_provider)) is not None:
         print(f"rollout run: --mesh-provider (or ROLLOUT_MESH_PROVIDER) {problem}", file=sys.stderr)
         return 2
+    # Ports first: a busy one is this machine's to fix and says so, whatever the cluster's state.
+    for name, none in _SERVED.items():
+        if (busy := _busy(getattr(settings, name))) is not None:
+            print(_cannot_serve(name, getattr(settings, name), busy, none), file=sys.stderr)
+            return 2
     from rollout.cli.common import api
     from rollout.cli.releases import check_served
 
@@ -69,14 +75,35 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             raise
-        if e.filename == "--webhook-addr":
-            print(f"rollout run: --webhook-addr {settings.webhook_addr} cannot be served: {e.strerror}; pick another "
-                  "HOST:PORT (or 0 for no push webhooks)", file=sys.stderr)
-            return 2
-        # The dashboard's error names its flag.
-        where = e.filename or f"--metrics-addr {settings.metrics_addr}"
-        none = "no dashboard" if e.filename else "no metrics and health server"
-        print(f"rollout run: {where} cannot be served: {e.strerror}; pick another HOST:PORT (or 0 for {none})",
-              file=sys.stderr)
+        # The dashboard's and the webhooks' errors name their flag (taken between the check above and now).
+        name = "webhook_addr" if e.filename == "--webhook-addr" else "dashboard_addr" if e.filename else "metrics_addr"
+        print(_cannot_serve(name, getattr(settings, name), e.strerror or str(e), _SERVED[name]), file=sys.stderr)
         return 2
     return 0
+
+
+# The servers `rollout run` starts, by setting, and what `0` gives instead.
+_SERVED = {"metrics_addr": "no metrics and health server", "dashboard_addr": "no dashboard",
+           "webhook_addr": "no push webhooks"}
+
+
+def _cannot_serve(name: str, addr: str, why: str, none: str) -> str:
+    return f"rollout run: {option(name)} {addr} cannot be served: {why}; pick another HOST:PORT (or 0 for {none})"
+
+
+def _busy(addr: str) -> str | None:
+    """Why `addr` cannot be listened on now (taken, not this machine's, not allowed), or None."""
+    where = listen_address(addr)
+    if where is None:
+        return None
+    host, port = where
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                                                  flags=socket.AI_PASSIVE):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+    except OSError as e:
+        if e.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            return e.strerror or str(e)
+    return None
