@@ -78,8 +78,11 @@ zsh:
 
 tools: $(PROMETHEUS) $(OPENSSH) metric-servers chromium kubectl zsh
 
+# A file's tests run on one worker (they share its module fixtures). Files are handed out in collection
+# order (chaos, component, conformance, e2e, then the many short unit files), not xdist's default of
+# most tests first, which leaves the slow e2e files of one or two tests for the end, to one worker.
 test: lint tools
-	$(BIN)/pytest -q -n 2 --dist loadfile
+	$(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # The whole loop on the embedded sandbox: a healthy v2 promoted, a failing v3 reverted in Git.
 # Options go in DEMO_ARGS, e.g. `make demo DEMO_ARGS="--provider istio --judge sequential --keep"`.

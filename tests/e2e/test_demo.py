@@ -1,10 +1,14 @@
-"""`rollout demo --json` as a user runs it: v2 promoted, v3 rolled back and reverted in Git, once."""
+"""`rollout demo --json` as a user runs it: v2 promoted, v3 rolled back and reverted in Git, once.
+
+Each demo is its own sandbox, Git remote and operator and spends most of its time waiting on its
+analysis intervals, so the three demos below are started together and each test reads its own."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,11 +17,53 @@ from tests.gitrepo import git
 
 pytestmark = pytest.mark.e2e
 
+DEMOS = {
+    "json": ["--json"],
+    "text": [],
+    "mirror": ["--json", "--mirror", "--provider", "istio"],
+}
 
-def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(tmp_path: Path) -> None:
-    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--json", "--interval", "2",
-                           "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "operator.log").read_text()[-3000:]
+
+@dataclass(frozen=True)
+class Demo:
+    returncode: int
+    stdout: str
+    stderr: str
+    dir: Path
+
+    def check(self) -> None:
+        log = self.dir / "operator.log"
+        assert self.returncode == 0, self.stderr[-3000:] + (log.read_text()[-3000:] if log.exists() else "")
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Demo]:
+    """Every demo of DEMOS run to its end, at the same time, each in its own folder."""
+    running: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    try:
+        for name, args in DEMOS.items():
+            folder = tmp_path_factory.mktemp(f"demo-{name}")
+            with (folder / "stdout").open("wb") as out, (folder / "stderr").open("wb") as err:
+                running[name] = (subprocess.Popen([str(Path(sys.executable).parent / "rollout"), "demo", *args,
+                                                   "--interval", "2", "--dir", str(folder / "demo")],
+                                                  stdout=out, stderr=err), folder)
+        done: dict[str, Demo] = {}
+        for name, (process, folder) in running.items():
+            process.wait(timeout=300)
+            done[name] = Demo(process.returncode, (folder / "stdout").read_text(), (folder / "stderr").read_text(),
+                              folder / "demo")
+        return done
+    finally:
+        for process, _ in running.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(demos: dict[str, Demo]) -> None:
+    done = demos["json"]
+    done.check()
+    tmp_path = done.dir
     result = json.loads(done.stdout)
     assert result["v2"]["phase"] == "Succeeded" and result["v3"]["phase"] == "Reverted"
     assert result["agree"] and result["phase"] == "Reverted"
@@ -46,11 +92,10 @@ def test_the_demo_promotes_v2_reverts_v3_and_git_and_the_cluster_agree(tmp_path:
     assert 0 < dora["timeToRestore"]["revert"]["medianSeconds"] < v3["bad_to_revert"] + 60
 
 
-def test_make_demo_prints_the_summary_and_the_dora_figures(tmp_path: Path) -> None:
+def test_make_demo_prints_the_summary_and_the_dora_figures(demos: dict[str, Demo]) -> None:
     """What `make demo` shows a person: the summary, then `rollout dora`'s table of the demo's runs."""
-    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--interval", "2",
-                           "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "operator.log").read_text()[-3000:]
+    done = demos["text"]
+    done.check()
     out = done.stdout
     assert "Git and cluster agree: yes" in out
     dora = out[out.index("DORA figures of this demo (rollout dora -n demo):"):]
@@ -65,13 +110,12 @@ def test_make_demo_prints_the_summary_and_the_dora_figures(tmp_path: Path) -> No
         assert expected in dora, dora
 
 
-def test_the_mirror_demo_judges_on_mirrored_traffic(tmp_path: Path) -> None:
+def test_the_mirror_demo_judges_on_mirrored_traffic(demos: dict[str, Demo]) -> None:
     """`rollout demo --mirror`: users stay on the primary; v2 passes and v3 fails on the canary's
     mirrored requests alone, so no user ever got v3's answers."""
-    done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--json", "--mirror", "--provider",
-                           "istio", "--interval", "2", "--dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr[-3000:] + (tmp_path / "operator.log").read_text()[-3000:]
+    done = demos["mirror"]
+    done.check()
+    tmp_path = done.dir
     result = json.loads(done.stdout)
     assert result["mirror"] and result["v2"]["phase"] == "Succeeded" and result["v3"]["phase"] == "Reverted"
     assert result["agree"] and result["target_image"] == "ghcr.io/stefanprodan/podinfo:6.0.1"

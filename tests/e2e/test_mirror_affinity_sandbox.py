@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,8 @@ def mirror_canary(provider: str, ns: str) -> dict[str, Any]:
     return obj
 
 
-@pytest.fixture(scope="module")
-def mirror_runs(world: tuple[client.ApiClient, str]) -> dict[str, dict[str, Any]]:
+def mirror_runs(api: client.ApiClient) -> dict[str, dict[str, Any]]:
     """Per provider: v2 (healthy) then v3 (20% errors) released under a mirror-only analysis."""
-    api, _ = world
     names = {p: namespace(api, "mirror", p) for p in MIRRORED}
     for provider, ns in names.items():
         create_release(api, mirror_canary(provider, ns))
@@ -142,9 +141,8 @@ def mirror_runs(world: tuple[client.ApiClient, str]) -> dict[str, dict[str, Any]
 
 
 @pytest.mark.parametrize("provider", MIRRORED)
-def test_a_mirror_run_sees_the_canary_and_promotes_or_rolls_back(mirror_runs: dict[str, dict[str, Any]],
-                                                                 provider: str) -> None:
-    good, bad = mirror_runs[provider]["v2"], mirror_runs[provider]["v3"]
+def test_a_mirror_run_sees_the_canary_and_promotes_or_rolls_back(runs: dict[str, Any], provider: str) -> None:
+    good, bad = runs["mirror"][provider]["v2"], runs["mirror"][provider]["v3"]
     for run in (good, bad):
         assert run["mirrored"], run  # the route mirrored to the canary during the analysis
         assert run["weights"] <= {0}, run  # while no live request went to the canary
@@ -183,12 +181,9 @@ def sticky_rule(provider: str, route: dict[str, Any]) -> dict[str, Any]:
     return dict(rules[0])
 
 
-@pytest.mark.parametrize("provider", MIRRORED)
-def test_session_affinity_keeps_cookie_carriers_on_the_canary(world: tuple[client.ApiClient, str],
-                                                              provider: str) -> None:
-    """At a 50% weight, clients that drew the canary once keep going there: well over half of the
-    requests reach the canary, where without affinity half would; the run's end expires the cookie."""
-    api, prometheus = world
+def sticky_run(api: client.ApiClient, prometheus: str, provider: str) -> dict[str, Any]:
+    """A release at a 50% weight with session affinity, from its start to its promotion: what the
+    route and Prometheus showed while the weight held, and the route after the run."""
     ns = namespace(api, "sticky", provider)
     obj = app.canary(provider, "threshold", 20.0, ns, git=False)
     analysis = obj["spec"]["analysis"]
@@ -203,15 +198,40 @@ def test_session_affinity_keeps_cookie_carriers_on_the_canary(world: tuple[clien
     wait_for("weight 50", lambda: release_status(api, ns, app.APP).get("canaryWeight") == 50, timeout=90)
     started = time.monotonic()
     sticky = sticky_rule(provider, route_of(api, provider, ns))
-    assert "Cookie" in str(sticky.get("match") or sticky.get("matches")), sticky  # the sticky rule comes first
     time.sleep(10)  # the clients draw the canary once, then keep its cookie
     shares = prometheus_shares(prometheus, provider, ns, "6s")
-    assert release_status(api, ns, app.APP).get("canaryWeight") == 50 and time.monotonic() - started < 20
-    assert shares.get("canary", 0.0) > 0.7, shares
+    weight = release_status(api, ns, app.APP).get("canaryWeight")
+    held = time.monotonic() - started
     wait_for("the sticky release promoted", lambda: release_status(api, ns, app.APP).get("phase") == "Succeeded",
              timeout=120)
+    return {"sticky": sticky, "shares": shares, "weight": weight, "held": held,
+            "route": route_of(api, provider, ns)}
+
+
+@pytest.fixture(scope="module")
+def runs(world: tuple[client.ApiClient, str]) -> dict[str, Any]:
+    """The session affinity runs (one per provider, in threads) and the mirror runs, all at once: each
+    release has its own namespace, and the data plane sends every entry its own requests. A sticky
+    run's result is its Future, so that its failure is its own test's."""
+    api, prometheus = world
+    with ThreadPoolExecutor(len(MIRRORED)) as pool:  # leaving it waits for the sticky runs
+        sticky = {p: pool.submit(sticky_run, api, prometheus, p) for p in MIRRORED}
+        mirror = mirror_runs(api)
+    return {"mirror": mirror, "sticky": sticky}
+
+
+@pytest.mark.parametrize("provider", MIRRORED)
+def test_session_affinity_keeps_cookie_carriers_on_the_canary(runs: dict[str, Any], provider: str) -> None:
+    """At a 50% weight, clients that drew the canary once keep going there: well over half of the
+    requests reach the canary, where without affinity half would; the run's end expires the cookie."""
+    run = runs["sticky"][provider].result()
+    sticky = run["sticky"]
+    assert "Cookie" in str(sticky.get("match") or sticky.get("matches")), sticky  # the sticky rule comes first
+    assert run["weight"] == 50 and run["held"] < 20, run
+    shares = run["shares"]
+    assert shares.get("canary", 0.0) > 0.7, shares
     # the run ended: a first rule expires the run's cookie, and the weights are back on the primary
-    route = route_of(api, provider, ns)
+    route = run["route"]
     assert "Max-Age=-1" in str(sticky_rule(provider, route)), route
     rules = route["spec"]["http"] if provider == "istio" else route["spec"]["rules"]
     last = rules[-1].get("route") or rules[-1].get("backendRefs")

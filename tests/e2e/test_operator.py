@@ -393,7 +393,7 @@ def test_cli_status_promote_and_abort(api: client.ApiClient, operator: OperatorP
 def test_dry_run_metric_that_fails_every_check_never_stops_the_release(
         api: client.ApiClient, operator: OperatorProcess, exporter: Exporter, namespace: str) -> None:
     # request-duration is 20 ms on both arms: its dry-run limit of 10 ms fails every check.
-    obj = canary("shadow", namespace, interval="2s", metrics=[
+    obj = canary("shadow", namespace, metrics=[
         {"name": "request-success-rate", "interval": "10s", "thresholdRange": {"min": 99}},
         {"name": "request-duration", "interval": "10s", "thresholdRange": {"max": 10}, "dryRun": True},
     ])
