@@ -177,7 +177,8 @@ class Demo:
                     raise
                 result.update(self.agreement(repo), provider=opts.provider, judge=opts.judge,
                               interval=opts.interval, mirror=opts.mirror, workdir=str(root),
-                              reports=sorted(str(p) for p in reports.glob("*.html")))
+                              reports=sorted(str(p) for p in reports.glob("*.html") if p.name != "index.html"),
+                              reports_index=str(reports / "index.html"))
                 # The DORA figures of the demo's own runs, computed as `rollout dora` computes them.
                 dora = summarize(list_releases(api, app.NAMESPACE), self.began, datetime.now(UTC))
                 result.update(dora=to_json(dora), namespace=app.NAMESPACE)

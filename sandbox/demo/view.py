@@ -58,6 +58,8 @@ def summary(result: Mapping[str, Any], dora: str = "") -> str:
     reports: Sequence[str] = result.get("reports") or []
     if reports:
         lines += ["", "HTML reports:"] + [f"  {p}" for p in reports]
+        if result.get("reports_index"):
+            lines.append(f"  all runs: {result['reports_index']}")
     return "\n".join(lines)
 
 

@@ -46,7 +46,7 @@ PROVIDERS += ("contour", "gloo")
 PROVIDERS += ("knative",)
 PROVIDERS += ("traefik", "skipper")  # edge proxies that label each backend (APISIX labels the route only)
 AB_PROVIDERS = ("linkerd", "gloo")  # these run an A/B test: matched requests go to the canary
-RPS = 200.0
+RPS = 600.0  # per entry: enough requests per 10 s window that the P99 and the error rate settle
 MATCH_FRACTION = 0.1
 CANARY = {ERROR_RATE_ANNOTATION: "0.2", LATENCY_MEDIAN_ANNOTATION: "50", LATENCY_P99_ANNOTATION: "250"}
 PRIMARY = {ERROR_RATE_ANNOTATION: "0.02"}  # median 20 ms, P99 4 x 20 ms by default
@@ -212,7 +212,13 @@ def check_arm(prom: PrometheusProvider, case: Case, arm: str, window: str, rate:
     success = value(prom, case.query(REQUEST_SUCCESS_RATE, arm, window))
     duration = value(prom, case.query(REQUEST_DURATION, arm, window))
     where = f"{case.provider} {arm}"
-    assert success is not None and abs(success - (1 - rate) * 100) < 6, f"{where}: success rate {success}"
+    # The simulated errors are binomial: a window of a few hundred requests at 20% errors is ~2.5 points
+    # wide, and with fifteen providers some arm is bound to land 6 points off. Allow 4 standard errors
+    # (counting half the window's requests, as rate() extrapolates), never less than 6 points.
+    served = (value(prom, case.requests(arm, window)) or 0.0) / 2
+    spread = 4 * 100 * math.sqrt(rate * (1 - rate) / served) if served > 0 else 0.0
+    assert success is not None and abs(success - (1 - rate) * 100) < max(6.0, spread), (
+        f"{where}: success rate {success} of ~{2 * served:.0f} requests")
     # Flagger's skipper observer reads the mean time to serve the route, the others the P99
     want = mean_ms(p99) if case.provider == "skipper" else p99
     assert duration is not None and abs(duration - want) / want < 0.35, f"{where}: {duration} ms, want ~{want}"
