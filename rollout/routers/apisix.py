@@ -19,22 +19,19 @@ from kubernetes import client
 
 from rollout.api.spec import CanarySpec, Release
 from rollout.routers.base import Extras, RouterError, refuse_extras
-from rollout.routers.objects import Kind, Obj, Objects, check_weights, merged, metadata, names, weight_pair
+from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, ref_names
+from rollout.routers.objects import Kind, Obj, Objects, check_weights, metadata, names, weight_pair
 from rollout.routers.route import kept
 from rollout.settings import Settings
 
 APISIXROUTE = Kind("apisix.apache.org/v2", "ApisixRoute", "apisixroutes")
 MAX_PRIORITY = 10000  # Flagger's: the canary rule outranks the user's
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def route_names(release: Release) -> tuple[str, str]:
     """(the user's ApisixRoute, the canary ApisixRoute `<route>-<apex>-canary`)."""
     ref = release.spec.route_ref if isinstance(release.spec, CanarySpec) else None
-    if ref is None or not ref.name:
-        raise RouterError("the apisix provider needs spec.routeRef (the ApisixRoute that serves the apex Service)",
-                          temporary=False)
-    return ref.name, f"{ref.name}-{names(release).apex}-canary"
+    return ref_names(ref, "apisix", "routeRef", "ApisixRoute", lambda name: f"{name}-{names(release).apex}-canary")
 
 
 def _weighted_rule(route: Mapping[str, Any], service: str) -> Obj | None:
@@ -87,46 +84,27 @@ def weights_of(route: Mapping[str, Any], primary: str, canary: str) -> tuple[int
     return weight_pair(weights[primary], weights[canary])
 
 
-class ApisixRouter:
+def _weights(release: Release, live: Obj) -> tuple[int, int] | None:
+    n = names(release)
+    return weights_of(live, n.primary, n.canary)
+
+
+def _refuse(match: bool, extras: Extras) -> None:
+    refuse_extras("apisix", extras)
+    if match:
+        raise RouterError("APISIX backends split by weight only; A/B testing (analysis.match) needs the istio, "
+                          "gatewayapi, nginx or linkerd provider", temporary=False)
+
+
+COPY = Copy(
+    APISIXROUTE, "spec.routeRef", route_names,
+    lambda release, source, primary, canary, match: desired_apisixroute(release, source, primary, canary),
+    lambda release, source, live: desired_apisixroute(release, source, *kept(_weights(release, live))),
+    _weights, _refuse)
+
+
+class ApisixRouter(CopyIO):
     """Traffic split by a canary ApisixRoute with weighted backends."""
 
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
-        self.objects = Objects(api, settings.api_timeout)
-
-    def _source(self, release: Release) -> Obj:
-        source, _ = route_names(release)
-        route = self.objects.get(APISIXROUTE, release.metadata.namespace, source)
-        if route is None:
-            raise RouterError(f"ApisixRoute {release.metadata.namespace}/{source} (spec.routeRef) not found")
-        return route
-
-    def _weights(self, release: Release, live: Mapping[str, Any]) -> tuple[int, int] | None:
-        n = names(release)
-        return weights_of(live, n.primary, n.canary)
-
-    def reconcile(self, release: Release) -> None:
-        source = self._source(release)
-
-        def build(live: Obj | None) -> Obj | None:
-            if live is None:
-                return desired_apisixroute(release, source, 100, 0)
-            return merged(live, desired_apisixroute(release, source, *kept(self._weights(release, live))))
-
-        self.objects.apply(APISIXROUTE, release.metadata.namespace, route_names(release)[1], build)
-
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
-                   mirror: bool = False, cookie: str = "") -> None:
-        refuse_extras("apisix", Extras(mirror, cookie))
-        if match:
-            raise RouterError("APISIX backends split by weight only; A/B testing (analysis.match) needs the istio, "
-                              "gatewayapi, nginx or linkerd provider", temporary=False)
-        desired = desired_apisixroute(release, self._source(release), primary, canary)
-        self.objects.apply(APISIXROUTE, release.metadata.namespace, route_names(release)[1],
-                           lambda live: desired if live is None else merged(live, desired))
-
-    def verify_weight(self, release: Release) -> tuple[int, int] | None:
-        live = self.objects.get(APISIXROUTE, release.metadata.namespace, route_names(release)[1])
-        return None if live is None else self._weights(release, live)
-
-    def finalize(self, release: Release) -> None:
-        self.objects.delete(APISIXROUTE, release.metadata.namespace, route_names(release)[1])
+        super().__init__(Objects(api, settings.api_timeout), COPY)

@@ -17,13 +17,13 @@ from typing import Any
 from kubernetes import client
 
 from rollout.api.spec import CanarySpec, Release
-from rollout.routers.base import Extras, RouterError, refuse_extras
+from rollout.routers.base import RouterError, refuse_extras
+from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, ref_names
 from rollout.routers.objects import (
     INGRESS,
     Obj,
     Objects,
     check_weights,
-    merged,
     metadata,
     names,
 )
@@ -37,16 +37,12 @@ BY_HEADER = PREFIX + "canary-by-header"
 BY_HEADER_VALUE = PREFIX + "canary-by-header-value"
 BY_HEADER_PATTERN = PREFIX + "canary-by-header-pattern"
 BY_COOKIE = PREFIX + "canary-by-cookie"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def ingress_names(release: Release) -> tuple[str, str]:
     """(the user's Ingress, the canary Ingress)."""
     ref = release.spec.ingress_ref if isinstance(release.spec, CanarySpec) else None
-    if ref is None or not ref.name:
-        raise RouterError("the nginx provider needs spec.ingressRef (the Ingress that serves the apex Service)",
-                          temporary=False)
-    return ref.name, f"{ref.name}-canary"
+    return ref_names(ref, "nginx", "ingressRef", "Ingress", lambda name: f"{name}-canary")
 
 
 def match_annotations(match: Any) -> dict[str, str]:
@@ -135,40 +131,18 @@ def is_matched(ingress: Mapping[str, Any]) -> bool:
     return annotations.get(CANARY) == "true" and (BY_HEADER in annotations or BY_COOKIE in annotations)
 
 
-class NginxRouter:
+def _kept(release: Release, source: Obj, live: Obj) -> Obj:
+    """The weights the live canary Ingress carries, and its A/B routing while the spec still asks for it."""
+    match = bool(release.spec.analysis.match) and is_matched(live)
+    return desired_ingress(release, source, *kept(weights_of(live)), match)
+
+
+COPY = Copy(INGRESS, "spec.ingressRef", ingress_names, desired_ingress, _kept,
+            lambda release, live: weights_of(live), lambda match, extras: refuse_extras("nginx", extras))
+
+
+class NginxRouter(CopyIO):
     """Traffic split by an ingress-nginx canary Ingress."""
 
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
-        self.objects = Objects(api, settings.api_timeout)
-
-    def _source(self, release: Release) -> Obj:
-        source, _ = ingress_names(release)
-        ingress = self.objects.get(INGRESS, release.metadata.namespace, source)
-        if ingress is None:
-            raise RouterError(f"Ingress {release.metadata.namespace}/{source} (spec.ingressRef) not found")
-        return ingress
-
-    def reconcile(self, release: Release) -> None:
-        source = self._source(release)
-
-        def build(live: Obj | None) -> Obj | None:
-            if live is None:
-                return desired_ingress(release, source, 100, 0)
-            match = bool(release.spec.analysis.match) and is_matched(live)
-            return merged(live, desired_ingress(release, source, *kept(weights_of(live)), match))
-
-        self.objects.apply(INGRESS, release.metadata.namespace, ingress_names(release)[1], build)
-
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
-                   mirror: bool = False, cookie: str = "") -> None:
-        refuse_extras("nginx", Extras(mirror, cookie))
-        desired = desired_ingress(release, self._source(release), primary, canary, match)
-        self.objects.apply(INGRESS, release.metadata.namespace, ingress_names(release)[1],
-                           lambda live: desired if live is None else merged(live, desired))
-
-    def verify_weight(self, release: Release) -> tuple[int, int] | None:
-        live = self.objects.get(INGRESS, release.metadata.namespace, ingress_names(release)[1])
-        return None if live is None else weights_of(live)
-
-    def finalize(self, release: Release) -> None:
-        self.objects.delete(INGRESS, release.metadata.namespace, ingress_names(release)[1])
+        super().__init__(Objects(api, settings.api_timeout), COPY)

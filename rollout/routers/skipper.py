@@ -21,7 +21,8 @@ from kubernetes import client
 
 from rollout.api.spec import CanarySpec, Release
 from rollout.routers.base import Extras, RouterError, refuse_extras
-from rollout.routers.objects import INGRESS, Obj, Objects, check_weights, merged, metadata, names
+from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, ref_names
+from rollout.routers.objects import INGRESS, Obj, Objects, check_weights, metadata, names
 from rollout.routers.route import kept
 from rollout.settings import Settings
 
@@ -29,16 +30,12 @@ BACKEND_WEIGHTS = "zalando.org/backend-weights"
 PREDICATE = "zalando.org/skipper-predicate"
 ENABLED = "Weight(100)"  # outranks the user's Ingress routes for the same host and path
 DISABLED = "False()"  # matches no request
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def ingress_names(release: Release) -> tuple[str, str]:
     """(the user's Ingress, the canary Ingress)."""
     ref = release.spec.ingress_ref if isinstance(release.spec, CanarySpec) else None
-    if ref is None or not ref.name:
-        raise RouterError("the skipper provider needs spec.ingressRef (the Ingress that serves the apex Service)",
-                          temporary=False)
-    return ref.name, f"{ref.name}-canary"
+    return ref_names(ref, "skipper", "ingressRef", "Ingress", lambda name: f"{name}-canary")
 
 
 def insert_predicate(raw: str, first: str) -> str:
@@ -110,47 +107,30 @@ def weights_of(ingress: Mapping[str, Any], primary: str, canary: str) -> tuple[i
     return (p, c)
 
 
-class SkipperRouter:
+def _weights(release: Release, live: Obj) -> tuple[int, int] | None:
+    n = names(release)
+    return weights_of(live, n.primary, n.canary)
+
+
+def _refuse(match: bool, extras: Extras) -> None:
+    refuse_extras("skipper", extras)
+    if match:
+        raise RouterError("Skipper's backend weights split by weight only; A/B testing (analysis.match) needs "
+                          "the istio, gatewayapi, nginx or linkerd provider", temporary=False)
+
+
+COPY = Copy(
+    INGRESS, "spec.ingressRef", ingress_names,
+    # At 0 the canary Ingress is switched off (False()), as Flagger leaves it.
+    lambda release, source, primary, canary, match: desired_ingress(release, source, primary, canary,
+                                                                    enabled=canary > 0),
+    lambda release, source, live: desired_ingress(release, source, *kept(_weights(release, live)),
+                                                  enabled=is_enabled(live)),
+    _weights, _refuse)
+
+
+class SkipperRouter(CopyIO):
     """Traffic split by a Skipper canary Ingress with backend weights."""
 
     def __init__(self, api: client.ApiClient, settings: Settings) -> None:
-        self.objects = Objects(api, settings.api_timeout)
-
-    def _source(self, release: Release) -> Obj:
-        source, _ = ingress_names(release)
-        ingress = self.objects.get(INGRESS, release.metadata.namespace, source)
-        if ingress is None:
-            raise RouterError(f"Ingress {release.metadata.namespace}/{source} (spec.ingressRef) not found")
-        return ingress
-
-    def _weights(self, release: Release, live: Mapping[str, Any]) -> tuple[int, int] | None:
-        n = names(release)
-        return weights_of(live, n.primary, n.canary)
-
-    def reconcile(self, release: Release) -> None:
-        source = self._source(release)
-
-        def build(live: Obj | None) -> Obj | None:
-            if live is None:
-                return desired_ingress(release, source, 100, 0)
-            return merged(live, desired_ingress(release, source, *kept(self._weights(release, live)),
-                                                enabled=is_enabled(live)))
-
-        self.objects.apply(INGRESS, release.metadata.namespace, ingress_names(release)[1], build)
-
-    def set_weight(self, release: Release, primary: int, canary: int, match: bool = False, *,
-                   mirror: bool = False, cookie: str = "") -> None:
-        refuse_extras("skipper", Extras(mirror, cookie))
-        if match:
-            raise RouterError("Skipper's backend weights split by weight only; A/B testing (analysis.match) needs "
-                              "the istio, gatewayapi, nginx or linkerd provider", temporary=False)
-        desired = desired_ingress(release, self._source(release), primary, canary, enabled=canary > 0)
-        self.objects.apply(INGRESS, release.metadata.namespace, ingress_names(release)[1],
-                           lambda live: desired if live is None else merged(live, desired))
-
-    def verify_weight(self, release: Release) -> tuple[int, int] | None:
-        live = self.objects.get(INGRESS, release.metadata.namespace, ingress_names(release)[1])
-        return None if live is None else self._weights(release, live)
-
-    def finalize(self, release: Release) -> None:
-        self.objects.delete(INGRESS, release.metadata.namespace, ingress_names(release)[1])
+        super().__init__(Objects(api, settings.api_timeout), COPY)
