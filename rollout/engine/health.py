@@ -11,20 +11,16 @@ which runs every watch stream, keeps running), read from a heartbeat that loop w
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from enum import Enum
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import REGISTRY, make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 
-from rollout.settings import listen_address
+from rollout.serving import Served, serve_wsgi
 
 log = logging.getLogger(__name__)
 
@@ -149,52 +145,10 @@ def application(health: Health, registry: CollectorRegistry = REGISTRY) -> WsgiA
     return app
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # a probe every few seconds would fill the log
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-@dataclass
-class HealthServer:
-    """The running server: `url` to reach it, `stop()` to close it."""
-
-    server: WSGIServer
-    thread: threading.Thread
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        host = str(self.server.server_address[0])
-        host = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
-        return f"http://{host}:{self.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+HealthServer = Served  # the running server: `url` to reach it, `stop()` to close it
 
 
 def serve(addr: str, health: Health, registry: CollectorRegistry = REGISTRY) -> HealthServer | None:
     """Serve `health` and `registry` on `addr` (`HOST:PORT`, `:PORT` for every interface) in a thread;
     None when `addr` is `0` or empty. OSError when the port cannot be bound."""
-    where = listen_address(addr)
-    if where is None:
-        return None
-    host, port = where
-    server = make_server(host or "0.0.0.0", port, application(health, registry),
-                         server_class=_Server6 if ":" in host else _Server, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, name="rollout-health", daemon=True)
-    thread.start()
-    log.info("serving /metrics, /healthz and /readyz on %s", addr)
-    return HealthServer(server, thread)
+    return serve_wsgi(addr, application(health, registry), "rollout-health", "/metrics, /healthz and /readyz")

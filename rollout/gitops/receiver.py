@@ -26,13 +26,9 @@ import hashlib
 import hmac
 import json
 import logging
-import socket
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from socketserver import ThreadingMixIn
 from typing import Any, cast
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -42,7 +38,7 @@ from rollout.api.errors import ValidationError
 from rollout.api.kinds import GIT_SOURCE, GROUP, PLURALS, VERSION
 from rollout.api.parse import parse_gitsource
 from rollout.api.spec import ReceiverType
-from rollout.settings import listen_address
+from rollout.serving import Served, serve_wsgi
 
 from .credentials import SecretError, secret_data
 
@@ -199,47 +195,11 @@ class Receiver:
         return [data]
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # the receiver logs what it decided, without the request line's noise
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-@dataclass
-class ReceiverServer:
-    server: WSGIServer
-    thread: threading.Thread
-
-    @property
-    def port(self) -> int:
-        return int(self.server.server_address[1])
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+ReceiverServer = Served
 
 
 def serve(addr: str, receiver: Receiver) -> ReceiverServer | None:
     """Serve `receiver` on `addr` (`HOST:PORT`) in a thread; None when `addr` is `0` or empty.
     OSError (its filename `--webhook-addr`) when the port cannot be bound."""
-    where = listen_address(addr)
-    if where is None:
-        return None
-    host, port = where
-    try:
-        server = make_server(host or "0.0.0.0", port, receiver.app,
-                             server_class=_Server6 if ":" in host else _Server, handler_class=_Quiet)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, WEBHOOK_FLAG) from None
-    thread = threading.Thread(target=server.serve_forever, name="rollout-webhooks", daemon=True)
-    thread.start()
-    log.info("serving GitSource push webhooks (POST /hook/<namespace>/<name>) on %s", addr)
-    return ReceiverServer(server, thread)
+    return serve_wsgi(addr, receiver.app, "rollout-webhooks",
+                      "GitSource push webhooks (POST /hook/<namespace>/<name>)", WEBHOOK_FLAG)
