@@ -1,7 +1,7 @@
 """`rollout demo --json` as a user runs it: v2 promoted, v3 rolled back and reverted in Git, once.
 
 Each demo is its own sandbox, Git remote and operator and spends most of its time waiting on its
-analysis intervals, so the three demos below are started together and each test reads its own."""
+analysis intervals, so the demos below are started together and each test reads its own."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ DEMOS = {
     "json": ["--json"],
     "text": [],
     "mirror": ["--json", "--mirror", "--provider", "istio"],
+    "compare": ["--json", "--judge", "compare"],
 }
 
 
@@ -128,3 +129,15 @@ def test_the_mirror_demo_needs_a_mirroring_provider() -> None:
     done = subprocess.run([str(Path(sys.executable).parent / "rollout"), "demo", "--mirror", "--provider", "nginx"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "--mirror needs --provider istio or gatewayapi" in done.stderr
+
+
+def test_the_compare_judge_promotes_v2_and_rolls_v3_back(demos: dict[str, Demo]) -> None:
+    """`--judge compare`: v3's 10% errors against the primary's none are a significant regression even
+    after the judge's correction for overlapping samples (it once promoted v3 when each sample was a
+    rate over three intervals)."""
+    done = demos["compare"]
+    done.check()
+    result = json.loads(done.stdout)
+    assert result["judge"] == "compare"
+    assert result["v2"]["phase"] == "Succeeded" and result["v3"]["phase"] == "Reverted"
+    assert result["agree"] and result["target_image"] == "ghcr.io/stefanprodan/podinfo:6.0.1"
