@@ -6,8 +6,8 @@ with `Weight(100)` first, so Skipper prefers these routes to the user's Ingress 
 
 Setting the canary to 0 puts `False()` first instead: the canary Ingress's routes then match nothing
 and the user's Ingress serves again through the apex Service (which selects the primary's pods). The
-user's Ingress is never changed. Flagger's skipper router has no A/B testing (its TODO), mirroring or
-session affinity; they are refused.
+user's Ingress is never changed. Flagger's skipper router does no A/B testing, mirroring or session
+affinity; they are refused.
 """
 
 from __future__ import annotations

@@ -432,8 +432,9 @@ def test_dashboard_shows_the_release_live_and_its_abort_button_rolls_it_back(
     during a real release: the list shows it, its weight moves, Abort (confirmed) rolls it back and its
     report is linked. `rollout dashboard --read-only` beside it shows the release without buttons and
     refuses commands. With ROLLOUT_SCREENSHOTS=DIR the README's screenshots are written there."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extras)")
-    from tests.component.test_report_chromium import PRIMARY_RGB, WEIGHT_RGB, chromium_binary, colour_pixels
+    from playwright import sync_api  # a test dependency: pyproject's test extras
+
+    from tests.browser import PRIMARY_RGB, WEIGHT_RGB, chromium_binary, colour_pixels
 
     shots = Path(os.environ.get("ROLLOUT_SCREENSHOTS") or operator.reports.parent / "screenshots")
     shots.mkdir(parents=True, exist_ok=True)
