@@ -18,8 +18,8 @@ from typing import Any
 from kubernetes import client
 
 from rollout.api.spec import CanarySpec, Release
-from rollout.routers.base import Extras, RouterError, refuse_extras
-from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, ref_names
+from rollout.routers.base import RouterError
+from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, by_arms, ref_names, weight_only
 from rollout.routers.objects import Kind, Obj, Objects, check_weights, metadata, names, weight_pair
 from rollout.routers.route import kept
 from rollout.settings import Settings
@@ -84,23 +84,14 @@ def weights_of(route: Mapping[str, Any], primary: str, canary: str) -> tuple[int
     return weight_pair(weights[primary], weights[canary])
 
 
-def _weights(release: Release, live: Obj) -> tuple[int, int] | None:
-    n = names(release)
-    return weights_of(live, n.primary, n.canary)
-
-
-def _refuse(match: bool, extras: Extras) -> None:
-    refuse_extras("apisix", extras)
-    if match:
-        raise RouterError("APISIX backends split by weight only; A/B testing (analysis.match) needs the istio, "
-                          "gatewayapi, nginx or linkerd provider", temporary=False)
+_weights = by_arms(weights_of)
 
 
 COPY = Copy(
     APISIXROUTE, "spec.routeRef", route_names,
     lambda release, source, primary, canary, match: desired_apisixroute(release, source, primary, canary),
     lambda release, source, live: desired_apisixroute(release, source, *kept(_weights(release, live))),
-    _weights, _refuse)
+    _weights, weight_only("apisix", "APISIX backends"))
 
 
 class ApisixRouter(CopyIO):

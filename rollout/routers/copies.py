@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rollout.api.spec import ObjectRef, Release
-from rollout.routers.base import Extras, RouterError
-from rollout.routers.objects import Kind, Obj, Objects, merged
+from rollout.routers.base import Extras, RouterError, refuse_extras
+from rollout.routers.objects import Kind, Obj, Objects, merged, names
 
 # kubectl's record of the user's last apply: not copied, it describes the user's object, not the copy.
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -25,6 +25,27 @@ def ref_names(ref: ObjectRef | None, provider: str, field: str, kind: str, copy_
         raise RouterError(f"the {provider} provider needs spec.{field} (the {kind} that serves the apex Service)",
                           temporary=False)
     return ref.name, copy_name(ref.name)
+
+
+def by_arms(weights_of: Callable[[Obj, str, str], tuple[int, int] | None]
+            ) -> Callable[[Release, Obj], tuple[int, int] | None]:
+    """A copy's weights read by the names of the arms' Services (`<apex>-primary`, `<apex>-canary`)."""
+    def read(release: Release, live: Obj) -> tuple[int, int] | None:
+        n = names(release)
+        return weights_of(live, n.primary, n.canary)
+
+    return read
+
+
+def weight_only(provider: str, split: str) -> Callable[[bool, Extras], None]:
+    """The refusals of a provider that splits by weight alone: no A/B match, mirror or session cookie."""
+    def refuse(match: bool, extras: Extras) -> None:
+        refuse_extras(provider, extras)
+        if match:
+            raise RouterError(f"{split} split by weight only; A/B testing (analysis.match) needs the istio, "
+                              "gatewayapi, nginx or linkerd provider", temporary=False)
+
+    return refuse
 
 
 @dataclass(frozen=True)

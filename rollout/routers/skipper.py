@@ -20,8 +20,8 @@ from typing import Any
 from kubernetes import client
 
 from rollout.api.spec import CanarySpec, Release
-from rollout.routers.base import Extras, RouterError, refuse_extras
-from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, ref_names
+from rollout.routers.base import RouterError
+from rollout.routers.copies import LAST_APPLIED, Copy, CopyIO, by_arms, ref_names, weight_only
 from rollout.routers.objects import INGRESS, Obj, Objects, check_weights, metadata, names
 from rollout.routers.route import kept
 from rollout.settings import Settings
@@ -107,16 +107,7 @@ def weights_of(ingress: Mapping[str, Any], primary: str, canary: str) -> tuple[i
     return (p, c)
 
 
-def _weights(release: Release, live: Obj) -> tuple[int, int] | None:
-    n = names(release)
-    return weights_of(live, n.primary, n.canary)
-
-
-def _refuse(match: bool, extras: Extras) -> None:
-    refuse_extras("skipper", extras)
-    if match:
-        raise RouterError("Skipper's backend weights split by weight only; A/B testing (analysis.match) needs "
-                          "the istio, gatewayapi, nginx or linkerd provider", temporary=False)
+_weights = by_arms(weights_of)
 
 
 COPY = Copy(
@@ -126,7 +117,7 @@ COPY = Copy(
                                                                     enabled=canary > 0),
     lambda release, source, live: desired_ingress(release, source, *kept(_weights(release, live)),
                                                   enabled=is_enabled(live)),
-    _weights, _refuse)
+    _weights, weight_only("skipper", "Skipper's backend weights"))
 
 
 class SkipperRouter(CopyIO):
