@@ -450,7 +450,17 @@ def _metric(m: Fields, judge: Judge) -> Metric:
         template_variables=m.string_map("templateVariables"),
         compare=compare,
         dry_run=m.bool("dryRun", False),
+        warmup=_metric_warmup(m, judge, builtin),
     )
+
+
+def _metric_warmup(m: Fields, judge: Judge, builtin: bool) -> Warmup | None:
+    """A built-in metric's own `warmup` under the sequential judge (a latency warm-up is a slowdown, an
+    error-rate one a ratio, and a new pod's two often differ)."""
+    if "warmup" in m and judge == Judge.SEQUENTIAL and not builtin:
+        m.error("warmup", "is used on the built-in metrics only (request-success-rate, request-duration), which "
+                          "the sequential judge tests on raw counts: remove it")
+    return _warmup(m, judge)
 
 
 def _alerts(parent: Fields) -> tuple[AlertRef, ...]:
@@ -667,7 +677,8 @@ def _scoring(a: Fields, metrics: list[Metric]) -> Scoring | None:
 
 
 def _warmup(a: Fields, judge: Judge) -> Warmup | None:
-    """`analysis.warmup {allowance, decay}`: the sequential judge's forgiveness of a benign start."""
+    """`warmup {allowance, decay}` of the analysis or of one metric: the sequential judge's forgiveness of
+    a benign start."""
     w = a.map("warmup")
     if w is None:
         return None

@@ -263,6 +263,28 @@ class Scoring:
     marginal: float = 75.0
 
 
+# A warm-up allowance below this ends: the margin is then exactly 1 (times the tolerance), so the run
+# has a definite end of its warm-up.
+WARMUP_NEGLIGIBLE = 0.01
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """`analysis.warmup`, or a built-in metric's own `warmup`: a benign start the sequential judge
+    forgives. At `t` seconds into the run the canary may be `1 + allowance * exp(-t / decay)` times
+    worse than its metric's tolerance allows (its error rate that many times the primary's; its latency
+    that many times as slow); the allowance fades (after 3 x decay it is 5% of itself) and ends once
+    under `WARMUP_NEGLIGIBLE`."""
+
+    allowance: float
+    decay: float  # seconds
+
+    def factor(self, elapsed: float) -> float:
+        """The multiplier of a metric's margin `elapsed` seconds into the run."""
+        extra = self.allowance * math.exp(-max(elapsed, 0.0) / self.decay)
+        return 1.0 + extra if extra >= WARMUP_NEGLIGIBLE else 1.0
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -274,6 +296,8 @@ class Metric:
     compare: Compare | None = None
     # Argo Rollouts' dryRun: queried, judged and reported, but never fails, holds or rolls back a release.
     dry_run: bool = False
+    # NEW: this built-in metric's own warm-up under the sequential judge (else `analysis.warmup`'s).
+    warmup: Warmup | None = None
 
     @property
     def builtin(self) -> bool:
@@ -337,27 +361,6 @@ class SessionAffinity:
         return cookie
 
 
-# A warm-up allowance below this ends: the margin is then exactly 1 (times the tolerance). It must end:
-# while a margin is above 1 the sequential judge's shift bets may not bet on faster buckets, which
-# halved their power for the whole run when the allowance only tended to zero.
-WARMUP_NEGLIGIBLE = 0.01
-
-
-@dataclass(frozen=True)
-class Warmup:
-    """`analysis.warmup`: a benign start the sequential judge forgives. At `t` seconds into the run the
-    canary may be `1 + allowance * exp(-t / decay)` times worse than its metric's tolerance allows;
-    the allowance fades (after 3 x decay it is 5% of itself) and ends once under `WARMUP_NEGLIGIBLE`."""
-
-    allowance: float
-    decay: float  # seconds
-
-    def factor(self, elapsed: float) -> float:
-        """The multiplier of a metric's margin `elapsed` seconds into the run."""
-        extra = self.allowance * math.exp(-max(elapsed, 0.0) / self.decay)
-        return 1.0 + extra if extra >= WARMUP_NEGLIGIBLE else 1.0
-
-
 @dataclass(frozen=True)
 class Analysis:
     interval: float = 60.0
@@ -400,6 +403,10 @@ class Analysis:
 
     def hooks(self, kind: WebhookType) -> tuple[Webhook, ...]:
         return tuple(w for w in self.webhooks if w.type == kind)
+
+    def warmup_of(self, metric: Metric) -> Warmup | None:
+        """The warm-up the sequential judge forgives on `metric`: its own, else the analysis's."""
+        return metric.warmup or self.warmup
 
     def judge_of(self, metric: Metric) -> Judge:
         """The judge of one metric: under `sequential` the built-in metrics get the sequential test (their

@@ -4,7 +4,7 @@
 numbers to the same functions, so every figure it prints is what a Canary with that analysis block
 does. What the spec decides lives here once: which judge a metric gets, its direction and
 tolerance, the sequential judge's share of `alpha` and its margin at each look (the tolerance
-times the `analysis.warmup` allowance).
+times the metric's warm-up allowance; for latency, how many times as slow the canary may be).
 
 `compare.tolerance` is always relative: how much worse than the primary the canary may be, as a
 fraction of the primary's value (0.1 = 10%). For `request-success-rate` it applies to the error
@@ -65,12 +65,14 @@ def sequential_alpha(analysis: Analysis) -> float:
 
 
 def margins(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike) -> FloatArray:
-    """The sequential null's ratio bound at each look: 1 + tolerance, times the warm-up allowance
-    (`Warmup.factor`) when `analysis.warmup` is set. `elapsed` is, per look, the seconds into the run
-    at which the interval its counts come from began (0 for the first look)."""
+    """The sequential null's bound at each look: 1 + tolerance, times the warm-up allowance
+    (`Warmup.factor`) of the metric's warm-up (`Analysis.warmup_of`). For error counts it bounds the
+    canary's error rate as a multiple of the primary's; for latency it is how many times as slow the
+    canary may be (`judge_histogram`). `elapsed` is, per look, the seconds into the run at which the
+    interval its counts come from began (0 for the first look)."""
     t = np.asarray(elapsed, dtype=np.float64)
     base = 1.0 + (metric.compare.tolerance if metric.compare else 0.0)
-    warmup = analysis.warmup
+    warmup = analysis.warmup_of(metric)
     if warmup is None:
         return np.full(t.shape, base)
     return np.asarray(base * np.vectorize(warmup.factor, otypes=[np.float64])(t), dtype=np.float64)
@@ -212,7 +214,7 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
     cb = np.asarray(canary_buckets, dtype=np.float64)
     pb = np.asarray(primary_buckets, dtype=np.float64)
     result = sequential_histogram(cb, pb, le=le_ms[:-1], alpha=sequential_alpha(analysis),
-                                  margin=margins(analysis, metric, elapsed), name="latency (ms)")
+                                  slowdown=margins(analysis, metric, elapsed), name="latency (ms)")
     return replace(result, value=p99(cb, le_ms), primary=p99(pb, le_ms))
 
 

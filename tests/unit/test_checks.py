@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
+from scipy import stats
 
 from analysis.providers.base import (
     BadQueryError,
@@ -27,7 +29,7 @@ from analysis.report import Samples
 from analysis.templates import builtin_counts_queries
 from analysis.verdicts import Verdict
 from rollout.api.parse import parse_canary
-from rollout.api.spec import Canary, Compare
+from rollout.api.spec import Canary, Compare, Metric, Warmup
 from rollout.engine import judging
 from rollout.engine.checks import CheckError, MetricChecks
 from rollout.engine.sources import Sources
@@ -416,6 +418,38 @@ def test_the_warm_up_multiplies_the_tolerance_and_fades() -> None:
     assert got[:3] == pytest.approx([3.0, 1.5 * (1 + math.exp(-1)), 1.5 * (1 + math.exp(-137 / 30))])
     assert got[3:].tolist() == [1.5, 1.5]
     assert judging.margins(release("sequential").spec.analysis, metric, [0.0]) == pytest.approx([1.5])
+
+
+def test_a_latency_warm_up_is_a_slowdown_and_each_metric_may_have_its_own() -> None:
+    """request-duration's own warm-up forgives a 35% slower start that fails without it; the error rate
+    keeps the analysis's allowance."""
+    canary = sequential_with({"allowance": 1, "decay": "20s"})
+    (errors,) = canary.spec.analysis.metrics
+    latency = Metric(name=judging.REQUEST_DURATION, warmup=Warmup(allowance=0.35, decay=20.0))
+    analysis = replace(canary.spec.analysis, metrics=(errors, latency))
+    looks = np.arange(30)
+    elapsed = looks * 10.0
+    assert judging.margins(analysis, errors, [0.0])[0] == pytest.approx(2.0)
+    assert judging.margins(analysis, latency, [0.0])[0] == pytest.approx(1.35)
+    le = [25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0]
+    rng = np.random.default_rng(3)
+
+    def buckets(median: npt.NDArray[np.float64], n: float) -> npt.NDArray[np.float64]:
+        cdf = stats.norm.cdf((np.log(le)[None, :] - np.log(median)[:, None]) / 0.5)
+        probs = np.diff(np.concatenate([np.zeros((looks.size, 1)), cdf, np.ones((looks.size, 1))], axis=1), axis=1)
+        counts = np.stack([rng.multinomial(rng.poisson(n), p) for p in probs])
+        return np.cumsum(np.cumsum(counts, axis=1), axis=0).astype(float)
+
+    primary = buckets(np.full(looks.size, 100.0), 2000.0)
+    warming = buckets(100.0 * np.exp(0.3 * np.exp(-(elapsed + 5) / 20)), 400.0)
+    without = judging.judge_histogram(replace(analysis, warmup=None), replace(latency, warmup=None), elapsed,
+                                      warming, primary, [*le, math.inf])
+    assert without.verdict is Verdict.FAIL, without.reason
+    forgiven = judging.judge_histogram(analysis, latency, elapsed, warming, primary, [*le, math.inf])
+    assert forgiven.verdict is Verdict.PASS, forgiven.reason
+    assert forgiven.details["slowdown"][0] == pytest.approx(1.35)
+    slower = buckets(100.0 * np.exp(0.3 * np.exp(-(elapsed + 5) / 20)) * 1.25, 400.0)
+    assert judging.judge_histogram(analysis, latency, elapsed, slower, primary, [*le, math.inf]).verdict is Verdict.FAIL
 
 
 # ---- knative: each arm is a Revision the operator reads from the Knative Service ------------------

@@ -296,6 +296,7 @@ def test_flagger_canary_fields_are_all_declared() -> None:
         "templateVariables",
         "compare",
         "dryRun",
+        "warmup",
     }
     top = set(node("Canary", "spec")["properties"])
     assert {

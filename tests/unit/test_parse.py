@@ -803,6 +803,17 @@ def test_dry_run_metric_and_warmup_are_read() -> None:
     assert parse_canary(canary()).spec.analysis.warmup is None
 
 
+def test_a_metric_may_have_its_own_warm_up() -> None:
+    metrics = [{"name": "request-success-rate"},
+               {"name": "request-duration", "warmup": {"allowance": 0.35, "decay": "20s"}}]
+    a = parse_canary(canary(judge="sequential", metrics=metrics, warmup={"allowance": 1, "decay": "20s"})).spec.analysis
+    errors, latency = a.metrics
+    assert a.warmup_of(errors) == a.warmup and latency.warmup is not None
+    assert a.warmup_of(latency) is latency.warmup and latency.warmup.factor(0) == pytest.approx(1.35)
+    alone = parse_canary(canary(judge="sequential", metrics=metrics)).spec.analysis
+    assert alone.warmup_of(alone.metrics[0]) is None and alone.warmup_of(alone.metrics[1]) is not None
+
+
 @pytest.mark.parametrize(("changes", "path", "words"), [
     ({"metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 99}, "dryRun": "yes"}]},
      "spec.analysis.metrics[0].dryRun", "must be true or false, got 'yes'"),
@@ -816,6 +827,14 @@ def test_dry_run_metric_and_warmup_are_read() -> None:
     ({"warmup": {"allowance": 1, "decay": "30s"}}, "spec.analysis.warmup", "sequential judge only"),
     ({"judge": "sequential", "warmup": {"allowance": 1, "decay": "30s", "start": "1m"}},
      "spec.analysis.warmup.start", "unknown field"),
+    ({"metrics": [{"name": "request-duration", "thresholdRange": {"max": 500},
+                   "warmup": {"allowance": 1, "decay": "30s"}}]},
+     "spec.analysis.metrics[0].warmup", "sequential judge only"),
+    ({"judge": "sequential", "metrics": [{"name": "latency", "query": "sum(up)",
+                                          "warmup": {"allowance": 1, "decay": "30s"}}]},
+     "spec.analysis.metrics[0].warmup", "built-in metrics only"),
+    ({"judge": "sequential", "metrics": [{"name": "request-duration", "warmup": {"allowance": 1}}]},
+     "spec.analysis.metrics[0].warmup.decay", "is required"),
 ])
 def test_dry_run_and_warmup_are_refused_by_name(changes: dict[str, Any], path: str, words: str) -> None:
     errors = errors_of(canary(**changes))

@@ -1,6 +1,7 @@
 """The sequential latency test on simulated histograms: false alarms <= alpha on good canaries (equal,
-faster, slower within the margin, uneven traffic), power on median shifts and a tail-only regression,
-and bets that only use the looks before (so the verdict never changes when later data arrive)."""
+faster, slower within the margin or the allowed slowdown, uneven traffic), power on median shifts and a
+tail-only regression, and bets that only use the looks before (so the verdict never changes when later
+data arrive)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from analysis.judges.sequential import (
+    LATENCY_SHIFTS,
     boundary_log_evalues,
     first_crossing,
     histogram_log_evalues,
     sequential_histogram,
     shift_log_evalues,
+    slowed,
 )
 
 ALPHA = 0.05
@@ -53,7 +56,7 @@ def test_false_alarms_at_most_alpha_on_good_canaries(canary_n: float, canary_med
     primary = histograms(rng, runs, 20, 200.0, 0.1)
     canary = histograms(rng, runs, 20, canary_n, canary_median)
     for log_e in (histogram_log_evalues(canary, primary, margin=margin),
-                  logsumexp(shift_log_evalues(canary, primary, margin=margin), axis=-1) - np.log(4)):
+                  logsumexp(shift_log_evalues(canary, primary, margin=margin), axis=-1) - np.log(len(LATENCY_SHIFTS))):
         rate = alarms(log_e)
         assert rate <= ALPHA and upper_95(rate, runs) <= 0.07
 
@@ -125,8 +128,68 @@ def test_a_margin_of_exactly_one_lets_the_shift_bets_use_the_fast_buckets() -> N
     canary = histograms(rng, runs, looks, 20.0, 0.11)
 
     def mean_looks(margin: float) -> float:
-        crossed = first_crossing(logsumexp(shift_log_evalues(canary, primary, margin=margin), axis=-1) - np.log(4),
-                                 ALPHA)
+        bets = shift_log_evalues(canary, primary, margin=margin)
+        crossed = first_crossing(logsumexp(bets, axis=-1) - np.log(len(LATENCY_SHIFTS)), ALPHA)
         return float(np.mean(np.where(crossed >= 0, crossed, looks)))
 
     assert mean_looks(1.0) < 0.8 * mean_looks(1.0 + 1e-9)
+
+
+def lognormal_tails(median: float, sigma: float = 0.5) -> npt.NDArray[np.float64]:
+    return np.asarray(stats.norm.sf((np.log(LE) - np.log(median)) / sigma), dtype=np.float64)
+
+
+def test_slowing_a_histogram_keeps_its_requests_and_moves_them_as_the_factor_does() -> None:
+    rng = np.random.default_rng(13)
+    primary = histograms(rng, 1, 30, 20000.0, 0.1)[0]
+    assert np.array_equal(slowed(primary, LE, 1.0), primary)
+    for factor in (1.1, 1.35, 2.0):
+        out = slowed(primary, LE, factor)
+        assert np.allclose(out[:, -1], primary[:, -1])  # every request kept, at every look
+        assert np.all(np.diff(out, axis=-1) >= -1e-9) and np.all(np.diff(out, axis=0) >= -1e-9)
+        tails = 1 - out[-1, :-1] / out[-1, -1]
+        truth = lognormal_tails(0.1 * factor)
+        seen = truth > 1e-3
+        # each boundary reads the share above le / factor, within the bucket as the tail falls there
+        assert np.allclose(tails[seen], truth[seen], rtol=0.2, atol=2e-3), (factor, tails, truth)
+    gappy = primary.copy()
+    gappy[5] = np.nan
+    out = slowed(gappy, LE, [1.5] * 5 + [1.0] * 25)
+    assert np.isnan(out[5]).all() and np.isfinite(np.delete(out, 5, axis=0)).all()
+    # look 6 holds look 5's requests too, slowed by the larger factor of the two
+    assert out[6, -1] == primary[6, -1] and np.all(out[6, :-1] <= primary[6, :-1])
+    with pytest.raises(ValueError):
+        slowed(primary, LE[:-1], 1.2)
+
+
+@pytest.mark.parametrize(("canary_n", "factor", "allowed"), [
+    (200.0, 1.3, 1.3),   # exactly as slow as allowed
+    (20.0, 1.35, 1.35),  # the canary at 1/11 of the traffic
+    (200.0, 1.1, 1.2),   # within the allowance
+])
+def test_a_canary_within_the_allowed_slowdown_is_not_failed(canary_n: float, factor: float, allowed: float) -> None:
+    rng = np.random.default_rng(14)
+    runs = 1000
+    primary = histograms(rng, runs, 20, 200.0, 0.1)
+    canary = histograms(rng, runs, 20, canary_n, 0.1 * factor)
+    rate = alarms(histogram_log_evalues(canary, primary, slowdown=allowed, le=LE))
+    assert rate <= ALPHA and upper_95(rate, runs) <= 0.07
+
+
+def test_a_slowdown_beyond_the_allowance_is_caught_and_a_fading_allowance_forgives_a_warm_up() -> None:
+    rng = np.random.default_rng(15)
+    runs, looks = 300, 20
+    primary = histograms(rng, runs, looks, 200.0, 0.1)
+    slower = histograms(rng, runs, looks, 100.0, 0.16)  # 60% slower, 20% allowed
+    assert (first_crossing(histogram_log_evalues(slower, primary, slowdown=1.2, le=LE), ALPHA) >= 0).mean() >= 0.95
+    # a warm-up: 50% slower for three looks, then as fast as the primary
+    warm = histograms(rng, runs, looks, 100.0, 0.1)
+    start = histograms(rng, runs, 3, 100.0, 0.15)
+    inc = np.diff(warm, axis=1, prepend=0.0)
+    inc[:, :3] = np.diff(start, axis=1, prepend=0.0)
+    warm = np.cumsum(inc, axis=1)
+    fading = [1.5, 1.5, 1.5] + [1.0] * (looks - 3)
+    assert alarms(histogram_log_evalues(warm, primary)) > 0.5
+    assert alarms(histogram_log_evalues(warm, primary, slowdown=fading, le=LE)) <= ALPHA
+    with pytest.raises(ValueError):
+        histogram_log_evalues(warm, primary, slowdown=1.2)  # a slowdown needs the boundaries
