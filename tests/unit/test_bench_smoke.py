@@ -98,3 +98,26 @@ def test_batch_twins_give_the_operators_verdicts_on_the_simulated_checks() -> No
         limits = canary_analysis(calibrated(0.012, 0.25))
         for metric, values in ((limits.metrics[0], v.success), (limits.metrics[1], v.p99_ms)):
             assert (fast_threshold(metric, values) == threshold_verdicts(metric, values)).all()
+
+
+def test_the_summary_names_the_worst_good_canary_scenario_and_no_warmup_drops_every_allowance(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import copy
+
+    import benchmarks.judge as bench
+
+    result = benchmark(null_runs=4, bad_runs=3, calibration_runs=4, seed=3)
+    worst = result["summary"]["worst_false_alarms"]
+    assert set(worst) == set(JUDGES)
+    for j, w in worst.items():
+        nulls = [r.rate for r in result["rows"] if r.kind == "null" and r.judge == j]
+        assert w["rate"] == max(nulls) and w["scenario"].startswith("good")
+    assert "worst single good-canary scenario" in table(result)
+    monkeypatch.setattr(bench, "ANALYSES", copy.deepcopy(bench.ANALYSES))
+    monkeypatch.setattr(bench, "WARMUP_ERR", bench.WARMUP_ERR)
+    monkeypatch.setattr(bench, "WARMUP_LAT", bench.WARMUP_LAT)
+    assert canary_analysis(bench.ANALYSES["sequential"]).metrics[1].warmup is not None
+    bench.drop_warmup()
+    assert bench.WARMUP_ERR == bench.WARMUP_LAT == 0.0
+    analysis = canary_analysis(bench.ANALYSES["sequential"])
+    assert analysis.warmup is None and all(m.warmup is None for m in analysis.metrics)
