@@ -29,8 +29,8 @@ looks), valid under the same null; the other half stays on the boundaries, which
 A latency allowance (a tolerance, a warm-up) is a slowdown: "the canary may be up to f times as slow
 as the primary". The primary's histogram is slowed by f (`slowed`: each boundary reads the primary's
 share above le / f, interpolated within the bucket as the primary's tail falls) and the test above runs
-against it with no margin. A ratio on every slow share cannot express it: a 35% slower start doubles
-the share above the median's boundary and multiplies the share above a tail boundary by 7, so a ratio
+against it with no margin. A ratio on every slow share cannot express it: a 35% slower start raises
+the share above the median by half and multiplies the share above a tail boundary by 7, so a ratio
 that forgives the tail forgives any shift, and one that does not fails good canaries at high traffic.
 
 Inputs are per-look cumulative arrays; a look with a missing value (NaN) is skipped and its traffic
