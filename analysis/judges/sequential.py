@@ -222,6 +222,8 @@ def _slowing(bounds: FloatArray, factor: FloatArray, past: FloatArray) -> FloatA
     j = np.searchsorted(edges, x, side="right") - 1  # edges[j] <= x < edges[j+1]; j in 0..nb
     j = np.minimum(j, nb - 1)
     lo, hi = edges[j], edges[j + 1]
+    tails = np.broadcast_to(tails, (*np.broadcast_shapes(tails.shape[:-1], j.shape[:-1]), tails.shape[-1]))
+    j = np.broadcast_to(j, (*tails.shape[:-1], j.shape[-1]))
     t_lo = np.take_along_axis(tails, j, axis=-1)
     t_hi = np.take_along_axis(tails, j + 1, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -243,30 +245,33 @@ def _slowing(bounds: FloatArray, factor: FloatArray, past: FloatArray) -> FloatA
 
 
 def slowed(buckets: npt.ArrayLike, le: npt.ArrayLike, factor: Margin) -> FloatArray:
-    """The histogram as it would read if every request took `factor` times as long (one factor, or one
-    per look), the requests within a bucket spread as the arm's earlier looks' tail falls
-    (`_slowing`). Looks lost here (NaN) stay lost; the requests counted at the next look are slowed by
-    the largest factor since the last look seen. Buckets are Prometheus-style, cumulative over time and
+    """The histogram as it would read if every request took `factor` times as long (one factor, one
+    per look, or per look several, shape (looks, k), over which the slowed histograms are averaged:
+    the factors at times spread over the look's interval, when the allowance changes within it), the
+    requests within a bucket spread as the arm's earlier looks' tail falls (`_slowing`). Looks lost
+    here (NaN) stay lost; the requests counted at the next look are slowed by the largest factors
+    since the last look seen. Buckets are Prometheus-style, cumulative over time and
     `le`, shape (..., looks, buckets), +Inf last; the result holds fractional counts."""
     b = np.asarray(buckets, dtype=np.float64)
     bounds = np.asarray(le, dtype=np.float64).ravel()
     if b.ndim < 2 or b.shape[-1] != bounds.size + 1 or np.any(np.diff(bounds) <= 0) or bounds[-1] <= 0:
         raise ValueError("buckets must have shape (..., looks, len(le) + 1) and le must increase")
-    fixed = int(np.sum(bounds <= 0))  # buckets of no time (le <= 0) stay where they are
-    f = np.broadcast_to(_margin(factor), b.shape[-2:-1]).astype(np.float64)
+    m = _margin(factor)
+    f = np.broadcast_to(m if m.ndim == 2 else m[..., None], (b.shape[-2], m.shape[-1] if m.ndim == 2 else 1))
     if np.all(f == 1.0):
         return b
     missing = np.any(~np.isfinite(b), axis=-1)
     inc = bucket_increments(b, missing)  # (..., looks, buckets), lost looks counted at the next
     out = np.empty_like(inc)
-    running = np.zeros(missing.shape[:-1])
+    running = np.zeros((*missing.shape[:-1], f.shape[-1]))
     past = np.zeros(inc.shape[:-2] + inc.shape[-1:])
-    for t in range(f.size):
-        running = np.maximum(running, f[t])  # the largest factor over the requests this look holds
-        move = _slowing(bounds[fixed:], running, past[..., fixed:])
+    fixed = int(np.sum(bounds <= 0))  # buckets of no time (le <= 0) stay where they are
+    for t in range(f.shape[0]):
+        running = np.maximum(running, f[t])  # the largest factors over the requests this look holds
+        move = _slowing(bounds[fixed:], running, past[..., None, fixed:]).mean(axis=-3)
         out[..., t, :fixed] = inc[..., t, :fixed]
         out[..., t, fixed:] = np.einsum("...i,...ij->...j", inc[..., t, fixed:], move)
-        running = np.where(missing[..., t], running, 0.0)
+        running = np.where(missing[..., t, None], running, 0.0)
         past = past + inc[..., t, :]
     cum = np.cumsum(np.cumsum(out, axis=-1), axis=-2)
     return np.asarray(np.where(missing[..., None], np.nan, cum), dtype=np.float64)
@@ -515,7 +520,9 @@ def sequential_histogram(
     cx, cn, py, pn = x.sum(axis=0), float(nx.sum()), y.sum(axis=0), float(ny.sum())
     value = primary = None
     what = name
-    extra: dict[str, Any] = {"margin": _margin(margin).tolist(), "slowdown": _margin(slowdown).tolist(),
+    sd = _margin(slowdown)
+    per_look = sd.mean(axis=-1) if sd.ndim == 2 else sd
+    extra: dict[str, Any] = {"margin": _margin(margin).tolist(), "slowdown": per_look.tolist(),
                              "start": start, "canary_requests": cn, "primary_requests": pn}
     if cn > 0 and pn > 0:
         # the boundary with the strongest evidence, for the report

@@ -345,7 +345,8 @@ class MetricChecks:
                                         and spec.route_ref else None)
             for arm in ("canary", "primary")
         }
-        # Each look's counts come from the look interval before it: the warm-up allowance is the one at its start.
+        # Each look's counts come from the look interval before it, which starts here (the warm-up allowance is
+        # read across it).
         elapsed = looks - since.timestamp() - spec.analysis.look
         if metric.name == REQUEST_DURATION:
             canary, le = self._buckets(arms["canary"].latency_buckets, looks)

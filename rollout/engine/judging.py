@@ -64,18 +64,30 @@ def sequential_alpha(analysis: Analysis) -> float:
     return analysis.alpha / max(1, len(sequential))
 
 
-def margins(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike) -> FloatArray:
-    """The sequential null's bound at each look: 1 + tolerance, times the warm-up allowance
-    (`Warmup.factor`) of the metric's warm-up (`Analysis.warmup_of`). For error counts it bounds the
-    canary's error rate as a multiple of the primary's; for latency it is how many times as slow the
-    canary may be (`judge_histogram`). `elapsed` is, per look, the seconds into the run at which the
-    interval its counts come from began (0 for the first look)."""
+# Times per look at which a changing warm-up allowance is read, spread evenly over the look's interval.
+WINDOW_POINTS = 8
+
+
+def window_factors(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike) -> FloatArray:
+    """The sequential null's bound over each look's interval: 1 + tolerance, times the metric's warm-up
+    allowance (`Warmup.factor` of `Analysis.warmup_of`) at `WINDOW_POINTS` times spread over the
+    interval its counts come from (`elapsed`: per look, the seconds into the run at which it began,
+    0 for the first look; it lasts `analysis.look`). Shape (looks, WINDOW_POINTS). For error counts it
+    bounds the canary's error rate as a multiple of the primary's; for latency it is how many times as
+    slow the canary may be."""
     t = np.asarray(elapsed, dtype=np.float64)
     base = 1.0 + (metric.compare.tolerance if metric.compare else 0.0)
     warmup = analysis.warmup_of(metric)
     if warmup is None:
-        return np.full(t.shape, base)
-    return np.asarray(base * np.vectorize(warmup.factor, otypes=[np.float64])(t), dtype=np.float64)
+        return np.full((*t.shape, WINDOW_POINTS), base)
+    at = t[..., None] + (np.arange(WINDOW_POINTS) + 0.5) / WINDOW_POINTS * analysis.look
+    return np.asarray(base * np.vectorize(warmup.factor, otypes=[np.float64])(at), dtype=np.float64)
+
+
+def margins(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike) -> FloatArray:
+    """The error-rate bound of each look: `window_factors` averaged over the look's interval. With steady
+    traffic within a look, the canary's expected errors under that bound are the average's."""
+    return np.asarray(window_factors(analysis, metric, elapsed).mean(axis=-1), dtype=np.float64)
 
 
 def judge_threshold(metric: Metric, value: float | None, primary: float | None = None) -> JudgeResult:
@@ -214,12 +226,12 @@ def judge_histogram(analysis: Analysis, metric: Metric, elapsed: npt.ArrayLike, 
     cb = np.asarray(canary_buckets, dtype=np.float64)
     pb = np.asarray(primary_buckets, dtype=np.float64)
     result = sequential_histogram(cb, pb, le=le_ms[:-1], alpha=sequential_alpha(analysis),
-                                  slowdown=margins(analysis, metric, elapsed), name="latency (ms)")
+                                  slowdown=window_factors(analysis, metric, elapsed), name="latency (ms)")
     return replace(result, value=p99(cb, le_ms), primary=p99(pb, le_ms))
 
 
 __all__ = [
     "COMPARE_INTERVALS", "DEFAULT_TOLERANCE", "REQUEST_DURATION", "REQUEST_SUCCESS_RATE", "bad_direction",
     "classification_of", "compare_verdicts", "finish", "judge_compare", "judge_counts", "judge_for", "judge_histogram",
-    "judge_threshold", "margins", "rules_of", "sample_window", "sequential_alpha", "tolerance_of",
+    "judge_threshold", "margins", "rules_of", "sample_window", "sequential_alpha", "tolerance_of", "window_factors",
 ]

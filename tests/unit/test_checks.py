@@ -409,14 +409,19 @@ def test_a_warm_up_allowance_forgives_a_bad_first_minute_that_fails_without_it()
     assert none.verdict is Verdict.FAIL
 
 
-def test_the_warm_up_multiplies_the_tolerance_and_fades() -> None:
+def test_the_warm_up_multiplies_the_tolerance_and_fades_across_each_look() -> None:
     canary = sequential_with({"allowance": 1, "decay": "30s"})
     metric = replace(canary.spec.analysis.metrics[0], compare=Compare(tolerance=0.5))
-    got = judging.margins(canary.spec.analysis, metric, [0.0, 30.0, 137.0, 139.0, 600.0])
-    # The allowance ends once under 1% (after 30 s * ln 100 = 138 s): from then on the margin is exactly
-    # the tolerance's, so the shift bets may bet on faster buckets again.
-    assert got[:3] == pytest.approx([3.0, 1.5 * (1 + math.exp(-1)), 1.5 * (1 + math.exp(-137 / 30))])
-    assert got[3:].tolist() == [1.5, 1.5]
+    analysis = canary.spec.analysis  # one look per 1 m interval
+    got = judging.window_factors(analysis, metric, [0.0, 120.0, 600.0])
+    times = (np.arange(judging.WINDOW_POINTS) + 0.5) / judging.WINDOW_POINTS * 60.0
+    assert got[0] == pytest.approx(1.5 * (1 + np.exp(-times / 30)))
+    # The allowance ends once under 1% (after 30 s * ln 100 = 138 s): from then on the bound is exactly
+    # the tolerance's.
+    late = 120.0 + times
+    assert got[1] == pytest.approx(np.where(late < 30 * math.log(100), 1.5 * (1 + np.exp(-late / 30)), 1.5))
+    assert got[2].tolist() == [1.5] * judging.WINDOW_POINTS
+    assert judging.margins(analysis, metric, [0.0, 600.0]) == pytest.approx([got[0].mean(), 1.5])
     assert judging.margins(release("sequential").spec.analysis, metric, [0.0]) == pytest.approx([1.5])
 
 
@@ -426,11 +431,12 @@ def test_a_latency_warm_up_is_a_slowdown_and_each_metric_may_have_its_own() -> N
     canary = sequential_with({"allowance": 1, "decay": "20s"})
     (errors,) = canary.spec.analysis.metrics
     latency = Metric(name=judging.REQUEST_DURATION, warmup=Warmup(allowance=0.35, decay=20.0))
-    analysis = replace(canary.spec.analysis, metrics=(errors, latency))
+    analysis = replace(canary.spec.analysis, metrics=(errors, latency), look_interval=10.0)
     looks = np.arange(30)
     elapsed = looks * 10.0
-    assert judging.margins(analysis, errors, [0.0])[0] == pytest.approx(2.0)
-    assert judging.margins(analysis, latency, [0.0])[0] == pytest.approx(1.35)
+    first = np.exp(-(np.arange(judging.WINDOW_POINTS) + 0.5) / judging.WINDOW_POINTS * 10 / 20)  # over 0-10 s
+    assert judging.margins(analysis, errors, [0.0])[0] == pytest.approx(1 + first.mean())
+    assert judging.window_factors(analysis, latency, [0.0])[0] == pytest.approx(1 + 0.35 * first)
     le = [25.0, 50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 2500.0]
     rng = np.random.default_rng(3)
 
@@ -447,7 +453,7 @@ def test_a_latency_warm_up_is_a_slowdown_and_each_metric_may_have_its_own() -> N
     assert without.verdict is Verdict.FAIL, without.reason
     forgiven = judging.judge_histogram(analysis, latency, elapsed, warming, primary, [*le, math.inf])
     assert forgiven.verdict is Verdict.PASS, forgiven.reason
-    assert forgiven.details["slowdown"][0] == pytest.approx(1.35)
+    assert forgiven.details["slowdown"][0] == pytest.approx(1 + 0.35 * first.mean())
     slower = buckets(100.0 * np.exp(0.3 * np.exp(-(elapsed + 5) / 20)) * 1.25, 400.0)
     assert judging.judge_histogram(analysis, latency, elapsed, slower, primary, [*le, math.inf]).verdict is Verdict.FAIL
 

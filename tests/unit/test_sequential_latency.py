@@ -158,6 +158,9 @@ def test_slowing_a_histogram_keeps_its_requests_and_moves_them_as_the_factor_doe
     assert np.isnan(out[5]).all() and np.isfinite(np.delete(out, 5, axis=0)).all()
     # look 6 holds look 5's requests too, slowed by the larger factor of the two
     assert out[6, -1] == primary[6, -1] and np.all(out[6, :-1] <= primary[6, :-1])
+    # several factors per look (an allowance read across the look's interval): the slowed looks averaged
+    spread = slowed(primary, LE, np.tile([1.1, 1.5], (30, 1)))
+    assert np.allclose(spread, (slowed(primary, LE, 1.1) + slowed(primary, LE, 1.5)) / 2)
     with pytest.raises(ValueError):
         slowed(primary, LE[:-1], 1.2)
 
