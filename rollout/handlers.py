@@ -221,10 +221,6 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, freez
     alerts = Alerter(api, settings)
     sources = SourceReconciler(api, git_cache, EventRecorder(api, settings).emit, settings=settings,
                                alert=alerts.gitsource, on_error=lambda: telemetry.reconcile_failed(GIT_SOURCE))
-    # Push webhooks (--webhook-addr) wake a GitSource's sync; a standby answers 503.
-    webhooks = serve_webhooks(settings.webhook_addr, Receiver(
-        api, sources.request, timeout=settings.api_timeout,
-        leading=elector.leading if elector is not None else _always))
     operator = Operator(api, settings=settings, reports=reports, alerts=alerts, namespaces=namespaces)
     wakes = Wakes()
     operator.admission.wake = wakes.wake  # a freed slot: the oldest queued releases tick at once
@@ -260,6 +256,11 @@ def _run(namespaces: Sequence[str], api: client.ApiClient, health: Health, freez
             # A leader lets the ticks in flight finish before it releases the Lease to a standby.
             pools.shutdown(wait=elector is not None)
 
+    # Push webhooks (--webhook-addr) wake a GitSource's sync; a standby answers 503. Started last, so
+    # nothing between here and the `finally` that stops it can leave its server running.
+    webhooks = serve_webhooks(settings.webhook_addr, Receiver(
+        api, sources.request, timeout=settings.api_timeout,
+        leading=elector.leading if elector is not None else _always))
     try:
         if elector is None:
             LEADER.set(1)  # the only replica: it acts

@@ -190,11 +190,17 @@ def test_revert_retries_while_the_remote_refuses() -> None:
     assert world.weights == (100, 0)
 
 
-def test_revert_off_keeps_failed() -> None:
+def failed_without_revert() -> World:
+    """A release whose Git revert is off, rolled back after one failed check."""
     world = started(World(canary(threshold=1, git=GitSpec(source="app", revert=RevertMode.OFF))))
     world.tick()
     world.checks = lambda w: failing()
     world.run_until(Phase.FAILED)
+    return world
+
+
+def test_revert_off_keeps_failed() -> None:
+    world = failed_without_revert()
     for _ in range(3):
         world.tick()
     assert world.status.phase == Phase.FAILED and not world.reverts

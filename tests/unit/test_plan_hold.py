@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from rollout.api.spec import GitSpec, PushMode, RevertMode
+from rollout.api.spec import GitSpec, PushMode
 from rollout.api.status import Phase, PullRequest, PullRequestState, ReleaseStatus, RevertState, RevertStatus
 from rollout.core import RevertInGit, RevertOutcome, ScaleTarget
-from tests.unit.test_plan import canary, started
+from tests.unit.test_plan import canary, failed_without_revert, started
 from tests.unit.world import World, failing, passing
 
 
@@ -64,10 +64,7 @@ def test_another_version_releases_the_hold_and_its_promotion_forgets_it() -> Non
 
 
 def test_without_git_the_failed_version_is_held_when_it_comes_back() -> None:
-    world = started(World(canary(threshold=1, git=GitSpec(source="app", revert=RevertMode.OFF))))
-    world.tick()
-    world.checks = lambda w: failing()
-    world.run_until(Phase.FAILED)
+    world = failed_without_revert()
     for _ in range(2):
         world.tick()
     assert held(world.status) is None  # still the failed run's own target: not a comeback
