@@ -22,7 +22,7 @@ toward `threshold`, no data holds, a sequential failure is final):
                  histograms since the run started, a look every 10 s scrape (a crossing rolls back
                  at that look), alpha split over the two metrics
 
-Two references no Canary can express:
+Four references no Canary can express:
 
   mannwhitney    Kayenta-style: one-sided Mann-Whitney per metric at every 1 m look, data since the
                  end of the first minute, fail at p < alpha
@@ -30,6 +30,10 @@ Two references no Canary can express:
   oracle-looks   the same SPRT, looking only when the operator does (once per interval): the floor
                  for any judge that looks once per interval; oracle / oracle-looks is what the look
                  frequency alone costs
+  oracle-2arm    the same SPRT at every scrape, on the canary's share of each bucket's requests (and
+                 of the errors) given both arms' counts, as the sequential judge sees them: it knows
+                 the regression but not the primary's rates, so oracle-2arm / oracle is what comparing
+                 two arms alone costs, and sequential / oracle-2arm what not knowing the regression does
 
 Releases follow the blocks' plan (stepWeight 5%, maxWeight 50%, interval 1 m: promotion after 10
 passing checks); `rps` is the per-arm traffic at the 50/50 step (the service serves 2 x rps).
@@ -133,7 +137,7 @@ MISSING = 0.05  # chance that one arm's scrape is lost
 # the latency regressions whose events-to-detect the summary compares with the oracle's
 LATENCY_SUMMARY = ("+10%", "+25%", "tail")
 
-JUDGES = ("threshold", "threshold-cal", "mannwhitney", "compare", "sequential", "oracle-looks", "oracle")
+JUDGES = ("threshold", "threshold-cal", "mannwhitney", "compare", "sequential", "oracle-2arm", "oracle-looks", "oracle")
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,7 @@ class Sim:
     true_ce: FloatArray  # cumulative canary errors actually served
     true_cn: FloatArray
     oracle_llr: FloatArray  # per-scrape log likelihood ratio of the oracle SPRT
+    two_arm_llr: FloatArray  # the same regression, judged on the canary's share of each bucket's requests
 
 
 def ar1(rng: np.random.Generator, runs: int, pods: int, sd: float) -> FloatArray:
@@ -242,10 +247,28 @@ def simulate(sc: Scenario, runs: int, rng: np.random.Generator) -> Sim:
     # the oracle knows the true rates (all but the per-pod wobble), the warm-up and the size of the
     # regression; on good canaries it bets on the regressions it would look for (2x errors, 10% slower)
     llr = np.zeros((runs, HORIZON))
+    # the two-arm oracle knows the same, but not the primary's rates: like the sequential judge it is
+    # given both arms' counts and judges the canary's share of them (binomial per bucket), so the
+    # primary's own noise costs it what it costs the judge
+    two_arm = np.zeros((runs, HORIZON))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(n_c + n_p > 0, n_c / (n_c + n_p), 0.5)[..., None]
+
+    def canary_share_llr(c: npt.NDArray[np.int64], p: npt.NDArray[np.int64], r0: FloatArray, r1: FloatArray
+                         ) -> FloatArray:
+        """log LR of the canary's share of the requests in each bucket, its rate ratio to the primary's r1
+        against r0 (buckets on the last axis)."""
+        th0, th1 = r0 * share / (r0 * share + 1 - share), r1 * share / (r1 * share + 1 - share)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = c * np.log(th1 / th0) + p * np.log((1 - th1) / (1 - th0))
+        return np.asarray(np.where(np.isfinite(step), step, 0.0).sum(axis=-1), dtype=np.float64)
+
     if sc.kind in ("null", "errors"):
         lam = sc.error_ratio if sc.kind == "errors" else 2.0
         mu_err0 = n_c * sc.base_error * (1 + WARMUP_ERR * warm) * common
         llr += e_c * math.log(lam) - (lam - 1) * mu_err0
+        r0 = np.broadcast_to(1 + WARMUP_ERR * warm, (runs, HORIZON))[..., None]
+        two_arm += canary_share_llr(e_c[..., None], e_p[..., None], r0, lam * r0)
     if sc.kind in ("null", "latency"):
         base_mu = mu0 + WARMUP_LAT * warm + lat_common
         shift = sc.latency_shift if sc.kind == "latency" else 0.10
@@ -255,6 +278,9 @@ def simulate(sc: Scenario, runs: int, rng: np.random.Generator) -> Sim:
         with np.errstate(divide="ignore", invalid="ignore"):
             lr = np.where(q1 > 0, np.log(q1 / q0), 0.0)
         llr += np.einsum("rtb,rtb->rt", h_c, lr)
+        qp = bucket_probs(mu0 + lat_common, 0.0, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            two_arm += canary_share_llr(h_c, h_p, q0 / qp, q1 / qp)
 
     def observed(cum: FloatArray, lost: BoolArray) -> FloatArray:
         return np.where(lost[..., None] if cum.ndim == 3 else lost, np.nan, cum)
@@ -270,7 +296,7 @@ def simulate(sc: Scenario, runs: int, rng: np.random.Generator) -> Sim:
         ce=observed(cum(e_c), lost_c), cn=observed(cum(n_c), lost_c),
         pe=observed(cum(e_p), lost_p), pn=observed(cum(n_p), lost_p),
         cb=observed(cb, lost_c), pb=observed(pb, lost_p),
-        true_ce=cum(e_c), true_cn=cum(n_c), oracle_llr=llr,
+        true_ce=cum(e_c), true_cn=cum(n_c), oracle_llr=llr, two_arm_llr=two_arm,
     )
 
 
@@ -605,6 +631,7 @@ def run_scenario(sc: Scenario, runs: int, seed: int, index: int, limits: tuple[f
         "mannwhitney": mannwhitney_outcome(v, ALPHA),
         "compare": compare_outcome(v, ANALYSES["compare"]),
         "sequential": sequential_outcome(sim, ANALYSES["sequential"]),
+        "oracle-2arm": crossing_outcome(np.cumsum(sim.two_arm_llr, axis=1), ALPHA),
         "oracle-looks": oracle_looks_outcome(sim, ALPHA),
         "oracle": oracle_outcome(sim, ALPHA),
     }
@@ -672,10 +699,11 @@ def summary(rows: list[Row]) -> dict[str, Any]:
             })
     for r in rows:
         if r.judge == "sequential" and r.kind == "latency" and any(k in r.scenario for k in LATENCY_SUMMARY):
-            o, ol = by[(r.scenario, "oracle")], by[(r.scenario, "oracle-looks")]
+            o, ol, o2 = by[(r.scenario, "oracle")], by[(r.scenario, "oracle-looks")], by[(r.scenario, "oracle-2arm")]
             out["latency"].append({
                 "scenario": r.scenario, "sequential_power": r.rate, "sequential_events50": r.events50,
-                "oracle_events50": o.events50, "oracle_looks_events50": ol.events50, "vs_oracle": r.vs_oracle,
+                "oracle_events50": o.events50, "oracle_looks_events50": ol.events50,
+                "oracle_2arm_events50": o2.events50, "vs_oracle": r.vs_oracle,
                 "vs_oracle_looks": r.extra["vs_oracle_looks"],
             })
     for j in JUDGES:
@@ -744,11 +772,13 @@ def table(result: dict[str, Any]) -> str:
                      f"(power {d['threshold_cal_power']:.0%})  "
                      f"cal/seq {_n(d['threshold_cal_over_sequential'])}")
     lines.append("latency: median canary requests to rollback (oracle: looks every scrape; oracle-looks: once"
-                 " per interval, like the operator)")
+                 " per interval, like the operator; oracle-2arm: every scrape, on the canary's share of each"
+                 " bucket)")
     for d in s["latency"]:
         lines.append(f"  {d['scenario']:<28} sequential {_n(d['sequential_events50']):>6} "
                      f"(power {d['sequential_power']:.0%})  oracle {_n(d['oracle_events50']):>6}  "
-                     f"oracle-looks {_n(d['oracle_looks_events50']):>6}  seq/oracle {_n(d['vs_oracle']):>5}  "
+                     f"oracle-looks {_n(d['oracle_looks_events50']):>6}  "
+                     f"oracle-2arm {_n(d['oracle_2arm_events50']):>6}  seq/oracle {_n(d['vs_oracle']):>5}  "
                      f"seq/oracle-looks {_n(d['vs_oracle_looks']):>5}")
     never = s["promotion"]["sequential_never_slower"]
     lines.append(f"sequential never slower to promote than threshold: {never}")

@@ -55,6 +55,7 @@ def test_benchmark_core_covers_every_judge_and_scenario(tmp_path: object) -> Non
     latency = {d["scenario"] for d in result["summary"]["latency"]}
     assert latency == {n for n in names if n.startswith("latency") and any(k in n for k in LATENCY_SUMMARY)}
     assert "oracle-looks" in text and "seq/oracle-looks" in text
+    assert all(d["oracle_2arm_events50"] > 0 for d in result["summary"]["latency"])  # the two-arm reference
     by = {(r.scenario, r.judge): r for r in rows}
     for name in latency:  # the oracle that looks less often never stops sooner than the one that looks each scrape
         assert by[(name, "oracle-looks")].t50 >= by[(name, "oracle")].t50
