@@ -463,21 +463,22 @@ def _slowed_primary(primary_buckets: npt.ArrayLike, le: npt.ArrayLike | None, sl
 
 def combine(per_boundary: FloatArray, per_shift: FloatArray, unseen: npt.NDArray[np.bool_],
             per_tail: FloatArray | None = None) -> FloatArray:
-    """log of the latency e-process: the boundaries' e-processes, the tail bets (if given) and the shift
-    bets, each family averaged and weighted BOUNDARY_WEIGHT : TAIL_WEIGHT : SHIFT_WEIGHT (without tail
-    bets the boundaries take their weight); an average of e-processes with fixed weights is one. Until
-    the tail and shift bets have seen data (`unseen`: the looks up to the first with requests) their
-    weight bets as the boundaries do, so that first look counts in full; from the next look on it
-    multiplies by their own factors."""
+    """log of the latency e-process: half on bets on part of the distribution (the boundaries'
+    e-processes and, if given, the tail bets, weighted BOUNDARY_WEIGHT : TAIL_WEIGHT), half on the shift
+    bets (a slower distribution), each family averaged; an average of e-processes with fixed weights is
+    one. Until the shift bets have seen data (`unseen`: the looks up to the first with requests) their
+    half bets as the first half does (where the tail bets, which have not seen data either, hold their
+    stake), so that first look counts; from the next look on it multiplies by the shift bets' factors."""
     a = logsumexp(per_boundary, axis=-1) - np.log(per_boundary.shape[-1])
+    if per_tail is not None:
+        tails = logsumexp(per_tail, axis=-1) - np.log(per_tail.shape[-1])
+        part = BOUNDARY_WEIGHT + TAIL_WEIGHT
+        a = np.logaddexp(a + np.log(BOUNDARY_WEIGHT / part), tails + np.log(TAIL_WEIGHT / part))
+    b = logsumexp(per_shift, axis=-1) - np.log(per_shift.shape[-1])
     looks = np.arange(a.shape[-1])
     last_unseen = np.maximum.accumulate(np.where(unseen, looks, -1), axis=-1)
     head = np.where(last_unseen >= 0, np.take_along_axis(a, np.maximum(last_unseen, 0), axis=-1), 0.0)
-    parts = [a + np.log(BOUNDARY_WEIGHT + (TAIL_WEIGHT if per_tail is None else 0.0)),
-             logsumexp(per_shift, axis=-1) - np.log(per_shift.shape[-1]) + head + np.log(SHIFT_WEIGHT)]
-    if per_tail is not None:
-        parts.append(logsumexp(per_tail, axis=-1) - np.log(per_tail.shape[-1]) + head + np.log(TAIL_WEIGHT))
-    return np.asarray(logsumexp(np.stack(parts), axis=0), dtype=np.float64)
+    return np.asarray(np.logaddexp(a + np.log(1 - SHIFT_WEIGHT), b + head + np.log(SHIFT_WEIGHT)), dtype=np.float64)
 
 
 def first_crossing(log_evalues: npt.ArrayLike, alpha: float) -> npt.NDArray[np.int64]:

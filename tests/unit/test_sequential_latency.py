@@ -12,8 +12,10 @@ from scipy import stats
 from scipy.special import logsumexp
 
 from analysis.judges.sequential import (
+    BOUNDARY_WEIGHT,
     LATENCY_SHIFTS,
     LATENCY_TAILS,
+    TAIL_WEIGHT,
     boundary_log_evalues,
     combine,
     first_crossing,
@@ -107,10 +109,12 @@ def test_bets_use_only_earlier_looks() -> None:
     later = canary.copy()
     later[6:] *= 3  # a different future leaves the past e-values as they were
     assert np.allclose(histogram_log_evalues(later, primary)[:6], histogram_log_evalues(canary, primary)[:6])
-    # until the shift and tail bets have seen data, their weight bets as the boundaries do: the first look
-    # counts in full
+    # until the shift bets have seen data, their half bets as the other half does, where the boundaries
+    # bet and the tail bets (no data either) hold their stake
     per = boundary_log_evalues(canary, primary)
-    assert np.isclose(histogram_log_evalues(canary, primary)[0], logsumexp(per[0]) - np.log(per.shape[-1]))
+    on_boundaries = BOUNDARY_WEIGHT / (BOUNDARY_WEIGHT + TAIL_WEIGHT)
+    first = np.log(on_boundaries * np.exp(logsumexp(per[0]) - np.log(per.shape[-1])) + 1 - on_boundaries)
+    assert np.isclose(histogram_log_evalues(canary, primary)[0], first)
 
 
 def test_missing_looks_and_the_operators_function_use_the_same_e_process() -> None:
