@@ -687,6 +687,9 @@ def summary(rows: list[Row]) -> dict[str, Any]:
             lo, hi = clopper_pearson(k, n)
             out["false_alarms"][j] = {"runs": n, "rate": k / n, "ci": [lo, hi]}
             out["promotion"][j] = {"median_s": float(np.median([r.promote50 for r in nulls]))}
+            worst = max(nulls, key=lambda r: r.rate)
+            out["worst_false_alarms"][j] = {"scenario": worst.scenario, "runs": worst.runs, "rate": worst.rate,
+                                            "ci": list(worst.ci)}
     by = {(r.scenario, r.judge): r for r in rows}
     for r in rows:
         if r.judge == "sequential" and r.kind == "errors" and " x2 " in r.scenario:
@@ -706,12 +709,6 @@ def summary(rows: list[Row]) -> dict[str, Any]:
                 "oracle_2arm_events50": o2.events50, "vs_oracle": r.vs_oracle,
                 "vs_oracle_looks": r.extra["vs_oracle_looks"],
             })
-    for j in JUDGES:
-        nulls = [r for r in rows if r.kind == "null" and r.judge == j]
-        if nulls:
-            worst = max(nulls, key=lambda r: r.rate)
-            out["worst_false_alarms"][j] = {"scenario": worst.scenario, "runs": worst.runs, "rate": worst.rate,
-                                            "ci": list(worst.ci)}
     seq = {r.scenario: r for r in rows if r.judge == "sequential" and r.kind == "null"}
     thr = {r.scenario: r for r in rows if r.judge == "threshold" and r.kind == "null"}
     out["promotion"]["sequential_never_slower"] = all(

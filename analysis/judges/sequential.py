@@ -448,9 +448,9 @@ def histogram_log_evalues(
 
 def _latency_log_evalues(canary_buckets: npt.ArrayLike, against: npt.ArrayLike, per_boundary: FloatArray,
                          margin: Margin, start: int, shifts: Sequence[float] = LATENCY_SHIFTS) -> FloatArray:
-    return combine(per_boundary, shift_log_evalues(canary_buckets, against, margin=margin, start=start, shifts=shifts),
-                   _unseen(canary_buckets, against, start), tail_log_evalues(canary_buckets, against, margin=margin,
-                                                                             start=start))
+    shift = shift_log_evalues(canary_buckets, against, margin=margin, start=start, shifts=shifts)
+    tail = tail_log_evalues(canary_buckets, against, margin=margin, start=start)
+    return combine(per_boundary, shift, _unseen(canary_buckets, against, start), tail)
 
 
 def _slowed_primary(primary_buckets: npt.ArrayLike, le: npt.ArrayLike | None, slowdown: Margin) -> FloatArray:
@@ -462,20 +462,20 @@ def _slowed_primary(primary_buckets: npt.ArrayLike, le: npt.ArrayLike | None, sl
     return slowed(pb, le, slowdown)
 
 
-def combine(per_boundary: FloatArray, per_shift: FloatArray, unseen: npt.NDArray[np.bool_],
-            per_tail: FloatArray | None = None) -> FloatArray:
+def combine(per_boundary: FloatArray, per_shift: FloatArray, unseen: npt.NDArray[np.bool_], per_tail: FloatArray
+            ) -> FloatArray:
     """log of the latency e-process: half on bets on part of the distribution (the boundaries'
-    e-processes and, if given, the tail bets, weighted BOUNDARY_WEIGHT : TAIL_WEIGHT), half on the shift
-    bets (a slower distribution), each family averaged; an average of e-processes with fixed weights is
-    one. Until the shift bets have seen data (`unseen`: the looks up to the first with requests) their
-    half bets as the first half does (where the tail bets, which have not seen data either, hold their
+    e-processes and the tail bets, weighted BOUNDARY_WEIGHT : TAIL_WEIGHT), half on the shift bets (a
+    slower distribution), each family averaged; an average of e-processes with fixed weights is one.
+    Until the shift bets have seen data (`unseen`: the looks up to the first with requests) their half
+    bets as the first half does (where the tail bets, which have not seen data either, hold their
     stake), so that first look counts; from the next look on it multiplies by the shift bets' factors."""
-    a = logsumexp(per_boundary, axis=-1) - np.log(per_boundary.shape[-1])
-    if per_tail is not None:
-        tails = logsumexp(per_tail, axis=-1) - np.log(per_tail.shape[-1])
-        part = BOUNDARY_WEIGHT + TAIL_WEIGHT
-        a = np.logaddexp(a + np.log(BOUNDARY_WEIGHT / part), tails + np.log(TAIL_WEIGHT / part))
-    b = logsumexp(per_shift, axis=-1) - np.log(per_shift.shape[-1])
+    def family(log_e: FloatArray, weight: float) -> FloatArray:
+        return np.asarray(logsumexp(log_e, axis=-1) - np.log(log_e.shape[-1]) + np.log(weight), dtype=np.float64)
+
+    part = BOUNDARY_WEIGHT + TAIL_WEIGHT
+    a = np.logaddexp(family(per_boundary, BOUNDARY_WEIGHT / part), family(per_tail, TAIL_WEIGHT / part))
+    b = family(per_shift, 1.0)
     looks = np.arange(a.shape[-1])
     last_unseen = np.maximum.accumulate(np.where(unseen, looks, -1), axis=-1)
     head = np.where(last_unseen >= 0, np.take_along_axis(a, np.maximum(last_unseen, 0), axis=-1), 0.0)

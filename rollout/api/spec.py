@@ -296,7 +296,7 @@ class Metric:
     compare: Compare | None = None
     # Argo Rollouts' dryRun: queried, judged and reported, but never fails, holds or rolls back a release.
     dry_run: bool = False
-    # NEW: this built-in metric's own warm-up under the sequential judge (else `analysis.warmup`'s).
+    # This built-in metric's own warm-up under the sequential judge (else `analysis.warmup`'s).
     warmup: Warmup | None = None
 
     @property
